@@ -1,0 +1,209 @@
+/* store/store.h — the SQLite store, meshd's source of truth.
+ *
+ * One file (WAL mode, synchronous=FULL, busy timeout) holds: settings (trust
+ * domain, ...), CA material metadata (certs in PEM; private keys live in 0600
+ * files whose path is recorded here), registrations, join tokens (SHA-256
+ * hashes only), issued SVIDs, mesh config resources with versions, proxy
+ * status reported by meshd, and an audit log. Schema changes go through
+ * numbered migrations tracked by PRAGMA user_version.
+ *
+ * Every writing call commits before it returns (unless inside store_begin /
+ * store_commit), so a cert that was handed to a client is on disk even if the
+ * process is SIGKILLed right after. A mesh_store handle is used by one thread
+ * at a time; meshd opens one handle per thread that needs it.
+ *
+ * Strings returned inside structs are heap-allocated and released with the
+ * matching *_free function. Times are Unix seconds (int64_t). */
+#ifndef MESH_STORE_STORE_H
+#define MESH_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+typedef struct mesh_store mesh_store;
+
+/* Opens (creating if absent) the database at path, applies pending
+ * migrations, and checks integrity (PRAGMA quick_check). A file that is not a
+ * database or is damaged gives MESH_ECORRUPT with a message naming the file;
+ * a database from a newer meshd (user_version above ours) gives MESH_EINVAL. */
+int store_open(mesh_store **out, const char *path, mesh_err *err);
+void store_close(mesh_store *st);
+const char *store_path(const mesh_store *st);
+int store_schema_version(mesh_store *st);
+int store_latest_schema_version(void);
+
+/* PRAGMA data_version: changes when another connection commits. meshd polls
+ * it to notice `meshctl apply` while running. */
+int64_t store_data_version(mesh_store *st);
+
+/* Explicit transactions (BEGIN IMMEDIATE). Nested calls are an error. */
+int store_begin(mesh_store *st, mesh_err *err);
+int store_commit(mesh_store *st, mesh_err *err);
+void store_rollback(mesh_store *st);
+
+/* ---- settings (key/value) ---------------------------------------------- */
+/* *value_out is malloc'd; MESH_ENOTFOUND if unset. */
+int store_setting_get(mesh_store *st, const char *key, char **value_out, mesh_err *err);
+int store_setting_set(mesh_store *st, const char *key, const char *value, mesh_err *err);
+
+/* ---- CA material --------------------------------------------------------- */
+/* state: "prepared" (in bundle, not signing), "active" (signing; exactly one),
+ * "retired" (kept in bundle until its last leaf expires), "removed" (gone
+ * from bundle). */
+typedef struct store_ca {
+    int64_t id;
+    char *state;
+    char *cert_pem;   /* this CA's certificate */
+    char *chain_pem;  /* certs above it up to and including the root ("" if self-signed root) */
+    char *key_path;   /* private key file, mode 0600; never the key itself */
+    char *serial_hex;
+    char *subject;
+    char *key_type;   /* "ec-p256", "rsa-3072", ... */
+    int64_t not_before, not_after, created_at;
+} store_ca;
+
+int store_ca_insert(mesh_store *st, const store_ca *ca, int64_t *id_out, mesh_err *err);
+/* All CAs ordered by id ascending. */
+int store_ca_list(mesh_store *st, store_ca **out, size_t *n_out, mesh_err *err);
+int store_ca_get_active(mesh_store *st, store_ca *out, mesh_err *err);
+int store_ca_set_state(mesh_store *st, int64_t id, const char *state, mesh_err *err);
+void store_ca_free(store_ca *ca);               /* frees members, not ca itself */
+void store_ca_free_list(store_ca *list, size_t n);
+
+/* ---- registrations ------------------------------------------------------- */
+typedef struct store_registration {
+    int64_t id;
+    char *spiffe_id;
+    char *selectors;  /* free-form "k:v,k:v" ("" if none) */
+    char *address;    /* host:port of the workload's sidecar inbound ("" if none) */
+    int64_t created_at;
+} store_registration;
+
+int store_registration_add(mesh_store *st, const char *spiffe_id, const char *selectors,
+                           const char *address, mesh_err *err);   /* MESH_EEXISTS on duplicate */
+int store_registration_get(mesh_store *st, const char *spiffe_id, store_registration *out,
+                           mesh_err *err);                        /* MESH_ENOTFOUND */
+int store_registration_list(mesh_store *st, store_registration **out, size_t *n_out,
+                            mesh_err *err);
+/* Also deletes the registration's unused join tokens. */
+int store_registration_remove(mesh_store *st, const char *spiffe_id, mesh_err *err);
+void store_registration_free(store_registration *r);
+void store_registration_free_list(store_registration *list, size_t n);
+
+/* ---- join tokens (stored as SHA-256 hex of the token, never the token) --- */
+int store_token_add(mesh_store *st, const char *token_hash_hex, const char *spiffe_id,
+                    int64_t expires_at, mesh_err *err);
+/* Atomically checks and spends a token: MESH_ENOTFOUND (unknown),
+ * MESH_EEXPIRED (past expires_at), MESH_EPERM (already used). On success
+ * *spiffe_id_out (malloc'd) is the identity the token was issued for. */
+int store_token_consume(mesh_store *st, const char *token_hash_hex, int64_t now,
+                        char **spiffe_id_out, mesh_err *err);
+
+/* ---- issued certificates ------------------------------------------------- */
+typedef struct store_cert {
+    char *serial_hex;      /* lowercase hex, no leading "0x" */
+    char *spiffe_id;
+    char *pubkey_sha256;   /* hex SHA-256 of the DER SubjectPublicKeyInfo */
+    int64_t not_before, not_after, issued_at;
+    int64_t ca_id;
+    int revoked;
+    int64_t revoked_at;
+    char *revoke_reason;   /* "" unless revoked */
+    char *cert_pem;
+} store_cert;
+
+int store_cert_insert(mesh_store *st, const store_cert *c, mesh_err *err); /* durable on return */
+int store_cert_get(mesh_store *st, const char *serial_hex, store_cert *out, mesh_err *err);
+/* spiffe_id NULL = all; include_expired 0 hides certs with not_after < now.
+ * Ordered by issued_at descending. */
+int store_cert_list(mesh_store *st, const char *spiffe_id, int include_expired, int64_t now,
+                    store_cert **out, size_t *n_out, mesh_err *err);
+/* The newest unrevoked cert for an identity; MESH_ENOTFOUND if none. */
+int store_cert_latest(mesh_store *st, const char *spiffe_id, store_cert *out, mesh_err *err);
+int store_cert_revoke(mesh_store *st, const char *serial_hex, const char *reason, int64_t now,
+                      mesh_err *err);     /* MESH_ENOTFOUND; revoking twice is MESH_EEXISTS */
+/* Number of unexpired certs signed by a CA (decides when a retired CA may leave the bundle). */
+int store_cert_count_live_for_ca(mesh_store *st, int64_t ca_id, int64_t now, int64_t *count_out,
+                                 mesh_err *err);
+void store_cert_free(store_cert *c);
+void store_cert_free_list(store_cert *list, size_t n);
+
+/* ---- mesh config resources ----------------------------------------------- */
+/* kind: "service", "workload", "route", "authorization". body: the canonical
+ * YAML of one resource as written by config/. Each change bumps the global
+ * config version (settings key "config_version") and stamps the resource with
+ * it; writing an identical body is a no-op (*changed_out = 0). */
+typedef struct store_resource {
+    char *kind;
+    char *name;
+    char *body;
+    char *source;     /* "mesh.yaml:12" where it was last applied from */
+    int64_t version;  /* config version at which it last changed */
+    int64_t updated_at;
+} store_resource;
+
+int store_resource_put(mesh_store *st, const char *kind, const char *name, const char *body,
+                       const char *source, int *changed_out, mesh_err *err);
+int store_resource_delete(mesh_store *st, const char *kind, const char *name,
+                          mesh_err *err);    /* MESH_ENOTFOUND */
+/* kind NULL = all kinds; ordered by kind, name. */
+int store_resource_list(mesh_store *st, const char *kind, store_resource **out, size_t *n_out,
+                        mesh_err *err);
+int64_t store_config_version(mesh_store *st);
+void store_resource_free(store_resource *r);
+void store_resource_free_list(store_resource *list, size_t n);
+
+/* ---- proxy status (written by meshd, read by meshctl proxy-status) -------- */
+typedef struct store_proxy_type_status {
+    char *type_url;
+    char *sent_version;
+    char *acked_version;
+    char *nack_version;   /* "" if none */
+    char *nack_error;     /* "" if none */
+    int64_t updated_at;
+} store_proxy_type_status;
+
+typedef struct store_proxy {
+    char *node_id;
+    char *spiffe_id;
+    char *peer;           /* remote address */
+    int connected;
+    int64_t connected_at, last_seen;
+    int64_t svid_not_after;
+    char *meshd_instance; /* which meshd process holds the stream */
+    store_proxy_type_status *types;
+    size_t n_types;
+} store_proxy;
+
+int store_proxy_upsert(mesh_store *st, const char *node_id, const char *spiffe_id,
+                       const char *peer, int connected, int64_t svid_not_after,
+                       const char *meshd_instance, int64_t now, mesh_err *err);
+int store_proxy_type_update(mesh_store *st, const char *node_id, const char *type_url,
+                            const char *sent_version, const char *acked_version,
+                            const char *nack_version, const char *nack_error, int64_t now,
+                            mesh_err *err);   /* NULL fields keep their stored value */
+/* Marks every proxy held by meshd_instance disconnected (meshd start/stop). */
+int store_proxy_disconnect_all(mesh_store *st, const char *meshd_instance, mesh_err *err);
+int store_proxy_list(mesh_store *st, store_proxy **out, size_t *n_out, mesh_err *err);
+void store_proxy_free_list(store_proxy *list, size_t n);
+
+/* ---- audit log ------------------------------------------------------------ */
+typedef struct store_audit_entry {
+    int64_t id, at;
+    char *actor;    /* SPIFFE ID, "meshctl", "meshd", or "token:<spiffe-id>" */
+    char *action;   /* "cert.issue", "cert.revoke", "sds.denied", ... */
+    char *subject;
+    char *detail;
+    int ok;
+} store_audit_entry;
+
+int store_audit(mesh_store *st, const char *actor, const char *action, const char *subject,
+                const char *detail, int ok, mesh_err *err);
+/* Newest first, at most limit entries (0 = 100). */
+int store_audit_list(mesh_store *st, size_t limit, store_audit_entry **out, size_t *n_out,
+                     mesh_err *err);
+void store_audit_free_list(store_audit_entry *list, size_t n);
+
+#endif

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# tools/deps.sh — install the Debian packages meshd needs to build, test and demo.
+# Idempotent and quick when everything is present: it asks dpkg first and only
+# calls apt-get for what is missing. Run as root (CI and the README commands do).
+set -euo pipefail
+
+PKGS=(
+  build-essential pkg-config
+  openssl libssl-dev
+  libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev protobuf-compiler
+  libsqlite3-dev sqlite3
+  libcriterion-dev
+  libevent-dev libyaml-dev libhttp-parser-dev
+  curl ca-certificates
+)
+# Optional extras used by benchmarks and the conformance suite.
+if [ "${MESHD_DEPS_EXTRA:-0}" = 1 ]; then
+  PKGS+=(valgrind haproxy wrk nodejs npm)
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing packages: ${missing[*]}" >&2
+  echo "deps: run 'sudo tools/deps.sh' (or make as root) to install them" >&2
+  exit 1
+fi
+
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
