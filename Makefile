@@ -63,7 +63,8 @@ $(LIB): $(LIB_OBJS)
 	ar rcs $@ $^
 
 # ---- binaries: tools/<bin>.c holds main, tools/<bin>_*.c its private pieces ------
-BINS := meshctl meshd mesh-sidecar mesh-testapp
+ALL_BINS := meshctl meshd mesh-sidecar mesh-testapp mesh-xdsclient
+BINS := $(ALL_BINS)
 BIN_PATHS := $(addprefix $(BUILD)/bin/,$(BINS))
 
 define bin_rule

@@ -13,9 +13,15 @@ PKGS=(
   libevent-dev libyaml-dev libhttp-parser-dev
   curl ca-certificates
 )
-# Optional extras used by benchmarks and the conformance suite.
-if [ "${MESHD_DEPS_EXTRA:-0}" = 1 ]; then
-  PKGS+=(valgrind haproxy wrk nodejs npm)
+# Node.js runs the wire-conformance suite (official Envoy protos from npm) and
+# the real third-party xDS client. A machine that already has node+npm (from
+# any source) keeps it: Debian's npm conflicts with NodeSource's nodejs.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  PKGS+=(nodejs npm)
+fi
+# Benchmarks compare against haproxy and drive load with wrk.
+if [ "${MESHD_DEPS_BENCH:-0}" = 1 ]; then
+  PKGS+=(haproxy wrk valgrind)
 fi
 
 missing=()
