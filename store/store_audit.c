@@ -1,0 +1,110 @@
+/* store/store_audit.c — the append-only audit log (who issued, revoked,
+ * was denied what, when). Entries are never updated or deleted here. */
+#include "store/store_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define STORE_AUDIT_DEFAULT_LIMIT 100
+
+static const char SQL_AUDIT_INSERT[] =
+    "INSERT INTO audit (at, actor, action, subject, detail, ok) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+static const char SQL_AUDIT_LIST[] =
+    "SELECT id, at, actor, action, subject, detail, ok FROM audit ORDER BY id DESC LIMIT ?1";
+
+int store_audit(mesh_store *st, const char *actor, const char *action, const char *subject,
+                const char *detail, int ok, mesh_err *err)
+{
+    int rc = store_require(actor, "audit actor", err);
+    if (rc == MESH_OK)
+        rc = store_require(action, "audit action", err);
+    if (rc != MESH_OK)
+        return rc;
+    sqlite3_stmt *s;
+    rc = store_stmt(st, SQL_AUDIT_INSERT, &s, err);
+    if (rc != MESH_OK)
+        return rc;
+    int brc = SQLITE_OK;
+    store_bind_int64(s, 1, (int64_t)time(NULL), &brc);
+    store_bind_text(s, 2, actor, &brc);
+    store_bind_text(s, 3, action, &brc);
+    store_bind_text(s, 4, subject ? subject : "", &brc);
+    store_bind_text(s, 5, detail ? detail : "", &brc);
+    store_bind_int64(s, 6, ok ? 1 : 0, &brc);
+    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
+    if (src != SQLITE_DONE)
+        rc = store_db_error(st, err, src, "writing audit entry %s", action);
+    store_stmt_release(s);
+    return rc;
+}
+
+static void store_audit_free_members(store_audit_entry *e)
+{
+    free(e->actor);
+    free(e->action);
+    free(e->subject);
+    free(e->detail);
+    memset(e, 0, sizeof *e);
+}
+
+static int store_audit_read_row(sqlite3_stmt *s, store_audit_entry *out)
+{
+    int rc = MESH_OK;
+    memset(out, 0, sizeof *out);
+    out->id = sqlite3_column_int64(s, 0);
+    out->at = sqlite3_column_int64(s, 1);
+    out->actor = store_col_dup(s, 2, &rc);
+    out->action = store_col_dup(s, 3, &rc);
+    out->subject = store_col_dup(s, 4, &rc);
+    out->detail = store_col_dup(s, 5, &rc);
+    out->ok = sqlite3_column_int(s, 6) != 0;
+    if (rc != MESH_OK)
+        store_audit_free_members(out);
+    return rc;
+}
+
+int store_audit_list(mesh_store *st, size_t limit, store_audit_entry **out, size_t *n_out,
+                     mesh_err *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (limit == 0)
+        limit = STORE_AUDIT_DEFAULT_LIMIT;
+    if (limit > (size_t)INT64_MAX)
+        limit = (size_t)INT64_MAX;
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, SQL_AUDIT_LIST, &s, err);
+    if (rc != MESH_OK)
+        return rc;
+    int brc = SQLITE_OK;
+    store_bind_int64(s, 1, (int64_t)limit, &brc);
+    store_audit_entry *list = NULL;
+    size_t n = 0, cap = 0;
+    int src = brc;
+    while (brc == SQLITE_OK && (src = sqlite3_step(s)) == SQLITE_ROW) {
+        if (store_grow((void **)&list, &cap, n, sizeof *list) != MESH_OK ||
+            store_audit_read_row(s, &list[n]) != MESH_OK) {
+            rc = mesh_err_set(err, MESH_ENOMEM, "out of memory listing the audit log");
+            break;
+        }
+        n++;
+    }
+    if (rc == MESH_OK && src != SQLITE_DONE)
+        rc = store_db_error(st, err, src, "listing the audit log");
+    store_stmt_release(s);
+    if (rc != MESH_OK) {
+        store_audit_free_list(list, n);
+        return rc;
+    }
+    *out = list;
+    *n_out = n;
+    return MESH_OK;
+}
+
+void store_audit_free_list(store_audit_entry *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        store_audit_free_members(&list[i]);
+    free(list);
+}

@@ -1,0 +1,96 @@
+/* store/store_internal.h — what the store's .c files share and nobody else sees:
+ * the handle layout, the prepared-statement cache, SQLite error mapping,
+ * binding/column helpers and the "one operation = one transaction" helpers. */
+#ifndef MESH_STORE_STORE_INTERNAL_H
+#define MESH_STORE_STORE_INTERNAL_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "store/store.h"
+
+/* PRAGMA application_id of a meshd store: "MSHD" in ASCII. Lets store_open
+ * refuse another program's SQLite file instead of adding tables to it. */
+#define STORE_APPLICATION_ID 0x4D534844
+
+/* How long a writer waits for another process's write lock before giving up
+ * with MESH_EBUSY. */
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+typedef struct store_cached_stmt {
+    const char *sql;      /* key: the address of a static SQL string */
+    sqlite3_stmt *stmt;
+} store_cached_stmt;
+
+struct mesh_store {
+    sqlite3 *db;
+    char *path;
+    int in_tx;                  /* inside store_begin .. store_commit/rollback */
+    int op_depth;               /* nesting of store_op_begin (savepoints inside a user tx) */
+    int64_t tx_config_version;  /* config version already bumped in this user tx, 0 = none */
+    store_cached_stmt *stmts;   /* prepared once per handle, reused (issuance is a hot path) */
+    size_t n_stmts, cap_stmts;
+};
+
+/* ---- errors ----------------------------------------------------------------- */
+/* Maps an SQLite result code to a MESH_E* status and writes "<context>: <sqlite
+ * message> (store <path>)" into err. Returns the status. */
+int store_db_error(mesh_store *st, mesh_err *err, int sqlite_rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int store_map_sqlite_rc(int sqlite_rc);
+
+/* ---- statements ------------------------------------------------------------- */
+/* Returns a ready-to-bind statement for sql (a static string: the cache is keyed
+ * by its address). Release it with store_stmt_release once done so it does not
+ * keep a read snapshot open. */
+int store_stmt(mesh_store *st, const char *sql, sqlite3_stmt **out, mesh_err *err);
+void store_stmt_release(sqlite3_stmt *s);
+void store_stmt_cache_free(mesh_store *st);
+
+/* Runs a statement without parameters or result rows (BEGIN, SAVEPOINT, ...). */
+int store_exec(mesh_store *st, const char *sql, mesh_err *err);
+
+/* Binding helpers keep the first failure in *rc (an SQLite code), so a run of
+ * binds is checked once. A NULL string binds SQL NULL. */
+void store_bind_text(sqlite3_stmt *s, int idx, const char *v, int *rc);
+void store_bind_int64(sqlite3_stmt *s, int idx, int64_t v, int *rc);
+
+/* Copies a text column (NULL column -> ""). On allocation failure returns NULL
+ * and sets *rc to MESH_ENOMEM; *rc is left alone otherwise. */
+char *store_col_dup(sqlite3_stmt *s, int col, int *rc);
+
+/* ---- transactions ----------------------------------------------------------- */
+/* Brackets one store call that runs several statements. Outside store_begin it
+ * is its own transaction (BEGIN IMMEDIATE for writes so the write lock is taken
+ * up front and the busy timeout applies; BEGIN DEFERRED for reads, which only
+ * need one consistent snapshot). Inside store_begin it is a savepoint, so a
+ * failed call undoes only itself. store_op_end commits on rc == MESH_OK, rolls
+ * back otherwise, and returns the final status. */
+int store_op_begin(mesh_store *st, int write, mesh_err *err);
+int store_op_end(mesh_store *st, int rc, mesh_err *err);
+
+/* ---- schema ----------------------------------------------------------------- */
+/* Applies pending migrations, each in its own BEGIN IMMEDIATE transaction that
+ * re-reads user_version so concurrent openers apply each migration once. */
+int store_migrate(mesh_store *st, mesh_err *err);
+
+/* ---- input checks ----------------------------------------------------------- */
+/* Non-empty string; otherwise MESH_EINVAL naming the field. */
+int store_require(const char *value, const char *field, mesh_err *err);
+/* Lowercase hex of length min_len..max_len; otherwise MESH_EINVAL. */
+int store_require_hex(const char *value, const char *field, size_t min_len, size_t max_len,
+                      mesh_err *err);
+
+/* Non-empty, "spiffe://" prefix, at most 2048 bytes. Full SPIFFE ID parsing is
+ * ca/spiffe_id.h's job; this only keeps obvious garbage out of the tables. */
+int store_require_spiffe_id(const char *value, const char *field, mesh_err *err);
+
+/* Formats Unix seconds as "2026-11-25T10:00:00Z" for messages. */
+void store_fmt_time(int64_t t, char out[32]);
+
+/* Dynamic array growth for list results: ensures room for one more element. */
+int store_grow(void **arr, size_t *cap, size_t n, size_t elem_size);
+
+#endif

@@ -1,0 +1,266 @@
+/* store/store_proxy.c — per-sidecar xDS status as meshd sees it (connected,
+ * which meshd holds the stream, per type URL: sent / ACKed / NACKed versions),
+ * so `meshctl proxy-status` can show it from another process. */
+#include "store/store_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* NULL text arguments keep the stored value (or "" for a new row).
+ * connected_at moves only on a disconnected -> connected transition.
+ * A "disconnected" report from a meshd that no longer holds the stream (the
+ * sidecar already reconnected to another replica) is ignored: the stream's
+ * current holder owns the row. */
+static const char SQL_PROXY_UPSERT[] =
+    "INSERT INTO proxies (node_id, spiffe_id, peer, connected, connected_at, last_seen, "
+    "  svid_not_after, meshd_instance) "
+    "VALUES (?1, COALESCE(?2, ''), COALESCE(?3, ''), ?4, CASE WHEN ?4 THEN ?7 ELSE 0 END, ?7, "
+    "  ?5, COALESCE(?6, '')) "
+    "ON CONFLICT (node_id) DO UPDATE SET "
+    "  spiffe_id = COALESCE(?2, spiffe_id), "
+    "  peer = COALESCE(?3, peer), "
+    "  connected_at = CASE WHEN ?4 AND NOT connected THEN ?7 ELSE connected_at END, "
+    "  connected = ?4, "
+    "  last_seen = ?7, "
+    "  svid_not_after = ?5, "
+    "  meshd_instance = COALESCE(?6, meshd_instance) "
+    "WHERE ?4 OR NOT connected OR ?6 IS NULL OR meshd_instance = ?6";
+static const char SQL_PROXY_TYPE_UPSERT[] =
+    "INSERT INTO proxy_types (node_id, type_url, sent_version, acked_version, nack_version, "
+    "  nack_error, updated_at) "
+    "VALUES (?1, ?2, COALESCE(?3, ''), COALESCE(?4, ''), COALESCE(?5, ''), COALESCE(?6, ''), ?7) "
+    "ON CONFLICT (node_id, type_url) DO UPDATE SET "
+    "  sent_version = COALESCE(?3, sent_version), "
+    "  acked_version = COALESCE(?4, acked_version), "
+    "  nack_version = COALESCE(?5, nack_version), "
+    "  nack_error = COALESCE(?6, nack_error), "
+    "  updated_at = ?7";
+static const char SQL_PROXY_DISCONNECT_ALL[] =
+    "UPDATE proxies SET connected = 0 WHERE meshd_instance = ?1 AND connected";
+static const char SQL_PROXY_LIST[] =
+    "SELECT node_id, spiffe_id, peer, connected, connected_at, last_seen, svid_not_after, "
+    "meshd_instance FROM proxies ORDER BY node_id";
+static const char SQL_PROXY_TYPE_LIST[] =
+    "SELECT node_id, type_url, sent_version, acked_version, nack_version, nack_error, "
+    "updated_at FROM proxy_types ORDER BY node_id, type_url";
+
+int store_proxy_upsert(mesh_store *st, const char *node_id, const char *spiffe_id,
+                       const char *peer, int connected, int64_t svid_not_after,
+                       const char *meshd_instance, int64_t now, mesh_err *err)
+{
+    int rc = store_require(node_id, "proxy node id", err);
+    if (rc != MESH_OK)
+        return rc;
+    sqlite3_stmt *s;
+    rc = store_stmt(st, SQL_PROXY_UPSERT, &s, err);
+    if (rc != MESH_OK)
+        return rc;
+    int brc = SQLITE_OK;
+    store_bind_text(s, 1, node_id, &brc);
+    store_bind_text(s, 2, spiffe_id, &brc);
+    store_bind_text(s, 3, peer, &brc);
+    store_bind_int64(s, 4, connected ? 1 : 0, &brc);
+    store_bind_int64(s, 5, svid_not_after, &brc);
+    store_bind_text(s, 6, meshd_instance, &brc);
+    store_bind_int64(s, 7, now, &brc);
+    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
+    if (src != SQLITE_DONE)
+        rc = store_db_error(st, err, src, "recording status of proxy %s", node_id);
+    store_stmt_release(s);
+    return rc;
+}
+
+int store_proxy_type_update(mesh_store *st, const char *node_id, const char *type_url,
+                            const char *sent_version, const char *acked_version,
+                            const char *nack_version, const char *nack_error, int64_t now,
+                            mesh_err *err)
+{
+    int rc = store_require(node_id, "proxy node id", err);
+    if (rc == MESH_OK)
+        rc = store_require(type_url, "type URL", err);
+    if (rc != MESH_OK)
+        return rc;
+    sqlite3_stmt *s;
+    rc = store_stmt(st, SQL_PROXY_TYPE_UPSERT, &s, err);
+    if (rc != MESH_OK)
+        return rc;
+    int brc = SQLITE_OK;
+    store_bind_text(s, 1, node_id, &brc);
+    store_bind_text(s, 2, type_url, &brc);
+    store_bind_text(s, 3, sent_version, &brc);
+    store_bind_text(s, 4, acked_version, &brc);
+    store_bind_text(s, 5, nack_version, &brc);
+    store_bind_text(s, 6, nack_error, &brc);
+    store_bind_int64(s, 7, now, &brc);
+    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
+    if (src == SQLITE_CONSTRAINT_FOREIGNKEY)
+        rc = mesh_err_set(err, MESH_ENOTFOUND,
+                          "proxy %s is not known; record it with store_proxy_upsert first",
+                          node_id);
+    else if (src != SQLITE_DONE)
+        rc = store_db_error(st, err, src, "recording %s status of proxy %s", type_url, node_id);
+    store_stmt_release(s);
+    return rc;
+}
+
+int store_proxy_disconnect_all(mesh_store *st, const char *meshd_instance, mesh_err *err)
+{
+    int rc = store_require(meshd_instance, "meshd instance", err);
+    if (rc != MESH_OK)
+        return rc;
+    sqlite3_stmt *s;
+    rc = store_stmt(st, SQL_PROXY_DISCONNECT_ALL, &s, err);
+    if (rc != MESH_OK)
+        return rc;
+    int brc = SQLITE_OK;
+    store_bind_text(s, 1, meshd_instance, &brc);
+    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
+    if (src != SQLITE_DONE)
+        rc = store_db_error(st, err, src, "marking proxies of meshd %s disconnected",
+                            meshd_instance);
+    store_stmt_release(s);
+    return rc;
+}
+
+static void store_proxy_type_free(store_proxy_type_status *t)
+{
+    free(t->type_url);
+    free(t->sent_version);
+    free(t->acked_version);
+    free(t->nack_version);
+    free(t->nack_error);
+    memset(t, 0, sizeof *t);
+}
+
+static void store_proxy_free_members(store_proxy *p)
+{
+    free(p->node_id);
+    free(p->spiffe_id);
+    free(p->peer);
+    free(p->meshd_instance);
+    for (size_t j = 0; j < p->n_types; j++)
+        store_proxy_type_free(&p->types[j]);
+    free(p->types);
+    memset(p, 0, sizeof *p);
+}
+
+static int store_proxy_read_row(sqlite3_stmt *s, store_proxy *out)
+{
+    int rc = MESH_OK;
+    memset(out, 0, sizeof *out);
+    out->node_id = store_col_dup(s, 0, &rc);
+    out->spiffe_id = store_col_dup(s, 1, &rc);
+    out->peer = store_col_dup(s, 2, &rc);
+    out->connected = sqlite3_column_int(s, 3) != 0;
+    out->connected_at = sqlite3_column_int64(s, 4);
+    out->last_seen = sqlite3_column_int64(s, 5);
+    out->svid_not_after = sqlite3_column_int64(s, 6);
+    out->meshd_instance = store_col_dup(s, 7, &rc);
+    if (rc != MESH_OK)
+        store_proxy_free_members(out);
+    return rc;
+}
+
+static int store_proxy_type_read_row(sqlite3_stmt *s, store_proxy_type_status *t)
+{
+    int rc = MESH_OK;
+    memset(t, 0, sizeof *t);
+    t->type_url = store_col_dup(s, 1, &rc);
+    t->sent_version = store_col_dup(s, 2, &rc);
+    t->acked_version = store_col_dup(s, 3, &rc);
+    t->nack_version = store_col_dup(s, 4, &rc);
+    t->nack_error = store_col_dup(s, 5, &rc);
+    t->updated_at = sqlite3_column_int64(s, 6);
+    if (rc != MESH_OK)
+        store_proxy_type_free(t);
+    return rc;
+}
+
+/* Reads all proxies, ordered by node_id. */
+static int store_proxy_read_all(mesh_store *st, store_proxy **out, size_t *n_out, mesh_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, SQL_PROXY_LIST, &s, err);
+    if (rc != MESH_OK)
+        return rc;
+    size_t cap = 0;
+    int src;
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        if (store_grow((void **)out, &cap, *n_out, sizeof **out) != MESH_OK ||
+            store_proxy_read_row(s, &(*out)[*n_out]) != MESH_OK) {
+            rc = mesh_err_set(err, MESH_ENOMEM, "out of memory listing proxies");
+            break;
+        }
+        (*n_out)++;
+    }
+    if (rc == MESH_OK && src != SQLITE_DONE)
+        rc = store_db_error(st, err, src, "listing proxies");
+    store_stmt_release(s);
+    return rc;
+}
+
+/* Attaches each proxy_types row to its proxy; both queries are ordered by
+ * node_id, so one merge pass suffices. */
+static int store_proxy_read_types(mesh_store *st, store_proxy *list, size_t n, mesh_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, SQL_PROXY_TYPE_LIST, &s, err);
+    if (rc != MESH_OK)
+        return rc;
+    size_t i = 0, cap = 0;
+    int src;
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *node = (const char *)sqlite3_column_text(s, 0);
+        if (!node) {
+            rc = mesh_err_set(err, MESH_ENOMEM, "out of memory listing proxy status");
+            break;
+        }
+        while (i < n && strcmp(list[i].node_id, node) < 0) {
+            i++;
+            cap = 0;
+        }
+        if (i == n || strcmp(list[i].node_id, node) != 0)
+            continue;   /* cannot happen with the foreign key; skip rather than misattach */
+        store_proxy *p = &list[i];
+        if (store_grow((void **)&p->types, &cap, p->n_types, sizeof *p->types) != MESH_OK ||
+            store_proxy_type_read_row(s, &p->types[p->n_types]) != MESH_OK) {
+            rc = mesh_err_set(err, MESH_ENOMEM, "out of memory listing proxy status");
+            break;
+        }
+        p->n_types++;
+    }
+    if (rc == MESH_OK && src != SQLITE_DONE)
+        rc = store_db_error(st, err, src, "listing proxy status");
+    store_stmt_release(s);
+    return rc;
+}
+
+int store_proxy_list(mesh_store *st, store_proxy **out, size_t *n_out, mesh_err *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    store_proxy *list = NULL;
+    size_t n = 0;
+    /* One read transaction: both queries see the same snapshot. */
+    int rc = store_op_begin(st, 0, err);
+    if (rc != MESH_OK)
+        return rc;
+    rc = store_proxy_read_all(st, &list, &n, err);
+    if (rc == MESH_OK)
+        rc = store_proxy_read_types(st, list, n, err);
+    rc = store_op_end(st, rc, err);
+    if (rc != MESH_OK) {
+        store_proxy_free_list(list, n);
+        return rc;
+    }
+    *out = list;
+    *n_out = n;
+    return MESH_OK;
+}
+
+void store_proxy_free_list(store_proxy *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        store_proxy_free_members(&list[i]);
+    free(list);
+}

@@ -1,0 +1,316 @@
+/* store/store_registration.c — workload registrations (who may join) and their
+ * one-time join tokens, kept as SHA-256 hashes only. Spending a token is one
+ * conditional UPDATE, so of two processes redeeming it at once exactly one wins. */
+#include "store/store_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char SQL_REG_ADD[] =
+    "INSERT INTO registrations (spiffe_id, selectors, address, created_at) "
+    "VALUES (?1, ?2, ?3, ?4)";
+static const char SQL_REG_GET[] =
+    "SELECT id, spiffe_id, selectors, address, created_at FROM registrations WHERE spiffe_id = ?1";
+static const char SQL_REG_LIST[] =
+    "SELECT id, spiffe_id, selectors, address, created_at FROM registrations ORDER BY spiffe_id";
+static const char SQL_REG_DELETE[] = "DELETE FROM registrations WHERE spiffe_id = ?1";
+static const char SQL_TOKEN_DELETE_UNUSED[] =
+    "DELETE FROM join_tokens WHERE spiffe_id = ?1 AND used_at IS NULL";
+/* Inserts only if the identity is registered, atomically with respect to a
+ * concurrent store_registration_remove. */
+static const char SQL_TOKEN_ADD[] =
+    "INSERT INTO join_tokens (token_hash, spiffe_id, created_at, expires_at) "
+    "SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM registrations WHERE spiffe_id = ?2)";
+static const char SQL_TOKEN_SPEND[] =
+    "UPDATE join_tokens SET used_at = ?2 "
+    "WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2 RETURNING spiffe_id";
+static const char SQL_TOKEN_LOOKUP[] =
+    "SELECT spiffe_id, expires_at, used_at FROM join_tokens WHERE token_hash = ?1";
+
+static int store_reg_read_row(sqlite3_stmt *s, store_registration *out)
+{
+    int rc = MESH_OK;
+    memset(out, 0, sizeof *out);
+    out->id = sqlite3_column_int64(s, 0);
+    out->spiffe_id = store_col_dup(s, 1, &rc);
+    out->selectors = store_col_dup(s, 2, &rc);
+    out->address = store_col_dup(s, 3, &rc);
+    out->created_at = sqlite3_column_int64(s, 4);
+    if (rc != MESH_OK)
+        store_registration_free(out);
+    return rc;
+}
+
+int store_registration_add(mesh_store *st, const char *spiffe_id, const char *selectors,
+                           const char *address, mesh_err *err)
+{
+    int rc = store_require_spiffe_id(spiffe_id, "registration SPIFFE ID", err);
+    if (rc != MESH_OK)
+        return rc;
+    sqlite3_stmt *s;
+    rc = store_stmt(st, SQL_REG_ADD, &s, err);
+    if (rc != MESH_OK)
+        return rc;
+    int brc = SQLITE_OK;
+    store_bind_text(s, 1, spiffe_id, &brc);
+    store_bind_text(s, 2, selectors ? selectors : "", &brc);
+    store_bind_text(s, 3, address ? address : "", &brc);
+    store_bind_int64(s, 4, (int64_t)time(NULL), &brc);
+    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
+    if (src == SQLITE_CONSTRAINT_UNIQUE)
+        rc = mesh_err_set(err, MESH_EEXISTS, "registration %s already exists", spiffe_id);
+    else if (src != SQLITE_DONE)
+        rc = store_db_error(st, err, src, "adding registration %s", spiffe_id);
+    store_stmt_release(s);
+    return rc;
+}
+
+int store_registration_get(mesh_store *st, const char *spiffe_id, store_registration *out,
+                           mesh_err *err)
+{
+    memset(out, 0, sizeof *out);
+    int rc = store_require(spiffe_id, "registration SPIFFE ID", err);
+    if (rc != MESH_OK)
+        return rc;
+    sqlite3_stmt *s;
+    rc = store_stmt(st, SQL_REG_GET, &s, err);
+    if (rc != MESH_OK)
+        return rc;
+    int brc = SQLITE_OK;
+    store_bind_text(s, 1, spiffe_id, &brc);
+    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
+    if (src == SQLITE_ROW) {
+        if (store_reg_read_row(s, out) != MESH_OK)
+            rc = mesh_err_set(err, MESH_ENOMEM, "out of memory reading registration %s",
+                              spiffe_id);
+    } else if (src == SQLITE_DONE) {
+        rc = mesh_err_set(err, MESH_ENOTFOUND,
+                          "no registration for %s; add it with 'meshctl workload add'", spiffe_id);
+    } else {
+        rc = store_db_error(st, err, src, "reading registration %s", spiffe_id);
+    }
+    store_stmt_release(s);
+    return rc;
+}
+
+int store_registration_list(mesh_store *st, store_registration **out, size_t *n_out,
+                            mesh_err *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, SQL_REG_LIST, &s, err);
+    if (rc != MESH_OK)
+        return rc;
+    store_registration *list = NULL;
+    size_t n = 0, cap = 0;
+    int src;
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        if (store_grow((void **)&list, &cap, n, sizeof *list) != MESH_OK ||
+            store_reg_read_row(s, &list[n]) != MESH_OK) {
+            rc = mesh_err_set(err, MESH_ENOMEM, "out of memory listing registrations");
+            break;
+        }
+        n++;
+    }
+    if (rc == MESH_OK && src != SQLITE_DONE)
+        rc = store_db_error(st, err, src, "listing registrations");
+    store_stmt_release(s);
+    if (rc != MESH_OK) {
+        store_registration_free_list(list, n);
+        return rc;
+    }
+    *out = list;
+    *n_out = n;
+    return MESH_OK;
+}
+
+/* Runs a one-parameter DELETE; *deleted_out = rows removed. */
+static int store_delete_by_id(mesh_store *st, const char *sql, const char *spiffe_id,
+                              int64_t *deleted_out, mesh_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, sql, &s, err);
+    if (rc != MESH_OK)
+        return rc;
+    int brc = SQLITE_OK;
+    store_bind_text(s, 1, spiffe_id, &brc);
+    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
+    if (src == SQLITE_DONE)
+        *deleted_out = sqlite3_changes64(st->db);
+    else
+        rc = store_db_error(st, err, src, "removing registration %s", spiffe_id);
+    store_stmt_release(s);
+    return rc;
+}
+
+int store_registration_remove(mesh_store *st, const char *spiffe_id, mesh_err *err)
+{
+    int rc = store_require(spiffe_id, "registration SPIFFE ID", err);
+    if (rc != MESH_OK)
+        return rc;
+    rc = store_op_begin(st, 1, err);
+    if (rc != MESH_OK)
+        return rc;
+    int64_t n = 0;
+    rc = store_delete_by_id(st, SQL_REG_DELETE, spiffe_id, &n, err);
+    if (rc == MESH_OK && n == 0)
+        rc = mesh_err_set(err, MESH_ENOTFOUND, "no registration for %s", spiffe_id);
+    /* Spent tokens stay as the record of who joined; unused ones must not
+     * outlive the registration they would admit. */
+    if (rc == MESH_OK)
+        rc = store_delete_by_id(st, SQL_TOKEN_DELETE_UNUSED, spiffe_id, &n, err);
+    return store_op_end(st, rc, err);
+}
+
+void store_registration_free(store_registration *r)
+{
+    if (!r)
+        return;
+    free(r->spiffe_id);
+    free(r->selectors);
+    free(r->address);
+    memset(r, 0, sizeof *r);
+}
+
+void store_registration_free_list(store_registration *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        store_registration_free(&list[i]);
+    free(list);
+}
+
+/* ---- join tokens ------------------------------------------------------------ */
+
+int store_token_add(mesh_store *st, const char *token_hash_hex, const char *spiffe_id,
+                    int64_t expires_at, mesh_err *err)
+{
+    int rc = store_require_hex(token_hash_hex, "join token hash", 64, 64, err);
+    if (rc == MESH_OK)
+        rc = store_require_spiffe_id(spiffe_id, "join token SPIFFE ID", err);
+    if (rc != MESH_OK)
+        return rc;
+    int64_t now = (int64_t)time(NULL);
+    if (expires_at <= now) {
+        char when[32];
+        store_fmt_time(expires_at, when);
+        return mesh_err_set(err, MESH_EINVAL, "join token for %s would already be expired (%s)",
+                            spiffe_id, when);
+    }
+    sqlite3_stmt *s;
+    rc = store_stmt(st, SQL_TOKEN_ADD, &s, err);
+    if (rc != MESH_OK)
+        return rc;
+    int brc = SQLITE_OK;
+    store_bind_text(s, 1, token_hash_hex, &brc);
+    store_bind_text(s, 2, spiffe_id, &brc);
+    store_bind_int64(s, 3, now, &brc);
+    store_bind_int64(s, 4, expires_at, &brc);
+    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
+    if (src == SQLITE_DONE) {
+        if (sqlite3_changes64(st->db) == 0)
+            rc = mesh_err_set(err, MESH_ENOTFOUND,
+                              "cannot create a join token for %s: no such registration; add it "
+                              "with 'meshctl workload add'", spiffe_id);
+    } else if (src == SQLITE_CONSTRAINT_PRIMARYKEY || src == SQLITE_CONSTRAINT_UNIQUE) {
+        rc = mesh_err_set(err, MESH_EEXISTS, "a join token with this hash already exists");
+    } else {
+        rc = store_db_error(st, err, src, "adding a join token for %s", spiffe_id);
+    }
+    store_stmt_release(s);
+    return rc;
+}
+
+/* After a failed spend: why did it fail? Only for the message and status; the
+ * decision was already made atomically by the UPDATE. */
+static int store_token_explain(mesh_store *st, const char *token_hash_hex, mesh_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, SQL_TOKEN_LOOKUP, &s, err);
+    if (rc != MESH_OK)
+        return rc;
+    int brc = SQLITE_OK;
+    store_bind_text(s, 1, token_hash_hex, &brc);
+    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
+    if (src == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(s, 0);
+        char when[32];
+        if (sqlite3_column_type(s, 2) != SQLITE_NULL) {
+            store_fmt_time(sqlite3_column_int64(s, 2), when);
+            rc = mesh_err_set(err, MESH_EPERM,
+                              "join token for %s was already used at %s; a token works once, "
+                              "create a new one with 'meshctl workload add'",
+                              id ? id : "?", when);
+        } else {
+            store_fmt_time(sqlite3_column_int64(s, 1), when);
+            rc = mesh_err_set(err, MESH_EEXPIRED,
+                              "join token for %s expired at %s; create a new one with "
+                              "'meshctl workload add'",
+                              id ? id : "?", when);
+        }
+    } else if (src == SQLITE_DONE) {
+        rc = mesh_err_set(err, MESH_ENOTFOUND,
+                          "join token not recognised (mistyped, or its registration was "
+                          "removed)");
+    } else {
+        rc = store_db_error(st, err, src, "looking up a join token");
+    }
+    store_stmt_release(s);
+    return rc;
+}
+
+/* The atomic step: spends the token if it is unused and unexpired. *id_out
+ * is set (malloc'd) only if this call spent it. */
+static int store_token_spend(mesh_store *st, const char *token_hash_hex, int64_t now,
+                             char **id_out, mesh_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, SQL_TOKEN_SPEND, &s, err);
+    if (rc != MESH_OK)
+        return rc;
+    int brc = SQLITE_OK;
+    store_bind_text(s, 1, token_hash_hex, &brc);
+    store_bind_int64(s, 2, now, &brc);
+    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
+    if (src == SQLITE_ROW) {
+        *id_out = store_col_dup(s, 0, &rc);
+        if (rc != MESH_OK)
+            mesh_err_set(err, rc, "out of memory spending a join token");
+        else
+            src = sqlite3_step(s);   /* the UPDATE completes with the statement */
+    }
+    if (rc == MESH_OK && src != SQLITE_DONE)
+        rc = store_db_error(st, err, src, "spending a join token");
+    store_stmt_release(s);
+    if (rc != MESH_OK) {
+        free(*id_out);
+        *id_out = NULL;
+    }
+    return rc;
+}
+
+int store_token_consume(mesh_store *st, const char *token_hash_hex, int64_t now,
+                        char **spiffe_id_out, mesh_err *err)
+{
+    *spiffe_id_out = NULL;
+    int rc = store_require_hex(token_hash_hex, "join token hash", 64, 64, err);
+    if (rc != MESH_OK)
+        return rc;
+    /* A transaction of its own so that a failure after the UPDATE (out of
+     * memory copying the identity) un-spends the token instead of losing it. */
+    rc = store_op_begin(st, 1, err);
+    if (rc != MESH_OK)
+        return rc;
+    char *id = NULL;
+    rc = store_token_spend(st, token_hash_hex, now, &id, err);
+    if (rc == MESH_OK && !id)
+        rc = store_token_explain(st, token_hash_hex, err);
+    rc = store_op_end(st, rc, err);
+    if (rc != MESH_OK) {
+        free(id);
+        return rc;
+    }
+    *spiffe_id_out = id;
+    return MESH_OK;
+}

@@ -1,0 +1,211 @@
+/* store/store_schema.c — the store's schema as an ordered list of migrations.
+ *
+ * store_migrations[i] takes PRAGMA user_version from i to i+1. To change the
+ * schema, append a script; never edit one that has shipped (existing stores
+ * already ran it). Each migration runs in its own BEGIN IMMEDIATE transaction
+ * with foreign key enforcement off (SQLite's documented procedure for table
+ * rebuilds) and PRAGMA foreign_key_check before COMMIT, so a migration that
+ * would leave dangling references fails and leaves the store as it was. */
+#include "store/store_internal.h"
+
+#include <stdio.h>
+
+#include "common/log.h"
+
+static const char *const store_migrations[] = {
+    /* 0 -> 1: initial schema. */
+    "PRAGMA application_id = 1297303620;\n" /* STORE_APPLICATION_ID ("MSHD"); checked at open */
+    "CREATE TABLE settings (\n"
+    "  key   TEXT PRIMARY KEY NOT NULL,\n"
+    "  value TEXT NOT NULL\n"
+    ");\n"
+    "INSERT INTO settings (key, value) VALUES ('config_version', '0');\n"
+    "\n"
+    "CREATE TABLE cas (\n"
+    "  id         INTEGER PRIMARY KEY,\n"
+    "  state      TEXT NOT NULL CHECK (state IN ('prepared', 'active', 'retired', 'removed')),\n"
+    "  cert_pem   TEXT NOT NULL,\n"
+    "  chain_pem  TEXT NOT NULL DEFAULT '',\n"
+    "  key_path   TEXT NOT NULL,\n"
+    "  serial_hex TEXT NOT NULL,\n"
+    "  subject    TEXT NOT NULL,\n"
+    "  key_type   TEXT NOT NULL,\n"
+    "  not_before INTEGER NOT NULL,\n"
+    "  not_after  INTEGER NOT NULL,\n"
+    "  created_at INTEGER NOT NULL\n"
+    ");\n"
+    /* At most one signing CA, enforced by the database, not only by ca/. */
+    "CREATE UNIQUE INDEX cas_one_active ON cas (state) WHERE state = 'active';\n"
+    "\n"
+    "CREATE TABLE registrations (\n"
+    "  id         INTEGER PRIMARY KEY,\n"
+    "  spiffe_id  TEXT NOT NULL UNIQUE,\n"
+    "  selectors  TEXT NOT NULL DEFAULT '',\n"
+    "  address    TEXT NOT NULL DEFAULT '',\n"
+    "  created_at INTEGER NOT NULL\n"
+    ");\n"
+    "\n"
+    /* No foreign key to registrations: spent tokens outlive their registration
+     * as a record of who joined; store_registration_remove deletes unused ones. */
+    "CREATE TABLE join_tokens (\n"
+    "  token_hash TEXT PRIMARY KEY NOT NULL,\n"
+    "  spiffe_id  TEXT NOT NULL,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  expires_at INTEGER NOT NULL,\n"
+    "  used_at    INTEGER\n"
+    ");\n"
+    "CREATE INDEX join_tokens_spiffe_id ON join_tokens (spiffe_id);\n"
+    "\n"
+    "CREATE TABLE certs (\n"
+    "  serial_hex    TEXT PRIMARY KEY NOT NULL,\n"
+    "  spiffe_id     TEXT NOT NULL,\n"
+    "  pubkey_sha256 TEXT NOT NULL,\n"
+    "  not_before    INTEGER NOT NULL,\n"
+    "  not_after     INTEGER NOT NULL,\n"
+    "  issued_at     INTEGER NOT NULL,\n"
+    "  ca_id         INTEGER NOT NULL REFERENCES cas (id),\n"
+    "  revoked       INTEGER NOT NULL DEFAULT 0,\n"
+    "  revoked_at    INTEGER NOT NULL DEFAULT 0,\n"
+    "  revoke_reason TEXT NOT NULL DEFAULT '',\n"
+    "  cert_pem      TEXT NOT NULL\n"
+    ");\n"
+    "CREATE INDEX certs_spiffe_id ON certs (spiffe_id, issued_at);\n"
+    "CREATE INDEX certs_not_after ON certs (not_after);\n"
+    "CREATE INDEX certs_ca_id ON certs (ca_id, not_after);\n"
+    "\n"
+    "CREATE TABLE resources (\n"
+    "  kind       TEXT NOT NULL,\n"
+    "  name       TEXT NOT NULL,\n"
+    "  body       TEXT NOT NULL,\n"
+    "  source     TEXT NOT NULL DEFAULT '',\n"
+    "  version    INTEGER NOT NULL,\n"
+    "  updated_at INTEGER NOT NULL,\n"
+    "  PRIMARY KEY (kind, name)\n"
+    ");\n"
+    "\n"
+    "CREATE TABLE proxies (\n"
+    "  node_id        TEXT PRIMARY KEY NOT NULL,\n"
+    "  spiffe_id      TEXT NOT NULL DEFAULT '',\n"
+    "  peer           TEXT NOT NULL DEFAULT '',\n"
+    "  connected      INTEGER NOT NULL DEFAULT 0,\n"
+    "  connected_at   INTEGER NOT NULL DEFAULT 0,\n"
+    "  last_seen      INTEGER NOT NULL DEFAULT 0,\n"
+    "  svid_not_after INTEGER NOT NULL DEFAULT 0,\n"
+    "  meshd_instance TEXT NOT NULL DEFAULT ''\n"
+    ");\n"
+    "CREATE INDEX proxies_meshd_instance ON proxies (meshd_instance);\n"
+    "CREATE TABLE proxy_types (\n"
+    "  node_id       TEXT NOT NULL REFERENCES proxies (node_id) ON DELETE CASCADE,\n"
+    "  type_url      TEXT NOT NULL,\n"
+    "  sent_version  TEXT NOT NULL DEFAULT '',\n"
+    "  acked_version TEXT NOT NULL DEFAULT '',\n"
+    "  nack_version  TEXT NOT NULL DEFAULT '',\n"
+    "  nack_error    TEXT NOT NULL DEFAULT '',\n"
+    "  updated_at    INTEGER NOT NULL,\n"
+    "  PRIMARY KEY (node_id, type_url)\n"
+    ");\n"
+    "\n"
+    /* AUTOINCREMENT: ids never reused, so "newest first" is id order even if
+     * the clock steps backwards. */
+    "CREATE TABLE audit (\n"
+    "  id      INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  at      INTEGER NOT NULL,\n"
+    "  actor   TEXT NOT NULL,\n"
+    "  action  TEXT NOT NULL,\n"
+    "  subject TEXT NOT NULL DEFAULT '',\n"
+    "  detail  TEXT NOT NULL DEFAULT '',\n"
+    "  ok      INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE INDEX audit_at ON audit (at);\n",
+};
+
+int store_latest_schema_version(void)
+{
+    return (int)(sizeof store_migrations / sizeof store_migrations[0]);
+}
+
+static const char SQL_USER_VERSION[] = "PRAGMA user_version";
+static const char SQL_FK_CHECK[] = "PRAGMA foreign_key_check";
+
+int store_schema_version(mesh_store *st)
+{
+    sqlite3_stmt *s;
+    if (store_stmt(st, SQL_USER_VERSION, &s, NULL) != MESH_OK)
+        return -1;
+    int v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+    store_stmt_release(s);
+    return v;
+}
+
+/* Runs migration `from` (user_version from -> from+1) inside the caller's
+ * transaction. */
+static int store_apply_migration(mesh_store *st, int from, mesh_err *err)
+{
+    char *errmsg = NULL;
+    /* A script of several statements: sqlite3_exec. The scripts are constants
+     * compiled into meshd, never built from input. */
+    int src = sqlite3_exec(st->db, store_migrations[from], NULL, NULL, &errmsg);
+    if (src != SQLITE_OK) {
+        int code = store_map_sqlite_rc(src);
+        if (code == MESH_OK)
+            code = MESH_EINTERNAL;
+        mesh_err_set(err, code, "applying schema migration %d -> %d to store %s: %s", from,
+                     from + 1, st->path, errmsg ? errmsg : sqlite3_errstr(src));
+        sqlite3_free(errmsg);
+        return code;
+    }
+
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, SQL_FK_CHECK, &s, err);
+    if (rc != MESH_OK)
+        return rc;
+    src = sqlite3_step(s);
+    if (src == SQLITE_ROW)
+        rc = mesh_err_set(err, MESH_EINTERNAL,
+                          "schema migration %d -> %d on store %s leaves a dangling reference "
+                          "in table %s; the migration was rolled back",
+                          from, from + 1, st->path, (const char *)sqlite3_column_text(s, 0));
+    else if (src != SQLITE_DONE)
+        rc = store_db_error(st, err, src, "checking foreign keys after migration %d", from + 1);
+    store_stmt_release(s);
+    if (rc != MESH_OK)
+        return rc;
+
+    /* PRAGMA takes no bound parameters; the value is our own loop counter. */
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", from + 1);
+    src = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    if (src != SQLITE_OK)
+        return store_db_error(st, err, src, "recording schema version %d", from + 1);
+    return MESH_OK;
+}
+
+int store_migrate(mesh_store *st, mesh_err *err)
+{
+    int latest = store_latest_schema_version();
+    for (;;) {
+        /* Cheap unlocked peek first so an up-to-date store takes no write lock. */
+        int v = store_schema_version(st);
+        if (v < 0)
+            return mesh_err_set(err, MESH_EIO, "reading schema version of store %s: %s",
+                                st->path, sqlite3_errmsg(st->db));
+        if (v >= latest)
+            return MESH_OK;
+
+        int rc = store_op_begin(st, 1, err);
+        if (rc != MESH_OK)
+            return rc;
+        /* Re-read under the write lock: another process may have migrated
+         * between the peek and BEGIN IMMEDIATE. */
+        v = store_schema_version(st);
+        if (v < 0)
+            rc = mesh_err_set(err, MESH_EIO, "reading schema version of store %s", st->path);
+        else if (v < latest)
+            rc = store_apply_migration(st, v, err);
+        rc = store_op_end(st, rc, err);
+        if (rc != MESH_OK)
+            return rc;
+        if (v >= 0 && v < latest)
+            log_info("store", "applied schema migration %d -> %d to %s", v, v + 1, st->path);
+    }
+}
