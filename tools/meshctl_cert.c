@@ -1,4 +1,5 @@
 /* tools/meshctl_cert.c — `meshctl cert ...`: offline issuance, listing, inspection, revocation. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -13,6 +14,18 @@
 #include "tools/meshctl.h"
 
 #define CSR_MAX_BYTES (64 * 1024)
+
+/* Serials are stored lowercase; operators paste them from openssl output in uppercase. */
+static void serial_normalise(const char *in, char *out, size_t len)
+{
+    size_t o = 0;
+    if (in[0] == '0' && (in[1] == 'x' || in[1] == 'X'))
+        in += 2;
+    for (; *in && o + 1 < len; in++)
+        if (*in != ':')
+            out[o++] = (char)tolower((unsigned char)*in);
+    out[o] = '\0';
+}
 
 static int read_small_file(const char *path, size_t max, char **out, mesh_err *err)
 {
@@ -224,7 +237,9 @@ static int cert_show(ctl_ctx *c, int argc, char **argv)
         return 1;
     mesh_err err = {0};
     store_cert ct = {0};
-    if (store_cert_get(st, argv[1], &ct, &err) != MESH_OK)
+    char serial[128];
+    serial_normalise(argv[1], serial, sizeof serial);
+    if (store_cert_get(st, serial, &ct, &err) != MESH_OK)
         return ctl_fail(c, &err);
     if (c->json) {
         json_out j;
@@ -262,7 +277,8 @@ static int cert_revoke(ctl_ctx *c, int argc, char **argv)
     }
     if (optind + 1 != argc)
         return ctl_usage_error(c, "cert revoke needs one SERIAL");
-    const char *serial = argv[optind];
+    char serial[128];
+    serial_normalise(argv[optind], serial, sizeof serial);
     mesh_store *st = ctl_store(c);
     if (!st)
         return 1;
