@@ -76,7 +76,7 @@ static int workload_add(ctl_ctx *c, int argc, char **argv)
     if (rc)
         return rc;
     mesh_err err = {0};
-    spiffe_id sid;
+    spiffe_id_parts sid;
     if (spiffe_id_parse_workload(o.id, &sid, &err) != MESH_OK)
         return ctl_fail(c, &err);
     mesh_store *st = ctl_store(c);
