@@ -123,11 +123,24 @@ int mesh_config_apply(mesh_store *st, const mesh_config *in, int *changed_out, m
 /* Loads every resource from the store into a mesh_config. */
 int mesh_config_load_store(mesh_store *st, mesh_config *out, mesh_err *err);
 
+/* Added by config/: */
+/* Everything mesh_config_apply does (merge, validate, compare) but rolls back
+ * instead of committing: *changed_out = how many resources would change. */
+int mesh_config_apply_dry_run(mesh_store *st, const mesh_config *in, int *changed_out,
+                              mesh_err *err);
+/* Deletes one resource (kind "service", "workload", "route", "authorization";
+ * an authorization is named by its service). Refuses (MESH_EINVAL) to delete
+ * a service still referenced by a workload, route or authorization, naming
+ * them; MESH_ENOTFOUND if there is no such resource. */
+int mesh_config_delete(mesh_store *st, const char *kind, const char *name, mesh_err *err);
+
 /* Canonical YAML of one resource (stable key order), malloc'd. */
 char *mesh_service_to_yaml(const mesh_service *s);
 char *mesh_workload_to_yaml(const mesh_workload *w);
 char *mesh_route_to_yaml(const mesh_route *r);
 char *mesh_authorization_to_yaml(const mesh_authorization *a);
+/* A whole config as one YAML document in the input shape (re-appliable). */
+char *mesh_config_to_yaml(const mesh_config *cfg);
 
 const mesh_service *mesh_config_find_service(const mesh_config *cfg, const char *name);
 const mesh_workload *mesh_config_find_workload_by_id(const mesh_config *cfg, const char *spiffe_id);

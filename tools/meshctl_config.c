@@ -41,10 +41,7 @@ int ctl_cmd_apply(ctl_ctx *c, int argc, char **argv)
     int changed = 0;
     int rc;
     if (dry_run) {
-        char *td = NULL;
-        store_setting_get(st, "trust_domain", &td, NULL);
-        rc = mesh_config_validate(&cfg, td, &err);
-        free(td);
+        rc = mesh_config_apply_dry_run(st, &cfg, &changed, &err);
     } else {
         rc = mesh_config_apply(st, &cfg, &changed, &err);
     }
@@ -68,7 +65,8 @@ int ctl_cmd_apply(ctl_ctx *c, int argc, char **argv)
         return ctl_print_json(&j);
     }
     if (dry_run)
-        printf("%s: %zu resources valid (dry run, nothing written)\n", file, total);
+        printf("%s: %zu resources valid, %d would change (dry run, nothing written)\n", file,
+               total, changed);
     else
         printf("%s: %zu resources, %d changed, config version %lld%s\n", file, total, changed,
                (long long)version,

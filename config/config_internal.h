@@ -1,0 +1,130 @@
+/* config/config_internal.h — pieces shared inside the config module (not a public API).
+ *
+ * The module is split by job:
+ *   config_yaml.c      libyaml loading, node walking, typed getters, "file:line: path:" errors
+ *   config_parse.c     YAML nodes -> mesh_config (shape, types, unknown/duplicate keys)
+ *   config_check.c     single-field checks (names, host:port, durations, paths, SPIFFE IDs)
+ *   config_resource.c  whole-resource checks shared by the parser and the validator
+ *   config_validate.c  whole-config checks (uniqueness, references, listener clashes)
+ *   config_write.c     canonical YAML writer
+ *   config_model.c     free / find / equality
+ *   config_store.c     apply / delete / load against the store
+ *
+ * Value checks live in one place (config_check.c + config_resource.c) so that
+ * the parser (which knows line numbers) and mesh_config_validate (which also
+ * sees configs built in code or loaded from the store) can never disagree
+ * about what is valid, and so whatever apply writes, load_store can read back. */
+#ifndef MESH_CONFIG_CONFIG_INTERNAL_H
+#define MESH_CONFIG_CONFIG_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "config/mesh_config.h"
+
+#define CONFIG_MAX_FILE_BYTES         (4u * 1024u * 1024u)
+#define CONFIG_MAX_DURATION_MS        (24LL * 3600LL * 1000LL)
+#define CONFIG_DEFAULT_CONNECT_MS     1000
+#define CONFIG_DEFAULT_ROUTE_TIMEOUT  "15s"
+#define CONFIG_MAX_RETRIES            10
+#define CONFIG_MAX_WEIGHT             100
+#define CONFIG_NAME_MAX               63
+#define CONFIG_HTTP_PATH_MAX          1024
+#define CONFIG_HEADER_VALUE_MAX       1024
+#define CONFIG_WHY_MAX                256
+#define CONFIG_MAX_DEPTH              32    /* YAML nesting; the schema needs 8 */
+#define CONFIG_MAX_DESTINATIONS       64    /* per rule */
+#define CONFIG_MAX_TCP_OUTBOUND       256   /* per workload */
+
+enum config_kind {
+    CONFIG_KIND_SERVICE = 0,
+    CONFIG_KIND_WORKLOAD,
+    CONFIG_KIND_ROUTE,
+    CONFIG_KIND_AUTHZ,
+    CONFIG_KIND_COUNT
+};
+
+/* "service", "workload", "route", "authorization": the store's kind column. */
+const char *config_kind_name(enum config_kind k);
+/* "services", "workloads", "routes", "authorization": the top-level YAML key. */
+const char *config_kind_key(enum config_kind k);
+int config_kind_parse(const char *s, enum config_kind *out);   /* 0 or -1 */
+
+/* ---- single-field checks (config_check.c) ---------------------------------
+ * Each returns 0 if valid, else -1 with a human reason in why (no location). */
+int config_check_name(const char *s, char *why, size_t n);
+/* host:port where host is IPv4, [IPv6] or a DNS hostname. On success norm (if
+ * non-NULL) receives a normalized "host:port" for comparisons and *wildcard
+ * (if non-NULL) whether the host is 0.0.0.0 or [::]. */
+int config_check_hostport(const char *s, char *norm, size_t norm_n, int *wildcard, char *why,
+                          size_t n);
+int config_check_route_host(const char *s, char *why, size_t n);
+int config_check_http_path(const char *s, char *why, size_t n);
+int config_check_header_name(const char *s, char *why, size_t n);
+int config_check_header_value(const char *s, int allow_empty, char *why, size_t n);
+/* Workload-shaped SPIFFE ID (spiffe://td/ns/x/sa/y); trust_domain may be NULL. */
+int config_check_spiffe_id(const char *s, const char *trust_domain, char *why, size_t n);
+/* "250ms", "2s", "1m", "1h" -> milliseconds. Rejects signs, fractions, garbage. */
+int config_parse_duration(const char *s, int64_t *ms_out, char *why, size_t n);
+/* The shortest exact form: 1000 -> "1s", 90000 -> "90s", 60000 -> "1m". */
+void config_format_duration(int64_t ms, char *buf, size_t n);
+const char *config_protocol_name(enum mesh_protocol p);   /* NULL if out of range */
+const char *config_lb_name(enum mesh_lb lb);
+const char *config_header_kind_name(enum mesh_header_match m);
+/* Finds a repeated string in v[0..n) in O(n log n): returns 1 and sets *dup
+ * to the lowest index whose string appeared before (at *first), 0 if all are
+ * distinct, -1 if out of memory. icase compares ASCII case-insensitively. */
+int config_first_dup(char *const *v, size_t n, int icase, size_t *dup, size_t *first);
+/* The candidate closest to s (edit distance <= 2 or a case-only difference), or NULL. */
+const char *config_suggest(const char *s, const char *const *candidates, size_t n);
+/* Writes s as a double-quoted, escaped, length-capped string for error messages. */
+void config_quote(const char *s, char *buf, size_t n);
+
+/* ---- whole-resource checks (config_resource.c) ----------------------------
+ * 0 if valid; else -1 with field = the failing field relative to the resource
+ * ("rules[1].destinations[0].weight", "" for the resource itself) and why. */
+typedef struct config_fault {
+    char field[256];
+    char why[CONFIG_WHY_MAX];
+} config_fault;
+
+int config_check_service(const mesh_service *s, config_fault *f);
+int config_check_workload(const mesh_workload *w, const char *trust_domain, config_fault *f);
+int config_check_route(const mesh_route *r, config_fault *f);
+int config_check_authorization(const mesh_authorization *a, const char *trust_domain,
+                               config_fault *f);
+
+/* ---- parsing (config_parse.c) --------------------------------------------- */
+/* Parses the canonical YAML of one resource (a store row body) into *slot,
+ * which must point to a zeroed mesh_service / mesh_workload / mesh_route /
+ * mesh_authorization matching kind. On failure the slot is freed and zeroed. */
+int config_parse_resource(const char *filename, const char *body, size_t len,
+                          enum config_kind kind, void *slot, mesh_err *err);
+
+/* ---- validation (config_validate.c) ---------------------------------------
+ * n_input[k]: how many leading resources of kind k came from the operator's
+ * input (errors name them "services[3]"); the rest came from the store
+ * (errors name them "store:service/<name>"). NULL means all from input. */
+int config_validate_ex(const mesh_config *cfg, const char *trust_domain,
+                       const size_t n_input[CONFIG_KIND_COUNT], mesh_err *err);
+
+/* ---- model helpers (config_model.c) --------------------------------------- */
+void config_service_free(mesh_service *s);
+void config_workload_free(mesh_workload *w);
+void config_route_free(mesh_route *r);
+void config_authorization_free(mesh_authorization *a);
+/* Field-by-field equality ignoring `source` (parse(to_yaml(x)) == x). */
+int config_service_equal(const mesh_service *a, const mesh_service *b);
+int config_workload_equal(const mesh_workload *a, const mesh_workload *b);
+int config_route_equal(const mesh_route *a, const mesh_route *b);
+int config_authorization_equal(const mesh_authorization *a, const mesh_authorization *b);
+int config_equal(const mesh_config *a, const mesh_config *b);
+/* The name a resource is stored under (authorization: its service). */
+const char *config_resource_name(enum config_kind k, const mesh_config *cfg, size_t i);
+const char *config_resource_source(enum config_kind k, const mesh_config *cfg, size_t i);
+size_t config_kind_count(enum config_kind k, const mesh_config *cfg);
+/* Canonical YAML of resource i of kind k (malloc'd, NULL on allocation failure). */
+char *config_resource_to_yaml(enum config_kind k, const mesh_config *cfg, size_t i);
+
+#endif

@@ -1,0 +1,447 @@
+/* config/config_validate.c — whole-config checks (mesh_config_validate).
+ *
+ * Every resource is first re-checked on its own (config_resource.c), then:
+ * unique names per kind, unique workload SPIFFE IDs, references that resolve
+ * (and to a service of the right protocol), route hosts that no two routes
+ * share (Envoy rejects a RouteConfiguration with duplicate domains), and bind
+ * addresses no two sidecar listeners share. Lookups go through sorted index
+ * arrays so a mesh with thousands of workloads validates in O(n log n).
+ *
+ * Locations: the parsed structs carry only the resource's "file:line", so
+ * cross-reference errors point at the resource's first line and name the
+ * field by path. Resources that came from the store rather than the
+ * operator's input (see config_validate_ex) are named "store:<kind>/<name>". */
+#include "config/config_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ca/spiffe_id.h"
+
+typedef struct vctx {
+    const mesh_config *cfg;
+    const char *td;
+    size_t n_input[CONFIG_KIND_COUNT];
+    mesh_err *err;
+} vctx;
+
+typedef struct idx_entry {
+    const char *key;
+    size_t idx;      /* resource index */
+    size_t sub;      /* for listeners: which address of the workload */
+    int input;       /* from the operator's input (vs the store) */
+} idx_entry;
+
+static int is_input(const vctx *v, enum config_kind k, size_t i)
+{
+    return i < v->n_input[k];
+}
+
+static int vfail(const vctx *v, enum config_kind k, size_t i, const char *field, const char *fmt,
+                 ...) __attribute__((format(printf, 5, 6)));
+
+/* "mesh.yaml:12: services[2].port: msg" for input resources,
+ * "store:service/web: port: msg (stored; last applied from old.yaml:3)" otherwise. */
+static int vfail(const vctx *v, enum config_kind k, size_t i, const char *field, const char *fmt,
+                 ...)
+{
+    char msg[320];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *src = config_resource_source(k, v->cfg, i);
+    const char *name = config_resource_name(k, v->cfg, i);
+    if (is_input(v, k, i))
+        return mesh_err_set(v->err, MESH_EINVAL, "%s: %s[%zu]%s%s: %s", src ? src : "<config>",
+                            config_kind_key(k), i, field[0] ? "." : "", field, msg);
+    return mesh_err_set(v->err, MESH_EINVAL, "store:%s/%s%s%s: %s (stored; last applied from %s)",
+                        config_kind_name(k), name ? name : "?", field[0] ? ": " : "", field, msg,
+                        src ? src : "unknown");
+}
+
+/* A short reference to another resource for "... also at <ref>" messages. */
+static void ref(const vctx *v, enum config_kind k, size_t i, const char *field, char *buf, size_t n)
+{
+    const char *src = config_resource_source(k, v->cfg, i);
+    if (is_input(v, k, i))
+        snprintf(buf, n, "%s[%zu]%s%s (%s)", config_kind_key(k), i, field[0] ? "." : "", field,
+                 src ? src : "<config>");
+    else
+        snprintf(buf, n, "store:%s/%s%s%s", config_kind_name(k),
+                 config_resource_name(k, v->cfg, i), field[0] ? " " : "", field);
+}
+
+/* Orders by key, then stored before input, then position: within a group of
+ * equal keys the first entry is the one the others clash with, so a clash
+ * between a stored resource and the operator's input blames the input. */
+static int cmp_entry(const void *a, const void *b)
+{
+    const idx_entry *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    if (c)
+        return c;
+    if (x->input != y->input)
+        return x->input - y->input;
+    if (x->idx != y->idx)
+        return x->idx < y->idx ? -1 : 1;
+    return x->sub < y->sub ? -1 : x->sub > y->sub;
+}
+
+static int cmp_key(const void *key, const void *elem)
+{
+    return strcmp((const char *)key, ((const idx_entry *)elem)->key);
+}
+
+static const idx_entry *lookup(const idx_entry *arr, size_t n, const char *key)
+{
+    const idx_entry *e = bsearch(key, arr, n, sizeof *arr, cmp_key);
+    /* step back to the first entry with this key */
+    while (e && e > arr && strcmp(e[-1].key, key) == 0)
+        e--;
+    return e;
+}
+
+/* In a sorted array, the clash to report: an input entry if there is one
+ * (the operator can fix their file), else the lowest resource index; *orig is
+ * the first entry of its group. distinct_idx ignores entries of one resource. */
+static int first_duplicate(const idx_entry *arr, size_t n, size_t *dup, size_t *orig,
+                           int distinct_idx)
+{
+    int found = 0;
+    size_t group = 0;
+    for (size_t j = 1; j < n; j++) {
+        if (strcmp(arr[j].key, arr[j - 1].key) != 0) {
+            group = j;
+            continue;
+        }
+        if (distinct_idx && arr[j].idx == arr[group].idx)
+            continue;
+        int better = !found || arr[j].input > arr[*dup].input ||
+                     (arr[j].input == arr[*dup].input && arr[j].idx < arr[*dup].idx);
+        if (better) {
+            *dup = j;
+            *orig = group;
+            found = 1;
+        }
+    }
+    return found;
+}
+
+static idx_entry *alloc_entries(const vctx *v, size_t n)
+{
+    idx_entry *e = calloc(n ? n : 1, sizeof *e);
+    if (!e)
+        mesh_err_set(v->err, MESH_ENOMEM, "validating the mesh config: out of memory");
+    return e;
+}
+
+static int check_resources(const vctx *v)
+{
+    const mesh_config *c = v->cfg;
+    config_fault f;
+    for (size_t i = 0; i < c->n_services; i++)
+        if (config_check_service(&c->services[i], &f) != 0)
+            return vfail(v, CONFIG_KIND_SERVICE, i, f.field, "%s", f.why);
+    for (size_t i = 0; i < c->n_workloads; i++)
+        if (config_check_workload(&c->workloads[i], v->td, &f) != 0)
+            return vfail(v, CONFIG_KIND_WORKLOAD, i, f.field, "%s", f.why);
+    for (size_t i = 0; i < c->n_routes; i++)
+        if (config_check_route(&c->routes[i], &f) != 0)
+            return vfail(v, CONFIG_KIND_ROUTE, i, f.field, "%s", f.why);
+    for (size_t i = 0; i < c->n_authz; i++)
+        if (config_check_authorization(&c->authz[i], v->td, &f) != 0)
+            return vfail(v, CONFIG_KIND_AUTHZ, i, f.field, "%s", f.why);
+    return MESH_OK;
+}
+
+/* Builds the sorted name index of kind k; *out is malloc'd. */
+static int name_index(const vctx *v, enum config_kind k, idx_entry **out, size_t *n_out)
+{
+    size_t n = config_kind_count(k, v->cfg);
+    idx_entry *e = alloc_entries(v, n);
+    if (!e)
+        return MESH_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        e[i] = (idx_entry){config_resource_name(k, v->cfg, i), i, 0, is_input(v, k, i)};
+    qsort(e, n, sizeof *e, cmp_entry);
+    size_t dup, orig;
+    if (first_duplicate(e, n, &dup, &orig, 0)) {
+        char r[300];
+        ref(v, k, e[orig].idx, "", r, sizeof r);
+        int rc;
+        if (k == CONFIG_KIND_AUTHZ)
+            rc = vfail(v, k, e[dup].idx, "service",
+                       "service \"%s\" already has an authorization entry at %s; merge the allow "
+                       "lists",
+                       e[dup].key, r);
+        else
+            rc = vfail(v, k, e[dup].idx, "name", "duplicate %s \"%s\" (also defined at %s)",
+                       config_kind_name(k), e[dup].key, r);
+        free(e);
+        return rc;
+    }
+    *out = e;
+    *n_out = n;
+    return MESH_OK;
+}
+
+static int check_unique_ids(const vctx *v)
+{
+    const mesh_config *c = v->cfg;
+    idx_entry *e = alloc_entries(v, c->n_workloads);
+    if (!e)
+        return MESH_ENOMEM;
+    for (size_t i = 0; i < c->n_workloads; i++)
+        e[i] = (idx_entry){c->workloads[i].spiffe_id, i, 0,
+                           is_input(v, CONFIG_KIND_WORKLOAD, i)};
+    qsort(e, c->n_workloads, sizeof *e, cmp_entry);
+    size_t dup, orig;
+    int rc = MESH_OK;
+    if (first_duplicate(e, c->n_workloads, &dup, &orig, 0)) {
+        char r[300];
+        ref(v, CONFIG_KIND_WORKLOAD, e[orig].idx, "spiffe_id", r, sizeof r);
+        rc = vfail(v, CONFIG_KIND_WORKLOAD, e[dup].idx, "spiffe_id",
+                   "%s is already the identity of %s; each workload needs its own SPIFFE ID",
+                   e[dup].key, r);
+    }
+    free(e);
+    return rc;
+}
+
+static const mesh_service *find_svc(const vctx *v, const idx_entry *svc_idx, const char *name)
+{
+    const idx_entry *e = lookup(svc_idx, v->cfg->n_services, name);
+    return e ? &v->cfg->services[e->idx] : NULL;
+}
+
+static int check_refs(const vctx *v, const idx_entry *svc_idx)
+{
+    const mesh_config *c = v->cfg;
+    for (size_t i = 0; i < c->n_workloads; i++) {
+        const mesh_workload *w = &c->workloads[i];
+        if (!find_svc(v, svc_idx, w->service))
+            return vfail(v, CONFIG_KIND_WORKLOAD, i, "service",
+                         "unknown service \"%s\" (define it under services)", w->service);
+        for (size_t t = 0; t < w->n_tcp_outbound; t++) {
+            char field[64];
+            snprintf(field, sizeof field, "tcp_outbound[%zu].service", t);
+            const mesh_service *s = find_svc(v, svc_idx, w->tcp_outbound[t].service);
+            if (!s)
+                return vfail(v, CONFIG_KIND_WORKLOAD, i, field, "unknown service \"%s\"",
+                             w->tcp_outbound[t].service);
+            if (s->protocol != MESH_PROTO_TCP)
+                return vfail(v, CONFIG_KIND_WORKLOAD, i, field,
+                             "service \"%s\" is http; tcp_outbound only proxies tcp services "
+                             "(reach http services through outbound)",
+                             s->name);
+        }
+    }
+    for (size_t i = 0; i < c->n_routes; i++) {
+        const mesh_route *r = &c->routes[i];
+        for (size_t ri = 0; ri < r->n_rules; ri++) {
+            for (size_t d = 0; d < r->rules[ri].n_destinations; d++) {
+                const char *name = r->rules[ri].destinations[d].service;
+                char field[96];
+                snprintf(field, sizeof field, "rules[%zu].destinations[%zu].service", ri, d);
+                const mesh_service *s = find_svc(v, svc_idx, name);
+                if (!s)
+                    return vfail(v, CONFIG_KIND_ROUTE, i, field, "unknown service \"%s\"", name);
+                if (s->protocol != MESH_PROTO_HTTP)
+                    return vfail(v, CONFIG_KIND_ROUTE, i, field,
+                                 "service \"%s\" is tcp; routes only send to http services",
+                                 name);
+            }
+        }
+    }
+    for (size_t i = 0; i < c->n_authz; i++)
+        if (!find_svc(v, svc_idx, c->authz[i].service))
+            return vfail(v, CONFIG_KIND_AUTHZ, i, "service", "unknown service \"%s\"",
+                         c->authz[i].service);
+    return MESH_OK;
+}
+
+static int check_route_hosts(const vctx *v)
+{
+    const mesh_config *c = v->cfg;
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_routes; i++)
+        n += c->routes[i].n_hosts;
+    idx_entry *e = alloc_entries(v, n);
+    char **lower = calloc(n ? n : 1, sizeof *lower);
+    int rc = MESH_OK;
+    if (!e || !lower) {
+        rc = mesh_err_set(v->err, MESH_ENOMEM, "validating the mesh config: out of memory");
+        goto out;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < c->n_routes; i++) {
+        for (size_t h = 0; h < c->routes[i].n_hosts; h++, k++) {
+            /* hosts match case-insensitively, so compare them lowercased */
+            lower[k] = strdup(c->routes[i].hosts[h]);
+            if (!lower[k]) {
+                rc = mesh_err_set(v->err, MESH_ENOMEM, "validating the mesh config: out of memory");
+                goto out;
+            }
+            for (char *p = lower[k]; *p; p++)
+                if (*p >= 'A' && *p <= 'Z')
+                    *p = (char)(*p - 'A' + 'a');
+            e[k] = (idx_entry){lower[k], i, h, is_input(v, CONFIG_KIND_ROUTE, i)};
+        }
+    }
+    qsort(e, n, sizeof *e, cmp_entry);
+    size_t dup, orig;
+    if (first_duplicate(e, n, &dup, &orig, 1)) {
+        char field[48], r[300];
+        snprintf(field, sizeof field, "hosts[%zu]", e[dup].sub);
+        ref(v, CONFIG_KIND_ROUTE, e[orig].idx, "", r, sizeof r);
+        rc = vfail(v, CONFIG_KIND_ROUTE, e[dup].idx, field,
+                   "host \"%s\" is already served by %s; a host belongs to one route",
+                   c->routes[e[dup].idx].hosts[e[dup].sub], r);
+    }
+out:
+    if (lower)
+        for (size_t j = 0; j < n; j++)
+            free(lower[j]);
+    free(lower);
+    free(e);
+    return rc;
+}
+
+/* Listener addresses across workloads: sub 0 = inbound, 1 = outbound,
+ * 2+t = tcp_outbound[t].listen. */
+static void listener_field(size_t sub, char *buf, size_t n)
+{
+    if (sub == 0)
+        snprintf(buf, n, "inbound");
+    else if (sub == 1)
+        snprintf(buf, n, "outbound");
+    else
+        snprintf(buf, n, "tcp_outbound[%zu].listen", sub - 2);
+}
+
+static int check_listeners(const vctx *v)
+{
+    const mesh_config *c = v->cfg;
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_workloads; i++)
+        n += 2 + c->workloads[i].n_tcp_outbound;
+    idx_entry *e = alloc_entries(v, n);
+    char (*norm)[300] = calloc(n ? n : 1, sizeof *norm);
+    int rc = MESH_OK;
+    if (!e || !norm) {
+        rc = mesh_err_set(v->err, MESH_ENOMEM, "validating the mesh config: out of memory");
+        goto out;
+    }
+    size_t k = 0;
+    char why[CONFIG_WHY_MAX];
+    for (size_t i = 0; i < c->n_workloads; i++) {
+        const mesh_workload *w = &c->workloads[i];
+        size_t subs = 2 + w->n_tcp_outbound;
+        for (size_t s = 0; s < subs; s++) {
+            const char *addr = s == 0 ? w->inbound : s == 1 ? w->outbound
+                                                           : w->tcp_outbound[s - 2].listen;
+            if (!addr)
+                continue;
+            /* already checked per resource, so this only normalizes */
+            if (config_check_hostport(addr, norm[k], sizeof norm[k], NULL, why, sizeof why) != 0)
+                continue;
+            e[k] = (idx_entry){norm[k], i, s, is_input(v, CONFIG_KIND_WORKLOAD, i)};
+            k++;
+        }
+    }
+    qsort(e, k, sizeof *e, cmp_entry);
+    size_t dup, orig;
+    if (first_duplicate(e, k, &dup, &orig, 1)) {
+        char field[48], ofield[48], r[300];
+        listener_field(e[dup].sub, field, sizeof field);
+        listener_field(e[orig].sub, ofield, sizeof ofield);
+        ref(v, CONFIG_KIND_WORKLOAD, e[orig].idx, ofield, r, sizeof r);
+        rc = vfail(v, CONFIG_KIND_WORKLOAD, e[dup].idx, field,
+                   "address %s is already a listener of %s; two sidecar listeners cannot bind "
+                   "the same address",
+                   e[dup].key, r);
+        goto out;
+    }
+    /* An app address that is some other sidecar's listener would loop traffic
+     * through that sidecar (or fail to bind). */
+    for (size_t i = 0; i < c->n_workloads; i++) {
+        char app[300];
+        if (!c->workloads[i].app ||
+            config_check_hostport(c->workloads[i].app, app, sizeof app, NULL, why, sizeof why) != 0)
+            continue;
+        const idx_entry *hit = lookup(e, k, app);
+        for (; hit && hit < e + k && strcmp(hit->key, app) == 0; hit++) {
+            if (hit->idx == i)
+                continue;
+            char ofield[48], r[300];
+            listener_field(hit->sub, ofield, sizeof ofield);
+            if (hit->input && !is_input(v, CONFIG_KIND_WORKLOAD, i)) {
+                /* the operator's new listener takes a stored app's address */
+                ref(v, CONFIG_KIND_WORKLOAD, i, "app", r, sizeof r);
+                rc = vfail(v, CONFIG_KIND_WORKLOAD, hit->idx, ofield,
+                           "address %s is the app address of %s; a listener needs its own "
+                           "address",
+                           app, r);
+            } else {
+                ref(v, CONFIG_KIND_WORKLOAD, hit->idx, ofield, r, sizeof r);
+                rc = vfail(v, CONFIG_KIND_WORKLOAD, i, "app",
+                           "address %s is a sidecar listener of %s; the app needs its own address",
+                           app, r);
+            }
+            goto out;
+        }
+    }
+out:
+    free(norm);
+    free(e);
+    return rc;
+}
+
+int config_validate_ex(const mesh_config *cfg, const char *trust_domain,
+                       const size_t n_input[CONFIG_KIND_COUNT], mesh_err *err)
+{
+    vctx v = {.cfg = cfg, .td = trust_domain, .err = err};
+    for (int k = 0; k < CONFIG_KIND_COUNT; k++)
+        v.n_input[k] = n_input ? n_input[k] : config_kind_count((enum config_kind)k, cfg);
+    if (trust_domain && *trust_domain) {
+        mesh_err e;
+        mesh_err_clear(&e);
+        /* the trust domain comes from the store; a bad one is not the file's fault */
+        if (spiffe_id_valid_trust_domain(trust_domain, &e) != MESH_OK)
+            return mesh_err_set(err, MESH_EINVAL, "trust domain \"%s\" is not valid: %s",
+                                trust_domain, e.msg);
+    }
+    int rc = check_resources(&v);
+    if (rc != MESH_OK)
+        return rc;
+    idx_entry *svc = NULL, *tmp = NULL;
+    size_t n_svc = 0, n_tmp = 0;
+    if ((rc = name_index(&v, CONFIG_KIND_SERVICE, &svc, &n_svc)) != MESH_OK)
+        return rc;
+    for (int k = CONFIG_KIND_WORKLOAD; k < CONFIG_KIND_COUNT && rc == MESH_OK; k++) {
+        rc = name_index(&v, (enum config_kind)k, &tmp, &n_tmp);
+        if (rc == MESH_OK)
+            free(tmp);
+    }
+    if (rc == MESH_OK)
+        rc = check_unique_ids(&v);
+    if (rc == MESH_OK)
+        rc = check_refs(&v, svc);
+    if (rc == MESH_OK)
+        rc = check_route_hosts(&v);
+    if (rc == MESH_OK)
+        rc = check_listeners(&v);
+    free(svc);
+    return rc;
+}
+
+int mesh_config_validate(const mesh_config *cfg, const char *trust_domain, mesh_err *err)
+{
+    if (!cfg)
+        return mesh_err_set(err, MESH_EINVAL, "no config to validate");
+    return config_validate_ex(cfg, trust_domain, NULL, err);
+}
