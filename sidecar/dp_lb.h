@@ -1,0 +1,26 @@
+/* sidecar/dp_lb.h — choosing an endpoint of a cluster.
+ *
+ * Round robin walks the usable endpoints in order with a cursor the caller
+ * keeps per cluster (it survives config swaps so traffic does not restart at
+ * endpoint 0 after every EDS push). Least request is Envoy's default for
+ * equal weights: sample two distinct usable endpoints at random and take the
+ * one with fewer active requests (power of two choices), which avoids the
+ * herd behaviour of a global "least" pick. Usable = health UNKNOWN or
+ * HEALTHY; when none is, DEGRADED endpoints are used; otherwise no endpoint. */
+#ifndef MESH_SIDECAR_DP_LB_H
+#define MESH_SIDECAR_DP_LB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sidecar/dp_config.h"
+#include "sidecar/dp_rng.h"
+
+/* Returns an index into eps, or -1 when no endpoint can take traffic.
+ * active[i] = in-flight requests on endpoint i (least request; may be NULL
+ * for round robin). avoid (-1 for none) is skipped when another usable
+ * endpoint exists: a retry should go elsewhere. */
+long dp_lb_pick(dp_lb_policy policy, const dp_endpoint *eps, size_t n, const uint32_t *active,
+                uint64_t *rr_cursor, dp_rng *rng, long avoid);
+
+#endif

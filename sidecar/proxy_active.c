@@ -1,0 +1,166 @@
+/* sidecar/proxy_active.c — the runtime view of one config snapshot.
+ *
+ * A dp_active pairs a frozen dp_config with per-cluster runtime state (round
+ * robin cursor, endpoint objects). Endpoint objects (dp_ep_rt) live in a map
+ * keyed by cluster and address and are shared by consecutive snapshots, so an
+ * EDS push that keeps an endpoint keeps its pooled connections and its
+ * in-flight request count. A request holds the dp_active it started with. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "sidecar/dp_lb.h"
+#include "sidecar/proxy_internal.h"
+
+static size_t ep_hash(const char *key)
+{
+    size_t h = 1469598103934665603ULL;   /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    return h % DP_EP_BUCKETS;
+}
+
+static dp_ep_rt *ep_get(dp_proxy *px, const char *cluster, const dp_endpoint *e)
+{
+    size_t kl = strlen(cluster) + strlen(e->address) + 2;
+    char *key = malloc(kl);
+    if (!key)
+        return NULL;
+    snprintf(key, kl, "%s\n%s", cluster, e->address);
+    size_t b = ep_hash(key);
+    for (dp_ep_rt *ep = px->ep_map[b]; ep; ep = ep->hnext) {
+        if (strcmp(ep->key, key) == 0) {
+            free(key);
+            ep->refs++;
+            return ep;
+        }
+    }
+    dp_ep_rt *ep = calloc(1, sizeof *ep);
+    if (!ep) {
+        free(key);
+        return NULL;
+    }
+    ep->refs = 1;
+    ep->key = key;
+    ep->px = px;
+    snprintf(ep->cluster, sizeof ep->cluster, "%s", cluster);
+    snprintf(ep->addr, sizeof ep->addr, "%s", e->address);
+    ep->sa = e->sa;
+    ep->sa_len = e->sa_len;
+    ep->hnext = px->ep_map[b];
+    px->ep_map[b] = ep;
+    return ep;
+}
+
+void dp_ep_ref(dp_ep_rt *ep)
+{
+    ep->refs++;
+}
+
+void dp_ep_unref(dp_ep_rt *ep)
+{
+    if (!ep || --ep->refs > 0)
+        return;
+    dp_proxy *px = ep->px;
+    dp_ep_rt **pp = &px->ep_map[ep_hash(ep->key)];
+    while (*pp && *pp != ep)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = ep->hnext;
+    /* No snapshot and no request uses it: its idle connections go too. */
+    dp_up_drain_pool(ep);
+    free(ep->key);
+    free(ep);
+}
+
+dp_active *dp_active_ref(dp_active *a)
+{
+    if (a)
+        a->refs++;
+    return a;
+}
+
+void dp_active_unref(dp_proxy *px, dp_active *a)
+{
+    if (!a || --a->refs > 0)
+        return;
+    for (size_t i = 0; i < a->n_crt; i++) {
+        for (size_t j = 0; j < a->crt[i].n_eps; j++)
+            dp_ep_unref(a->crt[i].eps[j]);
+        free(a->crt[i].eps);
+    }
+    free(a->crt);
+    dp_config_unref(a->cfg);
+    free(a);
+}
+
+int dp_active_build(dp_proxy *px, dp_config *cfg, dp_active **out, mesh_err *err)
+{
+    dp_active *a = calloc(1, sizeof *a);
+    size_t nc = dp_config_n_clusters(cfg);
+    if (!a || !(a->crt = calloc(nc ? nc : 1, sizeof *a->crt))) {
+        free(a);
+        return mesh_err_set(err, MESH_ENOMEM, "out of memory building the runtime config");
+    }
+    a->refs = 1;
+    a->cfg = dp_config_ref(cfg);
+    a->n_crt = nc;
+    dp_active *old = px->active;
+    for (size_t i = 0; i < nc; i++) {
+        const dp_cluster *c = dp_config_cluster_at(cfg, i);
+        size_t n;
+        const dp_endpoint *eps = dp_config_cluster_endpoints(cfg, c, &n);
+        dp_cluster_rt *rt = &a->crt[i];
+        if (n) {
+            rt->eps = calloc(n, sizeof *rt->eps);
+            if (!rt->eps)
+                goto oom;
+        }
+        for (size_t j = 0; j < n; j++) {
+            rt->eps[j] = ep_get(px, c->name, &eps[j]);
+            if (!rt->eps[j])
+                goto oom;
+            rt->n_eps = j + 1;
+        }
+        /* Keep the round robin position across pushes. */
+        if (old) {
+            size_t oi;
+            if (dp_config_find_cluster(old->cfg, c->name, &oi) && oi < old->n_crt)
+                rt->rr_cursor = old->crt[oi].rr_cursor;
+        }
+    }
+    *out = a;
+    return MESH_OK;
+oom:
+    dp_active_unref(px, a);
+    return mesh_err_set(err, MESH_ENOMEM, "out of memory building the runtime config");
+}
+
+dp_ep_rt *dp_active_pick(dp_proxy *px, dp_active *a, size_t ci, const dp_ep_rt *avoid)
+{
+    if (ci >= a->n_crt)
+        return NULL;
+    const dp_cluster *c = dp_config_cluster_at(a->cfg, ci);
+    size_t n;
+    const dp_endpoint *eps = dp_config_cluster_endpoints(a->cfg, c, &n);
+    dp_cluster_rt *rt = &a->crt[ci];
+    if (n == 0 || rt->n_eps != n)
+        return NULL;
+    uint32_t stack[64];
+    uint32_t *active = n <= 64 ? stack : malloc(n * sizeof *active);
+    if (!active)
+        return NULL;
+    long avoid_i = -1;
+    for (size_t i = 0; i < n; i++) {
+        active[i] = rt->eps[i]->active_rq;
+        if (rt->eps[i] == avoid)
+            avoid_i = (long)i;
+    }
+    long k = dp_lb_pick(c->lb, eps, n, active, &rt->rr_cursor, &px->rng, avoid_i);
+    if (active != stack)
+        free(active);
+    return k < 0 ? NULL : rt->eps[k];
+}
