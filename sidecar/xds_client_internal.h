@@ -1,0 +1,79 @@
+/* sidecar/xds_client_internal.h — the control-plane client's state, shared by
+ * xds_client.c (thread, ADS, lifecycle) and xds_identity.c (SVID enrolment, renewal and
+ * recovery). Private to those two files. */
+#ifndef MESH_SIDECAR_XDS_CLIENT_INTERNAL_H
+#define MESH_SIDECAR_XDS_CLIENT_INTERNAL_H
+
+#include <grpc/grpc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "sidecar/xds_ads.h"
+#include "sidecar/xds_backoff.h"
+#include "sidecar/xds_ca.h"
+#include "sidecar/xds_client.h"
+#include "sidecar/xds_engine.h"
+
+struct xdsc_client {
+    /* Options (strings copied). */
+    char *meshd, *server_name, *state_dir, *spiffe_id, *node_id, *token_file;
+    char *token;                    /* wiped once spent */
+    cert_pool *pool;
+    xdsc_hooks hooks;
+    char pool_path[4096];
+
+    pthread_t th;
+    bool th_started;
+    atomic_bool stop;
+
+    grpc_completion_queue *cq;
+    xdsc_engine eng;
+    Envoy__Config__Core__V3__Node node;
+
+    /* ADS */
+    xdsc_ads ads;
+    bool ads_active;                /* ads holds a call (maybe closing) */
+    bool ads_connected;             /* the stream delivered a response */
+    bool ads_planned_close;         /* we cancelled it to re-open with a new SVID */
+    char ads_serial[80];            /* SVID serial the stream's channel presents */
+    int64_t ads_next_ms;
+    xdsc_backoff ads_bo;
+    uint64_t ads_failures;          /* consecutive attempts that got no response */
+    int64_t ads_last_fail_log;      /* Unix seconds */
+
+    /* Identity */
+    xdsc_csr_call csr;
+    bool csr_active;
+    int64_t csr_next_ms;
+    xdsc_backoff csr_bo;
+    uint64_t pool_gen;
+    bool pool_gen_seen;
+    char cur_serial[80];
+    int64_t renew_at;               /* Unix seconds; 0 = none */
+    bool recovery_refused;
+    char refused_token[65];         /* SHA-256 of a token meshd refused or we spent */
+    int64_t last_no_token_log;
+    uint64_t csr_failures;          /* consecutive failed attempts */
+    int64_t csr_last_fail_log;      /* Unix seconds */
+    int csr_last_rc;                /* outcome of the previous attempt */
+
+    pthread_mutex_t mu;             /* guards status */
+    xdsc_client_status status;
+};
+
+/* Records the newest error for xdsc_client_get_status (any thread may read it). */
+void xdsc_client_set_error(xdsc_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* free() after wiping: for tokens and keys. */
+void xdsc_wipe_free(char *s);
+
+/* xds_identity.c: saves the pool when it changed and, for a new SVID, plans
+ * its self-renewal. */
+void xdsc_id_watch_pool(xdsc_client *c, int64_t now);
+/* Starts a CreateCertificate call if one is due (first contact, renewal,
+ * recovery). */
+void xdsc_id_step(xdsc_client *c, int64_t now_ms, int64_t now);
+/* The CreateCertificate call completed. */
+void xdsc_id_on_csr_done(xdsc_client *c, bool ok, int64_t now_ms);
+
+#endif
