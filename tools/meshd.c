@@ -1,0 +1,178 @@
+/* tools/meshd.c — the meshd control plane: main, startup checks and graceful shutdown.
+ *
+ * Startup: open the store (clear error if damaged), load the active CA
+ * (clear error if none: "run meshctl ca init"), issue meshd's own serving
+ * cert, mark proxies of this instance disconnected (a previous run may have
+ * been killed), load config and bundle, start the status writer, workers,
+ * gRPC server and watcher. SIGTERM/SIGINT: stop the watcher, stop accepting
+ * and cancel every call, let the workers finish, mark proxies disconnected,
+ * close the store. A SIGKILL at any point loses no issued certificate: the
+ * store commits each one before the reply leaves. */
+#include "tools/meshd_internal.h"
+
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sds/mgrpc.h"
+
+int64_t md_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+int64_t md_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void md_nonce(void *arg, char *buf, size_t len)
+{
+    md_ctx *ctx = arg;
+    uint64_t n = atomic_fetch_add(&ctx->nonce_counter, 1) + 1;
+    /* The random per-process prefix keeps nonces unique across restarts. */
+    snprintf(buf, len, "%08x-%llx", ctx->nonce_prefix, (unsigned long long)n);
+}
+
+static int ctx_init(md_ctx *ctx, mesh_err *err)
+{
+    atomic_init(&ctx->nonce_counter, 0);
+    atomic_init(&ctx->shutting_down, 0);
+    if (RAND_bytes((unsigned char *)&ctx->nonce_prefix, sizeof ctx->nonce_prefix) != 1)
+        ctx->nonce_prefix = (uint32_t)getpid() ^ (uint32_t)time(NULL);
+    if (pthread_mutex_init(&ctx->life_mu, NULL) != 0 ||
+        pthread_cond_init(&ctx->life_cv, NULL) != 0 ||
+        pthread_mutex_init(&ctx->reg_mu, NULL) != 0 ||
+        pthread_mutex_init(&ctx->work.mu, NULL) != 0 ||
+        pthread_cond_init(&ctx->work.cv, NULL) != 0 ||
+        pthread_mutex_init(&ctx->status.mu, NULL) != 0 ||
+        pthread_cond_init(&ctx->status.cv, NULL) != 0 || md_tls_init(&ctx->tls) != MESH_OK ||
+        md_cache_init(&ctx->cache) != MESH_OK)
+        return mesh_err_set(err, MESH_EINTERNAL, "cannot initialise meshd's locks");
+    if (ctx->opts.instance) {
+        snprintf(ctx->instance, sizeof ctx->instance, "%s", ctx->opts.instance);
+    } else {
+        char host[64] = "localhost";
+        gethostname(host, sizeof host - 1);
+        host[sizeof host - 1] = '\0';
+        snprintf(ctx->instance, sizeof ctx->instance, "meshd-%s-%d", host, (int)getpid());
+    }
+    snprintf(ctx->control_plane_id, sizeof ctx->control_plane_id, "meshd/%s", ctx->instance);
+    return MESH_OK;
+}
+
+static int open_store(md_ctx *ctx, mesh_err *err)
+{
+    int rc = store_open(&ctx->main_st, ctx->opts.db_path, err);
+    if (rc == MESH_ECORRUPT)
+        return mesh_err_prefix(err, "store %s is damaged or not a meshd database (restore it "
+                                    "from a backup)",
+                               ctx->opts.db_path);
+    if (rc != MESH_OK)
+        return mesh_err_prefix(err, "opening store %s", ctx->opts.db_path);
+    rc = ca_load(ctx->main_st, &ctx->main_ca, err);
+    if (rc == MESH_ENOTFOUND)
+        return mesh_err_set(err, rc,
+                            "no CA initialised in %s; run 'meshctl ca init --db %s "
+                            "--trust-domain <your.domain>' first",
+                            ctx->opts.db_path, ctx->opts.db_path);
+    if (rc != MESH_OK)
+        return mesh_err_prefix(err, "loading the CA from %s", ctx->opts.db_path);
+    snprintf(ctx->trust_domain, sizeof ctx->trust_domain, "%s", ca_trust_domain(ctx->main_ca));
+    return MESH_OK;
+}
+
+static int start(md_ctx *ctx, mesh_err *err)
+{
+    int rc;
+    if ((rc = open_store(ctx, err)) != MESH_OK)
+        return rc;
+    /* TLS material first: gRPC fetches it when the port is added. */
+    char *bundle = NULL;
+    if ((rc = ca_bundle_pem(ctx->main_st, &bundle, err)) != MESH_OK)
+        return mesh_err_prefix(err, "reading the trust bundle");
+    md_tls_set_roots(&ctx->tls, bundle);
+    free(bundle);
+    if ((rc = md_tls_issue_serving(ctx, ctx->main_ca, ctx->main_st, err)) != MESH_OK)
+        return rc;
+    /* Bind before touching shared state, so a second meshd started by
+     * mistake on a taken port changes nothing. */
+    if ((rc = md_server_bind(ctx, err)) != MESH_OK)
+        return rc;
+    if ((rc = store_proxy_disconnect_all(ctx->main_st, ctx->instance, err)) != MESH_OK)
+        return mesh_err_prefix(err, "resetting proxy status");
+    if ((rc = md_status_start(ctx, err)) != MESH_OK)
+        return rc;
+    if ((rc = md_watch_start(ctx, err)) != MESH_OK) /* first pass: config, bundle */
+        return rc;
+    if ((rc = md_work_start(ctx, err)) != MESH_OK)
+        return rc;
+    return md_server_run(ctx, err);
+}
+
+static void stop(md_ctx *ctx)
+{
+    atomic_store(&ctx->shutting_down, 1);
+    md_watch_stop(ctx);       /* no more pushes or rotations */
+    md_server_stop(ctx);      /* cancel calls, wait for them, stop CQ threads */
+    md_work_stop(ctx);        /* jobs left fail fast on cancelled calls */
+    md_status_stop(ctx);      /* flush, mark proxies disconnected */
+    md_cache_destroy(&ctx->cache);
+    md_tls_destroy(&ctx->tls);
+    ca_free(ctx->main_ca);
+    store_close(ctx->main_st);
+}
+
+int main(int argc, char **argv)
+{
+    static md_ctx ctx; /* large; lives for the whole process */
+    mesh_err err = {0};
+    int prc = md_opts_parse(argc, argv, &ctx.opts, &err);
+    if (prc == 1)
+        return 0;
+    if (prc < 0) {
+        fprintf(stderr, "meshd: %s\n", err.msg);
+        return 2;
+    }
+    log_set_level(ctx.opts.log_level);
+
+    /* Signals are taken synchronously by main; every thread (ours and
+     * gRPC's) inherits the blocked mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (ctx_init(&ctx, &err) != MESH_OK) {
+        log_error("meshd", "%s", err.msg);
+        return 1;
+    }
+    mgrpc_log_setup(ctx.opts.log_level);
+    grpc_init();
+    if (start(&ctx, &err) != MESH_OK) {
+        log_error("meshd", "%s", err.msg);
+        fprintf(stderr, "meshd: %s\n", err.msg);
+        stop(&ctx);
+        grpc_shutdown();
+        return 1;
+    }
+    log_info("meshd", "meshd %s ready: trust domain %s, SVID TTL %llds, rotation at %.2f of "
+                      "lifetime",
+             ctx.instance, ctx.trust_domain, (long long)ctx.opts.svid_ttl,
+             ctx.opts.rotate_fraction);
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_info("meshd", "%s received: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    stop(&ctx);
+    grpc_shutdown();
+    log_info("meshd", "stopped");
+    return 0;
+}

@@ -1,0 +1,369 @@
+/* tools/meshd_stream.c — ADS (StreamAggregatedResources) and SDS (StreamSecrets) streams.
+ *
+ * Glue between gRPC and the pure state machine (sds/ads_state.c): decode a
+ * request, feed it, and encode whatever ads_state_collect says to send. A
+ * stream's "view" — the peer's compiled snapshot and its secret set — is
+ * built off the CQ thread (a worker on open, the watcher on changes) and
+ * installed with md_stream_update_locked, which also pushes. Identity is
+ * always the verified SPIFFE ID of the peer's certificate, never Node.id.
+ * Also the registry of live streams that the watcher walks. */
+#include "tools/meshd_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ca/csr.h"
+#include "sds/ads_codec.h"
+#include "sds/mgrpc.h"
+
+void md_stream_free(md_stream *s)
+{
+    if (!s)
+        return;
+    ads_state_free(&s->st);
+    if (s->snap)
+        md_snap_unref(s->snap);
+    if (s->secrets) {
+        sds_secret_set_free(s->secrets);
+        free(s->secrets);
+    }
+    sds_svid_free(&s->svid);
+    free(s);
+}
+
+/* ---- registry ------------------------------------------------------------------ */
+
+void md_registry_add(md_ctx *ctx, md_call *c)
+{
+    md_call_ref(c);
+    pthread_mutex_lock(&ctx->reg_mu);
+    c->reg_prev = NULL;
+    c->reg_next = ctx->reg_head;
+    if (ctx->reg_head)
+        ctx->reg_head->reg_prev = c;
+    ctx->reg_head = c;
+    ctx->reg_count++;
+    c->registered = 1;
+    pthread_mutex_unlock(&ctx->reg_mu);
+}
+
+void md_registry_remove(md_ctx *ctx, md_call *c)
+{
+    pthread_mutex_lock(&ctx->reg_mu);
+    int was = c->registered;
+    if (was) {
+        if (c->reg_prev)
+            c->reg_prev->reg_next = c->reg_next;
+        else
+            ctx->reg_head = c->reg_next;
+        if (c->reg_next)
+            c->reg_next->reg_prev = c->reg_prev;
+        c->reg_prev = c->reg_next = NULL;
+        c->registered = 0;
+        ctx->reg_count--;
+    }
+    pthread_mutex_unlock(&ctx->reg_mu);
+    if (was)
+        md_call_unref(c);
+}
+
+md_call **md_registry_list(md_ctx *ctx, size_t *n_out)
+{
+    pthread_mutex_lock(&ctx->reg_mu);
+    size_t n = ctx->reg_count;
+    md_call **v = calloc(n ? n : 1, sizeof *v);
+    size_t i = 0;
+    if (v) {
+        for (md_call *c = ctx->reg_head; c && i < n; c = c->reg_next) {
+            md_call_ref(c);
+            v[i++] = c;
+        }
+    }
+    pthread_mutex_unlock(&ctx->reg_mu);
+    *n_out = i;
+    return v;
+}
+
+void md_registry_release(md_call **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        md_call_unref(list[i]);
+    free(list);
+}
+
+/* ---- proxy status ----------------------------------------------------------------- */
+
+static void status_sync_locked(md_call *c)
+{
+    md_stream *s = c->stream;
+    if (!s->node_known)
+        return;
+    if (!s->status_opened) {
+        md_status_open(c->ctx, s->node_id, c->spiffe_id, c->peer_addr, s->svid.not_after);
+        s->status_opened = 1;
+        s->reported_not_after = s->svid.not_after;
+    } else if (s->reported_not_after != s->svid.not_after) {
+        md_status_svid(c->ctx, s->node_id, s->svid.not_after);
+        s->reported_not_after = s->svid.not_after;
+    }
+}
+
+/* ---- pushing --------------------------------------------------------------------- */
+
+static void push_locked(md_call *c)
+{
+    md_stream *s = c->stream;
+    if (!s->view_ready || c->finishing || c->closed)
+        return;
+    ads_view v;
+    memset(&v, 0, sizeof v);
+    if (c->kind == MD_CALL_ADS && s->snap) {
+        v.sets[ADS_T_CDS] = &s->snap->snap.types[XDS_CDS];
+        v.sets[ADS_T_EDS] = &s->snap->snap.types[XDS_EDS];
+        v.sets[ADS_T_LDS] = &s->snap->snap.types[XDS_LDS];
+        v.sets[ADS_T_RDS] = &s->snap->snap.types[XDS_RDS];
+    }
+    if (s->secrets)
+        v.sets[ADS_T_SDS] = &s->secrets->set;
+    ads_send sends[ADS_T_COUNT];
+    size_t n = 0;
+    mesh_err err = {0};
+    if (ads_state_collect(&s->st, &v, md_nonce, c->ctx, sends, &n, &err) != MESH_OK) {
+        log_error("meshd", "node %s: %s", s->node_id, err.msg);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        const char *url = ads_type_url(sends[i].type);
+        if (ads_response_encode(url, sends[i].version, sends[i].nonce, sends[i].items, sends[i].n,
+                                c->ctx->control_plane_id, &buf, &len, &err) != MESH_OK) {
+            log_error("meshd", "node %s: %s", s->node_id, err.msg);
+            continue;
+        }
+        md_call_send_locked(c, mgrpc_buffer_take(buf, len));
+        s->responses++;
+        log_debug("meshd", "push %s v=%s nonce=%s resources=%zu to %s (%s)",
+                  ads_type_name(sends[i].type), sends[i].version, sends[i].nonce, sends[i].n,
+                  s->node_id, c->spiffe_id);
+        md_status_type(c->ctx, s->node_id, url, sends[i].version, NULL, NULL, NULL);
+    }
+    ads_send_free(sends, n);
+}
+
+void md_stream_update_locked(md_call *c, md_view_update *u)
+{
+    md_stream *s = c->stream;
+    if (u->set_snap) {
+        /* NULL: nothing compiled for this identity; keep what it has. */
+        if (u->snap) {
+            if (s->snap)
+                md_snap_unref(s->snap);
+            s->snap = u->snap;
+            u->snap = NULL;
+        }
+        s->cfg_gen = u->cfg_gen;
+    }
+    if (u->svid || u->bundle) {
+        if (u->svid) {
+            sds_svid_free(&s->svid);
+            s->svid = *u->svid;
+            memset(u->svid, 0, sizeof *u->svid);
+            s->cert_gen = u->cert_gen;
+        }
+        sds_bundle *bundle = u->bundle ? u->bundle : (s->secrets ? s->secrets->bundle : NULL);
+        if (u->bundle)
+            s->bundle_gen = u->bundle_gen;
+        if (bundle) {
+            sds_secret_set *ns = calloc(1, sizeof *ns);
+            mesh_err err = {0};
+            if (!ns ||
+                sds_secret_set_build(c->spiffe_id, s->svid.found ? s->svid.chain_pem : NULL,
+                                     bundle, ns, &err) != MESH_OK) {
+                log_error("meshd", "node %s: cannot build secrets: %s", s->node_id,
+                          ns ? err.msg : "out of memory");
+                free(ns);
+            } else {
+                if (s->secrets) {
+                    sds_secret_set_free(s->secrets);
+                    free(s->secrets);
+                }
+                s->secrets = ns;
+            }
+        }
+    }
+    if (s->secrets)
+        s->view_ready = 1;
+    status_sync_locked(c);
+    push_locked(c);
+}
+
+/* ---- requests -------------------------------------------------------------------- */
+
+void md_stream_open(md_call *c)
+{
+    md_ctx *ctx = c->ctx;
+    if (!c->spiffe_id[0] || !c->pubkey_sha[0]) {
+        log_warn("meshd", "%s from %s without a verified SPIFFE ID: refused", c->method,
+                 c->peer_addr);
+        md_status_audit(ctx, "anonymous", "xds.denied", c->method,
+                        c->peer_cert_pem ? "client certificate without exactly one URI SAN"
+                                         : "no client certificate",
+                        0);
+        md_call_finish(c, GRPC_STATUS_UNAUTHENTICATED,
+                       "xDS and SDS need mTLS with a meshd-issued SVID (exactly one URI SAN); "
+                       "get one with CreateCertificate first");
+        return;
+    }
+    md_stream *s = calloc(1, sizeof *s);
+    if (!s) {
+        md_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "meshd is out of memory");
+        return;
+    }
+    ads_state_init(&s->st, c->spiffe_id, ctx->trust_domain);
+    s->connected_at = md_now();
+    mesh_err err = {0};
+    if (c->peer_cert_pem &&
+        cert_pem_info(c->peer_cert_pem, NULL, 0, s->presented_serial, sizeof s->presented_serial,
+                      NULL, NULL, &err) != MESH_OK)
+        s->presented_serial[0] = '\0';
+    c->stream = s;
+    md_registry_add(ctx, c);
+    if (md_call_start_recv(c) != MESH_OK) {
+        md_call_finish(c, GRPC_STATUS_INTERNAL, "cannot receive on the stream");
+        return;
+    }
+    md_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        md_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "meshd is out of memory");
+        return;
+    }
+    j->kind = MD_JOB_STREAM_INIT;
+    md_call_ref(c);
+    j->call = c;
+    md_work_submit(ctx, j);
+    log_info("meshd", "%s stream from %s (%s)", c->kind == MD_CALL_ADS ? "ADS" : "SDS",
+             c->spiffe_id, c->peer_addr);
+}
+
+static void log_request(md_call *c, const ads_request *req, const ads_req_result *res)
+{
+    md_stream *s = c->stream;
+    char tbuf[160], vbuf[80], nbuf[80];
+    mgrpc_printable(req->type_url, tbuf, sizeof tbuf);
+    mgrpc_printable(req->version_info, vbuf, sizeof vbuf);
+    mgrpc_printable(req->response_nonce, nbuf, sizeof nbuf);
+    switch (res->kind) {
+    case ADS_REQ_UNKNOWN_TYPE:
+        log_info("meshd", "node %s asked for type '%s' which meshd does not serve; ignored",
+                 s->node_id, tbuf);
+        break;
+    case ADS_REQ_NACK: {
+        char ebuf[400];
+        mgrpc_printable(req->error_message, ebuf, sizeof ebuf);
+        log_warn("meshd", "node %s (%s) NACKed %s version %s: %s", s->node_id, c->spiffe_id,
+                 ads_type_name(res->type), s->st.types[res->type].nack_version, ebuf);
+        break;
+    }
+    default:
+        log_debug("meshd", "node %s %s %s version=%s nonce=%s names=%zu", s->node_id,
+                  ads_req_kind_name(res->kind), ads_type_name(res->type), vbuf, nbuf,
+                  req->n_names);
+        break;
+    }
+}
+
+void md_stream_on_message(md_call *c, const uint8_t *buf, size_t len)
+{
+    md_ctx *ctx = c->ctx;
+    ads_decoded d;
+    mesh_err err = {0};
+    if (ads_request_decode(buf, len, &d, &err) != MESH_OK) {
+        log_warn("meshd", "bad DiscoveryRequest from %s (%s): %s", c->spiffe_id, c->peer_addr,
+                 err.msg);
+        md_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, err.msg);
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    md_stream *s = c->stream;
+    if (c->finishing || c->closed) {
+        pthread_mutex_unlock(&c->mu);
+        ads_decoded_free(&d);
+        return;
+    }
+    s->requests++;
+    if (!s->node_known) {
+        /* Only the first request is sure to carry Node; without one the
+         * identity names the node in proxy status. */
+        char nb[256];
+        const char *node = d.has_node && d.node_id[0] ? mgrpc_printable(d.node_id, nb, sizeof nb)
+                                                      : c->spiffe_id;
+        snprintf(s->node_id, sizeof s->node_id, "%.255s", node);
+        s->node_known = 1;
+    }
+    ads_request req = d.req;
+    if (c->kind == MD_CALL_SDS && !req.type_url[0])
+        req.type_url = TYPE_URL_SECRET; /* SDS requests may leave the type implied */
+    ads_req_result res;
+    int rc;
+    if (c->kind == MD_CALL_SDS && strcmp(req.type_url, TYPE_URL_SECRET) != 0) {
+        memset(&res, 0, sizeof res);
+        res.kind = ADS_REQ_UNKNOWN_TYPE;
+        rc = MESH_OK;
+    } else {
+        rc = ads_state_on_request(&s->st, &req, &res, &err);
+    }
+    if (rc != MESH_OK) {
+        md_call_finish_locked(c, mgrpc_status_from_mesh(rc), err.msg);
+        pthread_mutex_unlock(&c->mu);
+        ads_decoded_free(&d);
+        return;
+    }
+    log_request(c, &req, &res);
+    status_sync_locked(c);
+    const char *url = ads_type_url(res.type);
+    ads_type_state *ts = &s->st.types[res.type];
+    switch (res.kind) {
+    case ADS_REQ_DENIED: {
+        char detail[1024];
+        snprintf(detail, sizeof detail, "node=%s peer=%s: %s", s->node_id, c->peer_addr, err.msg);
+        md_status_audit(ctx, c->spiffe_id, "sds.denied", res.denied_name, detail, 0);
+        log_warn("meshd", "%s", detail);
+        md_call_finish_locked(c, GRPC_STATUS_PERMISSION_DENIED, err.msg);
+        pthread_mutex_unlock(&c->mu);
+        ads_decoded_free(&d);
+        return;
+    }
+    case ADS_REQ_ACK:
+        md_status_type(ctx, s->node_id, url, NULL, ts->acked_version, NULL, NULL);
+        break;
+    case ADS_REQ_NACK:
+        md_status_type(ctx, s->node_id, url, NULL, NULL, ts->nack_version,
+                       ts->nack_error ? ts->nack_error : "");
+        break;
+    default:
+        break;
+    }
+    push_locked(c);
+    int more = !c->finishing && !c->closed;
+    pthread_mutex_unlock(&c->mu);
+    ads_decoded_free(&d);
+    if (more && md_call_start_recv(c) != MESH_OK)
+        md_call_finish(c, GRPC_STATUS_INTERNAL, "cannot receive on the stream");
+}
+
+void md_stream_on_close(md_call *c)
+{
+    md_registry_remove(c->ctx, c);
+    pthread_mutex_lock(&c->mu);
+    md_stream *s = c->stream;
+    if (s && s->status_opened) {
+        md_status_close(c->ctx, s->node_id);
+        s->status_opened = 0;
+    }
+    if (s)
+        log_info("meshd", "stream of %s (node %s) closed after %u requests, %u responses",
+                 c->spiffe_id, s->node_known ? s->node_id : "?", s->requests, s->responses);
+    pthread_mutex_unlock(&c->mu);
+}
