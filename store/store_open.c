@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -106,6 +107,9 @@ static int store_query_int(mesh_store *st, const char *sql, int64_t *out, mesh_e
     store_stmt_release(s);
     return rc;
 }
+
+/* Pause between attempts to get a fresh store into WAL mode (see store_open). */
+#define STORE_OPEN_RETRY_MS 20
 
 static const char SQL_COUNT_SCHEMA[] = "SELECT count(*) FROM sqlite_schema";
 static const char SQL_QUICK_CHECK[] = "PRAGMA quick_check";
@@ -233,15 +237,28 @@ int store_open(mesh_store **out, const char *path, mesh_err *err)
     /* Defensive mode: no writable_schema tricks that could corrupt the file. */
     sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 
-    /* Read-only checks first (the file may be garbage we must not touch). */
-    rc = store_check_integrity(st, err);
-    if (rc == MESH_OK)
-        rc = store_check_identity(st, err);
-    /* Now the first writes: WAL is persistent in the file; synchronous and
-     * foreign_keys are per connection. Migrations run with foreign keys off
-     * (table rebuilds) and check them before each commit. */
-    if (rc == MESH_OK)
-        rc = store_set_wal(st, err);
+    /* Read-only checks first (the file may be garbage we must not touch),
+     * then WAL, which is persistent in the file. When two processes create a
+     * fresh store at the same moment (meshd and meshctl started together),
+     * the switch to WAL needs an exclusive lock for which SQLite does not
+     * always call the busy handler, and a reader can catch the other side
+     * mid-switch (SQLITE_IOERR); both are transient, so retry within the busy
+     * timeout instead of failing the open. */
+    for (int attempt = 0;; attempt++) {
+        rc = store_check_integrity(st, err);
+        if (rc == MESH_OK)
+            rc = store_check_identity(st, err);
+        if (rc == MESH_OK)
+            rc = store_set_wal(st, err);
+        if ((rc != MESH_EBUSY && rc != MESH_EIO) ||
+            attempt >= STORE_BUSY_TIMEOUT_MS / STORE_OPEN_RETRY_MS)
+            break;
+        mesh_err_clear(err);
+        struct timespec pause = {0, STORE_OPEN_RETRY_MS * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    /* synchronous and foreign_keys are per connection. Migrations run with
+     * foreign keys off (table rebuilds) and check them before each commit. */
     if (rc == MESH_OK)
         rc = store_exec(st, SQL_SYNC_FULL, err);
     if (rc == MESH_OK)
