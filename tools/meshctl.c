@@ -30,6 +30,8 @@ static const char usage_text[] =
     "  delete KIND NAME\n"
     "  proxy-status                     sidecars, ACKed versions, last NACK, seconds to SVID expiry\n"
     "  audit [--limit N]\n"
+    "  drill [--sidecars N] [--ttl 60s] [--rate 50] [--outage D] [--json F] [--csv F] [--svg F]\n"
+    "        [--expect-...]   control-plane outage drill on 127.0.0.1 ('meshctl drill --help')\n"
     "\n"
     "The store path comes from --db or $MESHD_DB.\n";
 
@@ -119,6 +121,7 @@ static const struct {
     {"delete", ctl_cmd_delete},
     {"proxy-status", ctl_cmd_proxy_status},
     {"audit", ctl_cmd_audit},
+    {"drill", ctl_cmd_drill},
 };
 
 int main(int argc, char **argv)

@@ -35,5 +35,6 @@ int ctl_cmd_delete(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_get(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_proxy_status(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_audit(ctl_ctx *c, int argc, char **argv);
+int ctl_cmd_drill(ctl_ctx *c, int argc, char **argv);   /* tools/meshctl_drill.c */
 
 #endif
