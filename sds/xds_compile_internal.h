@@ -130,6 +130,11 @@ int xc_inbound_listener(xc_ctx *c, const mesh_workload *w, const mesh_service *s
 int xc_outbound_http_listener(xc_ctx *c, const mesh_workload *w);
 int xc_outbound_tcp_listener(xc_ctx *c, const mesh_workload *w, const mesh_tcp_outbound *o);
 int xc_outbound_routes(xc_ctx *c);
+/* One virtual host of the route table (shared with the proxyless compile,
+ * xds_compile_proxyless_route.c): a route's rules, or everything for host
+ * <svc> to service svc. Arena-owned; NULL with ctx->err set on failure. */
+struct Envoy__Config__Route__V3__VirtualHost *xc_route_vhost(xc_ctx *c, const mesh_route *r);
+struct Envoy__Config__Route__V3__VirtualHost *xc_service_vhost(xc_ctx *c, const mesh_service *svc);
 int xc_local_cluster(xc_ctx *c, const mesh_workload *w, const mesh_service *svc);
 int xc_outbound_cluster(xc_ctx *c, const mesh_service *svc);
 int xc_endpoints(xc_ctx *c, const mesh_service *svc);

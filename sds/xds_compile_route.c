@@ -168,7 +168,7 @@ static Route *rule_route(xc_ctx *c, const mesh_route *r, size_t i)
     return rt;
 }
 
-static VirtualHost *route_vhost(xc_ctx *c, const mesh_route *r)
+VirtualHost *xc_route_vhost(xc_ctx *c, const mesh_route *r)
 {
     VirtualHost *vh = xc_alloc(&c->arena, sizeof *vh);
     Route **routes = xc_array(&c->arena, r->n_rules, sizeof *routes);
@@ -198,7 +198,7 @@ static VirtualHost *route_vhost(xc_ctx *c, const mesh_route *r)
 }
 
 /* Everything for host <svc> to service svc, with the default timeout. */
-static VirtualHost *service_vhost(xc_ctx *c, const mesh_service *svc)
+VirtualHost *xc_service_vhost(xc_ctx *c, const mesh_service *svc)
 {
     mesh_route_rule rule = { 0 };
     mesh_destination dest = { .service = svc->name, .weight = 1 };
@@ -207,10 +207,10 @@ static VirtualHost *service_vhost(xc_ctx *c, const mesh_service *svc)
     char *hosts[1] = { svc->name };
     mesh_route r = { .name = svc->name, .hosts = hosts, .n_hosts = 1, .rules = &rule,
                      .n_rules = 1, .source = svc->source };
-    VirtualHost *vh = route_vhost(c, &r);
+    VirtualHost *vh = xc_route_vhost(c, &r);
     if (vh == NULL)
         return NULL;
-    /* route_vhost borrowed the stack arrays above: move them into the arena. */
+    /* xc_route_vhost borrowed the stack arrays above: move them into the arena. */
     char **d = xc_array(&c->arena, 1, sizeof *d);
     char *name = xc_printf(&c->arena, "service|%s", svc->name);
     if (d == NULL || name == NULL)
@@ -324,7 +324,7 @@ int xc_outbound_routes(xc_ctx *c)
         return xc_status(c);
     size_t n = 0;
     for (size_t i = 0; i < cfg->n_routes; i++) {
-        if ((vhs[n++] = route_vhost(c, &cfg->routes[i])) == NULL)
+        if ((vhs[n++] = xc_route_vhost(c, &cfg->routes[i])) == NULL)
             return xc_status(c);
     }
     for (size_t i = 0; i < cfg->n_services; i++) {
@@ -332,7 +332,7 @@ int xc_outbound_routes(xc_ctx *c)
         if (svc->protocol != MESH_PROTO_HTTP ||
             host_claimed(claimed, n_claimed, svc->name))
             continue;
-        if ((vhs[n++] = service_vhost(c, svc)) == NULL)
+        if ((vhs[n++] = xc_service_vhost(c, svc)) == NULL)
             return xc_status(c);
     }
     qsort(vhs, n, sizeof *vhs, cmp_vhost);

@@ -38,6 +38,10 @@ static const char usage[] =
     "Streams:\n"
     "  --server HOST:PORT               meshd (default 127.0.0.1:15010)\n"
     "  --ads | --sds | --fetch | --no-stream   what to open after the certificate (ads)\n"
+    "  --delta                          Incremental xDS: DeltaAggregatedResources (or\n"
+    "                                   DeltaSecrets with --sds); LDS/CDS legacy wildcard\n"
+    "  --delta-state FILE               with --delta: resource versions held, read at start\n"
+    "                                   (initial_resource_versions), rewritten on each ACK\n"
     "  --sub TYPE=NAMES                 subscribe (TYPE lds|cds|eds|rds|sds, NAMES comma-\n"
     "                                   separated, '*' or empty = wildcard); repeatable;\n"
     "                                   default cds=* lds=* sds=default,ROOTCA\n"
@@ -266,7 +270,7 @@ int xc_parse_opts(int argc, char **argv, xc_opts *o, mesh_err *err)
         O_SERVER = 1000, O_BUNDLE, O_BUNDLE_DB, O_ID, O_CSR_ID, O_TOKEN, O_CERT, O_KEY, O_RENEW,
         O_RECOVER, O_TTL, O_STATE, O_KEYTYPE, O_ADS, O_SDS, O_FETCH, O_NOSTREAM, O_SUB, O_NODE,
         O_NACK, O_NACKN, O_NOACK, O_DUMP, O_EXIT, O_TIMEOUT, O_STREAMS, O_RAW, O_RAWN, O_METHOD,
-        O_EXPECT, O_SUMMARY, O_QUIET, O_ANON
+        O_EXPECT, O_SUMMARY, O_QUIET, O_ANON, O_DELTA, O_DELTA_STATE
     };
     static const struct option lo[] = {
         {"server", 1, NULL, O_SERVER}, {"bundle", 1, NULL, O_BUNDLE},
@@ -284,7 +288,8 @@ int xc_parse_opts(int argc, char **argv, xc_opts *o, mesh_err *err)
         {"raw-send", 1, NULL, O_RAW}, {"raw-size", 1, NULL, O_RAWN},
         {"method", 1, NULL, O_METHOD}, {"expect-status", 1, NULL, O_EXPECT},
         {"summary", 0, NULL, O_SUMMARY}, {"quiet", 0, NULL, O_QUIET},
-        {"anonymous", 0, NULL, O_ANON},
+        {"anonymous", 0, NULL, O_ANON}, {"delta", 0, NULL, O_DELTA},
+        {"delta-state", 1, NULL, O_DELTA_STATE},
         {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     optind = 1;
@@ -368,6 +373,8 @@ int xc_parse_opts(int argc, char **argv, xc_opts *o, mesh_err *err)
         case O_SUMMARY: o->summary = 1; break;
         case O_QUIET: o->quiet = 1; break;
         case O_ANON: o->anonymous = 1; break;
+        case O_DELTA: o->delta = 1; break;
+        case O_DELTA_STATE: o->delta_state = optarg; break;
         case 'h': fputs(usage, stdout); return 1;
         default:
             return mesh_err_set(err, MESH_EINVAL, "unknown or incomplete option '%s'; see --help",
@@ -386,6 +393,14 @@ int xc_parse_opts(int argc, char **argv, xc_opts *o, mesh_err *err)
         return mesh_err_set(err, MESH_EINVAL, "--token needs --id SPIFFE_ID (the CSR asks for it)");
     if (o->anonymous && (o->token || o->cert_file || o->renew || o->recover))
         return mesh_err_set(err, MESH_EINVAL, "--anonymous excludes the other identity options");
+    if (o->delta_state && !o->delta)
+        return mesh_err_set(err, MESH_EINVAL, "--delta-state needs --delta");
+    if (o->delta_state && o->streams > 1)
+        return mesh_err_set(err, MESH_EINVAL, "--delta-state keeps one stream's state: not with "
+                                              "--streams");
+    if (o->delta && o->mode == XC_FETCH)
+        return mesh_err_set(err, MESH_EINVAL, "--delta and --fetch exclude each other "
+                                              "(FetchSecrets has no delta variant)");
     if (!o->token && !o->cert_file && !o->state_dir && !o->anonymous)
         return mesh_err_set(err, MESH_EINVAL,
                             "no identity: give --token and --id, --cert and --key, or --state-dir");

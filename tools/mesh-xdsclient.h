@@ -1,9 +1,10 @@
 /* tools/mesh-xdsclient.h — pieces of mesh-xdsclient, the test and diagnostic xDS client.
  *
  * mesh-xdsclient gets an SVID from meshd (join token, renewal over mTLS or
- * expired-SVID recovery), then opens ADS / SDS streams over mTLS and prints
- * one JSON line per response (or a summary), ACKing or NACKing as told. It
- * is what the e2e tests and the fan-out benchmark drive meshd with. */
+ * expired-SVID recovery), then opens ADS / SDS streams over mTLS — State of
+ * the World, or Incremental with --delta — and prints one JSON line per
+ * response (or a summary), ACKing or NACKing as told. It is what the e2e
+ * tests and the fan-out benchmark drive meshd with. */
 #ifndef MESH_TOOLS_MESH_XDSCLIENT_H
 #define MESH_TOOLS_MESH_XDSCLIENT_H
 
@@ -55,6 +56,8 @@ typedef struct xc_opts {
     int expect_status;            /* -1 = none */
     int summary;
     int quiet;
+    int delta;                    /* Incremental xDS (DeltaAggregatedResources / DeltaSecrets) */
+    const char *delta_state;      /* --delta-state FILE: resource versions kept across runs */
 } xc_opts;
 
 /* What the client holds after the certificate step. */
@@ -86,6 +89,33 @@ int xc_unary(grpc_channel *ch, const char *method, const uint8_t *req, size_t le
 
 /* Runs the streams; returns the process exit code. */
 int xc_run_streams(const xc_opts *o, const xc_identity *id);
+
+/* Node.id of the first request of stream idx (of n). */
+void xc_node_id(const xc_opts *o, const xc_identity *id, int idx, int n, char *buf, size_t len);
+/* Appends a JSON object describing a serialized Secret (serial, SPIFFE ID,
+ * expiry, whether the certificate matches our key) to buf at *off. */
+void xc_describe_secret(const xc_identity *id, const uint8_t *data, size_t len, char *buf,
+                        size_t cap, size_t *off);
+
+/* ---- Delta xDS (mesh-xdsclient_delta.c) ----------------------------------------- */
+
+/* One Delta stream's client side: what it holds per type (name -> version),
+ * applied from ACKed responses the way Envoy applies them. */
+typedef struct xc_delta xc_delta;
+/* Queues one request on the stream (takes ownership of buf). */
+typedef void (*xc_send_fn)(void *stream, uint8_t *buf, size_t len);
+
+/* Loads --delta-state (if given and present) as the resources already held. */
+int xc_delta_new(const xc_opts *o, const xc_identity *id, int idx, int n, xc_delta **out,
+                 mesh_err *err);
+void xc_delta_free(xc_delta *d);
+/* The first request per --sub type, with initial_resource_versions. */
+void xc_delta_start(xc_delta *d, xc_send_fn send, void *stream);
+/* Handles one DeltaDiscoveryResponse: applies or NACKs it, answers, prints
+ * one JSON line (t_ms since start; seq numbers dumps). Returns the type, or
+ * -1 when the response could not be decoded or names an unknown type. */
+int xc_delta_on_response(xc_delta *d, const uint8_t *p, size_t len, int64_t t_ms, unsigned seq,
+                         xc_send_fn send, void *stream);
 
 /* JSON helpers (stdout, one line per event). */
 void xc_json_str(char *buf, size_t len, size_t *off, const char *s);

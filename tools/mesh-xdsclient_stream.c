@@ -6,7 +6,9 @@
  *   {"stream":0,"t_ms":12,"type":"LDS","version":"..","nonce":"..","count":2,
  *    "resources":["a","b"],"reply":"ack"}
  * plus, for secrets, what the Secret holds (serial, SPIFFE ID, expiry and
- * whether the certificate matches our private key). */
+ * whether the certificate matches our private key). Delta streams
+ * (--delta) share the plumbing; their requests, responses and JSON lines are
+ * tools/mesh-xdsclient_delta.c. */
 #include "tools/mesh-xdsclient.h"
 
 #include <openssl/x509.h>
@@ -27,6 +29,8 @@
 #define METHOD_ADS   "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 #define METHOD_SDS   "/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets"
 #define METHOD_FETCH "/envoy.service.secret.v3.SecretDiscoveryService/FetchSecrets"
+#define METHOD_DADS  "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
+#define METHOD_DSDS  "/envoy.service.secret.v3.SecretDiscoveryService/DeltaSecrets"
 
 grpc_channel *xc_channel(const xc_opts *o, const char *roots, const char *key_pem,
                          const char *chain_pem, int local_pool)
@@ -162,6 +166,7 @@ struct xc_stream {
     long nacks;
     char acked[ADS_T_COUNT][64];
     unsigned responses;
+    xc_delta *delta;              /* --delta streams */
 };
 
 typedef struct xc_run {
@@ -232,6 +237,22 @@ static const xc_sub *sub_for(const xc_opts *o, enum ads_type t)
     return NULL;
 }
 
+/* Delta requests go through here (xc_send_fn). */
+static void stream_send(void *stream, uint8_t *buf, size_t len)
+{
+    enqueue(stream, buf, len);
+}
+
+void xc_node_id(const xc_opts *o, const xc_identity *id, int idx, int n, char *buf, size_t len)
+{
+    if (o->node_id && n == 1)
+        snprintf(buf, len, "%s", o->node_id);
+    else if (o->node_id)
+        snprintf(buf, len, "%s-%d", o->node_id, idx);
+    else
+        snprintf(buf, len, "%s~xdsclient-%d", id->spiffe_id, idx);
+}
+
 static void send_request(xc_run *r, xc_stream *s, enum ads_type t, const char *version,
                          const char *nonce, const char *error)
 {
@@ -239,12 +260,7 @@ static void send_request(xc_run *r, xc_stream *s, enum ads_type t, const char *v
     char node[600];
     const char *node_id = NULL;
     if (!s->node_sent) {
-        if (r->o->node_id && r->n == 1)
-            snprintf(node, sizeof node, "%s", r->o->node_id);
-        else if (r->o->node_id)
-            snprintf(node, sizeof node, "%s-%d", r->o->node_id, s->idx);
-        else
-            snprintf(node, sizeof node, "%s~xdsclient-%d", r->id->spiffe_id, s->idx);
+        xc_node_id(r->o, r->id, s->idx, r->n, node, sizeof node);
         node_id = node;
         s->node_sent = 1;
     }
@@ -318,8 +334,8 @@ static size_t count_certs(const uint8_t *p, size_t n)
     return c;
 }
 
-static void describe_secret(const xc_identity *id, const uint8_t *data, size_t len, char *buf,
-                            size_t cap, size_t *off)
+void xc_describe_secret(const xc_identity *id, const uint8_t *data, size_t len, char *buf,
+                        size_t cap, size_t *off)
 {
     Envoy__Extensions__TransportSockets__Tls__V3__Secret *sec =
         envoy__extensions__transport_sockets__tls__v3__secret__unpack(NULL, len, data);
@@ -398,17 +414,32 @@ static void dump(xc_run *r, xc_stream *s, const char *tname, const uint8_t *p, s
         fprintf(stderr, "mesh-xdsclient: %s\n", err.msg);
 }
 
-static void on_response(xc_run *r, xc_stream *s, const uint8_t *p, size_t len)
+/* Counts one response; returns its time since the start. */
+static int64_t count_response(xc_run *r, xc_stream *s)
 {
-    const xc_opts *o = r->o;
     int64_t t = xc_now_ms() - r->t0;
-    Envoy__Service__Discovery__V3__DiscoveryResponse *m =
-        envoy__service__discovery__v3__discovery_response__unpack(NULL, len, p);
     s->responses++;
     r->total++;
     if (!r->first_ms)
         r->first_ms = t ? t : 1;
     r->last_ms = t;
+    return t;
+}
+
+static void on_delta_response(xc_run *r, xc_stream *s, const uint8_t *p, size_t len)
+{
+    int64_t t = count_response(r, s);
+    int type = xc_delta_on_response(s->delta, p, len, t, s->responses, stream_send, s);
+    if (type >= 0)
+        r->by_type[type]++;
+}
+
+static void on_response(xc_run *r, xc_stream *s, const uint8_t *p, size_t len)
+{
+    const xc_opts *o = r->o;
+    int64_t t = count_response(r, s);
+    Envoy__Service__Discovery__V3__DiscoveryResponse *m =
+        envoy__service__discovery__v3__discovery_response__unpack(NULL, len, p);
     if (!m) {
         printf("{\"stream\":%d,\"t_ms\":%lld,\"error\":\"undecodable DiscoveryResponse\"}\n",
                s->idx, (long long)t);
@@ -462,7 +493,7 @@ static void on_response(xc_run *r, xc_stream *s, const uint8_t *p, size_t len)
                 for (size_t i = 0; i < m->n_resources && off + 2000 < cap; i++) {
                     if (i)
                         buf[off++] = ',';
-                    describe_secret(r->id, m->resources[i]->value.data,
+                    xc_describe_secret(r->id, m->resources[i]->value.data,
                                     m->resources[i]->value.len, buf, cap, &off);
                 }
                 off += (size_t)snprintf(buf + off, cap - off, "]");
@@ -486,7 +517,10 @@ static int open_stream(xc_run *r, xc_stream *s, grpc_channel *shared)
     s->ch = shared ? shared
                    : xc_channel(o, r->id->bundle_pem, o->anonymous ? NULL : r->id->key_pem,
                                 r->id->chain_pem, 1);
-    const char *method = o->method ? o->method : o->mode == XC_SDS ? METHOD_SDS : METHOD_ADS;
+    const char *method = o->method          ? o->method
+                         : o->delta          ? (o->mode == XC_SDS ? METHOD_DSDS : METHOD_DADS)
+                         : o->mode == XC_SDS ? METHOD_SDS
+                                             : METHOD_ADS;
     s->call = grpc_channel_create_call(s->ch, NULL, GRPC_PROPAGATE_DEFAULTS, r->cq,
                                        grpc_slice_from_static_string(method), NULL,
                                        gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
@@ -540,6 +574,15 @@ static int open_stream(xc_run *r, xc_stream *s, grpc_channel *shared)
         enqueue(s, buf, len);
         return 0;
     }
+    if (o->delta) {
+        mesh_err err = {0};
+        if (xc_delta_new(o, r->id, s->idx, r->n, &s->delta, &err) != MESH_OK) {
+            fprintf(stderr, "mesh-xdsclient: %s\n", err.msg);
+            return -1;
+        }
+        xc_delta_start(s->delta, stream_send, s);
+        return 0;
+    }
     for (int i = 0; i < o->n_subs; i++) {
         if (o->mode == XC_SDS && o->subs[i].type != ADS_T_SDS)
             continue;
@@ -570,8 +613,12 @@ static void on_event(xc_run *r, xc_tag *tag, int ok)
         uint8_t *buf = NULL;
         size_t len = 0;
         mesh_err err = {0};
-        if (mgrpc_buffer_to_bytes(bb, &buf, &len, &err) == MESH_OK)
-            on_response(r, s, buf, len);
+        if (mgrpc_buffer_to_bytes(bb, &buf, &len, &err) == MESH_OK) {
+            if (s->delta)
+                on_delta_response(r, s, buf, len);
+            else
+                on_response(r, s, buf, len);
+        }
         free(buf);
         grpc_byte_buffer_destroy(bb);
         grpc_op rv;
@@ -744,6 +791,7 @@ int xc_run_streams(const xc_opts *o, const xc_identity *id)
         }
         if (s->ch && s->ch != shared)
             grpc_channel_destroy(s->ch);
+        xc_delta_free(s->delta);
     }
     if (shared)
         grpc_channel_destroy(shared);

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "sds/xds_compile.h"
+#include "sds/xds_compile_proxyless.h"
+#include "tools/meshd_proxyless.h"
 
 int md_cache_init(md_cache *c)
 {
@@ -72,7 +74,8 @@ void md_cache_destroy(md_cache *c)
     pthread_mutex_destroy(&c->mu);
 }
 
-/* Compiles outside the lock; NULL on failure (logged). */
+/* Compiles outside the lock; NULL on failure (logged). spiffe_id is a cache
+ * key: a SPIFFE ID (a sidecar) or a proxyless key (tools/meshd_proxyless.h). */
 static md_snap *compile(md_cfg *cfg, const char *spiffe_id)
 {
     md_snap *s = calloc(1, sizeof *s);
@@ -84,7 +87,10 @@ static md_snap *compile(md_cfg *cfg, const char *spiffe_id)
     s->gen = cfg->gen;
     s->checked_gen = cfg->gen;
     mesh_err err = {0};
-    if (xds_compile_node(&cfg->cfg, spiffe_id, &s->snap, &err) != MESH_OK) {
+    const char *proxyless_id = md_proxyless_key_id(spiffe_id);
+    int rc = proxyless_id ? xds_compile_proxyless(&cfg->cfg, proxyless_id, &s->snap, &err)
+                          : xds_compile_node(&cfg->cfg, spiffe_id, &s->snap, &err);
+    if (rc != MESH_OK) {
         log_error("meshd", "compiling xDS for %s at config version %lld failed: %s; the "
                            "sidecar keeps its last good config",
                   spiffe_id, (long long)cfg->version, err.msg);

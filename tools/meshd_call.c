@@ -20,6 +20,16 @@
 
 #include "sds/mgrpc.h"
 
+int md_call_kind_is_stream(enum md_call_kind k)
+{
+    return k == MD_CALL_ADS || k == MD_CALL_SDS || k == MD_CALL_DADS || k == MD_CALL_DSDS;
+}
+
+int md_call_kind_is_delta(enum md_call_kind k)
+{
+    return k == MD_CALL_DADS || k == MD_CALL_DSDS;
+}
+
 md_call *md_call_new(md_ctx *ctx, enum md_call_kind kind, grpc_call *call,
                      grpc_metadata_array *md_moved, const char *method)
 {
@@ -277,7 +287,7 @@ void md_call_on_recv(md_call *c, int ok)
         /* !ok: the call failed (cancelled, deadline, oversized message);
          * ok && !bb: the client half-closed. Either way no more requests. */
         if (ok && !bb) {
-            if (c->kind == MD_CALL_ADS || c->kind == MD_CALL_SDS)
+            if (md_call_kind_is_stream(c->kind))
                 md_call_finish(c, GRPC_STATUS_OK, "client closed the stream");
             else
                 md_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "no request message");
@@ -299,6 +309,10 @@ void md_call_on_recv(md_call *c, int ok)
     case MD_CALL_ADS:
     case MD_CALL_SDS:
         md_stream_on_message(c, buf, len);
+        break;
+    case MD_CALL_DADS:
+    case MD_CALL_DSDS:
+        md_delta_on_message(c, buf, len);
         break;
     case MD_CALL_CSR:
     case MD_CALL_FETCH:
@@ -322,7 +336,7 @@ void md_call_on_close(md_call *c, int ok)
     }
     c->q_tail = NULL;
     pthread_mutex_unlock(&c->mu);
-    if (c->kind == MD_CALL_ADS || c->kind == MD_CALL_SDS)
+    if (md_call_kind_is_stream(c->kind))
         md_stream_on_close(c);
     log_debug("meshd", "call %s from %s closed%s", c->method, c->peer_addr,
               c->cancelled ? " (cancelled)" : "");

@@ -1,5 +1,6 @@
 /* tools/meshd_flags.c — meshd's command line. */
 #include "tools/meshd_internal.h"
+#include "tools/meshd_proxyless.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -25,6 +26,14 @@ static const char usage[] =
     "  --poll-interval DUR    store change polling (default 200ms)\n"
     "  --max-pending-csr N    CreateCertificate requests queued before answering\n"
     "                         UNAVAILABLE (default 2048)\n"
+    "  --xds-plaintext-listen HOST:PORT | unix:PATH\n"
+    "                         also serve LDS/RDS/CDS/EDS (SotW ADS only, never SDS or the CA)\n"
+    "                         in plaintext to proxyless gRPC clients that cannot do mTLS;\n"
+    "                         identity = Node.id of a registered identity (off by default;\n"
+    "                         loopback or a UNIX socket only; see docs/xds-clients.md)\n"
+    "  --xds-plaintext-allow-remote\n"
+    "                         let --xds-plaintext-listen bind a non-loopback address\n"
+    "                         (only on a network you trust)\n"
     "  -h, --help             this text\n";
 
 int md_parse_duration(const char *s, int64_t *out)
@@ -102,7 +111,8 @@ int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err)
     o->debounce_ms = 100;
     o->max_pending_csr = 2048;
 
-    enum { O_DB = 1000, O_LISTEN, O_TTL, O_FRAC, O_LOG, O_INST, O_CQ, O_WORK, O_POLL, O_MAXCSR };
+    enum { O_DB = 1000, O_LISTEN, O_TTL, O_FRAC, O_LOG, O_INST, O_CQ, O_WORK, O_POLL, O_MAXCSR,
+           O_PLAIN, O_PLAIN_REMOTE };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -114,6 +124,8 @@ int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err)
         {"workers", required_argument, NULL, O_WORK},
         {"poll-interval", required_argument, NULL, O_POLL},
         {"max-pending-csr", required_argument, NULL, O_MAXCSR},
+        {"xds-plaintext-listen", required_argument, NULL, O_PLAIN},
+        {"xds-plaintext-allow-remote", no_argument, NULL, O_PLAIN_REMOTE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -176,6 +188,8 @@ int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err)
                                     optarg);
             o->max_pending_csr = (size_t)v;
             break;
+        case O_PLAIN: o->plain_listen = optarg; break;
+        case O_PLAIN_REMOTE: o->plain_remote = 1; break;
         case 'h':
             fputs(usage, stdout);
             return 1;
@@ -189,5 +203,8 @@ int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err)
                             argv[optind]);
     if (!o->db_path)
         return mesh_err_set(err, MESH_EINVAL, "--db PATH is required; see --help");
+    int prc = md_proxyless_check_opts(o, err);
+    if (prc != MESH_OK)
+        return prc;
     return 0;
 }

@@ -30,6 +30,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "config/mesh_config.h"
+#include "sds/ads_delta_state.h"
 #include "sds/ads_state.h"
 #include "sds/sds_secrets.h"
 #include "sds/xds_snapshot.h"
@@ -39,6 +40,8 @@
 #define MD_METHOD_SDS   "/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets"
 #define MD_METHOD_FETCH "/envoy.service.secret.v3.SecretDiscoveryService/FetchSecrets"
 #define MD_METHOD_CSR   "/istio.v1.auth.IstioCertificateService/CreateCertificate"
+#define MD_METHOD_DADS  "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
+#define MD_METHOD_DSDS  "/envoy.service.secret.v3.SecretDiscoveryService/DeltaSecrets"
 
 #define MD_SERVING_NS "mesh-system"
 #define MD_SERVING_SA "meshd"
@@ -57,6 +60,9 @@ typedef struct md_opts {
     int64_t poll_ms;              /* store change polling interval */
     int64_t debounce_ms;          /* wait for a burst of writes to settle */
     size_t max_pending_csr;       /* admission control for CreateCertificate */
+    const char *plain_listen;     /* plaintext xDS port for proxyless gRPC clients, NULL = off
+                                   * (tools/meshd_proxyless.h) */
+    int plain_remote;             /* ... which may bind a non-loopback address */
 } md_opts;
 
 /* 0 = run, 1 = help printed (exit 0), <0 = error in err. */
@@ -102,8 +108,10 @@ grpc_server_credentials *md_tls_server_creds(md_ctx *ctx);
 
 /* ---- calls (meshd_call.c) ---------------------------------------------------- */
 
-enum md_call_kind { MD_CALL_ADS = 0, MD_CALL_SDS, MD_CALL_FETCH, MD_CALL_CSR, MD_CALL_UNIMPL,
-                    MD_CALL_KIND_COUNT };
+/* Every kind before MD_CALL_UNIMPL is a registered method. DADS/DSDS are the
+ * Incremental (Delta) twins of ADS/SDS. */
+enum md_call_kind { MD_CALL_ADS = 0, MD_CALL_SDS, MD_CALL_FETCH, MD_CALL_CSR, MD_CALL_DADS,
+                    MD_CALL_DSDS, MD_CALL_UNIMPL, MD_CALL_KIND_COUNT };
 enum md_op { MD_OP_REQUEST = 1, MD_OP_RECV, MD_OP_SEND, MD_OP_CLOSE, MD_OP_SHUTDOWN };
 
 typedef struct md_tag {
@@ -144,10 +152,15 @@ typedef struct md_call {
     char *peer_cert_pem;          /* certificate the peer presented, NULL if none */
     char pubkey_sha[65];          /* of that certificate, "" if none */
     md_stream *stream;            /* ADS / SDS streams only */
+    int plaintext;                /* came over the plaintext xDS port (meshd_proxyless.c) */
     struct md_call *reg_prev, *reg_next;  /* stream registry links */
     int registered;
 } md_call;
 
+/* 1 for the xDS streams (ADS, SDS and their Delta twins). */
+int md_call_kind_is_stream(enum md_call_kind k);
+/* 1 for DeltaAggregatedResources and DeltaSecrets. */
+int md_call_kind_is_delta(enum md_call_kind k);
 md_call *md_call_new(md_ctx *ctx, enum md_call_kind kind, grpc_call *call,
                      grpc_metadata_array *md_moved, const char *method);
 void md_call_ref(md_call *c);
@@ -175,8 +188,10 @@ typedef struct md_snap {
 } md_snap;
 
 struct md_stream {
-    ads_state st;
+    ads_state st;                 /* SotW streams */
+    ads_delta_state *delta;       /* Delta streams (heap), NULL for SotW */
     char node_id[256];
+    char *view_key;               /* proxyless streams: snapshot cache key; NULL = spiffe_id */
     int node_known;
     int status_opened;
     int64_t reported_not_after;
@@ -210,6 +225,17 @@ typedef struct md_view_update {
 void md_stream_update_locked(md_call *c, md_view_update *u);
 void md_stream_on_close(md_call *c);
 void md_stream_free(md_stream *s);
+/* c->mu held: names the node after the first request's Node.id (the
+ * verified SPIFFE ID when it has none); later requests change nothing. */
+void md_stream_note_node_locked(md_call *c, int has_node, const char *node_id);
+/* c->mu held: queues the proxy-status open / SVID-expiry rows once the node is known. */
+void md_stream_status_sync_locked(md_call *c);
+
+/* ---- Delta xDS streams (meshd_delta.c) ------------------------------------------ */
+
+void md_delta_on_message(md_call *c, const uint8_t *buf, size_t len);
+/* c->mu held: sends what the Delta state machine says the view requires. */
+void md_delta_push_locked(md_call *c, const ads_view *v);
 
 /* Registry of live streams (the watcher walks it). */
 void md_registry_add(md_ctx *ctx, md_call *c);
@@ -263,6 +289,9 @@ int md_work_start(md_ctx *ctx, mesh_err *err);
 void md_work_stop(md_ctx *ctx);
 /* Takes ownership of job. MESH_EBUSY when CSR admission is full (job freed). */
 int md_work_submit(md_ctx *ctx, md_job *job);
+/* The same, for a caller holding job->call's mutex: when the pool is stopping
+ * the job is freed and MESH_EBUSY returned; finishing the call is the caller's. */
+int md_work_submit_locked(md_ctx *ctx, md_job *job);
 void md_job_free(md_job *j);
 /* The worker's CA, reloaded when the active CA changed. */
 int md_worker_ca(md_worker *w, mesh_ca **out, mesh_err *err);

@@ -2,9 +2,9 @@
  *
  * Every method meshd serves is registered, with a few request slots each so
  * a burst of new calls is picked up without waiting for a slot to be
- * re-armed; one generic slot answers every other method (Delta xDS,
- * reflection, typos) with UNIMPLEMENTED at once — without it such a call
- * would hang until the client's deadline, which for Envoy is never.
+ * re-armed; one generic slot answers every other method (per-type xDS
+ * services, reflection, typos) with UNIMPLEMENTED at once — without it such
+ * a call would hang until the client's deadline, which for Envoy is never.
  * Server args: 4 MiB receive limit (bigger messages fail the call with
  * RESOURCE_EXHAUSTED before we see them), keepalive so dead peers are
  * noticed, and client pings tolerated (Envoy and gRPC clients send them). */
@@ -18,12 +18,15 @@
 
 #include "ca/csr.h"
 #include "sds/mgrpc.h"
+#include "tools/meshd_proxyless.h"
 
 static const char *const method_paths[MD_CALL_KIND_COUNT] = {
     [MD_CALL_ADS] = MD_METHOD_ADS,
     [MD_CALL_SDS] = MD_METHOD_SDS,
     [MD_CALL_FETCH] = MD_METHOD_FETCH,
     [MD_CALL_CSR] = MD_METHOD_CSR,
+    [MD_CALL_DADS] = MD_METHOD_DADS,
+    [MD_CALL_DSDS] = MD_METHOD_DSDS,
     [MD_CALL_UNIMPL] = NULL,
 };
 
@@ -109,11 +112,17 @@ static void on_new_call(md_slot *s)
     }
     case MD_CALL_ADS:
     case MD_CALL_SDS:
+    case MD_CALL_DADS:
+    case MD_CALL_DSDS:
+        if (md_proxyless_call(c))
+            break;   /* plaintext port: opened as a proxyless stream, or refused */
         peer_identity(c);
         md_stream_open(c);
         break;
     case MD_CALL_FETCH:
     case MD_CALL_CSR:
+        if (md_proxyless_call(c))
+            break;   /* refused: never in plaintext */
         peer_identity(c);
         if (md_call_start_recv(c) != MESH_OK)
             md_call_finish(c, GRPC_STATUS_INTERNAL, "cannot receive the request");
@@ -204,12 +213,12 @@ int md_server_bind(md_ctx *ctx, mesh_err *err)
         return mesh_err_set(err, MESH_EINTERNAL, "cannot create the gRPC server");
     grpc_server_register_completion_queue(ctx->server, ctx->cq, NULL);
 
-    ctx->n_slots = 4 * MD_SLOTS_PER_METHOD + 1;
+    ctx->n_slots = (size_t)MD_CALL_UNIMPL * MD_SLOTS_PER_METHOD + 1;
     ctx->slots = calloc(ctx->n_slots, sizeof *ctx->slots);
     if (!ctx->slots)
         return mesh_err_set(err, MESH_ENOMEM, "out of memory");
     size_t k = 0;
-    for (int kind = MD_CALL_ADS; kind <= MD_CALL_CSR; kind++) {
+    for (int kind = MD_CALL_ADS; kind < MD_CALL_UNIMPL; kind++) {
         void *m = grpc_server_register_method(ctx->server, method_paths[kind], NULL,
                                               GRPC_SRM_PAYLOAD_NONE, 0);
         if (!m)
@@ -236,7 +245,7 @@ int md_server_bind(md_ctx *ctx, mesh_err *err)
                             "cannot listen on %s: the address is in use or invalid (give "
                             "--listen HOST:PORT)",
                             ctx->opts.listen);
-    return MESH_OK;
+    return md_proxyless_bind(ctx, err);
 }
 
 int md_server_run(md_ctx *ctx, mesh_err *err)

@@ -1,7 +1,9 @@
 /* tools/meshd_stream.c — ADS (StreamAggregatedResources) and SDS (StreamSecrets) streams.
  *
  * Glue between gRPC and the pure state machine (sds/ads_state.c): decode a
- * request, feed it, and encode whatever ads_state_collect says to send. A
+ * request, feed it, and encode whatever ads_state_collect says to send.
+ * Delta streams share everything here but the request and response
+ * handling, which is tools/meshd_delta.c. A
  * stream's "view" — the peer's compiled snapshot and its secret set — is
  * built off the CQ thread (a worker on open, the watcher on changes) and
  * installed with md_stream_update_locked, which also pushes. Identity is
@@ -16,12 +18,18 @@
 #include "ca/csr.h"
 #include "sds/ads_codec.h"
 #include "sds/mgrpc.h"
+#include "tools/meshd_proxyless.h"
 
 void md_stream_free(md_stream *s)
 {
     if (!s)
         return;
     ads_state_free(&s->st);
+    free(s->view_key);
+    if (s->delta) {
+        ads_delta_free(s->delta);
+        free(s->delta);
+    }
     if (s->snap)
         md_snap_unref(s->snap);
     if (s->secrets) {
@@ -94,7 +102,7 @@ void md_registry_release(md_call **list, size_t n)
 
 /* ---- proxy status ----------------------------------------------------------------- */
 
-static void status_sync_locked(md_call *c)
+void md_stream_status_sync_locked(md_call *c)
 {
     md_stream *s = c->stream;
     if (!s->node_known)
@@ -118,7 +126,7 @@ static void push_locked(md_call *c)
         return;
     ads_view v;
     memset(&v, 0, sizeof v);
-    if (c->kind == MD_CALL_ADS && s->snap) {
+    if ((c->kind == MD_CALL_ADS || c->kind == MD_CALL_DADS) && s->snap) {
         v.sets[ADS_T_CDS] = &s->snap->snap.types[XDS_CDS];
         v.sets[ADS_T_EDS] = &s->snap->snap.types[XDS_EDS];
         v.sets[ADS_T_LDS] = &s->snap->snap.types[XDS_LDS];
@@ -126,6 +134,10 @@ static void push_locked(md_call *c)
     }
     if (s->secrets)
         v.sets[ADS_T_SDS] = &s->secrets->set;
+    if (s->delta) {
+        md_delta_push_locked(c, &v);
+        return;
+    }
     ads_send sends[ADS_T_COUNT];
     size_t n = 0;
     mesh_err err = {0};
@@ -195,7 +207,7 @@ void md_stream_update_locked(md_call *c, md_view_update *u)
     }
     if (s->secrets)
         s->view_ready = 1;
-    status_sync_locked(c);
+    md_stream_status_sync_locked(c);
     push_locked(c);
 }
 
@@ -222,6 +234,15 @@ void md_stream_open(md_call *c)
         return;
     }
     ads_state_init(&s->st, c->spiffe_id, ctx->trust_domain);
+    if (md_call_kind_is_delta(c->kind)) {
+        s->delta = calloc(1, sizeof *s->delta);
+        if (!s->delta) {
+            free(s);
+            md_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "meshd is out of memory");
+            return;
+        }
+        ads_delta_init(s->delta, c->spiffe_id, ctx->trust_domain);
+    }
     s->connected_at = md_now();
     mesh_err err = {0};
     if (c->peer_cert_pem &&
@@ -243,8 +264,26 @@ void md_stream_open(md_call *c)
     md_call_ref(c);
     j->call = c;
     md_work_submit(ctx, j);
-    log_info("meshd", "%s stream from %s (%s)", c->kind == MD_CALL_ADS ? "ADS" : "SDS",
+    static const char *const labels[MD_CALL_KIND_COUNT] = {
+        [MD_CALL_ADS] = "ADS", [MD_CALL_SDS] = "SDS", [MD_CALL_DADS] = "Delta ADS",
+        [MD_CALL_DSDS] = "Delta SDS"};
+    log_info("meshd", "%s stream from %s (%s)", labels[c->kind] ? labels[c->kind] : "?",
              c->spiffe_id, c->peer_addr);
+}
+
+void md_stream_note_node_locked(md_call *c, int has_node, const char *node_id)
+{
+    md_stream *s = c->stream;
+    if (s->node_known)
+        return;
+    /* Only the first request is sure to carry Node; without one the
+     * identity names the node in proxy status. */
+    char nb[256];
+    const char *node = has_node && node_id && node_id[0]
+                           ? mgrpc_printable(node_id, nb, sizeof nb)
+                           : c->spiffe_id;
+    snprintf(s->node_id, sizeof s->node_id, "%.255s", node);
+    s->node_known = 1;
 }
 
 static void log_request(md_call *c, const ads_request *req, const ads_req_result *res)
@@ -293,15 +332,13 @@ void md_stream_on_message(md_call *c, const uint8_t *buf, size_t len)
         return;
     }
     s->requests++;
-    if (!s->node_known) {
-        /* Only the first request is sure to carry Node; without one the
-         * identity names the node in proxy status. */
-        char nb[256];
-        const char *node = d.has_node && d.node_id[0] ? mgrpc_printable(d.node_id, nb, sizeof nb)
-                                                      : c->spiffe_id;
-        snprintf(s->node_id, sizeof s->node_id, "%.255s", node);
-        s->node_known = 1;
+    /* Plaintext port: the first request names the identity; SDS is refused. */
+    if (c->plaintext && md_proxyless_on_request_locked(c, &d) != MESH_OK) {
+        pthread_mutex_unlock(&c->mu);
+        ads_decoded_free(&d);
+        return;
     }
+    md_stream_note_node_locked(c, d.has_node, d.node_id);
     ads_request req = d.req;
     if (c->kind == MD_CALL_SDS && !req.type_url[0])
         req.type_url = TYPE_URL_SECRET; /* SDS requests may leave the type implied */
@@ -321,7 +358,7 @@ void md_stream_on_message(md_call *c, const uint8_t *buf, size_t len)
         return;
     }
     log_request(c, &req, &res);
-    status_sync_locked(c);
+    md_stream_status_sync_locked(c);
     const char *url = ads_type_url(res.type);
     ads_type_state *ts = &s->st.types[res.type];
     switch (res.kind) {

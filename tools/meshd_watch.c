@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "sds/svid_rotation.h"
+#include "tools/meshd_proxyless.h"
 
 #define AUDIT_FEED_PAGE 32
 #define AUDIT_FEED_LIMIT 2000
@@ -249,7 +250,8 @@ static void refresh_streams(md_ctx *ctx, md_call **calls, size_t n, md_map *dirt
         md_call *c = calls[i];
         stream_facts f;
         facts_of(c, &f);
-        int want_svid = full_scan || md_map_get(dirty, c->spiffe_id);
+        /* Plaintext (proxyless) streams have no certificate and no secrets. */
+        int want_svid = !c->plaintext && (full_scan || md_map_get(dirty, c->spiffe_id));
         if (!f.ready) {
             /* Its first view is being built; look again next pass. */
             if (want_svid)
@@ -261,10 +263,10 @@ static void refresh_streams(md_ctx *ctx, md_call **calls, size_t n, md_map *dirt
         sds_svid svid;
         memset(&svid, 0, sizeof svid);
         if (f.cfg_gen != cfg_gen_now && cfg_gen_now != 0) {
-            u.snap = md_cache_snapshot(ctx, c->spiffe_id, &u.cfg_gen);
+            u.snap = md_cache_snapshot(ctx, md_call_view_key(c), &u.cfg_gen);
             u.set_snap = 1;
         }
-        if (bundle && f.bundle_gen != bundle_gen) {
+        if (bundle && f.bundle_gen != bundle_gen && !c->plaintext) {
             u.bundle = bundle;
             u.bundle_gen = bundle_gen;
         }
@@ -305,7 +307,8 @@ static void refresh_streams(md_ctx *ctx, md_call **calls, size_t n, md_map *dirt
     md_cas_unref(cas);
 }
 
-/* Distinct identities of the given streams (strings borrowed from the calls). */
+/* Distinct snapshot keys (identities; proxyless streams have their own) of the
+ * given streams (strings borrowed from the calls). */
 static char **distinct_ids(md_call **calls, size_t n, size_t *n_out)
 {
     *n_out = 0;
@@ -317,10 +320,11 @@ static char **distinct_ids(md_call **calls, size_t n, size_t *n_out)
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
-        if (md_map_get(seen, calls[i]->spiffe_id))
+        const char *key = md_call_view_key(calls[i]);
+        if (md_map_get(seen, key))
             continue;
-        md_map_put(seen, calls[i]->spiffe_id, (void *)1, NULL);
-        ids[(*n_out)++] = calls[i]->spiffe_id;
+        md_map_put(seen, key, (void *)1, NULL);
+        ids[(*n_out)++] = (char *)key;
     }
     md_map_free(seen, NULL);
     return ids;

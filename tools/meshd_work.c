@@ -15,6 +15,7 @@
 #include "ca/csr.h"
 #include "istio/v1/auth/ca.pb-c.h"
 #include "sds/ads_codec.h"
+#include "tools/meshd_proxyless.h"
 
 void md_job_free(md_job *j)
 {
@@ -64,6 +65,10 @@ void md_job_stream_init(md_worker *w, md_job *j)
 {
     md_call *c = j->call;
     md_ctx *ctx = w->ctx;
+    if (c->plaintext) {
+        md_job_proxyless_init(w, j);   /* no certificate, no secrets: tools/meshd_proxyless.c */
+        return;
+    }
     pthread_mutex_lock(&c->mu);
     int gone = c->closed || c->finishing;
     char presented[48];
@@ -176,7 +181,9 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int md_work_submit(md_ctx *ctx, md_job *j)
+/* finish_on_stop: when the pool is stopping, finish the job's call (which
+ * takes its mutex, so the caller must not hold it). */
+static int submit(md_ctx *ctx, md_job *j, int finish_on_stop)
 {
     md_workq *q = &ctx->work;
     j->next = NULL;
@@ -185,7 +192,7 @@ int md_work_submit(md_ctx *ctx, md_job *j)
     if (q->stop || (j->kind == MD_JOB_CSR && q->n_csr >= ctx->opts.max_pending_csr)) {
         int stopping = q->stop;
         pthread_mutex_unlock(&q->mu);
-        if (stopping && j->call)
+        if (stopping && j->call && finish_on_stop)
             md_call_finish(j->call, GRPC_STATUS_UNAVAILABLE, "meshd is shutting down");
         md_job_free(j);
         return MESH_EBUSY;
@@ -201,6 +208,16 @@ int md_work_submit(md_ctx *ctx, md_job *j)
     pthread_cond_signal(&q->cv);
     pthread_mutex_unlock(&q->mu);
     return MESH_OK;
+}
+
+int md_work_submit(md_ctx *ctx, md_job *j)
+{
+    return submit(ctx, j, 1);
+}
+
+int md_work_submit_locked(md_ctx *ctx, md_job *j)
+{
+    return submit(ctx, j, 0);
 }
 
 int md_work_start(md_ctx *ctx, mesh_err *err)

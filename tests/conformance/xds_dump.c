@@ -5,7 +5,10 @@
  *   xds_dump <dir>   writes, per node (web, reviews, db) and type (LDS RDS CDS EDS),
  *                    <dir>/<node>.<TYPE>.bin: a DiscoveryResponse holding every
  *                    resource of the type as an Any, exactly as ADS would send it;
- *                    plus <dir>/secret.default.bin and <dir>/secret.ROOTCA.bin.
+ *                    plus <dir>/secret.default.bin and <dir>/secret.ROOTCA.bin;
+ *                    and the proxyless gRPC view (sds/xds_compile_proxyless.h) of a client
+ *                    allowed to call reviews (grpc-web.<TYPE>.bin, identity web) and of one
+ *                    allowed nothing (grpc-stranger.<TYPE>.bin).
  * Built by xds_e2e.sh against a libmesh.a; not part of the Criterion binary. */
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +16,7 @@
 #include <string.h>
 
 #include "sds/xds_compile.h"
+#include "sds/xds_compile_proxyless.h"
 #include "sds/xds_secret.h"
 #include "tests/unit/test_xds_compile_fixture.h"
 
@@ -93,6 +97,23 @@ static int dump_node(const char *dir, const char *node, const mesh_config *cfg, 
     return rc;
 }
 
+/* The proxyless view of identity id (xds_client_check.js checks it). */
+static int dump_proxyless(const char *dir, const char *node, const mesh_config *cfg,
+                          const char *id)
+{
+    xds_snapshot s;
+    mesh_err err = { 0 };
+    if (xds_compile_proxyless(cfg, id, &s, &err) != MESH_OK) {
+        fprintf(stderr, "xds_dump: proxyless compile %s: %s\n", id, err.msg);
+        return -1;
+    }
+    int rc = 0;
+    for (int t = 0; t < XDS_TYPE_COUNT && rc == 0; t++)
+        rc = dump_type(dir, node, &s, (enum xds_type)t);
+    xds_snapshot_free(&s);
+    return rc;
+}
+
 #define FAKE_CERT "-----BEGIN CERTIFICATE-----\nMIIBdump\n-----END CERTIFICATE-----\n"
 
 static int dump_secrets(const char *dir)
@@ -133,6 +154,9 @@ int main(int argc, char **argv)
     if (dump_node(argv[1], "web", &f.cfg, FX_WEB_ID) != 0 ||
         dump_node(argv[1], "reviews", &f.cfg, FX_REVIEWS_ID) != 0 ||
         dump_node(argv[1], "db", &f.cfg, FX_DB_ID) != 0 || dump_secrets(argv[1]) != 0)
+        return 1;
+    if (dump_proxyless(argv[1], "grpc-web", &f.cfg, FX_WEB_ID) != 0 ||
+        dump_proxyless(argv[1], "grpc-stranger", &f.cfg, "spiffe://mesh.test/ns/default/sa/stranger") != 0)
         return 1;
     return 0;
 }

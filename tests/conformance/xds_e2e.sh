@@ -3,7 +3,8 @@
 # compiler (xds_dump.c), then decodes every DiscoveryResponse and Secret with the
 # OFFICIAL Envoy protos (decode.js --strict-unknown --validate: a field number Envoy
 # does not define, or a value breaking Envoy's validation rules, fails) and checks the
-# decoded content (xds_e2e_check.js). When the library also holds sidecar/, the same
+# decoded content (xds_e2e_check.js; the proxyless gRPC view: xds_client_check.js, which
+# also runs @grpc/grpc-js-xds's own validation). When the library also holds sidecar/, the same
 # output goes through mesh-sidecar's own translator (xds_sidecar_check.c).
 #
 #   BUILD=build-x LIB_DIRS="common sds" tests/conformance/xds_e2e.sh
@@ -45,6 +46,8 @@ for f in "$tmp"/out/*.bin; do
 done
 echo "xds_e2e: decoded $n files with the upstream protos"
 node "$here/xds_e2e_check.js" "$tmp/out"
+# The proxyless gRPC view: its content, and @grpc/grpc-js-xds's own resource validation.
+node "$here/xds_client_check.js" "$tmp/out"
 
 if nm "$BUILD/libmesh.a" 2>/dev/null | grep -q ' T xdsc_translate_table$'; then
     cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror ${SAN:-} -I. -I"$BUILD/gen" \

@@ -97,7 +97,7 @@ check_err "garbage CreateCertificate gets INVALID_ARGUMENT" "INVALID_ARGUMENT" \
     "$XC" "${S[@]}" --state-dir "$D/web" --method /istio.v1.auth.IstioCertificateService/CreateCertificate --raw-size 32
 check_err "an unserved method gets UNIMPLEMENTED at once" "UNIMPLEMENTED" \
     "$XC" "${S[@]}" --state-dir "$D/web" --timeout 5s \
-    --method /envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources --raw-size 0
+    --method /envoy.service.listener.v3.ListenerDiscoveryService/DeltaListeners --raw-size 0
 check_err "ADS without a client certificate gets UNAUTHENTICATED" "UNAUTHENTICATED" \
     "$XC" "${S[@]}" --anonymous
 printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' >"$D/http.txt"
