@@ -115,6 +115,19 @@ int ca_add_san(X509 *x, const char *uri, const char *const *dns_names, int criti
 /* Digest matching the CA key: SHA-384 for P-384, SHA-256 otherwise. */
 const EVP_MD *ca_sign_digest(EVP_PKEY *key);
 
+/* ---- ca_spki.c ------------------------------------------------------------ */
+
+/* Puts the subject's public key into the leaf x. spki, when the caller has
+ * one (the CSR's parsed SubjectPublicKeyInfo), must hold the same key as
+ * pubkey; for EC P-256/P-384 named-curve keys it is copied without an
+ * OpenSSL encoder/decoder round trip, giving the same bytes. Otherwise
+ * (spki NULL, RSA, other encodings) this is X509_set_pubkey(x, pubkey). */
+int ca_leaf_set_pubkey(X509 *x, EVP_PKEY *pubkey, const X509_PUBKEY *spki, mesh_err *err);
+
+/* Hex SHA-256 of x's DER SubjectPublicKeyInfo: equal to pubkey_sha256_hex
+ * of the key in it, without encoding the EVP_PKEY again. */
+int ca_leaf_spki_sha256_hex(X509 *x, char out_hex[65], mesh_err *err);
+
 /* ---- ca_csr.c ------------------------------------------------------------- */
 
 /* The key policy for leaves (EC P-256/P-384, RSA 2048..8192 with a sane

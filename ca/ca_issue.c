@@ -13,9 +13,12 @@
  *
  * A cert is recorded in the store and audited in one transaction before it
  * is returned, so a cert a client holds is always known to the store.
- * ca_sign_leaf is the only place leaves are built; ca_issue_svid (CSR),
- * ca_issue_with_new_key (meshd's own cert) and ca_issue_for_pubkey
- * (ca_pubkey.c, same-key rotation) differ only in their input checks. */
+ * sign_leaf (ca_sign_leaf for the other files) is the only place leaves are
+ * built; ca_issue_svid (CSR), ca_issue_with_new_key (meshd's own cert) and
+ * ca_issue_for_pubkey (ca_pubkey.c, same-key rotation) differ only in their
+ * input checks. ca_issue_svid also hands over the CSR's already-encoded
+ * public key, so the hot path avoids OpenSSL 3.0's costly key encoder and
+ * decoder set-ups (ca_spki.c); the certificate bytes are the same. */
 #include "ca/ca_internal.h"
 
 #include <openssl/err.h>
@@ -187,7 +190,10 @@ int ca_check_ttl(int64_t *ttl, mesh_err *err)
     return MESH_OK;
 }
 
-static int build_leaf(mesh_ca *ca, EVP_PKEY *pubkey, const char *id_str,
+/* spki: the CSR's parsed SubjectPublicKeyInfo for pubkey, or NULL (see
+ * ca_leaf_set_pubkey: it lets the common EC case skip OpenSSL's key
+ * encoder/decoder set-up, the largest CPU cost of an issuance). */
+static int build_leaf(mesh_ca *ca, EVP_PKEY *pubkey, const X509_PUBKEY *spki, const char *id_str,
                       const char *const *dns_names, int64_t nb, int64_t na, X509 **out,
                       mesh_err *err)
 {
@@ -200,11 +206,12 @@ static int build_leaf(mesh_ca *ca, EVP_PKEY *pubkey, const char *id_str,
     if (X509_set_version(x, X509_VERSION_3) != 1 ||
         X509_set_issuer_name(x, X509_get_subject_name(ca->cert)) != 1 ||
         !ASN1_TIME_set(X509_getm_notBefore(x), (time_t)nb) ||
-        !ASN1_TIME_set(X509_getm_notAfter(x), (time_t)na) || X509_set_pubkey(x, pubkey) != 1) {
+        !ASN1_TIME_set(X509_getm_notAfter(x), (time_t)na)) {
         rc = mesh_err_openssl(err, MESH_ECRYPTO, "cannot build SVID");
         goto fail;
     }
-    if ((rc = ca_random_serial(x, err)) != MESH_OK ||
+    if ((rc = ca_leaf_set_pubkey(x, pubkey, spki, err)) != MESH_OK ||
+        (rc = ca_random_serial(x, err)) != MESH_OK ||
         (rc = ca_add_basic_constraints(x, 0, err)) != MESH_OK ||
         (rc = ca_add_key_usage(x, 1, rsa, 0, err)) != MESH_OK ||
         (rc = ca_add_eku_server_client(x, err)) != MESH_OK ||
@@ -251,19 +258,17 @@ static int fill_chain(mesh_ca *ca, ca_issued *out, mesh_err *err)
     return MESH_OK;
 }
 
-/* Records the cert and its audit row in one transaction (one fsync). */
-static int record(mesh_ca *ca, mesh_store *st, const ca_issued *out, EVP_PKEY *pubkey,
+/* Records the cert and its audit row in one transaction (one fsync). spki is
+ * the hex SHA-256 of the leaf's SubjectPublicKeyInfo. */
+static int record(mesh_ca *ca, mesh_store *st, const ca_issued *out, const char *spki,
                   int64_t now, const char *actor, const char *note, mesh_err *err)
 {
-    char spki[65];
-    int rc = pubkey_sha256_hex(pubkey, spki, err);
-    if (rc != MESH_OK)
-        return rc;
+    int rc;
     store_cert row;
     memset(&row, 0, sizeof row);
     row.serial_hex = (char *)out->serial_hex;
     row.spiffe_id = (char *)out->spiffe_id;
-    row.pubkey_sha256 = spki;
+    row.pubkey_sha256 = (char *)spki;
     row.not_before = out->not_before;
     row.not_after = out->not_after;
     row.issued_at = now;
@@ -285,9 +290,10 @@ static int record(mesh_ca *ca, mesh_store *st, const ca_issued *out, EVP_PKEY *p
     return MESH_OK;
 }
 
-int ca_sign_leaf(mesh_ca *ca, mesh_store *st, EVP_PKEY *pubkey, const char *id_str,
-                 const char *const *dns_names, int64_t ttl, const char *actor, const char *note,
-                 ca_issued *out, mesh_err *err)
+/* ca_sign_leaf with the CSR's parsed SPKI when there is one (see build_leaf). */
+static int sign_leaf(mesh_ca *ca, mesh_store *st, EVP_PKEY *pubkey, const X509_PUBKEY *spki,
+                     const char *id_str, const char *const *dns_names, int64_t ttl,
+                     const char *actor, const char *note, ca_issued *out, mesh_err *err)
 {
     memset(out, 0, sizeof *out);
     if (strlen(id_str) >= sizeof out->spiffe_id)
@@ -311,12 +317,15 @@ int ca_sign_leaf(mesh_ca *ca, mesh_store *st, EVP_PKEY *pubkey, const char *id_s
         nb = ca->not_before;
 
     X509 *x = NULL;
-    int rc = build_leaf(ca, pubkey, id_str, dns_names, nb, na, &x, err);
+    char spki_hex[65];
+    int rc = build_leaf(ca, pubkey, spki, id_str, dns_names, nb, na, &x, err);
     if (rc != MESH_OK)
         return rc;
     rc = pem_write_cert(x, &out->cert_pem, err);
     if (rc == MESH_OK)
         rc = cert_serial_hex(x, out->serial_hex, sizeof out->serial_hex, err);
+    if (rc == MESH_OK)
+        rc = ca_leaf_spki_sha256_hex(x, spki_hex, err);
     X509_free(x);
     if (rc != MESH_OK)
         goto fail;
@@ -324,7 +333,7 @@ int ca_sign_leaf(mesh_ca *ca, mesh_store *st, EVP_PKEY *pubkey, const char *id_s
     out->not_before = nb;
     out->not_after = na;
     if ((rc = fill_chain(ca, out, err)) != MESH_OK ||
-        (rc = record(ca, st, out, pubkey, now, actor, note, err)) != MESH_OK)
+        (rc = record(ca, st, out, spki_hex, now, actor, note, err)) != MESH_OK)
         goto fail;
     log_info("ca", "issued SVID %s serial=%s not_after=%s actor=%s", out->spiffe_id,
              out->serial_hex, ca_fmt_time(na, t1, sizeof t1), actor);
@@ -332,6 +341,13 @@ int ca_sign_leaf(mesh_ca *ca, mesh_store *st, EVP_PKEY *pubkey, const char *id_s
 fail:
     ca_issued_free(out);
     return rc;
+}
+
+int ca_sign_leaf(mesh_ca *ca, mesh_store *st, EVP_PKEY *pubkey, const char *id_str,
+                 const char *const *dns_names, int64_t ttl, const char *actor, const char *note,
+                 ca_issued *out, mesh_err *err)
+{
+    return sign_leaf(ca, st, pubkey, NULL, id_str, dns_names, ttl, actor, note, out, err);
 }
 
 /* Best-effort audit of a refused request: the audit log is where operators
@@ -363,8 +379,8 @@ int ca_issue_svid(mesh_ca *ca, mesh_store *st, const ca_issue_req *req, ca_issue
         rc = ca_csr_parse_checked(req->csr_pem, ca->trust_domain, req->authorised_id, &csr, id,
                                   sizeof id, e);
     if (rc == MESH_OK)
-        rc = ca_sign_leaf(ca, st, X509_REQ_get0_pubkey(csr), id, req->dns_names, ttl, actor,
-                          NULL, out, e);
+        rc = sign_leaf(ca, st, X509_REQ_get0_pubkey(csr), X509_REQ_get_X509_PUBKEY(csr), id,
+                       req->dns_names, ttl, actor, NULL, out, e);
     X509_REQ_free(csr);
     if (rc != MESH_OK) {
         audit_refusal(st, actor, req->authorised_id ? req->authorised_id : id, e);

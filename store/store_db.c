@@ -1,7 +1,8 @@
 /* store/store_db.c — plumbing shared by every store file: SQLite error mapping,
  * the per-handle prepared-statement cache, bind/column helpers, transactions
- * (store_begin/commit/rollback and the per-call store_op_begin/end), and input
- * checks. Nothing here knows about a particular table. */
+ * (store_begin/commit/rollback and the per-call store_op_begin/end; outermost
+ * write transactions pass the in-process write gate of store_gate.c), and
+ * input checks. Nothing here knows about a particular table. */
 #include "store/store_internal.h"
 
 #include <stdarg.h>
@@ -183,21 +184,46 @@ static void store_abort_tx(mesh_store *st)
         (void)store_exec(st, SQL_ROLLBACK, NULL);
 }
 
+/* BEGIN IMMEDIATE of an outermost write transaction, after passing this
+ * process's write gate (store_gate.c). The gate is left again if BEGIN
+ * fails; otherwise when the transaction ends. */
+static int store_begin_immediate(mesh_store *st, mesh_err *err)
+{
+    int64_t waited = 0;
+    int rc = store_gate_enter(st, &waited, err);
+    if (rc != MESH_OK)
+        return rc;
+    /* Time spent queueing behind our own threads counts against the one
+     * busy timeout: SQLite gets what is left for other processes. */
+    if (waited > 0)
+        sqlite3_busy_timeout(st->db, waited < STORE_BUSY_TIMEOUT_MS
+                                         ? (int)(STORE_BUSY_TIMEOUT_MS - waited)
+                                         : 1);
+    rc = store_exec(st, SQL_BEGIN_IMMEDIATE, err);
+    if (waited > 0)
+        sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+    if (rc != MESH_OK)
+        store_gate_leave(st);
+    return rc;
+}
+
 int store_op_begin(mesh_store *st, int write, mesh_err *err)
 {
-    const char *sql;
+    int rc;
     if (st->in_tx || st->op_depth > 0)
-        sql = SQL_SAVEPOINT;
+        rc = store_exec(st, SQL_SAVEPOINT, err);
+    else if (write)
+        rc = store_begin_immediate(st, err);
     else
-        sql = write ? SQL_BEGIN_IMMEDIATE : SQL_BEGIN_DEFERRED;
-    int rc = store_exec(st, sql, err);
+        rc = store_exec(st, SQL_BEGIN_DEFERRED, err);
     if (rc != MESH_OK)
         return rc;
     st->op_depth++;
     return MESH_OK;
 }
 
-int store_op_end(mesh_store *st, int rc, mesh_err *err)
+/* store_op_end's work; the caller leaves the write gate afterwards. */
+static int store_op_finish(mesh_store *st, int rc, mesh_err *err)
 {
     st->op_depth--;
     int savepoint = st->in_tx || st->op_depth > 0;
@@ -225,13 +251,21 @@ int store_op_end(mesh_store *st, int rc, mesh_err *err)
     return rc;
 }
 
+int store_op_end(mesh_store *st, int rc, mesh_err *err)
+{
+    rc = store_op_finish(st, rc, err);
+    if (!st->in_tx && st->op_depth == 0)
+        store_gate_leave(st); /* no-op unless this was an outermost write */
+    return rc;
+}
+
 int store_begin(mesh_store *st, mesh_err *err)
 {
     if (st->in_tx || st->op_depth > 0)
         return mesh_err_set(err, MESH_EINVAL,
                             "store %s: a transaction is already open (nested store_begin)",
                             st->path);
-    int rc = store_exec(st, SQL_BEGIN_IMMEDIATE, err);
+    int rc = store_begin_immediate(st, err);
     if (rc != MESH_OK) {
         mesh_err_prefix(err, "starting a transaction");
         return rc;
@@ -248,17 +282,17 @@ int store_commit(mesh_store *st, mesh_err *err)
                             "store %s: store_commit without an open transaction", st->path);
     st->in_tx = 0;
     st->tx_config_version = 0;
-    if (sqlite3_get_autocommit(st->db))
-        return mesh_err_set(err, MESH_EIO,
-                            "store %s: the transaction was rolled back by an earlier error; "
-                            "nothing was committed", st->path);
-    int rc = store_exec(st, SQL_COMMIT, err);
-    if (rc != MESH_OK) {
+    int rc;
+    if (sqlite3_get_autocommit(st->db)) {
+        rc = mesh_err_set(err, MESH_EIO,
+                          "store %s: the transaction was rolled back by an earlier error; "
+                          "nothing was committed", st->path);
+    } else if ((rc = store_exec(st, SQL_COMMIT, err)) != MESH_OK) {
         store_abort_tx(st);
         mesh_err_prefix(err, "committing");
-        return rc;
     }
-    return MESH_OK;
+    store_gate_leave(st);
+    return rc;
 }
 
 void store_rollback(mesh_store *st)
@@ -268,6 +302,7 @@ void store_rollback(mesh_store *st)
     st->in_tx = 0;
     st->tx_config_version = 0;
     store_abort_tx(st);
+    store_gate_leave(st);
 }
 
 /* ---- input checks ---------------------------------------------------------- */

@@ -19,6 +19,9 @@
  * with MESH_EBUSY. */
 #define STORE_BUSY_TIMEOUT_MS 5000
 
+/* The in-process write gate of one database file (store_gate.c). */
+typedef struct store_gate store_gate;
+
 typedef struct store_cached_stmt {
     const char *sql;      /* key: the address of a static SQL string */
     sqlite3_stmt *stmt;
@@ -32,6 +35,8 @@ struct mesh_store {
     int64_t tx_config_version;  /* config version already bumped in this user tx, 0 = none */
     store_cached_stmt *stmts;   /* prepared once per handle, reused (issuance is a hot path) */
     size_t n_stmts, cap_stmts;
+    store_gate *gate;           /* shared with this process's other handles on the file; may be NULL */
+    int gate_held;              /* this handle is inside the gate (an explicit write transaction) */
 };
 
 /* ---- errors ----------------------------------------------------------------- */
@@ -70,6 +75,21 @@ char *store_col_dup(sqlite3_stmt *s, int col, int *rc);
  * back otherwise, and returns the final status. */
 int store_op_begin(mesh_store *st, int write, mesh_err *err);
 int store_op_end(mesh_store *st, int rc, mesh_err *err);
+
+/* ---- in-process write gate (store_gate.c) ------------------------------------ */
+/* Threads of one process that write the same file queue here instead of
+ * polling SQLite's lock with sleeps; other processes still meet SQLite's
+ * busy timeout. attach (after the file is open) and detach (on close) never
+ * fail: without a gate a handle simply relies on SQLite alone. enter is
+ * called before BEGIN IMMEDIATE of an outermost write transaction and
+ * reports how long it waited (so SQLite's own wait can be shortened to keep
+ * the total within STORE_BUSY_TIMEOUT_MS); MESH_EBUSY after that timeout.
+ * leave is called once the transaction is committed or rolled back; it is a
+ * no-op when the handle is not inside. */
+void store_gate_attach(mesh_store *st);
+void store_gate_detach(mesh_store *st);
+int store_gate_enter(mesh_store *st, int64_t *waited_ms, mesh_err *err);
+void store_gate_leave(mesh_store *st);
 
 /* ---- schema ----------------------------------------------------------------- */
 /* Applies pending migrations, each in its own BEGIN IMMEDIATE transaction that

@@ -274,6 +274,7 @@ int store_open(mesh_store **out, const char *path, mesh_err *err)
         store_close(st);
         return rc;
     }
+    store_gate_attach(st);
     log_debug("store", "opened %s (schema v%d)", path, store_latest_schema_version());
     *out = st;
     return MESH_OK;
@@ -289,6 +290,7 @@ void store_close(mesh_store *st)
                      st->path);
             store_rollback(st);
         }
+        store_gate_detach(st);
         store_stmt_cache_free(st);
         /* The last connection to close checkpoints the WAL into the file. */
         sqlite3_close_v2(st->db);
