@@ -137,7 +137,35 @@ check_err() {
     fi
 }
 
+# Stops every started process (SIGTERM, then SIGKILL after 5 s) so that
+# sanitizer builds get to print their exit-time reports.
+e2e_stop_all() {
+    local pid i
+    for pid in "${E2E_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null
+    done
+    for pid in "${E2E_PIDS[@]}"; do
+        i=0
+        while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 50 ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    E2E_PIDS=()
+}
+
 e2e_finish() {
+    # Under `make asan` every process we started must also exit clean: an
+    # AddressSanitizer, LeakSanitizer or UBSan report in any log is a failure.
+    e2e_stop_all
+    local reports
+    reports=$(grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' \
+        "$E2E_DIR"/*.log "$E2E_DIR"/*/*.log 2>/dev/null)
+    if [ -n "$reports" ]; then
+        fail "no sanitizer reports in process logs" "$(echo $reports)"
+    fi
     echo "$E2E_NAME: $E2E_PASSED passed, $E2E_FAILED failed"
     [ "$E2E_FAILED" -eq 0 ]
 }
