@@ -47,6 +47,17 @@ struct bufferevent *dp_down_tls_accept(dp_proxy *px, evutil_socket_t fd)
     return bev;
 }
 
+struct bufferevent *dp_down_accept(dp_proxy *px, evutil_socket_t fd, bool inbound)
+{
+    if (inbound)
+        return dp_down_tls_accept(px, fd);
+    struct bufferevent *bev =
+        bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!bev)
+        evutil_closesocket(fd);
+    return bev;
+}
+
 int dp_down_tls_established(dp_proxy *px, struct bufferevent *bev, char *peer_id, size_t plen,
                             char *own_id, size_t olen, int64_t *deadline, char *why,
                             size_t whylen)

@@ -892,19 +892,9 @@ static void down_event_cb(struct bufferevent *bev, short what, void *arg)
 void dp_http_accept(dp_proxy *px, const dp_listener *l, evutil_socket_t fd)
 {
     bool inbound = l->kind == DP_LISTENER_INBOUND_HTTP;
-    struct bufferevent *bev;
-    if (inbound) {
-        bev = dp_down_tls_accept(px, fd);
-        if (!bev)
-            return;
-    } else {
-        bev = bufferevent_socket_new(px->base, fd,
-                                     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-        if (!bev) {
-            evutil_closesocket(fd);
-            return;
-        }
-    }
+    struct bufferevent *bev = dp_down_accept(px, fd, inbound);
+    if (!bev)
+        return;
     hsess *s = calloc(1, sizeof *s);
     if (!s || !(s->pending = evbuffer_new())) {
         free(s);

@@ -207,6 +207,10 @@ bool dp_peer_allowed_by_cluster(const dp_cluster *cl, const char *peer_id, const
 /* SSL for an accepted inbound connection; NULL (fd closed, counted, logged) if
  * the pool refuses (no or expired SVID). */
 struct bufferevent *dp_down_tls_accept(dp_proxy *px, evutil_socket_t fd);
+/* The bufferevent for any accepted connection: mTLS for inbound listeners
+ * (dp_down_tls_accept), plain for the local app's outbound ones. NULL with
+ * the fd closed on failure. */
+struct bufferevent *dp_down_accept(dp_proxy *px, evutil_socket_t fd, bool inbound);
 /* After BEV_EVENT_CONNECTED on a downstream TLS bev: extracts and checks the
  * peer SPIFFE ID (same trust domain as ours), our own ID, and the deadline. */
 int dp_down_tls_established(dp_proxy *px, struct bufferevent *bev, char *peer_id, size_t plen,
