@@ -8,8 +8,10 @@
  *
  * Lifetime: the reference taken at creation belongs to the RECV_CLOSE
  * batch, which completes exactly once when the call is over; every other
- * batch and every queued job holds its own reference. The last unref
- * releases the grpc_call. */
+ * batch and every queued job holds its own reference. That batch may
+ * complete on another CQ thread as soon as it is started (the client had
+ * already gone), so whoever starts it must already hold a reference of its
+ * own (on_new_call does). The last unref releases the grpc_call. */
 #include "tools/meshd_internal.h"
 
 #include <stdio.h>

@@ -88,19 +88,24 @@ static void on_new_call(md_slot *s)
         grpc_call_unref(s->call);
         return;
     }
+    /* The creation reference belongs to the RECV_CLOSE batch. Once that batch
+     * is started, another CQ thread may complete it at once (a client that
+     * already cancelled or died: RECV_CLOSE completes without waiting) and
+     * drop that reference, freeing the call under our feet. So take the one
+     * we set the call up with *before* starting it. */
+    md_call_ref(c);
     if (md_call_start_close(c) != MESH_OK) {
         log_error("meshd", "cannot watch call %s for close", method);
         grpc_call_cancel(c->call, NULL);
-        md_call_unref(c);
+        md_call_unref(c);   /* ours */
+        md_call_unref(c);   /* the creation one: no close batch will drop it */
         return;
     }
     if (atomic_load(&ctx->shutting_down)) {
         md_call_finish(c, GRPC_STATUS_UNAVAILABLE, "meshd is shutting down");
+        md_call_unref(c);
         return;
     }
-    /* Once the first batch is started another CQ thread may see the call
-     * end and drop every other reference: hold one while we set it up. */
-    md_call_ref(c);
     switch (c->kind) {
     case MD_CALL_UNIMPL: {
         char printable[200], msg[260];

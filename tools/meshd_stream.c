@@ -249,8 +249,23 @@ void md_stream_open(md_call *c)
         cert_pem_info(c->peer_cert_pem, NULL, 0, s->presented_serial, sizeof s->presented_serial,
                       NULL, NULL, &err) != MESH_OK)
         s->presented_serial[0] = '\0';
+    /* The client may have cancelled (or died) while we parsed its cert: then
+     * the close completion has already run md_stream_on_close, and a stream
+     * registered now would never be removed — a leaked call, refreshed by the
+     * watcher forever, that blocks shutdown. Checked and registered under
+     * c->mu, which md_call_on_close takes to set closed before it
+     * unregisters, so exactly one of the two sides sees the other. */
+    pthread_mutex_lock(&c->mu);
+    if (c->closed) {
+        pthread_mutex_unlock(&c->mu);
+        log_debug("meshd", "%s from %s (%s) ended before its stream opened%s", c->method,
+                  c->spiffe_id, c->peer_addr, c->cancelled ? " (cancelled)" : "");
+        md_stream_free(s);
+        return;
+    }
     c->stream = s;
-    md_registry_add(ctx, c);
+    md_registry_add(ctx, c);   /* takes reg_mu: a leaf lock under c->mu */
+    pthread_mutex_unlock(&c->mu);
     if (md_call_start_recv(c) != MESH_OK) {
         md_call_finish(c, GRPC_STATUS_INTERNAL, "cannot receive on the stream");
         return;
