@@ -89,8 +89,11 @@ void dp_timer_at(struct event *ev, int64_t deadline)
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     /* Cap at a day: a timer re-armed daily cannot overflow timeval maths and
-     * the owner simply re-checks. notAfter is inclusive: fire just after it. */
-    int64_t ms = deadline * 1000 + 1000 - now_ms;
+     * the owner simply re-checks. A certificate counts as expired from its
+     * notAfter second on (now >= notAfter), as for the cert pool, /certs,
+     * /ready and OpenSSL's own verification, so fire at notAfter; a timer
+     * that fires early is re-armed by its owner. */
+    int64_t ms = deadline * 1000 - now_ms;
     if (ms > 86400LL * 1000)
         ms = 86400LL * 1000;
     dp_timer_ms(ev, ms);

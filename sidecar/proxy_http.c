@@ -803,7 +803,7 @@ static void on_expiry(evutil_socket_t fd, short what, void *arg)
     hsess *s = arg;
     if (s->dead)
         return;
-    if (dp_now() <= s->deadline) {
+    if (dp_now() < s->deadline) {   /* expired at notAfter itself, like the cert pool */
         dp_timer_at(s->expiry_ev, s->deadline);
         return;
     }

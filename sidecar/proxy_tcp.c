@@ -317,7 +317,7 @@ static void on_free(evutil_socket_t fd, short what, void *arg)
 static void on_expiry(evutil_socket_t fd, short what, void *arg)
 {
     tsess *s = arg;
-    if (dp_now() <= s->deadline) {
+    if (dp_now() < s->deadline) {   /* expired at notAfter itself, like the cert pool */
         dp_timer_at(s->expiry_ev, s->deadline);
         return;
     }

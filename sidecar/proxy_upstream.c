@@ -109,8 +109,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         uc->ops->ready(uc->owner, uc, MESH_EIO, why);
         return;
     }
-    if (dp_now() <= uc->deadline) {
-        dp_timer_at(uc->timer, uc->deadline);   /* a capped timer: wait on */
+    /* Expired at notAfter itself (now >= notAfter), like the cert pool. */
+    if (dp_now() < uc->deadline) {
+        dp_timer_at(uc->timer, uc->deadline);   /* a capped or early timer: wait on */
         return;
     }
     char when[32], why[DP_SPIFFE_ID_MAX + 200];
