@@ -29,14 +29,18 @@
 #include "sidecar/dp_addr.h"
 #include "sidecar/http_msg.h"
 
+typedef struct conn conn;
+
 typedef struct app {
     struct event_base *base;
     const char *name;
     bool tcp_echo;
+    conn *conns;                /* open connections, freed at exit */
 } app;
 
-typedef struct conn {
+struct conn {
     app *a;
+    conn *prev, *next;
     struct bufferevent *bev;
     dp_http_reader rd;
     struct event *delay_ev;
@@ -45,10 +49,16 @@ typedef struct conn {
     int status;
     uint64_t body_bytes;
     json_out body;
-} conn;
+};
 
 static void conn_free(conn *c)
 {
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->a->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
     if (c->delay_ev)
         event_free(c->delay_ev);
     bufferevent_free(c->bev);
@@ -230,6 +240,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     dp_http_reader_init(&c->rd, HTTP_REQUEST, &cbs, c);
+    c->next = a->conns;
+    if (a->conns)
+        a->conns->prev = c;
+    a->conns = c;
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
@@ -306,6 +320,8 @@ int main(int argc, char **argv)
     if (sigterm)
         event_free(sigterm);
     evconnlistener_free(l);
+    while (a.conns)
+        conn_free(a.conns);
     event_base_free(a.base);
     return 0;
 }
