@@ -138,11 +138,10 @@ int xc_outbound_cluster(xc_ctx *c, const mesh_service *svc)
     char *name = xc_printf(&c->arena, "outbound|%s", svc->name);
     const char *what = xc_printf(&c->arena, "service %s (%s)", svc->name,
                                  svc->source ? svc->source : "config");
-    Cluster *cl = xc_alloc(&c->arena, sizeof *cl);
-    Envoy__Config__Cluster__V3__Cluster__EdsClusterConfig *eds = xc_alloc(&c->arena, sizeof *eds);
+    Cluster *cl;
     Envoy__Extensions__TransportSockets__Tls__V3__UpstreamTlsContext *utls =
         xc_alloc(&c->arena, sizeof *utls);
-    if (!name || !what || !cl || !eds || !utls)
+    if (!name || !what || !utls)
         return xc_oom_status(c);
     size_t n_sans;
     const char **sans = service_sans(c, svc, &n_sans);
@@ -152,20 +151,34 @@ int xc_outbound_cluster(xc_ctx *c, const mesh_service *svc)
     if ((utls->common_tls_context = xc_common_tls(c, sans, n_sans)) == NULL)
         return xc_status(c);
 
+    if ((cl = xc_eds_cluster(c, name, lb_policy(svc), svc)) == NULL ||
+        (cl->transport_socket = xc_tls_socket(c, XC_URL_UPSTREAM_TLS, &utls->base)) == NULL)
+        return xc_status(c);
+    return xc_emit(c, XDS_CDS, name, &cl->base, what);
+}
+
+Envoy__Config__Cluster__V3__Cluster *xc_eds_cluster(xc_ctx *c, char *name, int lb_policy,
+                                                    const mesh_service *svc)
+{
+    Cluster *cl = xc_alloc(&c->arena, sizeof *cl);
+    Envoy__Config__Cluster__V3__Cluster__EdsClusterConfig *eds = xc_alloc(&c->arena, sizeof *eds);
+    if (!cl || !eds) {
+        xc_oom_status(c);
+        return NULL;
+    }
     envoy__config__cluster__v3__cluster__eds_cluster_config__init(eds);
     eds->service_name = name;
     if ((eds->eds_config = xc_ads_source(c)) == NULL)
-        return xc_status(c);
+        return NULL;
     envoy__config__cluster__v3__cluster__init(cl);
     cl->name = name;
     cl->cluster_discovery_type_case = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_TYPE;
     cl->type = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__EDS;
     cl->eds_cluster_config = eds;
-    cl->lb_policy = lb_policy(svc);
-    if ((cl->connect_timeout = xc_duration_ms(c, connect_ms(svc))) == NULL ||
-        (cl->transport_socket = xc_tls_socket(c, XC_URL_UPSTREAM_TLS, &utls->base)) == NULL)
-        return xc_status(c);
-    return xc_emit(c, XDS_CDS, name, &cl->base, what);
+    cl->lb_policy = (Envoy__Config__Cluster__V3__Cluster__LbPolicy)lb_policy;
+    if ((cl->connect_timeout = xc_duration_ms(c, connect_ms(svc))) == NULL)
+        return NULL;
+    return cl;
 }
 
 int xc_endpoints(xc_ctx *c, const mesh_service *svc)

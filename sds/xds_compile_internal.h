@@ -21,6 +21,7 @@
 #include "config/mesh_config.h"
 #include "sds/xds_snapshot.h"
 
+#include "envoy/config/cluster/v3/cluster.pb-c.h"
 #include "envoy/config/core/v3/address.pb-c.h"
 #include "envoy/config/core/v3/base.pb-c.h"
 #include "envoy/config/core/v3/config_source.pb-c.h"
@@ -122,6 +123,11 @@ Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *
 xc_common_tls(xc_ctx *c, const char *const *sans, size_t n_sans);
 Envoy__Config__Core__V3__TransportSocket *xc_tls_socket(xc_ctx *c, const char *type_url,
                                                         const ProtobufCMessage *tls_ctx);
+/* An EDS cluster named `name` whose endpoints come as ClusterLoadAssignment `name`
+ * over ADS, with lb policy and connect timeout (the service's, or the 1 s
+ * default): what sidecar and proxyless views share. NULL on allocation failure. */
+Envoy__Config__Cluster__V3__Cluster *xc_eds_cluster(xc_ctx *c, char *name, int lb_policy,
+                                                    const mesh_service *svc);
 /* Sorted, de-duplicated copy (arena) of a string list. */
 const char **xc_sorted_unique(xc_ctx *c, const char *const *v, size_t n, size_t *n_out);
 

@@ -36,23 +36,14 @@ int xp_cluster(xc_ctx *c, const mesh_service *svc)
     char *name = xc_printf(&c->arena, "outbound|%s", svc->name);
     const char *what = xc_printf(&c->arena, "service %s (%s), proxyless cluster", svc->name,
                                  svc->source ? svc->source : "config");
-    Envoy__Config__Cluster__V3__Cluster *cl = xc_alloc(&c->arena, sizeof *cl);
-    Envoy__Config__Cluster__V3__Cluster__EdsClusterConfig *eds = xc_alloc(&c->arena, sizeof *eds);
-    if (!name || !what || !cl || !eds)
+    if (!name || !what)
         return xc_oom_status(c);
-    envoy__config__cluster__v3__cluster__eds_cluster_config__init(eds);
-    eds->service_name = name;
-    if ((eds->eds_config = xc_ads_source(c)) == NULL)
-        return xc_status(c);
-    envoy__config__cluster__v3__cluster__init(cl);
-    cl->name = name;
-    cl->cluster_discovery_type_case = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_TYPE;
-    cl->type = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__EDS;
-    cl->eds_cluster_config = eds;
-    cl->lb_policy = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__ROUND_ROBIN;
-    /* gRPC ignores it; kept so the resource means the same to any xDS reader. */
-    int64_t connect = svc->connect_timeout_ms > 0 ? svc->connect_timeout_ms : XC_DEFAULT_CONNECT_MS;
-    if ((cl->connect_timeout = xc_duration_ms(c, connect)) == NULL)
+    /* Round robin whatever the service says: the gRPC client NACKs LEAST_REQUEST.
+     * The connect timeout is ignored by gRPC but kept, so the resource means the
+     * same to any xDS reader. */
+    Envoy__Config__Cluster__V3__Cluster *cl =
+        xc_eds_cluster(c, name, ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__ROUND_ROBIN, svc);
+    if (cl == NULL)
         return xc_status(c);
     return xc_emit(c, XDS_CDS, name, &cl->base, what);
 }
