@@ -79,7 +79,6 @@ static void log_request(md_call *c, const ads_delta_request *req, const ads_req_
 /* c->mu held. Returns 0 when the call was finished (refused or failed). */
 static int handle_locked(md_call *c, const ads_delta_decoded *d)
 {
-    md_ctx *ctx = c->ctx;
     md_stream *s = c->stream;
     mesh_err err = {0};
     s->requests++;
@@ -104,26 +103,8 @@ static int handle_locked(md_call *c, const ads_delta_decoded *d)
     md_stream_status_sync_locked(c);
     const char *url = ads_type_url(res.type);
     const ads_delta_type *ts = &s->delta->types[res.type];
-    switch (res.kind) {
-    case ADS_REQ_DENIED: {
-        char detail[1024];
-        snprintf(detail, sizeof detail, "node=%s peer=%s: %s", s->node_id, c->peer_addr, err.msg);
-        md_status_audit(ctx, c->spiffe_id, "sds.denied", res.denied_name, detail, 0);
-        log_warn("meshd", "%s", detail);
-        md_call_finish_locked(c, GRPC_STATUS_PERMISSION_DENIED, err.msg);
-        return 0;
-    }
-    case ADS_REQ_ACK:
-        md_status_type(ctx, s->node_id, url, NULL, ts->acked_version, NULL, NULL);
-        break;
-    case ADS_REQ_NACK:
-        md_status_type(ctx, s->node_id, url, NULL, NULL, ts->nack_version,
-                       ts->nack_error ? ts->nack_error : "");
-        break;
-    default:
-        break;
-    }
-    return 1;
+    return md_stream_note_reply_locked(c, res.kind, url, ts->acked_version, ts->nack_version,
+                                       ts->nack_error, res.denied_name, err.msg);
 }
 
 void md_delta_on_message(md_call *c, const uint8_t *buf, size_t len)

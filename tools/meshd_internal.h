@@ -230,6 +230,13 @@ void md_stream_free(md_stream *s);
 void md_stream_note_node_locked(md_call *c, int has_node, const char *node_id);
 /* c->mu held: queues the proxy-status open / SVID-expiry rows once the node is known. */
 void md_stream_status_sync_locked(md_call *c);
+/* What a SotW or Delta request ended as, for operators: ACK/NACK go to proxy
+ * status; a refused SDS name is audited, logged and ends the stream with
+ * PERMISSION_DENIED (returns 0 then, 1 otherwise). Call with c->mu held. */
+int md_stream_note_reply_locked(md_call *c, enum ads_req_kind kind, const char *type_url,
+                                const char *acked_version, const char *nack_version,
+                                const char *nack_error, const char *denied_name,
+                                const char *denied_why);
 
 /* ---- Delta xDS streams (meshd_delta.c) ------------------------------------------ */
 

@@ -330,7 +330,6 @@ static void log_request(md_call *c, const ads_request *req, const ads_req_result
 
 void md_stream_on_message(md_call *c, const uint8_t *buf, size_t len)
 {
-    md_ctx *ctx = c->ctx;
     ads_decoded d;
     mesh_err err = {0};
     if (ads_request_decode(buf, len, &d, &err) != MESH_OK) {
@@ -376,26 +375,11 @@ void md_stream_on_message(md_call *c, const uint8_t *buf, size_t len)
     md_stream_status_sync_locked(c);
     const char *url = ads_type_url(res.type);
     ads_type_state *ts = &s->st.types[res.type];
-    switch (res.kind) {
-    case ADS_REQ_DENIED: {
-        char detail[1024];
-        snprintf(detail, sizeof detail, "node=%s peer=%s: %s", s->node_id, c->peer_addr, err.msg);
-        md_status_audit(ctx, c->spiffe_id, "sds.denied", res.denied_name, detail, 0);
-        log_warn("meshd", "%s", detail);
-        md_call_finish_locked(c, GRPC_STATUS_PERMISSION_DENIED, err.msg);
+    if (!md_stream_note_reply_locked(c, res.kind, url, ts->acked_version, ts->nack_version,
+                                     ts->nack_error, res.denied_name, err.msg)) {
         pthread_mutex_unlock(&c->mu);
         ads_decoded_free(&d);
         return;
-    }
-    case ADS_REQ_ACK:
-        md_status_type(ctx, s->node_id, url, NULL, ts->acked_version, NULL, NULL);
-        break;
-    case ADS_REQ_NACK:
-        md_status_type(ctx, s->node_id, url, NULL, NULL, ts->nack_version,
-                       ts->nack_error ? ts->nack_error : "");
-        break;
-    default:
-        break;
     }
     push_locked(c);
     int more = !c->finishing && !c->closed;
@@ -403,6 +387,35 @@ void md_stream_on_message(md_call *c, const uint8_t *buf, size_t len)
     ads_decoded_free(&d);
     if (more && md_call_start_recv(c) != MESH_OK)
         md_call_finish(c, GRPC_STATUS_INTERNAL, "cannot receive on the stream");
+}
+
+int md_stream_note_reply_locked(md_call *c, enum ads_req_kind kind, const char *type_url,
+                                const char *acked_version, const char *nack_version,
+                                const char *nack_error, const char *denied_name,
+                                const char *denied_why)
+{
+    md_stream *s = c->stream;
+    switch (kind) {
+    case ADS_REQ_DENIED: {
+        char detail[1024];
+        snprintf(detail, sizeof detail, "node=%s peer=%s: %s", s->node_id, c->peer_addr,
+                 denied_why);
+        md_status_audit(c->ctx, c->spiffe_id, "sds.denied", denied_name, detail, 0);
+        log_warn("meshd", "%s", detail);
+        md_call_finish_locked(c, GRPC_STATUS_PERMISSION_DENIED, denied_why);
+        return 0;
+    }
+    case ADS_REQ_ACK:
+        md_status_type(c->ctx, s->node_id, type_url, NULL, acked_version, NULL, NULL);
+        break;
+    case ADS_REQ_NACK:
+        md_status_type(c->ctx, s->node_id, type_url, NULL, NULL, nack_version,
+                       nack_error ? nack_error : "");
+        break;
+    default:
+        break;
+    }
+    return 1;
 }
 
 void md_stream_on_close(md_call *c)
