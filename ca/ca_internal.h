@@ -53,6 +53,10 @@ const char *ca_fmt_time(int64_t t, char *buf, size_t len);
 
 /* Lowercase hex of bytes into out (2*n+1 bytes). */
 void ca_hex(const unsigned char *in, size_t n, char *out);
+/* SHA-256 of DER bytes (an SPKI) as 64 lowercase hex chars + NUL; takes
+ * ownership of der (OPENSSL_free). n <= 0 means encoding failed: `what` names it. */
+int ca_der_sha256_hex(unsigned char *der, int n, const char *what, char out_hex[65],
+                      mesh_err *err);
 
 /* Reads a whole file (at most max_bytes) into a NUL-terminated heap buffer. */
 int ca_read_file(const char *path, size_t max_bytes, char **out, mesh_err *err);

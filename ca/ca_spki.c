@@ -155,14 +155,5 @@ int ca_leaf_spki_sha256_hex(X509 *x, char out_hex[65], mesh_err *err)
 {
     unsigned char *der = NULL;
     int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
-    if (n <= 0)
-        return mesh_err_openssl(err, MESH_ECRYPTO, "cannot encode the SVID public key");
-    unsigned char md[32];
-    unsigned int mdlen = 0;
-    int ok = EVP_Digest(der, (size_t)n, md, &mdlen, EVP_sha256(), NULL);
-    OPENSSL_free(der);
-    if (ok != 1 || mdlen != sizeof md)
-        return mesh_err_openssl(err, MESH_ECRYPTO, "SHA-256 failed");
-    ca_hex(md, sizeof md, out_hex);
-    return MESH_OK;
+    return ca_der_sha256_hex(der, n, "cannot encode the SVID public key", out_hex, err);
 }

@@ -115,3 +115,18 @@ int ca_bio_to_string(BIO *bio, char **out, mesh_err *err)
     *out = s;
     return MESH_OK;
 }
+
+int ca_der_sha256_hex(unsigned char *der, int n, const char *what, char out_hex[65],
+                      mesh_err *err)
+{
+    if (n <= 0)
+        return mesh_err_openssl(err, MESH_ECRYPTO, what);
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    int ok = EVP_Digest(der, (size_t)n, md, &mdlen, EVP_sha256(), NULL);
+    OPENSSL_free(der);
+    if (ok != 1 || mdlen != sizeof md)
+        return mesh_err_openssl(err, MESH_ECRYPTO, "SHA-256 failed");
+    ca_hex(md, sizeof md, out_hex);
+    return MESH_OK;
+}
