@@ -44,7 +44,10 @@ $(GEN_STAMP): $(PROTOS)
 $(GEN_C): $(GEN_STAMP)
 
 # ---- the library every binary and test links ----------------------------------
-LIB_DIRS := common store ca config sds sidecar
+# One folder, one job (docs/architecture.md): every folder but tools/ is library
+# code with unit tests; tools/ holds only the mains.
+LIB_DIRS := common store ca config sds/compiler sds/protocol sds/certsvc meshd sidecar \
+            meshctl drill
 LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) \
             $(patsubst $(GEN)/%.c,$(BUILD)/obj/gen/%.o,$(GEN_C))
@@ -62,13 +65,17 @@ $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-# ---- binaries: tools/<bin>.c holds main, tools/<bin>_*.c its private pieces ------
+# ---- binaries: tools/<bin>.c holds main; everything else comes from the library --
+# mesh-xdsclient is a test and load client, not a product binary: it lives in
+# tests/xdsclient/ with its private pieces.
 ALL_BINS := meshctl meshd mesh-sidecar mesh-testapp mesh-xdsclient
 BINS := $(ALL_BINS)
 BIN_PATHS := $(addprefix $(BUILD)/bin/,$(BINS))
+BIN_SRCS_mesh-xdsclient := $(wildcard tests/xdsclient/*.c)
+bin_srcs = $(or $(BIN_SRCS_$(1)),tools/$(1).c)
 
 define bin_rule
-$(BUILD)/bin/$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/$(1).c tools/$(1)_*.c)) $(LIB)
+$(BUILD)/bin/$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(call bin_srcs,$(1))) $(LIB)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) -o $$@ $$(filter %.o,$$^) $(LIB) $$(LDLIBS)
 endef

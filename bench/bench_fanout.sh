@@ -54,7 +54,7 @@ NS=$fit
 M="$MESH_BIN/meshctl"
 export MESHD_DB="$BW/meshd.db"
 # meshd's store poll interval (from its --help) bounds how fast it sees a change;
-# after seeing one it waits out a 100 ms debounce (tools/meshd_flags.c).
+# after seeing one it waits out a 100 ms debounce (meshd/meshd_flags.c).
 POLL=$("$MESH_BIN/meshd" --help 2>&1 | sed -n 's/.*--poll-interval.*(default \([0-9a-z]*\)).*/\1/p')
 POLL=${POLL:-unknown}
 TD=bench.example.org

@@ -4,7 +4,7 @@
  * mesh_config, validates it as a whole (against what is already in the store),
  * and writes each resource into the store as canonical YAML (one store row per
  * resource). meshd loads the rows back with mesh_config_load_store and
- * compiles them into xDS resources (sds/xds_compile.h). Errors name the file,
+ * compiles them into xDS resources (sds/compiler/xds_compile.h). Errors name the file,
  * line and field: "mesh.yaml:14: routes[0].rules[1].destinations[0].weight:
  * must be 0..100, got 140".
  *

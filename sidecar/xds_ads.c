@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "sds/mgrpc.h"
+#include "common/mgrpc.h"
 
 static int arm_recv(xdsc_ads *a, bool with_md)
 {

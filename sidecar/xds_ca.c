@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "istio/v1/auth/ca.pb-c.h"
-#include "sds/mgrpc.h"
+#include "common/mgrpc.h"
 #include "sidecar/tls_util.h"
 
 const char *xdsc_csr_mode_name(enum xdsc_csr_mode m)

@@ -2,7 +2,7 @@
  *
  * One unary call per attempt, as a single batch on the client's completion
  * queue. How the caller is authenticated is chosen by the channel and the
- * metadata (see sds/cert_service.h):
+ * metadata (see sds/certsvc/cert_service.h):
  *   XDSC_CSR_TOKEN     server-authenticated TLS + "authorization: Bearer mjt_..."
  *   XDSC_CSR_RENEW     mTLS with the current SVID
  *   XDSC_CSR_RECOVER   server-authenticated TLS + "x-meshd-expired-svid:

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "sds/mgrpc.h"
+#include "common/mgrpc.h"
 #include "sidecar/xds_client_internal.h"
 #include "sidecar/xds_grpc.h"
 

@@ -8,7 +8,7 @@
 
 #include "common/log.h"
 #include "sidecar/xds_persist.h"
-#include "sidecar/xds_secrets.h"
+#include "sidecar/xds_tr_secret.h"
 #include "sidecar/xds_translate.h"
 
 int xdsc_engine_init(xdsc_engine *e, cert_pool *pool, const char *state_dir, xdsc_apply_fn apply,

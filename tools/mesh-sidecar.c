@@ -17,8 +17,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "sds/mgrpc.h"
-#include "tools/mesh-sidecar.h"
+#include "common/mgrpc.h"
+#include "sidecar/run.h"
 
 /* Stops accepting and waits up to drain_ms for active connections to end. */
 static void drain(dp_proxy *px, int64_t drain_ms)

@@ -3,7 +3,7 @@
  * meshctl talks to the SQLite store directly (never to meshd), so every
  * operator action works while the control plane is down; meshd notices the
  * committed change and pushes it. */
-#include "tools/meshctl.h"
+#include "meshctl/meshctl.h"
 
 #include <stdarg.h>
 #include <stdio.h>

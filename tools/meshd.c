@@ -8,7 +8,7 @@
  * and cancel every call, let the workers finish, mark proxies disconnected,
  * close the store. A SIGKILL at any point loses no issued certificate: the
  * store commits each one before the reply leaves. */
-#include "tools/meshd_internal.h"
+#include "meshd/meshd_internal.h"
 
 #include <openssl/rand.h>
 #include <signal.h>
@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sds/mgrpc.h"
+#include "common/mgrpc.h"
 
 int64_t md_now(void)
 {

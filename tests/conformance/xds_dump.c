@@ -6,7 +6,7 @@
  *                    <dir>/<node>.<TYPE>.bin: a DiscoveryResponse holding every
  *                    resource of the type as an Any, exactly as ADS would send it;
  *                    plus <dir>/secret.default.bin and <dir>/secret.ROOTCA.bin;
- *                    and the proxyless gRPC view (sds/xds_compile_proxyless.h) of a client
+ *                    and the proxyless gRPC view (sds/compiler/xds_compile_proxyless.h) of a client
  *                    allowed to call reviews (grpc-web.<TYPE>.bin, identity web) and of one
  *                    allowed nothing (grpc-stranger.<TYPE>.bin).
  * Built by xds_e2e.sh against a libmesh.a; not part of the Criterion binary. */
@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sds/xds_compile.h"
-#include "sds/xds_compile_proxyless.h"
-#include "sds/xds_secret.h"
+#include "sds/compiler/xds_compile.h"
+#include "sds/compiler/xds_compile_proxyless.h"
+#include "sds/compiler/xds_compile_secret.h"
 #include "tests/unit/test_xds_compile_fixture.h"
 
 #include "envoy/service/discovery/v3/discovery.pb-c.h"

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sds/xds_compile.h"
+#include "sds/compiler/xds_compile.h"
 #include "sidecar/dp_config.h"
 #include "sidecar/xds_translate.h"
 #include "tests/unit/test_xds_compile_fixture.h"

@@ -1,5 +1,5 @@
 /* tests/unit/test_sds_cert.c — CreateCertificate's authorisation and issuance
- * (sds/cert_service.c, sds/svid_recover.c) against a real store and CA: join token,
+ * (sds/certsvc/cert_service.c, sds/certsvc/svid_recover.c) against a real store and CA: join token,
  * mTLS renewal, expired-SVID recovery, and every refusal with its gRPC status. */
 #include <criterion/criterion.h>
 #include <openssl/evp.h>
@@ -10,8 +10,8 @@
 
 #include "ca/csr.h"
 #include "ca/join_token.h"
-#include "sds/cert_service.h"
-#include "sds/svid_recover.h"
+#include "sds/certsvc/cert_service.h"
+#include "sds/certsvc/svid_recover.h"
 #include "tests/unit/test_sds_util.h"
 
 static tsd_env env;

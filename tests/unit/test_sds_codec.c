@@ -1,6 +1,6 @@
-/* tests/unit/test_sds_codec.c — xDS envelope encoding/decoding (sds/ads_codec.c), the
- * gRPC helpers that need no server (sds/mgrpc.c) and the rotation schedule
- * (sds/svid_rotation.c). */
+/* tests/unit/test_sds_codec.c — xDS envelope encoding/decoding (sds/protocol/ads_codec.c), the
+ * gRPC helpers that need no server (common/mgrpc.c) and the rotation schedule
+ * (sds/certsvc/svid_rotation.c). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,9 +10,9 @@
 #include <grpc/slice.h>
 
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
-#include "sds/ads_codec.h"
-#include "sds/mgrpc.h"
-#include "sds/svid_rotation.h"
+#include "sds/protocol/ads_codec.h"
+#include "common/mgrpc.h"
+#include "sds/certsvc/svid_rotation.h"
 
 Test(sds_codec, request_roundtrip_with_node_and_nack)
 {

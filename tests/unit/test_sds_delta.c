@@ -1,13 +1,13 @@
-/* tests/unit/test_sds_delta.c — the Incremental (Delta) xDS state machine (sds/ads_delta_state.c)
- * and its codec (sds/ads_delta_codec.c) as pure logic: no gRPC, no store. */
+/* tests/unit/test_sds_delta.c — the Incremental (Delta) xDS state machine (sds/protocol/ads_delta_state.c)
+ * and its codec (sds/protocol/ads_delta_codec.c) as pure logic: no gRPC, no store. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
-#include "sds/ads_delta_codec.h"
-#include "sds/ads_delta_state.h"
+#include "sds/protocol/ads_delta_codec.h"
+#include "sds/protocol/ads_delta_state.h"
 
 #define TD    "example.org"
 #define ME    "spiffe://example.org/ns/default/sa/web"

@@ -1,4 +1,4 @@
-/* tests/unit/test_sds_secrets.c — the SDS secret set (sds/sds_secrets.c): which SVID is
+/* tests/unit/test_sds_secrets.c — the SDS secret set (sds/protocol/sds_secret_set.c): which SVID is
  * "default" for a caller (newest unrevoked for the presented key, so replicas sharing an
  * identity each get their own), the bundle secrets, and the chain for an intermediate CA. */
 #include <criterion/criterion.h>
@@ -8,8 +8,8 @@
 
 #include "ca/csr.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
-#include "sds/sds_names.h"
-#include "sds/sds_secrets.h"
+#include "sds/protocol/sds_names.h"
+#include "sds/protocol/sds_secret_set.h"
 #include "tests/unit/test_sds_util.h"
 
 static tsd_env env;

@@ -1,11 +1,11 @@
-/* tests/unit/test_sds_state.c — the SotW state machine (sds/ads_state.c) and SDS name
- * authorisation (sds/sds_names.c) as pure logic: no gRPC, no store. */
+/* tests/unit/test_sds_state.c — the SotW state machine (sds/protocol/ads_state.c) and SDS name
+ * authorisation (sds/protocol/sds_names.c) as pure logic: no gRPC, no store. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "sds/ads_state.h"
-#include "sds/sds_names.h"
+#include "sds/protocol/ads_state.h"
+#include "sds/protocol/sds_names.h"
 
 #define TD   "example.org"
 #define ME   "spiffe://example.org/ns/default/sa/web"

@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "envoy/config/listener/v3/listener.pb-c.h"
-#include "sds/mgrpc.h"
+#include "common/mgrpc.h"
 #include "sidecar/xds_client.h"
 #include "sidecar/xds_grpc.h"
 #include "test_sidecar_xds_util.h"

@@ -8,7 +8,7 @@
 
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
 #include "sidecar/xds_engine.h"
-#include "sidecar/xds_secrets.h"
+#include "sidecar/xds_tr_secret.h"
 #include "test_sidecar_xds_util.h"
 
 static uint8_t *secret_bytes(const char *name, const char *pem, int tls, size_t *len)

@@ -18,7 +18,7 @@
 #include "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/tls.pb-c.h"
-#include "sidecar/xds_secrets.h"
+#include "sidecar/xds_tr_secret.h"
 #include "sidecar/xds_translate.h"
 #include "test_sidecar_xds_util.h"
 

@@ -14,7 +14,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
-#include "sds/xds_compile.h"
+#include "sds/compiler/xds_compile.h"
 
 /* The config's strings are string literals; only the arrays are allocated. */
 void tx_mesh(mesh_config *cfg, int with_outbound, uint32_t api_v1_weight)

@@ -1,5 +1,5 @@
 /* tests/unit/test_sidecar_xds_util.h — shared fixtures for the sidecar xDS client tests:
- * a hand-built mesh config compiled by meshd's own compiler (sds/xds_compile.h), and
+ * a hand-built mesh config compiled by meshd's own compiler (sds/compiler/xds_compile.h), and
  * helpers that wrap compiled resources into DiscoveryResponses. */
 #ifndef MESH_TEST_SIDECAR_XDS_UTIL_H
 #define MESH_TEST_SIDECAR_XDS_UTIL_H
@@ -9,7 +9,7 @@
 
 #include "config/mesh_config.h"
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
-#include "sds/xds_snapshot.h"
+#include "sds/compiler/xds_snapshot.h"
 #include "sidecar/xds_sotw.h"
 
 #define TX_WEB_ID "spiffe://example.org/ns/default/sa/web"

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sds/xds_compile.h"
-#include "sds/xds_compile_workload.h"
+#include "sds/compiler/xds_compile.h"
+#include "sds/compiler/xds_compile_workload.h"
 #include "test_xds_compile_fixture.h"
 
 #include "envoy/config/cluster/v3/cluster.pb-c.h"

@@ -1,11 +1,11 @@
-/* tests/unit/test_xds_compile_secret.c — SDS Secret resources (sds/xds_secret.h):
+/* tests/unit/test_xds_compile_secret.c — SDS Secret resources (sds/compiler/xds_compile_secret.h):
  * "default" carries the chain and never a key, "ROOTCA" the bundle; input that
  * is empty, not PEM certificates, or holds a private key is refused. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "sds/xds_secret.h"
+#include "sds/compiler/xds_compile_secret.h"
 
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
 

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sds/xds_snapshot.h"
-#include "sds/xds_version.h"
+#include "sds/compiler/xds_snapshot.h"
+#include "sds/compiler/xds_version.h"
 
 static uint8_t *dup_bytes(const char *s)
 {

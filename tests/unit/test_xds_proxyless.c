@@ -1,4 +1,4 @@
-/* tests/unit/test_xds_proxyless.c — the proxyless gRPC view (sds/xds_compile_proxyless.h):
+/* tests/unit/test_xds_proxyless.c — the proxyless gRPC view (sds/compiler/xds_compile_proxyless.h):
  * compiles the shared fixture (test_xds_compile_fixture.h) for a client identity and
  * decodes every resource with protobuf-c: API listeners per host, one route table per
  * host adapted for gRPC (domains, max_stream_duration, retry on UNAVAILABLE), plaintext
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sds/xds_compile_proxyless.h"
+#include "sds/compiler/xds_compile_proxyless.h"
 #include "test_xds_compile_fixture.h"
 
 #include "envoy/config/cluster/v3/cluster.pb-c.h"

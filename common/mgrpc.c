@@ -1,0 +1,182 @@
+/* common/mgrpc.c — gRPC C core helpers (see mgrpc.h). */
+#include "common/mgrpc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/log.h>
+#include <grpc/support/time.h>
+
+int mgrpc_buffer_to_bytes(grpc_byte_buffer *bb, uint8_t **out, size_t *len_out, mesh_err *err)
+{
+    *out = NULL;
+    *len_out = 0;
+    grpc_byte_buffer_reader reader;
+    if (!grpc_byte_buffer_reader_init(&reader, bb))
+        return mesh_err_set(err, MESH_EINVAL, "cannot read a received message (bad compression?)");
+    grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    size_t len = GRPC_SLICE_LENGTH(all);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) {
+        grpc_slice_unref(all);
+        return mesh_err_set(err, MESH_ENOMEM, "out of memory reading a %zu-byte message", len);
+    }
+    if (len)
+        memcpy(buf, GRPC_SLICE_START_PTR(all), len);
+    grpc_slice_unref(all);
+    *out = buf;
+    *len_out = len;
+    return MESH_OK;
+}
+
+grpc_byte_buffer *mgrpc_buffer_take(uint8_t *data, size_t len)
+{
+    if (len == 0) {
+        free(data);
+        grpc_slice empty = grpc_empty_slice();
+        return grpc_raw_byte_buffer_create(&empty, 1);
+    }
+    grpc_slice s = grpc_slice_new(data, len, free);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s); /* the buffer holds its own reference */
+    return bb;
+}
+
+long mgrpc_md_get(const grpc_metadata_array *md, const char *key, char *buf, size_t len)
+{
+    size_t klen = strlen(key);
+    for (size_t i = 0; i < md->count; i++) {
+        const grpc_metadata *m = &md->metadata[i];
+        if (GRPC_SLICE_LENGTH(m->key) != klen ||
+            memcmp(GRPC_SLICE_START_PTR(m->key), key, klen) != 0)
+            continue;
+        size_t vlen = GRPC_SLICE_LENGTH(m->value);
+        if (vlen + 1 > len)
+            return -2;
+        memcpy(buf, GRPC_SLICE_START_PTR(m->value), vlen);
+        buf[vlen] = '\0';
+        return (long)vlen;
+    }
+    return -1;
+}
+
+int mgrpc_peer_identity(grpc_call *call, char *spiffe_id, size_t spiffe_len, char **cert_pem,
+                        mesh_err *err)
+{
+    spiffe_id[0] = '\0';
+    *cert_pem = NULL;
+    grpc_auth_context *ctx = grpc_call_auth_context(call);
+    if (!ctx)
+        return MESH_OK;
+    grpc_auth_property_iterator it =
+        grpc_auth_context_find_properties_by_name(ctx, GRPC_PEER_SPIFFE_ID_PROPERTY_NAME);
+    const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+    int rc = MESH_OK;
+    if (p && p->value_length > 0) {
+        if (p->value_length >= spiffe_len)
+            rc = mesh_err_set(err, MESH_EINVAL, "peer SPIFFE ID is longer than %zu bytes",
+                              spiffe_len - 1);
+        else {
+            memcpy(spiffe_id, p->value, p->value_length);
+            spiffe_id[p->value_length] = '\0';
+        }
+    }
+    it = grpc_auth_context_find_properties_by_name(ctx, GRPC_X509_PEM_CERT_PROPERTY_NAME);
+    p = grpc_auth_property_iterator_next(&it);
+    if (rc == MESH_OK && p && p->value_length > 0) {
+        char *pem = malloc(p->value_length + 1);
+        if (!pem) {
+            rc = mesh_err_set(err, MESH_ENOMEM, "out of memory copying the peer certificate");
+        } else {
+            memcpy(pem, p->value, p->value_length);
+            pem[p->value_length] = '\0';
+            *cert_pem = pem;
+        }
+    }
+    grpc_auth_context_release(ctx);
+    if (rc != MESH_OK)
+        spiffe_id[0] = '\0';
+    return rc;
+}
+
+grpc_status_code mgrpc_status_from_mesh(int code)
+{
+    switch (code) {
+    case MESH_OK: return GRPC_STATUS_OK;
+    case MESH_EINVAL: return GRPC_STATUS_INVALID_ARGUMENT;
+    case MESH_ENOTFOUND: return GRPC_STATUS_NOT_FOUND;
+    case MESH_EEXISTS: return GRPC_STATUS_ALREADY_EXISTS;
+    case MESH_EPERM: return GRPC_STATUS_PERMISSION_DENIED;
+    case MESH_EEXPIRED: return GRPC_STATUS_UNAUTHENTICATED;
+    case MESH_EBUSY: return GRPC_STATUS_UNAVAILABLE;
+    case MESH_ENOMEM: return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    default: return GRPC_STATUS_INTERNAL;
+    }
+}
+
+const char *mgrpc_status_name(grpc_status_code code)
+{
+    static const char *const names[] = {
+        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+        "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+        "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+        "UNAUTHENTICATED",
+    };
+    if (code == GRPC_STATUS_UNAUTHENTICATED)
+        return "UNAUTHENTICATED";
+    if ((unsigned)code < sizeof names / sizeof names[0])
+        return names[code];
+    return "UNKNOWN";
+}
+
+/* gRPC core calls this from any of its threads; log_msg is thread-safe
+ * (one fputs per line). Core "errors" are per-connection events (a failed
+ * handshake, a peer reset), not meshd failures, hence warn; its "info" lines
+ * are internals (poller choice, "could not get common name" for our
+ * subject-less SVIDs), hence debug. */
+static void grpc_log_to_mesh(gpr_log_func_args *args)
+{
+    enum log_level lvl = LOG_DEBUG;
+    if (args->severity == GPR_LOG_SEVERITY_ERROR)
+        lvl = LOG_WARN;
+    const char *file = args->file ? strrchr(args->file, '/') : NULL;
+    file = file ? file + 1 : (args->file ? args->file : "?");
+    log_msg(lvl, "grpc", "%s (%s:%d)", args->message ? args->message : "", file, args->line);
+}
+
+void mgrpc_log_setup(enum log_level lvl)
+{
+    gpr_set_log_function(grpc_log_to_mesh);
+    gpr_set_log_verbosity(lvl <= LOG_DEBUG ? GPR_LOG_SEVERITY_INFO : GPR_LOG_SEVERITY_ERROR);
+}
+
+const char *mgrpc_printable(const char *s, char *buf, size_t len)
+{
+    if (!len)
+        return "";
+    if (!s)
+        s = "";
+    size_t i = 0, max = len - 1;
+    int cut = strlen(s) > max;
+    if (cut && max > 3)
+        max -= 3;
+    for (; i < max && s[i]; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    if (cut && len > 4) {
+        memcpy(buf + i, "...", 3);
+        i += 3;
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
+gpr_timespec mgrpc_deadline_ms(int64_t ms)
+{
+    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));
+}

@@ -1,0 +1,40 @@
+/* meshctl/meshctl.h — what meshctl's subcommand files share: the invocation
+ * context (store path, output mode) and the command table signature. */
+#ifndef MESH_MESHCTL_MESHCTL_H
+#define MESH_MESHCTL_MESHCTL_H
+
+#include <stdint.h>
+
+#include "common/error.h"
+#include "common/json_out.h"
+#include "store/store.h"
+
+typedef struct ctl_ctx {
+    const char *db_path;   /* --db or $MESHD_DB */
+    int json;              /* --output json */
+    mesh_store *st;        /* opened lazily by ctl_store() */
+} ctl_ctx;
+
+/* Opens the store (once). Prints the error and returns NULL on failure. */
+mesh_store *ctl_store(ctl_ctx *c);
+
+/* Prints an error as text or {"error":..,"code":..} and returns exit status 1 (2 for usage). */
+int ctl_fail(ctl_ctx *c, const mesh_err *err);
+int ctl_usage_error(ctl_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints a finished JSON document followed by a newline. */
+int ctl_print_json(json_out *j);
+void ctl_format_time(int64_t t, char *buf, size_t len);   /* RFC 3339 UTC */
+int64_t ctl_now(void);
+
+/* Subcommands: argv[0] is the subcommand word ("ca", "workload", ...). */
+int ctl_cmd_ca(ctl_ctx *c, int argc, char **argv);
+int ctl_cmd_workload(ctl_ctx *c, int argc, char **argv);
+int ctl_cmd_cert(ctl_ctx *c, int argc, char **argv);
+int ctl_cmd_apply(ctl_ctx *c, int argc, char **argv);
+int ctl_cmd_delete(ctl_ctx *c, int argc, char **argv);
+int ctl_cmd_get(ctl_ctx *c, int argc, char **argv);
+int ctl_cmd_proxy_status(ctl_ctx *c, int argc, char **argv);
+int ctl_cmd_audit(ctl_ctx *c, int argc, char **argv);
+int ctl_cmd_drill(ctl_ctx *c, int argc, char **argv);   /* drill/drill.c */
+
+#endif

@@ -1,0 +1,276 @@
+/* meshctl/meshctl_ca.c — `meshctl ca ...`: initialise, inspect and rotate the CA. */
+#include <getopt.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ca/ca.h"
+#include "common/duration.h"
+#include "meshctl/meshctl.h"
+
+/* Default CA key directory: "<db dir>/ca-keys", beside the database. */
+static void default_key_dir(const char *db_path, char *out, size_t len)
+{
+    char *copy = strdup(db_path);
+    snprintf(out, len, "%s/ca-keys", copy ? dirname(copy) : ".");
+    free(copy);
+}
+
+static int parse_ca_opts(ctl_ctx *c, int argc, char **argv, ca_init_opts *o, char *key_dir,
+                         size_t key_dir_len, int64_t *activate_id, int *mode)
+{
+    static const struct option opts[] = {
+        {"trust-domain", required_argument, 0, 't'}, {"key-type", required_argument, 0, 'k'},
+        {"ttl", required_argument, 0, 'l'},          {"key-dir", required_argument, 0, 'd'},
+        {"import-cert", required_argument, 0, 'c'},  {"import-key", required_argument, 0, 'K'},
+        {"import-chain", required_argument, 0, 'C'}, {"prepare", no_argument, 0, 'p'},
+        {"activate", required_argument, 0, 'a'},     {"prune", no_argument, 0, 'P'},
+        {0, 0, 0, 0}};
+    optind = 1;
+    opterr = 0;
+    int ch;
+    mesh_err err = {0};
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 't': o->trust_domain = optarg; break;
+        case 'k': o->key_type = optarg; break;
+        case 'l':
+            if (duration_parse_s(optarg, &o->ttl_seconds, &err) != MESH_OK)
+                return ctl_usage_error(c, "--ttl: %s", err.msg);
+            break;
+        case 'd': snprintf(key_dir, key_dir_len, "%s", optarg); break;
+        case 'c': o->import_cert_path = optarg; break;
+        case 'K': o->import_key_path = optarg; break;
+        case 'C': o->import_chain_path = optarg; break;
+        case 'p': *mode = 'p'; break;
+        case 'P': *mode = 'P'; break;
+        case 'a': {
+            char *end;
+            *activate_id = strtoll(optarg, &end, 10);
+            if (*end || *activate_id <= 0)
+                return ctl_usage_error(c, "--activate takes a CA id from 'meshctl ca show', got '%s'",
+                                       optarg);
+            *mode = 'a';
+            break;
+        }
+        default:
+            return ctl_usage_error(c, "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return ctl_usage_error(c, "unexpected argument '%s'", argv[optind]);
+    if (!key_dir[0])
+        default_key_dir(c->db_path ? c->db_path : "./meshd.db", key_dir, key_dir_len);
+    o->key_dir = key_dir;
+    if ((o->import_cert_path != NULL) != (o->import_key_path != NULL))
+        return ctl_usage_error(c, "--import-cert and --import-key go together");
+    return 0;
+}
+
+static int ca_init_cmd(ctl_ctx *c, int argc, char **argv)
+{
+    ca_init_opts o = {0};
+    char key_dir[4096] = "";
+    int64_t unused_id = 0;
+    int mode = 0;
+    int rc = parse_ca_opts(c, argc, argv, &o, key_dir, sizeof key_dir, &unused_id, &mode);
+    if (rc)
+        return rc;
+    if (mode)
+        return ctl_usage_error(c, "--prepare/--activate/--prune belong to 'ca rotate'");
+    if (!o.trust_domain)
+        return ctl_usage_error(c, "ca init needs --trust-domain (e.g. example.org)");
+    mesh_store *st = ctl_store(c);
+    if (!st)
+        return 1;
+    mesh_err err = {0};
+    int64_t id = 0;
+    if (ca_init(st, &o, &id, &err) != MESH_OK)
+        return ctl_fail(c, &err);
+    store_ca ca = {0};
+    if (store_ca_get_active(st, &ca, &err) != MESH_OK)
+        return ctl_fail(c, &err);
+    char until[32];
+    ctl_format_time(ca.not_after, until, sizeof until);
+    if (c->json) {
+        json_out j;
+        json_init(&j);
+        json_obj_begin(&j);
+        json_key_int(&j, "ca_id", id);
+        json_key_str(&j, "trust_domain", o.trust_domain);
+        json_key_str(&j, "key_type", ca.key_type);
+        json_key_str(&j, "serial", ca.serial_hex);
+        json_key_str(&j, "not_after", until);
+        json_key_str(&j, "key_path", ca.key_path);
+        json_obj_end(&j);
+        store_ca_free(&ca);
+        return ctl_print_json(&j);
+    }
+    printf("CA %lld initialised for trust domain %s\n", (long long)id, o.trust_domain);
+    printf("  key type   %s\n  serial     %s\n  not after  %s\n  key file   %s (0600)\n",
+           ca.key_type, ca.serial_hex, until, ca.key_path);
+    store_ca_free(&ca);
+    return 0;
+}
+
+static int ca_show_cmd(ctl_ctx *c)
+{
+    mesh_store *st = ctl_store(c);
+    if (!st)
+        return 1;
+    mesh_err err = {0};
+    char *td = NULL;
+    if (store_setting_get(st, "trust_domain", &td, &err) != MESH_OK) {
+        if (err.code == MESH_ENOTFOUND)
+            mesh_err_set(&err, MESH_ENOTFOUND,
+                         "no CA in %s: run 'meshctl ca init --trust-domain <td>' first", c->db_path);
+        return ctl_fail(c, &err);
+    }
+    store_ca *list = NULL;
+    size_t n = 0;
+    if (store_ca_list(st, &list, &n, &err) != MESH_OK) {
+        free(td);
+        return ctl_fail(c, &err);
+    }
+    json_out j;
+    json_init(&j);
+    if (c->json) {
+        json_obj_begin(&j);
+        json_key_str(&j, "trust_domain", td);
+        json_key(&j, "cas");
+        json_arr_begin(&j);
+    } else {
+        printf("trust domain  %s\n", td);
+        printf("%-4s %-9s %-9s %-34s %-21s %s\n", "ID", "STATE", "KEY", "SERIAL", "NOT AFTER",
+               "SUBJECT");
+    }
+    for (size_t i = 0; i < n; i++) {
+        char until[32];
+        ctl_format_time(list[i].not_after, until, sizeof until);
+        if (c->json) {
+            json_obj_begin(&j);
+            json_key_int(&j, "id", list[i].id);
+            json_key_str(&j, "state", list[i].state);
+            json_key_str(&j, "key_type", list[i].key_type);
+            json_key_str(&j, "serial", list[i].serial_hex);
+            json_key_str(&j, "subject", list[i].subject);
+            json_key_str(&j, "not_after", until);
+            json_key_bool(&j, "intermediate", list[i].chain_pem && list[i].chain_pem[0]);
+            json_obj_end(&j);
+        } else {
+            printf("%-4lld %-9s %-9s %-34s %-21s %s\n", (long long)list[i].id, list[i].state,
+                   list[i].key_type, list[i].serial_hex, until, list[i].subject);
+        }
+    }
+    store_ca_free_list(list, n);
+    free(td);
+    if (c->json) {
+        json_arr_end(&j);
+        json_obj_end(&j);
+        return ctl_print_json(&j);
+    }
+    return 0;
+}
+
+static int ca_bundle_cmd(ctl_ctx *c)
+{
+    mesh_store *st = ctl_store(c);
+    if (!st)
+        return 1;
+    mesh_err err = {0};
+    char *pem = NULL;
+    if (ca_bundle_pem(st, &pem, &err) != MESH_OK)
+        return ctl_fail(c, &err);
+    if (c->json) {
+        json_out j;
+        json_init(&j);
+        json_obj_begin(&j);
+        json_key_str(&j, "bundle_pem", pem);
+        json_obj_end(&j);
+        free(pem);
+        return ctl_print_json(&j);
+    }
+    fputs(pem, stdout);
+    free(pem);
+    return 0;
+}
+
+/* Rotation in one command: prepare (publish the new root in the bundle) and
+ * activate (start signing with it). Separate steps are there for operators
+ * who want to wait for bundle propagation in between. */
+static int ca_rotate_cmd(ctl_ctx *c, int argc, char **argv)
+{
+    ca_init_opts o = {0};
+    char key_dir[4096] = "";
+    int64_t activate_id = 0;
+    int mode = 0;
+    int rc = parse_ca_opts(c, argc, argv, &o, key_dir, sizeof key_dir, &activate_id, &mode);
+    if (rc)
+        return rc;
+    mesh_store *st = ctl_store(c);
+    if (!st)
+        return 1;
+    mesh_err err = {0};
+    char *td = NULL;
+    if (store_setting_get(st, "trust_domain", &td, &err) != MESH_OK) {
+        mesh_err_set(&err, MESH_ENOTFOUND, "no CA to rotate: run 'meshctl ca init' first");
+        return ctl_fail(c, &err);
+    }
+    if (!o.trust_domain)
+        o.trust_domain = td;
+    int64_t new_id = activate_id;
+    int removed = 0;
+    if (mode == 0 || mode == 'p') {
+        if (ca_prepare(st, &o, &new_id, &err) != MESH_OK)
+            goto fail;
+    }
+    if (mode == 0 || mode == 'a') {
+        if (ca_activate(st, new_id, &err) != MESH_OK)
+            goto fail;
+    }
+    if (mode == 'P' && ca_prune(st, ctl_now(), &removed, &err) != MESH_OK)
+        goto fail;
+    free(td);
+    if (c->json) {
+        json_out j;
+        json_init(&j);
+        json_obj_begin(&j);
+        json_key_str(&j, "step", mode == 'p' ? "prepared" : mode == 'a' ? "activated"
+                                 : mode == 'P' ? "pruned" : "rotated");
+        if (mode != 'P')
+            json_key_int(&j, "ca_id", new_id);
+        else
+            json_key_int(&j, "removed", removed);
+        json_obj_end(&j);
+        return ctl_print_json(&j);
+    }
+    if (mode == 'p')
+        printf("CA %lld prepared: published in the trust bundle, not signing yet.\n"
+               "Activate it with 'meshctl ca rotate --activate %lld' once sidecars have the bundle.\n",
+               (long long)new_id, (long long)new_id);
+    else if (mode == 'P')
+        printf("%d retired CA(s) removed from the trust bundle.\n", removed);
+    else
+        printf("CA %lld is now active; the previous CA stays in the bundle until its last SVID "
+               "expires ('meshctl ca rotate --prune').\n", (long long)new_id);
+    return 0;
+fail:
+    free(td);
+    return ctl_fail(c, &err);
+}
+
+int ctl_cmd_ca(ctl_ctx *c, int argc, char **argv)
+{
+    if (argc < 2)
+        return ctl_usage_error(c, "ca needs a subcommand: init, show, bundle, rotate");
+    if (strcmp(argv[1], "init") == 0)
+        return ca_init_cmd(c, argc - 1, argv + 1);
+    if (strcmp(argv[1], "show") == 0)
+        return ca_show_cmd(c);
+    if (strcmp(argv[1], "bundle") == 0)
+        return ca_bundle_cmd(c);
+    if (strcmp(argv[1], "rotate") == 0)
+        return ca_rotate_cmd(c, argc - 1, argv + 1);
+    return ctl_usage_error(c, "unknown ca subcommand '%s' (init, show, bundle, rotate)", argv[1]);
+}

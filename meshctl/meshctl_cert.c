@@ -1,0 +1,315 @@
+/* meshctl/meshctl_cert.c — `meshctl cert ...`: offline issuance, listing, inspection, revocation. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ca/ca.h"
+#include "common/duration.h"
+#include "meshctl/meshctl.h"
+
+#define CSR_MAX_BYTES (64 * 1024)
+
+/* Serials are stored lowercase; operators paste them from openssl output in uppercase. */
+static void serial_normalise(const char *in, char *out, size_t len)
+{
+    size_t o = 0;
+    if (in[0] == '0' && (in[1] == 'x' || in[1] == 'X'))
+        in += 2;
+    for (; *in && o + 1 < len; in++)
+        if (*in != ':')
+            out[o++] = (char)tolower((unsigned char)*in);
+    out[o] = '\0';
+}
+
+static int read_small_file(const char *path, size_t max, char **out, mesh_err *err)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f)
+        return mesh_err_set(err, MESH_EIO, "cannot open %s: %s", path, strerror(errno));
+    char *buf = malloc(max + 1);
+    if (!buf) {
+        if (f != stdin)
+            fclose(f);
+        return mesh_err_set(err, MESH_ENOMEM, "out of memory");
+    }
+    size_t n = fread(buf, 1, max + 1, f);
+    int bad = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (bad) {
+        free(buf);
+        return mesh_err_set(err, MESH_EIO, "cannot read %s", path);
+    }
+    if (n > max) {
+        free(buf);
+        return mesh_err_set(err, MESH_EINVAL, "%s is larger than %zu bytes: not a CSR", path, max);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    return MESH_OK;
+}
+
+static int cert_issue(ctl_ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {{"csr", required_argument, 0, 'c'},
+                                         {"id", required_argument, 0, 'i'},
+                                         {"ttl", required_argument, 0, 't'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {0, 0, 0, 0}};
+    const char *csr_path = NULL, *id = NULL, *out_path = NULL;
+    int64_t ttl = 0;
+    mesh_err err = {0};
+    optind = 1;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': csr_path = optarg; break;
+        case 'i': id = optarg; break;
+        case 'o': out_path = optarg; break;
+        case 't':
+            if (duration_parse_s(optarg, &ttl, &err) != MESH_OK)
+                return ctl_usage_error(c, "--ttl: %s", err.msg);
+            if (ttl <= 0)
+                return ctl_usage_error(c, "--ttl must be positive");
+            break;
+        default:
+            return ctl_usage_error(c, "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (!csr_path || !id)
+        return ctl_usage_error(c, "cert issue needs --csr FILE and --id SPIFFE_ID");
+    if (optind < argc)
+        return ctl_usage_error(c, "unexpected argument '%s'", argv[optind]);
+    char *csr = NULL;
+    if (read_small_file(csr_path, CSR_MAX_BYTES, &csr, &err) != MESH_OK)
+        return ctl_fail(c, &err);
+    mesh_store *st = ctl_store(c);
+    if (!st) {
+        free(csr);
+        return 1;
+    }
+    mesh_ca *ca = NULL;
+    if (ca_load(st, &ca, &err) != MESH_OK) {
+        free(csr);
+        return ctl_fail(c, &err);
+    }
+    ca_issue_req req = {.csr_pem = csr, .authorised_id = id, .ttl_seconds = ttl,
+                        .actor = "meshctl"};
+    ca_issued issued = {0};
+    int rc = ca_issue_svid(ca, st, &req, &issued, &err);
+    ca_free(ca);
+    free(csr);
+    if (rc != MESH_OK)
+        return ctl_fail(c, &err);
+    if (out_path) {
+        /* The cert is public, but write it atomically: a reader never sees half a chain. */
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s.tmp.%d", out_path, (int)getpid());
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        size_t len = strlen(issued.chain_pem);
+        if (fd < 0 || write(fd, issued.chain_pem, len) != (ssize_t)len || fsync(fd) != 0 ||
+            close(fd) != 0 || rename(tmp, out_path) != 0) {
+            mesh_err_set(&err, MESH_EIO, "cannot write %s: %s (the cert %s is stored; "
+                         "'meshctl cert show %s' prints it)", out_path, strerror(errno),
+                         issued.serial_hex, issued.serial_hex);
+            if (fd >= 0)
+                unlink(tmp);
+            ca_issued_free(&issued);
+            return ctl_fail(c, &err);
+        }
+    }
+    char nb[32], na[32];
+    ctl_format_time(issued.not_before, nb, sizeof nb);
+    ctl_format_time(issued.not_after, na, sizeof na);
+    if (c->json) {
+        json_out j;
+        json_init(&j);
+        json_obj_begin(&j);
+        json_key_str(&j, "serial", issued.serial_hex);
+        json_key_str(&j, "spiffe_id", issued.spiffe_id);
+        json_key_str(&j, "not_before", nb);
+        json_key_str(&j, "not_after", na);
+        json_key(&j, "cert_chain");
+        json_arr_begin(&j);
+        for (size_t i = 0; i < issued.chain_len; i++)
+            json_str(&j, issued.chain[i]);
+        json_arr_end(&j);
+        json_obj_end(&j);
+        ca_issued_free(&issued);
+        return ctl_print_json(&j);
+    }
+    if (out_path)
+        printf("issued %s for %s, valid %s .. %s, written to %s\n", issued.serial_hex,
+               issued.spiffe_id, nb, na, out_path);
+    else
+        fputs(issued.chain_pem, stdout);
+    ca_issued_free(&issued);
+    return 0;
+}
+
+static void cert_json(json_out *j, const store_cert *ct, int with_pem)
+{
+    char nb[32], na[32];
+    ctl_format_time(ct->not_before, nb, sizeof nb);
+    ctl_format_time(ct->not_after, na, sizeof na);
+    json_obj_begin(j);
+    json_key_str(j, "serial", ct->serial_hex);
+    json_key_str(j, "spiffe_id", ct->spiffe_id);
+    json_key_str(j, "not_before", nb);
+    json_key_str(j, "not_after", na);
+    json_key_int(j, "seconds_left", ct->not_after - ctl_now());
+    json_key_str(j, "pubkey_sha256", ct->pubkey_sha256);
+    json_key_int(j, "ca_id", ct->ca_id);
+    json_key_bool(j, "revoked", ct->revoked);
+    if (ct->revoked)
+        json_key_str(j, "revoke_reason", ct->revoke_reason);
+    if (with_pem)
+        json_key_str(j, "cert_pem", ct->cert_pem);
+    json_obj_end(j);
+}
+
+static int cert_list(ctl_ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {{"id", required_argument, 0, 'i'},
+                                         {"all", no_argument, 0, 'a'},
+                                         {0, 0, 0, 0}};
+    const char *id = NULL;
+    int all = 0;
+    optind = 1;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'i')
+            id = optarg;
+        else if (ch == 'a')
+            all = 1;
+        else
+            return ctl_usage_error(c, "unknown or incomplete option '%s'", argv[optind - 1]);
+    }
+    mesh_store *st = ctl_store(c);
+    if (!st)
+        return 1;
+    mesh_err err = {0};
+    store_cert *list = NULL;
+    size_t n = 0;
+    if (store_cert_list(st, id, all, ctl_now(), &list, &n, &err) != MESH_OK)
+        return ctl_fail(c, &err);
+    json_out j;
+    json_init(&j);
+    if (c->json)
+        json_arr_begin(&j);
+    else
+        printf("%-34s %-52s %-21s %-10s %s\n", "SERIAL", "SPIFFE ID", "NOT AFTER", "LEFT",
+               "STATUS");
+    for (size_t i = 0; i < n; i++) {
+        if (c->json) {
+            cert_json(&j, &list[i], 0);
+            continue;
+        }
+        char na[32], left[32];
+        ctl_format_time(list[i].not_after, na, sizeof na);
+        int64_t secs = list[i].not_after - ctl_now();
+        duration_format(secs > 0 ? secs : 0, left, sizeof left);
+        printf("%-34s %-52s %-21s %-10s %s\n", list[i].serial_hex, list[i].spiffe_id, na, left,
+               list[i].revoked ? "revoked" : secs <= 0 ? "expired" : "valid");
+    }
+    store_cert_free_list(list, n);
+    if (c->json) {
+        json_arr_end(&j);
+        return ctl_print_json(&j);
+    }
+    return 0;
+}
+
+static int cert_show(ctl_ctx *c, int argc, char **argv)
+{
+    if (argc != 2)
+        return ctl_usage_error(c, "cert show needs one SERIAL (see 'meshctl cert list')");
+    mesh_store *st = ctl_store(c);
+    if (!st)
+        return 1;
+    mesh_err err = {0};
+    store_cert ct = {0};
+    char serial[128];
+    serial_normalise(argv[1], serial, sizeof serial);
+    if (store_cert_get(st, serial, &ct, &err) != MESH_OK)
+        return ctl_fail(c, &err);
+    if (c->json) {
+        json_out j;
+        json_init(&j);
+        cert_json(&j, &ct, 1);
+        store_cert_free(&ct);
+        return ctl_print_json(&j);
+    }
+    char nb[32], na[32], left[32];
+    ctl_format_time(ct.not_before, nb, sizeof nb);
+    ctl_format_time(ct.not_after, na, sizeof na);
+    int64_t secs = ct.not_after - ctl_now();
+    duration_format(secs > 0 ? secs : 0, left, sizeof left);
+    printf("serial         %s\nspiffe id      %s\nnot before     %s\nnot after      %s (%s left)\n"
+           "public key     sha256:%s\nsigned by CA   %lld\nstatus         %s%s%s\n%s",
+           ct.serial_hex, ct.spiffe_id, nb, na, left, ct.pubkey_sha256, (long long)ct.ca_id,
+           ct.revoked ? "revoked" : secs <= 0 ? "expired" : "valid",
+           ct.revoked ? ": " : "", ct.revoked ? ct.revoke_reason : "", ct.cert_pem);
+    store_cert_free(&ct);
+    return 0;
+}
+
+static int cert_revoke(ctl_ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {{"reason", required_argument, 0, 'r'}, {0, 0, 0, 0}};
+    const char *reason = "unspecified";
+    optind = 1;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'r')
+            reason = optarg;
+        else
+            return ctl_usage_error(c, "unknown or incomplete option '%s'", argv[optind - 1]);
+    }
+    if (optind + 1 != argc)
+        return ctl_usage_error(c, "cert revoke needs one SERIAL");
+    char serial[128];
+    serial_normalise(argv[optind], serial, sizeof serial);
+    mesh_store *st = ctl_store(c);
+    if (!st)
+        return 1;
+    mesh_err err = {0};
+    if (store_cert_revoke(st, serial, reason, ctl_now(), &err) != MESH_OK)
+        return ctl_fail(c, &err);
+    store_audit(st, "meshctl", "cert.revoke", serial, reason, 1, NULL);
+    if (c->json) {
+        json_out j;
+        json_init(&j);
+        json_obj_begin(&j);
+        json_key_str(&j, "revoked", serial);
+        json_key_str(&j, "reason", reason);
+        json_obj_end(&j);
+        return ctl_print_json(&j);
+    }
+    printf("revoked %s (%s)\n", serial, reason);
+    return 0;
+}
+
+int ctl_cmd_cert(ctl_ctx *c, int argc, char **argv)
+{
+    if (argc < 2)
+        return ctl_usage_error(c, "cert needs a subcommand: issue, list, show, revoke");
+    if (strcmp(argv[1], "issue") == 0)
+        return cert_issue(c, argc - 1, argv + 1);
+    if (strcmp(argv[1], "list") == 0)
+        return cert_list(c, argc - 1, argv + 1);
+    if (strcmp(argv[1], "show") == 0 || strcmp(argv[1], "inspect") == 0)
+        return cert_show(c, argc - 1, argv + 1);
+    if (strcmp(argv[1], "revoke") == 0)
+        return cert_revoke(c, argc - 1, argv + 1);
+    return ctl_usage_error(c, "unknown cert subcommand '%s' (issue, list, show, revoke)", argv[1]);
+}

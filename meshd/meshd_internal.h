@@ -1,0 +1,471 @@
+/* meshd/meshd_internal.h — the pieces of the meshd process and the one context that ties them.
+ *
+ * Threads (docs/control-plane.md has the full picture):
+ *   main        parses flags, starts everything, waits for SIGTERM/SIGINT, shuts down
+ *   cq x N      drain the gRPC completion queue: new calls, received messages, send
+ *               completions, closes. They never touch SQLite.
+ *   worker x M  jobs that need the store or the CA: CreateCertificate, FetchSecrets,
+ *               a new stream's first view (snapshot + secrets), SVID rotations
+ *   watcher     polls the store for changes (config, CA/bundle, certs), recompiles
+ *               snapshots for connected identities, pushes, schedules rotations,
+ *               renews meshd's own serving cert
+ *   status      writes proxy status and audit rows in batches (one transaction)
+ * Every thread that needs SQLite has its own mesh_store handle.
+ *
+ * Lock order: a call's mutex may be held while taking the leaf locks of the
+ * work queue, status queue or TLS state; the cache and registry mutexes are
+ * never held while taking a call's mutex. */
+#ifndef MESH_MESHD_MESHD_INTERNAL_H
+#define MESH_MESHD_MESHD_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+
+#include "ca/ca.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "config/mesh_config.h"
+#include "sds/protocol/ads_delta_state.h"
+#include "sds/protocol/ads_state.h"
+#include "sds/protocol/sds_secret_set.h"
+#include "sds/compiler/xds_snapshot.h"
+#include "store/store.h"
+
+#define MD_METHOD_ADS   "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
+#define MD_METHOD_SDS   "/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets"
+#define MD_METHOD_FETCH "/envoy.service.secret.v3.SecretDiscoveryService/FetchSecrets"
+#define MD_METHOD_CSR   "/istio.v1.auth.IstioCertificateService/CreateCertificate"
+#define MD_METHOD_DADS  "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
+#define MD_METHOD_DSDS  "/envoy.service.secret.v3.SecretDiscoveryService/DeltaSecrets"
+
+#define MD_SERVING_NS "mesh-system"
+#define MD_SERVING_SA "meshd"
+
+/* ---- options (meshd_flags.c) ------------------------------------------------ */
+
+typedef struct md_opts {
+    const char *db_path;
+    const char *listen;           /* host:port, default 127.0.0.1:15010 */
+    int64_t svid_ttl;             /* default TTL of SVIDs we sign (s) */
+    double rotate_fraction;       /* renew at this fraction of lifetime (0.5) */
+    enum log_level log_level;
+    const char *instance;         /* name in proxy status; default meshd-<host>-<pid> */
+    int cq_threads;
+    int workers;
+    int64_t poll_ms;              /* store change polling interval */
+    int64_t debounce_ms;          /* wait for a burst of writes to settle */
+    size_t max_pending_csr;       /* admission control for CreateCertificate */
+    const char *plain_listen;     /* plaintext xDS port for proxyless gRPC clients, NULL = off
+                                   * (meshd/meshd_proxyless.h) */
+    int plain_remote;             /* ... which may bind a non-loopback address */
+} md_opts;
+
+/* 0 = run, 1 = help printed (exit 0), <0 = error in err. */
+int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err);
+/* "90s", "15m", "24h", "2d" or plain seconds. */
+int md_parse_duration(const char *s, int64_t *out);
+
+/* ---- string-keyed hash map (meshd_map.c) ------------------------------------- */
+
+typedef struct md_map md_map;
+md_map *md_map_new(size_t n_buckets);
+void md_map_free(md_map *m, void (*free_val)(void *));
+void *md_map_get(const md_map *m, const char *key);
+int md_map_put(md_map *m, const char *key, void *val, void **old);
+void *md_map_remove(md_map *m, const char *key);
+size_t md_map_count(const md_map *m);
+void md_map_each(md_map *m, void (*fn)(const char *key, void *val, void *ctx), void *ctx);
+
+typedef struct md_ctx md_ctx;
+
+/* ---- serving TLS (meshd_tls.c) ----------------------------------------------- */
+
+typedef struct md_tls {
+    pthread_mutex_t mu;
+    char *roots_pem;              /* the bundle: verifies client SVIDs */
+    char *key_pem;                /* meshd's serving key (in memory only) */
+    char *chain_pem;              /* serving cert + intermediates */
+    uint64_t gen;                 /* bumped on every change */
+    uint64_t delivered;           /* gen last handed to gRPC */
+    int64_t not_before, not_after;
+    int64_t ca_id;
+    char serial[48];
+} md_tls;
+
+int md_tls_init(md_tls *t);
+void md_tls_destroy(md_tls *t);
+/* Issues a fresh serving cert (new key) from ca and installs it. */
+int md_tls_issue_serving(md_ctx *ctx, mesh_ca *ca, mesh_store *st, mesh_err *err);
+void md_tls_set_roots(md_tls *t, const char *roots_pem);
+/* 1 when the serving cert is past the rotation fraction or not from ca_id. */
+int md_tls_renew_due(md_tls *t, int64_t now, double fraction, int64_t active_ca_id);
+grpc_server_credentials *md_tls_server_creds(md_ctx *ctx);
+
+/* ---- calls (meshd_call.c) ---------------------------------------------------- */
+
+/* Every kind before MD_CALL_UNIMPL is a registered method. DADS/DSDS are the
+ * Incremental (Delta) twins of ADS/SDS. */
+enum md_call_kind { MD_CALL_ADS = 0, MD_CALL_SDS, MD_CALL_FETCH, MD_CALL_CSR, MD_CALL_DADS,
+                    MD_CALL_DSDS, MD_CALL_UNIMPL, MD_CALL_KIND_COUNT };
+enum md_op { MD_OP_REQUEST = 1, MD_OP_RECV, MD_OP_SEND, MD_OP_CLOSE, MD_OP_SHUTDOWN };
+
+typedef struct md_tag {
+    enum md_op op;
+    void *p;
+} md_tag;
+
+typedef struct md_out {
+    struct md_out *next;
+    grpc_byte_buffer *bb;         /* NULL for a status-only item */
+    int has_status;
+    grpc_status_code code;
+    char *msg;
+} md_out;
+
+typedef struct md_stream md_stream;
+
+typedef struct md_call {
+    md_ctx *ctx;
+    enum md_call_kind kind;
+    grpc_call *call;
+    atomic_int refs;
+    pthread_mutex_t mu;
+    md_tag recv_tag, send_tag, close_tag;
+    grpc_metadata_array req_md;   /* client's initial metadata */
+    char method[160];             /* for UNIMPLEMENTED replies and logs */
+    grpc_byte_buffer *recv_buf;
+    int cancelled;                /* RECV_CLOSE_ON_SERVER result */
+    int closed;                   /* the call is over (close completed) */
+    int finishing;                /* a status is queued or sent: no more messages */
+    int initial_md_sent;
+    md_out *q_head, *q_tail;
+    md_out *inflight;
+    grpc_slice status_details;
+    int status_details_set;
+    char peer_addr[128];
+    char spiffe_id[512];          /* verified peer identity, "" if none */
+    char *peer_cert_pem;          /* certificate the peer presented, NULL if none */
+    char pubkey_sha[65];          /* of that certificate, "" if none */
+    md_stream *stream;            /* ADS / SDS streams only */
+    int plaintext;                /* came over the plaintext xDS port (meshd_proxyless.c) */
+    struct md_call *reg_prev, *reg_next;  /* stream registry links */
+    int registered;
+} md_call;
+
+/* 1 for the xDS streams (ADS, SDS and their Delta twins). */
+int md_call_kind_is_stream(enum md_call_kind k);
+/* 1 for DeltaAggregatedResources and DeltaSecrets. */
+int md_call_kind_is_delta(enum md_call_kind k);
+md_call *md_call_new(md_ctx *ctx, enum md_call_kind kind, grpc_call *call,
+                     grpc_metadata_array *md_moved, const char *method);
+void md_call_ref(md_call *c);
+void md_call_unref(md_call *c);
+int md_call_start_close(md_call *c);
+int md_call_start_recv(md_call *c);
+/* With c->mu held: queue a message / a final status / a unary reply. */
+void md_call_send_locked(md_call *c, grpc_byte_buffer *bb);
+void md_call_finish_locked(md_call *c, grpc_status_code code, const char *msg);
+void md_call_reply_locked(md_call *c, grpc_byte_buffer *bb, grpc_status_code code,
+                          const char *msg);
+/* Locks c and finishes it (any thread). */
+void md_call_finish(md_call *c, grpc_status_code code, const char *msg);
+void md_call_on_recv(md_call *c, int ok);
+void md_call_on_send(md_call *c, int ok);
+void md_call_on_close(md_call *c, int ok);
+
+/* ---- ADS / SDS streams (meshd_stream.c) --------------------------------------- */
+
+typedef struct md_snap {
+    atomic_int refs;
+    uint64_t gen;                 /* config generation it was compiled from */
+    uint64_t checked_gen;         /* newest generation tried for this identity (cache mu) */
+    xds_snapshot snap;
+} md_snap;
+
+struct md_stream {
+    ads_state st;                 /* SotW streams */
+    ads_delta_state *delta;       /* Delta streams (heap), NULL for SotW */
+    char node_id[256];
+    char *view_key;               /* proxyless streams: snapshot cache key; NULL = spiffe_id */
+    int node_known;
+    int status_opened;
+    int64_t reported_not_after;
+    int view_ready;
+    md_snap *snap;                /* ref held; NULL = config not loaded */
+    uint64_t cfg_gen;
+    sds_secret_set *secrets;      /* heap (self-referential), NULL until ready */
+    sds_svid svid;                /* current SVID (with chain PEM) */
+    uint64_t bundle_gen;
+    uint64_t cert_gen;
+    char presented_serial[48];    /* serial of the cert the peer connected with */
+    int64_t connected_at;
+    unsigned requests, responses;
+};
+
+/* Called on a new ADS/SDS call: authenticates, registers, queues the first view. */
+void md_stream_open(md_call *c);
+void md_stream_on_message(md_call *c, const uint8_t *buf, size_t len);
+/* A change to a stream's view. Parts not flagged are kept. */
+typedef struct md_view_update {
+    int set_snap;                 /* snap (ref taken over; NULL = no config) + cfg_gen */
+    md_snap *snap;
+    uint64_t cfg_gen;
+    sds_svid *svid;               /* moved in when non-NULL, with cert_gen */
+    uint64_t cert_gen;
+    sds_bundle *bundle;           /* borrowed (a ref is taken) when non-NULL */
+    uint64_t bundle_gen;
+} md_view_update;
+
+/* c->mu held: apply the update, then push whatever the client should now get. */
+void md_stream_update_locked(md_call *c, md_view_update *u);
+void md_stream_on_close(md_call *c);
+void md_stream_free(md_stream *s);
+/* c->mu held: names the node after the first request's Node.id (the
+ * verified SPIFFE ID when it has none); later requests change nothing. */
+void md_stream_note_node_locked(md_call *c, int has_node, const char *node_id);
+/* c->mu held: queues the proxy-status open / SVID-expiry rows once the node is known. */
+void md_stream_status_sync_locked(md_call *c);
+/* What a SotW or Delta request ended as, for operators: ACK/NACK go to proxy
+ * status; a refused SDS name is audited, logged and ends the stream with
+ * PERMISSION_DENIED (returns 0 then, 1 otherwise). Call with c->mu held. */
+int md_stream_note_reply_locked(md_call *c, enum ads_req_kind kind, const char *type_url,
+                                const char *acked_version, const char *nack_version,
+                                const char *nack_error, const char *denied_name,
+                                const char *denied_why);
+
+/* ---- Delta xDS streams (meshd_delta.c) ------------------------------------------ */
+
+void md_delta_on_message(md_call *c, const uint8_t *buf, size_t len);
+/* c->mu held: sends what the Delta state machine says the view requires. */
+void md_delta_push_locked(md_call *c, const ads_view *v);
+
+/* Registry of live streams (the watcher walks it). */
+void md_registry_add(md_ctx *ctx, md_call *c);
+void md_registry_remove(md_ctx *ctx, md_call *c);
+/* Array of referenced calls; release with md_registry_release. */
+md_call **md_registry_list(md_ctx *ctx, size_t *n_out);
+void md_registry_release(md_call **list, size_t n);
+
+/* ---- unary calls (meshd_unary.c) ----------------------------------------------- */
+
+void md_unary_on_message(md_call *c, const uint8_t *buf, size_t len);
+
+/* ---- workers (meshd_work.c) ---------------------------------------------------- */
+
+enum md_job_kind { MD_JOB_STREAM_INIT = 0, MD_JOB_CSR, MD_JOB_FETCH, MD_JOB_ROTATE };
+
+typedef struct md_job {
+    struct md_job *next;
+    enum md_job_kind kind;
+    md_call *call;                /* ref held (not for ROTATE) */
+    void *msg;                    /* decoded request (CSR: IstioCertificateRequest, FETCH: ads_decoded) */
+    char *authorization;          /* CSR metadata copies */
+    char *expired_svid;
+    char *spiffe_id;              /* ROTATE */
+    char *cert_pem;               /* ROTATE: a cert holding the public key to re-certify */
+    char rot_key[600];            /* ROTATE: "<spiffe id>|<pubkey sha>" */
+    int64_t ttl;                  /* ROTATE */
+    int64_t enqueued_ms;
+} md_job;
+
+typedef struct md_worker {
+    md_ctx *ctx;
+    pthread_t th;
+    int idx;
+    mesh_store *st;
+    mesh_ca *ca;
+    uint64_t ca_gen;
+} md_worker;
+
+typedef struct md_workq {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    md_job *head, *tail;
+    size_t n, n_csr;
+    int stop;
+    md_worker *workers;
+    int n_workers;
+} md_workq;
+
+int md_work_start(md_ctx *ctx, mesh_err *err);
+void md_work_stop(md_ctx *ctx);
+/* Takes ownership of job. MESH_EBUSY when CSR admission is full (job freed). */
+int md_work_submit(md_ctx *ctx, md_job *job);
+/* The same, for a caller holding job->call's mutex: when the pool is stopping
+ * the job is freed and MESH_EBUSY returned; finishing the call is the caller's. */
+int md_work_submit_locked(md_ctx *ctx, md_job *job);
+void md_job_free(md_job *j);
+/* The worker's CA, reloaded when the active CA changed. */
+int md_worker_ca(md_worker *w, mesh_ca **out, mesh_err *err);
+void md_job_stream_init(md_worker *w, md_job *j);
+void md_job_csr(md_worker *w, md_job *j);
+void md_job_fetch(md_worker *w, md_job *j);
+void md_job_rotate(md_worker *w, md_job *j);
+
+/* ---- shared compiled state (meshd_cache.c) ------------------------------------- */
+
+typedef struct md_cfg {
+    atomic_int refs;
+    uint64_t gen;
+    int64_t version;              /* store config_version it was loaded at */
+    mesh_config cfg;
+} md_cfg;
+
+typedef struct md_cas {
+    atomic_int refs;
+    store_ca *list;
+    size_t n;
+    int64_t active_id;
+} md_cas;
+
+typedef struct md_cache {
+    pthread_mutex_t mu;
+    md_cfg *cfg;                  /* NULL until a config loaded */
+    md_map *snaps;                /* spiffe id -> md_snap* (ref held) */
+    sds_bundle *bundle;
+    uint64_t bundle_gen;
+    md_cas *cas;
+    atomic_uint_fast64_t cfg_gen; /* readable without the mutex */
+    atomic_uint_fast64_t ca_gen;  /* bumped when the active CA changes */
+    atomic_uint_fast64_t cert_gen;/* bumped when certs changed (issued/revoked) */
+} md_cache;
+
+int md_cache_init(md_cache *c);
+void md_cache_destroy(md_cache *c);
+/* Snapshot for an identity at the current config (compiled on demand; if
+ * that fails, the identity's last good snapshot). NULL when there is none.
+ * *gen_out = the config generation this answer stands for. */
+md_snap *md_cache_snapshot(md_ctx *ctx, const char *spiffe_id, uint64_t *gen_out);
+void md_snap_unref(md_snap *s);
+md_snap *md_snap_ref(md_snap *s);
+/* Installs a freshly loaded config (moved in); drops compiled snapshots. */
+int md_cache_set_config(md_ctx *ctx, mesh_config *cfg, int64_t version, mesh_err *err);
+/* Recompiles the given identities at the current config (watcher). */
+void md_cache_recompile(md_ctx *ctx, char **ids, size_t n);
+sds_bundle *md_cache_bundle(md_ctx *ctx, uint64_t *gen_out);
+int md_cache_set_cas(md_ctx *ctx, store_ca *list, size_t n, const char *bundle_pem,
+                     mesh_err *err);
+md_cas *md_cache_cas(md_ctx *ctx);
+void md_cas_unref(md_cas *c);
+
+/* ---- watcher (meshd_watch.c) ---------------------------------------------------- */
+
+typedef struct md_watch {
+    pthread_t th;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    md_map *dirty;                /* spiffe ids whose certs changed in-process */
+    md_map *rotating;             /* rot_key -> (void*)1 while a rotation job runs */
+    md_map *rot_backoff;          /* rot_key -> int64_t* retry-after (failed rotations) */
+    mesh_store *st;
+    void *local;                  /* watcher-thread-only state (meshd_watch.c) */
+} md_watch;
+
+int md_watch_start(md_ctx *ctx, mesh_err *err);
+void md_watch_stop(md_ctx *ctx);
+/* A worker issued (or failed to issue) a cert for spiffe_id; rot_key non-NULL
+ * for rotations. Wakes the watcher. */
+void md_watch_cert_changed(md_ctx *ctx, const char *spiffe_id, const char *rot_key, int ok);
+
+/* ---- proxy status and audit writer (meshd_status.c) ---------------------------- */
+
+typedef struct md_status {
+    pthread_t th;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    struct md_ev *head, *tail;
+    size_t n;
+    md_map *nodes;                /* node id -> per-node record (writer thread only) */
+    mesh_store *st;
+} md_status;
+
+int md_status_start(md_ctx *ctx, mesh_err *err);
+/* Flushes, marks this instance's proxies disconnected, closes its store. */
+void md_status_stop(md_ctx *ctx);
+void md_status_open(md_ctx *ctx, const char *node, const char *spiffe_id, const char *peer,
+                    int64_t svid_not_after);
+void md_status_svid(md_ctx *ctx, const char *node, int64_t svid_not_after);
+void md_status_close(md_ctx *ctx, const char *node);
+void md_status_type(md_ctx *ctx, const char *node, const char *type_url, const char *sent,
+                    const char *acked, const char *nack_version, const char *nack_error);
+void md_status_audit(md_ctx *ctx, const char *actor, const char *action, const char *subject,
+                     const char *detail, int ok);
+
+/* ---- server (meshd_server.c) --------------------------------------------------- */
+
+typedef struct md_slot {
+    md_tag tag;
+    md_ctx *ctx;
+    enum md_call_kind kind;
+    void *method;                 /* registered method handle; NULL = generic */
+    grpc_call *call;
+    grpc_call_details details;
+    grpc_metadata_array md;
+    gpr_timespec deadline;
+    grpc_byte_buffer *payload;
+} md_slot;
+
+#define MD_SLOTS_PER_METHOD 4
+#define MD_MAX_CQ_THREADS 8
+
+/* Creates the server and binds the port (fails fast if it is taken). */
+int md_server_bind(md_ctx *ctx, mesh_err *err);
+/* Starts serving: request slots and completion-queue threads. */
+int md_server_run(md_ctx *ctx, mesh_err *err);
+/* Stops accepting, cancels every call, waits for them, stops the CQ threads. */
+void md_server_stop(md_ctx *ctx);
+
+/* ---- the context -------------------------------------------------------------- */
+
+struct md_ctx {
+    md_opts opts;
+    char trust_domain[256];
+    char instance[128];
+    char control_plane_id[200];
+    uint32_t nonce_prefix;
+    atomic_uint_fast64_t nonce_counter;
+    atomic_int shutting_down;
+
+    mesh_store *main_st;          /* main thread's handle (startup, shutdown) */
+    mesh_ca *main_ca;
+
+    grpc_server *server;
+    grpc_completion_queue *cq;
+    pthread_t cq_threads[MD_MAX_CQ_THREADS];
+    int n_cq_threads;
+    md_slot *slots;
+    size_t n_slots;
+    md_tag shutdown_tag;
+
+    /* live call accounting, for an orderly shutdown */
+    pthread_mutex_t life_mu;
+    pthread_cond_t life_cv;
+    long live_calls;
+    int server_shutdown_done;
+
+    pthread_mutex_t reg_mu;
+    md_call *reg_head;
+    size_t reg_count;
+
+    md_tls tls;
+    md_cache cache;
+    md_workq work;
+    md_watch watch;
+    md_status status;
+};
+
+/* Process-unique xDS nonce (ads_nonce_fn). */
+void md_nonce(void *ctx, char *buf, size_t len);
+int64_t md_now(void);
+int64_t md_now_ms(void);
+
+#endif

@@ -1,0 +1,289 @@
+/* meshd/meshd_status.c — the proxy-status and audit writer thread.
+ *
+ * Stream events (connect, response sent, ACK, NACK, SVID change, close) and
+ * audit rows are queued by whoever sees them and written by this thread in
+ * one transaction per batch, so a CQ thread never waits on SQLite and a
+ * burst of 5,000 reconnects costs a handful of commits, not 5,000 fsyncs.
+ * A node may hold several streams (ADS and SDS); it shows as disconnected
+ * only when its last stream closes. On stop the queue is flushed and every
+ * proxy of this instance is marked disconnected. */
+#include "meshd/meshd_internal.h"
+
+#include <stdlib.h>
+#include <time.h>
+#include <string.h>
+
+enum md_ev_kind { EV_OPEN, EV_SVID, EV_CLOSE, EV_TYPE, EV_AUDIT };
+
+typedef struct md_ev {
+    struct md_ev *next;
+    enum md_ev_kind kind;
+    int64_t at;
+    char *a, *b, *c, *d, *e, *f;  /* meaning per kind, see the md_status_* functions */
+    int64_t num;
+    int ok;
+} md_ev;
+
+typedef struct md_node {
+    char *spiffe_id;
+    char *peer;
+    int streams;
+    int64_t svid_not_after;
+} md_node;
+
+static void ev_free(md_ev *e)
+{
+    free(e->a);
+    free(e->b);
+    free(e->c);
+    free(e->d);
+    free(e->e);
+    free(e->f);
+    free(e);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void push(md_ctx *ctx, md_ev *e)
+{
+    md_status *s = &ctx->status;
+    e->at = md_now();
+    pthread_mutex_lock(&s->mu);
+    if (!s->started || s->stop) {
+        pthread_mutex_unlock(&s->mu);
+        ev_free(e);
+        return;
+    }
+    if (s->tail)
+        s->tail->next = e;
+    else
+        s->head = e;
+    s->tail = e;
+    s->n++;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static md_ev *ev_new(enum md_ev_kind k)
+{
+    md_ev *e = calloc(1, sizeof *e);
+    if (e)
+        e->kind = k;
+    else
+        log_error("meshd", "out of memory recording proxy status");
+    return e;
+}
+
+void md_status_open(md_ctx *ctx, const char *node, const char *spiffe_id, const char *peer,
+                    int64_t svid_not_after)
+{
+    md_ev *e = ev_new(EV_OPEN);
+    if (!e)
+        return;
+    e->a = strdup(node);
+    e->b = strdup(spiffe_id);
+    e->c = strdup(peer);
+    e->num = svid_not_after;
+    push(ctx, e);
+}
+
+void md_status_svid(md_ctx *ctx, const char *node, int64_t svid_not_after)
+{
+    md_ev *e = ev_new(EV_SVID);
+    if (!e)
+        return;
+    e->a = strdup(node);
+    e->num = svid_not_after;
+    push(ctx, e);
+}
+
+void md_status_close(md_ctx *ctx, const char *node)
+{
+    md_ev *e = ev_new(EV_CLOSE);
+    if (!e)
+        return;
+    e->a = strdup(node);
+    push(ctx, e);
+}
+
+void md_status_type(md_ctx *ctx, const char *node, const char *type_url, const char *sent,
+                    const char *acked, const char *nack_version, const char *nack_error)
+{
+    md_ev *e = ev_new(EV_TYPE);
+    if (!e)
+        return;
+    e->a = strdup(node);
+    e->b = strdup(type_url);
+    e->c = dup_or_null(sent);
+    e->d = dup_or_null(acked);
+    e->e = dup_or_null(nack_version);
+    e->f = dup_or_null(nack_error);
+    push(ctx, e);
+}
+
+void md_status_audit(md_ctx *ctx, const char *actor, const char *action, const char *subject,
+                     const char *detail, int ok)
+{
+    md_ev *e = ev_new(EV_AUDIT);
+    if (!e)
+        return;
+    e->a = strdup(actor);
+    e->b = strdup(action);
+    e->c = strdup(subject ? subject : "");
+    e->d = strdup(detail ? detail : "");
+    e->ok = ok;
+    push(ctx, e);
+}
+
+static void node_free(void *p)
+{
+    md_node *n = p;
+    if (!n)
+        return;
+    free(n->spiffe_id);
+    free(n->peer);
+    free(n);
+}
+
+static int apply(md_ctx *ctx, md_ev *e, mesh_err *err)
+{
+    md_status *s = &ctx->status;
+    mesh_store *st = s->st;
+    md_node *n = e->a ? md_map_get(s->nodes, e->a) : NULL;
+    switch (e->kind) {
+    case EV_OPEN:
+        if (!n) {
+            n = calloc(1, sizeof *n);
+            if (!n || md_map_put(s->nodes, e->a, n, NULL) != MESH_OK) {
+                free(n);
+                return mesh_err_set(err, MESH_ENOMEM, "out of memory");
+            }
+        }
+        free(n->spiffe_id);
+        free(n->peer);
+        n->spiffe_id = e->b;
+        n->peer = e->c;
+        e->b = e->c = NULL;
+        n->streams++;
+        if (e->num)
+            n->svid_not_after = e->num;
+        return store_proxy_upsert(st, e->a, n->spiffe_id, n->peer, 1, n->svid_not_after,
+                                  ctx->instance, e->at, err);
+    case EV_SVID:
+        if (!n || n->streams <= 0)
+            return MESH_OK;
+        n->svid_not_after = e->num;
+        return store_proxy_upsert(st, e->a, n->spiffe_id, n->peer, 1, n->svid_not_after,
+                                  ctx->instance, e->at, err);
+    case EV_CLOSE:
+        if (!n)
+            return MESH_OK;
+        if (--n->streams > 0)
+            return MESH_OK;
+        {
+            int rc = store_proxy_upsert(st, e->a, n->spiffe_id, n->peer, 0, n->svid_not_after,
+                                        ctx->instance, e->at, err);
+            node_free(md_map_remove(s->nodes, e->a));
+            return rc;
+        }
+    case EV_TYPE:
+        if (!n)
+            return MESH_OK; /* the node closed before we wrote its row */
+        return store_proxy_type_update(st, e->a, e->b, e->c, e->d, e->e, e->f, e->at, err);
+    case EV_AUDIT:
+        return store_audit(st, e->a, e->b, e->c, e->d, e->ok, err);
+    }
+    return MESH_OK;
+}
+
+static void write_batch(md_ctx *ctx, md_ev *list)
+{
+    md_status *s = &ctx->status;
+    mesh_err err = {0};
+    int in_tx = store_begin(s->st, &err) == MESH_OK;
+    if (!in_tx)
+        log_warn("meshd", "proxy status: %s; writing without a transaction", err.msg);
+    size_t failed = 0;
+    while (list) {
+        md_ev *e = list;
+        list = e->next;
+        if (apply(ctx, e, &err) != MESH_OK) {
+            if (failed++ == 0)
+                log_warn("meshd", "proxy status/audit write failed: %s", err.msg);
+        }
+        ev_free(e);
+    }
+    if (in_tx && store_commit(s->st, &err) != MESH_OK) {
+        store_rollback(s->st);
+        log_error("meshd", "proxy status batch lost: %s", err.msg);
+    }
+}
+
+static void *status_main(void *arg)
+{
+    md_ctx *ctx = arg;
+    md_status *s = &ctx->status;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (!s->head && !s->stop)
+            pthread_cond_wait(&s->cv, &s->mu);
+        md_ev *list = s->head;
+        int stop = s->stop;
+        s->head = s->tail = NULL;
+        s->n = 0;
+        pthread_mutex_unlock(&s->mu);
+        if (list)
+            write_batch(ctx, list);
+        if (stop && !list)
+            break;
+        /* Let a burst accumulate into one transaction. */
+        if (!stop) {
+            struct timespec ts = {0, 50 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+int md_status_start(md_ctx *ctx, mesh_err *err)
+{
+    md_status *s = &ctx->status;
+    s->nodes = md_map_new(4096);
+    if (!s->nodes)
+        return mesh_err_set(err, MESH_ENOMEM, "out of memory");
+    int rc = store_open(&s->st, ctx->opts.db_path, err);
+    if (rc != MESH_OK)
+        return mesh_err_prefix(err, "opening the store for proxy status");
+    pthread_mutex_lock(&s->mu);
+    s->started = 1;
+    pthread_mutex_unlock(&s->mu);
+    if (pthread_create(&s->th, NULL, status_main, ctx) != 0) {
+        s->started = 0;
+        return mesh_err_set(err, MESH_EINTERNAL, "cannot start the status thread");
+    }
+    return MESH_OK;
+}
+
+void md_status_stop(md_ctx *ctx)
+{
+    md_status *s = &ctx->status;
+    pthread_mutex_lock(&s->mu);
+    int started = s->started;
+    s->stop = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (started)
+        pthread_join(s->th, NULL);
+    if (s->st) {
+        mesh_err err = {0};
+        if (store_proxy_disconnect_all(s->st, ctx->instance, &err) != MESH_OK)
+            log_warn("meshd", "marking proxies disconnected: %s", err.msg);
+        store_close(s->st);
+        s->st = NULL;
+    }
+    md_map_free(s->nodes, node_free);
+    s->nodes = NULL;
+}

@@ -1,0 +1,434 @@
+/* meshd/meshd_stream.c — ADS (StreamAggregatedResources) and SDS (StreamSecrets) streams.
+ *
+ * Glue between gRPC and the pure state machine (sds/protocol/ads_state.c): decode a
+ * request, feed it, and encode whatever ads_state_collect says to send.
+ * Delta streams share everything here but the request and response
+ * handling, which is meshd/meshd_delta.c. A
+ * stream's "view" — the peer's compiled snapshot and its secret set — is
+ * built off the CQ thread (a worker on open, the watcher on changes) and
+ * installed with md_stream_update_locked, which also pushes. Identity is
+ * always the verified SPIFFE ID of the peer's certificate, never Node.id.
+ * Also the registry of live streams that the watcher walks. */
+#include "meshd/meshd_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ca/csr.h"
+#include "sds/protocol/ads_codec.h"
+#include "common/mgrpc.h"
+#include "meshd/meshd_proxyless.h"
+
+void md_stream_free(md_stream *s)
+{
+    if (!s)
+        return;
+    ads_state_free(&s->st);
+    free(s->view_key);
+    if (s->delta) {
+        ads_delta_free(s->delta);
+        free(s->delta);
+    }
+    if (s->snap)
+        md_snap_unref(s->snap);
+    if (s->secrets) {
+        sds_secret_set_free(s->secrets);
+        free(s->secrets);
+    }
+    sds_svid_free(&s->svid);
+    free(s);
+}
+
+/* ---- registry ------------------------------------------------------------------ */
+
+void md_registry_add(md_ctx *ctx, md_call *c)
+{
+    md_call_ref(c);
+    pthread_mutex_lock(&ctx->reg_mu);
+    c->reg_prev = NULL;
+    c->reg_next = ctx->reg_head;
+    if (ctx->reg_head)
+        ctx->reg_head->reg_prev = c;
+    ctx->reg_head = c;
+    ctx->reg_count++;
+    c->registered = 1;
+    pthread_mutex_unlock(&ctx->reg_mu);
+}
+
+void md_registry_remove(md_ctx *ctx, md_call *c)
+{
+    pthread_mutex_lock(&ctx->reg_mu);
+    int was = c->registered;
+    if (was) {
+        if (c->reg_prev)
+            c->reg_prev->reg_next = c->reg_next;
+        else
+            ctx->reg_head = c->reg_next;
+        if (c->reg_next)
+            c->reg_next->reg_prev = c->reg_prev;
+        c->reg_prev = c->reg_next = NULL;
+        c->registered = 0;
+        ctx->reg_count--;
+    }
+    pthread_mutex_unlock(&ctx->reg_mu);
+    if (was)
+        md_call_unref(c);
+}
+
+md_call **md_registry_list(md_ctx *ctx, size_t *n_out)
+{
+    pthread_mutex_lock(&ctx->reg_mu);
+    size_t n = ctx->reg_count;
+    md_call **v = calloc(n ? n : 1, sizeof *v);
+    size_t i = 0;
+    if (v) {
+        for (md_call *c = ctx->reg_head; c && i < n; c = c->reg_next) {
+            md_call_ref(c);
+            v[i++] = c;
+        }
+    }
+    pthread_mutex_unlock(&ctx->reg_mu);
+    *n_out = i;
+    return v;
+}
+
+void md_registry_release(md_call **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        md_call_unref(list[i]);
+    free(list);
+}
+
+/* ---- proxy status ----------------------------------------------------------------- */
+
+void md_stream_status_sync_locked(md_call *c)
+{
+    md_stream *s = c->stream;
+    if (!s->node_known)
+        return;
+    if (!s->status_opened) {
+        md_status_open(c->ctx, s->node_id, c->spiffe_id, c->peer_addr, s->svid.not_after);
+        s->status_opened = 1;
+        s->reported_not_after = s->svid.not_after;
+    } else if (s->reported_not_after != s->svid.not_after) {
+        md_status_svid(c->ctx, s->node_id, s->svid.not_after);
+        s->reported_not_after = s->svid.not_after;
+    }
+}
+
+/* ---- pushing --------------------------------------------------------------------- */
+
+static void push_locked(md_call *c)
+{
+    md_stream *s = c->stream;
+    if (!s->view_ready || c->finishing || c->closed)
+        return;
+    ads_view v;
+    memset(&v, 0, sizeof v);
+    if ((c->kind == MD_CALL_ADS || c->kind == MD_CALL_DADS) && s->snap) {
+        v.sets[ADS_T_CDS] = &s->snap->snap.types[XDS_CDS];
+        v.sets[ADS_T_EDS] = &s->snap->snap.types[XDS_EDS];
+        v.sets[ADS_T_LDS] = &s->snap->snap.types[XDS_LDS];
+        v.sets[ADS_T_RDS] = &s->snap->snap.types[XDS_RDS];
+    }
+    if (s->secrets)
+        v.sets[ADS_T_SDS] = &s->secrets->set;
+    if (s->delta) {
+        md_delta_push_locked(c, &v);
+        return;
+    }
+    ads_send sends[ADS_T_COUNT];
+    size_t n = 0;
+    mesh_err err = {0};
+    if (ads_state_collect(&s->st, &v, md_nonce, c->ctx, sends, &n, &err) != MESH_OK) {
+        log_error("meshd", "node %s: %s", s->node_id, err.msg);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        const char *url = ads_type_url(sends[i].type);
+        if (ads_response_encode(url, sends[i].version, sends[i].nonce, sends[i].items, sends[i].n,
+                                c->ctx->control_plane_id, &buf, &len, &err) != MESH_OK) {
+            log_error("meshd", "node %s: %s", s->node_id, err.msg);
+            continue;
+        }
+        md_call_send_locked(c, mgrpc_buffer_take(buf, len));
+        s->responses++;
+        log_debug("meshd", "push %s v=%s nonce=%s resources=%zu to %s (%s)",
+                  ads_type_name(sends[i].type), sends[i].version, sends[i].nonce, sends[i].n,
+                  s->node_id, c->spiffe_id);
+        md_status_type(c->ctx, s->node_id, url, sends[i].version, NULL, NULL, NULL);
+    }
+    ads_send_free(sends, n);
+}
+
+void md_stream_update_locked(md_call *c, md_view_update *u)
+{
+    md_stream *s = c->stream;
+    if (u->set_snap) {
+        /* NULL: nothing compiled for this identity; keep what it has. */
+        if (u->snap) {
+            if (s->snap)
+                md_snap_unref(s->snap);
+            s->snap = u->snap;
+            u->snap = NULL;
+        }
+        s->cfg_gen = u->cfg_gen;
+    }
+    if (u->svid || u->bundle) {
+        if (u->svid) {
+            sds_svid_free(&s->svid);
+            s->svid = *u->svid;
+            memset(u->svid, 0, sizeof *u->svid);
+            s->cert_gen = u->cert_gen;
+        }
+        sds_bundle *bundle = u->bundle ? u->bundle : (s->secrets ? s->secrets->bundle : NULL);
+        if (u->bundle)
+            s->bundle_gen = u->bundle_gen;
+        if (bundle) {
+            sds_secret_set *ns = calloc(1, sizeof *ns);
+            mesh_err err = {0};
+            if (!ns ||
+                sds_secret_set_build(c->spiffe_id, s->svid.found ? s->svid.chain_pem : NULL,
+                                     bundle, ns, &err) != MESH_OK) {
+                log_error("meshd", "node %s: cannot build secrets: %s", s->node_id,
+                          ns ? err.msg : "out of memory");
+                free(ns);
+            } else {
+                if (s->secrets) {
+                    sds_secret_set_free(s->secrets);
+                    free(s->secrets);
+                }
+                s->secrets = ns;
+            }
+        }
+    }
+    if (s->secrets)
+        s->view_ready = 1;
+    md_stream_status_sync_locked(c);
+    push_locked(c);
+}
+
+/* ---- requests -------------------------------------------------------------------- */
+
+void md_stream_open(md_call *c)
+{
+    md_ctx *ctx = c->ctx;
+    if (!c->spiffe_id[0] || !c->pubkey_sha[0]) {
+        log_warn("meshd", "%s from %s without a verified SPIFFE ID: refused", c->method,
+                 c->peer_addr);
+        md_status_audit(ctx, "anonymous", "xds.denied", c->method,
+                        c->peer_cert_pem ? "client certificate without exactly one URI SAN"
+                                         : "no client certificate",
+                        0);
+        md_call_finish(c, GRPC_STATUS_UNAUTHENTICATED,
+                       "xDS and SDS need mTLS with a meshd-issued SVID (exactly one URI SAN); "
+                       "get one with CreateCertificate first");
+        return;
+    }
+    md_stream *s = calloc(1, sizeof *s);
+    if (!s) {
+        md_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "meshd is out of memory");
+        return;
+    }
+    ads_state_init(&s->st, c->spiffe_id, ctx->trust_domain);
+    if (md_call_kind_is_delta(c->kind)) {
+        s->delta = calloc(1, sizeof *s->delta);
+        if (!s->delta) {
+            free(s);
+            md_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "meshd is out of memory");
+            return;
+        }
+        ads_delta_init(s->delta, c->spiffe_id, ctx->trust_domain);
+    }
+    s->connected_at = md_now();
+    mesh_err err = {0};
+    if (c->peer_cert_pem &&
+        cert_pem_info(c->peer_cert_pem, NULL, 0, s->presented_serial, sizeof s->presented_serial,
+                      NULL, NULL, &err) != MESH_OK)
+        s->presented_serial[0] = '\0';
+    /* The client may have cancelled (or died) while we parsed its cert: then
+     * the close completion has already run md_stream_on_close, and a stream
+     * registered now would never be removed — a leaked call, refreshed by the
+     * watcher forever, that blocks shutdown. Checked and registered under
+     * c->mu, which md_call_on_close takes to set closed before it
+     * unregisters, so exactly one of the two sides sees the other. */
+    pthread_mutex_lock(&c->mu);
+    if (c->closed) {
+        pthread_mutex_unlock(&c->mu);
+        log_debug("meshd", "%s from %s (%s) ended before its stream opened%s", c->method,
+                  c->spiffe_id, c->peer_addr, c->cancelled ? " (cancelled)" : "");
+        md_stream_free(s);
+        return;
+    }
+    c->stream = s;
+    md_registry_add(ctx, c);   /* takes reg_mu: a leaf lock under c->mu */
+    pthread_mutex_unlock(&c->mu);
+    if (md_call_start_recv(c) != MESH_OK) {
+        md_call_finish(c, GRPC_STATUS_INTERNAL, "cannot receive on the stream");
+        return;
+    }
+    md_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        md_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "meshd is out of memory");
+        return;
+    }
+    j->kind = MD_JOB_STREAM_INIT;
+    md_call_ref(c);
+    j->call = c;
+    md_work_submit(ctx, j);
+    static const char *const labels[MD_CALL_KIND_COUNT] = {
+        [MD_CALL_ADS] = "ADS", [MD_CALL_SDS] = "SDS", [MD_CALL_DADS] = "Delta ADS",
+        [MD_CALL_DSDS] = "Delta SDS"};
+    log_info("meshd", "%s stream from %s (%s)", labels[c->kind] ? labels[c->kind] : "?",
+             c->spiffe_id, c->peer_addr);
+}
+
+void md_stream_note_node_locked(md_call *c, int has_node, const char *node_id)
+{
+    md_stream *s = c->stream;
+    if (s->node_known)
+        return;
+    /* Only the first request is sure to carry Node; without one the
+     * identity names the node in proxy status. */
+    char nb[256];
+    const char *node = has_node && node_id && node_id[0]
+                           ? mgrpc_printable(node_id, nb, sizeof nb)
+                           : c->spiffe_id;
+    snprintf(s->node_id, sizeof s->node_id, "%.255s", node);
+    s->node_known = 1;
+}
+
+static void log_request(md_call *c, const ads_request *req, const ads_req_result *res)
+{
+    md_stream *s = c->stream;
+    char tbuf[160], vbuf[80], nbuf[80];
+    mgrpc_printable(req->type_url, tbuf, sizeof tbuf);
+    mgrpc_printable(req->version_info, vbuf, sizeof vbuf);
+    mgrpc_printable(req->response_nonce, nbuf, sizeof nbuf);
+    switch (res->kind) {
+    case ADS_REQ_UNKNOWN_TYPE:
+        log_info("meshd", "node %s asked for type '%s' which meshd does not serve; ignored",
+                 s->node_id, tbuf);
+        break;
+    case ADS_REQ_NACK: {
+        char ebuf[400];
+        mgrpc_printable(req->error_message, ebuf, sizeof ebuf);
+        log_warn("meshd", "node %s (%s) NACKed %s version %s: %s", s->node_id, c->spiffe_id,
+                 ads_type_name(res->type), s->st.types[res->type].nack_version, ebuf);
+        break;
+    }
+    default:
+        log_debug("meshd", "node %s %s %s version=%s nonce=%s names=%zu", s->node_id,
+                  ads_req_kind_name(res->kind), ads_type_name(res->type), vbuf, nbuf,
+                  req->n_names);
+        break;
+    }
+}
+
+void md_stream_on_message(md_call *c, const uint8_t *buf, size_t len)
+{
+    ads_decoded d;
+    mesh_err err = {0};
+    if (ads_request_decode(buf, len, &d, &err) != MESH_OK) {
+        log_warn("meshd", "bad DiscoveryRequest from %s (%s): %s", c->spiffe_id, c->peer_addr,
+                 err.msg);
+        md_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, err.msg);
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    md_stream *s = c->stream;
+    if (c->finishing || c->closed) {
+        pthread_mutex_unlock(&c->mu);
+        ads_decoded_free(&d);
+        return;
+    }
+    s->requests++;
+    /* Plaintext port: the first request names the identity; SDS is refused. */
+    if (c->plaintext && md_proxyless_on_request_locked(c, &d) != MESH_OK) {
+        pthread_mutex_unlock(&c->mu);
+        ads_decoded_free(&d);
+        return;
+    }
+    md_stream_note_node_locked(c, d.has_node, d.node_id);
+    ads_request req = d.req;
+    if (c->kind == MD_CALL_SDS && !req.type_url[0])
+        req.type_url = TYPE_URL_SECRET; /* SDS requests may leave the type implied */
+    ads_req_result res;
+    int rc;
+    if (c->kind == MD_CALL_SDS && strcmp(req.type_url, TYPE_URL_SECRET) != 0) {
+        memset(&res, 0, sizeof res);
+        res.kind = ADS_REQ_UNKNOWN_TYPE;
+        rc = MESH_OK;
+    } else {
+        rc = ads_state_on_request(&s->st, &req, &res, &err);
+    }
+    if (rc != MESH_OK) {
+        md_call_finish_locked(c, mgrpc_status_from_mesh(rc), err.msg);
+        pthread_mutex_unlock(&c->mu);
+        ads_decoded_free(&d);
+        return;
+    }
+    log_request(c, &req, &res);
+    md_stream_status_sync_locked(c);
+    const char *url = ads_type_url(res.type);
+    ads_type_state *ts = &s->st.types[res.type];
+    if (!md_stream_note_reply_locked(c, res.kind, url, ts->acked_version, ts->nack_version,
+                                     ts->nack_error, res.denied_name, err.msg)) {
+        pthread_mutex_unlock(&c->mu);
+        ads_decoded_free(&d);
+        return;
+    }
+    push_locked(c);
+    int more = !c->finishing && !c->closed;
+    pthread_mutex_unlock(&c->mu);
+    ads_decoded_free(&d);
+    if (more && md_call_start_recv(c) != MESH_OK)
+        md_call_finish(c, GRPC_STATUS_INTERNAL, "cannot receive on the stream");
+}
+
+int md_stream_note_reply_locked(md_call *c, enum ads_req_kind kind, const char *type_url,
+                                const char *acked_version, const char *nack_version,
+                                const char *nack_error, const char *denied_name,
+                                const char *denied_why)
+{
+    md_stream *s = c->stream;
+    switch (kind) {
+    case ADS_REQ_DENIED: {
+        char detail[1024];
+        snprintf(detail, sizeof detail, "node=%s peer=%s: %s", s->node_id, c->peer_addr,
+                 denied_why);
+        md_status_audit(c->ctx, c->spiffe_id, "sds.denied", denied_name, detail, 0);
+        log_warn("meshd", "%s", detail);
+        md_call_finish_locked(c, GRPC_STATUS_PERMISSION_DENIED, denied_why);
+        return 0;
+    }
+    case ADS_REQ_ACK:
+        md_status_type(c->ctx, s->node_id, type_url, NULL, acked_version, NULL, NULL);
+        break;
+    case ADS_REQ_NACK:
+        md_status_type(c->ctx, s->node_id, type_url, NULL, NULL, nack_version,
+                       nack_error ? nack_error : "");
+        break;
+    default:
+        break;
+    }
+    return 1;
+}
+
+void md_stream_on_close(md_call *c)
+{
+    md_registry_remove(c->ctx, c);
+    pthread_mutex_lock(&c->mu);
+    md_stream *s = c->stream;
+    if (s && s->status_opened) {
+        md_status_close(c->ctx, s->node_id);
+        s->status_opened = 0;
+    }
+    if (s)
+        log_info("meshd", "stream of %s (node %s) closed after %u requests, %u responses",
+                 c->spiffe_id, s->node_known ? s->node_id : "?", s->requests, s->responses);
+    pthread_mutex_unlock(&c->mu);
+}

@@ -1,0 +1,612 @@
+/* meshd/meshd_watch.c — the watcher: notices store changes and pushes them; rotates SVIDs.
+ *
+ * Every --poll-interval (200 ms) it reads PRAGMA data_version. When another
+ * connection committed (meshctl, a worker, another meshd), it waits for the
+ * burst to settle (--debounce 100 ms) and then looks at what changed:
+ *   - config_version: reload the mesh config, recompile the snapshots of the
+ *     identities that are connected (only those), push the types whose
+ *     version changed to the streams that subscribe to them;
+ *   - the CA list: new bundle -> ROOTCA to everyone and new roots for TLS;
+ *     a new active CA -> workers reload it, meshd's serving cert and every
+ *     connected SVID are re-issued from it right away;
+ *   - certificates: the audit log is the change feed (cert.issue carries the
+ *     identity, cert.revoke the serial), so only identities with a new or
+ *     revoked cert are looked up again; if the feed overflowed, all are.
+ * Then the rotation pass: each connected SVID is renewed for the same key at
+ * --rotate-fraction of its lifetime (+-10% jitter from its serial, so a
+ * fleet issued at once renews spread out), as jobs on the worker pool.
+ * Workers that issue certs wake the watcher directly, so a renewal reaches
+ * the sidecar without waiting for the next poll. */
+#include "meshd/meshd_internal.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sds/certsvc/svid_rotation.h"
+#include "meshd/meshd_proxyless.h"
+
+#define AUDIT_FEED_PAGE 32
+#define AUDIT_FEED_LIMIT 2000
+#define ROTATION_RETRY_S 30
+#define DEBOUNCE_MAX_ROUNDS 10
+
+/* Watcher-thread-only state. */
+typedef struct watch_local {
+    int64_t last_dv;
+    int64_t cfg_version;          /* loaded config version, -1 = none */
+    int64_t cfg_failed_version;   /* version that failed to load (don't retry it) */
+    char *ca_fp;                  /* fingerprint of the CA list */
+    int64_t last_audit_id;
+    int full_scan;                /* look up every stream's SVID on this pass */
+    mesh_ca *ca;                  /* for meshd's own serving cert */
+    uint64_t ca_gen;
+    int64_t last_rotation_ms;
+    md_map *deferred;             /* dirty identities whose streams were not ready */
+} watch_local;
+
+static void mark_dirty(const char *key, void *val, void *map)
+{
+    (void)val;
+    md_map_put(map, key, (void *)1, NULL);
+}
+
+void md_watch_cert_changed(md_ctx *ctx, const char *spiffe_id, const char *rot_key, int ok)
+{
+    md_watch *w = &ctx->watch;
+    pthread_mutex_lock(&w->mu);
+    if (w->dirty && spiffe_id)
+        md_map_put(w->dirty, spiffe_id, (void *)1, NULL);
+    if (rot_key && w->rotating) {
+        md_map_remove(w->rotating, rot_key);
+        if (!ok) {
+            int64_t *retry = malloc(sizeof *retry);
+            if (retry) {
+                *retry = md_now() + ROTATION_RETRY_S;
+                void *old = NULL;
+                if (md_map_put(w->rot_backoff, rot_key, retry, &old) != MESH_OK)
+                    free(retry);
+                free(old);
+            }
+        } else {
+            free(md_map_remove(w->rot_backoff, rot_key));
+        }
+    }
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* ---- what changed ------------------------------------------------------------------ */
+
+static void load_config(md_ctx *ctx, watch_local *l, int64_t version)
+{
+    mesh_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    mesh_err err = {0};
+    if (mesh_config_load_store(ctx->watch.st, &cfg, &err) != MESH_OK) {
+        mesh_config_free(&cfg);
+        if (l->cfg_failed_version != version)
+            log_error("meshd", "loading mesh config version %lld failed: %s; %s", (long long)version,
+                      err.msg,
+                      l->cfg_version >= 0 ? "serving the last good config"
+                                          : "serving certificates and secrets only");
+        l->cfg_failed_version = version;
+        return;
+    }
+    if (md_cache_set_config(ctx, &cfg, version, &err) != MESH_OK) {
+        log_error("meshd", "installing mesh config: %s", err.msg);
+        return;
+    }
+    l->cfg_version = version;
+    log_info("meshd", "mesh config version %lld loaded", (long long)version);
+}
+
+static char *ca_fingerprint(const store_ca *list, size_t n)
+{
+    size_t cap = 1;
+    for (size_t i = 0; i < n; i++)
+        cap += strlen(list[i].state) + strlen(list[i].serial_hex) + 32;
+    char *s = malloc(cap);
+    if (!s)
+        return NULL;
+    size_t off = 0;
+    s[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        off += (size_t)snprintf(s + off, cap - off, "%lld:%s:%s;", (long long)list[i].id,
+                                list[i].state, list[i].serial_hex);
+    return s;
+}
+
+/* Returns 1 if the CA list changed (and installs it). */
+static int check_cas(md_ctx *ctx, watch_local *l)
+{
+    mesh_err err = {0};
+    store_ca *list = NULL;
+    size_t n = 0;
+    if (store_ca_list(ctx->watch.st, &list, &n, &err) != MESH_OK) {
+        log_warn("meshd", "reading the CA list: %s", err.msg);
+        return 0;
+    }
+    char *fp = ca_fingerprint(list, n);
+    if (!fp || (l->ca_fp && strcmp(fp, l->ca_fp) == 0)) {
+        free(fp);
+        store_ca_free_list(list, n);
+        return 0;
+    }
+    char *bundle = NULL;
+    if (ca_bundle_pem(ctx->watch.st, &bundle, &err) != MESH_OK) {
+        log_warn("meshd", "reading the trust bundle: %s", err.msg);
+        free(fp);
+        store_ca_free_list(list, n);
+        return 0;
+    }
+    uint64_t ca_gen_before = atomic_load(&ctx->cache.ca_gen);
+    if (md_cache_set_cas(ctx, list, n, bundle, &err) != MESH_OK) { /* takes list */
+        log_error("meshd", "installing the CA list: %s", err.msg);
+        free(fp);
+        free(bundle);
+        return 0;
+    }
+    md_tls_set_roots(&ctx->tls, bundle);
+    free(bundle);
+    free(l->ca_fp);
+    l->ca_fp = fp;
+    if (atomic_load(&ctx->cache.ca_gen) != ca_gen_before)
+        log_info("meshd", "active CA changed: re-issuing meshd's serving cert and every "
+                          "connected SVID from it");
+    return 1;
+}
+
+/* Reads new audit rows; marks identities with new or revoked certs dirty.
+ * Returns 1 if the feed overflowed (some rows unseen): scan everything. */
+static int read_audit_feed(md_ctx *ctx, watch_local *l, md_map *dirty)
+{
+    store_audit_entry *list = NULL;
+    size_t n = 0;
+    mesh_err err = {0};
+    /* Usually a handful of rows are new (proxy-status batches write none):
+     * read a small page, and a big one only when the small one has no
+     * overlap with what we saw last time. */
+    size_t limit = AUDIT_FEED_PAGE;
+    for (;;) {
+        if (store_audit_list(ctx->watch.st, limit, &list, &n, &err) != MESH_OK) {
+            log_warn("meshd", "reading the audit log: %s", err.msg);
+            return 1;
+        }
+        int gap = n == limit && list[n - 1].id > l->last_audit_id + 1;
+        if (!gap || limit == AUDIT_FEED_LIMIT)
+            break;
+        store_audit_free_list(list, n);
+        list = NULL;
+        limit = AUDIT_FEED_LIMIT;
+    }
+    int overflow = n == AUDIT_FEED_LIMIT && list[n - 1].id > l->last_audit_id + 1 &&
+                   l->last_audit_id > 0;
+    int64_t newest = l->last_audit_id;
+    for (size_t i = 0; i < n && list[i].id > l->last_audit_id; i++) {
+        const store_audit_entry *a = &list[i];
+        if (a->id > newest)
+            newest = a->id;
+        if (!a->ok)
+            continue;
+        if (strcmp(a->action, "cert.issue") == 0 || strcmp(a->action, "cert.recover") == 0) {
+            md_map_put(dirty, a->subject, (void *)1, NULL);
+        } else if (strcmp(a->action, "cert.revoke") == 0) {
+            store_cert c;
+            memset(&c, 0, sizeof c);
+            if (store_cert_get(ctx->watch.st, a->subject, &c, &err) == MESH_OK)
+                md_map_put(dirty, c.spiffe_id, (void *)1, NULL);
+            else
+                overflow = 1; /* cannot tell whose: look at everyone */
+            store_cert_free(&c);
+        }
+    }
+    l->last_audit_id = newest;
+    store_audit_free_list(list, n);
+    return overflow;
+}
+
+/* ---- applying changes to streams --------------------------------------------------- */
+
+typedef struct stream_facts {
+    int ready;
+    uint64_t cfg_gen, bundle_gen;
+    int have_svid;
+    char serial[48];
+    char presented[48];
+    int64_t nb, na, ca_id;
+} stream_facts;
+
+static void facts_of(md_call *c, stream_facts *f)
+{
+    memset(f, 0, sizeof *f);
+    pthread_mutex_lock(&c->mu);
+    md_stream *s = c->stream;
+    if (s && !c->closed && !c->finishing) {
+        f->ready = s->view_ready;
+        f->cfg_gen = s->cfg_gen;
+        f->bundle_gen = s->bundle_gen;
+        f->have_svid = s->svid.found;
+        snprintf(f->serial, sizeof f->serial, "%s", s->svid.serial_hex);
+        snprintf(f->presented, sizeof f->presented, "%s", s->presented_serial);
+        f->nb = s->svid.not_before;
+        f->na = s->svid.not_after;
+        f->ca_id = s->svid.ca_id;
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void refresh_streams(md_ctx *ctx, md_call **calls, size_t n, md_map *dirty, int full_scan,
+                            md_map *still_dirty)
+{
+    uint64_t cfg_gen_now = atomic_load(&ctx->cache.cfg_gen);
+    uint64_t bundle_gen = 0;
+    sds_bundle *bundle = md_cache_bundle(ctx, &bundle_gen);
+    md_cas *cas = md_cache_cas(ctx);
+    int64_t now = md_now();
+    for (size_t i = 0; i < n; i++) {
+        md_call *c = calls[i];
+        stream_facts f;
+        facts_of(c, &f);
+        /* Plaintext (proxyless) streams have no certificate and no secrets. */
+        int want_svid = !c->plaintext && (full_scan || md_map_get(dirty, c->spiffe_id));
+        if (!f.ready) {
+            /* Its first view is being built; look again next pass. */
+            if (want_svid)
+                md_map_put(still_dirty, c->spiffe_id, (void *)1, NULL);
+            continue;
+        }
+        md_view_update u;
+        memset(&u, 0, sizeof u);
+        sds_svid svid;
+        memset(&svid, 0, sizeof svid);
+        if (f.cfg_gen != cfg_gen_now && cfg_gen_now != 0) {
+            u.snap = md_cache_snapshot(ctx, md_call_view_key(c), &u.cfg_gen);
+            u.set_snap = 1;
+        }
+        if (bundle && f.bundle_gen != bundle_gen && !c->plaintext) {
+            u.bundle = bundle;
+            u.bundle_gen = bundle_gen;
+        }
+        if (want_svid && cas) {
+            mesh_err err = {0};
+            int revoked = 0;
+            if (sds_svid_lookup(ctx->watch.st, c->spiffe_id, c->pubkey_sha, cas->list, cas->n,
+                                now, f.presented, &revoked, &svid, &err) != MESH_OK) {
+                log_warn("meshd", "looking up the SVID of %s: %s", c->spiffe_id, err.msg);
+                md_map_put(still_dirty, c->spiffe_id, (void *)1, NULL);
+            } else if (revoked) {
+                log_warn("meshd", "%s connected with certificate %s which is now revoked: "
+                                  "closing its stream",
+                         c->spiffe_id, f.presented);
+                md_status_audit(ctx, "meshd", "sds.denied", f.presented,
+                                "stream closed: client certificate revoked", 1);
+                md_call_finish(c, GRPC_STATUS_PERMISSION_DENIED,
+                               "the client certificate was revoked; get a new SVID");
+                sds_svid_free(&svid);
+                if (u.snap)
+                    md_snap_unref(u.snap);
+                continue;
+            } else if (svid.found != f.have_svid || strcmp(svid.serial_hex, f.serial) != 0) {
+                u.svid = &svid;
+            }
+        }
+        if (u.set_snap || u.bundle || u.svid) {
+            pthread_mutex_lock(&c->mu);
+            if (!c->closed && !c->finishing)
+                md_stream_update_locked(c, &u);
+            pthread_mutex_unlock(&c->mu);
+        }
+        if (u.snap)
+            md_snap_unref(u.snap);
+        sds_svid_free(&svid);
+    }
+    sds_bundle_unref(bundle);
+    md_cas_unref(cas);
+}
+
+/* Distinct snapshot keys (identities; proxyless streams have their own) of the
+ * given streams (strings borrowed from the calls). */
+static char **distinct_ids(md_call **calls, size_t n, size_t *n_out)
+{
+    *n_out = 0;
+    char **ids = calloc(n ? n : 1, sizeof *ids);
+    md_map *seen = md_map_new(4096);
+    if (!ids || !seen) {
+        free(ids);
+        md_map_free(seen, NULL);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *key = md_call_view_key(calls[i]);
+        if (md_map_get(seen, key))
+            continue;
+        md_map_put(seen, key, (void *)1, NULL);
+        ids[(*n_out)++] = (char *)key;
+    }
+    md_map_free(seen, NULL);
+    return ids;
+}
+
+/* ---- rotation ---------------------------------------------------------------------- */
+
+static void rotation_pass(md_ctx *ctx, md_call **calls, size_t n)
+{
+    md_watch *w = &ctx->watch;
+    md_cas *cas = md_cache_cas(ctx);
+    int64_t active = cas ? cas->active_id : 0;
+    md_cas_unref(cas);
+    int64_t now = md_now();
+    for (size_t i = 0; i < n; i++) {
+        md_call *c = calls[i];
+        stream_facts f;
+        facts_of(c, &f);
+        if (!f.ready || !f.have_svid || !c->peer_cert_pem)
+            continue;
+        int64_t due = svid_rotation_due(f.nb, f.na, ctx->opts.rotate_fraction, f.serial);
+        int from_old_ca = active && f.ca_id != active;
+        if (now < due && !from_old_ca)
+            continue;
+        if (f.na <= now)
+            continue; /* expired: the sidecar must recover; a new stream would show it */
+        char key[600];
+        snprintf(key, sizeof key, "%s|%s", c->spiffe_id, c->pubkey_sha);
+        pthread_mutex_lock(&w->mu);
+        int busy = md_map_get(w->rotating, key) != NULL;
+        int64_t *retry = md_map_get(w->rot_backoff, key);
+        if (retry && *retry <= now) {
+            free(md_map_remove(w->rot_backoff, key));
+            retry = NULL;
+        }
+        if (!busy && !retry)
+            busy = md_map_put(w->rotating, key, (void *)1, NULL) != MESH_OK;
+        pthread_mutex_unlock(&w->mu);
+        if (busy || retry)
+            continue;
+        md_job *j = calloc(1, sizeof *j);
+        if (!j) {
+            md_watch_cert_changed(ctx, NULL, key, 0);
+            continue;
+        }
+        j->kind = MD_JOB_ROTATE;
+        j->spiffe_id = strdup(c->spiffe_id);
+        j->cert_pem = strdup(c->peer_cert_pem);
+        snprintf(j->rot_key, sizeof j->rot_key, "%s", key);
+        /* Same lifetime as the SVID it replaces (notBefore was backdated). */
+        j->ttl = f.na - f.nb - CA_BACKDATE_SECONDS;
+        if (j->ttl < CA_MIN_SVID_TTL)
+            j->ttl = CA_MIN_SVID_TTL;
+        if (j->ttl > CA_MAX_SVID_TTL)
+            j->ttl = CA_MAX_SVID_TTL;
+        if (!j->spiffe_id || !j->cert_pem) {
+            md_job_free(j);
+            md_watch_cert_changed(ctx, NULL, key, 0);
+            continue;
+        }
+        log_info("meshd", "rotating the SVID of %s (serial %s, %s)", c->spiffe_id, f.serial,
+                 from_old_ca ? "issued by a CA that is no longer active" : "due");
+        if (md_work_submit(ctx, j) != MESH_OK)
+            md_watch_cert_changed(ctx, NULL, key, 0);
+    }
+}
+
+static void serving_cert_pass(md_ctx *ctx, watch_local *l)
+{
+    md_cas *cas = md_cache_cas(ctx);
+    int64_t active = cas ? cas->active_id : 0;
+    md_cas_unref(cas);
+    if (!active || !md_tls_renew_due(&ctx->tls, md_now(), ctx->opts.rotate_fraction, active))
+        return;
+    mesh_err err = {0};
+    uint64_t gen = atomic_load(&ctx->cache.ca_gen);
+    if (!l->ca || l->ca_gen != gen) {
+        mesh_ca *ca = NULL;
+        if (ca_load(ctx->watch.st, &ca, &err) != MESH_OK) {
+            log_error("meshd", "cannot load the active CA to renew meshd's serving cert: %s",
+                      err.msg);
+            return;
+        }
+        ca_free(l->ca);
+        l->ca = ca;
+        l->ca_gen = gen;
+    }
+    if (md_tls_issue_serving(ctx, l->ca, ctx->watch.st, &err) != MESH_OK)
+        log_error("meshd", "%s; the current serving cert stays in use", err.msg);
+}
+
+/* ---- the loop ------------------------------------------------------------------------ */
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* One pass. first = startup (synchronous, before the server starts). */
+static void watch_pass(md_ctx *ctx, watch_local *l, int first)
+{
+    md_watch *w = &ctx->watch;
+    mesh_store *st = w->st;
+    int64_t dv = store_data_version(st);
+    int changed = first || dv != l->last_dv;
+    if (changed && !first) {
+        /* Debounce: let a burst of commits (an apply of many resources,
+         * a CA rotation's several steps) settle into one push. */
+        for (int i = 0; i < DEBOUNCE_MAX_ROUNDS; i++) {
+            sleep_ms(ctx->opts.debounce_ms);
+            int64_t again = store_data_version(st);
+            if (again == dv)
+                break;
+            dv = again;
+        }
+    }
+    l->last_dv = dv;
+    md_map *dirty = md_map_new(1024);
+    md_map *still_dirty = md_map_new(1024);
+    if (!dirty || !still_dirty) {
+        md_map_free(dirty, NULL);
+        md_map_free(still_dirty, NULL);
+        log_error("meshd", "watcher: out of memory");
+        return;
+    }
+    /* In-process notifications (they wake us early) plus what was deferred. */
+    pthread_mutex_lock(&w->mu);
+    md_map *mine = w->dirty;
+    w->dirty = dirty;
+    pthread_mutex_unlock(&w->mu);
+    dirty = mine;
+    if (l->deferred) {
+        md_map_each(l->deferred, mark_dirty, dirty);
+        md_map_free(l->deferred, NULL);
+        l->deferred = NULL;
+    }
+
+    int cfg_changed = 0;
+    if (changed) {
+        int64_t cv = store_config_version(st);
+        if (cv != l->cfg_version && cv != l->cfg_failed_version) {
+            int64_t before = l->cfg_version;
+            load_config(ctx, l, cv);
+            cfg_changed = l->cfg_version != before;
+        }
+        if (check_cas(ctx, l))
+            l->full_scan = 1;
+        if (!first && read_audit_feed(ctx, l, dirty))
+            l->full_scan = 1;
+    }
+    if (first) {
+        /* Start the audit feed at its current end. */
+        store_audit_entry *a = NULL;
+        size_t n = 0;
+        mesh_err err = {0};
+        if (store_audit_list(st, 1, &a, &n, &err) == MESH_OK && n > 0)
+            l->last_audit_id = a[0].id;
+        store_audit_free_list(a, n);
+        md_map_free(dirty, NULL);
+        md_map_free(still_dirty, NULL);
+        return;
+    }
+
+    size_t n = 0;
+    md_call **calls = md_registry_list(ctx, &n);
+    if (cfg_changed && calls) {
+        size_t nid = 0;
+        char **ids = distinct_ids(calls, n, &nid);
+        if (ids) {
+            md_cache_recompile(ctx, ids, nid);
+            log_info("meshd", "config version %lld compiled for %zu connected identities",
+                     (long long)l->cfg_version, nid);
+        }
+        free(ids);
+    }
+    if (calls) {
+        refresh_streams(ctx, calls, n, dirty, l->full_scan, still_dirty);
+        l->full_scan = 0;
+        int64_t now_ms = md_now_ms();
+        if (now_ms - l->last_rotation_ms >= 1000 || md_map_count(dirty) > 0) {
+            rotation_pass(ctx, calls, n);
+            l->last_rotation_ms = now_ms;
+        }
+        md_registry_release(calls, n);
+    }
+    serving_cert_pass(ctx, l);
+    md_map_free(dirty, NULL);
+    /* Identities whose streams were not ready yet are looked at next pass. */
+    md_map_free(l->deferred, NULL);
+    l->deferred = still_dirty;
+}
+
+static void *watch_main(void *arg)
+{
+    md_ctx *ctx = arg;
+    md_watch *w = &ctx->watch;
+    watch_local *l = w->local;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        if (!w->stop && md_map_count(w->dirty) == 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            int64_t ns = ts.tv_nsec + ctx->opts.poll_ms * 1000000LL;
+            ts.tv_sec += (time_t)(ns / 1000000000LL);
+            ts.tv_nsec = (long)(ns % 1000000000LL);
+            pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+        }
+        int stop = w->stop;
+        pthread_mutex_unlock(&w->mu);
+        if (stop)
+            break;
+        watch_pass(ctx, l, 0);
+    }
+    return NULL;
+}
+
+int md_watch_start(md_ctx *ctx, mesh_err *err)
+{
+    md_watch *w = &ctx->watch;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int ok = pthread_mutex_init(&w->mu, NULL) == 0 && pthread_cond_init(&w->cv, &ca) == 0;
+    pthread_condattr_destroy(&ca);
+    if (!ok)
+        return mesh_err_set(err, MESH_EINTERNAL, "cannot initialise the watcher");
+    w->dirty = md_map_new(1024);
+    w->rotating = md_map_new(4096);
+    w->rot_backoff = md_map_new(1024);
+    watch_local *l = calloc(1, sizeof *l);
+    if (!w->dirty || !w->rotating || !w->rot_backoff || !l) {
+        free(l);
+        return mesh_err_set(err, MESH_ENOMEM, "out of memory");
+    }
+    l->cfg_version = -1;
+    l->cfg_failed_version = -1;
+    w->local = l;
+    int rc = store_open(&w->st, ctx->opts.db_path, err);
+    if (rc != MESH_OK)
+        return mesh_err_prefix(err, "opening the store for the watcher");
+    /* Synchronous first pass: config, CA list and bundle are in place
+     * before the first client can connect. */
+    watch_pass(ctx, l, 1);
+    if (!ctx->cache.bundle)
+        return mesh_err_set(err, MESH_EINTERNAL, "could not load the trust bundle at startup");
+    if (pthread_create(&w->th, NULL, watch_main, ctx) != 0)
+        return mesh_err_set(err, MESH_EINTERNAL, "cannot start the watcher thread");
+    w->started = 1;
+    return MESH_OK;
+}
+
+static void free_ptr(void *p)
+{
+    free(p);
+}
+
+void md_watch_stop(md_ctx *ctx)
+{
+    md_watch *w = &ctx->watch;
+    if (w->started) {
+        pthread_mutex_lock(&w->mu);
+        w->stop = 1;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->th, NULL);
+        w->started = 0;
+    }
+    watch_local *l = w->local;
+    if (l) {
+        free(l->ca_fp);
+        ca_free(l->ca);
+        md_map_free(l->deferred, NULL);
+        free(l);
+        w->local = NULL;
+    }
+    pthread_mutex_lock(&w->mu);
+    md_map_free(w->dirty, NULL);
+    md_map_free(w->rotating, NULL);
+    md_map_free(w->rot_backoff, free_ptr);
+    w->dirty = w->rotating = w->rot_backoff = NULL;
+    pthread_mutex_unlock(&w->mu);
+    store_close(w->st);
+    w->st = NULL;
+}

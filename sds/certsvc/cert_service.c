@@ -1,0 +1,350 @@
+/* sds/certsvc/cert_service.c — CreateCertificate authorisation and issuance (see cert_service.h). */
+#include "sds/certsvc/cert_service.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ca/csr.h"
+#include "ca/join_token.h"
+#include "common/log.h"
+#include "sds/certsvc/svid_recover.h"
+
+void cert_service_free_strings(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void cert_service_resp_free(cert_service_resp *r)
+{
+    if (!r)
+        return;
+    cert_service_free_strings(r->chain, r->chain_len);
+    cert_service_free_strings(r->roots, r->n_roots);
+    memset(r, 0, sizeof *r);
+}
+
+int cert_service_split_pem(const char *pem, char ***out, size_t *n_out, mesh_err *err)
+{
+    static const char begin[] = "-----BEGIN CERTIFICATE-----";
+    static const char end[] = "-----END CERTIFICATE-----";
+    *out = NULL;
+    *n_out = 0;
+    size_t cap = 0, n = 0;
+    char **v = NULL;
+    const char *p = pem ? pem : "";
+    while ((p = strstr(p, begin)) != NULL) {
+        const char *e = strstr(p, end);
+        if (!e) {
+            cert_service_free_strings(v, n);
+            return mesh_err_set(err, MESH_EINVAL, "PEM bundle has a certificate without END line");
+        }
+        e += sizeof end - 1;
+        size_t len = (size_t)(e - p);
+        if (n == cap) {
+            cap = cap ? cap * 2 : 4;
+            char **nv = realloc(v, cap * sizeof *nv);
+            if (!nv) {
+                cert_service_free_strings(v, n);
+                return mesh_err_set(err, MESH_ENOMEM, "out of memory");
+            }
+            v = nv;
+        }
+        v[n] = malloc(len + 2);
+        if (!v[n]) {
+            cert_service_free_strings(v, n);
+            return mesh_err_set(err, MESH_ENOMEM, "out of memory");
+        }
+        memcpy(v[n], p, len);
+        v[n][len] = '\n';
+        v[n][len + 1] = '\0';
+        n++;
+        p = e;
+    }
+    *out = v;
+    *n_out = n;
+    return MESH_OK;
+}
+
+int cert_service_root_of_ca(mesh_store *st, int64_t ca_id, char **root_pem, mesh_err *err)
+{
+    *root_pem = NULL;
+    store_ca *cas = NULL;
+    size_t n = 0;
+    int rc = store_ca_list(st, &cas, &n, err);
+    if (rc != MESH_OK)
+        return rc;
+    rc = mesh_err_set(err, MESH_ENOTFOUND, "CA #%lld is not in the store", (long long)ca_id);
+    for (size_t i = 0; i < n; i++) {
+        if (cas[i].id != ca_id)
+            continue;
+        /* chain_pem runs up to and including the root; empty for a root CA. */
+        const char *src = cas[i].chain_pem && cas[i].chain_pem[0] ? cas[i].chain_pem
+                                                                  : cas[i].cert_pem;
+        char **certs = NULL;
+        size_t nc = 0;
+        rc = cert_service_split_pem(src, &certs, &nc, err);
+        if (rc == MESH_OK && nc == 0)
+            rc = mesh_err_set(err, MESH_ECORRUPT, "CA #%lld has no certificate PEM",
+                              (long long)ca_id);
+        if (rc == MESH_OK) {
+            *root_pem = certs[nc - 1];
+            certs[nc - 1] = NULL;
+        }
+        cert_service_free_strings(certs, nc);
+        break;
+    }
+    store_ca_free_list(cas, n);
+    return rc;
+}
+
+/* Status for a failure of the CA's own checks or of the store. */
+static grpc_status_code status_for_issue(int rc)
+{
+    switch (rc) {
+    case MESH_EINVAL: return GRPC_STATUS_INVALID_ARGUMENT;
+    case MESH_EPERM: return GRPC_STATUS_PERMISSION_DENIED;
+    case MESH_EEXPIRED: return GRPC_STATUS_FAILED_PRECONDITION; /* the CA itself is too old */
+    case MESH_EBUSY: return GRPC_STATUS_UNAVAILABLE;
+    case MESH_ENOMEM: return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    case MESH_ENOTFOUND: return GRPC_STATUS_FAILED_PRECONDITION;
+    default: return GRPC_STATUS_INTERNAL;
+    }
+}
+
+static void audit_denied(mesh_store *st, const char *actor, const char *subject,
+                         const cert_service_req *req, const mesh_err *why)
+{
+    char detail[700];
+    snprintf(detail, sizeof detail, "peer=%s: %s", req->peer_addr ? req->peer_addr : "?",
+             why->msg);
+    mesh_err ignored;
+    if (store_audit(st, actor, "cert.denied", subject ? subject : "", detail, 0, &ignored) !=
+        MESH_OK)
+        log_warn("sds", "could not audit a refused certificate request: %s", ignored.msg);
+}
+
+/* The presented client cert of a renewal must be one we issued and have not
+ * revoked: TLS checked the chain, but only the store knows revocations. */
+static int check_mtls_peer(mesh_store *st, const cert_service_req *req, grpc_status_code *status,
+                           mesh_err *err)
+{
+    char serial[48];
+    X509 *x = NULL;
+    *status = GRPC_STATUS_PERMISSION_DENIED;
+    if (!req->peer_cert_pem)
+        return mesh_err_set(err, MESH_EPERM, "peer certificate unavailable for the renewal check");
+    int rc = pem_read_cert(req->peer_cert_pem, &x, err);
+    if (rc == MESH_OK)
+        rc = cert_serial_hex(x, serial, sizeof serial, err);
+    X509_free(x);
+    if (rc != MESH_OK) {
+        *status = GRPC_STATUS_INTERNAL;
+        return rc;
+    }
+    store_cert rec;
+    memset(&rec, 0, sizeof rec);
+    rc = store_cert_get(st, serial, &rec, err);
+    if (rc == MESH_ENOTFOUND)
+        return mesh_err_set(err, MESH_EPERM,
+                            "client certificate serial %s was not issued by meshd; renew with a "
+                            "meshd-issued SVID or a join token",
+                            serial);
+    if (rc != MESH_OK) {
+        *status = rc == MESH_EBUSY ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_INTERNAL;
+        return rc;
+    }
+    if (rec.revoked)
+        rc = mesh_err_set(err, MESH_EPERM,
+                          "client certificate serial %s of %s is revoked (%s); renewal refused",
+                          serial, rec.spiffe_id,
+                          rec.revoke_reason && rec.revoke_reason[0] ? rec.revoke_reason
+                                                                    : "no reason given");
+    store_cert_free(&rec);
+    if (rc != MESH_OK)
+        return rc;
+    store_registration reg;
+    memset(&reg, 0, sizeof reg);
+    rc = store_registration_get(st, req->peer_spiffe_id, &reg, err);
+    store_registration_free(&reg);
+    if (rc == MESH_ENOTFOUND)
+        return mesh_err_set(err, MESH_EPERM, "%s is no longer registered; renewal refused",
+                            req->peer_spiffe_id);
+    if (rc != MESH_OK)
+        *status = rc == MESH_EBUSY ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_INTERNAL;
+    return rc;
+}
+
+/* "Bearer <token>" (scheme case-insensitive, RFC 6750). */
+static const char *bearer_token(const char *authz)
+{
+    if (!authz || strncasecmp(authz, "Bearer ", 7) != 0)
+        return NULL;
+    const char *t = authz + 7;
+    while (*t == ' ')
+        t++;
+    return *t ? t : NULL;
+}
+
+static int fill_response(mesh_ca *ca, mesh_store *st, ca_issued *iss, cert_service_resp *out,
+                         mesh_err *err)
+{
+    char *root = NULL;
+    char *bundle = NULL;
+    int rc = cert_service_root_of_ca(st, ca_id(ca), &root, err);
+    if (rc == MESH_OK)
+        rc = ca_bundle_pem(st, &bundle, err);
+    if (rc == MESH_OK)
+        rc = cert_service_split_pem(bundle, &out->roots, &out->n_roots, err);
+    if (rc == MESH_OK) {
+        out->chain = calloc(iss->chain_len + 1, sizeof *out->chain);
+        if (!out->chain)
+            rc = mesh_err_set(err, MESH_ENOMEM, "out of memory");
+    }
+    if (rc == MESH_OK) {
+        for (size_t i = 0; i < iss->chain_len; i++) {
+            out->chain[i] = iss->chain[i];
+            iss->chain[i] = NULL;
+            out->chain_len++;
+        }
+        out->chain[out->chain_len++] = root;
+        root = NULL;
+        snprintf(out->spiffe_id, sizeof out->spiffe_id, "%s", iss->spiffe_id);
+        snprintf(out->serial_hex, sizeof out->serial_hex, "%s", iss->serial_hex);
+        out->not_after = iss->not_after;
+    }
+    free(root);
+    free(bundle);
+    return rc;
+}
+
+int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req,
+                        cert_service_resp *out, grpc_status_code *status, mesh_err *err)
+{
+    memset(out, 0, sizeof *out);
+    mesh_err local;
+    mesh_err *e = err ? err : &local;
+    mesh_err_clear(e);
+    *status = GRPC_STATUS_INVALID_ARGUMENT;
+
+    int64_t ttl = req->validity_seconds;
+    if (ttl < 0)
+        return mesh_err_set(e, MESH_EINVAL, "validity_duration %lld is negative",
+                            (long long)ttl);
+    if (ttl > CA_MAX_SVID_TTL)
+        return mesh_err_set(e, MESH_EINVAL,
+                            "validity_duration %lld s exceeds the 90-day maximum (%d s); the "
+                            "request is rejected, not shortened",
+                            (long long)ttl, CA_MAX_SVID_TTL);
+    if (ttl == 0)
+        ttl = req->default_ttl > 0 ? req->default_ttl : CA_DEFAULT_SVID_TTL;
+    if (!req->csr_pem || !req->csr_pem[0])
+        return mesh_err_set(e, MESH_EINVAL, "the request carries no CSR");
+
+    const char *authorised = NULL;
+    char actor[600];
+    char *token_id = NULL;
+    svid_recover_result rec;
+    memset(&rec, 0, sizeof rec);
+    int rc;
+    const char *token = bearer_token(req->authorization);
+
+    if (req->peer_spiffe_id && req->peer_spiffe_id[0]) {
+        out->auth = "mtls";
+        snprintf(actor, sizeof actor, "%s", req->peer_spiffe_id);
+        if ((rc = check_mtls_peer(st, req, status, e)) != MESH_OK) {
+            audit_denied(st, actor, req->peer_spiffe_id, req, e);
+            return rc;
+        }
+        authorised = req->peer_spiffe_id;
+    } else if (req->authorization) {
+        out->auth = "token";
+        *status = GRPC_STATUS_UNAUTHENTICATED;
+        if (!token) {
+            rc = mesh_err_set(e, MESH_EINVAL,
+                              "authorization metadata must be 'Bearer mjt_...' (a join token "
+                              "from 'meshctl workload add')");
+            audit_denied(st, "token", "", req, e);
+            return rc;
+        }
+        /* Check the CSR before spending the token, so a malformed request
+         * does not burn the operator's one-time token. */
+        if ((rc = ca_csr_check(req->csr_pem, ca_trust_domain(ca), NULL, e)) != MESH_OK) {
+            *status = status_for_issue(rc);
+            audit_denied(st, "token", "", req, e);
+            return rc;
+        }
+        rc = join_token_redeem(st, token, req->now, &token_id, e);
+        if (rc != MESH_OK) {
+            *status = rc == MESH_EBUSY ? GRPC_STATUS_UNAVAILABLE
+                      : (rc == MESH_EIO || rc == MESH_ECORRUPT || rc == MESH_EINTERNAL)
+                          ? GRPC_STATUS_INTERNAL
+                          : GRPC_STATUS_UNAUTHENTICATED;
+            audit_denied(st, "token", "", req, e);
+            return rc;
+        }
+        snprintf(actor, sizeof actor, "token:%s", token_id);
+        authorised = token_id;
+    } else if (req->expired_svid_b64) {
+        out->auth = "recover";
+        rc = svid_recover_check(st, req->expired_svid_b64, req->csr_pem, req->now,
+                                req->recover_grace > 0 ? req->recover_grace : CERT_RECOVER_GRACE,
+                                &rec, status, e);
+        if (rc != MESH_OK) {
+            audit_denied(st, rec.spiffe_id[0] ? rec.spiffe_id : "recover", rec.spiffe_id, req, e);
+            return rc;
+        }
+        snprintf(actor, sizeof actor, "%s", rec.spiffe_id);
+        authorised = rec.spiffe_id;
+    } else {
+        *status = GRPC_STATUS_UNAUTHENTICATED;
+        rc = mesh_err_set(e, MESH_EPERM,
+                          "no credentials: present a meshd-issued SVID over mTLS, a join token "
+                          "('authorization: Bearer mjt_...') or an expired SVID in "
+                          "'" CERT_RECOVER_HEADER "' for recovery");
+        audit_denied(st, "anonymous", "", req, e);
+        return rc;
+    }
+
+    ca_issue_req ireq = {
+        .csr_pem = req->csr_pem,
+        .authorised_id = authorised,
+        .ttl_seconds = ttl,
+        .actor = actor,
+        .dns_names = NULL,
+    };
+    ca_issued iss;
+    memset(&iss, 0, sizeof iss);
+    rc = ca_issue_svid(ca, st, &ireq, &iss, e); /* audits success and refusal itself */
+    if (rc != MESH_OK) {
+        *status = status_for_issue(rc);
+        free(token_id);
+        return rc;
+    }
+    if (strcmp(out->auth, "recover") == 0) {
+        char detail[256];
+        snprintf(detail, sizeof detail, "old_serial=%s old_not_after=%lld new_serial=%s peer=%s",
+                 rec.serial_hex, (long long)rec.not_after, iss.serial_hex,
+                 req->peer_addr ? req->peer_addr : "?");
+        mesh_err aerr;
+        if (store_audit(st, actor, "cert.recover", iss.spiffe_id, detail, 1, &aerr) != MESH_OK)
+            log_warn("sds", "could not audit a recovery: %s", aerr.msg);
+        log_info("sds", "recovered %s from expired SVID %s (new serial %s)", iss.spiffe_id,
+                 rec.serial_hex, iss.serial_hex);
+    }
+    rc = fill_response(ca, st, &iss, out, e);
+    ca_issued_free(&iss);
+    free(token_id);
+    if (rc != MESH_OK) {
+        /* The cert is stored and audited; only building the reply failed.
+         * The client retries and gets a fresh one. */
+        *status = rc == MESH_EBUSY ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_INTERNAL;
+        cert_service_resp_free(out);
+        return rc;
+    }
+    *status = GRPC_STATUS_OK;
+    return MESH_OK;
+}
