@@ -463,6 +463,9 @@ struct md_ctx {
     md_status status;
 };
 
+/* Locks, the cache, the TLS state, nonce prefix, instance name (ctx->opts set;
+ * meshd_ctx.c). The pieces' threads are started later, one by one. */
+int md_ctx_init(md_ctx *ctx, mesh_err *err);
 /* Process-unique xDS nonce (ads_nonce_fn). */
 void md_nonce(void *ctx, char *buf, size_t len);
 int64_t md_now(void);
