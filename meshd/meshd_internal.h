@@ -79,6 +79,9 @@ void *md_map_get(const md_map *m, const char *key);
 int md_map_put(md_map *m, const char *key, void *val, void **old);
 void *md_map_remove(md_map *m, const char *key);
 size_t md_map_count(const md_map *m);
+/* Calls fn for every entry, in no particular order. fn may remove the entry it
+ * is given (to prune while walking; key is freed then), but no other; entries it
+ * adds may or may not be visited. */
 void md_map_each(md_map *m, void (*fn)(const char *key, void *val, void *ctx), void *ctx);
 
 typedef struct md_ctx md_ctx;

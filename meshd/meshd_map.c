@@ -125,7 +125,11 @@ size_t md_map_count(const md_map *m)
 
 void md_map_each(md_map *m, void (*fn)(const char *key, void *val, void *ctx), void *ctx)
 {
-    for (size_t i = 0; i < m->n_buckets; i++)
-        for (md_map_entry *e = m->buckets[i]; e; e = e->next)
+    for (size_t i = 0; i < m->n_buckets; i++) {
+        md_map_entry *next;
+        for (md_map_entry *e = m->buckets[i]; e; e = next) {
+            next = e->next; /* fn may remove e (and only e) */
             fn(e->key, e->val, ctx);
+        }
+    }
 }
