@@ -149,7 +149,8 @@ int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err)
             char *end;
             errno = 0;
             double f = strtod(optarg, &end);
-            if (errno || end == optarg || *end || f < 0.1 || f > 0.9)
+            /* Written so that NaN, which compares false with both bounds, fails. */
+            if (errno || end == optarg || *end || !(f >= 0.1 && f <= 0.9))
                 return mesh_err_set(err, MESH_EINVAL,
                                     "--rotate-fraction '%s': give a number between 0.1 and 0.9",
                                     optarg);
