@@ -376,6 +376,10 @@ void md_watch_stop(md_ctx *ctx);
 /* A worker issued (or failed to issue) a cert for spiffe_id; rot_key non-NULL
  * for rotations. Wakes the watcher. */
 void md_watch_cert_changed(md_ctx *ctx, const char *spiffe_id, const char *rot_key, int ok);
+/* Claims rot_key for a rotation job (released by md_watch_cert_changed). 0 when
+ * one is running for it, or a failed one is backing off (until now reaches its
+ * retry time). */
+int md_watch_rotation_claim(md_watch *w, const char *rot_key, int64_t now);
 
 /* ---- proxy status and audit writer (meshd_status.c) ---------------------------- */
 

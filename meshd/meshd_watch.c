@@ -16,7 +16,9 @@
  * --rotate-fraction of its lifetime (+-10% jitter from its serial, so a
  * fleet issued at once renews spread out), as jobs on the worker pool.
  * Workers that issue certs wake the watcher directly, so a renewal reaches
- * the sidecar without waiting for the next poll. */
+ * the sidecar without waiting for the next poll. The decisions themselves
+ * (the change feed, what each stream needs, when an SVID is due) are
+ * meshd/meshd_changes.c; this file runs the loop and applies them. */
 #include "meshd/meshd_internal.h"
 
 #include <openssl/evp.h>
@@ -25,11 +27,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "sds/certsvc/svid_rotation.h"
+#include "meshd/meshd_changes.h"
 #include "meshd/meshd_proxyless.h"
 
-#define AUDIT_FEED_PAGE 32
-#define AUDIT_FEED_LIMIT 2000
 #define ROTATION_RETRY_S 30
 #define DEBOUNCE_MAX_ROUNDS 10
 
@@ -78,6 +78,21 @@ void md_watch_cert_changed(md_ctx *ctx, const char *spiffe_id, const char *rot_k
     pthread_mutex_unlock(&w->mu);
 }
 
+int md_watch_rotation_claim(md_watch *w, const char *key, int64_t now)
+{
+    pthread_mutex_lock(&w->mu);
+    int busy = md_map_get(w->rotating, key) != NULL;
+    int64_t *retry = md_map_get(w->rot_backoff, key);
+    if (retry && *retry <= now) {
+        free(md_map_remove(w->rot_backoff, key));
+        retry = NULL;
+    }
+    if (!busy && !retry)
+        busy = md_map_put(w->rotating, key, (void *)1, NULL) != MESH_OK;
+    pthread_mutex_unlock(&w->mu);
+    return !busy && !retry;
+}
+
 /* ---- what changed ------------------------------------------------------------------ */
 
 static void load_config(md_ctx *ctx, watch_local *l, int64_t version)
@@ -103,22 +118,6 @@ static void load_config(md_ctx *ctx, watch_local *l, int64_t version)
     log_info("meshd", "mesh config version %lld loaded", (long long)version);
 }
 
-static char *ca_fingerprint(const store_ca *list, size_t n)
-{
-    size_t cap = 1;
-    for (size_t i = 0; i < n; i++)
-        cap += strlen(list[i].state) + strlen(list[i].serial_hex) + 32;
-    char *s = malloc(cap);
-    if (!s)
-        return NULL;
-    size_t off = 0;
-    s[0] = '\0';
-    for (size_t i = 0; i < n; i++)
-        off += (size_t)snprintf(s + off, cap - off, "%lld:%s:%s;", (long long)list[i].id,
-                                list[i].state, list[i].serial_hex);
-    return s;
-}
-
 /* Returns 1 if the CA list changed (and installs it). */
 static int check_cas(md_ctx *ctx, watch_local *l)
 {
@@ -129,7 +128,7 @@ static int check_cas(md_ctx *ctx, watch_local *l)
         log_warn("meshd", "reading the CA list: %s", err.msg);
         return 0;
     }
-    char *fp = ca_fingerprint(list, n);
+    char *fp = md_ca_fingerprint(list, n);
     if (!fp || (l->ca_fp && strcmp(fp, l->ca_fp) == 0)) {
         free(fp);
         store_ca_free_list(list, n);
@@ -159,118 +158,42 @@ static int check_cas(md_ctx *ctx, watch_local *l)
     return 1;
 }
 
-/* Reads new audit rows; marks identities with new or revoked certs dirty.
- * Returns 1 if the feed overflowed (some rows unseen): scan everything. */
-static int read_audit_feed(md_ctx *ctx, watch_local *l, md_map *dirty)
-{
-    store_audit_entry *list = NULL;
-    size_t n = 0;
-    mesh_err err = {0};
-    /* Usually a handful of rows are new (proxy-status batches write none):
-     * read a small page, and a big one only when the small one has no
-     * overlap with what we saw last time. */
-    size_t limit = AUDIT_FEED_PAGE;
-    for (;;) {
-        if (store_audit_list(ctx->watch.st, limit, &list, &n, &err) != MESH_OK) {
-            log_warn("meshd", "reading the audit log: %s", err.msg);
-            return 1;
-        }
-        int gap = n == limit && list[n - 1].id > l->last_audit_id + 1;
-        if (!gap || limit == AUDIT_FEED_LIMIT)
-            break;
-        store_audit_free_list(list, n);
-        list = NULL;
-        limit = AUDIT_FEED_LIMIT;
-    }
-    int overflow = n == AUDIT_FEED_LIMIT && list[n - 1].id > l->last_audit_id + 1 &&
-                   l->last_audit_id > 0;
-    int64_t newest = l->last_audit_id;
-    for (size_t i = 0; i < n && list[i].id > l->last_audit_id; i++) {
-        const store_audit_entry *a = &list[i];
-        if (a->id > newest)
-            newest = a->id;
-        if (!a->ok)
-            continue;
-        if (strcmp(a->action, "cert.issue") == 0 || strcmp(a->action, "cert.recover") == 0) {
-            md_map_put(dirty, a->subject, (void *)1, NULL);
-        } else if (strcmp(a->action, "cert.revoke") == 0) {
-            store_cert c;
-            memset(&c, 0, sizeof c);
-            if (store_cert_get(ctx->watch.st, a->subject, &c, &err) == MESH_OK)
-                md_map_put(dirty, c.spiffe_id, (void *)1, NULL);
-            else
-                overflow = 1; /* cannot tell whose: look at everyone */
-            store_cert_free(&c);
-        }
-    }
-    l->last_audit_id = newest;
-    store_audit_free_list(list, n);
-    return overflow;
-}
-
 /* ---- applying changes to streams --------------------------------------------------- */
-
-typedef struct stream_facts {
-    int ready;
-    uint64_t cfg_gen, bundle_gen;
-    int have_svid;
-    char serial[48];
-    char presented[48];
-    int64_t nb, na, ca_id;
-} stream_facts;
-
-static void facts_of(md_call *c, stream_facts *f)
-{
-    memset(f, 0, sizeof *f);
-    pthread_mutex_lock(&c->mu);
-    md_stream *s = c->stream;
-    if (s && !c->closed && !c->finishing) {
-        f->ready = s->view_ready;
-        f->cfg_gen = s->cfg_gen;
-        f->bundle_gen = s->bundle_gen;
-        f->have_svid = s->svid.found;
-        snprintf(f->serial, sizeof f->serial, "%s", s->svid.serial_hex);
-        snprintf(f->presented, sizeof f->presented, "%s", s->presented_serial);
-        f->nb = s->svid.not_before;
-        f->na = s->svid.not_after;
-        f->ca_id = s->svid.ca_id;
-    }
-    pthread_mutex_unlock(&c->mu);
-}
 
 static void refresh_streams(md_ctx *ctx, md_call **calls, size_t n, md_map *dirty, int full_scan,
                             md_map *still_dirty)
 {
-    uint64_t cfg_gen_now = atomic_load(&ctx->cache.cfg_gen);
-    uint64_t bundle_gen = 0;
-    sds_bundle *bundle = md_cache_bundle(ctx, &bundle_gen);
+    md_current cur;
+    memset(&cur, 0, sizeof cur);
+    cur.cfg_gen = atomic_load(&ctx->cache.cfg_gen);
+    sds_bundle *bundle = md_cache_bundle(ctx, &cur.bundle_gen);
     md_cas *cas = md_cache_cas(ctx);
+    cur.have_bundle = bundle != NULL;
+    cur.have_cas = cas != NULL;
     int64_t now = md_now();
     for (size_t i = 0; i < n; i++) {
         md_call *c = calls[i];
-        stream_facts f;
-        facts_of(c, &f);
-        /* Plaintext (proxyless) streams have no certificate and no secrets. */
-        int want_svid = !c->plaintext && (full_scan || md_map_get(dirty, c->spiffe_id));
-        if (!f.ready) {
-            /* Its first view is being built; look again next pass. */
-            if (want_svid)
-                md_map_put(still_dirty, c->spiffe_id, (void *)1, NULL);
+        md_stream_facts f;
+        md_stream_facts_of(c, &f);
+        int cert_dirty = full_scan || md_map_get(dirty, c->spiffe_id);
+        md_refresh_plan plan = md_refresh_plan_for(&f, c->plaintext, cert_dirty, &cur);
+        if (plan.defer)
+            md_map_put(still_dirty, c->spiffe_id, (void *)1, NULL);
+        if (!f.ready)
             continue;
-        }
         md_view_update u;
         memset(&u, 0, sizeof u);
         sds_svid svid;
         memset(&svid, 0, sizeof svid);
-        if (f.cfg_gen != cfg_gen_now && cfg_gen_now != 0) {
+        if (plan.snap) {
             u.snap = md_cache_snapshot(ctx, md_call_view_key(c), &u.cfg_gen);
             u.set_snap = 1;
         }
-        if (bundle && f.bundle_gen != bundle_gen && !c->plaintext) {
+        if (plan.bundle) {
             u.bundle = bundle;
-            u.bundle_gen = bundle_gen;
+            u.bundle_gen = cur.bundle_gen;
         }
-        if (want_svid && cas) {
+        if (plan.svid_lookup) {
             mesh_err err = {0};
             int revoked = 0;
             if (sds_svid_lookup(ctx->watch.st, c->spiffe_id, c->pubkey_sha, cas->list, cas->n,
@@ -289,7 +212,7 @@ static void refresh_streams(md_ctx *ctx, md_call **calls, size_t n, md_map *dirt
                 if (u.snap)
                     md_snap_unref(u.snap);
                 continue;
-            } else if (svid.found != f.have_svid || strcmp(svid.serial_hex, f.serial) != 0) {
+            } else if (md_svid_changed(&f, &svid)) {
                 u.svid = &svid;
             }
         }
@@ -307,29 +230,6 @@ static void refresh_streams(md_ctx *ctx, md_call **calls, size_t n, md_map *dirt
     md_cas_unref(cas);
 }
 
-/* Distinct snapshot keys (identities; proxyless streams have their own) of the
- * given streams (strings borrowed from the calls). */
-static char **distinct_ids(md_call **calls, size_t n, size_t *n_out)
-{
-    *n_out = 0;
-    char **ids = calloc(n ? n : 1, sizeof *ids);
-    md_map *seen = md_map_new(4096);
-    if (!ids || !seen) {
-        free(ids);
-        md_map_free(seen, NULL);
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const char *key = md_call_view_key(calls[i]);
-        if (md_map_get(seen, key))
-            continue;
-        md_map_put(seen, key, (void *)1, NULL);
-        ids[(*n_out)++] = (char *)key;
-    }
-    md_map_free(seen, NULL);
-    return ids;
-}
-
 /* ---- rotation ---------------------------------------------------------------------- */
 
 static void rotation_pass(md_ctx *ctx, md_call **calls, size_t n)
@@ -341,29 +241,15 @@ static void rotation_pass(md_ctx *ctx, md_call **calls, size_t n)
     int64_t now = md_now();
     for (size_t i = 0; i < n; i++) {
         md_call *c = calls[i];
-        stream_facts f;
-        facts_of(c, &f);
-        if (!f.ready || !f.have_svid || !c->peer_cert_pem)
+        md_stream_facts f;
+        md_stream_facts_of(c, &f);
+        enum md_rotation why = md_rotation_decide(&f, c->peer_cert_pem != NULL, now,
+                                                  ctx->opts.rotate_fraction, active);
+        if (why == MD_ROTATE_NO)
             continue;
-        int64_t due = svid_rotation_due(f.nb, f.na, ctx->opts.rotate_fraction, f.serial);
-        int from_old_ca = active && f.ca_id != active;
-        if (now < due && !from_old_ca)
-            continue;
-        if (f.na <= now)
-            continue; /* expired: the sidecar must recover; a new stream would show it */
         char key[600];
         snprintf(key, sizeof key, "%s|%s", c->spiffe_id, c->pubkey_sha);
-        pthread_mutex_lock(&w->mu);
-        int busy = md_map_get(w->rotating, key) != NULL;
-        int64_t *retry = md_map_get(w->rot_backoff, key);
-        if (retry && *retry <= now) {
-            free(md_map_remove(w->rot_backoff, key));
-            retry = NULL;
-        }
-        if (!busy && !retry)
-            busy = md_map_put(w->rotating, key, (void *)1, NULL) != MESH_OK;
-        pthread_mutex_unlock(&w->mu);
-        if (busy || retry)
+        if (!md_watch_rotation_claim(w, key, now))
             continue;
         md_job *j = calloc(1, sizeof *j);
         if (!j) {
@@ -374,19 +260,14 @@ static void rotation_pass(md_ctx *ctx, md_call **calls, size_t n)
         j->spiffe_id = strdup(c->spiffe_id);
         j->cert_pem = strdup(c->peer_cert_pem);
         snprintf(j->rot_key, sizeof j->rot_key, "%s", key);
-        /* Same lifetime as the SVID it replaces (notBefore was backdated). */
-        j->ttl = f.na - f.nb - CA_BACKDATE_SECONDS;
-        if (j->ttl < CA_MIN_SVID_TTL)
-            j->ttl = CA_MIN_SVID_TTL;
-        if (j->ttl > CA_MAX_SVID_TTL)
-            j->ttl = CA_MAX_SVID_TTL;
+        j->ttl = md_rotation_ttl(f.nb, f.na);
         if (!j->spiffe_id || !j->cert_pem) {
             md_job_free(j);
             md_watch_cert_changed(ctx, NULL, key, 0);
             continue;
         }
         log_info("meshd", "rotating the SVID of %s (serial %s, %s)", c->spiffe_id, f.serial,
-                 from_old_ca ? "issued by a CA that is no longer active" : "due");
+                 why == MD_ROTATE_OLD_CA ? "issued by a CA that is no longer active" : "due");
         if (md_work_submit(ctx, j) != MESH_OK)
             md_watch_cert_changed(ctx, NULL, key, 0);
     }
@@ -473,7 +354,7 @@ static void watch_pass(md_ctx *ctx, watch_local *l, int first)
         }
         if (check_cas(ctx, l))
             l->full_scan = 1;
-        if (!first && read_audit_feed(ctx, l, dirty))
+        if (!first && md_audit_feed_read(st, &l->last_audit_id, dirty))
             l->full_scan = 1;
     }
     if (first) {
@@ -493,7 +374,7 @@ static void watch_pass(md_ctx *ctx, watch_local *l, int first)
     md_call **calls = md_registry_list(ctx, &n);
     if (cfg_changed && calls) {
         size_t nid = 0;
-        char **ids = distinct_ids(calls, n, &nid);
+        char **ids = md_distinct_view_keys(calls, n, &nid);
         if (ids) {
             md_cache_recompile(ctx, ids, nid);
             log_info("meshd", "config version %lld compiled for %zu connected identities",
