@@ -34,6 +34,7 @@
 #include "sds/protocol/ads_state.h"
 #include "sds/protocol/sds_secret_set.h"
 #include "sds/compiler/xds_snapshot.h"
+#include "meshd/meshd_status_rows.h"
 #include "store/store.h"
 
 #define MD_METHOD_ADS   "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
@@ -391,8 +392,8 @@ typedef struct md_status {
     int stop;
     struct md_ev *head, *tail;
     size_t n;
-    md_map *nodes;                /* node id -> per-node record (writer thread only) */
     mesh_store *st;
+    md_status_rows rows;          /* what each node's rows say (writer thread only) */
 } md_status;
 
 int md_status_start(md_ctx *ctx, mesh_err *err);

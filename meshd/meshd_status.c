@@ -5,8 +5,9 @@
  * one transaction per batch, so a CQ thread never waits on SQLite and a
  * burst of 5,000 reconnects costs a handful of commits, not 5,000 fsyncs.
  * A node may hold several streams (ADS and SDS); it shows as disconnected
- * only when its last stream closes. On stop the queue is flushed and every
- * proxy of this instance is marked disconnected. */
+ * only when its last stream closes (the node table: meshd_status_rows.c).
+ * On stop the queue is flushed and every proxy of this instance is marked
+ * disconnected. */
 #include "meshd/meshd_internal.h"
 
 #include <stdlib.h>
@@ -23,13 +24,6 @@ typedef struct md_ev {
     int64_t num;
     int ok;
 } md_ev;
-
-typedef struct md_node {
-    char *spiffe_id;
-    char *peer;
-    int streams;
-    int64_t svid_not_after;
-} md_node;
 
 static void ev_free(md_ev *e)
 {
@@ -138,63 +132,22 @@ void md_status_audit(md_ctx *ctx, const char *actor, const char *action, const c
     push(ctx, e);
 }
 
-static void node_free(void *p)
-{
-    md_node *n = p;
-    if (!n)
-        return;
-    free(n->spiffe_id);
-    free(n->peer);
-    free(n);
-}
-
 static int apply(md_ctx *ctx, md_ev *e, mesh_err *err)
 {
-    md_status *s = &ctx->status;
-    mesh_store *st = s->st;
-    md_node *n = e->a ? md_map_get(s->nodes, e->a) : NULL;
+    md_status_rows *r = &ctx->status.rows;
+    if (e->kind != EV_AUDIT && !e->a) /* strdup failed when it was queued */
+        return mesh_err_set(err, MESH_ENOMEM, "out of memory recording proxy status");
     switch (e->kind) {
     case EV_OPEN:
-        if (!n) {
-            n = calloc(1, sizeof *n);
-            if (!n || md_map_put(s->nodes, e->a, n, NULL) != MESH_OK) {
-                free(n);
-                return mesh_err_set(err, MESH_ENOMEM, "out of memory");
-            }
-        }
-        free(n->spiffe_id);
-        free(n->peer);
-        n->spiffe_id = e->b;
-        n->peer = e->c;
-        e->b = e->c = NULL;
-        n->streams++;
-        if (e->num)
-            n->svid_not_after = e->num;
-        return store_proxy_upsert(st, e->a, n->spiffe_id, n->peer, 1, n->svid_not_after,
-                                  ctx->instance, e->at, err);
+        return md_status_rows_open(r, e->a, e->b, e->c, e->num, e->at, err);
     case EV_SVID:
-        if (!n || n->streams <= 0)
-            return MESH_OK;
-        n->svid_not_after = e->num;
-        return store_proxy_upsert(st, e->a, n->spiffe_id, n->peer, 1, n->svid_not_after,
-                                  ctx->instance, e->at, err);
+        return md_status_rows_svid(r, e->a, e->num, e->at, err);
     case EV_CLOSE:
-        if (!n)
-            return MESH_OK;
-        if (--n->streams > 0)
-            return MESH_OK;
-        {
-            int rc = store_proxy_upsert(st, e->a, n->spiffe_id, n->peer, 0, n->svid_not_after,
-                                        ctx->instance, e->at, err);
-            node_free(md_map_remove(s->nodes, e->a));
-            return rc;
-        }
+        return md_status_rows_close(r, e->a, e->at, err);
     case EV_TYPE:
-        if (!n)
-            return MESH_OK; /* the node closed before we wrote its row */
-        return store_proxy_type_update(st, e->a, e->b, e->c, e->d, e->e, e->f, e->at, err);
+        return md_status_rows_type(r, e->a, e->b, e->c, e->d, e->e, e->f, e->at, err);
     case EV_AUDIT:
-        return store_audit(st, e->a, e->b, e->c, e->d, e->ok, err);
+        return store_audit(ctx->status.st, e->a, e->b, e->c, e->d, e->ok, err);
     }
     return MESH_OK;
 }
@@ -251,12 +204,12 @@ static void *status_main(void *arg)
 int md_status_start(md_ctx *ctx, mesh_err *err)
 {
     md_status *s = &ctx->status;
-    s->nodes = md_map_new(4096);
-    if (!s->nodes)
-        return mesh_err_set(err, MESH_ENOMEM, "out of memory");
     int rc = store_open(&s->st, ctx->opts.db_path, err);
     if (rc != MESH_OK)
         return mesh_err_prefix(err, "opening the store for proxy status");
+    rc = md_status_rows_init(&s->rows, s->st, ctx->instance, err);
+    if (rc != MESH_OK)
+        return rc;
     pthread_mutex_lock(&s->mu);
     s->started = 1;
     pthread_mutex_unlock(&s->mu);
@@ -284,6 +237,5 @@ void md_status_stop(md_ctx *ctx)
         store_close(s->st);
         s->st = NULL;
     }
-    md_map_free(s->nodes, node_free);
-    s->nodes = NULL;
+    md_status_rows_free(&s->rows);
 }

@@ -1,0 +1,236 @@
+/* tests/unit/test_meshd_status.c — what meshd writes for `meshctl proxy-status`: the node
+ * table and its rows (meshd/meshd_status_rows.c), and the writer thread that applies
+ * queued events in batches (meshd/meshd_status.c). Real store (tsd_env). */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meshd/meshd_internal.h"
+#include "meshd/meshd_status_rows.h"
+#include "tests/unit/test_meshd_util.h"
+#include "tests/unit/test_sds_util.h"
+
+#define NODE "web-1"
+#define CDS "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+
+static tsd_env env;
+static md_status_rows rows;
+
+static void setup(void)
+{
+    tsd_setup(&env);
+    mesh_err err = {0};
+    cr_assert_eq(md_status_rows_init(&rows, env.st, TMD_INSTANCE, &err), MESH_OK, "%s",
+                 err.msg);
+}
+
+static void teardown(void)
+{
+    md_status_rows_free(&rows);
+    tsd_teardown(&env);
+}
+
+TestSuite(meshd_status_rows, .init = setup, .fini = teardown);
+
+/* The proxy row of node, or NULL; free the list with proxies_free. */
+static store_proxy *proxies;
+static size_t n_proxies;
+
+static const store_proxy *row(const char *node)
+{
+    store_proxy_free_list(proxies, n_proxies);
+    proxies = NULL;
+    mesh_err err = {0};
+    cr_assert_eq(store_proxy_list(env.st, &proxies, &n_proxies, &err), MESH_OK, "%s", err.msg);
+    for (size_t i = 0; i < n_proxies; i++)
+        if (strcmp(proxies[i].node_id, node) == 0)
+            return &proxies[i];
+    return NULL;
+}
+
+static const store_proxy_type_status *type_row(const store_proxy *p, const char *url)
+{
+    for (size_t i = 0; p && i < p->n_types; i++)
+        if (strcmp(p->types[i].type_url, url) == 0)
+            return &p->types[i];
+    return NULL;
+}
+
+static void proxies_free(void)
+{
+    store_proxy_free_list(proxies, n_proxies);
+    proxies = NULL;
+    n_proxies = 0;
+}
+
+#define OK(call)                                                                                 \
+    do {                                                                                         \
+        mesh_err e_ = {0};                                                                       \
+        cr_assert_eq((call), MESH_OK, "%s", e_.msg);                                             \
+    } while (0)
+#define E (&e_)
+
+Test(meshd_status_rows, open_writes_a_connected_row)
+{
+    OK(md_status_rows_open(&rows, NODE, TSD_WEB, "ipv4:127.0.0.1:4000", 5000, 100, E));
+    const store_proxy *p = row(NODE);
+    cr_assert_not_null(p);
+    cr_assert_eq(p->connected, 1);
+    cr_assert_str_eq(p->spiffe_id, TSD_WEB);
+    cr_assert_str_eq(p->peer, "ipv4:127.0.0.1:4000");
+    cr_assert_eq(p->svid_not_after, 5000);
+    cr_assert_str_eq(p->meshd_instance, TMD_INSTANCE);
+    proxies_free();
+}
+
+/* ADS and SDS of one sidecar: it is connected until the last one closes. */
+Test(meshd_status_rows, disconnected_only_with_the_last_stream)
+{
+    OK(md_status_rows_open(&rows, NODE, TSD_WEB, "peer-a", 5000, 100, E));
+    OK(md_status_rows_open(&rows, NODE, TSD_WEB, "peer-a", 5000, 101, E));
+    OK(md_status_rows_close(&rows, NODE, 102, E));
+    cr_assert_eq(row(NODE)->connected, 1, "one stream is still open");
+    OK(md_status_rows_close(&rows, NODE, 103, E));
+    const store_proxy *p = row(NODE);
+    cr_assert_eq(p->connected, 0);
+    cr_assert_eq(p->svid_not_after, 5000, "the last known expiry stays visible");
+    proxies_free();
+}
+
+Test(meshd_status_rows, close_of_an_unknown_node_writes_nothing)
+{
+    OK(md_status_rows_close(&rows, "never-opened", 100, E));
+    cr_assert_null(row("never-opened"));
+    /* An extra close after the last one (a duplicate event) must not go negative
+     * and make the next open look closed. */
+    OK(md_status_rows_open(&rows, NODE, TSD_WEB, "p", 1, 100, E));
+    OK(md_status_rows_close(&rows, NODE, 101, E));
+    OK(md_status_rows_close(&rows, NODE, 102, E));
+    OK(md_status_rows_open(&rows, NODE, TSD_WEB, "p", 1, 103, E));
+    cr_assert_eq(row(NODE)->connected, 1);
+    OK(md_status_rows_close(&rows, NODE, 104, E));
+    cr_assert_eq(row(NODE)->connected, 0, "one open, one close");
+    proxies_free();
+}
+
+Test(meshd_status_rows, types_of_open_nodes_only)
+{
+    OK(md_status_rows_type(&rows, NODE, CDS, "v1", NULL, NULL, NULL, 100, E));
+    cr_assert_null(row(NODE), "no row for a node that is not open");
+    OK(md_status_rows_open(&rows, NODE, TSD_WEB, "p", 1, 101, E));
+    OK(md_status_rows_type(&rows, NODE, CDS, "v1", NULL, NULL, NULL, 102, E));
+    OK(md_status_rows_type(&rows, NODE, CDS, NULL, "v1", NULL, NULL, 103, E)); /* ACK */
+    const store_proxy_type_status *t = type_row(row(NODE), CDS);
+    cr_assert_not_null(t);
+    cr_assert_str_eq(t->sent_version, "v1", "an ACK keeps the sent version");
+    cr_assert_str_eq(t->acked_version, "v1");
+    OK(md_status_rows_type(&rows, NODE, CDS, "v2", NULL, NULL, NULL, 104, E));
+    OK(md_status_rows_type(&rows, NODE, CDS, NULL, NULL, "v2", "cluster x: bad lb", 105, E));
+    t = type_row(row(NODE), CDS);
+    cr_assert_str_eq(t->sent_version, "v2");
+    cr_assert_str_eq(t->acked_version, "v1", "a NACK keeps the last good version");
+    cr_assert_str_eq(t->nack_version, "v2");
+    cr_assert_str_eq(t->nack_error, "cluster x: bad lb");
+    proxies_free();
+}
+
+/* A late ACK after the stream closed (events race the close) must not
+ * resurrect the node's type rows. */
+Test(meshd_status_rows, type_after_the_last_close_is_dropped)
+{
+    OK(md_status_rows_open(&rows, NODE, TSD_WEB, "p", 1, 100, E));
+    OK(md_status_rows_type(&rows, NODE, CDS, "v1", NULL, NULL, NULL, 101, E));
+    OK(md_status_rows_close(&rows, NODE, 102, E));
+    OK(md_status_rows_type(&rows, NODE, CDS, NULL, "v1", NULL, NULL, 103, E));
+    const store_proxy_type_status *t = type_row(row(NODE), CDS);
+    cr_assert_not_null(t);
+    cr_assert_str_eq(t->acked_version, "", "written after the close");
+    proxies_free();
+}
+
+Test(meshd_status_rows, svid_expiry_updates)
+{
+    OK(md_status_rows_svid(&rows, NODE, 9000, 100, E));
+    cr_assert_null(row(NODE), "not before the node is open");
+    OK(md_status_rows_open(&rows, NODE, TSD_WEB, "p", 5000, 101, E));
+    OK(md_status_rows_svid(&rows, NODE, 9000, 102, E)); /* rotated */
+    cr_assert_eq(row(NODE)->svid_not_after, 9000);
+    /* A second stream that does not know the SVID (0) keeps the known expiry. */
+    OK(md_status_rows_open(&rows, NODE, TSD_WEB, "p", 0, 103, E));
+    cr_assert_eq(row(NODE)->svid_not_after, 9000);
+    OK(md_status_rows_close(&rows, NODE, 104, E));
+    OK(md_status_rows_close(&rows, NODE, 105, E));
+    OK(md_status_rows_svid(&rows, NODE, 12000, 106, E));
+    cr_assert_eq(row(NODE)->svid_not_after, 9000, "closed: no more updates");
+    proxies_free();
+}
+
+Test(meshd_status_rows, reconnect_shows_the_new_peer)
+{
+    OK(md_status_rows_open(&rows, NODE, TSD_WEB, "ipv4:127.0.0.1:4000", 1, 100, E));
+    OK(md_status_rows_close(&rows, NODE, 101, E));
+    OK(md_status_rows_open(&rows, NODE, TSD_WEB, "ipv4:127.0.0.1:4001", 1, 102, E));
+    const store_proxy *p = row(NODE);
+    cr_assert_eq(p->connected, 1);
+    cr_assert_str_eq(p->peer, "ipv4:127.0.0.1:4001");
+    /* Nodes are independent. */
+    OK(md_status_rows_open(&rows, "api-1", TSD_API, "ipv4:127.0.0.1:5000", 1, 103, E));
+    OK(md_status_rows_close(&rows, "api-1", 104, E));
+    cr_assert_eq(row(NODE)->connected, 1);
+    cr_assert_eq(row("api-1")->connected, 0);
+    proxies_free();
+}
+
+/* ---- the writer thread ---------------------------------------------------------------- */
+
+TestSuite(meshd_status_writer, .init = setup, .fini = teardown);
+
+static int audit_rows(const char *action, const char *subject)
+{
+    store_audit_entry *list = NULL;
+    size_t n = 0;
+    mesh_err err = {0};
+    cr_assert_eq(store_audit_list(env.st, 100, &list, &n, &err), MESH_OK, "%s", err.msg);
+    int c = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i].action, action) == 0 && strcmp(list[i].subject, subject) == 0)
+            c++;
+    store_audit_free_list(list, n);
+    return c;
+}
+
+Test(meshd_status_writer, stop_flushes_and_marks_this_instance_disconnected)
+{
+    md_ctx *ctx = tmd_ctx_new(env.db);
+    mesh_err err = {0};
+    md_status_open(ctx, NODE, TSD_WEB, "p", 5000); /* before start: dropped */
+    cr_assert_eq(md_status_start(ctx, &err), MESH_OK, "%s", err.msg);
+    md_status_open(ctx, NODE, TSD_WEB, "ipv4:127.0.0.1:4000", 5000);
+    md_status_type(ctx, NODE, CDS, "v7", NULL, NULL, NULL);
+    md_status_audit(ctx, TSD_WEB, "sds.denied", "spiffe://example.org/ns/demo/sa/api",
+                    "node=web-1: not yours", 0);
+    md_status_audit(ctx, "meshd", "test.null", NULL, NULL, 1); /* NULLs are stored as "" */
+    md_status_stop(ctx);
+    md_status_open(ctx, "late-node", TSD_WEB, "p", 1); /* after stop: dropped */
+    const store_proxy *p = row(NODE);
+    cr_assert_not_null(p, "queued events are written before stop returns");
+    cr_assert_eq(p->connected, 0, "meshd is gone: its proxies are disconnected");
+    cr_assert_str_eq(p->peer, "ipv4:127.0.0.1:4000");
+    cr_assert_str_eq(type_row(p, CDS)->sent_version, "v7");
+    cr_assert_null(row("late-node"));
+    cr_assert_eq(audit_rows("sds.denied", "spiffe://example.org/ns/demo/sa/api"), 1);
+    cr_assert_eq(audit_rows("test.null", ""), 1);
+    proxies_free();
+    tmd_ctx_free(ctx);
+}
+
+Test(meshd_status_writer, a_store_that_cannot_open_fails_start)
+{
+    md_ctx *ctx = tmd_ctx_new("/nonexistent-dir/mesh.db");
+    mesh_err err = {0};
+    cr_assert_neq(md_status_start(ctx, &err), MESH_OK);
+    cr_assert_not_null(strstr(err.msg, "proxy status"), "%s", err.msg);
+    md_status_open(ctx, NODE, TSD_WEB, "p", 1); /* not started: dropped, no crash */
+    md_status_stop(ctx);
+    tmd_ctx_free(ctx);
+}
