@@ -303,6 +303,9 @@ int md_work_submit(md_ctx *ctx, md_job *job);
 /* The same, for a caller holding job->call's mutex: when the pool is stopping
  * the job is freed and MESH_EBUSY returned; finishing the call is the caller's. */
 int md_work_submit_locked(md_ctx *ctx, md_job *job);
+/* q->mu held: takes the oldest job off the queue (NULL when empty); taking a
+ * CSR job frees its admission slot. */
+md_job *md_workq_pop_locked(md_workq *q);
 void md_job_free(md_job *j);
 /* The worker's CA, reloaded when the active CA changed. */
 int md_worker_ca(md_worker *w, mesh_ca **out, mesh_err *err);

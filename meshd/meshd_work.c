@@ -151,6 +151,21 @@ static void run_job(md_worker *w, md_job *j)
     }
 }
 
+md_job *md_workq_pop_locked(md_workq *q)
+{
+    md_job *j = q->head;
+    if (!j)
+        return NULL;
+    q->head = j->next;
+    if (!q->head)
+        q->tail = NULL;
+    j->next = NULL;
+    q->n--;
+    if (j->kind == MD_JOB_CSR)
+        q->n_csr--; /* admits the next CreateCertificate */
+    return j;
+}
+
 static void *worker_main(void *arg)
 {
     md_worker *w = arg;
@@ -159,17 +174,11 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&q->mu);
         while (!q->head && !q->stop)
             pthread_cond_wait(&q->cv, &q->mu);
-        md_job *j = q->head;
+        md_job *j = md_workq_pop_locked(q);
         if (!j) { /* stop requested and nothing left */
             pthread_mutex_unlock(&q->mu);
             break;
         }
-        q->head = j->next;
-        if (!q->head)
-            q->tail = NULL;
-        q->n--;
-        if (j->kind == MD_JOB_CSR)
-            q->n_csr--;
         pthread_mutex_unlock(&q->mu);
         int64_t waited = md_now_ms() - j->enqueued_ms;
         if (waited > 1000)

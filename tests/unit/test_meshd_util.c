@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ca/csr.h"
 #include "common/mgrpc.h"
 #include "tests/unit/test_sds_util.h"
 
@@ -183,6 +184,28 @@ Envoy__Service__Discovery__V3__DiscoveryResponse *tmd_response_at(md_call *c, si
     free(buf);
     cr_assert_not_null(r, "queued item %zu is not a DiscoveryResponse", i);
     return r;
+}
+
+void tmd_connect_with_svid(tsd_env *e, md_call *c, int64_t ttl, char serial[48])
+{
+    EVP_PKEY *key = NULL;
+    free(tsd_csr(c->spiffe_id, &key));
+    free(c->peer_cert_pem);
+    c->peer_cert_pem = tsd_issue(e, key, c->spiffe_id, ttl, serial, NULL);
+    mesh_err err = {0};
+    cr_assert_eq(pubkey_sha256_hex(key, c->pubkey_sha, &err), MESH_OK, "%s", err.msg);
+    EVP_PKEY_free(key);
+}
+
+void tmd_watch_tables(md_ctx *ctx)
+{
+    md_watch *w = &ctx->watch;
+    cr_assert_eq(pthread_mutex_init(&w->mu, NULL), 0);
+    cr_assert_eq(pthread_cond_init(&w->cv, NULL), 0);
+    w->dirty = md_map_new(64);
+    w->rotating = md_map_new(64);
+    w->rot_backoff = md_map_new(64);
+    cr_assert(w->dirty && w->rotating && w->rot_backoff);
 }
 
 int tmd_refs(md_call *c)

@@ -44,6 +44,16 @@ Envoy__Service__Discovery__V3__DiscoveryResponse *tmd_response_at(md_call *c, si
 /* Queued item i's bytes (malloc'd). */
 uint8_t *tmd_bytes_at(md_call *c, size_t i, size_t *len);
 
+/* Issues an SVID for c's identity with a new key (ttl seconds) and makes it
+ * the certificate c connected with (peer_cert_pem, pubkey_sha), as the TLS
+ * handshake would; serial gets its serial. */
+struct tsd_env;
+void tmd_connect_with_svid(struct tsd_env *e, md_call *c, int64_t ttl, char serial[48]);
+
+/* The watcher's tables, as md_watch_start makes them (no thread, no store);
+ * md_watch_stop frees them. */
+void tmd_watch_tables(md_ctx *ctx);
+
 /* Current refcount of a call (atomics read). */
 int tmd_refs(md_call *c);
 

@@ -178,12 +178,7 @@ static md_ctx *wctx;
 static void watch_setup(void)
 {
     wctx = tmd_ctx_new(NULL);
-    md_watch *w = &wctx->watch;
-    cr_assert_eq(pthread_mutex_init(&w->mu, NULL), 0);
-    cr_assert_eq(pthread_cond_init(&w->cv, NULL), 0);
-    w->dirty = md_map_new(64);
-    w->rotating = md_map_new(64);
-    w->rot_backoff = md_map_new(64);
+    tmd_watch_tables(wctx);
 }
 
 static void watch_teardown(void)
