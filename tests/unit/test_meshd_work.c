@@ -444,3 +444,90 @@ Test(meshd_jobs, pool_that_cannot_open_its_store_fails_to_start)
     cr_assert_eq(ctx->work.n_workers, 0);
     cr_assert_null(ctx->work.workers);
 }
+
+/* ---- unary jobs answered by a worker -------------------------------------------------- */
+
+static md_job *csr_job(md_call *c, const char *csr_pem, const char *authorization)
+{
+    Istio__V1__Auth__IstioCertificateRequest m = ISTIO__V1__AUTH__ISTIO_CERTIFICATE_REQUEST__INIT;
+    m.csr = (char *)csr_pem;
+    m.validity_duration = 3600;
+    size_t len = istio__v1__auth__istio_certificate_request__get_packed_size(&m);
+    uint8_t *buf = malloc(len);
+    istio__v1__auth__istio_certificate_request__pack(&m, buf);
+    md_job *j = job(MD_JOB_CSR, c);
+    j->msg = istio__v1__auth__istio_certificate_request__unpack(NULL, len, buf);
+    free(buf);
+    j->authorization = authorization ? strdup(authorization) : NULL;
+    return j;
+}
+
+Test(meshd_jobs, create_certificate_with_a_join_token)
+{
+    char *token = tsd_token(&env, TSD_WEB);
+    char authz[256];
+    snprintf(authz, sizeof authz, "Bearer %s", token);
+    char *csr = tsd_csr(TSD_WEB, NULL);
+    md_call *c = tmd_call_new(ctx, MD_CALL_CSR, ""); /* first contact: no client cert */
+    run_on_worker(md_job_csr, csr_job(c, csr, authz));
+    cr_assert_eq(tmd_queued(c), 1);
+    const md_out *o = tmd_queued_at(c, 0);
+    cr_assert_eq(o->code, GRPC_STATUS_OK, "%s", o->msg);
+    size_t len = 0;
+    uint8_t *buf = tmd_bytes_at(c, 0, &len);
+    Istio__V1__Auth__IstioCertificateResponse *r =
+        istio__v1__auth__istio_certificate_response__unpack(NULL, len, buf);
+    free(buf);
+    cr_assert_not_null(r);
+    cr_assert_geq(r->n_cert_chain, 1);
+    cr_assert_not_null(strstr(r->cert_chain[0], "BEGIN CERTIFICATE"));
+    cr_assert_not_null(r->root_cert);
+    cr_assert_geq(r->root_cert->n_ca_cert, 1);
+    istio__v1__auth__istio_certificate_response__free_unpacked(r, NULL);
+    cr_assert_not_null(md_map_get(ctx->watch.dirty, TSD_WEB),
+                       "streams of web may hold this key: the watcher looks");
+    tmd_call_free(c);
+    free(csr);
+    free(token);
+}
+
+Test(meshd_jobs, create_certificate_refused_without_credentials)
+{
+    char *csr = tsd_csr(TSD_WEB, NULL);
+    md_call *c = tmd_call_new(ctx, MD_CALL_CSR, "");
+    run_on_worker(md_job_csr, csr_job(c, csr, "Bearer mjt_not-a-real-token"));
+    cr_assert_eq(tmd_queued(c), 1);
+    const md_out *o = tmd_queued_at(c, 0);
+    cr_assert_eq(o->code, GRPC_STATUS_UNAUTHENTICATED);
+    cr_assert_null(o->bb, "no certificate");
+    cr_assert_not_null(strstr(o->msg, "join token"), "the refusal says why: %s", o->msg);
+    cr_assert_null(md_map_get(ctx->watch.dirty, TSD_WEB));
+    tmd_call_free(c);
+    free(csr);
+}
+
+Test(meshd_jobs, fetch_secrets_returns_the_names_asked_for)
+{
+    md_call *c = tmd_call_new(ctx, MD_CALL_FETCH, TSD_WEB);
+    tmd_connect_with_svid(&env, c, 3600, NULL);
+    const char *names[] = {"ROOTCA"};
+    uint8_t *req = NULL;
+    size_t req_len = 0;
+    mesh_err err = {0};
+    cr_assert_eq(ads_request_encode(TYPE_URL_SECRET, "", "", names, 1, "web-1", NULL, &req,
+                                    &req_len, &err),
+                 MESH_OK, "%s", err.msg);
+    ads_decoded *d = calloc(1, sizeof *d);
+    cr_assert_eq(ads_request_decode(req, req_len, d, &err), MESH_OK, "%s", err.msg);
+    free(req);
+    md_job *j = job(MD_JOB_FETCH, c);
+    j->msg = d;
+    run_on_worker(md_job_fetch, j);
+    cr_assert_eq(tmd_queued(c), 1);
+    cr_assert_eq(tmd_queued_at(c, 0)->code, GRPC_STATUS_OK, "%s", tmd_queued_at(c, 0)->msg);
+    Envoy__Service__Discovery__V3__DiscoveryResponse *r = tmd_response_at(c, 0);
+    cr_assert_str_eq(r->type_url, TYPE_URL_SECRET);
+    cr_assert_eq(r->n_resources, 1, "only what was asked for");
+    envoy__service__discovery__v3__discovery_response__free_unpacked(r, NULL);
+    tmd_call_free(c);
+}
