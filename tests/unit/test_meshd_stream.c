@@ -330,7 +330,7 @@ Test(meshd_view, first_view_makes_the_stream_ready)
 {
     md_call *c = tmd_call_new(ctx, MD_CALL_ADS, TSD_WEB);
     char serial[48];
-    tmd_connect_with_svid(&env, c, 3600, serial);
+    tmd_connect_with_svid(&env, c, 3600, serial, NULL);
     md_stream *s = tmd_stream_new(c);
     view v;
     view_build(&v, c);
@@ -434,7 +434,7 @@ Test(meshd_view, replacing_a_snapshot_releases_the_old_one)
 Test(meshd_view, subscribed_types_are_pushed)
 {
     md_call *c = tmd_call_new(ctx, MD_CALL_ADS, TSD_WEB);
-    tmd_connect_with_svid(&env, c, 3600, NULL);
+    tmd_connect_with_svid(&env, c, 3600, NULL, NULL);
     md_stream *s = tmd_stream_new(c);
     subscribe(c, ADS_T_CDS, NULL, 0); /* wildcard */
     const char *secrets[] = {"default", "ROOTCA"};
@@ -479,7 +479,7 @@ Test(meshd_view, subscribed_types_are_pushed)
 Test(meshd_view, sds_stream_gets_no_listeners_or_clusters)
 {
     md_call *c = tmd_call_new(ctx, MD_CALL_SDS, TSD_WEB);
-    tmd_connect_with_svid(&env, c, 3600, NULL);
+    tmd_connect_with_svid(&env, c, 3600, NULL, NULL);
     tmd_stream_new(c);
     subscribe(c, ADS_T_CDS, NULL, 0);
     const char *secrets[] = {"ROOTCA"};
@@ -504,7 +504,7 @@ Test(meshd_view, closed_or_finishing_stream_gets_nothing)
 {
     for (int closed = 0; closed <= 1; closed++) {
         md_call *c = tmd_call_new(ctx, MD_CALL_ADS, TSD_WEB);
-        tmd_connect_with_svid(&env, c, 3600, NULL);
+        tmd_connect_with_svid(&env, c, 3600, NULL, NULL);
         tmd_stream_new(c);
         subscribe(c, ADS_T_CDS, NULL, 0);
         if (closed)
@@ -526,7 +526,7 @@ Test(meshd_view, closed_or_finishing_stream_gets_nothing)
 Test(meshd_view, delta_stream_gets_a_delta_response)
 {
     md_call *c = tmd_call_new(ctx, MD_CALL_DADS, TSD_WEB);
-    tmd_connect_with_svid(&env, c, 3600, NULL);
+    tmd_connect_with_svid(&env, c, 3600, NULL, NULL);
     md_stream *s = tmd_stream_new(c);
     ads_delta_request r = {.type_url = TYPE_URL_CLUSTER, .response_nonce = ""};
     ads_req_result res;

@@ -186,7 +186,8 @@ Envoy__Service__Discovery__V3__DiscoveryResponse *tmd_response_at(md_call *c, si
     return r;
 }
 
-void tmd_connect_with_svid(tsd_env *e, md_call *c, int64_t ttl, char serial[48])
+void tmd_connect_with_svid(tsd_env *e, md_call *c, int64_t ttl, char serial[48],
+                           EVP_PKEY **key_out)
 {
     EVP_PKEY *key = NULL;
     free(tsd_csr(c->spiffe_id, &key));
@@ -194,7 +195,23 @@ void tmd_connect_with_svid(tsd_env *e, md_call *c, int64_t ttl, char serial[48])
     c->peer_cert_pem = tsd_issue(e, key, c->spiffe_id, ttl, serial, NULL);
     mesh_err err = {0};
     cr_assert_eq(pubkey_sha256_hex(key, c->pubkey_sha, &err), MESH_OK, "%s", err.msg);
-    EVP_PKEY_free(key);
+    if (key_out)
+        *key_out = key;
+    else
+        EVP_PKEY_free(key);
+}
+
+void tmd_run_job(md_ctx *ctx, tsd_env *e, void (*fn)(md_worker *, md_job *), md_job *j)
+{
+    md_worker w = {.ctx = ctx, .idx = 0};
+    mesh_err err = {0};
+    cr_assert_eq(store_open(&w.st, e->db, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(ca_load(w.st, &w.ca, &err), MESH_OK, "%s", err.msg);
+    w.ca_gen = atomic_load(&ctx->cache.ca_gen);
+    fn(&w, j);
+    md_job_free(j);
+    ca_free(w.ca);
+    store_close(w.st);
 }
 
 void tmd_watch_tables(md_ctx *ctx)

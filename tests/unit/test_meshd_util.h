@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include <openssl/evp.h>
+
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 #include "meshd/meshd_internal.h"
 
@@ -46,9 +48,14 @@ uint8_t *tmd_bytes_at(md_call *c, size_t i, size_t *len);
 
 /* Issues an SVID for c's identity with a new key (ttl seconds) and makes it
  * the certificate c connected with (peer_cert_pem, pubkey_sha), as the TLS
- * handshake would; serial gets its serial. */
+ * handshake would; serial (if non-NULL) gets its serial, *key_out (if
+ * non-NULL) the key. */
 struct tsd_env;
-void tmd_connect_with_svid(struct tsd_env *e, md_call *c, int64_t ttl, char serial[48]);
+void tmd_connect_with_svid(struct tsd_env *e, md_call *c, int64_t ttl, char serial[48],
+                           EVP_PKEY **key_out);
+/* Runs job j as a worker of the pool would, with its own store handle and CA
+ * from e's store; frees j. */
+void tmd_run_job(md_ctx *ctx, struct tsd_env *e, void (*fn)(md_worker *, md_job *), md_job *j);
 
 /* The watcher's tables, as md_watch_start makes them (no thread, no store);
  * md_watch_stop frees them. */

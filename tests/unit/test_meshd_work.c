@@ -300,18 +300,9 @@ static void pool_teardown(void)
 
 TestSuite(meshd_jobs, .init = pool_setup, .fini = pool_teardown);
 
-/* Runs one job on a worker as the pool would (its own store handle and CA). */
 static void run_on_worker(void (*fn)(md_worker *, md_job *), md_job *j)
 {
-    md_worker w = {.ctx = ctx, .idx = 0};
-    mesh_err err = {0};
-    cr_assert_eq(store_open(&w.st, env.db, &err), MESH_OK, "%s", err.msg);
-    cr_assert_eq(ca_load(w.st, &w.ca, &err), MESH_OK, "%s", err.msg);
-    w.ca_gen = atomic_load(&ctx->cache.ca_gen);
-    fn(&w, j);
-    md_job_free(j);
-    ca_free(w.ca);
-    store_close(w.st);
+    tmd_run_job(ctx, &env, fn, j);
 }
 
 static md_job *stream_init_job(md_call *c)
@@ -324,7 +315,7 @@ Test(meshd_jobs, stream_init_installs_the_first_view)
 {
     md_call *c = tmd_call_new(ctx, MD_CALL_ADS, TSD_WEB);
     char serial[48];
-    tmd_connect_with_svid(&env, c, 3600, serial);
+    tmd_connect_with_svid(&env, c, 3600, serial, NULL);
     md_stream *s = tmd_stream_new(c);
     run_on_worker(md_job_stream_init, stream_init_job(c));
     cr_assert(s->view_ready);
@@ -341,7 +332,7 @@ Test(meshd_jobs, stream_init_installs_the_first_view)
 Test(meshd_jobs, stream_closed_while_queued_is_left_alone)
 {
     md_call *c = tmd_call_new(ctx, MD_CALL_ADS, TSD_WEB);
-    tmd_connect_with_svid(&env, c, 3600, NULL);
+    tmd_connect_with_svid(&env, c, 3600, NULL, NULL);
     md_stream *s = tmd_stream_new(c);
     c->closed = 1;
     run_on_worker(md_job_stream_init, stream_init_job(c));
@@ -352,7 +343,7 @@ Test(meshd_jobs, stream_closed_while_queued_is_left_alone)
     tmd_call_free(c);
 
     c = tmd_call_new(ctx, MD_CALL_ADS, TSD_WEB); /* finishing: status already queued */
-    tmd_connect_with_svid(&env, c, 3600, NULL);
+    tmd_connect_with_svid(&env, c, 3600, NULL, NULL);
     s = tmd_stream_new(c);
     c->finishing = 1;
     run_on_worker(md_job_stream_init, stream_init_job(c));
@@ -365,7 +356,7 @@ Test(meshd_jobs, stream_with_a_revoked_certificate_is_refused)
 {
     md_call *c = tmd_call_new(ctx, MD_CALL_SDS, TSD_WEB);
     char serial[48];
-    tmd_connect_with_svid(&env, c, 3600, serial);
+    tmd_connect_with_svid(&env, c, 3600, serial, NULL);
     md_stream *s = tmd_stream_new(c);
     snprintf(s->presented_serial, sizeof s->presented_serial, "%s", serial);
     mesh_err err = {0};
@@ -407,7 +398,7 @@ static size_t certs_for(const char *id, const char *pubkey_sha)
 Test(meshd_jobs, rotation_renews_for_the_same_key_and_wakes_the_watcher)
 {
     md_call *c = tmd_call_new(ctx, MD_CALL_ADS, TSD_WEB);
-    tmd_connect_with_svid(&env, c, 3600, NULL);
+    tmd_connect_with_svid(&env, c, 3600, NULL, NULL);
     char key[600];
     snprintf(key, sizeof key, "%s|%s", c->spiffe_id, c->pubkey_sha);
     cr_assert_eq(md_watch_rotation_claim(&ctx->watch, key, md_now()), 1);
@@ -509,7 +500,7 @@ Test(meshd_jobs, create_certificate_refused_without_credentials)
 Test(meshd_jobs, fetch_secrets_returns_the_names_asked_for)
 {
     md_call *c = tmd_call_new(ctx, MD_CALL_FETCH, TSD_WEB);
-    tmd_connect_with_svid(&env, c, 3600, NULL);
+    tmd_connect_with_svid(&env, c, 3600, NULL, NULL);
     const char *names[] = {"ROOTCA"};
     uint8_t *req = NULL;
     size_t req_len = 0;

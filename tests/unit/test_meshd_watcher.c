@@ -1,0 +1,337 @@
+/* tests/unit/test_meshd_watcher.c — the watcher end to end (meshd/meshd_watch.c): a real
+ * store changed the way meshctl and other meshd replicas change it, the watcher thread
+ * polling it, and connected sidecars (calls from test_meshd_util.h, their first view
+ * built by a worker, every response ACKed). What each sidecar is pushed — and that the
+ * others get nothing — is read from its call's queue. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "envoy/service/discovery/v3/discovery.pb-c.h"
+#include "meshd/meshd_internal.h"
+#include "tests/unit/test_meshd_util.h"
+#include "tests/unit/test_sds_util.h"
+
+#define WAIT_MS 10000 /* generous: the box is shared; the watcher polls every 10 ms */
+
+static tsd_env env;
+static md_ctx *ctx;
+
+static void apply_yaml(const char *yaml)
+{
+    mesh_config cfg;
+    tmd_config(yaml, &cfg);
+    int changed = 0;
+    mesh_err err = {0};
+    cr_assert_eq(mesh_config_apply(env.st, &cfg, &changed, &err), MESH_OK, "%s", err.msg);
+    cr_assert(changed);
+    mesh_config_free(&cfg);
+}
+
+static void setup(void)
+{
+    grpc_init();
+    tsd_setup(&env);
+    apply_yaml(TMD_MESH_YAML);
+    ctx = tmd_ctx_new(env.db);
+    ctx->opts.poll_ms = 10;
+    ctx->opts.debounce_ms = 10;
+    mesh_err err = {0};
+    cr_assert_eq(md_watch_start(ctx, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(atomic_load(&ctx->cache.cfg_gen), 1, "the first pass loaded the config");
+}
+
+static void teardown(void)
+{
+    md_watch_stop(ctx);
+    pthread_mutex_lock(&ctx->work.mu); /* rotations it may have queued (no workers) */
+    md_job *j;
+    while ((j = md_workq_pop_locked(&ctx->work)) != NULL)
+        md_job_free(j);
+    pthread_mutex_unlock(&ctx->work.mu);
+    tmd_ctx_free(ctx);
+    tsd_teardown(&env);
+    grpc_shutdown();
+}
+
+TestSuite(meshd_watcher, .init = setup, .fini = teardown, .timeout = 60);
+
+typedef struct sidecar {
+    md_call *c;
+    EVP_PKEY *key;
+    char serial[48];
+    size_t acked;
+} sidecar;
+
+static void subscribe(md_call *c, enum ads_type t, const char *version, const char *nonce,
+                      const char *const *names, size_t n, enum ads_req_kind want)
+{
+    ads_request r = {.type_url = ads_type_url(t), .version_info = version,
+                     .response_nonce = nonce, .names = names, .n_names = n};
+    ads_req_result res;
+    mesh_err err = {0};
+    cr_assert_eq(ads_state_on_request(&c->stream->st, &r, &res, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(res.kind, want, "%s: %s", ads_type_name(t), ads_req_kind_name(res.kind));
+}
+
+static const char *const secret_names[] = {"ROOTCA", "default"};
+
+/* ACKs every response queued since the last call, as a sidecar does. */
+static void ack_all(sidecar *sc)
+{
+    md_call *c = sc->c;
+    pthread_mutex_lock(&c->mu);
+    size_t n = tmd_queued(c);
+    for (; sc->acked < n; sc->acked++) {
+        Envoy__Service__Discovery__V3__DiscoveryResponse *r = tmd_response_at(c, sc->acked);
+        enum ads_type t;
+        cr_assert_eq(ads_type_parse(r->type_url, &t), 0);
+        int sds = t == ADS_T_SDS;
+        subscribe(c, t, r->version_info, r->nonce, sds ? secret_names : NULL, sds ? 2 : 0,
+                  ADS_REQ_ACK);
+        envoy__service__discovery__v3__discovery_response__free_unpacked(r, NULL);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void connect(sidecar *sc, const char *id)
+{
+    memset(sc, 0, sizeof *sc);
+    md_call *c = sc->c = tmd_call_new(ctx, MD_CALL_ADS, id);
+    tmd_connect_with_svid(&env, c, 3600, sc->serial, &sc->key);
+    md_stream *s = tmd_stream_new(c);
+    snprintf(s->presented_serial, sizeof s->presented_serial, "%s", sc->serial);
+    subscribe(c, ADS_T_LDS, "", "", NULL, 0, ADS_REQ_SUBSCRIBE);
+    subscribe(c, ADS_T_SDS, "", "", secret_names, 2, ADS_REQ_SUBSCRIBE);
+    md_registry_add(ctx, c);
+    md_job *j = calloc(1, sizeof *j);
+    j->kind = MD_JOB_STREAM_INIT;
+    md_call_ref(c);
+    j->call = c;
+    tmd_run_job(ctx, &env, md_job_stream_init, j);
+    ack_all(sc);
+    cr_assert_eq(sc->acked, 2, "first view: SDS and LDS");
+}
+
+static void disconnect(sidecar *sc)
+{
+    md_registry_remove(ctx, sc->c);
+    EVP_PKEY_free(sc->key);
+}
+
+/* Frees the calls once the watcher (which may hold references) is stopped. */
+static void free_sidecars(sidecar *list, size_t n)
+{
+    md_watch_stop(ctx);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(tmd_refs(list[i].c), 1, "a reference leaked");
+        tmd_call_free(list[i].c);
+    }
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Waits until cond(sc) holds (checked under the call's mutex). */
+static int wait_until(sidecar *sc, int (*cond)(sidecar *))
+{
+    for (long waited = 0; waited < WAIT_MS; waited += 5) {
+        pthread_mutex_lock(&sc->c->mu);
+        int ok = cond(sc);
+        pthread_mutex_unlock(&sc->c->mu);
+        if (ok)
+            return 1;
+        sleep_ms(5);
+    }
+    return 0;
+}
+
+/* Waits until the cache holds config generation gen. */
+static int wait_for_generation(uint64_t gen)
+{
+    for (long waited = 0; waited < WAIT_MS; waited += 5) {
+        if (atomic_load(&ctx->cache.cfg_gen) >= gen)
+            return 1;
+        sleep_ms(5);
+    }
+    return 0;
+}
+
+static int has_new_item(sidecar *sc)
+{
+    return tmd_queued(sc->c) > sc->acked;
+}
+
+static int is_at_current_config(sidecar *sc)
+{
+    return sc->c->stream->cfg_gen == atomic_load(&ctx->cache.cfg_gen);
+}
+
+static int is_finishing(sidecar *sc)
+{
+    return sc->c->finishing;
+}
+
+static Envoy__Service__Discovery__V3__DiscoveryResponse *newest(sidecar *sc)
+{
+    pthread_mutex_lock(&sc->c->mu);
+    Envoy__Service__Discovery__V3__DiscoveryResponse *r =
+        tmd_response_at(sc->c, tmd_queued(sc->c) - 1);
+    pthread_mutex_unlock(&sc->c->mu);
+    return r;
+}
+
+static size_t queued(sidecar *sc)
+{
+    pthread_mutex_lock(&sc->c->mu);
+    size_t n = tmd_queued(sc->c);
+    pthread_mutex_unlock(&sc->c->mu);
+    return n;
+}
+
+/* web's outbound listener moves: web gets a new LDS, api (whose view did not
+ * change) is recompiled but gets nothing. */
+Test(meshd_watcher, config_change_pushes_only_what_changed)
+{
+    sidecar sc[2];
+    connect(&sc[0], TSD_WEB);
+    connect(&sc[1], TSD_API);
+    char *yaml = strdup(TMD_MESH_YAML);
+    char *p = strstr(yaml, "outbound: 127.0.0.1:15101");
+    cr_assert_not_null(p);
+    memcpy(p, "outbound: 127.0.0.1:15111", 25);
+    apply_yaml(yaml);
+    free(yaml);
+    cr_assert(wait_until(&sc[0], has_new_item), "web was not pushed its new listener");
+    Envoy__Service__Discovery__V3__DiscoveryResponse *r = newest(&sc[0]);
+    cr_assert_str_eq(r->type_url, TYPE_URL_LISTENER);
+    envoy__service__discovery__v3__discovery_response__free_unpacked(r, NULL);
+    cr_assert_eq(queued(&sc[0]), 3, "one push: LDS only");
+    cr_assert(wait_until(&sc[1], is_at_current_config), "api was not recompiled");
+    cr_assert_eq(queued(&sc[1]), 2, "api's view did not change: nothing pushed");
+    disconnect(&sc[0]);
+    disconnect(&sc[1]);
+    free_sidecars(sc, 2);
+}
+
+/* A config that no longer compiles for web (its service is gone behind the config
+ * layer's back): web keeps its last good snapshot and is pushed nothing. */
+Test(meshd_watcher, config_that_fails_to_compile_keeps_the_last_good_view)
+{
+    sidecar sc;
+    connect(&sc, TSD_WEB);
+    md_snap *held = sc.c->stream->snap;
+    mesh_err err = {0};
+    cr_assert_eq(store_resource_delete(env.st, "service", "web", &err), MESH_OK, "%s", err.msg);
+    cr_assert(wait_for_generation(2), "the new config was not loaded");
+    cr_assert(wait_until(&sc, is_at_current_config), "the stream was not refreshed");
+    pthread_mutex_lock(&sc.c->mu);
+    cr_assert_eq(sc.c->stream->snap, held, "web keeps its last good snapshot");
+    cr_assert_eq(sc.c->stream->snap->gen, 1);
+    pthread_mutex_unlock(&sc.c->mu);
+    cr_assert_eq(queued(&sc), 2, "and is pushed nothing");
+    disconnect(&sc);
+    free_sidecars(&sc, 1);
+}
+
+/* A config the store holds but that does not load (a damaged resource) is not
+ * installed at all; once repaired it is. */
+Test(meshd_watcher, config_that_fails_to_load_is_not_installed)
+{
+    sidecar sc;
+    connect(&sc, TSD_WEB);
+    int changed = 0;
+    mesh_err err = {0};
+    cr_assert_eq(store_resource_put(env.st, "route", "broken", "name: [unterminated",
+                                    "mesh.yaml:40", &changed, &err),
+                 MESH_OK, "%s", err.msg);
+    sleep_ms(300); /* 30 polls: nothing may happen, so wait a while */
+    cr_assert_eq(atomic_load(&ctx->cache.cfg_gen), 1, "the last good config stays");
+    cr_assert_eq(queued(&sc), 2);
+    cr_assert_eq(store_resource_delete(env.st, "route", "broken", &err), MESH_OK, "%s", err.msg);
+    cr_assert(wait_for_generation(2), "the repaired config was not loaded");
+    cr_assert(wait_until(&sc, is_at_current_config), "the stream was not refreshed");
+    cr_assert_eq(queued(&sc), 2, "the same view as before: nothing to push");
+    disconnect(&sc);
+    free_sidecars(&sc, 1);
+}
+
+/* A renewal issued elsewhere (another replica, a worker) for web's key reaches
+ * web as a new default secret; api is not even looked up. */
+Test(meshd_watcher, renewed_svid_reaches_its_sidecar_only)
+{
+    sidecar sc[2];
+    connect(&sc[0], TSD_WEB);
+    connect(&sc[1], TSD_API);
+    char renewed[48];
+    free(tsd_issue(&env, sc[0].key, TSD_WEB, 7200, renewed, NULL));
+    cr_assert(wait_until(&sc[0], has_new_item), "the renewal was not pushed");
+    Envoy__Service__Discovery__V3__DiscoveryResponse *r = newest(&sc[0]);
+    cr_assert_str_eq(r->type_url, TYPE_URL_SECRET);
+    envoy__service__discovery__v3__discovery_response__free_unpacked(r, NULL);
+    pthread_mutex_lock(&sc[0].c->mu);
+    cr_assert_str_eq(sc[0].c->stream->svid.serial_hex, renewed);
+    pthread_mutex_unlock(&sc[0].c->mu);
+    cr_assert_eq(queued(&sc[1]), 2);
+    disconnect(&sc[0]);
+    disconnect(&sc[1]);
+    free_sidecars(sc, 2);
+}
+
+Test(meshd_watcher, revoked_certificate_closes_the_stream)
+{
+    sidecar sc[2];
+    connect(&sc[0], TSD_WEB);
+    connect(&sc[1], TSD_API);
+    mesh_err err = {0};
+    cr_assert_eq(store_cert_revoke(env.st, sc[0].serial, "keyCompromise", md_now(), &err),
+                 MESH_OK, "%s", err.msg);
+    cr_assert_eq(store_audit(env.st, "meshctl", "cert.revoke", sc[0].serial, "keyCompromise", 1,
+                             &err),
+                 MESH_OK, "%s", err.msg);
+    cr_assert(wait_until(&sc[0], is_finishing), "web's stream was not closed");
+    pthread_mutex_lock(&sc[0].c->mu);
+    const md_out *o = tmd_queued_at(sc[0].c, tmd_queued(sc[0].c) - 1);
+    cr_assert(o->has_status);
+    cr_assert_eq(o->code, GRPC_STATUS_PERMISSION_DENIED);
+    pthread_mutex_unlock(&sc[0].c->mu);
+    pthread_mutex_lock(&sc[1].c->mu);
+    cr_assert_eq(sc[1].c->finishing, 0, "api is unaffected");
+    pthread_mutex_unlock(&sc[1].c->mu);
+    disconnect(&sc[0]);
+    disconnect(&sc[1]);
+    free_sidecars(sc, 2);
+}
+
+/* ca rotate --prepare: the new root goes to every sidecar (ROOTCA) and into the
+ * roots meshd's TLS verifies clients with. */
+Test(meshd_watcher, new_root_reaches_every_sidecar)
+{
+    sidecar sc[2];
+    connect(&sc[0], TSD_WEB);
+    connect(&sc[1], TSD_API);
+    uint64_t tls_gen = ctx->tls.gen;
+    ca_init_opts o = {.trust_domain = TSD_TD, .key_dir = env.keydir};
+    int64_t next = 0;
+    mesh_err err = {0};
+    cr_assert_eq(ca_prepare(env.st, &o, &next, &err), MESH_OK, "%s", err.msg);
+    for (int i = 0; i < 2; i++) {
+        cr_assert(wait_until(&sc[i], has_new_item), "sidecar %d did not get the new root", i);
+        Envoy__Service__Discovery__V3__DiscoveryResponse *r = newest(&sc[i]);
+        cr_assert_str_eq(r->type_url, TYPE_URL_SECRET);
+        envoy__service__discovery__v3__discovery_response__free_unpacked(r, NULL);
+    }
+    pthread_mutex_lock(&ctx->tls.mu);
+    cr_assert_gt(ctx->tls.gen, tls_gen);
+    const char *second = strstr(ctx->tls.roots_pem, "END CERTIFICATE");
+    cr_assert_not_null(second);
+    cr_assert_not_null(strstr(second + 1, "BEGIN CERTIFICATE"), "both roots are trusted");
+    pthread_mutex_unlock(&ctx->tls.mu);
+    disconnect(&sc[0]);
+    disconnect(&sc[1]);
+    free_sidecars(sc, 2);
+}
