@@ -94,10 +94,12 @@ $(UNIT_BIN): $(UNIT_OBJS) $(LIB)
 
 # One module's tests alone (helpers iterating on a module):
 #   make BUILD=build-x LIB_DIRS="common store" unit-one T=store
+# UNIT_EXTRA_<module> names fixtures a module's tests borrow from another's.
+UNIT_EXTRA_meshd := tests/unit/test_sds_util.c
 unit-one: $(LIB)
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $(BUILD)/tests/unit-$(T) $(wildcard tests/unit/test_$(T)*.c) \
-	  $(LIB) -lcriterion $(LDLIBS)
+	  $(UNIT_EXTRA_$(T)) $(LIB) -lcriterion $(LDLIBS)
 	MESH_BIN=$(abspath $(BUILD)/bin) $(BUILD)/tests/unit-$(T) --jobs 2 $(CRITERION_ARGS)
 
 deps:
