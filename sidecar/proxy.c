@@ -51,23 +51,6 @@ void dp_stat_dec(_Atomic uint64_t *c)
     atomic_fetch_sub_explicit(c, 1, memory_order_relaxed);
 }
 
-void dp_conn_link(dp_proxy *px, dp_conn *c)
-{
-    c->next = px->conns.next;
-    c->prev = &px->conns;
-    px->conns.next->prev = c;
-    px->conns.next = c;
-}
-
-void dp_conn_unlink(dp_conn *c)
-{
-    if (!c->next)
-        return;
-    c->prev->next = c->next;
-    c->next->prev = c->prev;
-    c->next = c->prev = NULL;
-}
-
 int dp_code_class(int status)
 {
     if (status < 100 || status > 599)
@@ -75,11 +58,17 @@ int dp_code_class(int status)
     return status / 100;
 }
 
-void dp_timer_ms(struct event *ev, int64_t ms)
+struct timeval dp_timeval_ms(int64_t ms)
 {
     if (ms < 0)
         ms = 0;
-    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    return (struct timeval){.tv_sec = (time_t)(ms / 1000),
+                            .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+}
+
+void dp_timer_ms(struct event *ev, int64_t ms)
+{
+    struct timeval tv = dp_timeval_ms(ms);
     evtimer_add(ev, &tv);
 }
 
@@ -126,10 +115,8 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     /* Small request/response writes must not wait for Nagle. */
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (l->kind == DP_LISTENER_INBOUND_HTTP || l->kind == DP_LISTENER_OUTBOUND_HTTP)
-        dp_http_accept(px, l, fd);
-    else
-        dp_tcp_accept(px, l, fd);
+    bool http = l->kind == DP_LISTENER_INBOUND_HTTP || l->kind == DP_LISTENER_OUTBOUND_HTTP;
+    dp_session_accept(px, l, fd, http ? &dp_http_session_ops : &dp_tcp_session_ops);
 }
 
 static void on_accept_error(struct evconnlistener *lev, void *arg)
@@ -454,7 +441,6 @@ int dp_proxy_new(const dp_proxy_opts *opts, dp_proxy **out, mesh_err *err)
     px->pool = opts->pool;
     px->mb_fd = -1;
     px->admin_port = -1;
-    px->conns.next = px->conns.prev = &px->conns;
     atomic_init(&px->loop_running, false);
     atomic_init(&px->config_applied, false);
     atomic_init(&px->stop_requested, false);
@@ -482,6 +468,8 @@ int dp_proxy_new(const dp_proxy_opts *opts, dp_proxy **out, mesh_err *err)
         mesh_err_set(err, MESH_ENOMEM, "out of memory creating events");
         goto fail;
     }
+    if (dp_sessions_init(px, err) != MESH_OK)
+        goto fail;
     event_add(px->mb_ev, NULL);
     struct timeval sec = {1, 0};
     event_add(px->tick_ev, &sec);
@@ -564,10 +552,7 @@ void dp_proxy_free(dp_proxy *px)
         px->thread_started = false;
     }
     /* Sessions first: they hold snapshot and endpoint references. */
-    while (px->conns.next && px->conns.next != &px->conns) {
-        dp_conn *c = px->conns.next;
-        c->destroy(c);      /* unlinks itself */
-    }
+    dp_sessions_free_all(px);
     while (px->listeners) {
         dp_lrt *l = px->listeners;
         px->listeners = l->next;

@@ -10,9 +10,11 @@
  *               count and idle pooled upstream connections; shared by
  *               successive snapshots so pools and least-request counts
  *               survive EDS pushes)
- *            ── conns (every downstream session, for teardown)
- *   session (HTTP or TCP) ── dp_active ref for the request in flight
- *                         ── dp_upconn (connecting or attached upstream)
+ *            ── sessions (dp_session_set: every downstream session, open or
+ *               killed and waiting to be freed)
+ *   session (dp_session base + HTTP or TCP state)
+ *            ── dp_active ref for the request in flight
+ *            ── dp_upconn (connecting or attached upstream)
  */
 #ifndef MESH_SIDECAR_PROXY_INTERNAL_H
 #define MESH_SIDECAR_PROXY_INTERNAL_H
@@ -25,7 +27,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "sidecar/http_msg.h"
 #include "sidecar/proxy.h"
 
 #define DP_LOG "dp"
@@ -33,12 +34,6 @@
 /* Stop reading a side when the other side has this much unsent. */
 #define DP_HIGH_WATER (1024 * 1024)
 #define DP_LOW_WATER  (256 * 1024)
-
-typedef struct dp_conn dp_conn;
-struct dp_conn {
-    dp_conn *prev, *next;
-    void (*destroy)(dp_conn *c);   /* frees the session (teardown) */
-};
 
 typedef struct dp_upconn dp_upconn;
 
@@ -100,6 +95,15 @@ typedef struct dp_port_entry {
     int port;
 } dp_port_entry;
 
+typedef struct dp_session dp_session;
+
+/* Every downstream session of the proxy (proxy_session.c). */
+typedef struct dp_session_set {
+    dp_session *live;               /* not killed yet (doubly linked) */
+    dp_session *graveyard;          /* killed, waiting for reap_ev to free them */
+    struct event *reap_ev;          /* zero-delay: the loop's next safe point */
+} dp_session_set;
+
 struct dp_proxy {
     dp_proxy_opts opts;
     cert_pool *pool;
@@ -121,7 +125,7 @@ struct dp_proxy {
     dp_active *active;
     dp_lrt *listeners;
     dp_ep_rt *ep_map[DP_EP_BUCKETS];
-    dp_conn conns;                  /* sentinel */
+    dp_session_set sessions;
     struct event *tick_ev;
     dp_rng rng;
     struct evhttp *admin;
@@ -147,13 +151,12 @@ struct dp_proxy {
 int64_t dp_now(void);                       /* unix seconds */
 void dp_stat_inc(_Atomic uint64_t *c);
 void dp_stat_dec(_Atomic uint64_t *c);
-void dp_conn_link(dp_proxy *px, dp_conn *c);
-void dp_conn_unlink(dp_conn *c);
 /* Class index for rq_by_class: 1..5, 0 for "no response" (reset). */
 int dp_code_class(int status);
 /* A timer (re)armed to fire at unix time `deadline` (seconds). */
 void dp_timer_at(struct event *ev, int64_t deadline);
 void dp_timer_ms(struct event *ev, int64_t ms);
+struct timeval dp_timeval_ms(int64_t ms);
 
 /* ---- active config (proxy_active.c) ----------------------------------------------- */
 int dp_active_build(dp_proxy *px, dp_config *cfg, dp_active **out, mesh_err *err);
@@ -185,7 +188,6 @@ struct dp_upconn {
     dp_upconn *pool_prev, *pool_next;
     bool pooled;
     const dp_cluster *cl;           /* while connecting (owner keeps its snapshot) */
-    dp_http_reader rd;              /* response reader for HTTP owners */
     uint32_t requests;              /* served so far (logs) */
 };
 
@@ -220,9 +222,92 @@ int dp_down_tls_established(dp_proxy *px, struct bufferevent *bev, char *peer_id
 void dp_tls_error_string(struct bufferevent *bev, char *buf, size_t len);
 bool dp_listener_allows(const dp_listener *l, const char *peer_id);
 
-/* ---- sessions ----------------------------------------------------------------------- */
-void dp_http_accept(dp_proxy *px, const dp_listener *l, evutil_socket_t fd);
-void dp_tcp_accept(dp_proxy *px, const dp_listener *l, evutil_socket_t fd);
+/* ---- sessions (proxy_session.c) ------------------------------------------------------
+ * The part of a downstream connection that does not depend on its protocol,
+ * shared by HTTP and TCP (as Envoy's Network::Connection under its filters, or
+ * HAProxy's connection under the h1 mux): the accepted bufferevent, the
+ * inbound mTLS handshake and the caller's identity, the certificate expiry
+ * timer, "close once the output is flushed", and the one way a session ends:
+ *
+ *   HANDSHAKING ──mTLS ok──▶ OPEN ──dp_session_close_after_flush──▶ CLOSING
+ *        └──────────────┬─────────┴────────────────────────────────────┘
+ *                dp_session_kill
+ *                       ▼
+ *                     DEAD ──reap_ev, next pass of the loop──▶ freed
+ *
+ * dp_session_kill stops all I/O at once (the protocol closes its upstreams,
+ * the downstream's callbacks are detached) but frees nothing: the session
+ * moves to the graveyard and is freed by a zero-delay event, after the
+ * callback that killed it has returned. A function that called something
+ * which may have killed the session checks dp_session_dead() and returns; it
+ * never touches freed memory. Callbacks from the loop never reach a protocol
+ * once its session is dead (the downstream's go through the phase check
+ * below; upstream connections and timers are closed by ops->stop).
+ *
+ * The protocol's struct starts with the dp_session; ops->size says how big it
+ * is, and the ops see the session in these orders:
+ *   init → [handshake] → open → on_read/on_write/on_event (OPEN only) …
+ *        → stop (once, at kill) → release (at free; also at proxy teardown
+ *          for a session never killed, so it must not rely on stop). */
+typedef enum dp_session_phase {
+    DP_SESSION_HANDSHAKING,         /* inbound: mTLS handshake; the protocol has not started */
+    DP_SESSION_OPEN,                /* the protocol runs */
+    DP_SESSION_CLOSING,             /* flushing the downstream output, then kill */
+    DP_SESSION_DEAD,                /* no I/O; freed at the loop's next safe point */
+} dp_session_phase;
+
+typedef struct dp_session_ops {
+    const char *log_name;           /* how logs name an inbound one: "inbound", "inbound tcp" */
+    size_t size;                    /* the protocol's struct, which starts with a dp_session */
+    int (*init)(dp_session *s);     /* protocol state: MESH_OK or MESH_ENOMEM */
+    void (*open)(dp_session *s);    /* downstream usable: after mTLS, or at accept */
+    void (*on_read)(dp_session *s);
+    void (*on_write)(dp_session *s);
+    void (*on_event)(dp_session *s, short what);
+    void (*stop)(dp_session *s);    /* being killed: close upstreams, stop timers */
+    void (*release)(dp_session *s); /* free what the protocol owns (not s itself) */
+} dp_session_ops;
+
+struct dp_session {
+    dp_session *prev, *next;        /* in px->sessions.live; next also links the graveyard */
+    const dp_session_ops *ops;
+    dp_proxy *px;
+    dp_session_phase phase;
+    bool inbound;
+    char listener[256];             /* name of the listener that accepted it */
+    struct bufferevent *down;       /* the downstream connection */
+    char peer_id[DP_SPIFFE_ID_MAX + 1];     /* inbound: the caller's SPIFFE ID */
+    char own_id[DP_SPIFFE_ID_MAX + 1];      /* inbound: ours, as presented */
+    int64_t deadline;               /* inbound: first notAfter of a cert on the connection */
+    struct event *expiry_ev;
+};
+
+/* At dp_proxy_new / dp_proxy_free. free_all frees every session, killed or
+ * not, without running the loop. */
+int dp_sessions_init(dp_proxy *px, mesh_err *err);
+void dp_sessions_free_all(dp_proxy *px);
+/* A session for an accepted connection on listener l (mTLS first for
+ * inbound listeners); on any failure the fd is closed and counted. */
+void dp_session_accept(dp_proxy *px, const dp_listener *l, evutil_socket_t fd,
+                       const dp_session_ops *ops);
+/* The same over a ready bufferevent (owned from here on, freed on failure);
+ * inbound means it is an accepting TLS bufferevent. NULL: out of memory. */
+dp_session *dp_session_start(dp_proxy *px, const char *listener, bool inbound,
+                             struct bufferevent *down, const dp_session_ops *ops);
+/* Idempotent; never frees s (see above). */
+void dp_session_kill(dp_session *s);
+/* Stops reading and kills once the downstream output is written (at once if
+ * it is empty); a client that never reads gets 10 s. */
+void dp_session_close_after_flush(dp_session *s);
+
+static inline bool dp_session_dead(const dp_session *s)
+{
+    return s->phase == DP_SESSION_DEAD;
+}
+
+/* The two protocols' ops (proxy_http.c, proxy_tcp.c). */
+extern const dp_session_ops dp_http_session_ops;
+extern const dp_session_ops dp_tcp_session_ops;
 
 /* ---- admin (proxy_admin.c) --------------------------------------------------------- */
 int dp_admin_start(dp_proxy *px, const char *address, mesh_err *err);

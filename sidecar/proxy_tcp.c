@@ -8,31 +8,23 @@
  *
  * When one side closes, what it sent is flushed to the other side, then both
  * close (TLS via bufferevent_openssl has no half-close). A connection is
- * closed when a certificate on either TLS hop expires. */
+ * closed when a certificate on either TLS hop expires. Accepting, the mTLS
+ * handshake, expiry and the deferred free are the shared session lifecycle
+ * (proxy_session.c); this file is the byte pump on top of it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "sidecar/proxy_internal.h"
-#include "sidecar/tls_util.h"
 
 #define TCP_MAX_ATTEMPTS 3
 #define TCP_IDLE_MS (3600LL * 1000)   /* Envoy tcp_proxy's default idle timeout */
 
 typedef struct tsess {
-    dp_conn base;
-    dp_proxy *px;
-    bool inbound;
-    char lname[256];
-    struct bufferevent *down;
-    bool handshaking, dead;
+    dp_session base;                /* downstream, identity, lifecycle */
     bool down_eof, up_eof;          /* that side closed: flush to the other, then close */
-    char peer_id[DP_SPIFFE_ID_MAX + 1];
-    char own_id[DP_SPIFFE_ID_MAX + 1];
-    int64_t deadline;
     int64_t last_activity;
-    struct event *expiry_ev, *free_ev;
     dp_active *act;
     const dp_cluster *cl;
     size_t ci;
@@ -42,6 +34,11 @@ typedef struct tsess {
     bool up_ready;
     int attempts;
 } tsess;
+
+static tsess *tsess_of(dp_session *base)
+{
+    return (tsess *)base;
+}
 
 static void release_up(tsess *s)
 {
@@ -58,39 +55,9 @@ static void release_up(tsess *s)
     }
 }
 
-static void destroy(tsess *s)
+static void tcp_kill(tsess *s)
 {
-    dp_conn_unlink(&s->base);
-    release_up(s);
-    dp_active_unref(s->px, s->act);
-    if (s->expiry_ev)
-        event_free(s->expiry_ev);
-    if (s->free_ev)
-        event_free(s->free_ev);
-    if (s->down)
-        bufferevent_free(s->down);
-    dp_stat_dec(&s->px->st.active_down);
-    free(s);
-}
-
-static void destroy_conn(dp_conn *c)
-{
-    destroy((tsess *)c);
-}
-
-static void sess_kill(tsess *s)
-{
-    if (s->dead)
-        return;
-    s->dead = true;
-    release_up(s);
-    if (s->down) {
-        bufferevent_setcb(s->down, NULL, NULL, NULL, NULL);
-        bufferevent_disable(s->down, EV_READ | EV_WRITE);
-    }
-    if (s->expiry_ev)
-        evtimer_del(s->expiry_ev);
-    event_active(s->free_ev, 0, 0);
+    dp_session_kill(&s->base);
 }
 
 static void set_idle(struct bufferevent *bev)
@@ -116,68 +83,63 @@ static void pump(tsess *s, struct bufferevent *src, struct bufferevent *dst)
 
 static void maybe_finish(tsess *s)
 {
-    if (s->dead)
-        return;
     /* A closed side's data has been handed over; close once it is written.
      * Bytes a client sent before closing wait for the upstream to connect. */
     if (s->down_eof && s->up_ready &&
         evbuffer_get_length(bufferevent_get_output(s->up->bev)) == 0) {
-        sess_kill(s);
+        tcp_kill(s);
         return;
     }
-    if (s->up_eof && evbuffer_get_length(bufferevent_get_output(s->down)) == 0)
-        sess_kill(s);
+    if (s->up_eof && evbuffer_get_length(bufferevent_get_output(s->base.down)) == 0)
+        tcp_kill(s);
 }
 
+/* Upstream callbacks never see a dead session: ops->stop closes the upstream. */
 static void up_read_cb(struct bufferevent *bev, void *arg)
 {
     tsess *s = arg;
-    if (!s->dead)
-        pump(s, bev, s->down);
+    pump(s, bev, s->base.down);
 }
 
 static void up_write_cb(struct bufferevent *bev, void *arg)
 {
     tsess *s = arg;
-    if (s->dead)
-        return;
     if (!s->down_eof && evbuffer_get_length(bufferevent_get_output(bev)) <= DP_LOW_WATER) {
         bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-        bufferevent_enable(s->down, EV_READ);
+        bufferevent_enable(s->base.down, EV_READ);
     }
     maybe_finish(s);
 }
 
 static void side_event(tsess *s, bool up_side, short what)
 {
-    if (s->dead)
-        return;
-    struct bufferevent *bev = up_side ? s->up->bev : s->down;
+    struct bufferevent *down = s->base.down;
+    struct bufferevent *bev = up_side ? s->up->bev : down;
     if (what & BEV_EVENT_TIMEOUT) {
         /* Idle only if neither direction moved. */
         if (dp_now() - s->last_activity < TCP_IDLE_MS / 1000) {
             bufferevent_enable(bev, EV_READ);
             return;
         }
-        log_debug(DP_LOG, "tcp '%s': idle timeout", s->lname);
-        sess_kill(s);
+        log_debug(DP_LOG, "tcp '%s': idle timeout", s->base.listener);
+        tcp_kill(s);
         return;
     }
     if (what & BEV_EVENT_EOF) {
         if (up_side) {
-            pump(s, s->up->bev, s->down);
+            pump(s, s->up->bev, down);
             s->up_eof = true;
             bufferevent_disable(s->up->bev, EV_READ);
         } else {
             if (s->up_ready)
-                pump(s, s->down, s->up->bev);
+                pump(s, down, s->up->bev);
             s->down_eof = true;
-            bufferevent_disable(s->down, EV_READ);
+            bufferevent_disable(down, EV_READ);
         }
         maybe_finish(s);
         return;
     }
-    sess_kill(s);    /* error */
+    tcp_kill(s);    /* error */
 }
 
 static void up_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -185,47 +147,22 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     side_event(arg, true, what);
 }
 
-static void down_read_cb(struct bufferevent *bev, void *arg)
-{
-    tsess *s = arg;
-    if (s->dead || s->handshaking)
-        return;
-    if (s->up_ready)
-        pump(s, bev, s->up->bev);
-    else if (evbuffer_get_length(bufferevent_get_input(bev)) > DP_HIGH_WATER)
-        bufferevent_disable(bev, EV_READ);
-}
-
-static void down_write_cb(struct bufferevent *bev, void *arg)
-{
-    tsess *s = arg;
-    if (s->dead)
-        return;
-    if (s->up_ready && !s->up_eof &&
-        evbuffer_get_length(bufferevent_get_output(bev)) <= DP_LOW_WATER) {
-        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-        bufferevent_enable(s->up->bev, EV_READ);
-    }
-    maybe_finish(s);
-}
-
 static void connect_next(tsess *s);
 
 static void on_up_ready(void *owner, dp_upconn *uc, int rc, const char *why)
 {
     tsess *s = owner;
-    if (s->dead)
-        return;
+    const char *lname = s->base.listener;
     if (rc != MESH_OK) {
         s->last_failed = s->ep;
         release_up(s);
         if (s->attempts < TCP_MAX_ATTEMPTS) {
-            log_debug(DP_LOG, "tcp '%s': %s; trying another endpoint", s->lname, why);
+            log_debug(DP_LOG, "tcp '%s': %s; trying another endpoint", lname, why);
             connect_next(s);
             return;
         }
-        log_info(DP_LOG, "tcp '%s': giving up: %s", s->lname, why);
-        sess_kill(s);
+        log_info(DP_LOG, "tcp '%s': giving up: %s", lname, why);
+        tcp_kill(s);
         return;
     }
     s->up_ready = true;
@@ -233,15 +170,15 @@ static void on_up_ready(void *owner, dp_upconn *uc, int rc, const char *why)
     bufferevent_setcb(uc->bev, up_read_cb, up_write_cb, up_event_cb, s);
     set_idle(uc->bev);
     bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
-    pump(s, s->down, uc->bev);
+    pump(s, s->base.down, uc->bev);
     if (!s->down_eof)
-        bufferevent_enable(s->down, EV_READ);
+        bufferevent_enable(s->base.down, EV_READ);
     maybe_finish(s);
 }
 
 static void on_up_dead(void *owner, dp_upconn *uc, const char *why)
 {
-    sess_kill(owner);
+    tcp_kill(owner);
 }
 
 static const dp_up_ops up_ops = {.ready = on_up_ready, .dead = on_up_dead};
@@ -249,11 +186,11 @@ static const dp_up_ops up_ops = {.ready = on_up_ready, .dead = on_up_dead};
 static void connect_next(tsess *s)
 {
     s->attempts++;
-    dp_ep_rt *ep = dp_active_pick(s->px, s->act, s->ci, s->last_failed);
+    dp_ep_rt *ep = dp_active_pick(s->base.px, s->act, s->ci, s->last_failed);
     if (!ep) {
-        log_info(DP_LOG, "tcp '%s': no healthy upstream for cluster '%s'", s->lname,
+        log_info(DP_LOG, "tcp '%s': no healthy upstream for cluster '%s'", s->base.listener,
                  s->cl->name);
-        sess_kill(s);
+        tcp_kill(s);
         return;
     }
     dp_ep_ref(ep);
@@ -261,15 +198,16 @@ static void connect_next(tsess *s)
     s->ep = ep;
     bool ready;
     char why[DP_SPIFFE_ID_MAX + 300];
-    dp_upconn *uc = dp_up_get(s->px, ep, s->cl, false, &up_ops, s, &ready, why, sizeof why);
+    dp_upconn *uc = dp_up_get(s->base.px, ep, s->cl, false, &up_ops, s, &ready, why,
+                              sizeof why);
     if (!uc) {
-        log_info(DP_LOG, "tcp '%s': %s", s->lname, why);
+        log_info(DP_LOG, "tcp '%s': %s", s->base.listener, why);
         s->last_failed = ep;
         release_up(s);
         if (s->attempts < TCP_MAX_ATTEMPTS)
             connect_next(s);
         else
-            sess_kill(s);
+            tcp_kill(s);
         return;
     }
     s->up = uc;
@@ -279,127 +217,97 @@ static void connect_next(tsess *s)
 
 static void start_upstream(tsess *s)
 {
-    dp_proxy *px = s->px;
+    dp_proxy *px = s->base.px;
     if (!px->active) {
-        sess_kill(s);
+        tcp_kill(s);
         return;
     }
     s->act = dp_active_ref(px->active);
-    const dp_listener *l = dp_config_find_listener(s->act->cfg, s->lname);
+    const dp_listener *l = dp_config_find_listener(s->act->cfg, s->base.listener);
     if (!l) {
-        sess_kill(s);
+        tcp_kill(s);
         return;
     }
-    if (s->inbound && !dp_listener_allows(l, s->peer_id)) {
+    if (s->base.inbound && !dp_listener_allows(l, s->base.peer_id)) {
         dp_stat_inc(&px->st.rbac_denied);
-        log_info(DP_LOG, "RBAC: denied %s on tcp listener '%s'; closing", s->peer_id, l->name);
-        sess_kill(s);
+        log_info(DP_LOG, "RBAC: denied %s on tcp listener '%s'; closing", s->base.peer_id,
+                 l->name);
+        tcp_kill(s);
         return;
     }
-    const char *cname = s->inbound ? l->local_cluster : l->cluster;
+    const char *cname = s->base.inbound ? l->local_cluster : l->cluster;
     s->cl = dp_config_find_cluster(s->act->cfg, cname, &s->ci);
     if (!s->cl) {
         log_info(DP_LOG, "tcp '%s': cluster '%s' not found (not yet received from meshd?)",
                  l->name, cname);
-        sess_kill(s);
+        tcp_kill(s);
         return;
     }
     /* Hold client bytes until the upstream is there. */
-    bufferevent_disable(s->down, EV_READ);
+    bufferevent_disable(s->base.down, EV_READ);
     connect_next(s);
 }
 
-static void on_free(evutil_socket_t fd, short what, void *arg)
+/* ---- session ops ----------------------------------------------------------------------- */
+
+static int tcp_init(dp_session *base)
 {
-    destroy(arg);
+    tsess_of(base)->last_activity = dp_now();
+    return MESH_OK;
 }
 
-static void on_expiry(evutil_socket_t fd, short what, void *arg)
+static void tcp_open(dp_session *base)
 {
-    tsess *s = arg;
-    if (dp_now() < s->deadline) {   /* expired at notAfter itself, like the cert pool */
-        dp_timer_at(s->expiry_ev, s->deadline);
-        return;
-    }
-    char when[32];
-    tls_format_time(s->deadline, when, sizeof when);
-    log_info(DP_LOG, "closing inbound tcp connection from %s on '%s': a certificate on it "
-             "expired at %s", s->peer_id, s->lname, when);
-    dp_stat_inc(&s->px->st.closed_cert_expiry);
-    sess_kill(s);
+    set_idle(base->down);
+    bufferevent_enable(base->down, EV_WRITE);
+    start_upstream(tsess_of(base));
 }
 
-static void down_event_cb(struct bufferevent *bev, short what, void *arg)
+static void tcp_on_read(dp_session *base)
 {
-    tsess *s = arg;
-    if (s->dead)
-        return;
-    if (!s->handshaking) {
-        side_event(s, false, what);
-        return;
-    }
-    char why[DP_SPIFFE_ID_MAX + 200];
-    if (what & BEV_EVENT_CONNECTED) {
-        if (dp_down_tls_established(s->px, bev, s->peer_id, sizeof s->peer_id, s->own_id,
-                                    sizeof s->own_id, &s->deadline, why, sizeof why) != MESH_OK) {
-            dp_stat_inc(&s->px->st.down_hs_failed);
-            log_info(DP_LOG, "inbound tcp '%s': rejecting connection: %s", s->lname, why);
-            sess_kill(s);
-            return;
-        }
-        dp_stat_inc(&s->px->st.down_hs_ok);
-        s->handshaking = false;
-        if (s->deadline != INT64_MAX)
-            dp_timer_at(s->expiry_ev, s->deadline);
-        set_idle(bev);
-        start_upstream(s);
-        return;
-    }
-    if (what & BEV_EVENT_TIMEOUT)
-        snprintf(why, sizeof why, "handshake timeout");
-    else
-        dp_tls_error_string(bev, why, sizeof why);
-    dp_stat_inc(&s->px->st.down_hs_failed);
-    log_info(DP_LOG, "inbound tcp '%s': TLS handshake failed: %s", s->lname, why);
-    sess_kill(s);
+    tsess *s = tsess_of(base);
+    if (s->up_ready)
+        pump(s, base->down, s->up->bev);
+    else if (evbuffer_get_length(bufferevent_get_input(base->down)) > DP_HIGH_WATER)
+        bufferevent_disable(base->down, EV_READ);
 }
 
-void dp_tcp_accept(dp_proxy *px, const dp_listener *l, evutil_socket_t fd)
+static void tcp_on_write(dp_session *base)
 {
-    bool inbound = l->kind == DP_LISTENER_INBOUND_TCP;
-    struct bufferevent *bev = dp_down_accept(px, fd, inbound);
-    if (!bev)
-        return;
-    tsess *s = calloc(1, sizeof *s);
-    if (!s) {
-        bufferevent_free(bev);
-        return;
+    tsess *s = tsess_of(base);
+    if (s->up_ready && !s->up_eof &&
+        evbuffer_get_length(bufferevent_get_output(base->down)) <= DP_LOW_WATER) {
+        bufferevent_setwatermark(base->down, EV_WRITE, 0, 0);
+        bufferevent_enable(s->up->bev, EV_READ);
     }
-    s->px = px;
-    s->down = bev;
-    s->inbound = inbound;
-    s->handshaking = inbound;
-    s->last_activity = dp_now();
-    snprintf(s->lname, sizeof s->lname, "%s", l->name);
-    s->expiry_ev = evtimer_new(px->base, on_expiry, s);
-    s->free_ev = event_new(px->base, -1, 0, on_free, s);
-    s->base.destroy = destroy_conn;
-    dp_conn_link(px, &s->base);
-    dp_stat_inc(&px->st.active_down);
-    if (!s->expiry_ev || !s->free_ev) {
-        destroy(s);
-        return;
-    }
-    bufferevent_setcb(bev, down_read_cb, down_write_cb, down_event_cb, s);
-    if (inbound) {
-        int64_t ms = px->opts.handshake_timeout_ms;
-        struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
-                             .tv_usec = (suseconds_t)(ms % 1000) * 1000};
-        bufferevent_set_timeouts(bev, &tv, &tv);
-        bufferevent_enable(bev, EV_READ | EV_WRITE);
-    } else {
-        set_idle(bev);
-        bufferevent_enable(bev, EV_WRITE);
-        start_upstream(s);
-    }
+    maybe_finish(s);
 }
+
+static void tcp_on_event(dp_session *base, short what)
+{
+    side_event(tsess_of(base), false, what);
+}
+
+static void tcp_stop(dp_session *base)
+{
+    release_up(tsess_of(base));
+}
+
+static void tcp_release(dp_session *base)
+{
+    tsess *s = tsess_of(base);
+    release_up(s);
+    dp_active_unref(base->px, s->act);
+}
+
+const dp_session_ops dp_tcp_session_ops = {
+    .log_name = "inbound tcp",
+    .size = sizeof(tsess),
+    .init = tcp_init,
+    .open = tcp_open,
+    .on_read = tcp_on_read,
+    .on_write = tcp_on_write,
+    .on_event = tcp_on_event,
+    .stop = tcp_stop,
+    .release = tcp_release,
+};

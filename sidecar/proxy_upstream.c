@@ -45,7 +45,6 @@ static void up_free(dp_upconn *uc)
         bufferevent_free(uc->bev);
     if (uc->timer)
         event_free(uc->timer);
-    dp_http_reader_free(&uc->rd);
     dp_stat_dec(&uc->px->st.active_up);
     free(uc);
 }
@@ -318,8 +317,7 @@ void dp_up_release(dp_upconn *uc, bool reusable)
     bufferevent_setcb(uc->bev, pool_read_cb, NULL, pool_event_cb, uc);
     bufferevent_setwatermark(uc->bev, EV_WRITE, 0, 0);
     bufferevent_enable(uc->bev, EV_READ);
-    struct timeval idle = {.tv_sec = (time_t)(px->opts.idle_timeout_ms / 1000),
-                           .tv_usec = (suseconds_t)(px->opts.idle_timeout_ms % 1000) * 1000};
+    struct timeval idle = dp_timeval_ms(px->opts.idle_timeout_ms);
     bufferevent_set_timeouts(uc->bev, &idle, NULL);
     dp_ep_unref(ep);    /* refs > 1 checked above: ep stays */
 }
