@@ -34,11 +34,29 @@ static void reply(struct evhttp_request *req, int code, const char *ctype, const
     evbuffer_free(b);
 }
 
+/* Sends j as the 200 body (500 if it could not be built) and frees it. */
+static void reply_json(struct evhttp_request *req, json_out *j)
+{
+    const char *t = json_text(j);
+    if (t)
+        reply(req, 200, "application/json", t);
+    else
+        evhttp_send_error(req, 500, NULL);
+    json_free(j);
+}
+
 static void json_time(json_out *j, const char *key, int64_t t)
 {
     char buf[32];
     tls_format_time(t, buf, sizeof buf);
     json_key_str(j, key, buf);
+}
+
+/* "key": [ ... — the caller writes the elements and closes the array. */
+static void json_key_arr_begin(json_out *j, const char *key)
+{
+    json_key(j, key);
+    json_arr_begin(j);
 }
 
 static void svid_json(json_out *j, const char *key, const cert_pool_svid_info *s)
@@ -69,8 +87,7 @@ static void h_certs(dp_proxy *px, struct evhttp_request *req)
     svid_json(&j, "current", &info.current);
     svid_json(&j, "next", &info.next);
     json_key_bool(&j, "csr_pending", info.pending_key);
-    json_key(&j, "bundle");
-    json_arr_begin(&j);
+    json_key_arr_begin(&j, "bundle");
     for (size_t i = 0; i < info.n_roots && i < CERT_POOL_MAX_ROOTS_INFO; i++) {
         json_obj_begin(&j);
         json_key_str(&j, "subject", info.roots[i].subject);
@@ -82,18 +99,12 @@ static void h_certs(dp_proxy *px, struct evhttp_request *req)
     json_arr_end(&j);
     json_key_int(&j, "bundle_roots", (int64_t)info.n_roots);
     json_obj_end(&j);
-    const char *t = json_text(&j);
-    if (t)
-        reply(req, 200, "application/json", t);
-    else
-        evhttp_send_error(req, 500, NULL);
-    json_free(&j);
+    reply_json(req, &j);
 }
 
 static void strv_json(json_out *j, const char *key, char *const *v, size_t n)
 {
-    json_key(j, key);
-    json_arr_begin(j);
+    json_key_arr_begin(j, key);
     for (size_t i = 0; i < n; i++)
         json_str(j, v[i]);
     json_arr_end(j);
@@ -107,8 +118,7 @@ static void route_json(json_out *j, const dp_route *r)
         json_key_str(j, "name", r->name);
     json_key_str(j, r->path_kind == DP_PATH_EXACT ? "path" : "prefix", r->path);
     if (r->n_headers) {
-        json_key(j, "headers");
-        json_arr_begin(j);
+        json_key_arr_begin(j, "headers");
         for (size_t i = 0; i < r->n_headers; i++) {
             json_obj_begin(j);
             json_key_str(j, "name", r->headers[i].name);
@@ -121,8 +131,7 @@ static void route_json(json_out *j, const dp_route *r)
         }
         json_arr_end(j);
     }
-    json_key(j, "clusters");
-    json_arr_begin(j);
+    json_key_arr_begin(j, "clusters");
     for (size_t i = 0; i < r->n_clusters; i++) {
         json_obj_begin(j);
         json_key_str(j, "name", r->clusters[i].cluster);
@@ -135,86 +144,122 @@ static void route_json(json_out *j, const dp_route *r)
     json_obj_end(j);
 }
 
+static void listener_json(dp_proxy *px, json_out *j, const dp_listener *l)
+{
+    json_obj_begin(j);
+    json_key_str(j, "name", l->name);
+    json_key_str(j, "address", l->address);
+    json_key_str(j, "kind", dp_listener_kind_name(l->kind));
+    for (dp_lrt *r = px->listeners; r; r = r->next)
+        if (strcmp(r->name, l->name) == 0)
+            json_key_int(j, "bound_port", r->port);
+    if (l->kind == DP_LISTENER_INBOUND_HTTP || l->kind == DP_LISTENER_INBOUND_TCP) {
+        json_key_str(j, "local_cluster", l->local_cluster);
+        strv_json(j, "allowed_ids", l->allowed_ids, l->n_allowed);
+    }
+    if (l->kind == DP_LISTENER_OUTBOUND_TCP)
+        json_key_str(j, "cluster", l->cluster);
+    if (l->kind == DP_LISTENER_OUTBOUND_HTTP)
+        json_key_str(j, "route_table", l->route_table);
+    json_obj_end(j);
+}
+
+static void route_table_json(json_out *j, const dp_route_table *rt)
+{
+    json_obj_begin(j);
+    json_key_str(j, "name", rt->name);
+    json_key_arr_begin(j, "virtual_hosts");
+    for (size_t v = 0; v < rt->n_vhosts; v++) {
+        const dp_virtual_host *vh = &rt->vhosts[v];
+        json_obj_begin(j);
+        json_key_str(j, "name", vh->name ? vh->name : "");
+        strv_json(j, "domains", vh->domains, vh->n_domains);
+        json_key_arr_begin(j, "routes");
+        for (size_t r = 0; r < vh->n_routes; r++)
+            route_json(j, &vh->routes[r]);
+        json_arr_end(j);
+        json_obj_end(j);
+    }
+    json_arr_end(j);
+    json_obj_end(j);
+}
+
+/* Cluster i of snapshot a, with its endpoints' runtime counters. */
+static void cluster_json(json_out *j, const dp_active *a, size_t i)
+{
+    const dp_cluster *c = dp_config_cluster_at(a->cfg, i);
+    json_obj_begin(j);
+    json_key_str(j, "name", c->name);
+    json_key_str(j, "lb", dp_lb_policy_name(c->lb));
+    json_key_bool(j, "mtls", c->tls);
+    json_key_str(j, "discovery", c->eds ? "eds" : "static");
+    json_key_int(j, "connect_timeout_ms", c->connect_timeout_ms > 0
+                                              ? c->connect_timeout_ms
+                                              : DP_DEFAULT_CONNECT_TIMEOUT_MS);
+    strv_json(j, "san_ids", c->san_ids, c->n_san);
+    size_t n;
+    const dp_endpoint *eps = dp_config_cluster_endpoints(a->cfg, c, &n);
+    json_key_arr_begin(j, "endpoints");
+    for (size_t e = 0; e < n; e++) {
+        json_obj_begin(j);
+        json_key_str(j, "address", eps[e].address);
+        json_key_str(j, "health", dp_health_name(eps[e].health));
+        if (i < a->n_crt && e < a->crt[i].n_eps) {
+            json_key_int(j, "active_requests", a->crt[i].eps[e]->active_rq);
+            json_key_int(j, "idle_connections", a->crt[i].eps[e]->n_idle);
+        }
+        json_obj_end(j);
+    }
+    json_arr_end(j);
+    json_obj_end(j);
+}
+
+/* The snapshot in use: three arrays, empty before the first config. */
 static void config_json(dp_proxy *px, json_out *j)
 {
     dp_active *a = px->active;
-    json_key(j, "listeners");
-    json_arr_begin(j);
-    for (size_t i = 0; a && i < dp_config_n_listeners(a->cfg); i++) {
-        const dp_listener *l = dp_config_listener_at(a->cfg, i);
-        json_obj_begin(j);
-        json_key_str(j, "name", l->name);
-        json_key_str(j, "address", l->address);
-        json_key_str(j, "kind", dp_listener_kind_name(l->kind));
-        for (dp_lrt *r = px->listeners; r; r = r->next)
-            if (strcmp(r->name, l->name) == 0)
-                json_key_int(j, "bound_port", r->port);
-        if (l->kind == DP_LISTENER_INBOUND_HTTP || l->kind == DP_LISTENER_INBOUND_TCP) {
-            json_key_str(j, "local_cluster", l->local_cluster);
-            strv_json(j, "allowed_ids", l->allowed_ids, l->n_allowed);
-        }
-        if (l->kind == DP_LISTENER_OUTBOUND_TCP)
-            json_key_str(j, "cluster", l->cluster);
-        if (l->kind == DP_LISTENER_OUTBOUND_HTTP)
-            json_key_str(j, "route_table", l->route_table);
-        json_obj_end(j);
-    }
+    json_key_arr_begin(j, "listeners");
+    for (size_t i = 0; a && i < dp_config_n_listeners(a->cfg); i++)
+        listener_json(px, j, dp_config_listener_at(a->cfg, i));
     json_arr_end(j);
-    json_key(j, "route_tables");
-    json_arr_begin(j);
-    for (size_t i = 0; a && i < dp_config_n_route_tables(a->cfg); i++) {
-        const dp_route_table *rt = dp_config_route_table_at(a->cfg, i);
+    json_key_arr_begin(j, "route_tables");
+    for (size_t i = 0; a && i < dp_config_n_route_tables(a->cfg); i++)
+        route_table_json(j, dp_config_route_table_at(a->cfg, i));
+    json_arr_end(j);
+    json_key_arr_begin(j, "clusters");
+    for (size_t i = 0; a && i < dp_config_n_clusters(a->cfg); i++)
+        cluster_json(j, a, i);
+    json_arr_end(j);
+}
+
+static void xds_status_json(dp_proxy *px, json_out *j)
+{
+    json_key(j, "xds");
+    json_obj_begin(j);
+    pthread_mutex_lock(&px->xds_mu);
+    json_key_bool(j, "connected", px->xds_connected);
+    json_key_str(j, "server", px->xds_server);
+    for (int t = 0; t < DP_XDS_TYPE_COUNT; t++) {
+        const dp_xds_status *x = &px->xds[t];
+        json_key(j, dp_xds_type_name((dp_xds_type)t));
         json_obj_begin(j);
-        json_key_str(j, "name", rt->name);
-        json_key(j, "virtual_hosts");
-        json_arr_begin(j);
-        for (size_t v = 0; v < rt->n_vhosts; v++) {
-            const dp_virtual_host *vh = &rt->vhosts[v];
+        json_key_str(j, "version", x->version);
+        if (x->last_update)
+            json_time(j, "last_update", x->last_update);
+        json_key_int(j, "updates", (int64_t)atomic_load(&px->st.xds_updates[t]));
+        json_key_int(j, "rejections", (int64_t)atomic_load(&px->st.xds_rejections[t]));
+        if (x->last_reject) {
+            json_key(j, "last_rejection");
             json_obj_begin(j);
-            json_key_str(j, "name", vh->name ? vh->name : "");
-            strv_json(j, "domains", vh->domains, vh->n_domains);
-            json_key(j, "routes");
-            json_arr_begin(j);
-            for (size_t r = 0; r < vh->n_routes; r++)
-                route_json(j, &vh->routes[r]);
-            json_arr_end(j);
+            json_key_str(j, "version", x->rejected_version);
+            json_key_str(j, "error", x->last_error);
+            json_time(j, "at", x->last_reject);
             json_obj_end(j);
         }
-        json_arr_end(j);
         json_obj_end(j);
     }
-    json_arr_end(j);
-    json_key(j, "clusters");
-    json_arr_begin(j);
-    for (size_t i = 0; a && i < dp_config_n_clusters(a->cfg); i++) {
-        const dp_cluster *c = dp_config_cluster_at(a->cfg, i);
-        json_obj_begin(j);
-        json_key_str(j, "name", c->name);
-        json_key_str(j, "lb", dp_lb_policy_name(c->lb));
-        json_key_bool(j, "mtls", c->tls);
-        json_key_str(j, "discovery", c->eds ? "eds" : "static");
-        json_key_int(j, "connect_timeout_ms", c->connect_timeout_ms > 0
-                                                  ? c->connect_timeout_ms
-                                                  : DP_DEFAULT_CONNECT_TIMEOUT_MS);
-        strv_json(j, "san_ids", c->san_ids, c->n_san);
-        size_t n;
-        const dp_endpoint *eps = dp_config_cluster_endpoints(a->cfg, c, &n);
-        json_key(j, "endpoints");
-        json_arr_begin(j);
-        for (size_t e = 0; e < n; e++) {
-            json_obj_begin(j);
-            json_key_str(j, "address", eps[e].address);
-            json_key_str(j, "health", dp_health_name(eps[e].health));
-            if (i < a->n_crt && e < a->crt[i].n_eps) {
-                json_key_int(j, "active_requests", a->crt[i].eps[e]->active_rq);
-                json_key_int(j, "idle_connections", a->crt[i].eps[e]->n_idle);
-            }
-            json_obj_end(j);
-        }
-        json_arr_end(j);
-        json_obj_end(j);
-    }
-    json_arr_end(j);
+    pthread_mutex_unlock(&px->xds_mu);
+    json_obj_end(j);
 }
 
 static void h_config_dump(dp_proxy *px, struct evhttp_request *req)
@@ -222,40 +267,10 @@ static void h_config_dump(dp_proxy *px, struct evhttp_request *req)
     json_out j;
     json_init(&j);
     json_obj_begin(&j);
-    json_key(&j, "xds");
-    json_obj_begin(&j);
-    pthread_mutex_lock(&px->xds_mu);
-    json_key_bool(&j, "connected", px->xds_connected);
-    json_key_str(&j, "server", px->xds_server);
-    for (int t = 0; t < DP_XDS_TYPE_COUNT; t++) {
-        const dp_xds_status *x = &px->xds[t];
-        json_key(&j, dp_xds_type_name((dp_xds_type)t));
-        json_obj_begin(&j);
-        json_key_str(&j, "version", x->version);
-        if (x->last_update)
-            json_time(&j, "last_update", x->last_update);
-        json_key_int(&j, "updates", (int64_t)atomic_load(&px->st.xds_updates[t]));
-        json_key_int(&j, "rejections", (int64_t)atomic_load(&px->st.xds_rejections[t]));
-        if (x->last_reject) {
-            json_key(&j, "last_rejection");
-            json_obj_begin(&j);
-            json_key_str(&j, "version", x->rejected_version);
-            json_key_str(&j, "error", x->last_error);
-            json_time(&j, "at", x->last_reject);
-            json_obj_end(&j);
-        }
-        json_obj_end(&j);
-    }
-    pthread_mutex_unlock(&px->xds_mu);
-    json_obj_end(&j);
+    xds_status_json(px, &j);
     config_json(px, &j);
     json_obj_end(&j);
-    const char *t = json_text(&j);
-    if (t)
-        reply(req, 200, "application/json", t);
-    else
-        evhttp_send_error(req, 500, NULL);
-    json_free(&j);
+    reply_json(req, &j);
 }
 
 static void h_ready(dp_proxy *px, struct evhttp_request *req)
@@ -281,6 +296,25 @@ static void h_ready(dp_proxy *px, struct evhttp_request *req)
     reply(req, 200, "text/plain", "ready\n");
 }
 
+/* A counter with one series per xDS type. */
+static void xds_counter(struct evbuffer *b, const char *name, const char *help,
+                        const uint64_t by_type[DP_XDS_TYPE_COUNT])
+{
+    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (int t = 0; t < DP_XDS_TYPE_COUNT; t++)
+        evbuffer_add_printf(b, "%s{type=\"%s\"} %llu\n", name, dp_xds_type_name((dp_xds_type)t),
+                            (unsigned long long)by_type[t]);
+}
+
+/* A counter with a result="ok" and a result="failed" series. */
+static void handshake_counter(struct evbuffer *b, const char *name, const char *help,
+                              uint64_t ok, uint64_t failed)
+{
+    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s{result=\"ok\"} %llu\n"
+                        "%s{result=\"failed\"} %llu\n", name, help, name, name,
+                        (unsigned long long)ok, name, (unsigned long long)failed);
+}
+
 static void h_stats(dp_proxy *px, struct evhttp_request *req)
 {
     dp_stats_view v;
@@ -300,17 +334,10 @@ static void h_stats(dp_proxy *px, struct evhttp_request *req)
             evbuffer_add_printf(b, "mesh_sidecar_http_requests_total{direction=\"%s\","
                                 "code_class=\"%s\"} %llu\n", dir[d], cls[c],
                                 (unsigned long long)v.rq_by_class[d][c]);
-    evbuffer_add_printf(b, "# HELP mesh_sidecar_upstream_handshakes_total mTLS handshakes to "
-                        "peer sidecars.\n# TYPE mesh_sidecar_upstream_handshakes_total counter\n"
-                        "mesh_sidecar_upstream_handshakes_total{result=\"ok\"} %llu\n"
-                        "mesh_sidecar_upstream_handshakes_total{result=\"failed\"} %llu\n",
-                        (unsigned long long)v.up_hs_ok, (unsigned long long)v.up_hs_failed);
-    evbuffer_add_printf(b, "# HELP mesh_sidecar_downstream_handshakes_total mTLS handshakes "
-                        "from peer sidecars.\n# TYPE mesh_sidecar_downstream_handshakes_total "
-                        "counter\n"
-                        "mesh_sidecar_downstream_handshakes_total{result=\"ok\"} %llu\n"
-                        "mesh_sidecar_downstream_handshakes_total{result=\"failed\"} %llu\n",
-                        (unsigned long long)v.down_hs_ok, (unsigned long long)v.down_hs_failed);
+    handshake_counter(b, "mesh_sidecar_upstream_handshakes_total",
+                      "mTLS handshakes to peer sidecars.", v.up_hs_ok, v.up_hs_failed);
+    handshake_counter(b, "mesh_sidecar_downstream_handshakes_total",
+                      "mTLS handshakes from peer sidecars.", v.down_hs_ok, v.down_hs_failed);
     evbuffer_add_printf(b, "# HELP mesh_sidecar_rbac_denied_total Callers refused by "
                         "authorization policy.\n# TYPE mesh_sidecar_rbac_denied_total counter\n"
                         "mesh_sidecar_rbac_denied_total %llu\n",
@@ -335,18 +362,10 @@ static void h_stats(dp_proxy *px, struct evhttp_request *req)
                         "mesh_sidecar_active_connections{side=\"downstream\"} %llu\n"
                         "mesh_sidecar_active_connections{side=\"upstream\"} %llu\n",
                         (unsigned long long)v.active_down, (unsigned long long)v.active_up);
-    evbuffer_add_printf(b, "# HELP mesh_sidecar_xds_updates_total xDS versions applied (ACK).\n"
-                        "# TYPE mesh_sidecar_xds_updates_total counter\n");
-    for (int t = 0; t < DP_XDS_TYPE_COUNT; t++)
-        evbuffer_add_printf(b, "mesh_sidecar_xds_updates_total{type=\"%s\"} %llu\n",
-                            dp_xds_type_name((dp_xds_type)t),
-                            (unsigned long long)v.xds_updates[t]);
-    evbuffer_add_printf(b, "# HELP mesh_sidecar_xds_rejections_total xDS versions rejected "
-                        "(NACK).\n# TYPE mesh_sidecar_xds_rejections_total counter\n");
-    for (int t = 0; t < DP_XDS_TYPE_COUNT; t++)
-        evbuffer_add_printf(b, "mesh_sidecar_xds_rejections_total{type=\"%s\"} %llu\n",
-                            dp_xds_type_name((dp_xds_type)t),
-                            (unsigned long long)v.xds_rejections[t]);
+    xds_counter(b, "mesh_sidecar_xds_updates_total", "xDS versions applied (ACK).",
+                v.xds_updates);
+    xds_counter(b, "mesh_sidecar_xds_rejections_total", "xDS versions rejected (NACK).",
+                v.xds_rejections);
     int64_t left = cert_pool_seconds_left(px->pool, dp_now());
     evbuffer_add_printf(b, "# HELP mesh_sidecar_cert_seconds_left Seconds until the current "
                         "SVID expires (negative: expired; the outage budget). Absent without "
