@@ -308,16 +308,38 @@ static void complete(dp_msg *m, int rc, const mesh_err *e)
     free(m);
 }
 
+/* Everything queued so far; closing: later posts get MESH_EBUSY. */
+static dp_msg *mailbox_take(dp_proxy *px, bool closing)
+{
+    pthread_mutex_lock(&px->mb_mu);
+    if (closing)
+        px->mb_closed = true;
+    dp_msg *m = px->mb_head;
+    px->mb_head = px->mb_tail = NULL;
+    pthread_mutex_unlock(&px->mb_mu);
+    return m;
+}
+
+/* Closes the mailbox and answers whoever still waits with MESH_EBUSY. */
+static void mailbox_refuse_all(dp_proxy *px, const char *why)
+{
+    dp_msg *m = mailbox_take(px, true);
+    mesh_err e;
+    mesh_err_set(&e, MESH_EBUSY, "%s", why);
+    while (m) {
+        dp_msg *nx = m->next;
+        complete(m, MESH_EBUSY, &e);
+        m = nx;
+    }
+}
+
 static void on_mailbox(evutil_socket_t fd, short what, void *arg)
 {
     dp_proxy *px = arg;
     uint64_t cnt;
     ssize_t r = read(px->mb_fd, &cnt, sizeof cnt);
     (void)r;    /* EAGAIN when woken twice for one batch is fine */
-    pthread_mutex_lock(&px->mb_mu);
-    dp_msg *m = px->mb_head;
-    px->mb_head = px->mb_tail = NULL;
-    pthread_mutex_unlock(&px->mb_mu);
+    dp_msg *m = mailbox_take(px, false);
     while (m) {
         dp_msg *nx = m->next;
         mesh_err e;
@@ -494,19 +516,8 @@ int dp_proxy_run(dp_proxy *px, mesh_err *err)
     px->loop_tid = pthread_self();
     atomic_store(&px->loop_running, true);
     int rc = event_base_dispatch(px->base);
-    pthread_mutex_lock(&px->mb_mu);
-    px->mb_closed = true;
-    dp_msg *m = px->mb_head;
-    px->mb_head = px->mb_tail = NULL;
-    pthread_mutex_unlock(&px->mb_mu);
     /* Anyone still waiting gets an answer; later calls apply directly. */
-    mesh_err e;
-    mesh_err_set(&e, MESH_EBUSY, "data plane stopped before applying the config");
-    while (m) {
-        dp_msg *nx = m->next;
-        complete(m, MESH_EBUSY, &e);
-        m = nx;
-    }
+    mailbox_refuse_all(px, "data plane stopped before applying the config");
     atomic_store(&px->loop_running, false);
     if (rc < 0)
         return mesh_err_set(err, MESH_EINTERNAL, "event loop failed");
@@ -561,18 +572,7 @@ void dp_proxy_free(dp_proxy *px)
     dp_admin_stop(px);
     dp_active_unref(px, px->active);
     px->active = NULL;
-    pthread_mutex_lock(&px->mb_mu);
-    px->mb_closed = true;
-    dp_msg *m = px->mb_head;
-    px->mb_head = px->mb_tail = NULL;
-    pthread_mutex_unlock(&px->mb_mu);
-    while (m) {
-        dp_msg *nx = m->next;
-        mesh_err e;
-        mesh_err_set(&e, MESH_EBUSY, "data plane freed");
-        complete(m, MESH_EBUSY, &e);
-        m = nx;
-    }
+    mailbox_refuse_all(px, "data plane freed");
     if (px->mb_ev)
         event_free(px->mb_ev);
     if (px->tick_ev)
