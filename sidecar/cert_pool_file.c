@@ -77,21 +77,6 @@ static void sb_free(sbuf *b)
     memset(b, 0, sizeof *b);
 }
 
-static void sha256_hex(const char *data, size_t len, char out[65])
-{
-    unsigned char md[32];
-    unsigned int ml = 0;
-    out[0] = '\0';
-    if (EVP_Digest(data, len, md, &ml, EVP_sha256(), NULL) != 1 || ml != 32)
-        return;
-    static const char hx[] = "0123456789abcdef";
-    for (unsigned i = 0; i < 32; i++) {
-        out[2 * i] = hx[md[i] >> 4];
-        out[2 * i + 1] = hx[md[i] & 15];
-    }
-    out[64] = '\0';
-}
-
 /* Appends "[name]\n<pem>" with the PEM freed (and wiped if secret). */
 static void add_section(sbuf *b, const char *name, char *pem, bool secret)
 {
@@ -147,7 +132,7 @@ int cert_pool_save(cert_pool *p, const char *path, mesh_err *err)
         return mesh_err_set(err, MESH_ENOMEM, "out of memory serialising the cert pool");
     }
     char hex[65];
-    sha256_hex(b.p, b.len, hex);
+    tls_sha256_hex(b.p, b.len, hex);
     sb_str(&b, "sha256 ");
     sb_str(&b, hex);
     sb_str(&b, "\n");
@@ -365,7 +350,7 @@ int cert_pool_load(const char *path, cert_pool **out, mesh_err *err)
         return rc;
     }
     char hex[65];
-    sha256_hex(b.p, (size_t)(last - b.p), hex);
+    tls_sha256_hex(b.p, (size_t)(last - b.p), hex);
     if (memcmp(hex, last + 7, 64) != 0) {
         rc = mesh_err_set(err, MESH_ECORRUPT, "cert pool file %s: checksum mismatch (the file "
                           "was damaged or edited); %s", path, recover);

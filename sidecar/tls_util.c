@@ -92,19 +92,34 @@ void tls_cert_subject(const X509 *x, char *buf, size_t len)
     BIO_free(b);
 }
 
-void tls_cert_sha256(X509 *x, char out[65])
+static void hex_sha256(const unsigned char md[32], char out[65])
 {
-    unsigned char md[32];
-    unsigned int ml = 0;
-    out[0] = '\0';
-    if (X509_digest(x, EVP_sha256(), md, &ml) != 1 || ml != 32)
-        return;
     static const char hx[] = "0123456789abcdef";
     for (unsigned i = 0; i < 32; i++) {
         out[2 * i] = hx[md[i] >> 4];
         out[2 * i + 1] = hx[md[i] & 15];
     }
     out[64] = '\0';
+}
+
+void tls_cert_sha256(X509 *x, char out[65])
+{
+    unsigned char md[32];
+    unsigned int ml = 0;
+    out[0] = '\0';
+    if (X509_digest(x, EVP_sha256(), md, &ml) == 1 && ml == 32)
+        hex_sha256(md, out);
+}
+
+int tls_sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char md[32];
+    unsigned int ml = 0;
+    out[0] = '\0';
+    if (EVP_Digest(data, len, md, &ml, EVP_sha256(), NULL) != 1 || ml != 32)
+        return MESH_ECRYPTO;
+    hex_sha256(md, out);
+    return MESH_OK;
 }
 
 int tls_parse_certs(const char *pem, const char *what, STACK_OF(X509) **out, mesh_err *err)

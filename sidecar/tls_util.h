@@ -18,8 +18,10 @@ int64_t tls_cert_not_after(const X509 *x);
 void tls_cert_serial_hex(const X509 *x, char *buf, size_t len);
 /* "CN=..., O=..." one-line subject. */
 void tls_cert_subject(const X509 *x, char *buf, size_t len);
-/* Lowercase hex SHA-256 of the DER (65 bytes with NUL). */
+/* Lowercase hex SHA-256 of the DER (65 bytes with NUL; "" on failure). */
 void tls_cert_sha256(X509 *x, char out[65]);
+/* The same of any bytes: MESH_OK, or MESH_ECRYPTO with out "". */
+int tls_sha256_hex(const void *data, size_t len, char out[65]);
 
 /* One or more PEM certificates, in order. MESH_EINVAL when there is none or
  * a block does not parse; `what` names the input in the message. */

@@ -4,12 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "sidecar/tls_util.h"
 
 #define PERSIST_MAGIC "MXDS1"
 #define PERSIST_MAX (64u * 1024 * 1024)
@@ -24,17 +25,6 @@ static int type_path(const char *dir, enum xdsc_type t, char *buf, size_t len, m
     int n = snprintf(buf, len, "%s/%s", dir, file_names[t]);
     if (n < 0 || (size_t)n >= len)
         return mesh_err_set(err, MESH_EINVAL, "state directory path is too long");
-    return MESH_OK;
-}
-
-static int sha256_hex(const void *data, size_t len, char out[65])
-{
-    unsigned char md[32];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-        return MESH_ECRYPTO;
-    for (int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
     return MESH_OK;
 }
 
@@ -173,7 +163,7 @@ int xdsc_persist_save(const char *dir, enum xdsc_type t, const char *version,
     free(anys);
     free(ptrs);
     char hex[65];
-    if (sha256_hex(buf + sizeof header, plen, hex) != MESH_OK) {
+    if (tls_sha256_hex(buf + sizeof header, plen, hex) != MESH_OK) {
         free(buf);
         return mesh_err_set(err, MESH_ECRYPTO, "SHA-256 failed");
     }
@@ -212,7 +202,7 @@ int xdsc_persist_load(const char *dir, enum xdsc_type t,
     const uint8_t *payload = (const uint8_t *)nl + 1;
     size_t have = len - (size_t)(payload - (const uint8_t *)buf);
     char got[65];
-    if (have != plen || sha256_hex(payload, plen, got) != MESH_OK || strcmp(got, hex) != 0) {
+    if (have != plen || tls_sha256_hex(payload, plen, got) != MESH_OK || strcmp(got, hex) != 0) {
         free(buf);
         return mesh_err_set(err, MESH_ECORRUPT, "%s: truncated or damaged (%zu of %zu payload "
                             "bytes, checksum %s); it will be rewritten from meshd", path, have,
