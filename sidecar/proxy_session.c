@@ -166,7 +166,7 @@ static void handshake_event(dp_session *s, short what)
         handshake_done(s);
         return;
     }
-    char why[400];
+    char why[DP_SPIFFE_ID_MAX + 200];
     if (what & BEV_EVENT_TIMEOUT)
         snprintf(why, sizeof why, "handshake timeout");
     else
