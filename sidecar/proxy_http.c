@@ -176,6 +176,45 @@ void dp_http_local_reply(dp_http_session *s, int code, bool force_close, const c
         dp_session_close_after_flush(&s->base);
 }
 
+/* ---- the response, written for the client ------------------------------------------------ */
+
+const dp_http_head *dp_http_request_head(const dp_http_session *s)
+{
+    return &s->rd.head;
+}
+
+/* Framing is chosen for the client: Content-Length kept, otherwise chunked
+ * for HTTP/1.1 and close-delimited for HTTP/1.0 (which ends keep-alive). */
+int dp_http_send_response_head(dp_http_session *s, const dp_http_head *h)
+{
+    dp_http_exchange *x = &s->x;
+    bool keep_alive = dp_hx_has(x, DP_HX_F_KEEP_ALIVE), chunked = false;
+    int rc = dp_wire_response_head(bufferevent_get_output(s->base.down), h,
+                                   dp_hx_has(x, DP_HX_F_HEAD_METHOD),
+                                   dp_hx_has(x, DP_HX_F_HTTP10), &keep_alive, &chunked);
+    dp_hx_set(x, DP_HX_F_KEEP_ALIVE, keep_alive);
+    dp_hx_set(x, DP_HX_F_RESP_CHUNKED, chunked);
+    return rc;
+}
+
+int dp_http_send_response_body(dp_http_session *s, const char *at, size_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(s->base.down);
+    return dp_hx_has(&s->x, DP_HX_F_RESP_CHUNKED) ? dp_wire_chunk(out, at, len)
+                                                   : evbuffer_add(out, at, len);
+}
+
+void dp_http_send_response_end(dp_http_session *s)
+{
+    if (dp_hx_has(&s->x, DP_HX_F_RESP_CHUNKED))
+        dp_wire_chunk(bufferevent_get_output(s->base.down), NULL, 0);
+}
+
+size_t dp_http_client_backlog(const dp_http_session *s)
+{
+    return evbuffer_get_length(bufferevent_get_output(s->base.down));
+}
+
 /* ---- the request codec (HTTP/1.1 via http-parser) ---------------------------------------- */
 
 static int req_on_head(void *arg, dp_http_reader *r)

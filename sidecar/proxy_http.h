@@ -22,11 +22,10 @@
  *
  *   IDLE ─request head─▶ ROUTING ─routed─▶ AWAITING_UPSTREAM ─upstream ready─▶
  *   AWAITING_RESPONSE ─response head─▶ STREAMING_RESPONSE
- *     ▲        AWAITING_RESPONSE ─retry─▶ AWAITING_UPSTREAM (and from itself)
- *     │        response done (forwarded, or a local reply from IDLE .. AWAITING_*):
- *     │            request complete → IDLE (exchange ends)
- *     │            request still arriving → DRAINING_REQUEST
- *     └──────── DRAINING_REQUEST ─request done─▶ IDLE (exchange ends)
+ *   retry: AWAITING_UPSTREAM or AWAITING_RESPONSE ─▶ AWAITING_UPSTREAM
+ *   response done (forwarded, in STREAMING_RESPONSE; or a local reply in any
+ *   phase before it): request complete ─▶ IDLE (the exchange ends), request
+ *   still arriving ─▶ DRAINING_REQUEST ─request done─▶ IDLE
  *
  * Every change of state goes through dp_http_step (proxy_http.c), which
  * asks dp_hx_next and runs the one action a state has on entry. */
@@ -149,6 +148,14 @@ void dp_http_local_reply(dp_http_session *s, int code, bool force_close, const c
 /* Reads the client only while the exchange can take more request bytes. */
 void dp_http_update_down_read(dp_http_session *s);
 void dp_http_kill(dp_http_session *s);
+/* The downstream codec, as the exchange sees it: the request head (valid
+ * from ROUTING until the exchange ends), the response going to the client,
+ * and how much of it the client has not read yet. */
+const dp_http_head *dp_http_request_head(const dp_http_session *s);
+int dp_http_send_response_head(dp_http_session *s, const dp_http_head *h);
+int dp_http_send_response_body(dp_http_session *s, const char *at, size_t len);
+void dp_http_send_response_end(dp_http_session *s);
+size_t dp_http_client_backlog(const dp_http_session *s);
 
 /* ---- routing and attempts (proxy_http_route.c) ------------------------------------------ */
 /* ROUTING: picks route, checks RBAC, finds the cluster, starts the first attempt. */

@@ -10,7 +10,6 @@
 #include <stdio.h>
 
 #include "common/log.h"
-#include "sidecar/http_wire.h"
 #include "sidecar/proxy_http.h"
 
 static bool can_retry_5xx(const dp_http_session *s)
@@ -39,14 +38,8 @@ static int resp_on_head(void *arg, dp_http_reader *r)
     }
     x->status = h->status;
     dp_hx_set(x, DP_HX_F_UP_KEEP_ALIVE, h->keep_alive);
-    bool keep_alive = dp_hx_has(x, DP_HX_F_KEEP_ALIVE), chunked = false;
-    int rc = dp_wire_response_head(bufferevent_get_output(s->base.down), h,
-                                   dp_hx_has(x, DP_HX_F_HEAD_METHOD),
-                                   dp_hx_has(x, DP_HX_F_HTTP10), &keep_alive, &chunked);
-    dp_hx_set(x, DP_HX_F_KEEP_ALIVE, keep_alive);
-    dp_hx_set(x, DP_HX_F_RESP_CHUNKED, chunked);
     /* Envoy's route timeout covers the whole response: it stays armed. */
-    if (rc != 0 || !dp_http_step(s, DP_HX_EV_RESPONSE_HEAD))
+    if (dp_http_send_response_head(s, h) != 0 || !dp_http_step(s, DP_HX_EV_RESPONSE_HEAD))
         return -1;
     return dp_hx_has(x, DP_HX_F_HEAD_METHOD) ? 1 : 0;
 }
@@ -56,10 +49,7 @@ static int resp_on_body(void *arg, const char *at, size_t len)
     dp_http_session *s = arg;
     if (s->x.state != DP_HX_STREAMING_RESPONSE)
         return 0;
-    struct evbuffer *out = bufferevent_get_output(s->base.down);
-    int rc = dp_hx_has(&s->x, DP_HX_F_RESP_CHUNKED) ? dp_wire_chunk(out, at, len)
-                                                     : evbuffer_add(out, at, len);
-    return rc == 0 ? 0 : -1;
+    return dp_http_send_response_body(s, at, len) == 0 ? 0 : -1;
 }
 
 static int resp_on_done(void *arg, dp_http_reader *r)
@@ -67,8 +57,7 @@ static int resp_on_done(void *arg, dp_http_reader *r)
     dp_http_session *s = arg;
     if (s->x.state == DP_HX_AWAITING_RESPONSE)
         return 0;       /* the end of a 1xx: the real response follows */
-    if (dp_hx_has(&s->x, DP_HX_F_RESP_CHUNKED))
-        dp_wire_chunk(bufferevent_get_output(s->base.down), NULL, 0);
+    dp_http_send_response_end(s);
     /* Nothing after the response is ours. The reader reports it as paused,
      * which is how feed_response knows the response is complete. */
     dp_http_reader_pause(r, true);
@@ -137,7 +126,7 @@ static void feed_response(dp_http_session *s, bool eof)
         return;
     }
     /* Backpressure: a slow client must not make us buffer the whole body. */
-    if (evbuffer_get_length(bufferevent_get_output(s->base.down)) > DP_HIGH_WATER) {
+    if (dp_http_client_backlog(s) > DP_HIGH_WATER) {
         bufferevent_disable(uc->bev, EV_READ);
         dp_hx_set(x, DP_HX_F_UP_READ_PAUSED, true);
     }

@@ -220,7 +220,7 @@ static bool pick_cluster(dp_http_session *s, const dp_listener *l, const char **
                             l->route_table);
         return false;
     }
-    const dp_http_head *h = &s->rd.head;
+    const dp_http_head *h = dp_http_request_head(s);
     const dp_http_header *host = dp_http_head_find(h, "host");
     dp_route_req rq = {
         .host = host ? host->value : NULL,
