@@ -314,3 +314,16 @@ Test(sidecar_http_session, a_client_leaving_mid_request_is_no_response)
     cr_assert(freed(&r));
     rig_down(&r);
 }
+
+Test(sidecar_http_session, an_impossible_step_resets_the_connection)
+{
+    rig r;
+    rig_up(&r, "out", true);
+    /* No response can start on an idle connection: a bug, not a crash. */
+    cr_assert_not(dp_http_step(r.s, DP_HX_EV_RESPONSE_HEAD));
+    cr_assert(dp_session_dead(&r.s->base));
+    cr_assert_eq(r.s->x.state, DP_HX_IDLE, "the state did not move");
+    spin(&r);
+    cr_assert(freed(&r));
+    rig_down(&r);
+}
