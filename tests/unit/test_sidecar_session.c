@@ -92,24 +92,23 @@ static void p_release(dp_session *s)
     probe_of(s)->releases++;
 }
 
-static probe_ops make_ops(probe *p)
-{
-    memset(p, 0, sizeof *p);
-    return (probe_ops){
-        .ops = {.log_name = "inbound probe", .size = sizeof(probe_session), .init = p_init,
-                .open = p_open, .on_read = p_on_read, .on_write = p_on_write,
-                .on_event = p_on_event, .stop = p_stop, .release = p_release},
-        .p = p,
-    };
-}
-
+/* A data plane whose loop the test runs, and the probe protocol's ops. */
 typedef struct rig {
     cert_pool *pool;
     dp_proxy *px;
+    probe p;
+    probe_ops po;
 } rig;
 
 static void rig_up(rig *r)
 {
+    memset(r, 0, sizeof *r);
+    r->po = (probe_ops){
+        .ops = {.log_name = "inbound probe", .size = sizeof(probe_session), .init = p_init,
+                .open = p_open, .on_read = p_on_read, .on_write = p_on_write,
+                .on_event = p_on_event, .stop = p_stop, .release = p_release},
+        .p = &r->p,
+    };
     mesh_err e;
     cr_assert_eq(cert_pool_new(&r->pool, &e), MESH_OK);
     dp_proxy_opts o = {.pool = r->pool};
@@ -150,43 +149,41 @@ static uint64_t active_down(rig *r)
 }
 
 /* A session on pair[0]; the test plays the client on *client. */
-static dp_session *start(rig *r, const probe_ops *po, struct bufferevent **client)
+static dp_session *start(rig *r, struct bufferevent **client)
 {
     struct bufferevent *pair[2];
     cr_assert_eq(bufferevent_pair_new(r->px->base, BEV_OPT_CLOSE_ON_FREE |
                                                        BEV_OPT_DEFER_CALLBACKS, pair), 0);
     *client = pair[1];
     bufferevent_enable(pair[1], EV_READ | EV_WRITE);
-    return dp_session_start(r->px, "probe|listener", false, pair[0], &po->ops);
+    return dp_session_start(r->px, "probe|listener", false, pair[0], &r->po.ops);
 }
 
 Test(sidecar_session, kill_stops_at_once_and_frees_at_the_next_pass)
 {
     rig r;
     rig_up(&r);
-    probe p;
-    probe_ops po = make_ops(&p);
     struct bufferevent *client;
-    dp_session *s = start(&r, &po, &client);
+    dp_session *s = start(&r, &client);
     cr_assert_not_null(s);
-    cr_assert_eq(p.inits, 1);
-    cr_assert_eq(p.opens, 1, "a plain (outbound) session opens at accept");
+    cr_assert_eq(r.p.inits, 1);
+    cr_assert_eq(r.p.opens, 1, "a plain (outbound) session opens at accept");
     cr_assert_eq(s->phase, DP_SESSION_OPEN);
     cr_assert_eq(r.px->sessions.live, s);
     cr_assert_eq(active_down(&r), 1);
 
     dp_session_kill(s);
     cr_assert(dp_session_dead(s));
-    cr_assert_eq(p.stops, 1);
-    cr_assert_eq(p.releases, 0, "killing never frees");
+    cr_assert_eq(r.p.stops, 1);
+    cr_assert_eq(r.p.releases, 0, "killing never frees");
     cr_assert_null(r.px->sessions.live);
     cr_assert_eq(r.px->sessions.graveyard, s);
     cr_assert_eq(active_down(&r), 1);
     dp_session_kill(s);
-    cr_assert_eq(p.stops, 1, "kill is idempotent");
+    cr_assert_eq(r.p.stops, 1, "kill is idempotent");
 
     spin(&r);
-    cr_assert_eq(p.releases, 1);
+    cr_assert_eq(r.p.releases, 1);
     cr_assert_null(r.px->sessions.graveyard);
     cr_assert_eq(active_down(&r), 0);
     rig_down(&r, client);
@@ -196,22 +193,20 @@ Test(sidecar_session, a_dead_session_gets_no_callbacks)
 {
     rig r;
     rig_up(&r);
-    probe p;
-    probe_ops po = make_ops(&p);
     struct bufferevent *client;
-    dp_session *s = start(&r, &po, &client);
+    dp_session *s = start(&r, &client);
     bufferevent_write(client, "hello", 5);
     spin(&r);
-    cr_assert_eq(p.reads, 1);
+    cr_assert_eq(r.p.reads, 1);
 
     /* Bytes already on their way when the session dies reach nobody. */
     bufferevent_write(client, "more", 4);
     dp_session_kill(s);
     hang_up(client);            /* and the peer's close neither */
     spin(&r);
-    cr_assert_eq(p.reads, 1);
-    cr_assert_eq(p.events, 0);
-    cr_assert_eq(p.releases, 1);
+    cr_assert_eq(r.p.reads, 1);
+    cr_assert_eq(r.p.events, 0);
+    cr_assert_eq(r.p.releases, 1);
     rig_down(&r, NULL);
 }
 
@@ -219,17 +214,15 @@ Test(sidecar_session, killed_inside_its_own_callback_it_stays_readable_there)
 {
     rig r;
     rig_up(&r);
-    probe p;
-    probe_ops po = make_ops(&p);
-    p.kill_in_read = true;
+    r.p.kill_in_read = true;
     struct bufferevent *client;
-    start(&r, &po, &client);
+    start(&r, &client);
     bufferevent_write(client, "x", 1);
     spin(&r);
-    cr_assert_eq(p.reads, 1);
-    cr_assert_eq(p.stops, 1);
-    cr_assert_str_eq(p.seen_after_kill, "probe|listener/3");   /* DP_SESSION_DEAD */
-    cr_assert_eq(p.releases, 1, "freed once the callback returned");
+    cr_assert_eq(r.p.reads, 1);
+    cr_assert_eq(r.p.stops, 1);
+    cr_assert_str_eq(r.p.seen_after_kill, "probe|listener/3");   /* DP_SESSION_DEAD */
+    cr_assert_eq(r.p.releases, 1, "freed once the callback returned");
     cr_assert_eq(active_down(&r), 0);
     rig_down(&r, client);
 }
@@ -238,16 +231,14 @@ Test(sidecar_session, the_peer_closing_reaches_the_protocol_once)
 {
     rig r;
     rig_up(&r);
-    probe p;
-    probe_ops po = make_ops(&p);
     struct bufferevent *client;
-    start(&r, &po, &client);
+    start(&r, &client);
     hang_up(client);
     spin(&r);
-    cr_assert_eq(p.events, 1);
-    cr_assert(p.last_event & BEV_EVENT_EOF);
-    cr_assert_eq(p.stops, 1);
-    cr_assert_eq(p.releases, 1);
+    cr_assert_eq(r.p.events, 1);
+    cr_assert(r.p.last_event & BEV_EVENT_EOF);
+    cr_assert_eq(r.p.stops, 1);
+    cr_assert_eq(r.p.releases, 1);
     rig_down(&r, NULL);
 }
 
@@ -255,23 +246,21 @@ Test(sidecar_session, teardown_frees_live_and_killed_sessions)
 {
     rig r;
     rig_up(&r);
-    probe p;
-    probe_ops po = make_ops(&p);
-    p.ignore_events = true;
+    r.p.ignore_events = true;
     struct bufferevent *c1, *c2, *c3;
-    start(&r, &po, &c1);
-    dp_session *s2 = start(&r, &po, &c2);
-    start(&r, &po, &c3);
+    start(&r, &c1);
+    dp_session *s2 = start(&r, &c2);
+    start(&r, &c3);
     hang_up(c1);
     hang_up(c2);
     hang_up(c3);
     spin(&r);               /* the EOFs are seen and ignored: all three stay open */
-    cr_assert_eq(p.events, 3);
+    cr_assert_eq(r.p.events, 3);
     dp_session_kill(s2);    /* in the graveyard; the loop never runs again */
     cr_assert_eq(active_down(&r), 3);
     dp_proxy_free(r.px);
-    cr_assert_eq(p.releases, 3);
-    cr_assert_eq(p.stops, 1, "teardown releases without stopping: release must not rely "
+    cr_assert_eq(r.p.releases, 3);
+    cr_assert_eq(r.p.stops, 1, "teardown releases without stopping: release must not rely "
                  "on stop");
     cert_pool_free(r.pool);
 }
@@ -280,14 +269,12 @@ Test(sidecar_session, a_failed_init_leaves_nothing)
 {
     rig r;
     rig_up(&r);
-    probe p;
-    probe_ops po = make_ops(&p);
-    p.fail_init = true;
+    r.p.fail_init = true;
     struct bufferevent *client;
-    cr_assert_null(start(&r, &po, &client));
-    cr_assert_eq(p.inits, 1);
-    cr_assert_eq(p.opens, 0);
-    cr_assert_eq(p.releases, 1, "release frees what init got before failing");
+    cr_assert_null(start(&r, &client));
+    cr_assert_eq(r.p.inits, 1);
+    cr_assert_eq(r.p.opens, 0);
+    cr_assert_eq(r.p.releases, 1, "release frees what init got before failing");
     cr_assert_null(r.px->sessions.live);
     cr_assert_null(r.px->sessions.graveyard);
     cr_assert_eq(active_down(&r), 0);
@@ -298,10 +285,8 @@ Test(sidecar_session, close_after_flush_waits_for_the_output)
 {
     rig r;
     rig_up(&r);
-    probe p;
-    probe_ops po = make_ops(&p);
     struct bufferevent *client;
-    dp_session *s = start(&r, &po, &client);
+    dp_session *s = start(&r, &client);
     /* The client does not read yet: the reply stays in our output. */
     bufferevent_disable(client, EV_READ);
     bufferevent_write(s->down, "bye\n", 4);
@@ -310,15 +295,15 @@ Test(sidecar_session, close_after_flush_waits_for_the_output)
     cr_assert_eq(bufferevent_get_enabled(s->down) & EV_READ, 0, "a closing session stops "
                  "reading");
     spin(&r);
-    cr_assert_eq(p.stops, 0, "not before the output is written");
+    cr_assert_eq(r.p.stops, 0, "not before the output is written");
     bufferevent_write(client, "ignored", 7);
     spin(&r);
-    cr_assert_eq(p.reads, 0, "no reads once closing");
+    cr_assert_eq(r.p.reads, 0, "no reads once closing");
 
     bufferevent_enable(client, EV_READ);
     spin(&r);
-    cr_assert_eq(p.stops, 1);
-    cr_assert_eq(p.releases, 1);
+    cr_assert_eq(r.p.stops, 1);
+    cr_assert_eq(r.p.releases, 1);
     char got[16] = "";
     size_t n = bufferevent_read(client, got, sizeof got - 1);
     got[n] = '\0';
@@ -330,16 +315,14 @@ Test(sidecar_session, close_after_flush_with_nothing_to_send_kills_at_once)
 {
     rig r;
     rig_up(&r);
-    probe p;
-    probe_ops po = make_ops(&p);
     struct bufferevent *client;
-    dp_session *s = start(&r, &po, &client);
+    dp_session *s = start(&r, &client);
     dp_session_close_after_flush(s);
     cr_assert(dp_session_dead(s));
-    cr_assert_eq(p.stops, 1);
+    cr_assert_eq(r.p.stops, 1);
     dp_session_close_after_flush(s);    /* on a dead session: nothing */
-    cr_assert_eq(p.stops, 1);
+    cr_assert_eq(r.p.stops, 1);
     spin(&r);
-    cr_assert_eq(p.releases, 1);
+    cr_assert_eq(r.p.releases, 1);
     rig_down(&r, client);
 }
