@@ -12,6 +12,7 @@ PKGS=(
   libcriterion-dev
   libevent-dev libyaml-dev libhttp-parser-dev
   curl ca-certificates
+  jq  # the e2e tests read JSON with it
 )
 # Node.js runs the wire-conformance suite (official Envoy protos from npm) and
 # the real third-party xDS client. A machine that already has node+npm (from

@@ -4,6 +4,7 @@
 # `check "what" cmd...` / `check_out "what" "expected substring" cmd...`, and
 # finally `e2e_finish` (prints "N passed, N failed" and sets the exit code).
 # Everything listens on 127.0.0.1 only; every started process is killed on exit.
+# tests/e2e/README.md says what else is here and how to write a new test.
 
 set -u
 : "${MESH_BIN:?MESH_BIN must point at the directory of built binaries}"
@@ -11,9 +12,15 @@ E2E_PASSED=0
 E2E_FAILED=0
 E2E_PIDS=()
 E2E_NAME=$(basename "$0" .sh)
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CONF="$REPO/tests/conformance"   # the official Envoy protos (npm) and the node tools
+M="$MESH_BIN/meshctl"
+MD="$MESH_BIN/meshd"
+XC="$MESH_BIN/mesh-xdsclient"
 
 e2e_setup() {
     E2E_DIR=$(mktemp -d "/tmp/meshd-e2e-${E2E_NAME}-XXXXXX")
+    D=$E2E_DIR
     export MESHD_DB="$E2E_DIR/meshd.db"
     trap e2e_cleanup EXIT
 }
@@ -168,4 +175,187 @@ e2e_finish() {
     fi
     echo "$E2E_NAME: $E2E_PASSED passed, $E2E_FAILED failed"
     [ "$E2E_FAILED" -eq 0 ]
+}
+
+# --- node and the official Envoy protos ------------------------------------------
+
+have_node() { command -v node >/dev/null 2>&1; }
+# have_official_protos: node runs and tests/conformance holds its npm packages.
+have_official_protos() { have_node && [ -d "$CONF/node_modules/@grpc/grpc-js-xds" ]; }
+
+# missing_dep "what is needed" "skip note": a failed check in CI (CI=true), elsewhere
+# only a note that the checks needing it were skipped.
+missing_dep() {
+    if [ "${CI:-}" = true ]; then
+        fail "$1"
+    else
+        echo "  skip: $2"
+    fi
+}
+
+npm_ci() { (cd "$CONF" && npm ci --no-audit --no-fund --loglevel=error); }
+
+# need_node "name of the npm ci check": without node the script ends here (a failure in
+# CI, a skip elsewhere); without tests/conformance/node_modules, `npm ci` fills it as a
+# check of that name.
+need_node() {
+    if ! have_node; then
+        missing_dep "node is installed (tools/deps.sh installs it)" "node not installed (run tools/deps.sh)"
+        e2e_finish
+        exit $?
+    fi
+    if [ ! -d "$CONF/node_modules/@grpc/grpc-js-xds" ]; then
+        check "$1" npm_ci
+    fi
+}
+
+# --- meshctl and meshd -------------------------------------------------------------
+
+# ca_init [TRUST_DOMAIN]: a CA (example.org unless told) in $MESHD_DB, its bundle in
+# $D/bundle.pem.
+ca_init() {
+    "$M" ca init --trust-domain "${1:-example.org}" >/dev/null || return 1
+    "$M" ca bundle >"$D/bundle.pem"
+}
+
+# workload_add ID: registers ID and prints its join token.
+workload_add() { "$M" workload add "$1" --output json | jq -r .token; }
+# workload_token ID: mints a new join token for the registered ID and prints it.
+workload_token() { "$M" workload token "$1" --output json | jq -r .token; }
+
+# start_meshd NAME [ARGS...]: meshd on the store, listening on 127.0.0.1:$MESHD_PORT (a
+# free port, chosen on the first call when unset), logging to NAME.log. Sets MESHD_PID,
+# and S: the mesh-xdsclient options to reach it with the bundle from ca_init. It does not
+# wait: follow it with `check "meshd listens" wait_port "$MESHD_PORT" 15`.
+start_meshd() {
+    local name=$1
+    shift
+    : "${MESHD_PORT:=$(free_port)}"
+    start "$name" "$MD" --db "$MESHD_DB" --listen 127.0.0.1:"$MESHD_PORT" "$@"
+    MESHD_PID=$LAST_PID
+    S=(--server 127.0.0.1:"$MESHD_PORT" --bundle "$D/bundle.pem")
+}
+
+# enrol ID STATE_DIR [ARGS...]: registers ID and has mesh-xdsclient fetch its first SVID
+# with the join token into $D/STATE_DIR (ARGS: more mesh-xdsclient options, e.g. --ttl).
+enrol() {
+    local id=$1 dir=$2
+    shift 2
+    "$XC" "${S[@]}" --token "$(workload_add "$id")" --id "$id" --state-dir "$D/$dir" \
+        --no-stream "$@" >/dev/null
+}
+
+# not_running PID: the process is gone.
+not_running() { ! kill -0 "$1" 2>/dev/null; }
+
+# even_if_fails CMD...: runs CMD and succeeds whatever its exit status, for check_out on
+# what a refused request prints.
+even_if_fails() { "$@"; true; }
+
+# write_web_api_mesh ROUTE_TIMEOUT [WEB_ALLOW [DB_ALLOW]]: $D/mesh.yaml for the xDS
+# tests: services web and api with a workload each ($WEB and $API; web's outbound
+# listener on 127.0.0.1:15101), a route to api with ROUTE_TIMEOUT, and api callable by
+# $WEB. WEB_ALLOW (YAML list items) adds a rule for who may call web; DB_ALLOW adds a TCP
+# service db, its workload spiffe://example.org/ns/demo/sa/db and who may call it.
+write_web_api_mesh() {
+    local timeout=$1 web_allow=${2:-} db_allow=${3:-}
+    {
+        echo "services:"
+        echo "  - {name: web, protocol: http, port: 18080}"
+        echo "  - {name: api, protocol: http, port: 18081}"
+        if [ -n "$db_allow" ]; then echo "  - {name: db, protocol: tcp, port: 18432}"; fi
+        cat <<EOF
+workloads:
+  - name: web-1
+    spiffe_id: $WEB
+    service: web
+    inbound: 127.0.0.1:15001
+    app: 127.0.0.1:18080
+    outbound: 127.0.0.1:15101
+  - name: api-1
+    spiffe_id: $API
+    service: api
+    inbound: 127.0.0.1:15002
+    app: 127.0.0.1:18081
+EOF
+        if [ -n "$db_allow" ]; then
+            cat <<EOF
+  - name: db-1
+    spiffe_id: spiffe://example.org/ns/demo/sa/db
+    service: db
+    inbound: 127.0.0.1:15003
+    app: 127.0.0.1:18432
+EOF
+        fi
+        cat <<EOF
+routes:
+  - name: api
+    rules:
+      - match: {prefix: /}
+        destinations: [{service: api, weight: 100}]
+        timeout: $timeout
+authorization:
+  - {service: api, allow: [$WEB]}
+EOF
+        if [ -n "$web_allow" ]; then echo "  - {service: web, allow: [$web_allow]}"; fi
+        if [ -n "$db_allow" ]; then echo "  - {service: db, allow: [$db_allow]}"; fi
+    } >"$D/mesh.yaml"
+}
+
+# --- JSON, read with jq ------------------------------------------------------------
+
+# json_true FILE FILTER: FILTER (jq) over the JSON document in FILE gives true. A filter
+# that errors, gives nothing or gives anything else fails.
+json_true() { [ "$(jq -r "$2" "$1" 2>&1)" = true ]; }
+# json_is FILTER [JQ OPTIONS...]: the same for the JSON document on stdin; no input at all
+# fails too (a bare `jq -e` passes on empty input).
+json_is() {
+    local filter=$1
+    shift
+    jq -ne "$@" "input | ($filter) == true" >/dev/null
+}
+
+# json_lines LOG FILTER [JQ OPTIONS...]: the lines of $D/LOG.log (of stdin if LOG is -)
+# that are JSON objects for which FILTER (jq) is true, printed as they were written.
+# Other lines (stderr in the same log, a line half written) are passed over.
+# mesh-xdsclient prints a line per response ({"stream":0,"t_ms":..,"type":"LDS",..}) and
+# per event ({"event":"certificate","auth":"token",..}).
+json_lines() {
+    local log=$1 filter=$2 file
+    shift 2
+    file=$D/$log.log
+    [ "$log" = - ] && file=/dev/stdin
+    jq -rR "$@" "select(any(fromjson? | objects | $filter; . == true))" "$file" 2>/dev/null
+}
+# count_where LOG FILTER [JQ OPTIONS...]: how many such lines.
+count_where() { json_lines "$@" | wc -l; }
+# logged LOG FILTER [JQ OPTIONS...]: at least one such line.
+logged() { [ "$(count_where "$@")" -gt 0 ]; }
+
+# count LOG TYPE: the responses of TYPE (LDS, SDS, ...) a client logged so far.
+count() { count_where "$1" '.type == $t' --arg t "$2"; }
+# at_least LOG TYPE N: the client logged at least N responses of TYPE.
+at_least() { test "$(count "$1" "$2")" -ge "$3"; }
+# has_types LOG TYPE...: the client logged at least one response of each TYPE.
+has_types() {
+    local log=$1 t
+    shift
+    for t in "$@"; do at_least "$log" "$t" 1 || return 1; done
+}
+# wait_count SECONDS LOG TYPE N: until LOG holds N responses of TYPE.
+wait_count() { wait_for "$1" at_least "$2" "$3" "$4"; }
+# last LOG TYPE: the last response line of TYPE.
+last() { json_lines "$1" '.type == $t' --arg t "$2" | tail -n 1; }
+
+# proxy_node NODE: NODE's row of `meshctl proxy-status --output json`, on one line.
+proxy_node() { "$M" proxy-status --output json | jq -c --arg n "$1" '.[] | select(.node_id == $n)'; }
+# synced NODE: how many xDS types NODE has ACKed at the version meshd sent last.
+synced() {
+    "$M" proxy-status --output json |
+        jq --arg n "$1" '[.[] | select(.node_id == $n) | .types[] | select(.synced == true)] | length'
+}
+# node_connected NODE true|false: proxy-status shows NODE connected (or not).
+node_connected() {
+    "$M" proxy-status --output json |
+        json_is 'any(.[]; .node_id == $n and .connected == $c)' --arg n "$1" --argjson c "$2"
 }

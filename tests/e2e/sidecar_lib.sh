@@ -1,11 +1,11 @@
 # tests/e2e/sidecar_lib.sh — helpers for the mesh-sidecar e2e tests (sourced after lib.sh).
 #
-# sc_mesh_init: store + CA + bundle in $E2E_DIR. sc_token ID: a join token file for ID.
+# sc_mesh_init: store + CA + bundle in $E2E_DIR. sc_token ID FILE: a join token file for ID.
 # sc_start_meshd [ARGS]: meshd on $MESHD_PORT. sc_start_sidecar NAME ID [ARGS]: a sidecar
-# with its state in $E2E_DIR/NAME, admin on a free port recorded in ADMIN_<NAME>.
+# with its state in $E2E_DIR/state-NAME, admin on a free port recorded in ADMIN_<NAME>.
+# sc_web_api_up [MESHD ARGS]: the two-workload mesh (web calls api) up and checked.
 # sc_get HOSTHDR PORT PATH: HTTP status of a request through an outbound listener.
 
-M="$MESH_BIN/meshctl"
 TD=example.org
 SC_PORTS=" "
 
@@ -28,8 +28,7 @@ sc_port() {
 }
 
 sc_mesh_init() {
-    "$M" ca init --trust-domain "$TD" >/dev/null || return 1
-    "$M" ca bundle >"$E2E_DIR/bundle.pem" || return 1
+    ca_init "$TD" || return 1
     sc_port MESHD_PORT
 }
 
@@ -38,13 +37,12 @@ sc_token() {
     local id=$1 file=$2 out
     out=$("$M" --output json workload add "$id" 2>/dev/null) ||
         out=$("$M" --output json workload token "$id") || return 1
-    printf '%s\n' "$out" | sed -n 's/.*"token":"\(mjt_[^"]*\)".*/\1/p' >"$file"
+    printf '%s\n' "$out" | jq -r '.token | select(startswith("mjt_"))' >"$file"
     [ -s "$file" ]
 }
 
 sc_start_meshd() {
-    start meshd "$MESH_BIN/meshd" --db "$MESHD_DB" --listen "127.0.0.1:$MESHD_PORT" "$@"
-    MESHD_PID=$LAST_PID
+    start_meshd meshd "$@"
     wait_port "$MESHD_PORT" 10
 }
 
@@ -84,7 +82,7 @@ sc_body() {
 sc_count_apps() {
     local i
     for i in $(seq 1 "$3"); do
-        curl -s -m 5 -H "Host: $1" "http://127.0.0.1:$2/" | sed -n 's/.*"app":"\([^"]*\)".*/\1/p'
+        curl -s -m 5 -H "Host: $1" "http://127.0.0.1:$2/" | jq -r '.app // empty' 2>/dev/null
     done | sort | uniq -c | awk '{print $2"="$1}'
 }
 
@@ -99,4 +97,36 @@ sc_stop() {
     done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
+}
+
+# sc_web_api_up [MESHD ARGS...]: the mesh of test_sidecar_certs and test_sidecar_renew:
+# web ($WEB, outbound listener on P_WEB_OUT) may call api ($API, a mesh-testapp on
+# P_API_APP); applies it, starts the app, meshd (with ARGS) and both sidecars, and
+# checks that each is up (after sc_mesh_init; join tokens in web.token and api.token).
+sc_web_api_up() {
+    sc_token "$WEB" "$E2E_DIR/web.token"
+    sc_token "$API" "$E2E_DIR/api.token"
+    sc_port P_WEB_IN; sc_port P_WEB_OUT; sc_port P_WEB_APP; sc_port P_API_IN; sc_port P_API_APP
+    cat >"$E2E_DIR/mesh.yaml" <<YAML
+services:
+  - {name: web, protocol: http, port: $P_WEB_APP}
+  - {name: api, protocol: http, port: $P_API_APP}
+workloads:
+  - {name: web-1, spiffe_id: "$WEB", service: web, inbound: "127.0.0.1:$P_WEB_IN",
+     app: "127.0.0.1:$P_WEB_APP", outbound: "127.0.0.1:$P_WEB_OUT"}
+  - {name: api-1, spiffe_id: "$API", service: api, inbound: "127.0.0.1:$P_API_IN",
+     app: "127.0.0.1:$P_API_APP"}
+authorization:
+  - {service: api, allow: ["$WEB"]}
+YAML
+    check "apply the mesh" "$M" apply -f "$E2E_DIR/mesh.yaml"
+    start app-api "$MESH_BIN/mesh-testapp" --listen "127.0.0.1:$P_API_APP" --name api
+    check "test app is up" wait_port "$P_API_APP" 10
+    sc_start_meshd "$@"
+    check "meshd is up" wait_port "$MESHD_PORT" 10
+    sc_start_sidecar web "$WEB"
+    sc_start_sidecar api "$API"
+    check "sidecar web becomes ready" wait_for 15 sc_ready web
+    check "sidecar api becomes ready" wait_for 15 sc_ready api
+    check "outbound listener is up" wait_port "$P_WEB_OUT" 10
 }
