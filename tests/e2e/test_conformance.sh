@@ -6,23 +6,9 @@
 # In CI (CI=true) a missing node is a failure, elsewhere a skip.
 . "$(dirname "$0")/lib.sh"
 e2e_setup
-REPO=$(cd "$(dirname "$0")/../.." && pwd)
-CONF="$REPO/tests/conformance"
 BUILD_DIR=$(dirname "$MESH_BIN")
 
-if ! command -v node >/dev/null 2>&1; then
-    if [ "${CI:-}" = true ]; then
-        fail "node is installed (tools/deps.sh installs it)"
-    else
-        echo "  skip: node not installed (run tools/deps.sh)"
-    fi
-    e2e_finish
-    exit $?
-fi
-if [ ! -d "$CONF/node_modules/@grpc/grpc-js-xds" ]; then
-    check "npm ci fetches the official protos" \
-        bash -c "cd '$CONF' && npm ci --no-audit --no-fund --loglevel=error"
-fi
+need_node "npm ci fetches the official protos"
 check_out "our protos match upstream field numbers and types" " 0 failed" node "$CONF/check_protos.js"
 check "the proto checker catches planted mismatches" "$CONF/selftest_check_protos.sh"
 check "the decoder rejects bad input" "$CONF/selftest_decode.sh"

@@ -4,8 +4,6 @@
 # config apply, and the error paths (bad input gets a clear error, nothing lost).
 . "$(dirname "$0")/lib.sh"
 e2e_setup
-M="$MESH_BIN/meshctl"
-D="$E2E_DIR"
 ID=spiffe://example.org/ns/demo/sa/web
 
 echo "meshctl: CA and workloads"
@@ -45,7 +43,9 @@ serial=$(openssl x509 -in "$D/w.pem" -noout -serial | cut -d= -f2)
 check_out "cert list shows the serial" "$(printf '%s' "$serial" | tr 'A-F' 'a-f')" "$M" cert list
 check_out "cert show accepts openssl's uppercase serial" "$ID" "$M" cert show "$serial"
 
-n_before=$("$M" cert list --all --output json | grep -o '"serial"' | wc -l)
+# stored_certs: how many certificates the store holds.
+stored_certs() { "$M" cert list --all --output json | jq length; }
+n_before=$(stored_certs)
 check_err "CSR for another identity is refused" "authorised only for" "$M" cert issue --csr "$D/w.csr" --id spiffe://example.org/ns/demo/sa/other
 printf 'not a csr\n' >"$D/garbage.csr"
 check_err "garbage CSR is refused" "CSR" "$M" cert issue --csr "$D/garbage.csr" --id "$ID"
@@ -55,7 +55,7 @@ openssl req -new -key "$D/weak.key" -subj / -addext "subjectAltName=URI:$ID" -ou
 check_err "RSA-1024 CSR is refused" "1024" "$M" cert issue --csr "$D/weak.csr" --id "$ID"
 check_err "TTL above 90 days is refused" "90" "$M" cert issue --csr "$D/w.csr" --id "$ID" --ttl 91d
 check_err "bad TTL is a usage error" "duration" "$M" cert issue --csr "$D/w.csr" --id "$ID" --ttl soon
-n_after=$("$M" cert list --all --output json | grep -o '"serial"' | wc -l)
+n_after=$(stored_certs)
 check "refused requests stored no cert" test "$n_before" -eq "$n_after"
 check_out "revoke" "revoked" "$M" cert revoke "$serial" --reason keyCompromise
 check_err "revoking twice is refused" "already" "$M" cert revoke "$serial"
@@ -63,10 +63,10 @@ check_out "cert show reports the revocation" "keyCompromise" "$M" cert show "$se
 check_out "audit records the refusal" "FAIL" "$M" audit
 
 echo "meshctl: mesh config"
-REPO=$(cd "$(dirname "$0")/../.." && pwd)
 check_out "apply the example mesh" "changed" "$M" apply -f "$REPO/examples/mesh.yaml"
 check_out "re-apply changes nothing" "0 changed" "$M" apply -f "$REPO/examples/mesh.yaml"
-v1=$("$M" get --output json | sed -nE 's/.*"config_version":([0-9]+).*/\1/p')
+config_version() { "$M" get --output json | jq .config_version; }
+v1=$(config_version)
 cat >"$D/bad.yaml" <<'YAML'
 services:
   - name: web
@@ -74,7 +74,7 @@ services:
     port: 8080
 YAML
 check_err "bad config names file, line and field" "bad.yaml:3" "$M" apply -f "$D/bad.yaml"
-v2=$("$M" get --output json | sed -nE 's/.*"config_version":([0-9]+).*/\1/p')
+v2=$(config_version)
 check "a failed apply changes nothing" test "$v1" = "$v2"
 check_err "deleting a referenced service is refused" "referenced" "$M" delete service backend-v1
 

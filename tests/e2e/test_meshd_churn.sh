@@ -12,65 +12,28 @@
 # (MESH_BIN) turns any use-after-free into a crash. Bounded: ~25 s.
 . "$(dirname "$0")/lib.sh"
 e2e_setup
-M="$MESH_BIN/meshctl"
-XC="$MESH_BIN/mesh-xdsclient"
-D="$E2E_DIR"
 WEB=spiffe://example.org/ns/demo/sa/web
 API=spiffe://example.org/ns/demo/sa/api
 CHURN_SECONDS=${CHURN_SECONDS:-10}
 
-add() { "$M" workload add "$1" --output json | sed -nE 's/.*"token":"([^"]+)".*/\1/p'; }
-count() { grep -c "\"type\":\"$2\"" "$D/$1.log" 2>/dev/null || true; }
 # Streams meshd registered ("<kind> stream from <id>") and streams it saw close.
 opened() { grep -c ' stream from spiffe://' "$D/meshd.log" 2>/dev/null || true; }
 closed() { grep -c ') closed after [0-9]* requests' "$D/meshd.log" 2>/dev/null || true; }
 # still_open N: exactly N registered streams have not closed.
 still_open() { test $(($(opened) - $(closed))) -eq "$1"; }
 
-write_config() { # write_config ROUTE_TIMEOUT
-    cat >"$D/mesh.yaml" <<EOF
-services:
-  - {name: web, protocol: http, port: 18080}
-  - {name: api, protocol: http, port: 18081}
-workloads:
-  - name: web-1
-    spiffe_id: $WEB
-    service: web
-    inbound: 127.0.0.1:15001
-    app: 127.0.0.1:18080
-    outbound: 127.0.0.1:15101
-  - name: api-1
-    spiffe_id: $API
-    service: api
-    inbound: 127.0.0.1:15002
-    app: 127.0.0.1:18081
-routes:
-  - name: api
-    rules:
-      - match: {prefix: /}
-        destinations: [{service: api, weight: 100}]
-        timeout: $1
-authorization:
-  - {service: api, allow: [$WEB]}
-EOF
-}
-
-"$M" ca init --trust-domain example.org >/dev/null
-"$M" ca bundle >"$D/bundle.pem"
-write_config 2s
+ca_init
+write_web_api_mesh 2s
 check_out "config applies" "config version" "$M" apply -f "$D/mesh.yaml"
-PORT=$(free_port)
-start meshd "$MESH_BIN/meshd" --db "$MESHD_DB" --listen 127.0.0.1:"$PORT" --instance e2e-churn --log-level info
-MESHD_PID=$LAST_PID
-check "meshd listens" wait_port "$PORT" 15
-S=(--server 127.0.0.1:"$PORT" --bundle "$D/bundle.pem")
-"$XC" "${S[@]}" --token "$(add "$WEB")" --id "$WEB" --state-dir "$D/web" --no-stream >/dev/null
-"$XC" "${S[@]}" --token "$(add "$API")" --id "$API" --state-dir "$D/api" --no-stream >/dev/null
+start_meshd meshd --instance e2e-churn --log-level info
+check "meshd listens" wait_port "$MESHD_PORT" 15
+enrol "$WEB" web
+enrol "$API" api
 WEB_SUBS=(--sub 'cds=*' --sub 'lds=*' --sub 'rds=outbound|http' --sub sds=default,ROOTCA)
 
 echo "meshd: a steady stream, then churn"
 start steady "$XC" "${S[@]}" --state-dir "$D/web" "${WEB_SUBS[@]}" --node-id steady-node --timeout 90s
-check "the steady stream gets its config" wait_for 15 sh -c "$(declare -f count); D='$D'; test \$(count steady RDS) -ge 1 && test \$(count steady SDS) -ge 1"
+check "the steady stream gets its config" wait_for 15 has_types steady RDS SDS
 
 # One round: three clients of 30 streams each (one connection per stream), each gone
 # after a random 20-400 ms: one cancels its calls at its deadline, two are SIGKILLed
@@ -110,10 +73,10 @@ check_out "a new Delta stream is answered" '"responses":3' \
     "$XC" "${S[@]}" --state-dir "$D/api" --delta --sub 'cds=*' --sub 'lds=*' --sub sds=default \
     --exit-after 3 --summary --timeout 15s
 rds_before=$(count steady RDS)
-write_config 3s
+write_web_api_mesh 3s
 "$M" apply -f "$D/mesh.yaml" >/dev/null
-check "a route change still reaches the steady stream" wait_for 10 sh -c "$(declare -f count); D='$D'; test \$(count steady RDS) -gt $rds_before"
-check "the steady stream is still connected" sh -c "'$M' proxy-status --output json | grep -q '\"node_id\":\"steady-node\",[^}]*\"connected\":true'"
+check "a route change still reaches the steady stream" wait_count 10 steady RDS $((rds_before + 1))
+check "the steady stream is still connected" node_connected steady-node true
 # Every stream meshd registered has been seen to close, but the steady one: a stream
 # registered after its call had ended would never be.
 check "every churned stream was closed and unregistered" wait_for 15 still_open 1
@@ -121,7 +84,7 @@ check "meshd is still running" kill -0 "$MESHD_PID"
 
 echo "meshd: clean stop after the churn"
 kill -TERM "$MESHD_PID"
-check "SIGTERM stops meshd within 10 s (no call left behind)" wait_for 10 sh -c "! kill -0 $MESHD_PID"
+check "SIGTERM stops meshd within 10 s (no call left behind)" wait_for 10 not_running "$MESHD_PID"
 # A meshd hung in shutdown must not hang this script.
 kill -0 "$MESHD_PID" 2>/dev/null && kill -KILL "$MESHD_PID"
 wait "$MESHD_PID" 2>/dev/null

@@ -5,65 +5,63 @@
 # own serving cert too, streams stay up), and expired-SVID self-recovery with its refusals.
 . "$(dirname "$0")/lib.sh"
 e2e_setup
-M="$MESH_BIN/meshctl"
-XC="$MESH_BIN/mesh-xdsclient"
-D="$E2E_DIR"
 WEB=spiffe://example.org/ns/demo/sa/web
 API=spiffe://example.org/ns/demo/sa/api
 
-add() { "$M" workload add "$1" --output json | sed -nE 's/.*"token":"([^"]+)".*/\1/p'; }
-sds_lines() { grep -c '"type":"SDS"' "$D/web-sds.log" 2>/dev/null || true; }
 # default_serial N: serial of the default secret in the Nth SDS response ("last" = newest).
 default_serial() {
     local l
-    if [ "$1" = last ]; then l=$(grep '"type":"SDS"' "$D/web-sds.log" | tail -n 1)
-    else l=$(grep '"type":"SDS"' "$D/web-sds.log" | sed -n "${1}p"); fi
-    printf '%s' "$l" | sed -nE 's/.*"name":"default","kind":"tls_certificate","certs":[0-9]+,"serial":"([0-9a-f]+)".*/\1/p'
+    if [ "$1" = last ]; then l=$(last web-sds SDS)
+    else l=$(json_lines web-sds '.type == "SDS"' | sed -n "${1}p"); fi
+    printf '%s' "$l" | jq -r '.secrets[] | select(.name == "default" and .kind == "tls_certificate") | .serial'
 }
-ca_of() { "$M" cert list --all --output json | sed 's/},{/}\n{/g' | grep "\"serial\":\"$1\"" | sed -nE 's/.*"ca_id":([0-9]+).*/\1/p'; }
-pubkey_of() { "$M" cert list --all --output json | sed 's/},{/}\n{/g' | grep "\"serial\":\"$1\"" | sed -nE 's/.*"pubkey_sha256":"([0-9a-f]+)".*/\1/p'; }
-served_issuer() { openssl s_client -connect 127.0.0.1:"$PORT" -servername meshd </dev/null 2>/dev/null | openssl x509 -noout -issuer 2>/dev/null; }
+# cert_field SERIAL FIELD: FIELD of the stored certificate SERIAL.
+cert_field() {
+    "$M" cert list --all --output json | jq -r --arg s "$1" --arg f "$2" '.[] | select(.serial == $s) | .[$f]'
+}
+ca_of() { cert_field "$1" ca_id; }
+pubkey_of() { cert_field "$1" pubkey_sha256; }
+served_issuer() { openssl s_client -connect 127.0.0.1:"$MESHD_PORT" -servername meshd </dev/null 2>/dev/null | openssl x509 -noout -issuer 2>/dev/null; }
+svid_from_new_ca() { test "$(ca_of "$(default_serial last)")" = "$NEW_CA"; }
+serving_cert_changed() { test -n "$(served_issuer)" -a "$(served_issuer)" != "$issuer_before"; }
 
-"$M" ca init --trust-domain example.org >/dev/null
-"$M" ca bundle >"$D/bundle.pem"
-PORT=$(free_port)
-start meshd "$MESH_BIN/meshd" --db "$MESHD_DB" --listen 127.0.0.1:"$PORT" --instance e2e-rot --log-level debug
-MESHD_PID=$LAST_PID
-check "meshd listens" wait_port "$PORT" 15
-S=(--server 127.0.0.1:"$PORT" --bundle "$D/bundle.pem")
+ca_init
+start_meshd meshd --instance e2e-rot --log-level debug
+check "meshd listens" wait_port "$MESHD_PORT" 15
 
 # A short-lived SVID that will have expired by the recovery checks below.
-"$XC" "${S[@]}" --token "$(add "$API")" --id "$API" --ttl 10s --state-dir "$D/api" --no-stream >/dev/null
+enrol "$API" api --ttl 10s
 API_ISSUED=$(date +%s)
-"$XC" "${S[@]}" --token "$(add "$WEB")" --id "$WEB" --ttl 20s --state-dir "$D/web" --no-stream >/dev/null
+enrol "$WEB" web --ttl 20s
 
 echo "meshd: SVID rotation"
 start web-sds "$XC" "${S[@]}" --state-dir "$D/web" --sds --sub sds=default,ROOTCA --node-id web-sds --timeout 120s
-check "the first default secret arrives" wait_for 10 sh -c "test \$(grep -c '\"type\":\"SDS\"' '$D/web-sds.log') -ge 1"
+check "the first default secret arrives" wait_count 10 web-sds SDS 1
 s1=$(default_serial 1)
 check "a rotated default secret is pushed before the 20 s SVID expires" \
-    wait_for 18 sh -c "test \$(grep -c '\"type\":\"SDS\"' '$D/web-sds.log') -ge 2"
+    wait_count 18 web-sds SDS 2
 s2=$(default_serial 2)
 check "the rotated SVID is a new certificate" test -n "$s2" -a "$s1" != "$s2"
 check "the rotated SVID certifies the same key" test -n "$(pubkey_of "$s2")" -a "$(pubkey_of "$s1")" = "$(pubkey_of "$s2")"
-check_out "the client's key still matches" '"key_match":true' sh -c "grep '\"type\":\"SDS\"' '$D/web-sds.log' | sed -n 2p"
+second_sds() { json_lines web-sds '.type == "SDS"' | sed -n 2p; }
+check_out "the client's key still matches" '"key_match":true' second_sds
 check_out "rotations are audited" "same-key" "$M" audit --limit 100
 check_out "proxy-status shows the new expiry" '"svid_seconds_left":' "$M" proxy-status --output json
 
 echo "meshd: CA rotation"
 issuer_before=$(served_issuer)
 out=$("$M" ca rotate --prepare --output json)
-NEW_CA=$(printf '%s' "$out" | sed -nE 's/.*"ca_id":([0-9]+).*/\1/p')
+NEW_CA=$(printf '%s' "$out" | jq -r '.ca_id // empty')
 check "a new CA is prepared" test -n "$NEW_CA"
 check "ROOTCA with both roots is pushed before activation" \
-    wait_for 10 grep -q '"name":"ROOTCA","kind":"validation_context","certs":2' "$D/web-sds.log"
+    wait_for 10 logged web-sds 'any(.secrets[]?; .name == "ROOTCA" and .kind == "validation_context" and .certs == 2)'
 "$M" ca bundle >"$D/bundle2.pem"
 check_out "ca rotate --activate" "now active" "$M" ca rotate --activate "$NEW_CA"
 check "the SVID is re-issued from the new CA and pushed" \
-    wait_for 15 sh -c "$(declare -f default_serial ca_of); D='$D'; M='$M'; test \"\$(ca_of \$(default_serial last))\" = '$NEW_CA'"
-check "meshd's own serving cert comes from the new CA" wait_for 10 sh -c "$(declare -f served_issuer); PORT=$PORT; test -n \"\$(served_issuer)\" -a \"\$(served_issuer)\" != '$issuer_before'"
+    wait_for 15 svid_from_new_ca
+check "meshd's own serving cert comes from the new CA" wait_for 10 serving_cert_changed
 check "the SDS stream survived the CA rotation" kill -0 "$(pgrep -f -- '--node-id web-sds' | head -n 1)"
-S2=(--server 127.0.0.1:"$PORT" --bundle "$D/bundle2.pem")
+S2=(--server 127.0.0.1:"$MESHD_PORT" --bundle "$D/bundle2.pem")
 check_out "new connections verify meshd with the new bundle" '"resources":["default"]' \
     "$XC" "${S2[@]}" --state-dir "$D/web" --fetch --sub sds=default --timeout 10s
 

@@ -7,25 +7,16 @@
 # secrets mean what they should (default = own chain without a key, ROOTCA = bundle).
 . "$(dirname "$0")/lib.sh"
 e2e_setup
-REPO=$(cd "$(dirname "$0")/../.." && pwd)
-CONF="$REPO/tests/conformance"
-M="$MESH_BIN/meshctl"
-XC="$MESH_BIN/mesh-xdsclient"
-D="$E2E_DIR"
 WEB=spiffe://example.org/ns/demo/sa/web
 
-if ! command -v node >/dev/null 2>&1 || [ ! -d "$CONF/node_modules/@grpc/grpc-js-xds" ]; then
-    if [ "${CI:-}" = true ]; then
-        fail "node and the official protos are installed (test_conformance.sh runs npm ci)"
-    else
-        echo "  skip: node or tests/conformance/node_modules missing"
-    fi
+if ! have_official_protos; then
+    missing_dep "node and the official protos are installed (test_conformance.sh runs npm ci)" \
+        "node or tests/conformance/node_modules missing"
     e2e_finish
     exit $?
 fi
 
-"$M" ca init --trust-domain example.org >/dev/null
-"$M" ca bundle >"$D/bundle.pem"
+ca_init
 cat >"$D/mesh.yaml" <<YAML
 services:
   - {name: web, protocol: http, port: 18080}
@@ -52,11 +43,9 @@ authorization:
   - {service: db, allow: ["$WEB"]}
 YAML
 "$M" apply -f "$D/mesh.yaml" >/dev/null
-PORT=$(free_port)
-start meshd "$MESH_BIN/meshd" --db "$MESHD_DB" --listen 127.0.0.1:"$PORT" --instance e2e-wire
-check "meshd listens" wait_port "$PORT" 15
-S=(--server 127.0.0.1:"$PORT" --bundle "$D/bundle.pem")
-token=$("$M" workload add "$WEB" --output json | sed -nE 's/.*"token":"([^"]+)".*/\1/p')
+start_meshd meshd --instance e2e-wire
+check "meshd listens" wait_port "$MESHD_PORT" 15
+token=$(workload_add "$WEB")
 check "client enrols with its join token" "$XC" "${S[@]}" --token "$token" --id "$WEB" --state-dir "$D/web" --no-stream
 mkdir -p "$D/ads" "$D/sds"
 check "ADS: all five types received" "$XC" "${S[@]}" --state-dir "$D/web" --node-id web-1 \
@@ -99,6 +88,7 @@ check_out "endpoint is api's inbound listener" '"port_value": 15002' all
 check_out "tcp_proxy for db" 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy' all
 sds_json=$(cat "$D"/sds/*.json)
 check "the default secret carries a certificate chain" grep -q '"certificate_chain"' <<<"$sds_json"
-check "no secret ever carries a private key" bash -c "! grep -q '\"private_key\"' <<<'$(all | tr -d "'")'"
+no_private_key() { ! all | grep -q '"private_key"'; }
+check "no secret ever carries a private key" no_private_key
 check "ROOTCA carries trusted_ca" grep -q '"trusted_ca"' <<<"$sds_json"
 e2e_finish
