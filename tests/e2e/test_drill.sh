@@ -14,20 +14,14 @@
 #   - setup errors (missing binaries, a reused --dir) exit 1 with a clear message
 . "$(dirname "$0")/lib.sh"
 e2e_setup
-D="$E2E_DIR"
-M="$MESH_BIN/meshctl"
 
-# jget FILE EXPR: evaluates a JavaScript expression over the parsed report `r`.
-jget() {
-    if command -v node >/dev/null 2>&1; then
-        node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-                 const v = eval(process.argv[2]); console.log(typeof v === "object" ? JSON.stringify(v) : v);' "$1" "$2"
-    else
-        python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
-    fi
-}
-# jtrue FILE EXPR: passes when EXPR is true.
-jtrue() { [ "$(jget "$1" "$2" 2>&1)" = true ]; }
+# report FILE FILTER: passes when the jq FILTER over the drill's JSON report is true.
+# jq orders null below every number and lets null + 1 be 1, so fields that are compared
+# go through `num` (or `text`), which fails the check when the field is missing or of
+# another type.
+REPORT_DEFS='def num: if type == "number" then . else error("not a number: \(tojson)") end;
+             def text: if type == "string" then . else error("not a string: \(tojson)") end;'
+report() { json_true "$1" "$REPORT_DEFS $2"; }
 # no_process_with ARG: nothing runs with ARG in its command line.
 no_process_with() { ! pgrep -f -- "$1" >/dev/null; }
 
@@ -92,44 +86,48 @@ rc=$?
 check "the drill met its expectations (exit 0; output in run1.out)" test "$rc" -eq 0
 R="$D/r1.json"
 check "the JSON report was written" test -s "$R"
-check "the outage was observed" jtrue "$R" 'r.result.outage_observed === true'
+check "the outage was observed" report "$R" '.result.outage_observed == true'
 check "no request failed before the first SVID expired" \
-    jtrue "$R" 'r.requests.failed_before_expiry === 0'
+    report "$R" '.requests.failed_before_expiry == 0'
 check "traffic flowed while meshd was down and SVIDs were valid" \
-    jtrue "$R" 'r.requests.ok_in_outage_before_expiry > 100'
+    report "$R" '.requests.ok_in_outage_before_expiry > 100'
 check "the first expiry came after the kill, inside the TTL" \
-    jtrue "$R" 'r.events.first_expiry_at > r.events.meshd_killed_at &&
-                r.events.first_expiry_at < r.events.meshd_killed_at + 15.5'
+    report "$R" '.events | (.first_expiry_at | num) > (.meshd_killed_at | num) and
+                              .first_expiry_at < .meshd_killed_at + 15.5'
 check "the outage budget at the kill is between 1 s and the TTL" \
-    jtrue "$R" 'r.outage.budget_at_kill_min_s >= 1 && r.outage.budget_at_kill_max_s <= 15'
-check "requests failed after the expiry" jtrue "$R" 'r.requests.failed_while_expired > 0'
+    report "$R" '.outage | .budget_at_kill_min_s >= 1 and (.budget_at_kill_max_s | num) <= 15'
+check "requests failed after the expiry" report "$R" '.requests.failed_while_expired > 0'
 check "none succeeded once every SVID had expired (fail closed)" \
-    jtrue "$R" 'r.outage.every_svid_expired === true && r.requests.ok_after_every_svid_expired === 0'
+    report "$R" '.outage.every_svid_expired == true and .requests.ok_after_every_svid_expired == 0'
 check "the failures were answered by the sidecars (503), not timeouts" \
-    jtrue "$R" 'r.requests.failures.http_503 > 0 && r.requests.failures.timeout === 0'
+    report "$R" '.requests.failures | .http_503 > 0 and .timeout == 0'
 check "meshd was restarted after the last expiry" \
-    jtrue "$R" 'r.events.meshd_restarted_at > r.events.last_expiry_at'
+    report "$R" '.events | .meshd_restarted_at > (.last_expiry_at | num)'
 check "recovered within 20 s of the restart" \
-    jtrue "$R" 'r.result.recovered === true && r.recovery.recovery_s > 0 && r.recovery.recovery_s <= 20'
+    report "$R" '.result.recovered == true and .recovery.recovery_s > 0 and .recovery.recovery_s <= 20'
 check "every sidecar holds a new SVID after the recovery" \
-    jtrue "$R" 'r.sidecars.length === 5 && r.sidecars.every(s => s.expired_in_outage &&
-                s.svid_at_end.serial !== s.outage_svid.serial && s.renewed_at > r.events.meshd_restarted_at)'
-check "no request failed after the recovery" jtrue "$R" 'r.requests.failed_after_recovery === 0'
+    report "$R" '(.sidecars | length) == 5 and ((.events.meshd_restarted_at | num) as $restart |
+                all(.sidecars[]; .expired_in_outage == true and
+                    (.svid_at_end.serial | text) != (.outage_svid.serial | text) and .renewed_at > $restart))'
+check "no request failed after the recovery" report "$R" '.requests.failed_after_recovery == 0'
 check "the verdicts say so" \
-    jtrue "$R" 'r.verdicts.filter(v => v.pass === true).map(v => v.id).join() ===
+    report "$R" '[.verdicts[] | select(.pass == true) | .id] | join(",") ==
                 "zero_failures_before_expiry,fail_closed,recovered"'
 check "the timeline adds up to the totals" \
-    jtrue "$R" 'r.timeline.reduce((a, s) => a + s.ok, 0) === r.requests.ok &&
-                r.timeline.reduce((a, s) => a + s.failed, 0) === r.requests.failed'
+    report "$R" 'reduce .timeline[].ok as $n (0; . + ($n | num)) == .requests.ok and
+                reduce .timeline[].failed as $n (0; . + ($n | num)) == .requests.failed'
 check "the timeline walks through every phase in order" \
-    jtrue "$R" '[...new Set(r.timeline.map(s => s.phase))].join() === "steady,outage,expired,recovery,recovered"'
+    report "$R" 'reduce .timeline[].phase as $p ([]; if index([$p]) then . else . + [$p] end) | join(",") ==
+                "steady,outage,expired,recovery,recovered"'
 check "meshd was up before the kill, down in the outage, up at the end" \
-    jtrue "$R" 'r.timeline.every(s => s.t + 1 <= r.events.meshd_killed_at ? s.meshd_up
-                : s.t >= r.events.meshd_killed_at && s.t + 1 <= r.events.meshd_restarted_at ? !s.meshd_up
-                : true) && r.timeline[r.timeline.length - 1].meshd_up'
+    report "$R" '(.events.meshd_killed_at | num) as $kill | (.events.meshd_restarted_at | num) as $restart |
+                all(.timeline[]; (.t | num) as $t |
+                    if $t + 1 <= $kill then .meshd_up == true
+                    elif $t >= $kill and $t + 1 <= $restart then .meshd_up == false
+                    else true end) and .timeline[-1].meshd_up == true'
 rows=$(($(wc -l <"$D/r1.csv") - 1))
 check "the CSV has one row per second of the timeline ($rows)" \
-    test "$rows" = "$(jget "$R" 'r.timeline.length')"
+    test "$rows" = "$(jq '.timeline | length' "$R")"
 check_out "the CSV header starts with the documented columns" "t,phase,ok,failed,min_budget_s,meshd_up" \
     head -n 1 "$D/r1.csv"
 check "the CSV shows failed requests in the expired phase" \
@@ -163,15 +161,16 @@ echo "drill: an outage shorter than the budget, an unmet expectation, --output j
 rc=$?
 check "an unmet expectation exits 3 (got $rc)" test "$rc" -eq 3
 R2="$D/r2.json"
-check "stdout is the JSON report" jtrue "$R2" 'r.drill.client_sidecars === 2'
+check "stdout is the JSON report" report "$R2" '.drill.client_sidecars == 2'
 check "the unmet expectation is named" \
-    jtrue "$R2" 'r.expectations.find(e => e.flag === "--expect-budget-at-least 1h").met === false'
+    report "$R2" 'first(.expectations[] | select(.flag == "--expect-budget-at-least 1h")).met == false'
 check "the met one is met" \
-    jtrue "$R2" 'r.expectations.find(e => e.flag === "--expect-zero-failures-before-expiry").met === true'
+    report "$R2" 'first(.expectations[] | select(.flag == "--expect-zero-failures-before-expiry")).met == true'
 check "no request failed at all: no SVID expired in a 2 s outage" \
-    jtrue "$R2" 'r.requests.failed === 0 && r.outage.every_svid_expired === false && r.events.first_expiry_at === null'
+    report "$R2" '.requests.failed == 0 and .outage.every_svid_expired == false and
+                  (.events | has("first_expiry_at") and .first_expiry_at == null)'
 check "the sidecars kept their SVIDs and recovered" \
-    jtrue "$R2" 'r.result.recovered === true && r.sidecars.every(s => !s.expired_in_outage)'
+    report "$R2" '.result.recovered == true and all(.sidecars[]; .expired_in_outage | not)'
 check_out "progress went to stderr" "NOT MET  --expect-budget-at-least" cat "$D/run2.err"
 
 echo "drill: SIGINT"
@@ -186,7 +185,7 @@ wait "$drill_pid"
 rc=$?
 check "SIGINT: exit 130 (got $rc)" test "$rc" -eq 130
 check "SIGINT: no drill process is left" no_process_with "$D/run3/"
-check "SIGINT: a partial report says interrupted" jtrue "$D/r3.json" 'r.result.interrupted === true'
+check "SIGINT: a partial report says interrupted" report "$D/r3.json" '.result.interrupted == true'
 
 echo "drill: target mode"
 TDB="$D/target/meshd.db"
@@ -206,15 +205,15 @@ check "the operator's meshd is up" wait_port "$TP" 10
 rc=$?
 E2E_PIDS+=("$(cat "$D/target/meshd.pid")")   # the one --start-cmd started
 check "target mode: the drill met its expectations (exit $rc; run4.out)" test "$rc" -eq 0
-check "target mode: the SVID lifetime is meshd's (10 s)" jtrue "$D/r4.json" 'r.drill.svid_ttl_s === 10'
+check "target mode: the SVID lifetime is meshd's (10 s)" report "$D/r4.json" '.drill.svid_ttl_s == 10'
 check "target mode: expiry, fail-closed and recovery were observed" \
-    jtrue "$D/r4.json" 'r.outage.every_svid_expired && r.requests.failed_before_expiry === 0 &&
-                        r.requests.ok_after_every_svid_expired === 0 && r.result.recovered'
+    report "$D/r4.json" '.outage.every_svid_expired == true and .requests.failed_before_expiry == 0 and
+                         .requests.ok_after_every_svid_expired == 0 and .result.recovered == true'
 check "target mode: the drill's workloads carry its prefix" \
-    jtrue "$D/r4.json" 'r.sidecars.every(s => /^drill[0-9]+-/.test(s.name))'
+    report "$D/r4.json" 'all(.sidecars[]; .name | test("^drill[0-9]+-"))'
 check "target mode: its registrations are gone, the operator's remains" \
-    test "$("$M" --db "$TDB" --output json workload list | grep -o '"spiffe_id":"[^"]*"' | tr '\n' ' ')" \
-    = '"spiffe_id":"spiffe://staging.example/ns/prod/sa/real" '
+    test "$("$M" --db "$TDB" --output json workload list | jq -r '[.[].spiffe_id] | join(" ")')" \
+    = spiffe://staging.example/ns/prod/sa/real
 check "target mode: its config is gone" sh -c "! '$M' --db '$TDB' get | grep -q drill"
 check "target mode: the operator's meshd runs on" sh -c "kill -0 \$(cat '$D/target/meshd.pid')"
 check "target mode: no drill sidecar is left" no_process_with "$D/run4/"

@@ -8,7 +8,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/sidecar_lib.sh"
 e2e_setup
-D="$E2E_DIR"
 TTL=20
 
 WEB=spiffe://$TD/ns/default/sa/web
@@ -16,34 +15,10 @@ API=spiffe://$TD/ns/default/sa/api
 
 echo "sidecar certs: setup (SVID TTL ${TTL}s)"
 sc_mesh_init || { fail "CA init"; e2e_finish; exit 1; }
-sc_token "$WEB" "$D/web.token"
-sc_token "$API" "$D/api.token"
-sc_port P_WEB_IN; sc_port P_WEB_OUT; sc_port P_WEB_APP; sc_port P_API_IN; sc_port P_API_APP
-cat >"$D/mesh.yaml" <<YAML
-services:
-  - {name: web, protocol: http, port: $P_WEB_APP}
-  - {name: api, protocol: http, port: $P_API_APP}
-workloads:
-  - {name: web-1, spiffe_id: "$WEB", service: web, inbound: "127.0.0.1:$P_WEB_IN",
-     app: "127.0.0.1:$P_WEB_APP", outbound: "127.0.0.1:$P_WEB_OUT"}
-  - {name: api-1, spiffe_id: "$API", service: api, inbound: "127.0.0.1:$P_API_IN",
-     app: "127.0.0.1:$P_API_APP"}
-authorization:
-  - {service: api, allow: ["$WEB"]}
-YAML
-check "apply the mesh" "$M" apply -f "$D/mesh.yaml"
-start app-api "$MESH_BIN/mesh-testapp" --listen "127.0.0.1:$P_API_APP" --name api
-check "test app is up" wait_port "$P_API_APP" 10
-sc_start_meshd --svid-ttl "${TTL}s"
-check "meshd is up" wait_port "$MESHD_PORT" 10
-sc_start_sidecar web "$WEB"
-sc_start_sidecar api "$API"
-check "sidecar web becomes ready" wait_for 15 sc_ready web
-check "sidecar api becomes ready" wait_for 15 sc_ready api
-check "outbound listener is up" wait_port "$P_WEB_OUT" 10
+sc_web_api_up --svid-ttl "${TTL}s"
 check_out "a request flows" 200 sc_get api "$P_WEB_OUT"
 
-serial() { sc_admin "$1" /certs | sed -n 's/.*"current":{[^}]*"serial":"\([0-9a-f]*\)".*/\1/p'; }
+serial() { sc_admin "$1" /certs | jq -r '.current.serial // empty'; }
 stat_of() { sc_admin "$1" /stats | sed -n "s/^$2 //p"; }
 
 echo "sidecar certs: a live keep-alive connection survives a rotation"
@@ -74,7 +49,7 @@ sys.exit(0 if bad == 0 and ok > 0 else 1)
 PY
 # Run until 6 s before the first SVIDs expire (the pooled connection is closed at that
 # moment by design); meshd pushes the next ones at half their lifetime, well before.
-left=$(sc_admin web /certs | sed -n 's/.*"current":{[^}]*"seconds_left":\([0-9-]*\).*/\1/p')
+left=$(sc_admin web /certs | jq -r '.current.seconds_left // empty')
 dur=$(( ${left:-0} - 6 ))
 check "enough SVID lifetime left for the rotation window (${left}s)" test "$dur" -ge 8
 check_out "${dur} s of requests on one keep-alive connection across a rotation, none failed" \

@@ -7,7 +7,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/sidecar_lib.sh"
 e2e_setup
-D="$E2E_DIR"
 
 WEB=spiffe://$TD/ns/default/sa/web
 API=spiffe://$TD/ns/default/sa/api-v1
@@ -107,7 +106,7 @@ echo "sidecar: weight change"
 mesh_yaml 20 80 >"$D/mesh2.yaml"
 check "apply 20/80" "$M" apply -f "$D/mesh2.yaml"
 # The RDS version the sidecar runs changes once meshd pushed the new split.
-rds_version() { sc_admin web /config_dump | sed -n 's/.*"rds":{"version":"\([^"]*\)".*/\1/p'; }
+rds_version() { sc_admin web /config_dump | jq -r '.xds.rds.version // empty'; }
 rds0=$(rds_version)
 rds_changed() { v=$(rds_version); [ -n "$v" ] && [ "$v" != "$rds0" ]; }
 check "the new route version reaches the sidecar" wait_for 10 rds_changed
@@ -145,7 +144,7 @@ check_out "its log says it restored the config" "restored LDS" cat "$D/sc-web2.l
 
 echo "sidecar: meshd comes back"
 sc_start_meshd
-reconnected() { sc_admin web /config_dump | grep -q '"connected":true'; }
+reconnected() { sc_admin web /config_dump | json_is '.xds.connected'; }
 check "the restarted sidecar reconnects to meshd" wait_for 15 reconnected
 mesh_yaml 100 0 >"$D/mesh3.yaml"
 check "apply 100/0 while connected" "$M" apply -f "$D/mesh3.yaml"
