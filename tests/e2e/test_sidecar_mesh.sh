@@ -104,11 +104,12 @@ check_out "meshctl proxy-status shows the sidecars synced" "SYNCED" "$M" proxy-s
 
 echo "sidecar: weight change"
 mesh_yaml 20 80 >"$D/mesh2.yaml"
-check "apply 20/80" "$M" apply -f "$D/mesh2.yaml"
-# The RDS version the sidecar runs changes once meshd pushed the new split.
+# The RDS version the sidecar runs changes once meshd pushed the new split. It is read
+# before the apply: meshd can push within milliseconds of it.
 rds_version() { sc_admin web /config_dump | jq -r '.xds.rds.version // empty'; }
 rds0=$(rds_version)
-rds_changed() { v=$(rds_version); [ -n "$v" ] && [ "$v" != "$rds0" ]; }
+check "apply 20/80" "$M" apply -f "$D/mesh2.yaml"
+rds_changed() { v=$(rds_version); [ -n "$rds0" ] && [ -n "$v" ] && [ "$v" != "$rds0" ]; }
 check "the new route version reaches the sidecar" wait_for 10 rds_changed
 counts=$(sc_count_apps api "$P_WEB_OUT" 100 | tr '\n' ' ')
 v2=$(printf '%s\n' "$counts" | sed -n 's/.*api-v2=\([0-9]*\).*/\1/p')
@@ -147,8 +148,8 @@ sc_start_meshd
 reconnected() { sc_admin web /config_dump | json_is '.xds.connected'; }
 check "the restarted sidecar reconnects to meshd" wait_for 15 reconnected
 mesh_yaml 100 0 >"$D/mesh3.yaml"
-check "apply 100/0 while connected" "$M" apply -f "$D/mesh3.yaml"
 rds0=$(rds_version)
+check "apply 100/0 while connected" "$M" apply -f "$D/mesh3.yaml"
 check "the change reaches the restarted sidecar" wait_for 10 rds_changed
 check_out "api-v1 only after the change" "api-v1=20" sc_count_apps api "$P_WEB_OUT" 20
 
