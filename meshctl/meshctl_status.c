@@ -5,22 +5,14 @@
 #include <string.h>
 
 #include "common/duration.h"
+#include "common/xds_wire.h"
 #include "meshctl/meshctl.h"
 
-/* "type.googleapis.com/envoy.config.listener.v3.Listener" -> "LDS". */
+/* "type.googleapis.com/envoy.config.listener.v3.Listener" -> "LDS"; any other URL as is. */
 static const char *short_type(const char *url)
 {
-    static const struct { const char *suffix, *name; } t[] = {
-        {".Listener", "LDS"}, {".RouteConfiguration", "RDS"}, {".Cluster", "CDS"},
-        {".ClusterLoadAssignment", "EDS"}, {".Secret", "SDS"},
-    };
-    size_t ul = strlen(url);
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        size_t sl = strlen(t[i].suffix);
-        if (ul >= sl && strcmp(url + ul - sl, t[i].suffix) == 0)
-            return t[i].name;
-    }
-    return url;
+    const char *name = xds_wire_short_name(url);
+    return name ? name : url;
 }
 
 static const store_proxy_type_status *find_type(const store_proxy *p, const char *name)

@@ -237,7 +237,7 @@ void md_job_fetch(md_worker *w, md_job *j)
     md_nonce(ctx, nonce, sizeof nonce);
     uint8_t *buf = NULL;
     size_t len = 0;
-    if (ads_response_encode(TYPE_URL_SECRET, version, nonce, items, n, ctx->control_plane_id,
+    if (ads_response_encode(XDS_TYPE_URL_SECRET, version, nonce, items, n, ctx->control_plane_id,
                             &buf, &len, &err) != MESH_OK) {
         reply(c, NULL, 0, GRPC_STATUS_INTERNAL, err.msg);
         goto out;

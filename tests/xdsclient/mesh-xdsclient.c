@@ -57,14 +57,14 @@ static const char usage[] =
     "  --method PATH                    call PATH instead (with --raw-*)\n"
     "  --expect-status CODE             exit 0 when a stream ends with this gRPC status\n";
 
-int64_t xc_now_ms(void)
+int64_t xcl_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int xc_read_file(const char *path, char **out, size_t *len, mesh_err *err)
+int xcl_read_file(const char *path, char **out, size_t *len, mesh_err *err)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
@@ -101,7 +101,7 @@ int xc_read_file(const char *path, char **out, size_t *len, mesh_err *err)
     return MESH_OK;
 }
 
-int xc_write_file(const char *path, const void *data, size_t len, int mode, mesh_err *err)
+int xcl_write_file(const char *path, const void *data, size_t len, int mode, mesh_err *err)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
@@ -134,7 +134,7 @@ int xc_write_file(const char *path, const void *data, size_t len, int mode, mesh
     return MESH_OK;
 }
 
-void xc_json_str(char *buf, size_t len, size_t *off, const char *s)
+void xcl_json_str(char *buf, size_t len, size_t *off, const char *s)
 {
     if (*off + 2 >= len)
         return;
@@ -154,19 +154,19 @@ void xc_json_str(char *buf, size_t len, size_t *off, const char *s)
     buf[*off] = '\0';
 }
 
-void xc_print_status(int stream, grpc_status_code code, const char *details)
+void xcl_print_status(int stream, grpc_status_code code, const char *details)
 {
     char buf[2048];
     size_t off = (size_t)snprintf(buf, sizeof buf,
                                   "{\"event\":\"status\",\"stream\":%d,\"code\":%d,\"status\":\"%s\","
                                   "\"message\":",
                                   stream, (int)code, mgrpc_status_name(code));
-    xc_json_str(buf, sizeof buf, &off, details ? details : "");
+    xcl_json_str(buf, sizeof buf, &off, details ? details : "");
     printf("%s}\n", buf);
     fflush(stdout);
 }
 
-int xc_status_parse(const char *s)
+int xcl_status_parse(const char *s)
 {
     char *end;
     long v = strtol(s, &end, 10);
@@ -178,7 +178,7 @@ int xc_status_parse(const char *s)
     return -1;
 }
 
-static int add_sub(xc_opts *o, const char *arg, mesh_err *err)
+static int add_sub(xcl_opts *o, const char *arg, mesh_err *err)
 {
     const char *eq = strchr(arg, '=');
     char tname[16];
@@ -191,7 +191,7 @@ static int add_sub(xc_opts *o, const char *arg, mesh_err *err)
     if (ads_type_parse(tname, &t) != 0)
         return mesh_err_set(err, MESH_EINVAL, "--sub '%s': type must be lds, cds, eds, rds or sds",
                             arg);
-    xc_sub *s = NULL;
+    xcl_sub *s = NULL;
     for (int i = 0; i < o->n_subs; i++)
         if (o->subs[i].type == t)
             s = &o->subs[i];
@@ -246,7 +246,7 @@ static int parse_duration_ms(const char *s, int64_t *out)
     return 0;
 }
 
-void xc_free_opts(xc_opts *o)
+void xcl_free_opts(xcl_opts *o)
 {
     for (int i = 0; i < o->n_subs; i++) {
         for (size_t k = 0; k < o->subs[i].n; k++)
@@ -256,7 +256,7 @@ void xc_free_opts(xc_opts *o)
     o->n_subs = 0;
 }
 
-int xc_parse_opts(int argc, char **argv, xc_opts *o, mesh_err *err)
+int xcl_parse_opts(int argc, char **argv, xcl_opts *o, mesh_err *err)
 {
     memset(o, 0, sizeof *o);
     o->server = "127.0.0.1:15010";
@@ -265,7 +265,7 @@ int xc_parse_opts(int argc, char **argv, xc_opts *o, mesh_err *err)
     o->timeout_ms = 30000;
     o->streams = 1;
     o->expect_status = -1;
-    o->mode = XC_ADS;
+    o->mode = XCL_ADS;
     enum {
         O_SERVER = 1000, O_BUNDLE, O_BUNDLE_DB, O_ID, O_CSR_ID, O_TOKEN, O_CERT, O_KEY, O_RENEW,
         O_RECOVER, O_TTL, O_STATE, O_KEYTYPE, O_ADS, O_SDS, O_FETCH, O_NOSTREAM, O_SUB, O_NODE,
@@ -319,10 +319,10 @@ int xc_parse_opts(int argc, char **argv, xc_opts *o, mesh_err *err)
         }
         case O_STATE: o->state_dir = optarg; break;
         case O_KEYTYPE: o->key_type = optarg; break;
-        case O_ADS: o->mode = XC_ADS; break;
-        case O_SDS: o->mode = XC_SDS; break;
-        case O_FETCH: o->mode = XC_FETCH; break;
-        case O_NOSTREAM: o->mode = XC_NONE; break;
+        case O_ADS: o->mode = XCL_ADS; break;
+        case O_SDS: o->mode = XCL_SDS; break;
+        case O_FETCH: o->mode = XCL_FETCH; break;
+        case O_NOSTREAM: o->mode = XCL_NONE; break;
         case O_SUB:
             if (add_sub(o, optarg, err) != MESH_OK)
                 return -1;
@@ -365,7 +365,7 @@ int xc_parse_opts(int argc, char **argv, xc_opts *o, mesh_err *err)
             break;
         case O_METHOD: o->method = optarg; break;
         case O_EXPECT:
-            o->expect_status = xc_status_parse(optarg);
+            o->expect_status = xcl_status_parse(optarg);
             if (o->expect_status < 0)
                 return mesh_err_set(err, MESH_EINVAL, "--expect-status '%s': a gRPC status",
                                     optarg);
@@ -398,7 +398,7 @@ int xc_parse_opts(int argc, char **argv, xc_opts *o, mesh_err *err)
     if (o->delta_state && o->streams > 1)
         return mesh_err_set(err, MESH_EINVAL, "--delta-state keeps one stream's state: not with "
                                               "--streams");
-    if (o->delta && o->mode == XC_FETCH)
+    if (o->delta && o->mode == XCL_FETCH)
         return mesh_err_set(err, MESH_EINVAL, "--delta and --fetch exclude each other "
                                               "(FetchSecrets has no delta variant)");
     if (!o->token && !o->cert_file && !o->state_dir && !o->anonymous)
@@ -414,31 +414,31 @@ int xc_parse_opts(int argc, char **argv, xc_opts *o, mesh_err *err)
 
 int main(int argc, char **argv)
 {
-    xc_opts o;
+    xcl_opts o;
     mesh_err err = {0};
-    int prc = xc_parse_opts(argc, argv, &o, &err);
+    int prc = xcl_parse_opts(argc, argv, &o, &err);
     if (prc == 1)
         return 0;
     if (prc != 0) {
         fprintf(stderr, "mesh-xdsclient: %s\n", err.msg);
-        xc_free_opts(&o);
+        xcl_free_opts(&o);
         return 2;
     }
     mgrpc_log_setup(LOG_WARN);
     grpc_init();
-    xc_identity id;
-    int rc = xc_identity_setup(&o, &id, &err);
+    xcl_identity id;
+    int rc = xcl_identity_setup(&o, &id, &err);
     int code;
     if (rc != MESH_OK) {
         fprintf(stderr, "mesh-xdsclient: %s\n", err.msg);
         code = (o.expect_status >= 0 && id.csr_status == o.expect_status) ? 0 : 1;
-    } else if (o.mode == XC_NONE) {
+    } else if (o.mode == XCL_NONE) {
         code = 0;
     } else {
-        code = xc_run_streams(&o, &id);
+        code = xcl_run_streams(&o, &id);
     }
-    xc_identity_free(&id);
-    xc_free_opts(&o);
+    xcl_identity_free(&id);
+    xcl_free_opts(&o);
     grpc_shutdown();
     return code;
 }
