@@ -80,12 +80,12 @@ void xcl_identity_free(xcl_identity *id);
 /* Channel to meshd: server-authenticated TLS, plus our SVID when given;
  * local_pool gives each channel its own connection (fan-out tests). */
 grpc_channel *xcl_channel(const xcl_opts *o, const char *roots, const char *key_pem,
-                         const char *chain_pem, int local_pool);
+                          const char *chain_pem, int local_pool);
 
 /* One blocking unary call. *status and *details (malloc'd) are always set. */
 int xcl_unary(grpc_channel *ch, const char *method, const uint8_t *req, size_t len,
-             const grpc_metadata *md, size_t n_md, int64_t timeout_ms, uint8_t **resp,
-             size_t *resp_len, grpc_status_code *status, char **details, mesh_err *err);
+              const grpc_metadata *md, size_t n_md, int64_t timeout_ms, uint8_t **resp,
+              size_t *resp_len, grpc_status_code *status, char **details, mesh_err *err);
 
 /* Runs the streams; returns the process exit code. */
 int xcl_run_streams(const xcl_opts *o, const xcl_identity *id);
@@ -95,7 +95,7 @@ void xcl_node_id(const xcl_opts *o, const xcl_identity *id, int idx, int n, char
 /* Appends a JSON object describing a serialized Secret (serial, SPIFFE ID,
  * expiry, whether the certificate matches our key) to buf at *off. */
 void xcl_describe_secret(const xcl_identity *id, const uint8_t *data, size_t len, char *buf,
-                        size_t cap, size_t *off);
+                         size_t cap, size_t *off);
 
 /* ---- Delta xDS (xdsclient_delta.c) ----------------------------------------- */
 
@@ -107,7 +107,7 @@ typedef void (*xcl_send_fn)(void *stream, uint8_t *buf, size_t len);
 
 /* Loads --delta-state (if given and present) as the resources already held. */
 int xcl_delta_new(const xcl_opts *o, const xcl_identity *id, int idx, int n, xcl_delta **out,
-                 mesh_err *err);
+                  mesh_err *err);
 void xcl_delta_free(xcl_delta *d);
 /* The first request per --sub type, with initial_resource_versions. */
 void xcl_delta_start(xcl_delta *d, xcl_send_fn send, void *stream);
@@ -115,7 +115,7 @@ void xcl_delta_start(xcl_delta *d, xcl_send_fn send, void *stream);
  * one JSON line (t_ms since start; seq numbers dumps). Returns the type, or
  * -1 when the response could not be decoded or names an unknown type. */
 int xcl_delta_on_response(xcl_delta *d, const uint8_t *p, size_t len, int64_t t_ms, unsigned seq,
-                         xcl_send_fn send, void *stream);
+                          xcl_send_fn send, void *stream);
 
 /* JSON helpers (stdout, one line per event). */
 void xcl_json_str(char *buf, size_t len, size_t *off, const char *s);

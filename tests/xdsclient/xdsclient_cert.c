@@ -218,8 +218,8 @@ static int create_certificate(const xcl_opts *o, xcl_identity *id, const char *a
     size_t resp_len = 0;
     grpc_status_code status = GRPC_STATUS_UNKNOWN;
     char *details = NULL;
-    int rc = xcl_unary(ch, XDS_METHOD_CREATE_CERTIFICATE, buf, len, md, n_md, o->timeout_ms, &resp, &resp_len,
-                      &status, &details, err);
+    int rc = xcl_unary(ch, XDS_METHOD_CREATE_CERTIFICATE, buf, len, md, n_md, o->timeout_ms, &resp,
+                       &resp_len, &status, &details, err);
     grpc_channel_destroy(ch);
     free(buf);
     if (n_md)

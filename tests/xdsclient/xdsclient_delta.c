@@ -34,7 +34,7 @@ typedef struct xcl_held {
 } xcl_held;
 
 typedef struct xcl_held_set {
-    xcl_held *v;                   /* sorted by name */
+    xcl_held *v;                  /* sorted by name */
     size_t n, cap;
 } xcl_held_set;
 
@@ -191,7 +191,7 @@ static void state_save(const xcl_delta *d)
 /* ---- requests ------------------------------------------------------------------------ */
 
 int xcl_delta_new(const xcl_opts *o, const xcl_identity *id, int idx, int n, xcl_delta **out,
-                 mesh_err *err)
+                  mesh_err *err)
 {
     *out = NULL;
     xcl_delta *d = calloc(1, sizeof *d);
@@ -382,7 +382,7 @@ static void print_line(const xcl_delta *d, const delta_resp *m, const char *tnam
 }
 
 int xcl_delta_on_response(xcl_delta *d, const uint8_t *p, size_t len, int64_t t_ms, unsigned seq,
-                         xcl_send_fn send, void *stream)
+                          xcl_send_fn send, void *stream)
 {
     const xcl_opts *o = d->o;
     delta_resp *m = envoy__service__discovery__v3__delta_discovery_response__unpack(NULL, len, p);

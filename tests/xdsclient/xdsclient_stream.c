@@ -28,7 +28,7 @@
 #include "common/xds_wire.h"
 
 grpc_channel *xcl_channel(const xcl_opts *o, const char *roots, const char *key_pem,
-                         const char *chain_pem, int local_pool)
+                          const char *chain_pem, int local_pool)
 {
     grpc_ssl_pem_key_cert_pair pair = {.private_key = key_pem, .cert_chain = chain_pem};
     grpc_channel_credentials *creds =
@@ -62,8 +62,8 @@ static char *slice_str(grpc_slice s)
 }
 
 int xcl_unary(grpc_channel *ch, const char *method, const uint8_t *req, size_t len,
-             const grpc_metadata *md, size_t n_md, int64_t timeout_ms, uint8_t **resp,
-             size_t *resp_len, grpc_status_code *status, char **details, mesh_err *err)
+              const grpc_metadata *md, size_t n_md, int64_t timeout_ms, uint8_t **resp,
+              size_t *resp_len, grpc_status_code *status, char **details, mesh_err *err)
 {
     *resp = NULL;
     *resp_len = 0;
@@ -161,7 +161,7 @@ struct xcl_stream {
     long nacks;
     char acked[ADS_T_COUNT][64];
     unsigned responses;
-    xcl_delta *delta;              /* --delta streams */
+    xcl_delta *delta;             /* --delta streams */
 };
 
 typedef struct xcl_run {
@@ -330,7 +330,7 @@ static size_t count_certs(const uint8_t *p, size_t n)
 }
 
 void xcl_describe_secret(const xcl_identity *id, const uint8_t *data, size_t len, char *buf,
-                        size_t cap, size_t *off)
+                         size_t cap, size_t *off)
 {
     Envoy__Extensions__TransportSockets__Tls__V3__Secret *sec =
         envoy__extensions__transport_sockets__tls__v3__secret__unpack(NULL, len, data);
@@ -489,7 +489,7 @@ static void on_response(xcl_run *r, xcl_stream *s, const uint8_t *p, size_t len)
                     if (i)
                         buf[off++] = ',';
                     xcl_describe_secret(r->id, m->resources[i]->value.data,
-                                    m->resources[i]->value.len, buf, cap, &off);
+                                        m->resources[i]->value.len, buf, cap, &off);
                 }
                 off += (size_t)snprintf(buf + off, cap - off, "]");
             }
@@ -511,11 +511,14 @@ static int open_stream(xcl_run *r, xcl_stream *s, grpc_channel *shared)
     const xcl_opts *o = r->o;
     s->ch = shared ? shared
                    : xcl_channel(o, r->id->bundle_pem, o->anonymous ? NULL : r->id->key_pem,
-                                r->id->chain_pem, 1);
-    const char *method = o->method          ? o->method
-                         : o->delta          ? (o->mode == XCL_SDS ? XDS_METHOD_DELTA_SDS : XDS_METHOD_DELTA_ADS)
-                         : o->mode == XCL_SDS ? XDS_METHOD_SDS
-                                             : XDS_METHOD_ADS;
+                                 r->id->chain_pem, 1);
+    const char *method = XDS_METHOD_ADS;
+    if (o->method)
+        method = o->method;
+    else if (o->delta)
+        method = o->mode == XCL_SDS ? XDS_METHOD_DELTA_SDS : XDS_METHOD_DELTA_ADS;
+    else if (o->mode == XCL_SDS)
+        method = XDS_METHOD_SDS;
     s->call = grpc_channel_create_call(s->ch, NULL, GRPC_PROPAGATE_DEFAULTS, r->cq,
                                        grpc_slice_from_static_string(method), NULL,
                                        gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
@@ -666,7 +669,7 @@ static int run_fetch(const xcl_opts *o, const xcl_identity *id)
     grpc_status_code status;
     char *details = NULL;
     int rc = xcl_unary(ch, XDS_METHOD_FETCH_SDS, req, len, NULL, 0, o->timeout_ms, &resp, &resp_len,
-                      &status, &details, &err);
+                       &status, &details, &err);
     grpc_channel_destroy(ch);
     free(req);
     int code = 1;
@@ -711,8 +714,9 @@ int xcl_run_streams(const xcl_opts *o, const xcl_identity *id)
         return 1;
     }
     grpc_channel *shared =
-        r.n == 1 ? xcl_channel(o, id->bundle_pem, o->anonymous ? NULL : id->key_pem, id->chain_pem, 0)
-                 : NULL;
+        r.n == 1
+            ? xcl_channel(o, id->bundle_pem, o->anonymous ? NULL : id->key_pem, id->chain_pem, 0)
+            : NULL;
     int code = -1;
     for (int i = 0; i < r.n; i++) {
         r.streams[i].idx = i;
