@@ -96,7 +96,7 @@ static int handle_locked(md_call *c, const ads_delta_decoded *d)
     }
     if (rc != MESH_OK) {
         log_warn("meshd", "delta request from %s (%s): %s", s->node_id, c->spiffe_id, err.msg);
-        md_call_finish_locked(c, mgrpc_status_from_mesh(rc), err.msg);
+        md_call_finish_locked(c, mgrpc_status_from_mesh(rc, MGRPC_FAULT_REQUEST), err.msg);
         return 0;
     }
     log_request(c, &req, &res);

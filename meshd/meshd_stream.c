@@ -366,7 +366,7 @@ void md_stream_on_message(md_call *c, const uint8_t *buf, size_t len)
         rc = ads_state_on_request(&s->st, &req, &res, &err);
     }
     if (rc != MESH_OK) {
-        md_call_finish_locked(c, mgrpc_status_from_mesh(rc), err.msg);
+        md_call_finish_locked(c, mgrpc_status_from_mesh(rc, MGRPC_FAULT_REQUEST), err.msg);
         pthread_mutex_unlock(&c->mu);
         ads_decoded_free(&d);
         return;

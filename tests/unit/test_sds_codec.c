@@ -179,10 +179,6 @@ Test(sds_codec, printable_and_status_names)
     cr_assert_str_eq(mgrpc_status_name(GRPC_STATUS_UNAUTHENTICATED), "UNAUTHENTICATED");
     cr_assert_str_eq(mgrpc_status_name(GRPC_STATUS_PERMISSION_DENIED), "PERMISSION_DENIED");
     cr_assert_str_eq(mgrpc_status_name((grpc_status_code)99), "UNKNOWN");
-    cr_assert_eq(mgrpc_status_from_mesh(MESH_EINVAL), GRPC_STATUS_INVALID_ARGUMENT);
-    cr_assert_eq(mgrpc_status_from_mesh(MESH_EPERM), GRPC_STATUS_PERMISSION_DENIED);
-    cr_assert_eq(mgrpc_status_from_mesh(MESH_EBUSY), GRPC_STATUS_UNAVAILABLE);
-    cr_assert_eq(mgrpc_status_from_mesh(MESH_EIO), GRPC_STATUS_INTERNAL);
 }
 
 Test(sds_codec, metadata_lookup_and_buffers)
