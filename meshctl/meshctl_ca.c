@@ -1,12 +1,13 @@
 /* meshctl/meshctl_ca.c — `meshctl ca ...`: initialise, inspect and rotate the CA. */
 #include <getopt.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ca/ca.h"
-#include "common/duration.h"
+#include "common/cli.h"
 #include "meshctl/meshctl.h"
 
 /* Default CA key directory: "<db dir>/ca-keys", beside the database. */
@@ -29,15 +30,15 @@ static int parse_ca_opts(ctl_ctx *c, int argc, char **argv, ca_init_opts *o, cha
         {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
-    int ch;
-    mesh_err err = {0};
+    int ch, rc;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
         case 't': o->trust_domain = optarg; break;
         case 'k': o->key_type = optarg; break;
         case 'l':
-            if (duration_parse_s(optarg, &o->ttl_seconds, &err) != MESH_OK)
-                return ctl_usage_error(c, "--ttl: %s", err.msg);
+            /* 0 or none: the default; ca_init and ca_prepare check the range. */
+            if ((rc = ctl_flag_duration_s(c, "--ttl", optarg, 0, CLI_NO_MAX, &o->ttl_seconds)))
+                return rc;
             break;
         case 'd': snprintf(key_dir, key_dir_len, "%s", optarg); break;
         case 'c': o->import_cert_path = optarg; break;
@@ -46,16 +47,16 @@ static int parse_ca_opts(ctl_ctx *c, int argc, char **argv, ca_init_opts *o, cha
         case 'p': *mode = 'p'; break;
         case 'P': *mode = 'P'; break;
         case 'a': {
-            char *end;
-            *activate_id = strtoll(optarg, &end, 10);
-            if (*end || *activate_id <= 0)
+            long id;
+            mesh_err err = {0};
+            if (cli_long("--activate", optarg, 1, LONG_MAX, &id, &err) != MESH_OK)
                 return ctl_usage_error(c, "--activate takes a CA id from 'meshctl ca show', got '%s'",
                                        optarg);
+            *activate_id = id;
             *mode = 'a';
             break;
         }
-        default:
-            return ctl_usage_error(c, "unknown or incomplete option '%s'", argv[optind - 1]);
+        default: return ctl_bad_option(c, argc, argv);
         }
     }
     if (optind < argc)

@@ -120,13 +120,12 @@ int ctl_cmd_audit(ctl_ctx *c, int argc, char **argv)
     optind = 1;
     opterr = 0;
     int ch;
+    int rc;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        char *end;
         if (ch != 'l')
-            return ctl_usage_error(c, "unknown or incomplete option '%s'", argv[optind - 1]);
-        limit = strtol(optarg, &end, 10);
-        if (*end || limit <= 0 || limit > 100000)
-            return ctl_usage_error(c, "--limit must be 1..100000, got '%s'", optarg);
+            return ctl_bad_option(c, argc, argv);
+        if ((rc = ctl_flag_long(c, "--limit", optarg, 1, 100000, &limit)))
+            return rc;
     }
     mesh_store *st = ctl_store(c);
     if (!st)

@@ -6,7 +6,7 @@
 
 #include "ca/join_token.h"
 #include "ca/spiffe_id.h"
-#include "common/duration.h"
+#include "common/cli.h"
 #include "meshctl/meshctl.h"
 
 typedef struct wl_opts {
@@ -25,20 +25,17 @@ static int parse_wl_opts(ctl_ctx *c, int argc, char **argv, wl_opts *o)
     o->token_ttl = JOIN_TOKEN_DEFAULT_TTL;
     optind = 1;
     opterr = 0;
-    int ch;
-    mesh_err err = {0};
+    int ch, rc;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
         case 'a': o->address = optarg; break;
         case 's': o->selectors = optarg; break;
         case 't':
-            if (duration_parse_s(optarg, &o->token_ttl, &err) != MESH_OK)
-                return ctl_usage_error(c, "--token-ttl: %s", err.msg);
-            if (o->token_ttl <= 0)
-                return ctl_usage_error(c, "--token-ttl must be positive");
+            /* join_token_create checks the upper bound (30d). */
+            if ((rc = ctl_flag_duration_s(c, "--token-ttl", optarg, 1, CLI_NO_MAX, &o->token_ttl)))
+                return rc;
             break;
-        default:
-            return ctl_usage_error(c, "unknown or incomplete option '%s'", argv[optind - 1]);
+        default: return ctl_bad_option(c, argc, argv);
         }
     }
     if (optind + 1 != argc)

@@ -62,8 +62,6 @@ typedef struct md_opts {
 
 /* 0 = run, 1 = help printed (exit 0), <0 = error in err. */
 int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err);
-/* "90s", "15m", "24h", "2d" or plain seconds. */
-int md_parse_duration(const char *s, int64_t *out);
 
 /* ---- string-keyed hash map (meshd_map.c) ------------------------------------- */
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cli.h"
 #include "common/mgrpc.h"
 
 static const char usage[] =
@@ -55,7 +57,10 @@ static const char usage[] =
     "  --summary | --quiet              one summary line / nothing per response\n"
     "  --raw-send FILE | --raw-size N   send these bytes (or N garbage bytes) as a message\n"
     "  --method PATH                    call PATH instead (with --raw-*)\n"
-    "  --expect-status CODE             exit 0 when a stream ends with this gRPC status\n";
+    "  --expect-status CODE             exit 0 when a stream ends with this gRPC status\n"
+    "\n"
+    "Durations are a whole number and a unit (ms, s, m, h, d), e.g. 500ms, 30s; a bare\n"
+    "number is seconds.\n";
 
 int64_t xcl_now_ms(void)
 {
@@ -222,30 +227,6 @@ static int add_sub(xcl_opts *o, const char *arg, mesh_err *err)
     return MESH_OK;
 }
 
-static int parse_duration_ms(const char *s, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || v < 0)
-        return -1;
-    int64_t mult;
-    if (!strcmp(end, "ms"))
-        mult = 1;
-    else if (!*end || !strcmp(end, "s"))
-        mult = 1000;
-    else if (!strcmp(end, "m"))
-        mult = 60000;
-    else if (!strcmp(end, "h"))
-        mult = 3600000;
-    else if (!strcmp(end, "d"))
-        mult = 86400000;
-    else
-        return -1;
-    *out = v * mult;
-    return 0;
-}
-
 void xcl_free_opts(xcl_opts *o)
 {
     for (int i = 0; i < o->n_subs; i++) {
@@ -295,7 +276,6 @@ int xcl_parse_opts(int argc, char **argv, xcl_opts *o, mesh_err *err)
     optind = 1;
     opterr = 0;
     int ch;
-    char *end;
     enum ads_type t;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
@@ -309,14 +289,10 @@ int xcl_parse_opts(int argc, char **argv, xcl_opts *o, mesh_err *err)
         case O_KEY: o->key_file = optarg; break;
         case O_RENEW: o->renew = 1; break;
         case O_RECOVER: o->recover = 1; break;
-        case O_TTL: {
-            int64_t ms;
-            if (parse_duration_ms(optarg, &ms) != 0)
-                return mesh_err_set(err, MESH_EINVAL, "--ttl '%s': a duration like 60s or 24h",
-                                    optarg);
-            o->ttl = ms / 1000;
+        case O_TTL: /* no range: negative tests ask meshd for what it must refuse */
+            if (cli_duration_s("--ttl", optarg, 0, CLI_NO_MAX, &o->ttl, err) != MESH_OK)
+                return -1;
             break;
-        }
         case O_STATE: o->state_dir = optarg; break;
         case O_KEYTYPE: o->key_type = optarg; break;
         case O_ADS: o->mode = XCL_ADS; break;
@@ -335,33 +311,31 @@ int xcl_parse_opts(int argc, char **argv, xcl_opts *o, mesh_err *err)
             o->nack_type = (int)t;
             break;
         case O_NACKN:
-            o->nack_count = strtol(optarg, &end, 10);
-            if (*end || o->nack_count < 0)
-                return mesh_err_set(err, MESH_EINVAL, "--nack-count '%s'", optarg);
+            if (cli_long("--nack-count", optarg, 0, LONG_MAX, &o->nack_count, err) != MESH_OK)
+                return -1;
             break;
         case O_NOACK: o->no_ack = 1; break;
         case O_DUMP: o->dump_dir = optarg; break;
         case O_EXIT:
-            o->exit_after = strtol(optarg, &end, 10);
-            if (*end || o->exit_after < 0)
-                return mesh_err_set(err, MESH_EINVAL, "--exit-after '%s'", optarg);
+            if (cli_long("--exit-after", optarg, 0, LONG_MAX, &o->exit_after, err) != MESH_OK)
+                return -1;
             break;
         case O_TIMEOUT:
-            if (parse_duration_ms(optarg, &o->timeout_ms) != 0)
-                return mesh_err_set(err, MESH_EINVAL, "--timeout '%s'", optarg);
+            if (cli_duration_ms("--timeout", optarg, DURATION_BARE_SECONDS, 0, CLI_NO_MAX,
+                                &o->timeout_ms, err) != MESH_OK)
+                return -1;
             break;
         case O_STREAMS: {
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 100000)
-                return mesh_err_set(err, MESH_EINVAL, "--streams '%s': 1..100000", optarg);
+            long v;
+            if (cli_long("--streams", optarg, 1, 100000, &v, err) != MESH_OK)
+                return -1;
             o->streams = (int)v;
             break;
         }
         case O_RAW: o->raw_file = optarg; break;
         case O_RAWN:
-            o->raw_size = strtol(optarg, &end, 10);
-            if (*end || o->raw_size < 0 || o->raw_size > 64L * 1024 * 1024)
-                return mesh_err_set(err, MESH_EINVAL, "--raw-size '%s': 0..64 MiB", optarg);
+            if (cli_long("--raw-size", optarg, 0, 64L * 1024 * 1024, &o->raw_size, err) != MESH_OK)
+                return -1;
             break;
         case O_METHOD: o->method = optarg; break;
         case O_EXPECT:
@@ -376,9 +350,7 @@ int xcl_parse_opts(int argc, char **argv, xcl_opts *o, mesh_err *err)
         case O_DELTA: o->delta = 1; break;
         case O_DELTA_STATE: o->delta_state = optarg; break;
         case 'h': fputs(usage, stdout); return 1;
-        default:
-            return mesh_err_set(err, MESH_EINVAL, "unknown or incomplete option '%s'; see --help",
-                                argv[optind - 1]);
+        default: return cli_bad_option(argc, argv, "; see --help", err);
         }
     }
     if (optind < argc)
