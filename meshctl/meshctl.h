@@ -21,6 +21,13 @@ mesh_store *ctl_store(ctl_ctx *c);
 /* Prints an error as text or {"error":..,"code":..} and returns exit status 1 (2 for usage). */
 int ctl_fail(ctl_ctx *c, const mesh_err *err);
 int ctl_usage_error(ctl_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The store's trust domain (malloc'd), or NULL after printing why: no store,
+ * or no CA yet (with the 'meshctl ca init' to run). Opens the store. */
+char *ctl_trust_domain(ctl_ctx *c);
+/* Ends a listing: with --output json closes the array begun with
+ * json_arr_begin and prints it, else only frees j. Returns the exit status. */
+int ctl_print_list(ctl_ctx *c, json_out *j);
+
 /* Flag values (meshctl_common.c), checked by common/cli.h: 0, or the usage
  * error's exit status (2) after printing it. Durations: a bare number is
  * seconds, for every meshctl flag. ctl_bad_option follows getopt's '?'. */

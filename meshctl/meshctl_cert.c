@@ -219,11 +219,7 @@ static int cert_list(ctl_ctx *c, int argc, char **argv)
                list[i].revoked ? "revoked" : secs <= 0 ? "expired" : "valid");
     }
     store_cert_free_list(list, n);
-    if (c->json) {
-        json_arr_end(&j);
-        return ctl_print_json(&j);
-    }
-    return 0;
+    return ctl_print_list(c, &j);
 }
 
 static int cert_show(ctl_ctx *c, int argc, char **argv)

@@ -104,10 +104,8 @@ int ctl_cmd_proxy_status(ctl_ctx *c, int argc, char **argv)
         printf(" %-11s %s\n", lefts, nack);
     }
     store_proxy_free_list(list, n);
-    if (c->json) {
-        json_arr_end(&j);
-        return ctl_print_json(&j);
-    }
+    if (c->json)
+        return ctl_print_list(c, &j);
     if (n == 0)
         printf("(no sidecar has connected to meshd yet)\n");
     return 0;
@@ -157,9 +155,5 @@ int ctl_cmd_audit(ctl_ctx *c, int argc, char **argv)
         }
     }
     store_audit_free_list(list, n);
-    if (c->json) {
-        json_arr_end(&j);
-        return ctl_print_json(&j);
-    }
-    return 0;
+    return ctl_print_list(c, &j);
 }

@@ -76,14 +76,10 @@ static int workload_add(ctl_ctx *c, int argc, char **argv)
     spiffe_id_parts sid;
     if (spiffe_id_parse_workload(o.id, &sid, &err) != MESH_OK)
         return ctl_fail(c, &err);
-    mesh_store *st = ctl_store(c);
-    if (!st)
+    char *td = ctl_trust_domain(c);
+    if (!td)
         return 1;
-    char *td = NULL;
-    if (store_setting_get(st, "trust_domain", &td, &err) != MESH_OK) {
-        mesh_err_set(&err, MESH_ENOTFOUND, "no CA yet: run 'meshctl ca init --trust-domain <td>'");
-        return ctl_fail(c, &err);
-    }
+    mesh_store *st = ctl_store(c);
     int wrong_td = strcmp(td, sid.trust_domain) != 0;
     if (wrong_td) {
         mesh_err_set(&err, MESH_EINVAL, "%s is not in this mesh's trust domain %s", o.id, td);
@@ -162,11 +158,7 @@ static int workload_list(ctl_ctx *c)
         }
     }
     store_registration_free_list(list, n);
-    if (c->json) {
-        json_arr_end(&j);
-        return ctl_print_json(&j);
-    }
-    return 0;
+    return ctl_print_list(c, &j);
 }
 
 static int workload_remove(ctl_ctx *c, int argc, char **argv)
