@@ -5,44 +5,39 @@
 #include <stdio.h>
 #include <string.h>
 
-int duration_parse_ms(const char *s, int64_t *ms_out, mesh_err *err)
+#define DURATION_HINT "a whole number and a unit ms, s, m, h or d, e.g. 250ms, 30s, 15m, 24h"
+
+int duration_parse_ms(const char *s, enum duration_bare bare, int64_t *ms_out, mesh_err *err)
 {
-    if (!s || !*s)
-        return mesh_err_set(err, MESH_EINVAL, "empty duration (use e.g. 30s, 15m, 24h)");
+    if (!s)
+        s = "";
     const char *p = s;
     int64_t v = 0;
     if (!isdigit((unsigned char)*p))
-        return mesh_err_set(err, MESH_EINVAL, "bad duration '%s' (use e.g. 30s, 15m, 24h)", s);
+        return mesh_err_set(err, MESH_EINVAL, "'%s' is not a duration: give " DURATION_HINT, s);
     while (isdigit((unsigned char)*p)) {
-        if (v > (INT64_MAX / 10) - 10)
-            return mesh_err_set(err, MESH_EINVAL, "duration '%s' is too large", s);
-        v = v * 10 + (*p - '0');
+        int digit = *p - '0';
+        if (v > (INT64_MAX - digit) / 10)
+            return mesh_err_set(err, MESH_EINVAL, "'%s' is too large for a duration", s);
+        v = v * 10 + digit;
         p++;
     }
     int64_t mult;
-    if (*p == '\0' || strcmp(p, "s") == 0) mult = 1000;
+    if (*p == '\0') mult = bare == DURATION_BARE_MILLIS ? 1 : 1000;
     else if (strcmp(p, "ms") == 0) mult = 1;
+    else if (strcmp(p, "s") == 0) mult = 1000;
     else if (strcmp(p, "m") == 0) mult = 60 * 1000;
     else if (strcmp(p, "h") == 0) mult = 3600 * 1000;
     else if (strcmp(p, "d") == 0) mult = 86400 * 1000LL;
     else if (strcmp(p, "y") == 0) mult = 365 * 86400 * 1000LL;
     else
-        return mesh_err_set(err, MESH_EINVAL, "bad duration unit in '%s' (units: ms s m h d y)", s);
+        return mesh_err_set(err, MESH_EINVAL,
+                            "'%s' is not a duration: the unit must be ms, s, m, h, d or y, "
+                            "right after the number",
+                            s);
     if (v > INT64_MAX / mult)
-        return mesh_err_set(err, MESH_EINVAL, "duration '%s' is too large", s);
+        return mesh_err_set(err, MESH_EINVAL, "'%s' is too large for a duration", s);
     *ms_out = v * mult;
-    return MESH_OK;
-}
-
-int duration_parse_s(const char *s, int64_t *s_out, mesh_err *err)
-{
-    int64_t ms;
-    int rc = duration_parse_ms(s, &ms, err);
-    if (rc)
-        return rc;
-    if (ms % 1000)
-        return mesh_err_set(err, MESH_EINVAL, "duration '%s' must be whole seconds", s);
-    *s_out = ms / 1000;
     return MESH_OK;
 }
 
@@ -62,4 +57,20 @@ void duration_format(int64_t seconds, char *buf, size_t len)
     if (h && n < len) n += (size_t)snprintf(buf + n, len - n, "%lldh", (long long)h);
     if (m && n < len) n += (size_t)snprintf(buf + n, len - n, "%lldm", (long long)m);
     if (s && n < len) snprintf(buf + n, len - n, "%llds", (long long)s);
+}
+
+void duration_format_ms(int64_t ms, char *buf, size_t len)
+{
+    if (ms <= 0 || ms % 1000 == 0) {
+        duration_format(ms / 1000, buf, len);
+        return;
+    }
+    size_t n = 0;
+    buf[0] = '\0';
+    if (ms >= 1000) {
+        duration_format(ms / 1000, buf, len);
+        n = strlen(buf);
+    }
+    if (n < len)
+        snprintf(buf + n, len - n, "%lldms", (long long)(ms % 1000));
 }

@@ -103,18 +103,30 @@ int mgrpc_peer_identity(grpc_call *call, char *spiffe_id, size_t spiffe_len, cha
     return rc;
 }
 
-grpc_status_code mgrpc_status_from_mesh(int code)
+grpc_status_code mgrpc_status_from_mesh(int code, mgrpc_fault fault)
 {
+    /* Codes that mean the same whatever was being checked. */
     switch (code) {
     case MESH_OK: return GRPC_STATUS_OK;
+    case MESH_EBUSY: return GRPC_STATUS_UNAVAILABLE;
+    case MESH_ENOMEM: return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    case MESH_EINVAL:
+    case MESH_ENOTFOUND:
+    case MESH_EEXISTS:
+    case MESH_EPERM:
+    case MESH_EEXPIRED: break; /* a refusal: depends on what was checked */
+    default: return GRPC_STATUS_INTERNAL;
+    }
+    if (fault == MGRPC_FAULT_CREDENTIAL)
+        return GRPC_STATUS_UNAUTHENTICATED;
+    if (fault != MGRPC_FAULT_REQUEST)
+        return GRPC_STATUS_INTERNAL;
+    switch (code) {
     case MESH_EINVAL: return GRPC_STATUS_INVALID_ARGUMENT;
     case MESH_ENOTFOUND: return GRPC_STATUS_NOT_FOUND;
     case MESH_EEXISTS: return GRPC_STATUS_ALREADY_EXISTS;
     case MESH_EPERM: return GRPC_STATUS_PERMISSION_DENIED;
-    case MESH_EEXPIRED: return GRPC_STATUS_UNAUTHENTICATED;
-    case MESH_EBUSY: return GRPC_STATUS_UNAVAILABLE;
-    case MESH_ENOMEM: return GRPC_STATUS_RESOURCE_EXHAUSTED;
-    default: return GRPC_STATUS_INTERNAL;
+    default: return GRPC_STATUS_FAILED_PRECONDITION; /* MESH_EEXPIRED */
     }
 }
 

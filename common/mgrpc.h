@@ -35,8 +35,37 @@ long mgrpc_md_get(const grpc_metadata_array *md, const char *key, char *buf, siz
 int mgrpc_peer_identity(grpc_call *call, char *spiffe_id, size_t spiffe_len, char **cert_pem,
                         mesh_err *err);
 
-/* Maps a MESH_E* code to the gRPC status a client should see. */
-grpc_status_code mgrpc_status_from_mesh(int code);
+/* What a failed step was checking. The same MESH_E* code means something
+ * else to a client depending on it: EINVAL in a request is the client's to
+ * fix, EINVAL in a join token is a refused credential, EINVAL in meshd's own
+ * store is meshd's problem. */
+typedef enum mgrpc_fault {
+    MGRPC_FAULT_REQUEST,    /* the request: its content, the caller's rights, and whether
+                             * meshd (its CA) can serve it */
+    MGRPC_FAULT_CREDENTIAL, /* a credential the caller presented to authenticate */
+    MGRPC_FAULT_SERVER,     /* meshd's own work: reading its store, building the reply */
+} mgrpc_fault;
+
+/* The one mapping from a MESH_E* code to the gRPC status a client sees.
+ *
+ *   code        REQUEST              CREDENTIAL        SERVER
+ *   OK          OK                   OK                OK
+ *   EINVAL      INVALID_ARGUMENT     UNAUTHENTICATED   INTERNAL
+ *   ENOTFOUND   NOT_FOUND            UNAUTHENTICATED   INTERNAL
+ *   EEXISTS     ALREADY_EXISTS       UNAUTHENTICATED   INTERNAL
+ *   EPERM       PERMISSION_DENIED    UNAUTHENTICATED   INTERNAL
+ *   EEXPIRED    FAILED_PRECONDITION  UNAUTHENTICATED   INTERNAL
+ *   EBUSY       UNAVAILABLE in every column: transient, retry with backoff
+ *   ENOMEM      RESOURCE_EXHAUSTED in every column: meshd is short of memory, retry
+ *   EIO, ECORRUPT, ECRYPTO, EINTERNAL and any other code: INTERNAL
+ *
+ * EEXPIRED in a request means something it needs has run out (the CA would
+ * expire before the SVID asked for): the system is not in the state the
+ * request needs. An expired credential of the caller's is a CREDENTIAL fault.
+ * A refused credential is always UNAUTHENTICATED, so a client cannot tell a
+ * spent token from an unknown one; meshd's own failures while checking it
+ * keep their retryable status, so a client does not give up on a good token. */
+grpc_status_code mgrpc_status_from_mesh(int code, mgrpc_fault fault);
 const char *mgrpc_status_name(grpc_status_code code);
 
 /* Routes gpr_log output through log_msg (component "grpc") and sets gRPC's

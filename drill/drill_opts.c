@@ -2,15 +2,13 @@
  *
  * Every value is checked here, before anything is created or started, so a typo
  * costs nothing: bad options exit 2 with the offending flag named. */
-#include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "common/duration.h"
+#include "common/cli.h"
 #include "drill/drill.h"
+#include "sidecar/xds_backoff.h"
 
 void drill_usage(FILE *f)
 {
@@ -68,6 +66,9 @@ void drill_usage(FILE *f)
           "  --expect-recovery-within DURATION      recovered at most this long after restart\n"
           "  --expect-budget-at-least DURATION      the smallest outage budget at the kill\n"
           "\n"
+          "Durations are a whole number and a unit (ms, s, m, h, d), e.g. 250ms, 15s, 10m, 1h;\n"
+          "a bare number is seconds.\n"
+          "\n"
           "Exit status: 0 ran and every expectation met, 1 the drill could not run, 2 usage,\n"
           "3 an expectation was not met, 130 interrupted. See docs/drill.md.\n",
           f);
@@ -79,34 +80,14 @@ enum {
     O_X_ZERO, O_X_CLOSED, O_X_RECOVERY, O_X_BUDGET, O_HELP, O_TARGET, O_KILL_CMD, O_START_CMD
 };
 
-static int parse_int(const char *s, long lo, long hi, int *out)
+/* A count in [lo, hi] as an int. */
+static int parse_int(ctl_ctx *c, const char *flag, const char *s, long lo, long hi, int *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
-/* A duration within [lo_ms, hi_ms]; prints a usage error naming the flag. */
-static int parse_dur(ctl_ctx *c, const char *flag, const char *s, int64_t lo_ms, int64_t hi_ms,
-                     int64_t *out)
-{
-    mesh_err err = {0};
-    if (duration_parse_ms(s, out, &err) != MESH_OK)
-        return ctl_usage_error(c, "%s: %s", flag, err.msg);
-    if (*out < lo_ms || *out > hi_ms) {
-        char lo[32], hi[32];
-        if (lo_ms < 1000)
-            snprintf(lo, sizeof lo, "%lldms", (long long)lo_ms);
-        else
-            duration_format(lo_ms / 1000, lo, sizeof lo);
-        duration_format(hi_ms / 1000, hi, sizeof hi);
-        return ctl_usage_error(c, "%s '%s': must be between %s and %s", flag, s, lo, hi);
-    }
-    return 0;
+    long v;
+    int rc = ctl_flag_long(c, flag, s, lo, hi, &v);
+    if (rc == 0)
+        *out = (int)v;
+    return rc;
 }
 
 int drill_parse_opts(ctl_ctx *c, int argc, char **argv, drill_opts *o)
@@ -159,65 +140,56 @@ int drill_parse_opts(ctl_ctx *c, int argc, char **argv, drill_opts *o)
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case O_SIDECARS:
-            if (parse_int(optarg, 1, DRILL_MAX_CLIENTS, &o->n_clients) != 0)
-                return ctl_usage_error(c, "--sidecars '%s': a number from 1 to %d", optarg,
-                                       DRILL_MAX_CLIENTS);
+            if ((rc = parse_int(c, "--sidecars", optarg, 1, DRILL_MAX_CLIENTS, &o->n_clients)))
+                return rc;
             break;
         case O_SERVERS:
-            if (parse_int(optarg, 1, DRILL_MAX_SERVERS, &o->n_servers) != 0)
-                return ctl_usage_error(c, "--servers '%s': a number from 1 to %d", optarg,
-                                       DRILL_MAX_SERVERS);
-            break;
-        case O_TTL:
-            if ((rc = parse_dur(c, "--ttl", optarg, 10000, 6 * 3600000LL, &ms)) != 0)
+            if ((rc = parse_int(c, "--servers", optarg, 1, DRILL_MAX_SERVERS, &o->n_servers)))
                 return rc;
-            if (ms % 1000)
-                return ctl_usage_error(c, "--ttl '%s': whole seconds (certificates have "
-                                       "one-second resolution)", optarg);
-            o->ttl_s = ms / 1000;
+            break;
+        case O_TTL: /* whole seconds: certificates have one-second resolution */
+            if ((rc = ctl_flag_duration_s(c, "--ttl", optarg, 10, 6 * 3600, &o->ttl_s)))
+                return rc;
             o->ttl_given = 1;
             break;
-        case O_RATE: {
-            char *end;
-            errno = 0;
-            double v = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !isfinite(v) || v < 1 || v > 20000)
-                return ctl_usage_error(c, "--rate '%s': requests per second, 1 to 20000",
-                                       optarg);
-            o->rate = v;
+        case O_RATE:
+            if ((rc = ctl_flag_double(c, "--rate", optarg, 1, 20000, &o->rate)))
+                return rc;
             break;
-        }
         case O_KILL:
-            if ((rc = parse_dur(c, "--kill-after", optarg, 1000, 3600000, &o->kill_after_ms)))
+            rc = ctl_flag_duration_ms(c, "--kill-after", optarg, 1000, 3600000, &o->kill_after_ms);
+            if (rc)
                 return rc;
             break;
         case O_OUTAGE:
-            if ((rc = parse_dur(c, "--outage", optarg, 1000, 24 * 3600000LL, &o->outage_ms)))
+            rc = ctl_flag_duration_ms(c, "--outage", optarg, 1000, 24 * 3600000LL, &o->outage_ms);
+            if (rc)
                 return rc;
             break;
         case O_RECOVERY:
-            if ((rc = parse_dur(c, "--recovery-timeout", optarg, 5000, 3600000,
-                                &o->recovery_timeout_ms)))
+            rc = ctl_flag_duration_ms(c, "--recovery-timeout", optarg, 5000, 3600000,
+                                      &o->recovery_timeout_ms);
+            if (rc)
                 return rc;
             break;
         case O_REQ_TIMEOUT:
-            if ((rc = parse_dur(c, "--request-timeout", optarg, 100, 60000,
-                                &o->request_timeout_ms)))
+            rc = ctl_flag_duration_ms(c, "--request-timeout", optarg, 100, 60000,
+                                      &o->request_timeout_ms);
+            if (rc)
                 return rc;
             break;
         case O_RECONNECT:
             /* Same range the sidecar accepts, so it cannot refuse to start later. */
-            if ((rc = parse_dur(c, "--reconnect-max", optarg, 250, 3600000, &ms)))
+            rc = ctl_flag_duration_ms(c, "--reconnect-max", optarg, XDSC_BACKOFF_CAP_LO_MS,
+                                      XDSC_BACKOFF_CAP_HI_MS, &ms);
+            if (rc)
                 return rc;
             o->reconnect_max = optarg;
             break;
         case O_ROTATE: {
-            char *end;
-            errno = 0;
-            double f = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !(f >= 0.1 && f <= 0.9))
-                return ctl_usage_error(c, "--rotate-fraction '%s': a number from 0.1 to 0.9",
-                                       optarg);
+            double f; /* meshd's range: it must not refuse to start later */
+            if ((rc = ctl_flag_double(c, "--rotate-fraction", optarg, 0.1, 0.9, &f)))
+                return rc;
             o->rotate_fraction = optarg;
             break;
         }
@@ -248,23 +220,26 @@ int drill_parse_opts(ctl_ctx *c, int argc, char **argv, drill_opts *o)
         case O_X_ZERO: o->expect_zero_before_expiry = 1; break;
         case O_X_CLOSED: o->expect_fail_closed = 1; break;
         case O_X_RECOVERY:
-            if ((rc = parse_dur(c, "--expect-recovery-within", optarg, 1, 3600000,
-                                &o->expect_recovery_ms)))
+            rc = ctl_flag_duration_ms(c, "--expect-recovery-within", optarg, 1, 3600000,
+                                      &o->expect_recovery_ms);
+            if (rc)
                 return rc;
             o->expect_recovery_arg = optarg;
             break;
         case O_X_BUDGET:
-            if ((rc = parse_dur(c, "--expect-budget-at-least", optarg, 1000, 6 * 3600000LL,
-                                &ms)))
+            rc = ctl_flag_duration_ms(c, "--expect-budget-at-least", optarg, 1000,
+                                      6 * 3600000LL, &ms);
+            if (rc)
                 return rc;
             o->expect_budget_s = ms / 1000;
             o->expect_budget_arg = optarg;
             break;
         case O_TARGET: {
             const char *colon = strrchr(optarg, ':');
-            int port;
+            long port;
+            mesh_err err = {0};
             if (!colon || colon == optarg || strlen(optarg) > 200 ||
-                parse_int(colon + 1, 1, 65535, &port) != 0)
+                cli_long("--target", colon + 1, 1, 65535, &port, &err) != MESH_OK)
                 return ctl_usage_error(c, "--target '%s': give meshd's HOST:PORT", optarg);
             o->target = optarg;
             break;
@@ -283,9 +258,7 @@ int drill_parse_opts(ctl_ctx *c, int argc, char **argv, drill_opts *o)
         case 'h':
             drill_usage(stdout);
             return -1;
-        default:
-            return ctl_usage_error(c, "drill: unknown or incomplete option '%s'",
-                                   optind > 0 && optind <= argc ? argv[optind - 1] : "?");
+        default: return ctl_bad_option(c, argc, argv);
         }
     }
     if (optind < argc)

@@ -21,6 +21,24 @@ mesh_store *ctl_store(ctl_ctx *c);
 /* Prints an error as text or {"error":..,"code":..} and returns exit status 1 (2 for usage). */
 int ctl_fail(ctl_ctx *c, const mesh_err *err);
 int ctl_usage_error(ctl_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The store's trust domain (malloc'd), or NULL after printing why: no store,
+ * or no CA yet (with the 'meshctl ca init' to run). Opens the store. */
+char *ctl_trust_domain(ctl_ctx *c);
+/* Ends a listing: with --output json closes the array begun with
+ * json_arr_begin and prints it, else only frees j. Returns the exit status. */
+int ctl_print_list(ctl_ctx *c, json_out *j);
+
+/* Flag values (meshctl_common.c), checked by common/cli.h: 0, or the usage
+ * error's exit status (2) after printing it. Durations: a bare number is
+ * seconds, for every meshctl flag. ctl_bad_option follows getopt's '?'. */
+int ctl_bad_option(ctl_ctx *c, int argc, char **argv);
+int ctl_flag_long(ctl_ctx *c, const char *flag, const char *value, long lo, long hi, long *out);
+int ctl_flag_double(ctl_ctx *c, const char *flag, const char *value, double lo, double hi,
+                    double *out);
+int ctl_flag_duration_ms(ctl_ctx *c, const char *flag, const char *value, int64_t lo_ms,
+                         int64_t hi_ms, int64_t *out);
+int ctl_flag_duration_s(ctl_ctx *c, const char *flag, const char *value, int64_t lo_s,
+                        int64_t hi_s, int64_t *out);
 /* Prints a finished JSON document followed by a newline. */
 int ctl_print_json(json_out *j);
 void ctl_format_time(int64_t t, char *buf, size_t len);   /* RFC 3339 UTC */

@@ -1,12 +1,13 @@
 /* meshctl/meshctl_ca.c — `meshctl ca ...`: initialise, inspect and rotate the CA. */
 #include <getopt.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ca/ca.h"
-#include "common/duration.h"
+#include "common/cli.h"
 #include "meshctl/meshctl.h"
 
 /* Default CA key directory: "<db dir>/ca-keys", beside the database. */
@@ -17,9 +18,18 @@ static void default_key_dir(const char *db_path, char *out, size_t len)
     free(copy);
 }
 
-static int parse_ca_opts(ctl_ctx *c, int argc, char **argv, ca_init_opts *o, char *key_dir,
-                         size_t key_dir_len, int64_t *activate_id, int *mode)
+/* What `ca init` and `ca rotate` are told; each refuses what is not its own. */
+typedef struct ca_cmd_opts {
+    ca_init_opts ca;      /* trust domain, key type, TTL, key dir, imported material */
+    char key_dir[4096];   /* --key-dir, or beside the store */
+    int64_t activate_id;  /* --activate ID */
+    int mode;             /* 0, 'p' --prepare, 'a' --activate, 'P' --prune */
+} ca_cmd_opts;
+
+static int parse_ca_opts(ctl_ctx *c, int argc, char **argv, ca_cmd_opts *out)
 {
+    memset(out, 0, sizeof *out);
+    ca_init_opts *o = &out->ca;
     static const struct option opts[] = {
         {"trust-domain", required_argument, 0, 't'}, {"key-type", required_argument, 0, 'k'},
         {"ttl", required_argument, 0, 'l'},          {"key-dir", required_argument, 0, 'd'},
@@ -29,40 +39,41 @@ static int parse_ca_opts(ctl_ctx *c, int argc, char **argv, ca_init_opts *o, cha
         {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
-    int ch;
-    mesh_err err = {0};
+    int ch, rc;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
         case 't': o->trust_domain = optarg; break;
         case 'k': o->key_type = optarg; break;
         case 'l':
-            if (duration_parse_s(optarg, &o->ttl_seconds, &err) != MESH_OK)
-                return ctl_usage_error(c, "--ttl: %s", err.msg);
+            /* 0 or none: the default; ca_init and ca_prepare check the range. */
+            if ((rc = ctl_flag_duration_s(c, "--ttl", optarg, 0, CLI_NO_MAX, &o->ttl_seconds)))
+                return rc;
             break;
-        case 'd': snprintf(key_dir, key_dir_len, "%s", optarg); break;
+        case 'd': snprintf(out->key_dir, sizeof out->key_dir, "%s", optarg); break;
         case 'c': o->import_cert_path = optarg; break;
         case 'K': o->import_key_path = optarg; break;
         case 'C': o->import_chain_path = optarg; break;
-        case 'p': *mode = 'p'; break;
-        case 'P': *mode = 'P'; break;
+        case 'p': out->mode = 'p'; break;
+        case 'P': out->mode = 'P'; break;
         case 'a': {
-            char *end;
-            *activate_id = strtoll(optarg, &end, 10);
-            if (*end || *activate_id <= 0)
+            long id;
+            mesh_err err = {0};
+            if (cli_long("--activate", optarg, 1, LONG_MAX, &id, &err) != MESH_OK)
                 return ctl_usage_error(c, "--activate takes a CA id from 'meshctl ca show', got '%s'",
                                        optarg);
-            *mode = 'a';
+            out->activate_id = id;
+            out->mode = 'a';
             break;
         }
-        default:
-            return ctl_usage_error(c, "unknown or incomplete option '%s'", argv[optind - 1]);
+        default: return ctl_bad_option(c, argc, argv);
         }
     }
     if (optind < argc)
         return ctl_usage_error(c, "unexpected argument '%s'", argv[optind]);
-    if (!key_dir[0])
-        default_key_dir(c->db_path ? c->db_path : "./meshd.db", key_dir, key_dir_len);
-    o->key_dir = key_dir;
+    if (!out->key_dir[0])
+        default_key_dir(c->db_path ? c->db_path : "./meshd.db", out->key_dir,
+                        sizeof out->key_dir);
+    o->key_dir = out->key_dir;
     if ((o->import_cert_path != NULL) != (o->import_key_path != NULL))
         return ctl_usage_error(c, "--import-cert and --import-key go together");
     return 0;
@@ -70,14 +81,12 @@ static int parse_ca_opts(ctl_ctx *c, int argc, char **argv, ca_init_opts *o, cha
 
 static int ca_init_cmd(ctl_ctx *c, int argc, char **argv)
 {
-    ca_init_opts o = {0};
-    char key_dir[4096] = "";
-    int64_t unused_id = 0;
-    int mode = 0;
-    int rc = parse_ca_opts(c, argc, argv, &o, key_dir, sizeof key_dir, &unused_id, &mode);
+    ca_cmd_opts opts;
+    int rc = parse_ca_opts(c, argc, argv, &opts);
     if (rc)
         return rc;
-    if (mode)
+    const ca_init_opts o = opts.ca;
+    if (opts.mode)
         return ctl_usage_error(c, "--prepare/--activate/--prune belong to 'ca rotate'");
     if (!o.trust_domain)
         return ctl_usage_error(c, "ca init needs --trust-domain (e.g. example.org)");
@@ -116,17 +125,11 @@ static int ca_init_cmd(ctl_ctx *c, int argc, char **argv)
 
 static int ca_show_cmd(ctl_ctx *c)
 {
-    mesh_store *st = ctl_store(c);
-    if (!st)
+    char *td = ctl_trust_domain(c);
+    if (!td)
         return 1;
+    mesh_store *st = ctl_store(c);
     mesh_err err = {0};
-    char *td = NULL;
-    if (store_setting_get(st, "trust_domain", &td, &err) != MESH_OK) {
-        if (err.code == MESH_ENOTFOUND)
-            mesh_err_set(&err, MESH_ENOTFOUND,
-                         "no CA in %s: run 'meshctl ca init --trust-domain <td>' first", c->db_path);
-        return ctl_fail(c, &err);
-    }
     store_ca *list = NULL;
     size_t n = 0;
     if (store_ca_list(st, &list, &n, &err) != MESH_OK) {
@@ -201,25 +204,20 @@ static int ca_bundle_cmd(ctl_ctx *c)
  * who want to wait for bundle propagation in between. */
 static int ca_rotate_cmd(ctl_ctx *c, int argc, char **argv)
 {
-    ca_init_opts o = {0};
-    char key_dir[4096] = "";
-    int64_t activate_id = 0;
-    int mode = 0;
-    int rc = parse_ca_opts(c, argc, argv, &o, key_dir, sizeof key_dir, &activate_id, &mode);
+    ca_cmd_opts opts;
+    int rc = parse_ca_opts(c, argc, argv, &opts);
     if (rc)
         return rc;
-    mesh_store *st = ctl_store(c);
-    if (!st)
+    ca_init_opts o = opts.ca;
+    int mode = opts.mode;
+    char *td = ctl_trust_domain(c);
+    if (!td)
         return 1;
+    mesh_store *st = ctl_store(c);
     mesh_err err = {0};
-    char *td = NULL;
-    if (store_setting_get(st, "trust_domain", &td, &err) != MESH_OK) {
-        mesh_err_set(&err, MESH_ENOTFOUND, "no CA to rotate: run 'meshctl ca init' first");
-        return ctl_fail(c, &err);
-    }
     if (!o.trust_domain)
         o.trust_domain = td;
-    int64_t new_id = activate_id;
+    int64_t new_id = opts.activate_id;
     int removed = 0;
     if (mode == 0 || mode == 'p') {
         if (ca_prepare(st, &o, &new_id, &err) != MESH_OK)

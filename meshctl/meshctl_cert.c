@@ -67,20 +67,18 @@ static int cert_issue(ctl_ctx *c, int argc, char **argv)
     mesh_err err = {0};
     optind = 1;
     opterr = 0;
-    int ch;
+    int ch, rc;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
         case 'c': csr_path = optarg; break;
         case 'i': id = optarg; break;
         case 'o': out_path = optarg; break;
         case 't':
-            if (duration_parse_s(optarg, &ttl, &err) != MESH_OK)
-                return ctl_usage_error(c, "--ttl: %s", err.msg);
-            if (ttl <= 0)
-                return ctl_usage_error(c, "--ttl must be positive");
+            if ((rc = ctl_flag_duration_s(c, "--ttl", optarg, CA_MIN_SVID_TTL, CA_MAX_SVID_TTL,
+                                          &ttl)))
+                return rc;
             break;
-        default:
-            return ctl_usage_error(c, "unknown or incomplete option '%s'", argv[optind - 1]);
+        default: return ctl_bad_option(c, argc, argv);
         }
     }
     if (!csr_path || !id)
@@ -103,7 +101,7 @@ static int cert_issue(ctl_ctx *c, int argc, char **argv)
     ca_issue_req req = {.csr_pem = csr, .authorised_id = id, .ttl_seconds = ttl,
                         .actor = "meshctl"};
     ca_issued issued = {0};
-    int rc = ca_issue_svid(ca, st, &req, &issued, &err);
+    rc = ca_issue_svid(ca, st, &req, &issued, &err);
     ca_free(ca);
     free(csr);
     if (rc != MESH_OK)
@@ -191,7 +189,7 @@ static int cert_list(ctl_ctx *c, int argc, char **argv)
         else if (ch == 'a')
             all = 1;
         else
-            return ctl_usage_error(c, "unknown or incomplete option '%s'", argv[optind - 1]);
+            return ctl_bad_option(c, argc, argv);
     }
     mesh_store *st = ctl_store(c);
     if (!st)
@@ -221,11 +219,7 @@ static int cert_list(ctl_ctx *c, int argc, char **argv)
                list[i].revoked ? "revoked" : secs <= 0 ? "expired" : "valid");
     }
     store_cert_free_list(list, n);
-    if (c->json) {
-        json_arr_end(&j);
-        return ctl_print_json(&j);
-    }
-    return 0;
+    return ctl_print_list(c, &j);
 }
 
 static int cert_show(ctl_ctx *c, int argc, char **argv)
@@ -273,7 +267,7 @@ static int cert_revoke(ctl_ctx *c, int argc, char **argv)
         if (ch == 'r')
             reason = optarg;
         else
-            return ctl_usage_error(c, "unknown or incomplete option '%s'", argv[optind - 1]);
+            return ctl_bad_option(c, argc, argv);
     }
     if (optind + 1 != argc)
         return ctl_usage_error(c, "cert revoke needs one SERIAL");

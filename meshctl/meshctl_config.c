@@ -23,7 +23,7 @@ int ctl_cmd_apply(ctl_ctx *c, int argc, char **argv)
         else if (ch == 'n')
             dry_run = 1;
         else
-            return ctl_usage_error(c, "unknown or incomplete option '%s'", argv[optind - 1]);
+            return ctl_bad_option(c, argc, argv);
     }
     if (!file)
         return ctl_usage_error(c, "apply needs -f FILE");

@@ -5,22 +5,14 @@
 #include <string.h>
 
 #include "common/duration.h"
+#include "common/xds_wire.h"
 #include "meshctl/meshctl.h"
 
-/* "type.googleapis.com/envoy.config.listener.v3.Listener" -> "LDS". */
+/* "type.googleapis.com/envoy.config.listener.v3.Listener" -> "LDS"; any other URL as is. */
 static const char *short_type(const char *url)
 {
-    static const struct { const char *suffix, *name; } t[] = {
-        {".Listener", "LDS"}, {".RouteConfiguration", "RDS"}, {".Cluster", "CDS"},
-        {".ClusterLoadAssignment", "EDS"}, {".Secret", "SDS"},
-    };
-    size_t ul = strlen(url);
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        size_t sl = strlen(t[i].suffix);
-        if (ul >= sl && strcmp(url + ul - sl, t[i].suffix) == 0)
-            return t[i].name;
-    }
-    return url;
+    const char *name = xds_wire_short_name(url);
+    return name ? name : url;
 }
 
 static const store_proxy_type_status *find_type(const store_proxy *p, const char *name)
@@ -112,10 +104,8 @@ int ctl_cmd_proxy_status(ctl_ctx *c, int argc, char **argv)
         printf(" %-11s %s\n", lefts, nack);
     }
     store_proxy_free_list(list, n);
-    if (c->json) {
-        json_arr_end(&j);
-        return ctl_print_json(&j);
-    }
+    if (c->json)
+        return ctl_print_list(c, &j);
     if (n == 0)
         printf("(no sidecar has connected to meshd yet)\n");
     return 0;
@@ -128,13 +118,12 @@ int ctl_cmd_audit(ctl_ctx *c, int argc, char **argv)
     optind = 1;
     opterr = 0;
     int ch;
+    int rc;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        char *end;
         if (ch != 'l')
-            return ctl_usage_error(c, "unknown or incomplete option '%s'", argv[optind - 1]);
-        limit = strtol(optarg, &end, 10);
-        if (*end || limit <= 0 || limit > 100000)
-            return ctl_usage_error(c, "--limit must be 1..100000, got '%s'", optarg);
+            return ctl_bad_option(c, argc, argv);
+        if ((rc = ctl_flag_long(c, "--limit", optarg, 1, 100000, &limit)))
+            return rc;
     }
     mesh_store *st = ctl_store(c);
     if (!st)
@@ -166,9 +155,5 @@ int ctl_cmd_audit(ctl_ctx *c, int argc, char **argv)
         }
     }
     store_audit_free_list(list, n);
-    if (c->json) {
-        json_arr_end(&j);
-        return ctl_print_json(&j);
-    }
-    return 0;
+    return ctl_print_list(c, &j);
 }

@@ -6,7 +6,7 @@
 
 #include "ca/join_token.h"
 #include "ca/spiffe_id.h"
-#include "common/duration.h"
+#include "common/cli.h"
 #include "meshctl/meshctl.h"
 
 typedef struct wl_opts {
@@ -25,20 +25,17 @@ static int parse_wl_opts(ctl_ctx *c, int argc, char **argv, wl_opts *o)
     o->token_ttl = JOIN_TOKEN_DEFAULT_TTL;
     optind = 1;
     opterr = 0;
-    int ch;
-    mesh_err err = {0};
+    int ch, rc;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
         case 'a': o->address = optarg; break;
         case 's': o->selectors = optarg; break;
         case 't':
-            if (duration_parse_s(optarg, &o->token_ttl, &err) != MESH_OK)
-                return ctl_usage_error(c, "--token-ttl: %s", err.msg);
-            if (o->token_ttl <= 0)
-                return ctl_usage_error(c, "--token-ttl must be positive");
+            /* join_token_create checks the upper bound (30d). */
+            if ((rc = ctl_flag_duration_s(c, "--token-ttl", optarg, 1, CLI_NO_MAX, &o->token_ttl)))
+                return rc;
             break;
-        default:
-            return ctl_usage_error(c, "unknown or incomplete option '%s'", argv[optind - 1]);
+        default: return ctl_bad_option(c, argc, argv);
         }
     }
     if (optind + 1 != argc)
@@ -79,14 +76,10 @@ static int workload_add(ctl_ctx *c, int argc, char **argv)
     spiffe_id_parts sid;
     if (spiffe_id_parse_workload(o.id, &sid, &err) != MESH_OK)
         return ctl_fail(c, &err);
-    mesh_store *st = ctl_store(c);
-    if (!st)
+    char *td = ctl_trust_domain(c);
+    if (!td)
         return 1;
-    char *td = NULL;
-    if (store_setting_get(st, "trust_domain", &td, &err) != MESH_OK) {
-        mesh_err_set(&err, MESH_ENOTFOUND, "no CA yet: run 'meshctl ca init --trust-domain <td>'");
-        return ctl_fail(c, &err);
-    }
+    mesh_store *st = ctl_store(c);
     int wrong_td = strcmp(td, sid.trust_domain) != 0;
     if (wrong_td) {
         mesh_err_set(&err, MESH_EINVAL, "%s is not in this mesh's trust domain %s", o.id, td);
@@ -165,11 +158,7 @@ static int workload_list(ctl_ctx *c)
         }
     }
     store_registration_free_list(list, n);
-    if (c->json) {
-        json_arr_end(&j);
-        return ctl_print_json(&j);
-    }
-    return 0;
+    return ctl_print_list(c, &j);
 }
 
 static int workload_remove(ctl_ctx *c, int argc, char **argv)

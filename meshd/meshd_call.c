@@ -303,7 +303,7 @@ void md_call_on_recv(md_call *c, int ok)
     int rc = mgrpc_buffer_to_bytes(bb, &buf, &len, &err);
     grpc_byte_buffer_destroy(bb);
     if (rc != MESH_OK) {
-        md_call_finish(c, mgrpc_status_from_mesh(rc), err.msg);
+        md_call_finish(c, mgrpc_status_from_mesh(rc, MGRPC_FAULT_REQUEST), err.msg);
         md_call_unref(c);
         return;
     }

@@ -85,10 +85,10 @@ static int handle_locked(md_call *c, const ads_delta_decoded *d)
     md_stream_note_node_locked(c, d->has_node, d->node_id);
     ads_delta_request req = d->req;
     if (c->kind == MD_CALL_DSDS && !req.type_url[0])
-        req.type_url = TYPE_URL_SECRET; /* SDS requests may leave the type implied */
+        req.type_url = XDS_TYPE_URL_SECRET; /* SDS requests may leave the type implied */
     ads_req_result res;
     int rc = MESH_OK;
-    if (c->kind == MD_CALL_DSDS && strcmp(req.type_url, TYPE_URL_SECRET) != 0) {
+    if (c->kind == MD_CALL_DSDS && strcmp(req.type_url, XDS_TYPE_URL_SECRET) != 0) {
         memset(&res, 0, sizeof res);
         res.kind = ADS_REQ_UNKNOWN_TYPE;
     } else {
@@ -96,7 +96,7 @@ static int handle_locked(md_call *c, const ads_delta_decoded *d)
     }
     if (rc != MESH_OK) {
         log_warn("meshd", "delta request from %s (%s): %s", s->node_id, c->spiffe_id, err.msg);
-        md_call_finish_locked(c, mgrpc_status_from_mesh(rc), err.msg);
+        md_call_finish_locked(c, mgrpc_status_from_mesh(rc, MGRPC_FAULT_REQUEST), err.msg);
         return 0;
     }
     log_request(c, &req, &res);

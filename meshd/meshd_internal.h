@@ -29,6 +29,7 @@
 #include "ca/ca.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/xds_wire.h"
 #include "config/mesh_config.h"
 #include "sds/protocol/ads_delta_state.h"
 #include "sds/protocol/ads_state.h"
@@ -36,13 +37,6 @@
 #include "sds/compiler/xds_snapshot.h"
 #include "meshd/meshd_status_rows.h"
 #include "store/store.h"
-
-#define MD_METHOD_ADS   "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
-#define MD_METHOD_SDS   "/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets"
-#define MD_METHOD_FETCH "/envoy.service.secret.v3.SecretDiscoveryService/FetchSecrets"
-#define MD_METHOD_CSR   "/istio.v1.auth.IstioCertificateService/CreateCertificate"
-#define MD_METHOD_DADS  "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
-#define MD_METHOD_DSDS  "/envoy.service.secret.v3.SecretDiscoveryService/DeltaSecrets"
 
 #define MD_SERVING_NS "mesh-system"
 #define MD_SERVING_SA "meshd"
@@ -68,8 +62,6 @@ typedef struct md_opts {
 
 /* 0 = run, 1 = help printed (exit 0), <0 = error in err. */
 int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err);
-/* "90s", "15m", "24h", "2d" or plain seconds. */
-int md_parse_duration(const char *s, int64_t *out);
 
 /* ---- string-keyed hash map (meshd_map.c) ------------------------------------- */
 

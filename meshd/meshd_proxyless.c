@@ -289,7 +289,7 @@ int md_proxyless_on_request_locked(md_call *c, const ads_decoded *d)
         if (rc != MESH_OK)
             return rc;
     }
-    if (d->req.type_url != NULL && strcmp(d->req.type_url, TYPE_URL_SECRET) == 0)
+    if (d->req.type_url != NULL && strcmp(d->req.type_url, XDS_TYPE_URL_SECRET) == 0)
         return refuse_locked(c, GRPC_STATUS_PERMISSION_DENIED, c->spiffe_id,
                              "secrets are never served on meshd's plaintext xDS port; a client "
                              "that needs SDS connects to the mTLS port with its SVID");

@@ -355,10 +355,10 @@ void md_stream_on_message(md_call *c, const uint8_t *buf, size_t len)
     md_stream_note_node_locked(c, d.has_node, d.node_id);
     ads_request req = d.req;
     if (c->kind == MD_CALL_SDS && !req.type_url[0])
-        req.type_url = TYPE_URL_SECRET; /* SDS requests may leave the type implied */
+        req.type_url = XDS_TYPE_URL_SECRET; /* SDS requests may leave the type implied */
     ads_req_result res;
     int rc;
-    if (c->kind == MD_CALL_SDS && strcmp(req.type_url, TYPE_URL_SECRET) != 0) {
+    if (c->kind == MD_CALL_SDS && strcmp(req.type_url, XDS_TYPE_URL_SECRET) != 0) {
         memset(&res, 0, sizeof res);
         res.kind = ADS_REQ_UNKNOWN_TYPE;
         rc = MESH_OK;
@@ -366,7 +366,7 @@ void md_stream_on_message(md_call *c, const uint8_t *buf, size_t len)
         rc = ads_state_on_request(&s->st, &req, &res, &err);
     }
     if (rc != MESH_OK) {
-        md_call_finish_locked(c, mgrpc_status_from_mesh(rc), err.msg);
+        md_call_finish_locked(c, mgrpc_status_from_mesh(rc, MGRPC_FAULT_REQUEST), err.msg);
         pthread_mutex_unlock(&c->mu);
         ads_decoded_free(&d);
         return;

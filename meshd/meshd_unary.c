@@ -215,8 +215,7 @@ void md_job_fetch(md_worker *w, md_job *j)
         rc = sds_secret_set_build(c->spiffe_id, svid.found ? svid.chain_pem : NULL, bundle, &set,
                                   &err);
     if (rc != MESH_OK) {
-        reply(c, NULL, 0, rc == MESH_EBUSY ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_INTERNAL,
-              err.msg);
+        reply(c, NULL, 0, mgrpc_status_from_mesh(rc, MGRPC_FAULT_SERVER), err.msg);
         goto out;
     }
     /* Requested names (all when none), in name order like a stream subset. */
@@ -237,7 +236,7 @@ void md_job_fetch(md_worker *w, md_job *j)
     md_nonce(ctx, nonce, sizeof nonce);
     uint8_t *buf = NULL;
     size_t len = 0;
-    if (ads_response_encode(TYPE_URL_SECRET, version, nonce, items, n, ctx->control_plane_id,
+    if (ads_response_encode(XDS_TYPE_URL_SECRET, version, nonce, items, n, ctx->control_plane_id,
                             &buf, &len, &err) != MESH_OK) {
         reply(c, NULL, 0, GRPC_STATUS_INTERNAL, err.msg);
         goto out;

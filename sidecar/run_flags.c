@@ -2,8 +2,9 @@
 #include <getopt.h>
 #include <string.h>
 
-#include "common/duration.h"
+#include "common/cli.h"
 #include "sidecar/run.h"
+#include "sidecar/xds_backoff.h"
 
 void sc_usage(FILE *f)
 {
@@ -21,11 +22,15 @@ void sc_usage(FILE *f)
           "                         several workloads share one SPIFFE ID)\n"
           "  --admin IP:PORT        admin endpoint (loopback only): /ready /stats /config_dump /certs\n"
           "  --server-name NAME     name in meshd's certificate (default meshd)\n"
-          "  --drain-time DURATION  on SIGTERM: stop accepting, let requests finish (default 2s)\n"
-          "  --reconnect-max DURATION  longest wait between attempts to reach meshd; waits grow\n"
-          "                         from 250ms with full jitter (default 30s)\n"
+          "  --drain-time DURATION  on SIGTERM: stop accepting, let requests finish, at most 5m\n"
+          "                         (default 2s)\n"
+          "  --reconnect-max DURATION  longest wait between attempts to reach meshd (250ms to\n"
+          "                         1h); waits grow from 250ms with full jitter (default 30s)\n"
           "  --log-level LEVEL      debug|info|warn|error (default info)\n"
           "  -h, --help             this text\n"
+          "\n"
+          "Durations are a whole number and a unit (ms, s, m, h, d), e.g. 500ms, 2s, 1m; a\n"
+          "bare number is seconds.\n"
           "\n"
           "A sidecar restarted with an existing state directory serves its persisted config and\n"
           "certificates at once, even while meshd is unreachable, until the SVID expires.\n",
@@ -75,26 +80,22 @@ int sc_parse_flags(int argc, char **argv, sc_opts *o, int *help, mesh_err *err)
         case O_ADMIN: o->admin = optarg; break;
         case O_SERVER_NAME: o->server_name = optarg; break;
         case O_DRAIN:
-            if (duration_parse_ms(optarg, &o->drain_ms, err) != MESH_OK)
-                return mesh_err_prefix(err, "--drain-time");
-            if (o->drain_ms > 300000)
-                return mesh_err_set(err, MESH_EINVAL, "--drain-time: at most 5m");
+            if (cli_duration_ms("--drain-time", optarg, DURATION_BARE_SECONDS, 0, 300000,
+                                &o->drain_ms, err) != MESH_OK)
+                return MESH_EINVAL;
             break;
         case O_RECONNECT_MAX:
-            if (duration_parse_ms(optarg, &o->reconnect_max_ms, err) != MESH_OK)
-                return mesh_err_prefix(err, "--reconnect-max");
-            if (o->reconnect_max_ms < 250 || o->reconnect_max_ms > 3600000)
-                return mesh_err_set(err, MESH_EINVAL, "--reconnect-max: between 250ms and 1h");
+            if (cli_duration_ms("--reconnect-max", optarg, DURATION_BARE_SECONDS,
+                                XDSC_BACKOFF_CAP_LO_MS, XDSC_BACKOFF_CAP_HI_MS,
+                                &o->reconnect_max_ms, err) != MESH_OK)
+                return MESH_EINVAL;
             break;
         case O_LOG:
-            if (log_level_parse(optarg, &o->log_level) != 0)
-                return mesh_err_set(err, MESH_EINVAL,
-                                    "--log-level '%s': use debug, info, warn or error", optarg);
+            if (cli_log_level("--log-level", optarg, &o->log_level, err) != MESH_OK)
+                return MESH_EINVAL;
             break;
         case 'h': *help = 1; return MESH_OK;
-        default:
-            return mesh_err_set(err, MESH_EINVAL, "unknown or incomplete option '%s'",
-                                optind > 0 && optind <= argc ? argv[optind - 1] : "?");
+        default: return cli_bad_option(argc, argv, NULL, err);
         }
     }
     if (optind < argc)

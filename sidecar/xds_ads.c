@@ -34,7 +34,7 @@ int xdsc_ads_start(xdsc_ads *a, grpc_completion_queue *cq, grpc_channel *ch, mes
     a->details = grpc_empty_slice();
     grpc_metadata_array_init(&a->md_initial);
     grpc_metadata_array_init(&a->md_trailing);
-    grpc_slice method = grpc_slice_from_static_string(XDSC_ADS_METHOD);
+    grpc_slice method = grpc_slice_from_static_string(XDS_METHOD_ADS);
     a->call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL,
                                        gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (!a->call) {

@@ -13,6 +13,9 @@
 
 #define XDSC_BACKOFF_MIN_MS 250
 #define XDSC_BACKOFF_MAX_MS 30000
+/* --reconnect-max is a cap between these (mesh-sidecar and meshctl drill check it). */
+#define XDSC_BACKOFF_CAP_LO_MS XDSC_BACKOFF_MIN_MS
+#define XDSC_BACKOFF_CAP_HI_MS (3600 * 1000)
 
 typedef struct xdsc_backoff {
     int64_t min_ms;

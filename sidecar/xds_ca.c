@@ -82,7 +82,7 @@ int xdsc_csr_start(xdsc_csr_call *c, grpc_completion_queue *cq, grpc_channel *ch
         c->md[0].value = grpc_slice_from_static_string(c->md_value);
         c->n_md = 1;
     }
-    grpc_slice method = grpc_slice_from_static_string(XDSC_CSR_METHOD);
+    grpc_slice method = grpc_slice_from_static_string(XDS_METHOD_CREATE_CERTIFICATE);
     c->call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL,
                                        xdsc_deadline_ms(timeout_ms), NULL);
     if (!c->call) {

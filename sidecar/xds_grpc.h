@@ -13,10 +13,8 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "common/xds_wire.h"
 
-#define XDSC_ADS_METHOD \
-    "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
-#define XDSC_CSR_METHOD "/istio.v1.auth.IstioCertificateService/CreateCertificate"
 #define XDSC_DEFAULT_SERVER_NAME "meshd"
 #define XDSC_MAX_MESSAGE (16 * 1024 * 1024)
 

@@ -6,13 +6,9 @@
 #include <string.h>
 
 static const char *const type_urls[XDSC_TYPE_COUNT] = {
-    [XDSC_SDS] = XDSC_TYPE_URL_SECRET,   [XDSC_CDS] = XDSC_TYPE_URL_CLUSTER,
-    [XDSC_EDS] = XDSC_TYPE_URL_ENDPOINT, [XDSC_LDS] = XDSC_TYPE_URL_LISTENER,
-    [XDSC_RDS] = XDSC_TYPE_URL_ROUTE,
-};
-static const char *const type_short[XDSC_TYPE_COUNT] = {
-    [XDSC_SDS] = "SDS", [XDSC_CDS] = "CDS", [XDSC_EDS] = "EDS",
-    [XDSC_LDS] = "LDS", [XDSC_RDS] = "RDS",
+    [XDSC_SDS] = XDS_TYPE_URL_SECRET,   [XDSC_CDS] = XDS_TYPE_URL_CLUSTER,
+    [XDSC_EDS] = XDS_TYPE_URL_ENDPOINT, [XDSC_LDS] = XDS_TYPE_URL_LISTENER,
+    [XDSC_RDS] = XDS_TYPE_URL_ROUTE,
 };
 
 const char *xdsc_type_url(enum xdsc_type t)
@@ -22,7 +18,7 @@ const char *xdsc_type_url(enum xdsc_type t)
 
 const char *xdsc_type_short(enum xdsc_type t)
 {
-    return (unsigned)t < XDSC_TYPE_COUNT ? type_short[t] : "?";
+    return (unsigned)t < XDSC_TYPE_COUNT ? xds_wire_short_name(type_urls[t]) : "?";
 }
 
 int xdsc_type_from_url(const char *url, enum xdsc_type *out)

@@ -26,18 +26,13 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "common/xds_wire.h"
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 
 /* The order requests are sent in on a new stream and persisted state is
  * replayed in: secrets first (listeners and clusters need them), then
  * clusters before the listeners that route to them, as Envoy does. */
 enum xdsc_type { XDSC_SDS = 0, XDSC_CDS, XDSC_EDS, XDSC_LDS, XDSC_RDS, XDSC_TYPE_COUNT };
-
-#define XDSC_TYPE_URL_LISTENER "type.googleapis.com/envoy.config.listener.v3.Listener"
-#define XDSC_TYPE_URL_ROUTE    "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-#define XDSC_TYPE_URL_CLUSTER  "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-#define XDSC_TYPE_URL_ENDPOINT "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-#define XDSC_TYPE_URL_SECRET   "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 
 #define XDSC_SECRET_DEFAULT "default"
 #define XDSC_SECRET_ROOTCA  "ROOTCA"

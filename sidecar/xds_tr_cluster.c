@@ -104,7 +104,7 @@ static int upstream_tls(const Envoy__Config__Core__V3__TransportSocket *ts, cons
     xdsc_tr_what(w, sizeof w, "%s: transport_socket", what);
     if (ts->config_type_case != ENVOY__CONFIG__CORE__V3__TRANSPORT_SOCKET__CONFIG_TYPE_TYPED_CONFIG)
         return mesh_err_set(err, MESH_EINVAL, "%s: missing typed_config", w);
-    int rc = xdsc_tr_any_is(ts->typed_config, XDSC_TYPED_UPSTREAM_TLS, w, err);
+    int rc = xdsc_tr_any_is(ts->typed_config, XDS_TYPE_URL_UPSTREAM_TLS, w, err);
     if (rc != MESH_OK)
         return rc;
     Envoy__Extensions__TransportSockets__Tls__V3__UpstreamTlsContext *u =

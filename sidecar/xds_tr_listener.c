@@ -46,7 +46,7 @@ static int downstream_tls(const Envoy__Config__Core__V3__TransportSocket *ts, co
     xdsc_tr_what(w, sizeof w, "%s: transport_socket", what);
     if (ts->config_type_case != ENVOY__CONFIG__CORE__V3__TRANSPORT_SOCKET__CONFIG_TYPE_TYPED_CONFIG)
         return mesh_err_set(err, MESH_EINVAL, "%s: missing typed_config", w);
-    int rc = xdsc_tr_any_is(ts->typed_config, XDSC_TYPED_DOWNSTREAM_TLS, w, err);
+    int rc = xdsc_tr_any_is(ts->typed_config, XDS_TYPE_URL_DOWNSTREAM_TLS, w, err);
     if (rc != MESH_OK)
         return rc;
     Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext *d =
@@ -104,18 +104,18 @@ static int chain_filters(const Envoy__Config__Listener__V3__FilterChain *fc, con
         const char *url = tc->type_url ? tc->type_url : "";
         if (tc->value.len > XDSC_MAX_RESOURCE_BYTES)
             return mesh_err_set(err, MESH_EINVAL, "%s: typed_config is too large", w);
-        if (strcmp(url, XDSC_TYPED_HCM) == 0) {
+        if (strcmp(url, XDS_TYPE_URL_HCM) == 0) {
             f->hcm = envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__unpack(
                 NULL, tc->value.len, tc->value.data);
             if (!f->hcm)
                 return mesh_err_set(err, MESH_EINVAL, "%s: HttpConnectionManager does not decode",
                                     w);
-        } else if (strcmp(url, XDSC_TYPED_TCP_PROXY) == 0) {
+        } else if (strcmp(url, XDS_TYPE_URL_TCP_PROXY) == 0) {
             f->tcp = envoy__extensions__filters__network__tcp_proxy__v3__tcp_proxy__unpack(
                 NULL, tc->value.len, tc->value.data);
             if (!f->tcp)
                 return mesh_err_set(err, MESH_EINVAL, "%s: TcpProxy does not decode", w);
-        } else if (strcmp(url, XDSC_TYPED_NET_RBAC) == 0) {
+        } else if (strcmp(url, XDS_TYPE_URL_NET_RBAC) == 0) {
             int rc = network_rbac(tc, w, f, err);
             if (rc != MESH_OK)
                 return rc;
@@ -151,9 +151,9 @@ static int http_filters(const Hcm *h, const char *what, bool inbound, chain_fact
                 ? hf->typed_config
                 : NULL;
         const char *url = tc && tc->type_url ? tc->type_url : "";
-        if (strcmp(url, XDSC_TYPED_ROUTER) == 0) {
+        if (strcmp(url, XDS_TYPE_URL_ROUTER) == 0) {
             router = true;
-        } else if (strcmp(url, XDSC_TYPED_HTTP_RBAC) == 0) {
+        } else if (strcmp(url, XDS_TYPE_URL_HTTP_RBAC) == 0) {
             if (!inbound)
                 return mesh_err_set(err, MESH_EINVAL,
                                     "%s: RBAC on an outbound listener is not supported", w);

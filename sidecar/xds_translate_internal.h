@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "common/xds_wire.h"
 #include "envoy/config/core/v3/address.pb-c.h"
 #include "envoy/config/rbac/v3/rbac.pb-c.h"
 #include "envoy/config/route/v3/route.pb-c.h"
@@ -15,19 +16,6 @@
 #include "google/protobuf/duration.pb-c.h"
 #include "sidecar/dp_config.h"
 #include "sidecar/xds_sotw.h"
-
-#define XDSC_TYPED_HCM \
-    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3." \
-    "HttpConnectionManager"
-#define XDSC_TYPED_NET_RBAC  "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"
-#define XDSC_TYPED_TCP_PROXY \
-    "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
-#define XDSC_TYPED_HTTP_RBAC "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
-#define XDSC_TYPED_ROUTER    "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-#define XDSC_TYPED_DOWNSTREAM_TLS \
-    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
-#define XDSC_TYPED_UPSTREAM_TLS \
-    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 
 /* Resources and embedded configs are bounded so a hostile or broken control
  * plane cannot make the sidecar allocate without limit. */

@@ -33,7 +33,8 @@ static const char usage_text[] =
     "  drill [--sidecars N] [--ttl 60s] [--rate 50] [--outage D] [--json F] [--csv F] [--svg F]\n"
     "        [--expect-...]   control-plane outage drill on 127.0.0.1 ('meshctl drill --help')\n"
     "\n"
-    "The store path comes from --db or $MESHD_DB.\n";
+    "The store path comes from --db or $MESHD_DB. Durations are a whole number and a unit\n"
+    "(ms, s, m, h, d, y), e.g. 90s, 24h, 10y; a bare number is seconds.\n";
 
 mesh_store *ctl_store(ctl_ctx *c)
 {

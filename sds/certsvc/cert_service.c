@@ -9,6 +9,7 @@
 #include "ca/csr.h"
 #include "ca/join_token.h"
 #include "common/log.h"
+#include "common/mgrpc.h"
 #include "sds/certsvc/svid_recover.h"
 
 void cert_service_free_strings(char **v, size_t n)
@@ -101,20 +102,6 @@ int cert_service_root_of_ca(mesh_store *st, int64_t ca_id, char **root_pem, mesh
     return rc;
 }
 
-/* Status for a failure of the CA's own checks or of the store. */
-static grpc_status_code status_for_issue(int rc)
-{
-    switch (rc) {
-    case MESH_EINVAL: return GRPC_STATUS_INVALID_ARGUMENT;
-    case MESH_EPERM: return GRPC_STATUS_PERMISSION_DENIED;
-    case MESH_EEXPIRED: return GRPC_STATUS_FAILED_PRECONDITION; /* the CA itself is too old */
-    case MESH_EBUSY: return GRPC_STATUS_UNAVAILABLE;
-    case MESH_ENOMEM: return GRPC_STATUS_RESOURCE_EXHAUSTED;
-    case MESH_ENOTFOUND: return GRPC_STATUS_FAILED_PRECONDITION;
-    default: return GRPC_STATUS_INTERNAL;
-    }
-}
-
 static void audit_denied(mesh_store *st, const char *actor, const char *subject,
                          const cert_service_req *req, const mesh_err *why)
 {
@@ -154,7 +141,7 @@ static int check_mtls_peer(mesh_store *st, const cert_service_req *req, grpc_sta
                             "meshd-issued SVID or a join token",
                             serial);
     if (rc != MESH_OK) {
-        *status = rc == MESH_EBUSY ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_INTERNAL;
+        *status = mgrpc_status_from_mesh(rc, MGRPC_FAULT_SERVER);
         return rc;
     }
     if (rec.revoked)
@@ -174,7 +161,7 @@ static int check_mtls_peer(mesh_store *st, const cert_service_req *req, grpc_sta
         return mesh_err_set(err, MESH_EPERM, "%s is no longer registered; renewal refused",
                             req->peer_spiffe_id);
     if (rc != MESH_OK)
-        *status = rc == MESH_EBUSY ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_INTERNAL;
+        *status = mgrpc_status_from_mesh(rc, MGRPC_FAULT_SERVER);
     return rc;
 }
 
@@ -273,16 +260,13 @@ int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req
         /* Check the CSR before spending the token, so a malformed request
          * does not burn the operator's one-time token. */
         if ((rc = ca_csr_check(req->csr_pem, ca_trust_domain(ca), NULL, e)) != MESH_OK) {
-            *status = status_for_issue(rc);
+            *status = mgrpc_status_from_mesh(rc, MGRPC_FAULT_REQUEST);
             audit_denied(st, "token", "", req, e);
             return rc;
         }
         rc = join_token_redeem(st, token, req->now, &token_id, e);
         if (rc != MESH_OK) {
-            *status = rc == MESH_EBUSY ? GRPC_STATUS_UNAVAILABLE
-                      : (rc == MESH_EIO || rc == MESH_ECORRUPT || rc == MESH_EINTERNAL)
-                          ? GRPC_STATUS_INTERNAL
-                          : GRPC_STATUS_UNAUTHENTICATED;
+            *status = mgrpc_status_from_mesh(rc, MGRPC_FAULT_CREDENTIAL);
             audit_denied(st, "token", "", req, e);
             return rc;
         }
@@ -320,7 +304,7 @@ int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req
     memset(&iss, 0, sizeof iss);
     rc = ca_issue_svid(ca, st, &ireq, &iss, e); /* audits success and refusal itself */
     if (rc != MESH_OK) {
-        *status = status_for_issue(rc);
+        *status = mgrpc_status_from_mesh(rc, MGRPC_FAULT_REQUEST);
         free(token_id);
         return rc;
     }
@@ -341,7 +325,7 @@ int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req
     if (rc != MESH_OK) {
         /* The cert is stored and audited; only building the reply failed.
          * The client retries and gets a fresh one. */
-        *status = rc == MESH_EBUSY ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_INTERNAL;
+        *status = mgrpc_status_from_mesh(rc, MGRPC_FAULT_SERVER);
         cert_service_resp_free(out);
         return rc;
     }

@@ -13,6 +13,7 @@
 
 #include "ca/ca.h"
 #include "ca/csr.h"
+#include "common/mgrpc.h"
 
 #define CSR_PEM_MAX (64 * 1024)
 
@@ -237,7 +238,7 @@ int svid_recover_check(mesh_store *st, const char *svid_b64, const char *csr_pem
         goto out;
     }
     if (rc != MESH_OK) {
-        *status = rc == MESH_EBUSY ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_INTERNAL;
+        *status = mgrpc_status_from_mesh(rc, MGRPC_FAULT_SERVER);
         goto out;
     }
     char spki[65];
@@ -280,7 +281,7 @@ int svid_recover_check(mesh_store *st, const char *svid_b64, const char *csr_pem
         goto out;
     }
     if (rc != MESH_OK) {
-        *status = rc == MESH_EBUSY ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_INTERNAL;
+        *status = mgrpc_status_from_mesh(rc, MGRPC_FAULT_SERVER);
         goto out;
     }
     *status = GRPC_STATUS_OK;

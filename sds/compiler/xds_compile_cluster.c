@@ -152,7 +152,7 @@ int xc_outbound_cluster(xc_ctx *c, const mesh_service *svc)
         return xc_status(c);
 
     if ((cl = xc_eds_cluster(c, name, lb_policy(svc), svc)) == NULL ||
-        (cl->transport_socket = xc_tls_socket(c, XC_URL_UPSTREAM_TLS, &utls->base)) == NULL)
+        (cl->transport_socket = xc_tls_socket(c, XDS_TYPE_URL_UPSTREAM_TLS, &utls->base)) == NULL)
         return xc_status(c);
     return xc_emit(c, XDS_CDS, name, &cl->base, what);
 }

@@ -18,6 +18,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "common/error.h"
+#include "common/xds_wire.h"
 #include "config/mesh_config.h"
 #include "sds/compiler/xds_snapshot.h"
 
@@ -30,17 +31,7 @@
 #include "google/protobuf/duration.pb-c.h"
 #include "google/protobuf/wrappers.pb-c.h"
 
-/* Type URLs of the typed_configs meshd emits (Envoy's, verbatim). */
-#define XC_URL_HCM \
-    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-#define XC_URL_ROUTER     "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-#define XC_URL_HTTP_RBAC  "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
-#define XC_URL_NET_RBAC   "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"
-#define XC_URL_TCP_PROXY  "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
-#define XC_URL_DOWNSTREAM_TLS \
-    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
-#define XC_URL_UPSTREAM_TLS \
-    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+/* Type URLs of the typed_configs meshd emits: XDS_TYPE_URL_* in common/xds_wire.h. */
 
 /* Filter and transport socket names, as Envoy registers them. */
 #define XC_FILTER_HCM        "envoy.filters.network.http_connection_manager"

@@ -150,7 +150,7 @@ static HttpFilter *router_filter(xc_ctx *c)
     if (r == NULL)
         return xc_oom(c);
     envoy__extensions__filters__http__router__v3__router__init(r);
-    return http_filter(c, XC_FILTER_ROUTER, XC_URL_ROUTER, &r->base);
+    return http_filter(c, XC_FILTER_ROUTER, XDS_TYPE_URL_ROUTER, &r->base);
 }
 
 static Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy *
@@ -251,7 +251,7 @@ static Hcm *inbound_hcm(xc_ctx *c, const char *stat_prefix, const char *route_na
     envoy__extensions__filters__http__rbac__v3__rbac__init(rbac);
     if ((rbac->rules = rbac_rules(c, svc)) == NULL)
         return NULL;
-    if ((filters[0] = http_filter(c, XC_FILTER_HTTP_RBAC, XC_URL_HTTP_RBAC, &rbac->base)) == NULL ||
+    if ((filters[0] = http_filter(c, XC_FILTER_HTTP_RBAC, XDS_TYPE_URL_HTTP_RBAC, &rbac->base)) == NULL ||
         (filters[1] = router_filter(c)) == NULL)
         return NULL;
 
@@ -301,14 +301,14 @@ int xc_inbound_listener(xc_ctx *c, const mesh_workload *w, const mesh_service *s
     if ((dtls->common_tls_context = xc_common_tls(c, NULL, 0)) == NULL ||
         (dtls->require_client_certificate = xc_bool(c, 1)) == NULL)
         return xc_status(c);
-    Envoy__Config__Core__V3__TransportSocket *ts = xc_tls_socket(c, XC_URL_DOWNSTREAM_TLS, &dtls->base);
+    Envoy__Config__Core__V3__TransportSocket *ts = xc_tls_socket(c, XDS_TYPE_URL_DOWNSTREAM_TLS, &dtls->base);
     if (ts == NULL)
         return xc_status(c);
 
     size_t n_filters;
     if (svc->protocol == MESH_PROTO_HTTP) {
         Hcm *hcm = inbound_hcm(c, stat, name, svc, local);
-        if (hcm == NULL || (filters[0] = net_filter(c, XC_FILTER_HCM, XC_URL_HCM, &hcm->base)) == NULL)
+        if (hcm == NULL || (filters[0] = net_filter(c, XC_FILTER_HCM, XDS_TYPE_URL_HCM, &hcm->base)) == NULL)
             return xc_status(c);
         n_filters = 1;
     } else {
@@ -321,8 +321,8 @@ int xc_inbound_listener(xc_ctx *c, const mesh_workload *w, const mesh_service *s
             return xc_status(c);
         Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy *tp = tcp_proxy(c, stat, local);
         if (tp == NULL ||
-            (filters[0] = net_filter(c, XC_FILTER_NET_RBAC, XC_URL_NET_RBAC, &rbac->base)) == NULL ||
-            (filters[1] = net_filter(c, XC_FILTER_TCP_PROXY, XC_URL_TCP_PROXY, &tp->base)) == NULL)
+            (filters[0] = net_filter(c, XC_FILTER_NET_RBAC, XDS_TYPE_URL_NET_RBAC, &rbac->base)) == NULL ||
+            (filters[1] = net_filter(c, XC_FILTER_TCP_PROXY, XDS_TYPE_URL_TCP_PROXY, &tp->base)) == NULL)
             return xc_status(c);
         n_filters = 2;
     }
@@ -360,7 +360,7 @@ int xc_outbound_http_listener(xc_ctx *c, const mesh_workload *w)
     hcm->rds = rds;
     hcm->n_http_filters = 1;
     hcm->http_filters = hf;
-    if ((filters[0] = net_filter(c, XC_FILTER_HCM, XC_URL_HCM, &hcm->base)) == NULL)
+    if ((filters[0] = net_filter(c, XC_FILTER_HCM, XDS_TYPE_URL_HCM, &hcm->base)) == NULL)
         return xc_status(c);
     return emit_listener(c, "outbound|http", "outbound_http", addr,
                          ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__OUTBOUND, filters, 1, NULL, what);
@@ -382,7 +382,7 @@ int xc_outbound_tcp_listener(xc_ctx *c, const mesh_workload *w, const mesh_tcp_o
     if (!name || !stat || !cluster || !filters)
         return xc_oom_status(c);
     Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy *tp = tcp_proxy(c, stat, cluster);
-    if (tp == NULL || (filters[0] = net_filter(c, XC_FILTER_TCP_PROXY, XC_URL_TCP_PROXY, &tp->base)) == NULL)
+    if (tp == NULL || (filters[0] = net_filter(c, XC_FILTER_TCP_PROXY, XDS_TYPE_URL_TCP_PROXY, &tp->base)) == NULL)
         return xc_status(c);
     return emit_listener(c, name, stat, addr, ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__OUTBOUND,
                          filters, 1, NULL, what);

@@ -46,7 +46,7 @@ static int api_listener(xc_ctx *c, const char *host)
     hf->name = XC_FILTER_ROUTER;
     hf->config_type_case =
         ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_FILTER__CONFIG_TYPE_TYPED_CONFIG;
-    if ((hf->typed_config = xc_any(c, XC_URL_ROUTER, &router->base)) == NULL)
+    if ((hf->typed_config = xc_any(c, XDS_TYPE_URL_ROUTER, &router->base)) == NULL)
         return xc_status(c);
     hfs[0] = hf;
 
@@ -66,7 +66,7 @@ static int api_listener(xc_ctx *c, const char *host)
     hcm->http_filters = hfs;
 
     envoy__config__listener__v3__api_listener__init(api);
-    if ((api->api_listener = xc_any(c, XC_URL_HCM, &hcm->base)) == NULL)
+    if ((api->api_listener = xc_any(c, XDS_TYPE_URL_HCM, &hcm->base)) == NULL)
         return xc_status(c);
     /* No address, no filter chains: an API listener is a config holder for a
      * client library, not a socket. */

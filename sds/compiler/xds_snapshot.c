@@ -18,10 +18,10 @@
 #include "sds/compiler/xds_version.h"
 
 static const char *const type_urls[XDS_TYPE_COUNT] = {
-    [XDS_CDS] = TYPE_URL_CLUSTER,
-    [XDS_EDS] = TYPE_URL_ENDPOINT,
-    [XDS_LDS] = TYPE_URL_LISTENER,
-    [XDS_RDS] = TYPE_URL_ROUTE,
+    [XDS_CDS] = XDS_TYPE_URL_CLUSTER,
+    [XDS_EDS] = XDS_TYPE_URL_ENDPOINT,
+    [XDS_LDS] = XDS_TYPE_URL_LISTENER,
+    [XDS_RDS] = XDS_TYPE_URL_ROUTE,
 };
 
 const char *xds_type_url(enum xds_type t)

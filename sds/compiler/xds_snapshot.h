@@ -15,12 +15,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
-
-#define TYPE_URL_LISTENER "type.googleapis.com/envoy.config.listener.v3.Listener"
-#define TYPE_URL_ROUTE    "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-#define TYPE_URL_CLUSTER  "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-#define TYPE_URL_ENDPOINT "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-#define TYPE_URL_SECRET   "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+#include "common/xds_wire.h"
 
 enum xds_type { XDS_CDS = 0, XDS_EDS, XDS_LDS, XDS_RDS, XDS_TYPE_COUNT };  /* push order */
 

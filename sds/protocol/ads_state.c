@@ -5,22 +5,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
+#include "common/xds_wire.h"
 #include "sds/protocol/sds_names.h"
 
 static const char *const type_urls[ADS_T_COUNT] = {
-    [ADS_T_SDS] = TYPE_URL_SECRET,
-    [ADS_T_CDS] = TYPE_URL_CLUSTER,
-    [ADS_T_EDS] = TYPE_URL_ENDPOINT,
-    [ADS_T_LDS] = TYPE_URL_LISTENER,
-    [ADS_T_RDS] = TYPE_URL_ROUTE,
+    [ADS_T_SDS] = XDS_TYPE_URL_SECRET,
+    [ADS_T_CDS] = XDS_TYPE_URL_CLUSTER,
+    [ADS_T_EDS] = XDS_TYPE_URL_ENDPOINT,
+    [ADS_T_LDS] = XDS_TYPE_URL_LISTENER,
+    [ADS_T_RDS] = XDS_TYPE_URL_ROUTE,
 };
 
-static const char *const type_names[ADS_T_COUNT] = {
-    [ADS_T_SDS] = "SDS", [ADS_T_CDS] = "CDS", [ADS_T_EDS] = "EDS",
-    [ADS_T_LDS] = "LDS", [ADS_T_RDS] = "RDS",
-};
 
 const char *ads_type_url(enum ads_type t)
 {
@@ -29,15 +25,18 @@ const char *ads_type_url(enum ads_type t)
 
 const char *ads_type_name(enum ads_type t)
 {
-    return (unsigned)t < ADS_T_COUNT ? type_names[t] : "?";
+    return (unsigned)t < ADS_T_COUNT ? xds_wire_short_name(type_urls[t]) : "?";
 }
 
 int ads_type_parse(const char *s, enum ads_type *out)
 {
     if (!s)
         return -1;
+    const char *url = xds_wire_type_url(s); /* a short name ("lds") */
+    if (!url)
+        url = s;
     for (int i = 0; i < ADS_T_COUNT; i++) {
-        if (strcmp(s, type_urls[i]) == 0 || strcasecmp(s, type_names[i]) == 0) {
+        if (strcmp(url, type_urls[i]) == 0) {
             *out = (enum ads_type)i;
             return 0;
         }

@@ -11,7 +11,7 @@
 #include "tests/unit/test_sds_util.h"
 
 #define NODE "web-1"
-#define CDS "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+#define CDS XDS_TYPE_URL_CLUSTER
 
 static tsd_env env;
 static md_status_rows rows;

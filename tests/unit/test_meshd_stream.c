@@ -223,7 +223,7 @@ Test(meshd_registry, foreign_secret_name_ends_the_stream)
     md_call *c = tmd_call_new(ctx, MD_CALL_SDS, TSD_WEB);
     md_stream *s = tmd_stream_new(c);
     const char *names[] = {TSD_API}; /* api's SVID, asked for by web */
-    send_sotw(c, TYPE_URL_SECRET, names, 1);
+    send_sotw(c, XDS_TYPE_URL_SECRET, names, 1);
     cr_assert_eq(tmd_queued(c), 1);
     const md_out *o = tmd_queued_at(c, 0);
     cr_assert_eq(o->code, GRPC_STATUS_PERMISSION_DENIED);
@@ -231,7 +231,7 @@ Test(meshd_registry, foreign_secret_name_ends_the_stream)
     cr_assert(c->finishing);
     cr_assert_str_eq(s->node_id, "web-1");
     /* Anything after that is ignored. */
-    send_sotw(c, TYPE_URL_SECRET, names, 1);
+    send_sotw(c, XDS_TYPE_URL_SECRET, names, 1);
     cr_assert_eq(tmd_queued(c), 1);
     cr_assert_eq(s->requests, 1);
     tmd_call_free(c);
@@ -249,7 +249,7 @@ Test(meshd_registry, delta_garbage_and_foreign_names)
     c = tmd_call_new(ctx, MD_CALL_DSDS, TSD_WEB);
     tmd_stream_new(c);
     const char *subs[] = {"default", TSD_API};
-    ads_delta_request_args a = {.type_url = TYPE_URL_SECRET, .subscribe = subs, .n_subscribe = 2,
+    ads_delta_request_args a = {.type_url = XDS_TYPE_URL_SECRET, .subscribe = subs, .n_subscribe = 2,
                                 .node_id = "web-1"};
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -448,11 +448,11 @@ Test(meshd_view, subscribed_types_are_pushed)
     pthread_mutex_unlock(&c->mu);
     cr_assert_eq(tmd_queued(c), 2, "CDS and SDS");
     Envoy__Service__Discovery__V3__DiscoveryResponse *r = tmd_response_at(c, 0);
-    cr_assert_str_eq(r->type_url, TYPE_URL_SECRET, "secrets first: clusters refer to them");
+    cr_assert_str_eq(r->type_url, XDS_TYPE_URL_SECRET, "secrets first: clusters refer to them");
     cr_assert_eq(r->n_resources, 2);
     envoy__service__discovery__v3__discovery_response__free_unpacked(r, NULL);
     r = tmd_response_at(c, 1);
-    cr_assert_str_eq(r->type_url, TYPE_URL_CLUSTER);
+    cr_assert_str_eq(r->type_url, XDS_TYPE_URL_CLUSTER);
     cr_assert_eq(r->n_resources, n_clusters);
     cr_assert_neq(r->nonce[0], '\0');
     cr_assert_neq(r->version_info[0], '\0');
@@ -491,7 +491,7 @@ Test(meshd_view, sds_stream_gets_no_listeners_or_clusters)
     pthread_mutex_unlock(&c->mu);
     cr_assert_eq(tmd_queued(c), 1);
     Envoy__Service__Discovery__V3__DiscoveryResponse *r = tmd_response_at(c, 0);
-    cr_assert_str_eq(r->type_url, TYPE_URL_SECRET);
+    cr_assert_str_eq(r->type_url, XDS_TYPE_URL_SECRET);
     cr_assert_eq(r->n_resources, 1);
     envoy__service__discovery__v3__discovery_response__free_unpacked(r, NULL);
     view_free(&v);
@@ -528,7 +528,7 @@ Test(meshd_view, delta_stream_gets_a_delta_response)
     md_call *c = tmd_call_new(ctx, MD_CALL_DADS, TSD_WEB);
     tmd_connect_with_svid(&env, c, 3600, NULL, NULL);
     md_stream *s = tmd_stream_new(c);
-    ads_delta_request r = {.type_url = TYPE_URL_CLUSTER, .response_nonce = ""};
+    ads_delta_request r = {.type_url = XDS_TYPE_URL_CLUSTER, .response_nonce = ""};
     ads_req_result res;
     mesh_err err = {0};
     cr_assert_eq(ads_delta_on_request(s->delta, &r, &res, &err), MESH_OK, "%s", err.msg);
@@ -545,7 +545,7 @@ Test(meshd_view, delta_stream_gets_a_delta_response)
         envoy__service__discovery__v3__delta_discovery_response__unpack(NULL, len, buf);
     free(buf);
     cr_assert_not_null(d, "a DeltaDiscoveryResponse, not a SotW one");
-    cr_assert_str_eq(d->type_url, TYPE_URL_CLUSTER);
+    cr_assert_str_eq(d->type_url, XDS_TYPE_URL_CLUSTER);
     cr_assert_eq(d->n_resources, n_clusters);
     cr_assert_eq(d->n_removed_resources, 0);
     envoy__service__discovery__v3__delta_discovery_response__free_unpacked(d, NULL);

@@ -208,7 +208,7 @@ Test(meshd_watcher, config_change_pushes_only_what_changed)
     free(yaml);
     cr_assert(wait_until(&sc[0], has_new_item), "web was not pushed its new listener");
     Envoy__Service__Discovery__V3__DiscoveryResponse *r = newest(&sc[0]);
-    cr_assert_str_eq(r->type_url, TYPE_URL_LISTENER);
+    cr_assert_str_eq(r->type_url, XDS_TYPE_URL_LISTENER);
     envoy__service__discovery__v3__discovery_response__free_unpacked(r, NULL);
     cr_assert_eq(queued(&sc[0]), 3, "one push: LDS only");
     cr_assert(wait_until(&sc[1], is_at_current_config), "api was not recompiled");
@@ -271,7 +271,7 @@ Test(meshd_watcher, renewed_svid_reaches_its_sidecar_only)
     free(tsd_issue(&env, sc[0].key, TSD_WEB, 7200, renewed, NULL));
     cr_assert(wait_until(&sc[0], has_new_item), "the renewal was not pushed");
     Envoy__Service__Discovery__V3__DiscoveryResponse *r = newest(&sc[0]);
-    cr_assert_str_eq(r->type_url, TYPE_URL_SECRET);
+    cr_assert_str_eq(r->type_url, XDS_TYPE_URL_SECRET);
     envoy__service__discovery__v3__discovery_response__free_unpacked(r, NULL);
     pthread_mutex_lock(&sc[0].c->mu);
     cr_assert_str_eq(sc[0].c->stream->svid.serial_hex, renewed);
@@ -322,7 +322,7 @@ Test(meshd_watcher, new_root_reaches_every_sidecar)
     for (int i = 0; i < 2; i++) {
         cr_assert(wait_until(&sc[i], has_new_item), "sidecar %d did not get the new root", i);
         Envoy__Service__Discovery__V3__DiscoveryResponse *r = newest(&sc[i]);
-        cr_assert_str_eq(r->type_url, TYPE_URL_SECRET);
+        cr_assert_str_eq(r->type_url, XDS_TYPE_URL_SECRET);
         envoy__service__discovery__v3__discovery_response__free_unpacked(r, NULL);
     }
     pthread_mutex_lock(&ctx->tls.mu);

@@ -240,7 +240,7 @@ static void send_fetch(md_call *c, const char *const *names, size_t n)
     uint8_t *buf = NULL;
     size_t len = 0;
     mesh_err err = {0};
-    cr_assert_eq(ads_request_encode(TYPE_URL_SECRET, "", "", names, n, "web-1", NULL, &buf, &len,
+    cr_assert_eq(ads_request_encode(XDS_TYPE_URL_SECRET, "", "", names, n, "web-1", NULL, &buf, &len,
                                     &err),
                  MESH_OK, "%s", err.msg);
     md_unary_on_message(c, buf, len);
@@ -505,7 +505,7 @@ Test(meshd_jobs, fetch_secrets_returns_the_names_asked_for)
     uint8_t *req = NULL;
     size_t req_len = 0;
     mesh_err err = {0};
-    cr_assert_eq(ads_request_encode(TYPE_URL_SECRET, "", "", names, 1, "web-1", NULL, &req,
+    cr_assert_eq(ads_request_encode(XDS_TYPE_URL_SECRET, "", "", names, 1, "web-1", NULL, &req,
                                     &req_len, &err),
                  MESH_OK, "%s", err.msg);
     ads_decoded *d = calloc(1, sizeof *d);
@@ -517,7 +517,7 @@ Test(meshd_jobs, fetch_secrets_returns_the_names_asked_for)
     cr_assert_eq(tmd_queued(c), 1);
     cr_assert_eq(tmd_queued_at(c, 0)->code, GRPC_STATUS_OK, "%s", tmd_queued_at(c, 0)->msg);
     Envoy__Service__Discovery__V3__DiscoveryResponse *r = tmd_response_at(c, 0);
-    cr_assert_str_eq(r->type_url, TYPE_URL_SECRET);
+    cr_assert_str_eq(r->type_url, XDS_TYPE_URL_SECRET);
     cr_assert_eq(r->n_resources, 1, "only what was asked for");
     envoy__service__discovery__v3__discovery_response__free_unpacked(r, NULL);
     tmd_call_free(c);

@@ -632,7 +632,7 @@ Test(sds_delta_state, sds_names_are_authorised)
     dfx_init(&f);
     static const char *const MIXED[] = {"default", OTHER};
     mesh_err err = {0};
-    ads_delta_request q = {.type_url = TYPE_URL_SECRET, .subscribe = MIXED, .n_subscribe = 2};
+    ads_delta_request q = {.type_url = XDS_TYPE_URL_SECRET, .subscribe = MIXED, .n_subscribe = 2};
     ads_req_result res;
     cr_assert_eq(ads_delta_on_request(&f.st, &q, &res, &err), MESH_OK);
     cr_assert_eq(res.kind, ADS_REQ_DENIED);
@@ -732,7 +732,7 @@ Test(sds_delta_state, unknown_type_and_short_names_are_ignored)
     dfx_init(&f);
     mesh_err err = {0};
     ads_req_result res;
-    const char *urls[] = {"type.googleapis.com/envoy.service.runtime.v3.Runtime", "LDS", "",
+    const char *urls[] = {XDS_TYPE_URL_PREFIX "envoy.service.runtime.v3.Runtime", "LDS", "",
                           NULL};
     for (size_t i = 0; i < 4; i++) {
         ads_delta_request q = {.type_url = urls[i]};
@@ -758,7 +758,7 @@ Test(sds_delta_state, subscription_size_is_bounded)
     }
     dsend(&f, ADS_T_EDS, (dreq){.sub = (const char *const *)names, .n_sub = n});
     cr_assert_eq(f.st.types[ADS_T_EDS].n_names, n);
-    ads_delta_request q = {.type_url = TYPE_URL_ENDPOINT,
+    ads_delta_request q = {.type_url = XDS_TYPE_URL_ENDPOINT,
                            .subscribe = (const char *const *)more,
                            .n_subscribe = n};
     ads_req_result res;
@@ -808,7 +808,7 @@ Test(sds_delta_state, codec_roundtrip_reconnect_resends_nothing)
     uint8_t *buf = NULL;
     size_t len = 0;
     mesh_err err = {0};
-    cr_assert_eq(ads_delta_response_encode(TYPE_URL_LISTENER, f.sends[0].version,
+    cr_assert_eq(ads_delta_response_encode(XDS_TYPE_URL_LISTENER, f.sends[0].version,
                                            f.sends[0].nonce, f.sends[0].items, f.sends[0].n,
                                            (const char *const *)f.sends[0].removed,
                                            f.sends[0].n_removed, "meshd/t", &buf, &len, &err),
@@ -843,7 +843,7 @@ Test(sds_delta_codec, request_roundtrip)
     static const char *const UNSUB[] = {"old"};
     static const char *const IN[] = {"a", "b"};
     static const char *const IV[] = {"1111111111111111", "2222222222222222"};
-    ads_delta_request_args a = {.type_url = TYPE_URL_ROUTE, .subscribe = SUB, .n_subscribe = 2,
+    ads_delta_request_args a = {.type_url = XDS_TYPE_URL_ROUTE, .subscribe = SUB, .n_subscribe = 2,
                                 .unsubscribe = UNSUB, .n_unsubscribe = 1, .init_names = IN,
                                 .init_versions = IV, .n_init = 2, .nonce = "n7",
                                 .node_id = "web-1", .error_message = "bad route"};
@@ -853,7 +853,7 @@ Test(sds_delta_codec, request_roundtrip)
     cr_assert_eq(ads_delta_request_encode(&a, &buf, &len, &err), MESH_OK);
     ads_delta_decoded d;
     cr_assert_eq(ads_delta_request_decode(buf, len, &d, &err), MESH_OK, "%s", err.msg);
-    cr_assert_str_eq(d.req.type_url, TYPE_URL_ROUTE);
+    cr_assert_str_eq(d.req.type_url, XDS_TYPE_URL_ROUTE);
     cr_assert_eq(d.req.n_subscribe, 2);
     cr_assert_str_eq(d.req.subscribe[1], "*");
     cr_assert_eq(d.req.n_unsubscribe, 1);
@@ -917,7 +917,7 @@ Test(sds_delta_codec, abusive_requests_are_refused)
     ads_delta_decoded d;
     mesh_err err = {0};
     /* Subscribe and unsubscribe count together. */
-    ads_delta_request_args a = {.type_url = TYPE_URL_ENDPOINT, .subscribe = names,
+    ads_delta_request_args a = {.type_url = XDS_TYPE_URL_ENDPOINT, .subscribe = names,
                                 .n_subscribe = n, .unsubscribe = names, .n_unsubscribe = n};
     cr_assert_eq(encode_decode(&a, &d, &err), MESH_EINVAL);
     cr_assert(strstr(err.msg, "limit"), "%s", err.msg);
@@ -930,11 +930,11 @@ Test(sds_delta_codec, abusive_requests_are_refused)
     long_name[ADS_MAX_NAME_LEN + 1] = '\0';
     const char *one[] = {long_name};
     const char *ok[] = {"ok"};
-    ads_delta_request_args b = {.type_url = TYPE_URL_ENDPOINT, .unsubscribe = one,
+    ads_delta_request_args b = {.type_url = XDS_TYPE_URL_ENDPOINT, .unsubscribe = one,
                                 .n_unsubscribe = 1};
     cr_assert_eq(encode_decode(&b, &d, &err), MESH_EINVAL);
     cr_assert(strstr(err.msg, "resource_names_unsubscribe[0]"), "%s", err.msg);
-    ads_delta_request_args c = {.type_url = TYPE_URL_ENDPOINT, .init_names = ok,
+    ads_delta_request_args c = {.type_url = XDS_TYPE_URL_ENDPOINT, .init_names = ok,
                                 .init_versions = one, .n_init = 1};
     cr_assert_eq(encode_decode(&c, &d, &err), MESH_EINVAL);
     cr_assert(strstr(err.msg, "initial_resource_versions[0]"), "%s", err.msg);
@@ -945,7 +945,7 @@ Test(sds_delta_codec, abusive_requests_are_refused)
     cr_assert_not_null(keys);
     for (size_t i = 0; i < m; i++)
         keys[i] = "k";
-    ads_delta_request_args e = {.type_url = TYPE_URL_CLUSTER, .init_names = keys,
+    ads_delta_request_args e = {.type_url = XDS_TYPE_URL_CLUSTER, .init_names = keys,
                                 .init_versions = keys, .n_init = m};
     cr_assert_eq(encode_decode(&e, &d, &err), MESH_EINVAL);
     cr_assert(strstr(err.msg, "initial_resource_versions"), "%s", err.msg);
@@ -963,19 +963,19 @@ Test(sds_delta_codec, response_wraps_resources_with_name_and_version)
     uint8_t *buf = NULL;
     size_t len = 0;
     mesh_err err = {0};
-    cr_assert_eq(ads_delta_response_encode(TYPE_URL_CLUSTER, "abcdef0123456789", "n1", items, 2,
+    cr_assert_eq(ads_delta_response_encode(XDS_TYPE_URL_CLUSTER, "abcdef0123456789", "n1", items, 2,
                                            removed, 1, "meshd/x", &buf, &len, &err),
                  MESH_OK);
     Envoy__Service__Discovery__V3__DeltaDiscoveryResponse *m =
         envoy__service__discovery__v3__delta_discovery_response__unpack(NULL, len, buf);
     cr_assert_not_null(m);
     cr_assert_str_eq(m->system_version_info, "abcdef0123456789");
-    cr_assert_str_eq(m->type_url, TYPE_URL_CLUSTER);
+    cr_assert_str_eq(m->type_url, XDS_TYPE_URL_CLUSTER);
     cr_assert_str_eq(m->nonce, "n1");
     cr_assert_eq(m->n_resources, 2);
     cr_assert_str_eq(m->resources[1]->name, "b");
     cr_assert_str_eq(m->resources[1]->version, V[1]);
-    cr_assert_str_eq(m->resources[1]->resource->type_url, TYPE_URL_CLUSTER);
+    cr_assert_str_eq(m->resources[1]->resource->type_url, XDS_TYPE_URL_CLUSTER);
     cr_assert_eq(m->resources[1]->resource->value.len, strlen(V[1]));
     cr_assert_eq(memcmp(m->resources[1]->resource->value.data, V[1], strlen(V[1])), 0);
     cr_assert_eq(m->n_removed_resources, 1);
@@ -985,7 +985,7 @@ Test(sds_delta_codec, response_wraps_resources_with_name_and_version)
     free(buf);
 
     /* An empty answer is a valid message too. */
-    cr_assert_eq(ads_delta_response_encode(TYPE_URL_CLUSTER, "v", "n2", NULL, 0, NULL, 0, NULL,
+    cr_assert_eq(ads_delta_response_encode(XDS_TYPE_URL_CLUSTER, "v", "n2", NULL, 0, NULL, 0, NULL,
                                            &buf, &len, &err),
                  MESH_OK);
     m = envoy__service__discovery__v3__delta_discovery_response__unpack(NULL, len, buf);

@@ -437,7 +437,7 @@ Test(sds_state, unknown_type_ignored)
 {
     fixture f;
     fx_init(&f);
-    ads_request r = {.type_url = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+    ads_request r = {.type_url = XDS_TYPE_URL_PREFIX "envoy.config.core.v3.TypedExtensionConfig",
                      .version_info = "", .response_nonce = ""};
     ads_req_result res;
     mesh_err err = {0};
@@ -464,7 +464,7 @@ Test(sds_state, sds_foreign_identity_denied_without_state_change)
     cr_assert_eq(r.kind, ADS_REQ_SUBSCRIBE);
     cr_assert_eq(f.st.types[ADS_T_SDS].n_names, 4);
     static const char *const BAD[] = {"default", OTHER};
-    ads_request rq = {.type_url = TYPE_URL_SECRET, .version_info = "", .response_nonce = "",
+    ads_request rq = {.type_url = XDS_TYPE_URL_SECRET, .version_info = "", .response_nonce = "",
                       .names = BAD, .n_names = 2};
     mesh_err err = {0};
     cr_assert_eq(ads_state_on_request(&f.st, &rq, &r, &err), MESH_OK);
@@ -510,7 +510,7 @@ Test(sds_state, type_parse)
     enum ads_type t;
     cr_assert_eq(ads_type_parse("lds", &t), 0);
     cr_assert_eq(t, ADS_T_LDS);
-    cr_assert_eq(ads_type_parse(TYPE_URL_SECRET, &t), 0);
+    cr_assert_eq(ads_type_parse(XDS_TYPE_URL_SECRET, &t), 0);
     cr_assert_eq(t, ADS_T_SDS);
     cr_assert_eq(ads_type_parse("xds", &t), -1);
     cr_assert_eq(ads_type_parse(NULL, &t), -1);

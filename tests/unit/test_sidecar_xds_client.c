@@ -57,7 +57,7 @@ static void fk_start(fake *f, tx_ca *ca)
     f->cq = grpc_completion_queue_create_for_next(NULL);
     f->srv = grpc_server_create(NULL, NULL);
     grpc_server_register_completion_queue(f->srv, f->cq, NULL);
-    f->method = grpc_server_register_method(f->srv, XDSC_ADS_METHOD, NULL, GRPC_SRM_PAYLOAD_NONE, 0);
+    f->method = grpc_server_register_method(f->srv, XDS_METHOD_ADS, NULL, GRPC_SRM_PAYLOAD_NONE, 0);
     grpc_ssl_pem_key_cert_pair pair = {key, cert};
     grpc_server_credentials *sc = grpc_ssl_server_credentials_create_ex(
         ca->pem, &pair, 1, GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, NULL);
@@ -227,7 +227,7 @@ Test(sidecar_xds_client, ack_nack_and_reconnect_on_the_wire, .timeout = 60)
     /* Stream 1: the initial requests. */
     fk_accept(&f);
     Envoy__Service__Discovery__V3__DiscoveryRequest *r = fk_recv(&f);
-    cr_assert_str_eq(r->type_url, XDSC_TYPE_URL_SECRET, "secrets are asked for first");
+    cr_assert_str_eq(r->type_url, XDS_TYPE_URL_SECRET, "secrets are asked for first");
     cr_assert_not_null(r->node, "the first request carries the Node");
     cr_assert_str_eq(r->node->id, "web-1");
     cr_assert_eq(r->n_resource_names, 2);

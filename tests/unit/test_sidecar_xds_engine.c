@@ -306,7 +306,7 @@ Test(sidecar_xds_engine, unrequested_ignored_duplicates_and_wrong_types_nacked)
     /* A Listener inside a CDS response. */
     r = tx_response_from(&s, XDSC_CDS, "c3", "n4");
     free(r->resources[0]->type_url);
-    r->resources[0]->type_url = strdup(XDSC_TYPE_URL_LISTENER);
+    r->resources[0]->type_url = strdup(XDS_TYPE_URL_LISTENER);
     cr_assert_eq(xdsc_engine_on_response(&e, r, 1000, 0, &accepted, NULL), MESH_OK);
     cr_assert(!accepted);
     expect_request(&e, XDSC_CDS, "c1", "n4", "in a CDS response");
@@ -315,7 +315,7 @@ Test(sidecar_xds_engine, unrequested_ignored_duplicates_and_wrong_types_nacked)
     /* A type we never asked for is ignored without a request. */
     r = tx_response_from(&s, XDSC_CDS, "x", "n5");
     free(r->type_url);
-    r->type_url = strdup("type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig");
+    r->type_url = strdup(XDS_TYPE_URL_PREFIX "envoy.config.core.v3.TypedExtensionConfig");
     cr_assert_eq(xdsc_engine_on_response(&e, r, 1000, 0, &accepted, NULL), MESH_OK);
     cr_assert(!accepted);
     enum xdsc_type t;

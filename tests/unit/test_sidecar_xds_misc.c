@@ -126,7 +126,7 @@ Test(sidecar_xds_misc, persisted_files_of_another_type_or_shape_are_refused)
     cr_assert_eq(xdsc_persist_load(dir, XDSC_CDS, &resp, &err), MESH_OK, "%s", err.msg);
     cr_assert_str_eq(resp->version_info, "v1");
     cr_assert_eq(resp->n_resources, 1);
-    cr_assert_str_eq(resp->resources[0]->type_url, XDSC_TYPE_URL_CLUSTER);
+    cr_assert_str_eq(resp->resources[0]->type_url, XDS_TYPE_URL_CLUSTER);
     envoy__service__discovery__v3__discovery_response__free_unpacked(resp, NULL);
 
     /* A CDS file where LDS is expected. */

@@ -241,7 +241,7 @@ static void lp_init(listener_parts *p, const char *ip, uint32_t port)
     size_t len;
     p->bufs[0] = tx_pack(&p->r.base, &len);
     google__protobuf__any__init(&p->router_any);
-    p->router_any.type_url = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+    p->router_any.type_url = XDS_TYPE_URL_ROUTER;
     p->router_any.value.data = p->bufs[0];
     p->router_any.value.len = len;
     envoy__extensions__filters__network__http_connection_manager__v3__http_filter__init(&p->router);
@@ -265,8 +265,7 @@ static void lp_init(listener_parts *p, const char *ip, uint32_t port)
     p->f.config_type_case = ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG;
     google__protobuf__any__init(&p->hcm_any);
     p->hcm_any.type_url =
-        "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
-        "HttpConnectionManager";
+        XDS_TYPE_URL_HCM;
     p->f.typed_config = &p->hcm_any;
     p->fs[0] = &p->f;
     envoy__config__listener__v3__filter_chain__init(&p->fc);
@@ -326,7 +325,7 @@ Test(sidecar_xds_translate, unknown_network_filter_is_refused)
     p.extra.name = "envoy.filters.network.ext_authz";
     p.extra.config_type_case = ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG;
     google__protobuf__any__init(&p.extra_any);
-    p.extra_any.type_url = "type.googleapis.com/envoy.extensions.filters.network.ext_authz.v3.ExtAuthz";
+    p.extra_any.type_url = XDS_TYPE_URL_PREFIX "envoy.extensions.filters.network.ext_authz.v3.ExtAuthz";
     p.extra.typed_config = &p.extra_any;
     p.fs[0] = &p.extra;
     p.fs[1] = &p.f;
@@ -348,7 +347,7 @@ Test(sidecar_xds_translate, unknown_required_http_filter_is_refused_optional_is_
     p.hf_extra.config_type_case =
         ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_FILTER__CONFIG_TYPE_TYPED_CONFIG;
     google__protobuf__any__init(&p.hf_extra_any);
-    p.hf_extra_any.type_url = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua";
+    p.hf_extra_any.type_url = XDS_TYPE_URL_PREFIX "envoy.extensions.filters.http.lua.v3.Lua";
     p.hf_extra.typed_config = &p.hf_extra_any;
     p.hfs[0] = &p.hf_extra;
     p.hfs[1] = &p.router;
@@ -582,7 +581,7 @@ Test(sidecar_xds_translate, upstream_tls_must_use_our_sds_secrets)
         ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT_SDS_SECRET_CONFIG;
     common.validation_context_sds_secret_config = &root;
     up.common_tls_context = &common;
-    any.type_url = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
+    any.type_url = XDS_TYPE_URL_UPSTREAM_TLS;
     ts.name = "envoy.transport_sockets.tls";
     ts.config_type_case = ENVOY__CONFIG__CORE__V3__TRANSPORT_SOCKET__CONFIG_TYPE_TYPED_CONFIG;
     ts.typed_config = &any;
@@ -636,7 +635,7 @@ Test(sidecar_xds_translate, upstream_tls_must_use_our_sds_secrets)
     /* The wrong typed_config type on the transport socket. */
     common.validation_context_type_case =
         ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT_SDS_SECRET_CONFIG;
-    any.type_url = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
+    any.type_url = XDS_TYPE_URL_DOWNSTREAM_TLS;
     any.value.data = tx_pack(&up.base, &len);
     any.value.len = len;
     cr_assert_eq(try_cluster(&p, &err), MESH_EINVAL);
@@ -856,7 +855,7 @@ Test(sidecar_xds_translate, resource_from_any_checks_type_and_name)
     tx_compile(TX_WEB_ID, 1, 90, &s);
     const xds_resource *l = &s.types[XDS_LDS].items[0];
     Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
-    any.type_url = XDSC_TYPE_URL_LISTENER;
+    any.type_url = XDS_TYPE_URL_LISTENER;
     any.value.data = l->data;
     any.value.len = l->len;
     xdsc_resource r;
@@ -868,7 +867,7 @@ Test(sidecar_xds_translate, resource_from_any_checks_type_and_name)
     free(r.data);
     cr_assert_eq(xdsc_resource_from_any(XDSC_CDS, &any, &r, &err), MESH_EINVAL);
     cr_assert(strstr(err.msg, "CDS response") != NULL, "%s", err.msg);
-    any.type_url = XDSC_TYPE_URL_CLUSTER;
+    any.type_url = XDS_TYPE_URL_CLUSTER;
     static const uint8_t noname[] = {0x10, 0x03}; /* Cluster{type: EDS}, no name */
     any.value.data = (uint8_t *)noname;
     any.value.len = sizeof noname;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/xds_wire.h"
 #include "store/store.h"
 #include "tests/unit/test_store_util.h"
 
@@ -245,8 +246,8 @@ static store_proxy *find_proxy(store_proxy *list, size_t n, const char *node)
 Test(store_proxy, upsert_types_disconnect_list, .init = setup, .fini = teardown)
 {
     mesh_err err = {0};
-    const char *lds = "type.googleapis.com/envoy.config.listener.v3.Listener";
-    const char *cds = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+    const char *lds = XDS_TYPE_URL_LISTENER;
+    const char *cds = XDS_TYPE_URL_CLUSTER;
     cr_assert_eq(store_proxy_upsert(env.st, "node-b", TSTORE_ID_DB, "127.0.0.1:5001", 1, 9000,
                                      "meshd-1", 100, &err),
                  MESH_OK, "%s", err.msg);

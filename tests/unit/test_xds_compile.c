@@ -30,8 +30,6 @@ typedef Envoy__Config__Route__V3__RouteConfiguration RouteConfig;
 typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager Hcm;
 typedef Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext CommonTls;
 
-#define URL_PREFIX "type.googleapis.com/"
-
 /* ---- helpers -------------------------------------------------------------- */
 
 static void compile_ok(const mesh_config *cfg, const char *id, xds_snapshot *s)
@@ -62,7 +60,7 @@ static ProtobufCMessage *unpack_any(const Google__Protobuf__Any *any,
 {
     cr_assert_not_null(any);
     char url[512];
-    snprintf(url, sizeof url, URL_PREFIX "%s", d->name);
+    snprintf(url, sizeof url, XDS_TYPE_URL_PREFIX "%s", d->name);
     cr_assert_str_eq(any->type_url, url);
     ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, any->value.len, any->value.data);
     cr_assert_not_null(m, "Any %s does not decode", url);

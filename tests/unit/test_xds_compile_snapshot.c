@@ -32,11 +32,11 @@ Test(xds_compile_snapshot, type_urls_round_trip)
         cr_assert_eq(xds_type_from_url(xds_type_url((enum xds_type)t), &back), 0);
         cr_assert_eq((int)back, t);
     }
-    cr_assert_str_eq(xds_type_url(XDS_LDS), "type.googleapis.com/envoy.config.listener.v3.Listener");
+    cr_assert_str_eq(xds_type_url(XDS_LDS), XDS_TYPE_URL_LISTENER);
     cr_assert_str_eq(xds_type_url(XDS_EDS),
-                     "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment");
+                     XDS_TYPE_URL_ENDPOINT);
     enum xds_type t;
-    cr_assert_eq(xds_type_from_url(TYPE_URL_SECRET, &t), -1, "SDS is not a snapshot type");
+    cr_assert_eq(xds_type_from_url(XDS_TYPE_URL_SECRET, &t), -1, "SDS is not a snapshot type");
     cr_assert_eq(xds_type_from_url("envoy.config.listener.v3.Listener", &t), -1);
     cr_assert_eq(xds_type_from_url(NULL, &t), -1);
     cr_assert_null(xds_type_url(XDS_TYPE_COUNT));

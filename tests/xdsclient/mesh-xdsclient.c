@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cli.h"
 #include "common/mgrpc.h"
 
 static const char usage[] =
@@ -55,16 +57,19 @@ static const char usage[] =
     "  --summary | --quiet              one summary line / nothing per response\n"
     "  --raw-send FILE | --raw-size N   send these bytes (or N garbage bytes) as a message\n"
     "  --method PATH                    call PATH instead (with --raw-*)\n"
-    "  --expect-status CODE             exit 0 when a stream ends with this gRPC status\n";
+    "  --expect-status CODE             exit 0 when a stream ends with this gRPC status\n"
+    "\n"
+    "Durations are a whole number and a unit (ms, s, m, h, d), e.g. 500ms, 30s; a bare\n"
+    "number is seconds.\n";
 
-int64_t xc_now_ms(void)
+int64_t xcl_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int xc_read_file(const char *path, char **out, size_t *len, mesh_err *err)
+int xcl_read_file(const char *path, char **out, size_t *len, mesh_err *err)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
@@ -101,7 +106,7 @@ int xc_read_file(const char *path, char **out, size_t *len, mesh_err *err)
     return MESH_OK;
 }
 
-int xc_write_file(const char *path, const void *data, size_t len, int mode, mesh_err *err)
+int xcl_write_file(const char *path, const void *data, size_t len, int mode, mesh_err *err)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
@@ -134,7 +139,7 @@ int xc_write_file(const char *path, const void *data, size_t len, int mode, mesh
     return MESH_OK;
 }
 
-void xc_json_str(char *buf, size_t len, size_t *off, const char *s)
+void xcl_json_str(char *buf, size_t len, size_t *off, const char *s)
 {
     if (*off + 2 >= len)
         return;
@@ -154,19 +159,19 @@ void xc_json_str(char *buf, size_t len, size_t *off, const char *s)
     buf[*off] = '\0';
 }
 
-void xc_print_status(int stream, grpc_status_code code, const char *details)
+void xcl_print_status(int stream, grpc_status_code code, const char *details)
 {
     char buf[2048];
     size_t off = (size_t)snprintf(buf, sizeof buf,
                                   "{\"event\":\"status\",\"stream\":%d,\"code\":%d,\"status\":\"%s\","
                                   "\"message\":",
                                   stream, (int)code, mgrpc_status_name(code));
-    xc_json_str(buf, sizeof buf, &off, details ? details : "");
+    xcl_json_str(buf, sizeof buf, &off, details ? details : "");
     printf("%s}\n", buf);
     fflush(stdout);
 }
 
-int xc_status_parse(const char *s)
+int xcl_status_parse(const char *s)
 {
     char *end;
     long v = strtol(s, &end, 10);
@@ -178,7 +183,7 @@ int xc_status_parse(const char *s)
     return -1;
 }
 
-static int add_sub(xc_opts *o, const char *arg, mesh_err *err)
+static int add_sub(xcl_opts *o, const char *arg, mesh_err *err)
 {
     const char *eq = strchr(arg, '=');
     char tname[16];
@@ -191,7 +196,7 @@ static int add_sub(xc_opts *o, const char *arg, mesh_err *err)
     if (ads_type_parse(tname, &t) != 0)
         return mesh_err_set(err, MESH_EINVAL, "--sub '%s': type must be lds, cds, eds, rds or sds",
                             arg);
-    xc_sub *s = NULL;
+    xcl_sub *s = NULL;
     for (int i = 0; i < o->n_subs; i++)
         if (o->subs[i].type == t)
             s = &o->subs[i];
@@ -222,31 +227,7 @@ static int add_sub(xc_opts *o, const char *arg, mesh_err *err)
     return MESH_OK;
 }
 
-static int parse_duration_ms(const char *s, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || v < 0)
-        return -1;
-    int64_t mult;
-    if (!strcmp(end, "ms"))
-        mult = 1;
-    else if (!*end || !strcmp(end, "s"))
-        mult = 1000;
-    else if (!strcmp(end, "m"))
-        mult = 60000;
-    else if (!strcmp(end, "h"))
-        mult = 3600000;
-    else if (!strcmp(end, "d"))
-        mult = 86400000;
-    else
-        return -1;
-    *out = v * mult;
-    return 0;
-}
-
-void xc_free_opts(xc_opts *o)
+void xcl_free_opts(xcl_opts *o)
 {
     for (int i = 0; i < o->n_subs; i++) {
         for (size_t k = 0; k < o->subs[i].n; k++)
@@ -256,7 +237,7 @@ void xc_free_opts(xc_opts *o)
     o->n_subs = 0;
 }
 
-int xc_parse_opts(int argc, char **argv, xc_opts *o, mesh_err *err)
+int xcl_parse_opts(int argc, char **argv, xcl_opts *o, mesh_err *err)
 {
     memset(o, 0, sizeof *o);
     o->server = "127.0.0.1:15010";
@@ -265,7 +246,7 @@ int xc_parse_opts(int argc, char **argv, xc_opts *o, mesh_err *err)
     o->timeout_ms = 30000;
     o->streams = 1;
     o->expect_status = -1;
-    o->mode = XC_ADS;
+    o->mode = XCL_ADS;
     enum {
         O_SERVER = 1000, O_BUNDLE, O_BUNDLE_DB, O_ID, O_CSR_ID, O_TOKEN, O_CERT, O_KEY, O_RENEW,
         O_RECOVER, O_TTL, O_STATE, O_KEYTYPE, O_ADS, O_SDS, O_FETCH, O_NOSTREAM, O_SUB, O_NODE,
@@ -295,7 +276,6 @@ int xc_parse_opts(int argc, char **argv, xc_opts *o, mesh_err *err)
     optind = 1;
     opterr = 0;
     int ch;
-    char *end;
     enum ads_type t;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
@@ -309,20 +289,16 @@ int xc_parse_opts(int argc, char **argv, xc_opts *o, mesh_err *err)
         case O_KEY: o->key_file = optarg; break;
         case O_RENEW: o->renew = 1; break;
         case O_RECOVER: o->recover = 1; break;
-        case O_TTL: {
-            int64_t ms;
-            if (parse_duration_ms(optarg, &ms) != 0)
-                return mesh_err_set(err, MESH_EINVAL, "--ttl '%s': a duration like 60s or 24h",
-                                    optarg);
-            o->ttl = ms / 1000;
+        case O_TTL: /* no range: negative tests ask meshd for what it must refuse */
+            if (cli_duration_s("--ttl", optarg, 0, CLI_NO_MAX, &o->ttl, err) != MESH_OK)
+                return -1;
             break;
-        }
         case O_STATE: o->state_dir = optarg; break;
         case O_KEYTYPE: o->key_type = optarg; break;
-        case O_ADS: o->mode = XC_ADS; break;
-        case O_SDS: o->mode = XC_SDS; break;
-        case O_FETCH: o->mode = XC_FETCH; break;
-        case O_NOSTREAM: o->mode = XC_NONE; break;
+        case O_ADS: o->mode = XCL_ADS; break;
+        case O_SDS: o->mode = XCL_SDS; break;
+        case O_FETCH: o->mode = XCL_FETCH; break;
+        case O_NOSTREAM: o->mode = XCL_NONE; break;
         case O_SUB:
             if (add_sub(o, optarg, err) != MESH_OK)
                 return -1;
@@ -335,37 +311,35 @@ int xc_parse_opts(int argc, char **argv, xc_opts *o, mesh_err *err)
             o->nack_type = (int)t;
             break;
         case O_NACKN:
-            o->nack_count = strtol(optarg, &end, 10);
-            if (*end || o->nack_count < 0)
-                return mesh_err_set(err, MESH_EINVAL, "--nack-count '%s'", optarg);
+            if (cli_long("--nack-count", optarg, 0, LONG_MAX, &o->nack_count, err) != MESH_OK)
+                return -1;
             break;
         case O_NOACK: o->no_ack = 1; break;
         case O_DUMP: o->dump_dir = optarg; break;
         case O_EXIT:
-            o->exit_after = strtol(optarg, &end, 10);
-            if (*end || o->exit_after < 0)
-                return mesh_err_set(err, MESH_EINVAL, "--exit-after '%s'", optarg);
+            if (cli_long("--exit-after", optarg, 0, LONG_MAX, &o->exit_after, err) != MESH_OK)
+                return -1;
             break;
         case O_TIMEOUT:
-            if (parse_duration_ms(optarg, &o->timeout_ms) != 0)
-                return mesh_err_set(err, MESH_EINVAL, "--timeout '%s'", optarg);
+            if (cli_duration_ms("--timeout", optarg, DURATION_BARE_SECONDS, 0, CLI_NO_MAX,
+                                &o->timeout_ms, err) != MESH_OK)
+                return -1;
             break;
         case O_STREAMS: {
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 100000)
-                return mesh_err_set(err, MESH_EINVAL, "--streams '%s': 1..100000", optarg);
+            long v;
+            if (cli_long("--streams", optarg, 1, 100000, &v, err) != MESH_OK)
+                return -1;
             o->streams = (int)v;
             break;
         }
         case O_RAW: o->raw_file = optarg; break;
         case O_RAWN:
-            o->raw_size = strtol(optarg, &end, 10);
-            if (*end || o->raw_size < 0 || o->raw_size > 64L * 1024 * 1024)
-                return mesh_err_set(err, MESH_EINVAL, "--raw-size '%s': 0..64 MiB", optarg);
+            if (cli_long("--raw-size", optarg, 0, 64L * 1024 * 1024, &o->raw_size, err) != MESH_OK)
+                return -1;
             break;
         case O_METHOD: o->method = optarg; break;
         case O_EXPECT:
-            o->expect_status = xc_status_parse(optarg);
+            o->expect_status = xcl_status_parse(optarg);
             if (o->expect_status < 0)
                 return mesh_err_set(err, MESH_EINVAL, "--expect-status '%s': a gRPC status",
                                     optarg);
@@ -376,9 +350,7 @@ int xc_parse_opts(int argc, char **argv, xc_opts *o, mesh_err *err)
         case O_DELTA: o->delta = 1; break;
         case O_DELTA_STATE: o->delta_state = optarg; break;
         case 'h': fputs(usage, stdout); return 1;
-        default:
-            return mesh_err_set(err, MESH_EINVAL, "unknown or incomplete option '%s'; see --help",
-                                argv[optind - 1]);
+        default: return cli_bad_option(argc, argv, "; see --help", err);
         }
     }
     if (optind < argc)
@@ -398,7 +370,7 @@ int xc_parse_opts(int argc, char **argv, xc_opts *o, mesh_err *err)
     if (o->delta_state && o->streams > 1)
         return mesh_err_set(err, MESH_EINVAL, "--delta-state keeps one stream's state: not with "
                                               "--streams");
-    if (o->delta && o->mode == XC_FETCH)
+    if (o->delta && o->mode == XCL_FETCH)
         return mesh_err_set(err, MESH_EINVAL, "--delta and --fetch exclude each other "
                                               "(FetchSecrets has no delta variant)");
     if (!o->token && !o->cert_file && !o->state_dir && !o->anonymous)
@@ -414,31 +386,31 @@ int xc_parse_opts(int argc, char **argv, xc_opts *o, mesh_err *err)
 
 int main(int argc, char **argv)
 {
-    xc_opts o;
+    xcl_opts o;
     mesh_err err = {0};
-    int prc = xc_parse_opts(argc, argv, &o, &err);
+    int prc = xcl_parse_opts(argc, argv, &o, &err);
     if (prc == 1)
         return 0;
     if (prc != 0) {
         fprintf(stderr, "mesh-xdsclient: %s\n", err.msg);
-        xc_free_opts(&o);
+        xcl_free_opts(&o);
         return 2;
     }
     mgrpc_log_setup(LOG_WARN);
     grpc_init();
-    xc_identity id;
-    int rc = xc_identity_setup(&o, &id, &err);
+    xcl_identity id;
+    int rc = xcl_identity_setup(&o, &id, &err);
     int code;
     if (rc != MESH_OK) {
         fprintf(stderr, "mesh-xdsclient: %s\n", err.msg);
         code = (o.expect_status >= 0 && id.csr_status == o.expect_status) ? 0 : 1;
-    } else if (o.mode == XC_NONE) {
+    } else if (o.mode == XCL_NONE) {
         code = 0;
     } else {
-        code = xc_run_streams(&o, &id);
+        code = xcl_run_streams(&o, &id);
     }
-    xc_identity_free(&id);
-    xc_free_opts(&o);
+    xcl_identity_free(&id);
+    xcl_free_opts(&o);
     grpc_shutdown();
     return code;
 }

@@ -18,15 +18,15 @@
 #include "common/error.h"
 #include "sds/protocol/ads_state.h"
 
-enum xc_mode { XC_ADS = 0, XC_SDS, XC_FETCH, XC_NONE };
+enum xcl_mode { XCL_ADS = 0, XCL_SDS, XCL_FETCH, XCL_NONE };
 
-typedef struct xc_sub {
+typedef struct xcl_sub {
     enum ads_type type;
     char **names;
     size_t n;
-} xc_sub;
+} xcl_sub;
 
-typedef struct xc_opts {
+typedef struct xcl_opts {
     const char *server;
     const char *bundle_file;
     const char *bundle_db;
@@ -39,8 +39,8 @@ typedef struct xc_opts {
     int64_t ttl;
     const char *state_dir;
     const char *key_type;
-    enum xc_mode mode;
-    xc_sub subs[ADS_T_COUNT];
+    enum xcl_mode mode;
+    xcl_sub subs[ADS_T_COUNT];
     int n_subs;
     const char *node_id;
     int nack_type;                /* -1 = none */
@@ -58,72 +58,72 @@ typedef struct xc_opts {
     int quiet;
     int delta;                    /* Incremental xDS (DeltaAggregatedResources / DeltaSecrets) */
     const char *delta_state;      /* --delta-state FILE: resource versions kept across runs */
-} xc_opts;
+} xcl_opts;
 
 /* What the client holds after the certificate step. */
-typedef struct xc_identity {
+typedef struct xcl_identity {
     EVP_PKEY *key;
     char *key_pem;
     char *chain_pem;              /* leaf first */
     char *bundle_pem;             /* roots to verify meshd (and peers) */
     char spiffe_id[512];
     int csr_status;               /* gRPC status of CreateCertificate, -1 if not called */
-} xc_identity;
+} xcl_identity;
 
-int xc_parse_opts(int argc, char **argv, xc_opts *o, mesh_err *err);
-void xc_free_opts(xc_opts *o);
+int xcl_parse_opts(int argc, char **argv, xcl_opts *o, mesh_err *err);
+void xcl_free_opts(xcl_opts *o);
 
 /* Loads/creates the key, gets a cert if asked, saves the state dir. */
-int xc_identity_setup(const xc_opts *o, xc_identity *id, mesh_err *err);
-void xc_identity_free(xc_identity *id);
+int xcl_identity_setup(const xcl_opts *o, xcl_identity *id, mesh_err *err);
+void xcl_identity_free(xcl_identity *id);
 
 /* Channel to meshd: server-authenticated TLS, plus our SVID when given;
  * local_pool gives each channel its own connection (fan-out tests). */
-grpc_channel *xc_channel(const xc_opts *o, const char *roots, const char *key_pem,
-                         const char *chain_pem, int local_pool);
+grpc_channel *xcl_channel(const xcl_opts *o, const char *roots, const char *key_pem,
+                          const char *chain_pem, int local_pool);
 
 /* One blocking unary call. *status and *details (malloc'd) are always set. */
-int xc_unary(grpc_channel *ch, const char *method, const uint8_t *req, size_t len,
-             const grpc_metadata *md, size_t n_md, int64_t timeout_ms, uint8_t **resp,
-             size_t *resp_len, grpc_status_code *status, char **details, mesh_err *err);
+int xcl_unary(grpc_channel *ch, const char *method, const uint8_t *req, size_t len,
+              const grpc_metadata *md, size_t n_md, int64_t timeout_ms, uint8_t **resp,
+              size_t *resp_len, grpc_status_code *status, char **details, mesh_err *err);
 
 /* Runs the streams; returns the process exit code. */
-int xc_run_streams(const xc_opts *o, const xc_identity *id);
+int xcl_run_streams(const xcl_opts *o, const xcl_identity *id);
 
 /* Node.id of the first request of stream idx (of n). */
-void xc_node_id(const xc_opts *o, const xc_identity *id, int idx, int n, char *buf, size_t len);
+void xcl_node_id(const xcl_opts *o, const xcl_identity *id, int idx, int n, char *buf, size_t len);
 /* Appends a JSON object describing a serialized Secret (serial, SPIFFE ID,
  * expiry, whether the certificate matches our key) to buf at *off. */
-void xc_describe_secret(const xc_identity *id, const uint8_t *data, size_t len, char *buf,
-                        size_t cap, size_t *off);
+void xcl_describe_secret(const xcl_identity *id, const uint8_t *data, size_t len, char *buf,
+                         size_t cap, size_t *off);
 
 /* ---- Delta xDS (xdsclient_delta.c) ----------------------------------------- */
 
 /* One Delta stream's client side: what it holds per type (name -> version),
  * applied from ACKed responses the way Envoy applies them. */
-typedef struct xc_delta xc_delta;
+typedef struct xcl_delta xcl_delta;
 /* Queues one request on the stream (takes ownership of buf). */
-typedef void (*xc_send_fn)(void *stream, uint8_t *buf, size_t len);
+typedef void (*xcl_send_fn)(void *stream, uint8_t *buf, size_t len);
 
 /* Loads --delta-state (if given and present) as the resources already held. */
-int xc_delta_new(const xc_opts *o, const xc_identity *id, int idx, int n, xc_delta **out,
-                 mesh_err *err);
-void xc_delta_free(xc_delta *d);
+int xcl_delta_new(const xcl_opts *o, const xcl_identity *id, int idx, int n, xcl_delta **out,
+                  mesh_err *err);
+void xcl_delta_free(xcl_delta *d);
 /* The first request per --sub type, with initial_resource_versions. */
-void xc_delta_start(xc_delta *d, xc_send_fn send, void *stream);
+void xcl_delta_start(xcl_delta *d, xcl_send_fn send, void *stream);
 /* Handles one DeltaDiscoveryResponse: applies or NACKs it, answers, prints
  * one JSON line (t_ms since start; seq numbers dumps). Returns the type, or
  * -1 when the response could not be decoded or names an unknown type. */
-int xc_delta_on_response(xc_delta *d, const uint8_t *p, size_t len, int64_t t_ms, unsigned seq,
-                         xc_send_fn send, void *stream);
+int xcl_delta_on_response(xcl_delta *d, const uint8_t *p, size_t len, int64_t t_ms, unsigned seq,
+                          xcl_send_fn send, void *stream);
 
 /* JSON helpers (stdout, one line per event). */
-void xc_json_str(char *buf, size_t len, size_t *off, const char *s);
-void xc_print_status(int stream, grpc_status_code code, const char *details);
-int xc_status_parse(const char *s);
+void xcl_json_str(char *buf, size_t len, size_t *off, const char *s);
+void xcl_print_status(int stream, grpc_status_code code, const char *details);
+int xcl_status_parse(const char *s);
 
-int xc_read_file(const char *path, char **out, size_t *len, mesh_err *err);
-int xc_write_file(const char *path, const void *data, size_t len, int mode, mesh_err *err);
-int64_t xc_now_ms(void);
+int xcl_read_file(const char *path, char **out, size_t *len, mesh_err *err);
+int xcl_write_file(const char *path, const void *data, size_t len, int mode, mesh_err *err);
+int64_t xcl_now_ms(void);
 
 #endif

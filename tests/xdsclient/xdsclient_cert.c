@@ -24,11 +24,10 @@
 #include "ca/csr.h"
 #include "istio/v1/auth/ca.pb-c.h"
 #include "common/mgrpc.h"
+#include "common/xds_wire.h"
 #include "store/store.h"
 
-#define METHOD_CSR "/istio.v1.auth.IstioCertificateService/CreateCertificate"
-
-void xc_identity_free(xc_identity *id)
+void xcl_identity_free(xcl_identity *id)
 {
     EVP_PKEY_free(id->key);
     if (id->key_pem)
@@ -52,15 +51,15 @@ static int read_in_dir(const char *dir, const char *name, char **out, mesh_err *
     char *p = path_in(dir, name);
     if (!p)
         return mesh_err_set(err, MESH_ENOMEM, "out of memory");
-    int rc = xc_read_file(p, out, NULL, err);
+    int rc = xcl_read_file(p, out, NULL, err);
     free(p);
     return rc;
 }
 
-static int load_bundle(const xc_opts *o, xc_identity *id, mesh_err *err)
+static int load_bundle(const xcl_opts *o, xcl_identity *id, mesh_err *err)
 {
     if (o->bundle_file)
-        return xc_read_file(o->bundle_file, &id->bundle_pem, NULL, err);
+        return xcl_read_file(o->bundle_file, &id->bundle_pem, NULL, err);
     if (o->bundle_db) {
         mesh_store *st = NULL;
         int rc = store_open(&st, o->bundle_db, err);
@@ -76,7 +75,7 @@ static int load_bundle(const xc_opts *o, xc_identity *id, mesh_err *err)
                         "bundle'), --bundle-db DB, or a --state-dir holding bundle.pem");
 }
 
-static int save_state(const char *dir, const xc_identity *id, mesh_err *err)
+static int save_state(const char *dir, const xcl_identity *id, mesh_err *err)
 {
     if (mkdir(dir, 0700) != 0 && access(dir, W_OK) != 0)
         return mesh_err_set(err, MESH_EIO, "cannot create state dir %s", dir);
@@ -89,7 +88,7 @@ static int save_state(const char *dir, const xc_identity *id, mesh_err *err)
         char *p = path_in(dir, names[i]);
         if (!p)
             return mesh_err_set(err, MESH_ENOMEM, "out of memory");
-        int rc = xc_write_file(p, data[i], strlen(data[i]), modes[i], err);
+        int rc = xcl_write_file(p, data[i], strlen(data[i]), modes[i], err);
         free(p);
         if (rc != MESH_OK)
             return rc;
@@ -146,7 +145,7 @@ static char *join(char **v, size_t n)
     return out;
 }
 
-static void print_cert_event(const xc_identity *id, const char *auth, size_t chain_len,
+static void print_cert_event(const xcl_identity *id, const char *auth, size_t chain_len,
                              size_t n_roots)
 {
     X509 *x = NULL;
@@ -163,7 +162,7 @@ static void print_cert_event(const xc_identity *id, const char *auth, size_t cha
     size_t off = (size_t)snprintf(buf, sizeof buf, "{\"event\":\"certificate\",\"auth\":\"%s\","
                                                    "\"spiffe_id\":",
                                   auth);
-    xc_json_str(buf, sizeof buf, &off, id->spiffe_id);
+    xcl_json_str(buf, sizeof buf, &off, id->spiffe_id);
     off += (size_t)snprintf(buf + off, sizeof buf - off,
                             ",\"serial\":\"%s\",\"not_before\":%lld,\"not_after\":%lld,"
                             "\"chain\":%zu,\"roots\":%zu,\"key_match\":%s}",
@@ -174,7 +173,7 @@ static void print_cert_event(const xc_identity *id, const char *auth, size_t cha
 }
 
 /* CreateCertificate with the given auth; fills id->chain_pem / bundle_pem. */
-static int create_certificate(const xc_opts *o, xc_identity *id, const char *auth,
+static int create_certificate(const xcl_opts *o, xcl_identity *id, const char *auth,
                               const char *csr_pem, mesh_err *err)
 {
     grpc_metadata md[1];
@@ -214,13 +213,13 @@ static int create_certificate(const xc_opts *o, xc_identity *id, const char *aut
         return mesh_err_set(err, MESH_ENOMEM, "out of memory");
     }
     istio__v1__auth__istio_certificate_request__pack(&req, buf);
-    grpc_channel *ch = xc_channel(o, id->bundle_pem, client_key, client_chain, 0);
+    grpc_channel *ch = xcl_channel(o, id->bundle_pem, client_key, client_chain, 0);
     uint8_t *resp = NULL;
     size_t resp_len = 0;
     grpc_status_code status = GRPC_STATUS_UNKNOWN;
     char *details = NULL;
-    int rc = xc_unary(ch, METHOD_CSR, buf, len, md, n_md, o->timeout_ms, &resp, &resp_len,
-                      &status, &details, err);
+    int rc = xcl_unary(ch, XDS_METHOD_CREATE_CERTIFICATE, buf, len, md, n_md, o->timeout_ms, &resp,
+                       &resp_len, &status, &details, err);
     grpc_channel_destroy(ch);
     free(buf);
     if (n_md)
@@ -229,7 +228,7 @@ static int create_certificate(const xc_opts *o, xc_identity *id, const char *aut
         OPENSSL_clear_free(md_value, strlen(md_value));
     id->csr_status = (int)status;
     if (rc == MESH_OK && status != GRPC_STATUS_OK) {
-        xc_print_status(-1, status, details);
+        xcl_print_status(-1, status, details);
         rc = mesh_err_set(err, MESH_EPERM, "CreateCertificate failed: %s: %s",
                           mgrpc_status_name(status), details ? details : "");
     }
@@ -269,7 +268,7 @@ static int create_certificate(const xc_opts *o, xc_identity *id, const char *aut
     return rc;
 }
 
-int xc_identity_setup(const xc_opts *o, xc_identity *id, mesh_err *err)
+int xcl_identity_setup(const xcl_opts *o, xcl_identity *id, mesh_err *err)
 {
     memset(id, 0, sizeof *id);
     id->csr_status = -1;
@@ -277,8 +276,8 @@ int xc_identity_setup(const xc_opts *o, xc_identity *id, mesh_err *err)
     if (rc != MESH_OK)
         return rc;
     if (o->cert_file) {
-        if ((rc = xc_read_file(o->key_file, &id->key_pem, NULL, err)) != MESH_OK ||
-            (rc = xc_read_file(o->cert_file, &id->chain_pem, NULL, err)) != MESH_OK)
+        if ((rc = xcl_read_file(o->key_file, &id->key_pem, NULL, err)) != MESH_OK ||
+            (rc = xcl_read_file(o->cert_file, &id->chain_pem, NULL, err)) != MESH_OK)
             return rc;
     } else if (!o->token && !o->anonymous && o->state_dir) {
         if ((rc = read_in_dir(o->state_dir, "key.pem", &id->key_pem, err)) != MESH_OK ||

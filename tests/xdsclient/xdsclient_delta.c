@@ -28,28 +28,28 @@
 
 typedef Envoy__Service__Discovery__V3__DeltaDiscoveryResponse delta_resp;
 
-typedef struct xc_held {
+typedef struct xcl_held {
     char *name;
     char *version;
-} xc_held;
+} xcl_held;
 
-typedef struct xc_held_set {
-    xc_held *v;                   /* sorted by name */
+typedef struct xcl_held_set {
+    xcl_held *v;                  /* sorted by name */
     size_t n, cap;
-} xc_held_set;
+} xcl_held_set;
 
-struct xc_delta {
-    const xc_opts *o;
-    const xc_identity *id;
+struct xcl_delta {
+    const xcl_opts *o;
+    const xcl_identity *id;
     int idx, n_streams;
     int node_sent;
     long nacks;
-    xc_held_set held[ADS_T_COUNT];
+    xcl_held_set held[ADS_T_COUNT];
 };
 
 /* ---- what the client holds --------------------------------------------------------- */
 
-static size_t held_lower(const xc_held_set *h, const char *name)
+static size_t held_lower(const xcl_held_set *h, const char *name)
 {
     size_t lo = 0, hi = h->n;
     while (lo < hi) {
@@ -62,7 +62,7 @@ static size_t held_lower(const xc_held_set *h, const char *name)
     return lo;
 }
 
-static int held_put(xc_held_set *h, const char *name, const char *version)
+static int held_put(xcl_held_set *h, const char *name, const char *version)
 {
     size_t i = held_lower(h, name);
     char *ver = strdup(version);
@@ -75,7 +75,7 @@ static int held_put(xc_held_set *h, const char *name, const char *version)
     }
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 16;
-        xc_held *nv = realloc(h->v, cap * sizeof *nv);
+        xcl_held *nv = realloc(h->v, cap * sizeof *nv);
         if (!nv) {
             free(ver);
             return MESH_ENOMEM;
@@ -95,7 +95,7 @@ static int held_put(xc_held_set *h, const char *name, const char *version)
     return MESH_OK;
 }
 
-static void held_remove(xc_held_set *h, const char *name)
+static void held_remove(xcl_held_set *h, const char *name)
 {
     size_t i = held_lower(h, name);
     if (i >= h->n || strcmp(h->v[i].name, name) != 0)
@@ -106,7 +106,7 @@ static void held_remove(xc_held_set *h, const char *name)
     h->n--;
 }
 
-static void held_free(xc_held_set *h)
+static void held_free(xcl_held_set *h)
 {
     for (size_t i = 0; i < h->n; i++) {
         free(h->v[i].name);
@@ -118,12 +118,12 @@ static void held_free(xc_held_set *h)
 
 /* ---- --delta-state ------------------------------------------------------------------ */
 
-static int state_load(xc_delta *d, const char *path, mesh_err *err)
+static int state_load(xcl_delta *d, const char *path, mesh_err *err)
 {
     if (access(path, F_OK) != 0 && errno == ENOENT)
         return MESH_OK; /* first run: nothing held yet */
     char *text = NULL;
-    int rc = xc_read_file(path, &text, NULL, err);
+    int rc = xcl_read_file(path, &text, NULL, err);
     if (rc != MESH_OK)
         return rc;
     int line = 0;
@@ -153,12 +153,12 @@ static int state_load(xc_delta *d, const char *path, mesh_err *err)
     return rc;
 }
 
-static void state_save(const xc_delta *d)
+static void state_save(const xcl_delta *d)
 {
     size_t cap = 4096, off = 0;
     char *buf = malloc(cap);
     for (int t = 0; buf && t < ADS_T_COUNT; t++) {
-        const xc_held_set *h = &d->held[t];
+        const xcl_held_set *h = &d->held[t];
         for (size_t i = 0; buf && i < h->n; i++) {
             /* Names with a tab or newline cannot be written back: skipped
              * (meshd never makes one), so a reload resends them. */
@@ -183,18 +183,18 @@ static void state_save(const xc_delta *d)
     mesh_err err = {0};
     if (!buf)
         fprintf(stderr, "mesh-xdsclient: out of memory saving --delta-state\n");
-    else if (xc_write_file(d->o->delta_state, buf, off, 0644, &err) != MESH_OK)
+    else if (xcl_write_file(d->o->delta_state, buf, off, 0644, &err) != MESH_OK)
         fprintf(stderr, "mesh-xdsclient: %s\n", err.msg);
     free(buf);
 }
 
 /* ---- requests ------------------------------------------------------------------------ */
 
-int xc_delta_new(const xc_opts *o, const xc_identity *id, int idx, int n, xc_delta **out,
-                 mesh_err *err)
+int xcl_delta_new(const xcl_opts *o, const xcl_identity *id, int idx, int n, xcl_delta **out,
+                  mesh_err *err)
 {
     *out = NULL;
-    xc_delta *d = calloc(1, sizeof *d);
+    xcl_delta *d = calloc(1, sizeof *d);
     if (!d)
         return mesh_err_set(err, MESH_ENOMEM, "out of memory");
     d->o = o;
@@ -204,7 +204,7 @@ int xc_delta_new(const xc_opts *o, const xc_identity *id, int idx, int n, xc_del
     if (o->delta_state) {
         int rc = state_load(d, o->delta_state, err);
         if (rc != MESH_OK) {
-            xc_delta_free(d);
+            xcl_delta_free(d);
             return rc;
         }
     }
@@ -212,7 +212,7 @@ int xc_delta_new(const xc_opts *o, const xc_identity *id, int idx, int n, xc_del
     return MESH_OK;
 }
 
-void xc_delta_free(xc_delta *d)
+void xcl_delta_free(xcl_delta *d)
 {
     if (!d)
         return;
@@ -221,11 +221,11 @@ void xc_delta_free(xc_delta *d)
     free(d);
 }
 
-static void send_req(xc_delta *d, ads_delta_request_args *a, xc_send_fn send, void *stream)
+static void send_req(xcl_delta *d, ads_delta_request_args *a, xcl_send_fn send, void *stream)
 {
     char node[600];
     if (!d->node_sent) {
-        xc_node_id(d->o, d->id, d->idx, d->n_streams, node, sizeof node);
+        xcl_node_id(d->o, d->id, d->idx, d->n_streams, node, sizeof node);
         a->node_id = node;
         d->node_sent = 1;
     }
@@ -239,13 +239,13 @@ static void send_req(xc_delta *d, ads_delta_request_args *a, xc_send_fn send, vo
     send(stream, buf, len);
 }
 
-void xc_delta_start(xc_delta *d, xc_send_fn send, void *stream)
+void xcl_delta_start(xcl_delta *d, xcl_send_fn send, void *stream)
 {
     for (int i = 0; i < d->o->n_subs; i++) {
-        const xc_sub *sub = &d->o->subs[i];
-        if (d->o->mode == XC_SDS && sub->type != ADS_T_SDS)
+        const xcl_sub *sub = &d->o->subs[i];
+        if (d->o->mode == XCL_SDS && sub->type != ADS_T_SDS)
             continue;
-        const xc_held_set *h = &d->held[sub->type];
+        const xcl_held_set *h = &d->held[sub->type];
         const char **names = h->n ? calloc(h->n, sizeof *names) : NULL;
         const char **versions = h->n ? calloc(h->n, sizeof *versions) : NULL;
         if (h->n && (!names || !versions)) {
@@ -305,7 +305,7 @@ static int check_response(const delta_resp *m, char *why, size_t len)
     return 0;
 }
 
-static int apply(xc_delta *d, enum ads_type t, const delta_resp *m)
+static int apply(xcl_delta *d, enum ads_type t, const delta_resp *m)
 {
     for (size_t i = 0; i < m->n_resources; i++)
         if (held_put(&d->held[t], m->resources[i]->name, m->resources[i]->version) != MESH_OK)
@@ -315,7 +315,7 @@ static int apply(xc_delta *d, enum ads_type t, const delta_resp *m)
     return MESH_OK;
 }
 
-static void print_line(const xc_delta *d, const delta_resp *m, const char *tname, int known,
+static void print_line(const xcl_delta *d, const delta_resp *m, const char *tname, int known,
                        enum ads_type t, int64_t t_ms, const char *reply, const char *why)
 {
     size_t cap = 256 * 1024, off = 0;
@@ -326,30 +326,30 @@ static void print_line(const xc_delta *d, const delta_resp *m, const char *tname
                             "{\"stream\":%d,\"t_ms\":%lld,\"mode\":\"delta\",\"type\":\"%s\","
                             "\"type_url\":",
                             d->idx, (long long)t_ms, tname);
-    xc_json_str(buf, cap, &off, m->type_url);
+    xcl_json_str(buf, cap, &off, m->type_url);
     off += (size_t)snprintf(buf + off, cap - off, ",\"version\":");
-    xc_json_str(buf, cap, &off, m->system_version_info);
+    xcl_json_str(buf, cap, &off, m->system_version_info);
     off += (size_t)snprintf(buf + off, cap - off, ",\"nonce\":");
-    xc_json_str(buf, cap, &off, m->nonce);
+    xcl_json_str(buf, cap, &off, m->nonce);
     off += (size_t)snprintf(buf + off, cap - off, ",\"count\":%zu,\"resources\":[", m->n_resources);
     for (size_t i = 0; i < m->n_resources && off + 4096 < cap; i++) {
         if (i)
             buf[off++] = ',';
-        xc_json_str(buf, cap, &off, m->resources[i]->name);
+        xcl_json_str(buf, cap, &off, m->resources[i]->name);
     }
     off += (size_t)snprintf(buf + off, cap - off, "],\"versions\":{");
     for (size_t i = 0; i < m->n_resources && off + 4096 < cap; i++) {
         if (i)
             buf[off++] = ',';
-        xc_json_str(buf, cap, &off, m->resources[i]->name);
+        xcl_json_str(buf, cap, &off, m->resources[i]->name);
         buf[off++] = ':';
-        xc_json_str(buf, cap, &off, m->resources[i]->version);
+        xcl_json_str(buf, cap, &off, m->resources[i]->version);
     }
     off += (size_t)snprintf(buf + off, cap - off, "},\"removed\":[");
     for (size_t i = 0; i < m->n_removed_resources && off + 4096 < cap; i++) {
         if (i)
             buf[off++] = ',';
-        xc_json_str(buf, cap, &off, m->removed_resources[i]);
+        xcl_json_str(buf, cap, &off, m->removed_resources[i]);
     }
     off += (size_t)snprintf(buf + off, cap - off, "]");
     if (known && t == ADS_T_SDS) {
@@ -359,7 +359,7 @@ static void print_line(const xc_delta *d, const delta_resp *m, const char *tname
                 buf[off++] = ',';
             const Google__Protobuf__Any *a = m->resources[i]->resource;
             if (a)
-                xc_describe_secret(d->id, a->value.data, a->value.len, buf, cap, &off);
+                xcl_describe_secret(d->id, a->value.data, a->value.len, buf, cap, &off);
             else
                 off += (size_t)snprintf(buf + off, cap - off, "{}");
         }
@@ -369,11 +369,11 @@ static void print_line(const xc_delta *d, const delta_resp *m, const char *tname
         off += (size_t)snprintf(buf + off, cap - off, ",\"held\":%zu", d->held[t].n);
     if (m->control_plane) {
         off += (size_t)snprintf(buf + off, cap - off, ",\"control_plane\":");
-        xc_json_str(buf, cap, &off, m->control_plane->identifier);
+        xcl_json_str(buf, cap, &off, m->control_plane->identifier);
     }
     if (why) {
         off += (size_t)snprintf(buf + off, cap - off, ",\"problem\":");
-        xc_json_str(buf, cap, &off, why);
+        xcl_json_str(buf, cap, &off, why);
     }
     snprintf(buf + off, cap - off, ",\"reply\":\"%s\"}", reply);
     printf("%s\n", buf);
@@ -381,10 +381,10 @@ static void print_line(const xc_delta *d, const delta_resp *m, const char *tname
     free(buf);
 }
 
-int xc_delta_on_response(xc_delta *d, const uint8_t *p, size_t len, int64_t t_ms, unsigned seq,
-                         xc_send_fn send, void *stream)
+int xcl_delta_on_response(xcl_delta *d, const uint8_t *p, size_t len, int64_t t_ms, unsigned seq,
+                          xcl_send_fn send, void *stream)
 {
-    const xc_opts *o = d->o;
+    const xcl_opts *o = d->o;
     delta_resp *m = envoy__service__discovery__v3__delta_discovery_response__unpack(NULL, len, p);
     if (!m) {
         printf("{\"stream\":%d,\"t_ms\":%lld,\"mode\":\"delta\",\"error\":\"undecodable "
@@ -400,7 +400,7 @@ int xc_delta_on_response(xc_delta *d, const uint8_t *p, size_t len, int64_t t_ms
         char path[4096];
         snprintf(path, sizeof path, "%s/%03d-%04u-%s.pb", o->dump_dir, d->idx, seq, tname);
         mesh_err err = {0};
-        if (xc_write_file(path, p, len, 0644, &err) != MESH_OK)
+        if (xcl_write_file(path, p, len, 0644, &err) != MESH_OK)
             fprintf(stderr, "mesh-xdsclient: %s\n", err.msg);
     }
     const char *reply = "none";

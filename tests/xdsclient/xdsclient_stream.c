@@ -25,15 +25,10 @@
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 #include "sds/protocol/ads_codec.h"
 #include "common/mgrpc.h"
+#include "common/xds_wire.h"
 
-#define METHOD_ADS   "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
-#define METHOD_SDS   "/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets"
-#define METHOD_FETCH "/envoy.service.secret.v3.SecretDiscoveryService/FetchSecrets"
-#define METHOD_DADS  "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
-#define METHOD_DSDS  "/envoy.service.secret.v3.SecretDiscoveryService/DeltaSecrets"
-
-grpc_channel *xc_channel(const xc_opts *o, const char *roots, const char *key_pem,
-                         const char *chain_pem, int local_pool)
+grpc_channel *xcl_channel(const xcl_opts *o, const char *roots, const char *key_pem,
+                          const char *chain_pem, int local_pool)
 {
     grpc_ssl_pem_key_cert_pair pair = {.private_key = key_pem, .cert_chain = chain_pem};
     grpc_channel_credentials *creds =
@@ -66,9 +61,9 @@ static char *slice_str(grpc_slice s)
     return out;
 }
 
-int xc_unary(grpc_channel *ch, const char *method, const uint8_t *req, size_t len,
-             const grpc_metadata *md, size_t n_md, int64_t timeout_ms, uint8_t **resp,
-             size_t *resp_len, grpc_status_code *status, char **details, mesh_err *err)
+int xcl_unary(grpc_channel *ch, const char *method, const uint8_t *req, size_t len,
+              const grpc_metadata *md, size_t n_md, int64_t timeout_ms, uint8_t **resp,
+              size_t *resp_len, grpc_status_code *status, char **details, mesh_err *err)
 {
     *resp = NULL;
     *resp_len = 0;
@@ -137,28 +132,28 @@ int xc_unary(grpc_channel *ch, const char *method, const uint8_t *req, size_t le
 
 enum { TAG_START = 1, TAG_RECV, TAG_SEND, TAG_STATUS };
 
-typedef struct xc_stream xc_stream;
+typedef struct xcl_stream xcl_stream;
 
-typedef struct xc_tag {
+typedef struct xcl_tag {
     int kind;
-    xc_stream *s;
-} xc_tag;
+    xcl_stream *s;
+} xcl_tag;
 
-typedef struct xc_out {
-    struct xc_out *next;
+typedef struct xcl_out {
+    struct xcl_out *next;
     grpc_byte_buffer *bb;
-} xc_out;
+} xcl_out;
 
-struct xc_stream {
+struct xcl_stream {
     int idx;
     grpc_channel *ch;
     grpc_call *call;
-    xc_tag t_start, t_recv, t_send, t_status;
+    xcl_tag t_start, t_recv, t_send, t_status;
     grpc_metadata_array init_md, trail_md;
     grpc_status_code status;
     grpc_slice details;
     grpc_byte_buffer *recv_buf;
-    xc_out *q_head, *q_tail;
+    xcl_out *q_head, *q_tail;
     grpc_byte_buffer *inflight;
     int pending;                  /* batches in flight */
     int done;                     /* status received */
@@ -166,14 +161,14 @@ struct xc_stream {
     long nacks;
     char acked[ADS_T_COUNT][64];
     unsigned responses;
-    xc_delta *delta;              /* --delta streams */
+    xcl_delta *delta;             /* --delta streams */
 };
 
-typedef struct xc_run {
-    const xc_opts *o;
-    const xc_identity *id;
+typedef struct xcl_run {
+    const xcl_opts *o;
+    const xcl_identity *id;
     grpc_completion_queue *cq;
-    xc_stream *streams;
+    xcl_stream *streams;
     int n;
     long total;
     int done_count;
@@ -181,9 +176,9 @@ typedef struct xc_run {
     long by_type[ADS_T_COUNT];
     int64_t first_ms, last_ms;
     int bad_status;
-} xc_run;
+} xcl_run;
 
-static int start_batch(xc_stream *s, const grpc_op *ops, size_t n, xc_tag *tag)
+static int start_batch(xcl_stream *s, const grpc_op *ops, size_t n, xcl_tag *tag)
 {
     if (grpc_call_start_batch(s->call, ops, n, tag, NULL) != GRPC_CALL_OK) {
         fprintf(stderr, "mesh-xdsclient: stream %d: start_batch failed\n", s->idx);
@@ -193,11 +188,11 @@ static int start_batch(xc_stream *s, const grpc_op *ops, size_t n, xc_tag *tag)
     return 0;
 }
 
-static void kick(xc_stream *s)
+static void kick(xcl_stream *s)
 {
     if (s->inflight || !s->q_head || s->done)
         return;
-    xc_out *o = s->q_head;
+    xcl_out *o = s->q_head;
     s->q_head = o->next;
     if (!s->q_head)
         s->q_tail = NULL;
@@ -213,9 +208,9 @@ static void kick(xc_stream *s)
     }
 }
 
-static void enqueue(xc_stream *s, uint8_t *buf, size_t len)
+static void enqueue(xcl_stream *s, uint8_t *buf, size_t len)
 {
-    xc_out *o = calloc(1, sizeof *o);
+    xcl_out *o = calloc(1, sizeof *o);
     if (!o) {
         free(buf);
         return;
@@ -229,7 +224,7 @@ static void enqueue(xc_stream *s, uint8_t *buf, size_t len)
     kick(s);
 }
 
-static const xc_sub *sub_for(const xc_opts *o, enum ads_type t)
+static const xcl_sub *sub_for(const xcl_opts *o, enum ads_type t)
 {
     for (int i = 0; i < o->n_subs; i++)
         if (o->subs[i].type == t)
@@ -237,13 +232,13 @@ static const xc_sub *sub_for(const xc_opts *o, enum ads_type t)
     return NULL;
 }
 
-/* Delta requests go through here (xc_send_fn). */
+/* Delta requests go through here (xcl_send_fn). */
 static void stream_send(void *stream, uint8_t *buf, size_t len)
 {
     enqueue(stream, buf, len);
 }
 
-void xc_node_id(const xc_opts *o, const xc_identity *id, int idx, int n, char *buf, size_t len)
+void xcl_node_id(const xcl_opts *o, const xcl_identity *id, int idx, int n, char *buf, size_t len)
 {
     if (o->node_id && n == 1)
         snprintf(buf, len, "%s", o->node_id);
@@ -253,14 +248,14 @@ void xc_node_id(const xc_opts *o, const xc_identity *id, int idx, int n, char *b
         snprintf(buf, len, "%s~xdsclient-%d", id->spiffe_id, idx);
 }
 
-static void send_request(xc_run *r, xc_stream *s, enum ads_type t, const char *version,
+static void send_request(xcl_run *r, xcl_stream *s, enum ads_type t, const char *version,
                          const char *nonce, const char *error)
 {
-    const xc_sub *sub = sub_for(r->o, t);
+    const xcl_sub *sub = sub_for(r->o, t);
     char node[600];
     const char *node_id = NULL;
     if (!s->node_sent) {
-        xc_node_id(r->o, r->id, s->idx, r->n, node, sizeof node);
+        xcl_node_id(r->o, r->id, s->idx, r->n, node, sizeof node);
         node_id = node;
         s->node_sent = 1;
     }
@@ -334,8 +329,8 @@ static size_t count_certs(const uint8_t *p, size_t n)
     return c;
 }
 
-void xc_describe_secret(const xc_identity *id, const uint8_t *data, size_t len, char *buf,
-                        size_t cap, size_t *off)
+void xcl_describe_secret(const xcl_identity *id, const uint8_t *data, size_t len, char *buf,
+                         size_t cap, size_t *off)
 {
     Envoy__Extensions__TransportSockets__Tls__V3__Secret *sec =
         envoy__extensions__transport_sockets__tls__v3__secret__unpack(NULL, len, data);
@@ -344,7 +339,7 @@ void xc_describe_secret(const xc_identity *id, const uint8_t *data, size_t len, 
         return;
     }
     *off += (size_t)snprintf(buf + *off, cap - *off, "{\"name\":");
-    xc_json_str(buf, cap, off, sec->name);
+    xcl_json_str(buf, cap, off, sec->name);
     const Envoy__Config__Core__V3__DataSource *ds = NULL;
     if (sec->type_case ==
             ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__SECRET__TYPE_TLS_CERTIFICATE &&
@@ -377,7 +372,7 @@ void xc_describe_secret(const xc_identity *id, const uint8_t *data, size_t len, 
                                  "\"spiffe_id\":",
                                  pem ? count_certs((const uint8_t *)pem, strlen(pem)) : 0,
                                  serial);
-        xc_json_str(buf, cap, off, sid);
+        xcl_json_str(buf, cap, off, sid);
         *off += (size_t)snprintf(buf + *off, cap - *off,
                                  ",\"not_after\":%lld,\"key_match\":%s,\"has_private_key\":%s}",
                                  (long long)na,
@@ -404,20 +399,20 @@ void xc_describe_secret(const xc_identity *id, const uint8_t *data, size_t len, 
     envoy__extensions__transport_sockets__tls__v3__secret__free_unpacked(sec, NULL);
 }
 
-static void dump(xc_run *r, xc_stream *s, const char *tname, const uint8_t *p, size_t len)
+static void dump(xcl_run *r, xcl_stream *s, const char *tname, const uint8_t *p, size_t len)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%03d-%04u-%s.pb", r->o->dump_dir, s->idx, s->responses,
              tname);
     mesh_err err = {0};
-    if (xc_write_file(path, p, len, 0644, &err) != MESH_OK)
+    if (xcl_write_file(path, p, len, 0644, &err) != MESH_OK)
         fprintf(stderr, "mesh-xdsclient: %s\n", err.msg);
 }
 
 /* Counts one response; returns its time since the start. */
-static int64_t count_response(xc_run *r, xc_stream *s)
+static int64_t count_response(xcl_run *r, xcl_stream *s)
 {
-    int64_t t = xc_now_ms() - r->t0;
+    int64_t t = xcl_now_ms() - r->t0;
     s->responses++;
     r->total++;
     if (!r->first_ms)
@@ -426,17 +421,17 @@ static int64_t count_response(xc_run *r, xc_stream *s)
     return t;
 }
 
-static void on_delta_response(xc_run *r, xc_stream *s, const uint8_t *p, size_t len)
+static void on_delta_response(xcl_run *r, xcl_stream *s, const uint8_t *p, size_t len)
 {
     int64_t t = count_response(r, s);
-    int type = xc_delta_on_response(s->delta, p, len, t, s->responses, stream_send, s);
+    int type = xcl_delta_on_response(s->delta, p, len, t, s->responses, stream_send, s);
     if (type >= 0)
         r->by_type[type]++;
 }
 
-static void on_response(xc_run *r, xc_stream *s, const uint8_t *p, size_t len)
+static void on_response(xcl_run *r, xcl_stream *s, const uint8_t *p, size_t len)
 {
-    const xc_opts *o = r->o;
+    const xcl_opts *o = r->o;
     int64_t t = count_response(r, s);
     Envoy__Service__Discovery__V3__DiscoveryResponse *m =
         envoy__service__discovery__v3__discovery_response__unpack(NULL, len, p);
@@ -472,11 +467,11 @@ static void on_response(xc_run *r, xc_stream *s, const uint8_t *p, size_t len)
             off += (size_t)snprintf(buf, cap, "{\"stream\":%d,\"t_ms\":%lld,\"type\":\"%s\","
                                               "\"type_url\":",
                                     s->idx, (long long)t, tname);
-            xc_json_str(buf, cap, &off, m->type_url);
+            xcl_json_str(buf, cap, &off, m->type_url);
             off += (size_t)snprintf(buf + off, cap - off, ",\"version\":");
-            xc_json_str(buf, cap, &off, m->version_info);
+            xcl_json_str(buf, cap, &off, m->version_info);
             off += (size_t)snprintf(buf + off, cap - off, ",\"nonce\":");
-            xc_json_str(buf, cap, &off, m->nonce);
+            xcl_json_str(buf, cap, &off, m->nonce);
             off += (size_t)snprintf(buf + off, cap - off, ",\"count\":%zu,\"resources\":[",
                                     m->n_resources);
             for (size_t i = 0; i < m->n_resources && off + 600 < cap; i++) {
@@ -485,7 +480,7 @@ static void on_response(xc_run *r, xc_stream *s, const uint8_t *p, size_t len)
                               sizeof name);
                 if (i)
                     buf[off++] = ',';
-                xc_json_str(buf, cap, &off, name);
+                xcl_json_str(buf, cap, &off, name);
             }
             off += (size_t)snprintf(buf + off, cap - off, "]");
             if (known && type == ADS_T_SDS) {
@@ -493,14 +488,14 @@ static void on_response(xc_run *r, xc_stream *s, const uint8_t *p, size_t len)
                 for (size_t i = 0; i < m->n_resources && off + 2000 < cap; i++) {
                     if (i)
                         buf[off++] = ',';
-                    xc_describe_secret(r->id, m->resources[i]->value.data,
-                                    m->resources[i]->value.len, buf, cap, &off);
+                    xcl_describe_secret(r->id, m->resources[i]->value.data,
+                                        m->resources[i]->value.len, buf, cap, &off);
                 }
                 off += (size_t)snprintf(buf + off, cap - off, "]");
             }
             if (m->control_plane) {
                 off += (size_t)snprintf(buf + off, cap - off, ",\"control_plane\":");
-                xc_json_str(buf, cap, &off, m->control_plane->identifier);
+                xcl_json_str(buf, cap, &off, m->control_plane->identifier);
             }
             snprintf(buf + off, cap - off, ",\"reply\":\"%s\"}", reply);
             printf("%s\n", buf);
@@ -511,23 +506,26 @@ static void on_response(xc_run *r, xc_stream *s, const uint8_t *p, size_t len)
     envoy__service__discovery__v3__discovery_response__free_unpacked(m, NULL);
 }
 
-static int open_stream(xc_run *r, xc_stream *s, grpc_channel *shared)
+static int open_stream(xcl_run *r, xcl_stream *s, grpc_channel *shared)
 {
-    const xc_opts *o = r->o;
+    const xcl_opts *o = r->o;
     s->ch = shared ? shared
-                   : xc_channel(o, r->id->bundle_pem, o->anonymous ? NULL : r->id->key_pem,
-                                r->id->chain_pem, 1);
-    const char *method = o->method          ? o->method
-                         : o->delta          ? (o->mode == XC_SDS ? METHOD_DSDS : METHOD_DADS)
-                         : o->mode == XC_SDS ? METHOD_SDS
-                                             : METHOD_ADS;
+                   : xcl_channel(o, r->id->bundle_pem, o->anonymous ? NULL : r->id->key_pem,
+                                 r->id->chain_pem, 1);
+    const char *method = XDS_METHOD_ADS;
+    if (o->method)
+        method = o->method;
+    else if (o->delta)
+        method = o->mode == XCL_SDS ? XDS_METHOD_DELTA_SDS : XDS_METHOD_DELTA_ADS;
+    else if (o->mode == XCL_SDS)
+        method = XDS_METHOD_SDS;
     s->call = grpc_channel_create_call(s->ch, NULL, GRPC_PROPAGATE_DEFAULTS, r->cq,
                                        grpc_slice_from_static_string(method), NULL,
                                        gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    s->t_start = (xc_tag){TAG_START, s};
-    s->t_recv = (xc_tag){TAG_RECV, s};
-    s->t_send = (xc_tag){TAG_SEND, s};
-    s->t_status = (xc_tag){TAG_STATUS, s};
+    s->t_start = (xcl_tag){TAG_START, s};
+    s->t_recv = (xcl_tag){TAG_RECV, s};
+    s->t_send = (xcl_tag){TAG_SEND, s};
+    s->t_status = (xcl_tag){TAG_STATUS, s};
     grpc_metadata_array_init(&s->init_md);
     grpc_metadata_array_init(&s->trail_md);
     s->details = grpc_empty_slice();
@@ -558,7 +556,7 @@ static int open_stream(xc_run *r, xc_stream *s, grpc_channel *shared)
         mesh_err err = {0};
         if (o->raw_file) {
             char *data = NULL;
-            if (xc_read_file(o->raw_file, &data, &len, &err) != MESH_OK) {
+            if (xcl_read_file(o->raw_file, &data, &len, &err) != MESH_OK) {
                 fprintf(stderr, "mesh-xdsclient: %s\n", err.msg);
                 return -1;
             }
@@ -576,24 +574,24 @@ static int open_stream(xc_run *r, xc_stream *s, grpc_channel *shared)
     }
     if (o->delta) {
         mesh_err err = {0};
-        if (xc_delta_new(o, r->id, s->idx, r->n, &s->delta, &err) != MESH_OK) {
+        if (xcl_delta_new(o, r->id, s->idx, r->n, &s->delta, &err) != MESH_OK) {
             fprintf(stderr, "mesh-xdsclient: %s\n", err.msg);
             return -1;
         }
-        xc_delta_start(s->delta, stream_send, s);
+        xcl_delta_start(s->delta, stream_send, s);
         return 0;
     }
     for (int i = 0; i < o->n_subs; i++) {
-        if (o->mode == XC_SDS && o->subs[i].type != ADS_T_SDS)
+        if (o->mode == XCL_SDS && o->subs[i].type != ADS_T_SDS)
             continue;
         send_request(r, s, o->subs[i].type, "", "", NULL);
     }
     return 0;
 }
 
-static void on_event(xc_run *r, xc_tag *tag, int ok)
+static void on_event(xcl_run *r, xcl_tag *tag, int ok)
 {
-    xc_stream *s = tag->s;
+    xcl_stream *s = tag->s;
     s->pending--;
     switch (tag->kind) {
     case TAG_START:
@@ -633,7 +631,7 @@ static void on_event(xc_run *r, xc_tag *tag, int ok)
         r->done_count++;
         char *d = slice_str(s->details);
         if (!r->o->quiet)
-            xc_print_status(s->idx, s->status, d);
+            xcl_print_status(s->idx, s->status, d);
         free(d);
         int expected = r->o->expect_status >= 0 ? r->o->expect_status : GRPC_STATUS_OK;
         if ((int)s->status != expected)
@@ -643,7 +641,7 @@ static void on_event(xc_run *r, xc_tag *tag, int ok)
     }
 }
 
-static void print_summary(xc_run *r, const char *why)
+static void print_summary(xcl_run *r, const char *why)
 {
     printf("{\"event\":\"summary\",\"why\":\"%s\",\"streams\":%d,\"responses\":%ld,"
            "\"ended\":%d,\"first_ms\":%lld,\"last_ms\":%lld,\"by_type\":{",
@@ -654,9 +652,9 @@ static void print_summary(xc_run *r, const char *why)
     fflush(stdout);
 }
 
-static int run_fetch(const xc_opts *o, const xc_identity *id)
+static int run_fetch(const xcl_opts *o, const xcl_identity *id)
 {
-    const xc_sub *sub = sub_for(o, ADS_T_SDS);
+    const xcl_sub *sub = sub_for(o, ADS_T_SDS);
     uint8_t *req = NULL, *resp = NULL;
     size_t len = 0, resp_len = 0;
     mesh_err err = {0};
@@ -667,30 +665,30 @@ static int run_fetch(const xc_opts *o, const xc_identity *id)
         return 1;
     }
     grpc_channel *ch =
-        xc_channel(o, id->bundle_pem, o->anonymous ? NULL : id->key_pem, id->chain_pem, 0);
+        xcl_channel(o, id->bundle_pem, o->anonymous ? NULL : id->key_pem, id->chain_pem, 0);
     grpc_status_code status;
     char *details = NULL;
-    int rc = xc_unary(ch, METHOD_FETCH, req, len, NULL, 0, o->timeout_ms, &resp, &resp_len,
-                      &status, &details, &err);
+    int rc = xcl_unary(ch, XDS_METHOD_FETCH_SDS, req, len, NULL, 0, o->timeout_ms, &resp, &resp_len,
+                       &status, &details, &err);
     grpc_channel_destroy(ch);
     free(req);
     int code = 1;
     if (rc != MESH_OK) {
         fprintf(stderr, "mesh-xdsclient: %s\n", err.msg);
     } else if (status != GRPC_STATUS_OK) {
-        xc_print_status(0, status, details);
+        xcl_print_status(0, status, details);
         code = (o->expect_status >= 0 && (int)status == o->expect_status) ? 0 : 1;
     } else {
-        xc_run r;
+        xcl_run r;
         memset(&r, 0, sizeof r);
-        xc_stream s;
+        xcl_stream s;
         memset(&s, 0, sizeof s);
-        xc_opts quiet_replies = *o;
+        xcl_opts quiet_replies = *o;
         quiet_replies.no_ack = 1;
         r.o = &quiet_replies;
         r.id = id;
         r.n = 1;
-        r.t0 = xc_now_ms();
+        r.t0 = xcl_now_ms();
         on_response(&r, &s, resp, resp_len);
         code = o->expect_status >= 0 ? 1 : 0;
     }
@@ -699,16 +697,16 @@ static int run_fetch(const xc_opts *o, const xc_identity *id)
     return code;
 }
 
-int xc_run_streams(const xc_opts *o, const xc_identity *id)
+int xcl_run_streams(const xcl_opts *o, const xcl_identity *id)
 {
-    if (o->mode == XC_FETCH)
+    if (o->mode == XCL_FETCH)
         return run_fetch(o, id);
-    xc_run r;
+    xcl_run r;
     memset(&r, 0, sizeof r);
     r.o = o;
     r.id = id;
     r.n = o->streams;
-    r.t0 = xc_now_ms();
+    r.t0 = xcl_now_ms();
     r.cq = grpc_completion_queue_create_for_next(NULL);
     r.streams = calloc((size_t)r.n, sizeof *r.streams);
     if (!r.streams) {
@@ -716,8 +714,9 @@ int xc_run_streams(const xc_opts *o, const xc_identity *id)
         return 1;
     }
     grpc_channel *shared =
-        r.n == 1 ? xc_channel(o, id->bundle_pem, o->anonymous ? NULL : id->key_pem, id->chain_pem, 0)
-                 : NULL;
+        r.n == 1
+            ? xcl_channel(o, id->bundle_pem, o->anonymous ? NULL : id->key_pem, id->chain_pem, 0)
+            : NULL;
     int code = -1;
     for (int i = 0; i < r.n; i++) {
         r.streams[i].idx = i;
@@ -729,7 +728,7 @@ int xc_run_streams(const xc_opts *o, const xc_identity *id)
     const char *why = "error";
     int64_t deadline = r.t0 + o->timeout_ms;
     while (code < 0) {
-        int64_t left = deadline - xc_now_ms();
+        int64_t left = deadline - xcl_now_ms();
         if (left <= 0) {
             why = "timeout";
             code = 3;
@@ -764,7 +763,7 @@ int xc_run_streams(const xc_opts *o, const xc_identity *id)
         grpc_event ev = grpc_completion_queue_next(r.cq, mgrpc_deadline_ms(5000), NULL);
         if (ev.type != GRPC_OP_COMPLETE)
             break;
-        xc_tag *tag = ev.tag;
+        xcl_tag *tag = ev.tag;
         tag->s->pending--;
         if (tag->kind == TAG_SEND && tag->s->inflight) {
             grpc_byte_buffer_destroy(tag->s->inflight);
@@ -776,9 +775,9 @@ int xc_run_streams(const xc_opts *o, const xc_identity *id)
         }
     }
     for (int i = 0; i < r.n; i++) {
-        xc_stream *s = &r.streams[i];
+        xcl_stream *s = &r.streams[i];
         while (s->q_head) {
-            xc_out *n = s->q_head->next;
+            xcl_out *n = s->q_head->next;
             grpc_byte_buffer_destroy(s->q_head->bb);
             free(s->q_head);
             s->q_head = n;
@@ -791,7 +790,7 @@ int xc_run_streams(const xc_opts *o, const xc_identity *id)
         }
         if (s->ch && s->ch != shared)
             grpc_channel_destroy(s->ch);
-        xc_delta_free(s->delta);
+        xcl_delta_free(s->delta);
     }
     if (shared)
         grpc_channel_destroy(shared);

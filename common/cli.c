@@ -1,0 +1,112 @@
+/* common/cli.c — command-line flag values (see cli.h). */
+#include "common/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_long(const char *flag, const char *value, long lo, long hi, long *out, mesh_err *err)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = value ? strtol(value, &end, 10) : 0;
+    /* strtol skips leading space and takes '+': a flag value is digits only. */
+    int plain = value && (value[0] == '-' || (value[0] >= '0' && value[0] <= '9'));
+    char range[64];
+    if (hi == LONG_MAX)
+        snprintf(range, sizeof range, "at least %ld", lo);
+    else
+        snprintf(range, sizeof range, "between %ld and %ld", lo, hi);
+    if (!value || !plain || errno || end == value || *end)
+        return mesh_err_set(err, MESH_EINVAL, "%s '%s': give a whole number %s", flag,
+                            value ? value : "", range);
+    if (v < lo || v > hi)
+        return mesh_err_set(err, MESH_EINVAL, "%s '%s': must be %s", flag, value, range);
+    *out = v;
+    return MESH_OK;
+}
+
+int cli_double(const char *flag, const char *value, double lo, double hi, double *out,
+               mesh_err *err)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = value ? strtod(value, &end) : 0;
+    /* Decimal only: strtod also takes leading space, '+', hex and "inf". */
+    int plain = value &&
+                (value[0] == '-' || value[0] == '.' || (value[0] >= '0' && value[0] <= '9')) &&
+                !strpbrk(value, "xX");
+    if (!value || !plain || errno || end == value || *end || !isfinite(v))
+        return mesh_err_set(err, MESH_EINVAL, "%s '%s': give a number between %g and %g", flag,
+                            value ? value : "", lo, hi);
+    /* Written so that NaN, which compares false with both bounds, fails too. */
+    if (!(v >= lo && v <= hi))
+        return mesh_err_set(err, MESH_EINVAL, "%s '%s': must be between %g and %g", flag, value,
+                            lo, hi);
+    *out = v;
+    return MESH_OK;
+}
+
+/* "between 10ms and 1m", or "at least 250ms" without an upper bound. */
+static void duration_range(int64_t lo_ms, int64_t hi_ms, char *buf, size_t len)
+{
+    char lo[48], hi[48];
+    duration_format_ms(lo_ms, lo, sizeof lo);
+    duration_format_ms(hi_ms, hi, sizeof hi);
+    if (hi_ms == CLI_NO_MAX)
+        snprintf(buf, len, "at least %s", lo);
+    else
+        snprintf(buf, len, "between %s and %s", lo, hi);
+}
+
+int cli_duration_ms(const char *flag, const char *value, enum duration_bare bare, int64_t lo_ms,
+                    int64_t hi_ms, int64_t *out, mesh_err *err)
+{
+    char range[112];
+    duration_range(lo_ms, hi_ms, range, sizeof range);
+    int64_t ms;
+    mesh_err why = {0};
+    if (duration_parse_ms(value, bare, &ms, &why) != MESH_OK)
+        /* "--poll-interval 'fast' is not a duration: give ...; between 10ms and 1m" */
+        return mesh_err_set(err, MESH_EINVAL, "%s %s%s; %s", flag, why.msg,
+                            bare == DURATION_BARE_MILLIS ? ", or a bare number of milliseconds"
+                                                         : "",
+                            range);
+    if (ms < lo_ms || ms > hi_ms)
+        return mesh_err_set(err, MESH_EINVAL, "%s '%s': must be %s", flag, value, range);
+    *out = ms;
+    return MESH_OK;
+}
+
+int cli_duration_s(const char *flag, const char *value, int64_t lo_s, int64_t hi_s, int64_t *out,
+                   mesh_err *err)
+{
+    int64_t ms;
+    int64_t hi_ms = hi_s > CLI_NO_MAX / 1000 ? CLI_NO_MAX : hi_s * 1000;
+    if (cli_duration_ms(flag, value, DURATION_BARE_SECONDS, lo_s * 1000, hi_ms, &ms, err) !=
+        MESH_OK)
+        return MESH_EINVAL;
+    if (ms % 1000)
+        return mesh_err_set(err, MESH_EINVAL, "%s '%s': must be whole seconds", flag, value);
+    *out = ms / 1000;
+    return MESH_OK;
+}
+
+int cli_log_level(const char *flag, const char *value, enum log_level *out, mesh_err *err)
+{
+    if (!value || log_level_parse(value, out) != 0)
+        return mesh_err_set(err, MESH_EINVAL, "%s '%s': use debug, info, warn or error", flag,
+                            value ? value : "");
+    return MESH_OK;
+}
+
+int cli_bad_option(int argc, char **argv, const char *hint, mesh_err *err)
+{
+    const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+    return mesh_err_set(err, MESH_EINVAL, "unknown or incomplete option '%s'%s", arg,
+                        hint ? hint : "");
+}
