@@ -88,9 +88,9 @@ Test(meshd_status_rows, disconnected_only_with_the_last_stream)
 {
     OK(md_status_rows_open(&rows, NODE, TSD_WEB, "peer-a", 5000, 100, E));
     OK(md_status_rows_open(&rows, NODE, TSD_WEB, "peer-a", 5000, 101, E));
-    OK(md_status_rows_close(&rows, NODE, 102, E));
+    OK(md_status_rows_close(&rows, NODE, TSD_WEB, 102, E));
     cr_assert_eq(row(NODE)->connected, 1, "one stream is still open");
-    OK(md_status_rows_close(&rows, NODE, 103, E));
+    OK(md_status_rows_close(&rows, NODE, TSD_WEB, 103, E));
     const store_proxy *p = row(NODE);
     cr_assert_eq(p->connected, 0);
     cr_assert_eq(p->svid_not_after, 5000, "the last known expiry stays visible");
@@ -99,33 +99,33 @@ Test(meshd_status_rows, disconnected_only_with_the_last_stream)
 
 Test(meshd_status_rows, close_of_an_unknown_node_writes_nothing)
 {
-    OK(md_status_rows_close(&rows, "never-opened", 100, E));
+    OK(md_status_rows_close(&rows, "never-opened", TSD_WEB, 100, E));
     cr_assert_null(row("never-opened"));
     /* An extra close after the last one (a duplicate event) must not go negative
      * and make the next open look closed. */
     OK(md_status_rows_open(&rows, NODE, TSD_WEB, "p", 1, 100, E));
-    OK(md_status_rows_close(&rows, NODE, 101, E));
-    OK(md_status_rows_close(&rows, NODE, 102, E));
+    OK(md_status_rows_close(&rows, NODE, TSD_WEB, 101, E));
+    OK(md_status_rows_close(&rows, NODE, TSD_WEB, 102, E));
     OK(md_status_rows_open(&rows, NODE, TSD_WEB, "p", 1, 103, E));
     cr_assert_eq(row(NODE)->connected, 1);
-    OK(md_status_rows_close(&rows, NODE, 104, E));
+    OK(md_status_rows_close(&rows, NODE, TSD_WEB, 104, E));
     cr_assert_eq(row(NODE)->connected, 0, "one open, one close");
     proxies_free();
 }
 
 Test(meshd_status_rows, types_of_open_nodes_only)
 {
-    OK(md_status_rows_type(&rows, NODE, CDS, "v1", NULL, NULL, NULL, 100, E));
+    OK(md_status_rows_type(&rows, NODE, TSD_WEB, CDS, "v1", NULL, NULL, NULL, 100, E));
     cr_assert_null(row(NODE), "no row for a node that is not open");
     OK(md_status_rows_open(&rows, NODE, TSD_WEB, "p", 1, 101, E));
-    OK(md_status_rows_type(&rows, NODE, CDS, "v1", NULL, NULL, NULL, 102, E));
-    OK(md_status_rows_type(&rows, NODE, CDS, NULL, "v1", NULL, NULL, 103, E)); /* ACK */
+    OK(md_status_rows_type(&rows, NODE, TSD_WEB, CDS, "v1", NULL, NULL, NULL, 102, E));
+    OK(md_status_rows_type(&rows, NODE, TSD_WEB, CDS, NULL, "v1", NULL, NULL, 103, E)); /* ACK */
     const store_proxy_type_status *t = type_row(row(NODE), CDS);
     cr_assert_not_null(t);
     cr_assert_str_eq(t->sent_version, "v1", "an ACK keeps the sent version");
     cr_assert_str_eq(t->acked_version, "v1");
-    OK(md_status_rows_type(&rows, NODE, CDS, "v2", NULL, NULL, NULL, 104, E));
-    OK(md_status_rows_type(&rows, NODE, CDS, NULL, NULL, "v2", "cluster x: bad lb", 105, E));
+    OK(md_status_rows_type(&rows, NODE, TSD_WEB, CDS, "v2", NULL, NULL, NULL, 104, E));
+    OK(md_status_rows_type(&rows, NODE, TSD_WEB, CDS, NULL, NULL, "v2", "cluster x: bad lb", 105, E));
     t = type_row(row(NODE), CDS);
     cr_assert_str_eq(t->sent_version, "v2");
     cr_assert_str_eq(t->acked_version, "v1", "a NACK keeps the last good version");
@@ -139,9 +139,9 @@ Test(meshd_status_rows, types_of_open_nodes_only)
 Test(meshd_status_rows, type_after_the_last_close_is_dropped)
 {
     OK(md_status_rows_open(&rows, NODE, TSD_WEB, "p", 1, 100, E));
-    OK(md_status_rows_type(&rows, NODE, CDS, "v1", NULL, NULL, NULL, 101, E));
-    OK(md_status_rows_close(&rows, NODE, 102, E));
-    OK(md_status_rows_type(&rows, NODE, CDS, NULL, "v1", NULL, NULL, 103, E));
+    OK(md_status_rows_type(&rows, NODE, TSD_WEB, CDS, "v1", NULL, NULL, NULL, 101, E));
+    OK(md_status_rows_close(&rows, NODE, TSD_WEB, 102, E));
+    OK(md_status_rows_type(&rows, NODE, TSD_WEB, CDS, NULL, "v1", NULL, NULL, 103, E));
     const store_proxy_type_status *t = type_row(row(NODE), CDS);
     cr_assert_not_null(t);
     cr_assert_str_eq(t->acked_version, "", "written after the close");
@@ -150,17 +150,17 @@ Test(meshd_status_rows, type_after_the_last_close_is_dropped)
 
 Test(meshd_status_rows, svid_expiry_updates)
 {
-    OK(md_status_rows_svid(&rows, NODE, 9000, 100, E));
+    OK(md_status_rows_svid(&rows, NODE, TSD_WEB, 9000, 100, E));
     cr_assert_null(row(NODE), "not before the node is open");
     OK(md_status_rows_open(&rows, NODE, TSD_WEB, "p", 5000, 101, E));
-    OK(md_status_rows_svid(&rows, NODE, 9000, 102, E)); /* rotated */
+    OK(md_status_rows_svid(&rows, NODE, TSD_WEB, 9000, 102, E)); /* rotated */
     cr_assert_eq(row(NODE)->svid_not_after, 9000);
     /* A second stream that does not know the SVID (0) keeps the known expiry. */
     OK(md_status_rows_open(&rows, NODE, TSD_WEB, "p", 0, 103, E));
     cr_assert_eq(row(NODE)->svid_not_after, 9000);
-    OK(md_status_rows_close(&rows, NODE, 104, E));
-    OK(md_status_rows_close(&rows, NODE, 105, E));
-    OK(md_status_rows_svid(&rows, NODE, 12000, 106, E));
+    OK(md_status_rows_close(&rows, NODE, TSD_WEB, 104, E));
+    OK(md_status_rows_close(&rows, NODE, TSD_WEB, 105, E));
+    OK(md_status_rows_svid(&rows, NODE, TSD_WEB, 12000, 106, E));
     cr_assert_eq(row(NODE)->svid_not_after, 9000, "closed: no more updates");
     proxies_free();
 }
@@ -168,14 +168,14 @@ Test(meshd_status_rows, svid_expiry_updates)
 Test(meshd_status_rows, reconnect_shows_the_new_peer)
 {
     OK(md_status_rows_open(&rows, NODE, TSD_WEB, "ipv4:127.0.0.1:4000", 1, 100, E));
-    OK(md_status_rows_close(&rows, NODE, 101, E));
+    OK(md_status_rows_close(&rows, NODE, TSD_WEB, 101, E));
     OK(md_status_rows_open(&rows, NODE, TSD_WEB, "ipv4:127.0.0.1:4001", 1, 102, E));
     const store_proxy *p = row(NODE);
     cr_assert_eq(p->connected, 1);
     cr_assert_str_eq(p->peer, "ipv4:127.0.0.1:4001");
     /* Nodes are independent. */
     OK(md_status_rows_open(&rows, "api-1", TSD_API, "ipv4:127.0.0.1:5000", 1, 103, E));
-    OK(md_status_rows_close(&rows, "api-1", 104, E));
+    OK(md_status_rows_close(&rows, "api-1", TSD_API, 104, E));
     cr_assert_eq(row(NODE)->connected, 1);
     cr_assert_eq(row("api-1")->connected, 0);
     proxies_free();
@@ -206,7 +206,7 @@ Test(meshd_status_writer, stop_flushes_and_marks_this_instance_disconnected)
     md_status_open(ctx, NODE, TSD_WEB, "p", 5000); /* before start: dropped */
     cr_assert_eq(md_status_start(ctx, &err), MESH_OK, "%s", err.msg);
     md_status_open(ctx, NODE, TSD_WEB, "ipv4:127.0.0.1:4000", 5000);
-    md_status_type(ctx, NODE, CDS, "v7", NULL, NULL, NULL);
+    md_status_type(ctx, NODE, TSD_WEB, CDS, "v7", NULL, NULL, NULL);
     md_status_audit(ctx, TSD_WEB, "sds.denied", "spiffe://example.org/ns/demo/sa/api",
                     "node=web-1: not yours", 0);
     md_status_audit(ctx, "meshd", "test.null", NULL, NULL, 1); /* NULLs are stored as "" */
