@@ -14,7 +14,8 @@
  *
  * Lock order: a call's mutex may be held while taking the leaf locks of the
  * work queue, status queue or TLS state; the cache and registry mutexes are
- * never held while taking a call's mutex. */
+ * never held while taking a call's mutex. The audit gate's mutex may be held
+ * while queueing a status event (its summary row), never the other way round. */
 #ifndef MESH_MESHD_MESHD_INTERNAL_H
 #define MESH_MESHD_MESHD_INTERNAL_H
 
