@@ -1,6 +1,8 @@
 /* common/json_out.c — streaming JSON writer (see json_out.h). */
 #include "common/json_out.h"
 
+#include "common/escape.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,24 +60,53 @@ void json_obj_end(json_out *j) { put(j, "}", 1); j->need_comma = 1; }
 void json_arr_begin(json_out *j) { sep(j); put(j, "[", 1); j->need_comma = 0; }
 void json_arr_end(json_out *j) { put(j, "]", 1); j->need_comma = 1; }
 
+/* RFC 8259 string: quotes, backslashes and every control character escaped
+ * (DEL and C1 controls too, and U+2028/U+2029, which some JavaScript and
+ * log viewers take as line breaks). The output is always valid UTF-8: each
+ * byte that is not part of a valid UTF-8 sequence becomes U+FFFD, as Go's
+ * encoding/json does (JSON has no way to carry raw bytes). */
 static void escaped(json_out *j, const char *s)
 {
     put(j, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
         char esc[8];
-        switch (*p) {
-        case '"': puts_(j, "\\\""); break;
-        case '\\': puts_(j, "\\\\"); break;
-        case '\n': puts_(j, "\\n"); break;
-        case '\r': puts_(j, "\\r"); break;
-        case '\t': puts_(j, "\\t"); break;
-        default:
-            if (*p < 0x20) {
-                snprintf(esc, sizeof esc, "\\u%04x", *p);
+        unsigned char c = p[i];
+        if (c >= 0x20 && c < 0x7f) {
+            if (c == '"')
+                puts_(j, "\\\"");
+            else if (c == '\\')
+                puts_(j, "\\\\");
+            else
+                put(j, (const char *)p + i, 1);
+            i++;
+            continue;
+        }
+        if (c < 0x80) {
+            switch (c) {
+            case '\n': puts_(j, "\\n"); break;
+            case '\r': puts_(j, "\\r"); break;
+            case '\t': puts_(j, "\\t"); break;
+            default:
+                snprintf(esc, sizeof esc, "\\u%04x", c);
                 puts_(j, esc);
-            } else {
-                put(j, (const char *)p, 1);
             }
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        size_t len = mesh_utf8_decode(p + i, n - i, &cp);
+        if (len == 0) {
+            puts_(j, "\\ufffd");
+            i++;
+        } else if (mesh_escape_is_format_char(cp)) {
+            snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
+            puts_(j, esc);
+            i += len;
+        } else {
+            put(j, (const char *)p + i, len);
+            i += len;
         }
     }
     put(j, "\"", 1);

@@ -2,7 +2,8 @@
  *
  * Builds into a growable buffer; the writer tracks commas so callers only say
  * what to emit: json_obj_begin(j); json_key_str(j, "id", id); json_obj_end(j).
- * Strings are escaped per RFC 8259. Allocation failure is sticky (j->oom) and
+ * Strings are escaped per RFC 8259; the output is valid UTF-8 whatever the
+ * input (invalid bytes become U+FFFD, control characters \u escapes). Allocation failure is sticky (j->oom) and
  * checked once at the end. */
 #ifndef MESH_COMMON_JSON_OUT_H
 #define MESH_COMMON_JSON_OUT_H

@@ -3,9 +3,16 @@
  * Format: "2026-11-25T14:40:01.123Z level=info comp=ca msg..." so that logs of
  * meshd, sidecars and tests interleave readably. Secrets (private keys, join
  * tokens) are never passed here. The level threshold lives in the caller's
- * context; log_set_level is called once from main before threads start. */
+ * context; log_set_level is called once from main before threads start.
+ * Every message is escaped at the sink (common/escape.h): control characters
+ * and invalid UTF-8 never reach the log raw, whoever formatted them. A message
+ * longer than LOG_MSG_MAX (or whose escaped form does not fit a line) is cut
+ * and ends with "...(cut)". */
 #ifndef MESH_COMMON_LOG_H
 #define MESH_COMMON_LOG_H
+
+#define LOG_MSG_MAX 4096   /* formatted message, before escaping */
+#define LOG_LINE_MAX 8192  /* prefix + escaped message + newline */
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 

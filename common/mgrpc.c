@@ -1,6 +1,10 @@
 /* common/mgrpc.c — gRPC C core helpers (see mgrpc.h). */
 #include "common/mgrpc.h"
 
+#include "common/escape.h"
+#include "common/rate.h"
+
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,11 +68,30 @@ long mgrpc_md_get(const grpc_metadata_array *md, const char *key, char *buf, siz
     return -1;
 }
 
+/* A malloc'd NUL-terminated copy of the first property named name, or NULL. */
+static int copy_property(grpc_auth_context *ctx, const char *name, char **out, mesh_err *err)
+{
+    *out = NULL;
+    grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(ctx, name);
+    const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+    if (!p || p->value_length == 0)
+        return MESH_OK;
+    char *v = malloc(p->value_length + 1);
+    if (!v)
+        return mesh_err_set(err, MESH_ENOMEM, "out of memory copying the peer's %s", name);
+    memcpy(v, p->value, p->value_length);
+    v[p->value_length] = '\0';
+    *out = v;
+    return MESH_OK;
+}
+
 int mgrpc_peer_identity(grpc_call *call, char *spiffe_id, size_t spiffe_len, char **cert_pem,
-                        mesh_err *err)
+                        char **chain_pem, mesh_err *err)
 {
     spiffe_id[0] = '\0';
     *cert_pem = NULL;
+    if (chain_pem)
+        *chain_pem = NULL;
     grpc_auth_context *ctx = grpc_call_auth_context(call);
     if (!ctx)
         return MESH_OK;
@@ -85,21 +108,20 @@ int mgrpc_peer_identity(grpc_call *call, char *spiffe_id, size_t spiffe_len, cha
             spiffe_id[p->value_length] = '\0';
         }
     }
-    it = grpc_auth_context_find_properties_by_name(ctx, GRPC_X509_PEM_CERT_PROPERTY_NAME);
-    p = grpc_auth_property_iterator_next(&it);
-    if (rc == MESH_OK && p && p->value_length > 0) {
-        char *pem = malloc(p->value_length + 1);
-        if (!pem) {
-            rc = mesh_err_set(err, MESH_ENOMEM, "out of memory copying the peer certificate");
-        } else {
-            memcpy(pem, p->value, p->value_length);
-            pem[p->value_length] = '\0';
-            *cert_pem = pem;
+    if (rc == MESH_OK)
+        rc = copy_property(ctx, GRPC_X509_PEM_CERT_PROPERTY_NAME, cert_pem, err);
+    if (rc == MESH_OK && chain_pem)
+        rc = copy_property(ctx, GRPC_X509_PEM_CERT_CHAIN_PROPERTY_NAME, chain_pem, err);
+    grpc_auth_context_release(ctx);
+    if (rc != MESH_OK) {
+        spiffe_id[0] = '\0';
+        free(*cert_pem);
+        *cert_pem = NULL;
+        if (chain_pem) {
+            free(*chain_pem);
+            *chain_pem = NULL;
         }
     }
-    grpc_auth_context_release(ctx);
-    if (rc != MESH_OK)
-        spiffe_id[0] = '\0';
     return rc;
 }
 
@@ -145,6 +167,27 @@ const char *mgrpc_status_name(grpc_status_code code)
     return "UNKNOWN";
 }
 
+/* gRPC core's log callback takes no user data, so the rate limit of its
+ * per-connection error lines is this one process-wide context: a flood of
+ * bad handshakes (garbage, plain HTTP on the TLS port, a client that
+ * refuses meshd's certificate) would otherwise write a line each. At most
+ * MGRPC_LOG_BURST lines at once, MGRPC_LOG_PER_SEC after that; the next line
+ * that passes says how many were dropped. */
+#define MGRPC_LOG_PER_SEC 5.0
+#define MGRPC_LOG_BURST 50.0
+
+static struct mgrpc_log_limit {
+    pthread_mutex_t mu;
+    mesh_rate rate;
+    int ready;
+} g_grpc_log_limit = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int64_t mono_ms(void)
+{
+    gpr_timespec t = gpr_now(GPR_CLOCK_MONOTONIC);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 /* gRPC core calls this from any of its threads; log_msg is thread-safe
  * (one fputs per line). Core "errors" are per-connection events (a failed
  * handshake, a peer reset), not meshd failures, hence warn; its "info" lines
@@ -155,6 +198,28 @@ static void grpc_log_to_mesh(gpr_log_func_args *args)
     enum log_level lvl = LOG_DEBUG;
     if (args->severity == GPR_LOG_SEVERITY_ERROR)
         lvl = LOG_WARN;
+    uint64_t dropped = 0;
+    int64_t since = 0;
+    if (lvl == LOG_WARN) {
+        struct mgrpc_log_limit *l = &g_grpc_log_limit;
+        pthread_mutex_lock(&l->mu);
+        if (!l->ready) {
+            mesh_rate_init(&l->rate, MGRPC_LOG_PER_SEC, MGRPC_LOG_BURST);
+            l->ready = 1;
+        }
+        int64_t now = mono_ms();
+        int ok = mesh_rate_allow(&l->rate, now);
+        if (ok)
+            dropped = mesh_rate_take_dropped(&l->rate, &since);
+        pthread_mutex_unlock(&l->mu);
+        if (!ok)
+            return;
+        if (dropped)
+            log_warn("grpc", "%llu gRPC core log lines were dropped in the last %.1f s (rate "
+                             "limit %g/s, burst %g)",
+                     (unsigned long long)dropped, (double)(now - since) / 1000.0,
+                     MGRPC_LOG_PER_SEC, MGRPC_LOG_BURST);
+    }
     const char *file = args->file ? strrchr(args->file, '/') : NULL;
     file = file ? file + 1 : (args->file ? args->file : "?");
     log_msg(lvl, "grpc", "%s (%s:%d)", args->message ? args->message : "", file, args->line);
@@ -170,21 +235,15 @@ const char *mgrpc_printable(const char *s, char *buf, size_t len)
 {
     if (!len)
         return "";
-    if (!s)
-        s = "";
-    size_t i = 0, max = len - 1;
-    int cut = strlen(s) > max;
-    if (cut && max > 3)
-        max -= 3;
-    for (; i < max && s[i]; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-    }
-    if (cut && len > 4) {
-        memcpy(buf + i, "...", 3);
-        i += 3;
-    }
-    buf[i] = '\0';
+    s = s ? s : "";
+    static const char dots[] = "...";
+    size_t need = mesh_escape(s, strlen(s), 0, buf, len);
+    if (need < len || len < sizeof dots)
+        return buf;
+    /* Cut: make room for the marker without splitting an escape or a UTF-8
+     * sequence (mesh_escape only writes whole units). */
+    mesh_escape(s, strlen(s), 0, buf, len - (sizeof dots - 1));
+    strcat(buf, dots);
     return buf;
 }
 

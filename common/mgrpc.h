@@ -29,11 +29,15 @@ grpc_byte_buffer *mgrpc_buffer_take(uint8_t *data, size_t len);
  * NUL-terminated into buf and -2 is returned if it does not fit. */
 long mgrpc_md_get(const grpc_metadata_array *md, const char *key, char *buf, size_t len);
 
-/* The verified peer identity of a server call: its SPIFFE ID ("" when the
- * peer presented no certificate or one without exactly one URI SAN) and
- * the PEM of the certificate it presented (*cert_pem NULL if none; malloc'd). */
+/* What the peer of a server call presented at the TLS handshake: the SPIFFE
+ * ID its certificate names ("" when it presented no certificate or one
+ * without exactly one URI SAN), the certificate's PEM (*cert_pem NULL if
+ * none) and the rest of the chain it sent (*chain_pem NULL if none; pass NULL
+ * not to ask); both malloc'd. This is verified only as far as the server's TLS
+ * credentials verified it: meshd asks gRPC not to verify client certs and
+ * verifies them itself (meshd/meshd_tls.c), so to meshd it is a claim until then. */
 int mgrpc_peer_identity(grpc_call *call, char *spiffe_id, size_t spiffe_len, char **cert_pem,
-                        mesh_err *err);
+                        char **chain_pem, mesh_err *err);
 
 /* What a failed step was checking. The same MESH_E* code means something
  * else to a client depending on it: EINVAL in a request is the client's to
@@ -72,8 +76,10 @@ const char *mgrpc_status_name(grpc_status_code code);
  * own verbosity to match the mesh log level. Call once before grpc_init. */
 void mgrpc_log_setup(enum log_level lvl);
 
-/* Copies s for logging: non-printable bytes become '?', long strings are cut.
- * Peer-supplied strings (names, node ids, error details) go through this. */
+/* Copies s escaped (common/escape.h) and cut to fit len, ending in "..." when
+ * cut. Peer-supplied strings that are kept or sent back (Node.id, error
+ * details, method names) go through this; log lines are escaped at the sink
+ * anyway, and escaping twice changes nothing. */
 const char *mgrpc_printable(const char *s, char *buf, size_t len);
 
 /* gpr_timespec for now + ms (GPR_CLOCK_MONOTONIC). */

@@ -9,10 +9,14 @@
 #include "common/json_out.h"
 #include "store/store.h"
 
+#define CTL_ESC_RING 16    /* escaped strings alive at once (one printf's worth) */
+
 typedef struct ctl_ctx {
     const char *db_path;   /* --db or $MESHD_DB */
     int json;              /* --output json */
     mesh_store *st;        /* opened lazily by ctl_store() */
+    char *esc_ring[CTL_ESC_RING];  /* ctl_esc results, reused round-robin */
+    size_t esc_next;
 } ctl_ctx;
 
 /* Opens the store (once). Prints the error and returns NULL on failure. */
@@ -43,6 +47,15 @@ int ctl_flag_duration_s(ctl_ctx *c, const char *flag, const char *value, int64_t
 int ctl_print_json(json_out *j);
 void ctl_format_time(int64_t t, char *buf, size_t len);   /* RFC 3339 UTC */
 int64_t ctl_now(void);
+
+/* Text output of anything read from the store or the command line goes
+ * through these (meshctl_text.c): control characters and invalid UTF-8 as
+ * visible escapes (common/escape.h). ctl_esc_lines keeps newlines and tabs,
+ * for multi-line bodies (PEM, YAML). The result stays valid until
+ * CTL_ESC_RING more calls; ctl_text_free releases them all. */
+const char *ctl_esc(ctl_ctx *c, const char *s);
+const char *ctl_esc_lines(ctl_ctx *c, const char *s);
+void ctl_text_free(ctl_ctx *c);
 
 /* Subcommands: argv[0] is the subcommand word ("ca", "workload", ...). */
 int ctl_cmd_ca(ctl_ctx *c, int argc, char **argv);

@@ -116,9 +116,9 @@ static int ca_init_cmd(ctl_ctx *c, int argc, char **argv)
         store_ca_free(&ca);
         return ctl_print_json(&j);
     }
-    printf("CA %lld initialised for trust domain %s\n", (long long)id, o.trust_domain);
+    printf("CA %lld initialised for trust domain %s\n", (long long)id, ctl_esc(c, o.trust_domain));
     printf("  key type   %s\n  serial     %s\n  not after  %s\n  key file   %s (0600)\n",
-           ca.key_type, ca.serial_hex, until, ca.key_path);
+           ctl_esc(c, ca.key_type), ctl_esc(c, ca.serial_hex), until, ctl_esc(c, ca.key_path));
     store_ca_free(&ca);
     return 0;
 }
@@ -144,7 +144,7 @@ static int ca_show_cmd(ctl_ctx *c)
         json_key(&j, "cas");
         json_arr_begin(&j);
     } else {
-        printf("trust domain  %s\n", td);
+        printf("trust domain  %s\n", ctl_esc(c, td));
         printf("%-4s %-9s %-9s %-34s %-21s %s\n", "ID", "STATE", "KEY", "SERIAL", "NOT AFTER",
                "SUBJECT");
     }
@@ -162,8 +162,9 @@ static int ca_show_cmd(ctl_ctx *c)
             json_key_bool(&j, "intermediate", list[i].chain_pem && list[i].chain_pem[0]);
             json_obj_end(&j);
         } else {
-            printf("%-4lld %-9s %-9s %-34s %-21s %s\n", (long long)list[i].id, list[i].state,
-                   list[i].key_type, list[i].serial_hex, until, list[i].subject);
+            printf("%-4lld %-9s %-9s %-34s %-21s %s\n", (long long)list[i].id,
+                   ctl_esc(c, list[i].state), ctl_esc(c, list[i].key_type),
+                   ctl_esc(c, list[i].serial_hex), until, ctl_esc(c, list[i].subject));
         }
     }
     store_ca_free_list(list, n);

@@ -145,7 +145,7 @@ static int cert_issue(ctl_ctx *c, int argc, char **argv)
     }
     if (out_path)
         printf("issued %s for %s, valid %s .. %s, written to %s\n", issued.serial_hex,
-               issued.spiffe_id, nb, na, out_path);
+               ctl_esc(c, issued.spiffe_id), nb, na, ctl_esc(c, out_path));
     else
         fputs(issued.chain_pem, stdout);
     ca_issued_free(&issued);
@@ -215,7 +215,8 @@ static int cert_list(ctl_ctx *c, int argc, char **argv)
         ctl_format_time(list[i].not_after, na, sizeof na);
         int64_t secs = list[i].not_after - ctl_now();
         duration_format(secs > 0 ? secs : 0, left, sizeof left);
-        printf("%-34s %-52s %-21s %-10s %s\n", list[i].serial_hex, list[i].spiffe_id, na, left,
+        printf("%-34s %-52s %-21s %-10s %s\n", ctl_esc(c, list[i].serial_hex),
+               ctl_esc(c, list[i].spiffe_id), na, left,
                list[i].revoked ? "revoked" : secs <= 0 ? "expired" : "valid");
     }
     store_cert_free_list(list, n);
@@ -249,9 +250,10 @@ static int cert_show(ctl_ctx *c, int argc, char **argv)
     duration_format(secs > 0 ? secs : 0, left, sizeof left);
     printf("serial         %s\nspiffe id      %s\nnot before     %s\nnot after      %s (%s left)\n"
            "public key     sha256:%s\nsigned by CA   %lld\nstatus         %s%s%s\n%s",
-           ct.serial_hex, ct.spiffe_id, nb, na, left, ct.pubkey_sha256, (long long)ct.ca_id,
-           ct.revoked ? "revoked" : secs <= 0 ? "expired" : "valid",
-           ct.revoked ? ": " : "", ct.revoked ? ct.revoke_reason : "", ct.cert_pem);
+           ctl_esc(c, ct.serial_hex), ctl_esc(c, ct.spiffe_id), nb, na, left,
+           ctl_esc(c, ct.pubkey_sha256), (long long)ct.ca_id,
+           ct.revoked ? "revoked" : secs <= 0 ? "expired" : "valid", ct.revoked ? ": " : "",
+           ct.revoked ? ctl_esc(c, ct.revoke_reason) : "", ctl_esc_lines(c, ct.cert_pem));
     store_cert_free(&ct);
     return 0;
 }
@@ -289,7 +291,7 @@ static int cert_revoke(ctl_ctx *c, int argc, char **argv)
         json_obj_end(&j);
         return ctl_print_json(&j);
     }
-    printf("revoked %s (%s)\n", serial, reason);
+    printf("revoked %s (%s)\n", ctl_esc(c, serial), ctl_esc(c, reason));
     return 0;
 }
 

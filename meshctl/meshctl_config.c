@@ -65,10 +65,11 @@ int ctl_cmd_apply(ctl_ctx *c, int argc, char **argv)
         return ctl_print_json(&j);
     }
     if (dry_run)
-        printf("%s: %zu resources valid, %d would change (dry run, nothing written)\n", file,
-               total, changed);
+        printf("%s: %zu resources valid, %d would change (dry run, nothing written)\n",
+               ctl_esc(c, file), total, changed);
     else
-        printf("%s: %zu resources, %d changed, config version %lld%s\n", file, total, changed,
+        printf("%s: %zu resources, %d changed, config version %lld%s\n", ctl_esc(c, file), total,
+               changed,
                (long long)version,
                changed ? " (meshd pushes the change to the affected sidecars)" : "");
     return 0;
@@ -124,8 +125,9 @@ int ctl_cmd_get(ctl_ctx *c, int argc, char **argv)
             json_key_str(&j, "yaml", list[i].body);
             json_obj_end(&j);
         } else {
-            printf("# %s/%s (version %lld, from %s)\n%s\n", list[i].kind, list[i].name,
-                   (long long)list[i].version, list[i].source, list[i].body);
+            printf("# %s/%s (version %lld, from %s)\n%s\n", ctl_esc(c, list[i].kind),
+                   ctl_esc(c, list[i].name), (long long)list[i].version,
+                   ctl_esc(c, list[i].source), ctl_esc_lines(c, list[i].body));
         }
     }
     store_resource_free_list(list, n);
@@ -162,7 +164,7 @@ int ctl_cmd_delete(ctl_ctx *c, int argc, char **argv)
         json_obj_end(&j);
         return ctl_print_json(&j);
     }
-    printf("deleted %s/%s, config version %lld\n", kind, argv[2],
+    printf("deleted %s/%s, config version %lld\n", kind, ctl_esc(c, argv[2]),
            (long long)store_config_version(st));
     return 0;
 }

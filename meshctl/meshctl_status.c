@@ -42,7 +42,7 @@ int ctl_cmd_proxy_status(ctl_ctx *c, int argc, char **argv)
     if (c->json) {
         json_arr_begin(&j);
     } else {
-        printf("%-52s %-6s", "SPIFFE ID", "STATE");
+        printf("%-52s %-24s %-6s", "SPIFFE ID", "NODE", "STATE");
         for (size_t t = 0; t < 5; t++)
             printf(" %-17s", types[t]);
         printf(" %-11s %s\n", "SVID LEFT", "LAST NACK");
@@ -79,15 +79,16 @@ int ctl_cmd_proxy_status(ctl_ctx *c, int argc, char **argv)
             json_obj_end(&j);
             continue;
         }
-        printf("%-52s %-6s", p->spiffe_id, p->connected ? "up" : "down");
+        printf("%-52s %-24s %-6s", ctl_esc(c, p->spiffe_id), ctl_esc(c, p->node_id),
+               p->connected ? "up" : "down");
         const char *nack = "-";
         for (size_t t = 0; t < 5; t++) {
             const store_proxy_type_status *ts = find_type(p, types[t]);
             char cell[64] = "-";
             if (ts && ts->sent_version[0]) {
                 int synced = strcmp(ts->sent_version, ts->acked_version) == 0;
-                snprintf(cell, sizeof cell, "%.10s %s", ts->acked_version[0] ? ts->acked_version
-                                                                              : "none",
+                snprintf(cell, sizeof cell, "%.10s %s",
+                         ts->acked_version[0] ? ctl_esc(c, ts->acked_version) : "none",
                          synced ? "SYNCED" : "STALE");
             }
             if (ts && ts->nack_error[0])
@@ -101,7 +102,7 @@ int ctl_cmd_proxy_status(ctl_ctx *c, int argc, char **argv)
             else
                 snprintf(lefts, sizeof lefts, "EXPIRED");
         }
-        printf(" %-11s %s\n", lefts, nack);
+        printf(" %-11s %s\n", lefts, ctl_esc(c, nack));
     }
     store_proxy_free_list(list, n);
     if (c->json)
@@ -150,8 +151,9 @@ int ctl_cmd_audit(ctl_ctx *c, int argc, char **argv)
             json_key_bool(&j, "ok", list[i].ok);
             json_obj_end(&j);
         } else {
-            printf("%s %-4s %-16s %-40s %s %s\n", at, list[i].ok ? "ok" : "FAIL", list[i].action,
-                   list[i].actor, list[i].subject, list[i].detail);
+            printf("%s %-4s %-16s %-40s %s %s\n", at, list[i].ok ? "ok" : "FAIL",
+                   ctl_esc(c, list[i].action), ctl_esc(c, list[i].actor),
+                   ctl_esc(c, list[i].subject), ctl_esc(c, list[i].detail));
         }
     }
     store_audit_free_list(list, n);

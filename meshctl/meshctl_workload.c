@@ -61,7 +61,7 @@ static int print_token(ctl_ctx *c, const char *id, const char *token, int64_t tt
         return ctl_print_json(&j);
     }
     if (created)
-        printf("registered %s\n", id);
+        printf("registered %s\n", ctl_esc(c, id));
     printf("join token (single use, expires %s; shown only once):\n%s\n", until, token);
     return 0;
 }
@@ -152,9 +152,9 @@ static int workload_list(ctl_ctx *c)
             json_key_str(&j, "created_at", created);
             json_obj_end(&j);
         } else {
-            printf("%-56s %-22s %-20s %s\n", list[i].spiffe_id,
-                   list[i].address[0] ? list[i].address : "-", created,
-                   list[i].selectors[0] ? list[i].selectors : "-");
+            printf("%-56s %-22s %-20s %s\n", ctl_esc(c, list[i].spiffe_id),
+                   list[i].address[0] ? ctl_esc(c, list[i].address) : "-", created,
+                   list[i].selectors[0] ? ctl_esc(c, list[i].selectors) : "-");
         }
     }
     store_registration_free_list(list, n);
@@ -181,7 +181,7 @@ static int workload_remove(ctl_ctx *c, int argc, char **argv)
         return ctl_print_json(&j);
     }
     printf("removed %s (its certificates stay valid until they expire; revoke them with "
-           "'meshctl cert revoke')\n", argv[1]);
+           "'meshctl cert revoke')\n", ctl_esc(c, argv[1]));
     return 0;
 }
 

@@ -42,7 +42,7 @@ void md_delta_push_locked(md_call *c, const ads_view *v)
         log_debug("meshd", "delta push %s v=%s nonce=%s resources=%zu removed=%zu to %s (%s)",
                   ads_type_name(o->type), o->version, o->nonce, o->n, o->n_removed, s->node_id,
                   c->spiffe_id);
-        md_status_type(c->ctx, s->node_id, url, o->version, NULL, NULL, NULL);
+        md_status_type(c->ctx, s->node_id, md_stream_row_id(c), url, o->version, NULL, NULL, NULL);
     }
     ads_delta_send_free(sends, n);
 }

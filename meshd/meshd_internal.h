@@ -14,7 +14,8 @@
  *
  * Lock order: a call's mutex may be held while taking the leaf locks of the
  * work queue, status queue or TLS state; the cache and registry mutexes are
- * never held while taking a call's mutex. */
+ * never held while taking a call's mutex. The audit gate's mutex may be held
+ * while queueing a status event (its summary row), never the other way round. */
 #ifndef MESH_MESHD_MESHD_INTERNAL_H
 #define MESH_MESHD_MESHD_INTERNAL_H
 
@@ -25,10 +26,12 @@
 
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
+#include <openssl/x509.h>
 
 #include "ca/ca.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/rate.h"
 #include "common/xds_wire.h"
 #include "config/mesh_config.h"
 #include "sds/protocol/ads_delta_state.h"
@@ -84,6 +87,7 @@ typedef struct md_ctx md_ctx;
 typedef struct md_tls {
     pthread_mutex_t mu;
     char *roots_pem;              /* the bundle: verifies client SVIDs */
+    X509_STORE *roots_store;      /* the same, for md_tls_verify_client */
     char *key_pem;                /* meshd's serving key (in memory only) */
     char *chain_pem;              /* serving cert + intermediates */
     uint64_t gen;                 /* bumped on every change */
@@ -101,6 +105,16 @@ void md_tls_set_roots(md_tls *t, const char *roots_pem);
 /* 1 when the serving cert is past the rotation fraction or not from ca_id. */
 int md_tls_renew_due(md_tls *t, int64_t now, double fraction, int64_t active_ca_id);
 grpc_server_credentials *md_tls_server_creds(md_ctx *ctx);
+/* Verifies a client certificate (PEM) and the chain the peer sent with it
+ * (may be NULL) against the bundle at time now, as libssl would have at the
+ * handshake. MESH_OK, or MESH_EPERM with why in err ("client certificate
+ * refused: certificate has expired"); MESH_EBUSY before a bundle is loaded. */
+int md_tls_verify_client(md_tls *t, const char *leaf_pem, const char *chain_pem, int64_t now,
+                         mesh_err *err);
+/* What an unverified client certificate claims, for an audit detail: its URI
+ * SANs (comma-separated, raw) and "serial=.. issuer=.. not_after=..". */
+void md_tls_describe_client(const char *leaf_pem, char *claim, size_t claim_len, char *info,
+                            size_t info_len);
 
 /* ---- calls (meshd_call.c) ---------------------------------------------------- */
 
@@ -186,7 +200,8 @@ typedef struct md_snap {
 struct md_stream {
     ads_state st;                 /* SotW streams */
     ads_delta_state *delta;       /* Delta streams (heap), NULL for SotW */
-    char node_id[256];
+    char node_id[256];            /* Node.id as named by the first request, escaped */
+    char row_id[530];             /* identity of its proxy-status row: md_stream_row_id */
     char *view_key;               /* proxyless streams: snapshot cache key; NULL = spiffe_id */
     int node_known;
     int status_opened;
@@ -224,6 +239,11 @@ void md_stream_free(md_stream *s);
 /* c->mu held: names the node after the first request's Node.id (the
  * verified SPIFFE ID when it has none); later requests change nothing. */
 void md_stream_note_node_locked(md_call *c, int has_node, const char *node_id);
+/* The identity a stream's proxy-status row is keyed by (with its node): the
+ * verified SPIFFE ID; on the plaintext port, where the identity is only
+ * claimed, "unverified:<claim>", so such a row can never share a key with a
+ * verified one. Set when the node is noted. */
+const char *md_stream_row_id(const md_call *c);
 /* c->mu held: queues the proxy-status open / SVID-expiry rows once the node is known. */
 void md_stream_status_sync_locked(md_call *c);
 /* What a SotW or Delta request ended as, for operators: ACK/NACK go to proxy
@@ -396,12 +416,52 @@ int md_status_start(md_ctx *ctx, mesh_err *err);
 void md_status_stop(md_ctx *ctx);
 void md_status_open(md_ctx *ctx, const char *node, const char *spiffe_id, const char *peer,
                     int64_t svid_not_after);
-void md_status_svid(md_ctx *ctx, const char *node, int64_t svid_not_after);
-void md_status_close(md_ctx *ctx, const char *node);
-void md_status_type(md_ctx *ctx, const char *node, const char *type_url, const char *sent,
-                    const char *acked, const char *nack_version, const char *nack_error);
+/* Node events name the row by (node, spiffe_id): the stream's Node.id and its
+ * verified identity (meshd_status_rows.h). */
+void md_status_svid(md_ctx *ctx, const char *node, const char *spiffe_id,
+                    int64_t svid_not_after);
+void md_status_close(md_ctx *ctx, const char *node, const char *spiffe_id);
+void md_status_type(md_ctx *ctx, const char *node, const char *spiffe_id, const char *type_url,
+                    const char *sent, const char *acked, const char *nack_version,
+                    const char *nack_error);
+/* Queues an audit row. A refusal (ok = 0) passes the rate limit of its
+ * actor's class first (meshd_audit.c) and is dropped, counted, past it. */
 void md_status_audit(md_ctx *ctx, const char *actor, const char *action, const char *subject,
                      const char *detail, int ok);
+/* The same without the rate limit: for meshd_audit.c, which applied it. */
+void md_status_audit_ungated(md_ctx *ctx, const char *actor, const char *action,
+                             const char *subject, const char *detail, int ok);
+
+/* ---- refusals: audit rows and log lines (meshd_audit.c) --------------------------- */
+
+enum { MD_AUDIT_UNAUTH = 0, MD_AUDIT_VERIFIED, MD_AUDIT_CLASSES };
+#define MD_AUDIT_UNAUTH_PER_SEC 1.0     /* sustained refusal rows of unauthenticated peers */
+#define MD_AUDIT_UNAUTH_BURST 60.0
+#define MD_AUDIT_VERIFIED_PER_SEC 5.0   /* ... of verified identities */
+#define MD_AUDIT_VERIFIED_BURST 100.0
+#define MD_AUDIT_FLUSH_MS 10000         /* a dropped count is reported within this */
+
+typedef struct md_audit_gate {
+    pthread_mutex_t mu;
+    mesh_rate rate[MD_AUDIT_CLASSES];
+    uint64_t suppressed_total;    /* rows dropped since start (reported ones) */
+} md_audit_gate;
+
+int md_audit_gate_init(md_audit_gate *g);
+void md_audit_gate_destroy(md_audit_gate *g);
+/* 1 when a refusal row of actor may be written now (its class's bucket had a
+ * token); writes the "audit.suppressed" summary of the class first, if any. */
+int md_audit_admit(md_ctx *ctx, const char *actor, int64_t now_ms);
+/* Reports every class's dropped rows that are older than MD_AUDIT_FLUSH_MS. */
+void md_audit_flush(md_ctx *ctx, int64_t now_ms);
+/* A refused call, audited and logged (rate-limited): the actor is the call's
+ * verified SPIFFE ID, or "unauthenticated" with what it claimed in the detail;
+ * peer address and reason in the detail. */
+void md_audit_refusal(md_ctx *ctx, const md_call *c, const char *action, const char *subject,
+                      const char *reason);
+/* The same with the actor (verified material only), claim (or NULL) and peer given. */
+void md_audit_refusal_as(md_ctx *ctx, const char *actor, const char *claim, const char *peer,
+                         const char *action, const char *subject, const char *reason);
 
 /* ---- server (meshd_server.c) --------------------------------------------------- */
 
@@ -464,6 +524,7 @@ struct md_ctx {
     md_workq work;
     md_watch watch;
     md_status status;
+    md_audit_gate audit_gate;
 };
 
 /* Locks, the cache, the TLS state, nonce prefix, instance name (ctx->opts set;

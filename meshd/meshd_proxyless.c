@@ -165,11 +165,8 @@ int md_proxyless_call(md_call *c)
         open_stream(c);
         return 1;
     }
-    char detail[sizeof c->method + sizeof c->peer_addr + 40];
-    snprintf(detail, sizeof detail, "%s on the plaintext xDS port from %s", c->method,
-             c->peer_addr);
-    log_warn("meshd", "%s: refused", detail);
-    md_status_audit(ctx, "anonymous", "xds.denied", c->method, detail, 0);
+    md_audit_refusal(ctx, c, "xds.denied", c->method,
+                     "only StreamAggregatedResources is served on the plaintext xDS port");
     if (!md_call_kind_is_delta(c->kind)) {
         /* CreateCertificate, FetchSecrets, StreamSecrets: credentials and secrets
          * never travel in plaintext. */
@@ -189,11 +186,9 @@ int md_proxyless_call(md_call *c)
 
 static int refuse_locked(md_call *c, grpc_status_code code, const char *claim, const char *msg)
 {
-    char detail[900], pb[520];
-    snprintf(detail, sizeof detail, "node claims %s, peer %s: %s",
-             mgrpc_printable(claim, pb, sizeof pb), c->peer_addr, msg);
-    log_warn("meshd", "proxyless stream refused: %s", detail);
-    md_status_audit(c->ctx, "anonymous", "xds.denied", "plaintext ADS", detail, 0);
+    /* Node.id is all a plaintext client has: a claim, never an actor. */
+    md_audit_refusal_as(c->ctx, STORE_AUDIT_UNAUTHENTICATED, claim, c->peer_addr, "xds.denied",
+                        "plaintext ADS", msg);
     md_call_finish_locked(c, code, msg);
     return MESH_EPERM;
 }
@@ -224,7 +219,7 @@ static int settle_identity_locked(md_call *c, const ads_decoded *d)
     const char *node = d->has_node ? d->node_id : "";
     char msg[700];
     if (node[0] == '\0')
-        return refuse_locked(c, GRPC_STATUS_UNAUTHENTICATED, "(nothing)",
+        return refuse_locked(c, GRPC_STATUS_UNAUTHENTICATED, NULL,
                              "the first request on meshd's plaintext xDS port must carry Node.id "
                              "= the client's SPIFFE ID (optionally #<instance>), registered with "
                              "'meshctl workload add'");

@@ -49,21 +49,49 @@ static void slot_arm(md_slot *s)
         log_error("meshd", "cannot request new calls (%d)", (int)e);
 }
 
-/* Fills the call's verified identity from the TLS auth context. */
-static void peer_identity(md_call *c)
+/* Fills the call's identity from what its peer presented at the TLS
+ * handshake, verified here (gRPC does not: meshd_tls.c says why). Returns 0
+ * when the peer presented a certificate that does not verify: the call is then
+ * refused, audited and finished, and its handler never runs. A peer without
+ * a certificate gets an empty identity (first contact and recovery need none). */
+static int peer_identity(md_call *c)
 {
     mesh_err err = {0};
-    if (mgrpc_peer_identity(c->call, c->spiffe_id, sizeof c->spiffe_id, &c->peer_cert_pem,
+    char *chain = NULL;
+    char claimed[sizeof c->spiffe_id];
+    if (mgrpc_peer_identity(c->call, claimed, sizeof claimed, &c->peer_cert_pem, &chain,
                             &err) != MESH_OK) {
-        log_warn("meshd", "peer %s: %s", c->peer_addr, err.msg);
-        return;
+        md_audit_refusal_as(c->ctx, STORE_AUDIT_UNAUTHENTICATED, NULL, c->peer_addr,
+                            "tls.denied", c->method, err.msg);
+        md_call_finish(c, GRPC_STATUS_UNAUTHENTICATED, err.msg);
+        return 0;
     }
-    if (!c->peer_cert_pem)
-        return;
+    c->spiffe_id[0] = '\0';
+    if (!c->peer_cert_pem) {
+        free(chain);
+        return 1;
+    }
+    int rc = md_tls_verify_client(&c->ctx->tls, c->peer_cert_pem, chain, md_now(), &err);
+    free(chain);
+    if (rc != MESH_OK) {
+        char claim[600], info[400], reason[sizeof err.msg + 450];
+        md_tls_describe_client(c->peer_cert_pem, claim, sizeof claim, info, sizeof info);
+        snprintf(reason, sizeof reason, "%s (%s)", err.msg, info);
+        md_audit_refusal_as(c->ctx, STORE_AUDIT_UNAUTHENTICATED, claim, c->peer_addr,
+                            "tls.denied", c->method, reason);
+        char msg[sizeof err.msg + 120];
+        snprintf(msg, sizeof msg, "%s; meshd accepts client certificates issued by its own CA "
+                 "(get one with CreateCertificate), or none", err.msg);
+        md_call_finish(c, rc == MESH_EBUSY ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_UNAUTHENTICATED,
+                       msg);
+        return 0;
+    }
+    snprintf(c->spiffe_id, sizeof c->spiffe_id, "%s", claimed);
     X509 *x = NULL;
     if (pem_read_cert(c->peer_cert_pem, &x, &err) == MESH_OK)
         pubkey_sha256_hex(X509_get0_pubkey(x), c->pubkey_sha, &err);
     X509_free(x);
+    return 1;
 }
 
 static void on_new_call(md_slot *s)
@@ -108,6 +136,8 @@ static void on_new_call(md_slot *s)
     }
     switch (c->kind) {
     case MD_CALL_UNIMPL: {
+        if (!peer_identity(c))
+            break;   /* a bad certificate is refused whatever the method */
         char printable[200], msg[260];
         snprintf(msg, sizeof msg, "method %s is not served by meshd",
                  mgrpc_printable(method, printable, sizeof printable));
@@ -121,14 +151,15 @@ static void on_new_call(md_slot *s)
     case MD_CALL_DSDS:
         if (md_proxyless_call(c))
             break;   /* plaintext port: opened as a proxyless stream, or refused */
-        peer_identity(c);
-        md_stream_open(c);
+        if (peer_identity(c))
+            md_stream_open(c);
         break;
     case MD_CALL_FETCH:
     case MD_CALL_CSR:
         if (md_proxyless_call(c))
             break;   /* refused: never in plaintext */
-        peer_identity(c);
+        if (!peer_identity(c))
+            break;
         if (md_call_start_recv(c) != MESH_OK)
             md_call_finish(c, GRPC_STATUS_INTERNAL, "cannot receive the request");
         break;

@@ -10,6 +10,7 @@
  * disconnected. */
 #include "meshd/meshd_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <string.h>
@@ -20,6 +21,7 @@ typedef struct md_ev {
     struct md_ev *next;
     enum md_ev_kind kind;
     int64_t at;
+    char *id;                     /* the stream's verified identity (node events) */
     char *a, *b, *c, *d, *e, *f;  /* meaning per kind, see the md_status_* functions */
     int64_t num;
     int ok;
@@ -27,6 +29,7 @@ typedef struct md_ev {
 
 static void ev_free(md_ev *e)
 {
+    free(e->id);
     free(e->a);
     free(e->b);
     free(e->c);
@@ -78,38 +81,43 @@ void md_status_open(md_ctx *ctx, const char *node, const char *spiffe_id, const 
     if (!e)
         return;
     e->a = strdup(node);
-    e->b = strdup(spiffe_id);
+    e->id = strdup(spiffe_id);
     e->c = strdup(peer);
     e->num = svid_not_after;
     push(ctx, e);
 }
 
-void md_status_svid(md_ctx *ctx, const char *node, int64_t svid_not_after)
+void md_status_svid(md_ctx *ctx, const char *node, const char *spiffe_id,
+                    int64_t svid_not_after)
 {
     md_ev *e = ev_new(EV_SVID);
     if (!e)
         return;
     e->a = strdup(node);
+    e->id = strdup(spiffe_id);
     e->num = svid_not_after;
     push(ctx, e);
 }
 
-void md_status_close(md_ctx *ctx, const char *node)
+void md_status_close(md_ctx *ctx, const char *node, const char *spiffe_id)
 {
     md_ev *e = ev_new(EV_CLOSE);
     if (!e)
         return;
     e->a = strdup(node);
+    e->id = strdup(spiffe_id);
     push(ctx, e);
 }
 
-void md_status_type(md_ctx *ctx, const char *node, const char *type_url, const char *sent,
-                    const char *acked, const char *nack_version, const char *nack_error)
+void md_status_type(md_ctx *ctx, const char *node, const char *spiffe_id, const char *type_url,
+                    const char *sent, const char *acked, const char *nack_version,
+                    const char *nack_error)
 {
     md_ev *e = ev_new(EV_TYPE);
     if (!e)
         return;
     e->a = strdup(node);
+    e->id = strdup(spiffe_id);
     e->b = strdup(type_url);
     e->c = dup_or_null(sent);
     e->d = dup_or_null(acked);
@@ -120,6 +128,14 @@ void md_status_type(md_ctx *ctx, const char *node, const char *type_url, const c
 
 void md_status_audit(md_ctx *ctx, const char *actor, const char *action, const char *subject,
                      const char *detail, int ok)
+{
+    if (!ok && !md_audit_admit(ctx, actor, md_now_ms()))
+        return;
+    md_status_audit_ungated(ctx, actor, action, subject, detail, ok);
+}
+
+void md_status_audit_ungated(md_ctx *ctx, const char *actor, const char *action,
+                             const char *subject, const char *detail, int ok)
 {
     md_ev *e = ev_new(EV_AUDIT);
     if (!e)
@@ -135,17 +151,17 @@ void md_status_audit(md_ctx *ctx, const char *actor, const char *action, const c
 static int apply(md_ctx *ctx, md_ev *e, mesh_err *err)
 {
     md_status_rows *r = &ctx->status.rows;
-    if (e->kind != EV_AUDIT && !e->a) /* strdup failed when it was queued */
+    if (e->kind != EV_AUDIT && (!e->a || !e->id)) /* strdup failed when it was queued */
         return mesh_err_set(err, MESH_ENOMEM, "out of memory recording proxy status");
     switch (e->kind) {
     case EV_OPEN:
-        return md_status_rows_open(r, e->a, e->b, e->c, e->num, e->at, err);
+        return md_status_rows_open(r, e->a, e->id, e->c, e->num, e->at, err);
     case EV_SVID:
-        return md_status_rows_svid(r, e->a, e->num, e->at, err);
+        return md_status_rows_svid(r, e->a, e->id, e->num, e->at, err);
     case EV_CLOSE:
-        return md_status_rows_close(r, e->a, e->at, err);
+        return md_status_rows_close(r, e->a, e->id, e->at, err);
     case EV_TYPE:
-        return md_status_rows_type(r, e->a, e->b, e->c, e->d, e->e, e->f, e->at, err);
+        return md_status_rows_type(r, e->a, e->id, e->b, e->c, e->d, e->e, e->f, e->at, err);
     case EV_AUDIT:
         return store_audit(ctx->status.st, e->a, e->b, e->c, e->d, e->ok, err);
     }
@@ -181,8 +197,15 @@ static void *status_main(void *arg)
     md_status *s = &ctx->status;
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (!s->head && !s->stop)
-            pthread_cond_wait(&s->cv, &s->mu);
+        /* Wake now and then with nothing queued, to report dropped audit rows
+         * once a flood is over. */
+        while (!s->head && !s->stop) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += MD_AUDIT_FLUSH_MS / 2000;
+            if (pthread_cond_timedwait(&s->cv, &s->mu, &until) != 0)
+                break;
+        }
         md_ev *list = s->head;
         int stop = s->stop;
         s->head = s->tail = NULL;
@@ -192,6 +215,8 @@ static void *status_main(void *arg)
             write_batch(ctx, list);
         if (stop && !list)
             break;
+        if (!stop)
+            md_audit_flush(ctx, md_now_ms());
         /* Let a burst accumulate into one transaction. */
         if (!stop) {
             struct timespec ts = {0, 50 * 1000 * 1000};
@@ -199,6 +224,21 @@ static void *status_main(void *arg)
         }
     }
     return NULL;
+}
+
+/* A stream names itself after a node another identity holds (md_status_rows.h):
+ * both keep their rows; the newcomer's attempt is audited, as a refusal
+ * would be (rate-limited), since that is what an impostor looks like. */
+static void on_node_conflict(void *arg, const char *node, const char *spiffe_id,
+                             const char *peer, const char *other_id, const char *other_peer)
+{
+    md_ctx *ctx = arg;
+    char reason[1400];
+    snprintf(reason, sizeof reason,
+             "Node.id \"%s\" is in use by connected identity %s (peer %s); the stream of %s "
+             "gets its own proxy-status row and %s's is untouched",
+             node, other_id, other_peer, spiffe_id, other_id);
+    md_audit_refusal_as(ctx, spiffe_id, NULL, peer, "xds.node_claim", node, reason);
 }
 
 int md_status_start(md_ctx *ctx, mesh_err *err)
@@ -210,6 +250,8 @@ int md_status_start(md_ctx *ctx, mesh_err *err)
     rc = md_status_rows_init(&s->rows, s->st, ctx->instance, err);
     if (rc != MESH_OK)
         return rc;
+    s->rows.conflict_fn = on_node_conflict;
+    s->rows.conflict_arg = ctx;
     pthread_mutex_lock(&s->mu);
     s->started = 1;
     pthread_mutex_unlock(&s->mu);

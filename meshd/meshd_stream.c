@@ -102,17 +102,22 @@ void md_registry_release(md_call **list, size_t n)
 
 /* ---- proxy status ----------------------------------------------------------------- */
 
+const char *md_stream_row_id(const md_call *c)
+{
+    return c->stream && c->stream->row_id[0] ? c->stream->row_id : c->spiffe_id;
+}
+
 void md_stream_status_sync_locked(md_call *c)
 {
     md_stream *s = c->stream;
     if (!s->node_known)
         return;
     if (!s->status_opened) {
-        md_status_open(c->ctx, s->node_id, c->spiffe_id, c->peer_addr, s->svid.not_after);
+        md_status_open(c->ctx, s->node_id, md_stream_row_id(c), c->peer_addr, s->svid.not_after);
         s->status_opened = 1;
         s->reported_not_after = s->svid.not_after;
     } else if (s->reported_not_after != s->svid.not_after) {
-        md_status_svid(c->ctx, s->node_id, s->svid.not_after);
+        md_status_svid(c->ctx, s->node_id, md_stream_row_id(c), s->svid.not_after);
         s->reported_not_after = s->svid.not_after;
     }
 }
@@ -159,7 +164,8 @@ static void push_locked(md_call *c)
         log_debug("meshd", "push %s v=%s nonce=%s resources=%zu to %s (%s)",
                   ads_type_name(sends[i].type), sends[i].version, sends[i].nonce, sends[i].n,
                   s->node_id, c->spiffe_id);
-        md_status_type(c->ctx, s->node_id, url, sends[i].version, NULL, NULL, NULL);
+        md_status_type(c->ctx, s->node_id, md_stream_row_id(c), url, sends[i].version, NULL, NULL,
+                       NULL);
     }
     ads_send_free(sends, n);
 }
@@ -217,12 +223,16 @@ void md_stream_open(md_call *c)
 {
     md_ctx *ctx = c->ctx;
     if (!c->spiffe_id[0] || !c->pubkey_sha[0]) {
-        log_warn("meshd", "%s from %s without a verified SPIFFE ID: refused", c->method,
-                 c->peer_addr);
-        md_status_audit(ctx, "anonymous", "xds.denied", c->method,
-                        c->peer_cert_pem ? "client certificate without exactly one URI SAN"
-                                         : "no client certificate",
-                        0);
+        char claim[600] = "", info[400] = "";
+        if (c->peer_cert_pem)
+            md_tls_describe_client(c->peer_cert_pem, claim, sizeof claim, info, sizeof info);
+        char reason[500];
+        snprintf(reason, sizeof reason, "%s%s%s%s",
+                 c->peer_cert_pem ? "client certificate without exactly one URI SAN"
+                                  : "no client certificate",
+                 info[0] ? " (" : "", info, info[0] ? ")" : "");
+        md_audit_refusal_as(ctx, STORE_AUDIT_UNAUTHENTICATED, claim, c->peer_addr, "xds.denied",
+                            c->method, reason);
         md_call_finish(c, GRPC_STATUS_UNAUTHENTICATED,
                        "xDS and SDS need mTLS with a meshd-issued SVID (exactly one URI SAN); "
                        "get one with CreateCertificate first");
@@ -298,6 +308,8 @@ void md_stream_note_node_locked(md_call *c, int has_node, const char *node_id)
                            ? mgrpc_printable(node_id, nb, sizeof nb)
                            : c->spiffe_id;
     snprintf(s->node_id, sizeof s->node_id, "%.255s", node);
+    snprintf(s->row_id, sizeof s->row_id, "%s%s", c->plaintext ? "unverified:" : "",
+             c->spiffe_id);
     s->node_known = 1;
 }
 
@@ -398,18 +410,17 @@ int md_stream_note_reply_locked(md_call *c, enum ads_req_kind kind, const char *
     switch (kind) {
     case ADS_REQ_DENIED: {
         char detail[1024];
-        snprintf(detail, sizeof detail, "node=%s peer=%s: %s", s->node_id, c->peer_addr,
-                 denied_why);
-        md_status_audit(c->ctx, c->spiffe_id, "sds.denied", denied_name, detail, 0);
-        log_warn("meshd", "%s", detail);
+        snprintf(detail, sizeof detail, "node=%s: %s", s->node_id, denied_why);
+        md_audit_refusal(c->ctx, c, "sds.denied", denied_name, detail);
         md_call_finish_locked(c, GRPC_STATUS_PERMISSION_DENIED, denied_why);
         return 0;
     }
     case ADS_REQ_ACK:
-        md_status_type(c->ctx, s->node_id, type_url, NULL, acked_version, NULL, NULL);
+        md_status_type(c->ctx, s->node_id, md_stream_row_id(c), type_url, NULL, acked_version, NULL,
+                       NULL);
         break;
     case ADS_REQ_NACK:
-        md_status_type(c->ctx, s->node_id, type_url, NULL, NULL, nack_version,
+        md_status_type(c->ctx, s->node_id, md_stream_row_id(c), type_url, NULL, NULL, nack_version,
                        nack_error ? nack_error : "");
         break;
     default:
@@ -424,7 +435,7 @@ void md_stream_on_close(md_call *c)
     pthread_mutex_lock(&c->mu);
     md_stream *s = c->stream;
     if (s && s->status_opened) {
-        md_status_close(c->ctx, s->node_id);
+        md_status_close(c->ctx, s->node_id, md_stream_row_id(c));
         s->status_opened = 0;
     }
     if (s)

@@ -40,8 +40,10 @@ static void csr_on_message(md_call *c, const uint8_t *buf, size_t len)
     Istio__V1__Auth__IstioCertificateRequest *m =
         istio__v1__auth__istio_certificate_request__unpack(NULL, len, buf);
     if (!m) {
-        log_warn("meshd", "CreateCertificate from %s: request of %zu bytes is not valid protobuf",
-                 c->peer_addr, len);
+        char why[120];
+        snprintf(why, sizeof why, "request of %zu bytes is not a valid IstioCertificateRequest",
+                 len);
+        md_audit_refusal(c->ctx, c, "cert.denied", "", why);
         md_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT,
                        "IstioCertificateRequest is not valid protobuf");
         return;
@@ -59,6 +61,8 @@ static void csr_on_message(md_call *c, const uint8_t *buf, size_t len)
     j->expired_svid = md_value(&c->req_md, CERT_RECOVER_HEADER, SVID_RECOVER_MAX_B64, &too_long);
     if (too_long) {
         md_job_free(j);
+        md_audit_refusal(c->ctx, c, "cert.denied", "",
+                         "authorization or " CERT_RECOVER_HEADER " metadata is too long");
         md_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT,
                        "authorization or " CERT_RECOVER_HEADER " metadata is too long");
         return;
@@ -79,6 +83,9 @@ static void fetch_on_message(md_call *c, const uint8_t *buf, size_t len)
 {
     md_ctx *ctx = c->ctx;
     if (!c->spiffe_id[0] || !c->pubkey_sha[0]) {
+        md_audit_refusal(ctx, c, "sds.denied", c->method,
+                         c->peer_cert_pem ? "client certificate without exactly one URI SAN"
+                                          : "no client certificate");
         md_call_finish(c, GRPC_STATUS_UNAUTHENTICATED,
                        "FetchSecrets needs mTLS with a meshd-issued SVID");
         return;
@@ -98,9 +105,8 @@ static void fetch_on_message(md_call *c, const uint8_t *buf, size_t len)
         if (sds_name_classify(d->req.names[i], c->spiffe_id, ctx->trust_domain, &err) ==
             SDS_NAME_DENIED) {
             char detail[700];
-            snprintf(detail, sizeof detail, "FetchSecrets peer=%s: %s", c->peer_addr, err.msg);
-            md_status_audit(ctx, c->spiffe_id, "sds.denied", d->req.names[i], detail, 0);
-            log_warn("meshd", "%s", detail);
+            snprintf(detail, sizeof detail, "FetchSecrets: %s", err.msg);
+            md_audit_refusal(ctx, c, "sds.denied", d->req.names[i], detail);
             ads_decoded_free(d);
             free(d);
             md_call_finish(c, GRPC_STATUS_PERMISSION_DENIED, err.msg);
@@ -127,6 +133,18 @@ void md_unary_on_message(md_call *c, const uint8_t *buf, size_t len)
         csr_on_message(c, buf, len);
     else
         fetch_on_message(c, buf, len);
+}
+
+/* cert_service's refusal rows go through meshd's rate-limited audit queue,
+ * and are logged there (meshd_audit.c). */
+static void csr_audit(void *arg, const char *actor, const char *action, const char *subject,
+                      const char *detail, int ok)
+{
+    md_ctx *ctx = arg;
+    if (!md_audit_admit(ctx, actor, md_now_ms()))
+        return;
+    md_status_audit_ungated(ctx, actor, action, subject, detail, ok);
+    log_warn("meshd", "%s refused for %s: %s", action, actor, detail);
 }
 
 static void reply(md_call *c, uint8_t *buf, size_t len, grpc_status_code code, const char *msg)
@@ -157,13 +175,21 @@ void md_job_csr(md_worker *w, md_job *j)
         .expired_svid_b64 = j->expired_svid,
         .peer_addr = c->peer_addr,
         .now = md_now(),
+        .audit_fn = csr_audit,
+        .audit_ctx = ctx,
     };
     cert_service_resp resp;
     grpc_status_code status;
     int rc = cert_service_create(ca, w->st, &req, &resp, &status, &err);
     if (rc != MESH_OK) {
-        log_warn("meshd", "CreateCertificate from %s refused (%s): %s", c->peer_addr,
-                 mgrpc_status_name(status), err.msg);
+        /* Refusals were audited and logged (rate-limited) by csr_audit;
+         * meshd's own trouble is worth a line each time. */
+        if (status == GRPC_STATUS_INTERNAL || status == GRPC_STATUS_UNAVAILABLE)
+            log_warn("meshd", "CreateCertificate from %s failed (%s): %s", c->peer_addr,
+                     mgrpc_status_name(status), err.msg);
+        else
+            log_debug("meshd", "CreateCertificate from %s refused (%s): %s", c->peer_addr,
+                      mgrpc_status_name(status), err.msg);
         reply(c, NULL, 0, status, err.msg);
         return;
     }

@@ -166,8 +166,8 @@ typedef struct store_proxy_type_status {
 } store_proxy_type_status;
 
 typedef struct store_proxy {
-    char *node_id;
-    char *spiffe_id;
+    char *node_id;        /* the instance: Node.id as the stream named it (escaped) */
+    char *spiffe_id;      /* the verified identity; with node_id, the row's key */
     char *peer;           /* remote address */
     int connected;
     int64_t connected_at, last_seen;
@@ -177,28 +177,43 @@ typedef struct store_proxy {
     size_t n_types;
 } store_proxy;
 
+/* A proxy row is keyed by (spiffe_id, node_id): the verified identity and
+ * the instance it names itself (Node.id). Both are required. */
 int store_proxy_upsert(mesh_store *st, const char *node_id, const char *spiffe_id,
                        const char *peer, int connected, int64_t svid_not_after,
                        const char *meshd_instance, int64_t now, mesh_err *err);
-int store_proxy_type_update(mesh_store *st, const char *node_id, const char *type_url,
-                            const char *sent_version, const char *acked_version,
-                            const char *nack_version, const char *nack_error, int64_t now,
+int store_proxy_type_update(mesh_store *st, const char *node_id, const char *spiffe_id,
+                            const char *type_url, const char *sent_version,
+                            const char *acked_version, const char *nack_version,
+                            const char *nack_error, int64_t now,
                             mesh_err *err);   /* NULL fields keep their stored value */
+/* The SPIFFE ID (and peer) of a connected row with node_id under another
+ * identity than spiffe_id, the longest connected first; "" when none. */
+int store_proxy_other_holder(mesh_store *st, const char *node_id, const char *spiffe_id,
+                             char *holder, size_t holder_len, char *peer, size_t peer_len,
+                             mesh_err *err);
 /* Marks every proxy held by meshd_instance disconnected (meshd start/stop). */
 int store_proxy_disconnect_all(mesh_store *st, const char *meshd_instance, mesh_err *err);
 int store_proxy_list(mesh_store *st, store_proxy **out, size_t *n_out, mesh_err *err);
 void store_proxy_free_list(store_proxy *list, size_t n);
 
 /* ---- audit log ------------------------------------------------------------ */
+/* The actor of a row whose requester proved no identity (no, an unverifiable
+ * or an expired certificate; a bad token). What it claimed is in the detail,
+ * marked "(unverified)". docs/security.md, "Audit and logs". */
+#define STORE_AUDIT_UNAUTHENTICATED "unauthenticated"
+
 typedef struct store_audit_entry {
     int64_t id, at;
-    char *actor;    /* SPIFFE ID, "meshctl", "meshd", or "token:<spiffe-id>" */
+    char *actor;    /* verified SPIFFE ID, "token:<spiffe-id>" (a redeemed join token),
+                     * "meshctl", "meshd", "ca" or STORE_AUDIT_UNAUTHENTICATED */
     char *action;   /* "cert.issue", "cert.revoke", "sds.denied", ... */
     char *subject;
     char *detail;
     int ok;
 } store_audit_entry;
 
+/* Every field is stored escaped (common/escape.h). */
 int store_audit(mesh_store *st, const char *actor, const char *action, const char *subject,
                 const char *detail, int ok, mesh_err *err);
 /* Newest first, at most limit entries (0 = 100). */

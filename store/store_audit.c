@@ -1,6 +1,12 @@
 /* store/store_audit.c — the append-only audit log (who issued, revoked,
- * was denied what, when). Entries are never updated or deleted here. */
+ * was denied what, when). Entries are never updated or deleted here.
+ * Every text field is escaped on the way in (common/escape.h): a requested
+ * name or a claimed identity with a newline, a terminal escape or invalid
+ * UTF-8 in it is stored as visible escapes, so no reader of the table (meshctl,
+ * sqlite3, a SIEM export) meets the raw bytes. */
 #include "store/store_internal.h"
+
+#include "common/escape.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -21,21 +27,32 @@ int store_audit(mesh_store *st, const char *actor, const char *action, const cha
         rc = store_require(action, "audit action", err);
     if (rc != MESH_OK)
         return rc;
+    const char *in[4] = {actor, action, subject ? subject : "", detail ? detail : ""};
+    char *esc[4] = {NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 4; i++) {
+        if (!(esc[i] = mesh_escape_dup(in[i], 0))) {
+            rc = mesh_err_set(err, MESH_ENOMEM, "out of memory writing audit entry %s", action);
+            goto out;
+        }
+    }
     sqlite3_stmt *s;
     rc = store_stmt(st, SQL_AUDIT_INSERT, &s, err);
     if (rc != MESH_OK)
-        return rc;
+        goto out;
     int brc = SQLITE_OK;
     store_bind_int64(s, 1, (int64_t)time(NULL), &brc);
-    store_bind_text(s, 2, actor, &brc);
-    store_bind_text(s, 3, action, &brc);
-    store_bind_text(s, 4, subject ? subject : "", &brc);
-    store_bind_text(s, 5, detail ? detail : "", &brc);
+    store_bind_text(s, 2, esc[0], &brc);
+    store_bind_text(s, 3, esc[1], &brc);
+    store_bind_text(s, 4, esc[2], &brc);
+    store_bind_text(s, 5, esc[3], &brc);
     store_bind_int64(s, 6, ok ? 1 : 0, &brc);
     int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
     if (src != SQLITE_DONE)
-        rc = store_db_error(st, err, src, "writing audit entry %s", action);
+        rc = store_db_error(st, err, src, "writing audit entry %s", esc[1]);
     store_stmt_release(s);
+out:
+    for (int i = 0; i < 4; i++)
+        free(esc[i]);
     return rc;
 }
 

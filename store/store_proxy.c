@@ -1,23 +1,28 @@
-/* store/store_proxy.c — per-sidecar xDS status as meshd sees it (connected,
+/* store/store_proxy.c — per-sidecar xDS status as meshd sees it, one row per
+ * (verified SPIFFE ID, Node.id) (connected,
  * which meshd holds the stream, per type URL: sent / ACKed / NACKed versions),
  * so `meshctl proxy-status` can show it from another process. */
 #include "store/store_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* NULL text arguments keep the stored value (or "" for a new row).
+/* A row is one instance of one identity: (spiffe_id, node_id). The identity
+ * is the verified SPIFFE ID of the stream (never the node's claim), so a
+ * client with its own SVID that names itself after another sidecar's Node.id
+ * gets a row of its own and never touches the other's.
+ * NULL text arguments keep the stored value (or "" for a new row).
  * connected_at moves only on a disconnected -> connected transition.
  * A "disconnected" report from a meshd that no longer holds the stream (the
  * sidecar already reconnected to another replica) is ignored: the stream's
  * current holder owns the row. */
 static const char SQL_PROXY_UPSERT[] =
-    "INSERT INTO proxies (node_id, spiffe_id, peer, connected, connected_at, last_seen, "
+    "INSERT INTO proxies (spiffe_id, node_id, peer, connected, connected_at, last_seen, "
     "  svid_not_after, meshd_instance) "
-    "VALUES (?1, COALESCE(?2, ''), COALESCE(?3, ''), ?4, CASE WHEN ?4 THEN ?7 ELSE 0 END, ?7, "
+    "VALUES (?2, ?1, COALESCE(?3, ''), ?4, CASE WHEN ?4 THEN ?7 ELSE 0 END, ?7, "
     "  ?5, COALESCE(?6, '')) "
-    "ON CONFLICT (node_id) DO UPDATE SET "
-    "  spiffe_id = COALESCE(?2, spiffe_id), "
+    "ON CONFLICT (spiffe_id, node_id) DO UPDATE SET "
     "  peer = COALESCE(?3, peer), "
     "  connected_at = CASE WHEN ?4 AND NOT connected THEN ?7 ELSE connected_at END, "
     "  connected = ?4, "
@@ -26,10 +31,11 @@ static const char SQL_PROXY_UPSERT[] =
     "  meshd_instance = COALESCE(?6, meshd_instance) "
     "WHERE ?4 OR NOT connected OR ?6 IS NULL OR meshd_instance = ?6";
 static const char SQL_PROXY_TYPE_UPSERT[] =
-    "INSERT INTO proxy_types (node_id, type_url, sent_version, acked_version, nack_version, "
-    "  nack_error, updated_at) "
-    "VALUES (?1, ?2, COALESCE(?3, ''), COALESCE(?4, ''), COALESCE(?5, ''), COALESCE(?6, ''), ?7) "
-    "ON CONFLICT (node_id, type_url) DO UPDATE SET "
+    "INSERT INTO proxy_types (spiffe_id, node_id, type_url, sent_version, acked_version, "
+    "  nack_version, nack_error, updated_at) "
+    "VALUES (?8, ?1, ?2, COALESCE(?3, ''), COALESCE(?4, ''), COALESCE(?5, ''), "
+    "  COALESCE(?6, ''), ?7) "
+    "ON CONFLICT (spiffe_id, node_id, type_url) DO UPDATE SET "
     "  sent_version = COALESCE(?3, sent_version), "
     "  acked_version = COALESCE(?4, acked_version), "
     "  nack_version = COALESCE(?5, nack_version), "
@@ -39,16 +45,21 @@ static const char SQL_PROXY_DISCONNECT_ALL[] =
     "UPDATE proxies SET connected = 0 WHERE meshd_instance = ?1 AND connected";
 static const char SQL_PROXY_LIST[] =
     "SELECT node_id, spiffe_id, peer, connected, connected_at, last_seen, svid_not_after, "
-    "meshd_instance FROM proxies ORDER BY node_id";
+    "meshd_instance FROM proxies ORDER BY node_id, spiffe_id";
 static const char SQL_PROXY_TYPE_LIST[] =
-    "SELECT node_id, type_url, sent_version, acked_version, nack_version, nack_error, "
-    "updated_at FROM proxy_types ORDER BY node_id, type_url";
+    "SELECT node_id, spiffe_id, type_url, sent_version, acked_version, nack_version, "
+    "nack_error, updated_at FROM proxy_types ORDER BY node_id, spiffe_id, type_url";
+static const char SQL_PROXY_OTHER_HOLDER[] =
+    "SELECT spiffe_id, peer FROM proxies WHERE node_id = ?1 AND spiffe_id <> ?2 AND connected "
+    "ORDER BY connected_at LIMIT 1";
 
 int store_proxy_upsert(mesh_store *st, const char *node_id, const char *spiffe_id,
                        const char *peer, int connected, int64_t svid_not_after,
                        const char *meshd_instance, int64_t now, mesh_err *err)
 {
     int rc = store_require(node_id, "proxy node id", err);
+    if (rc == MESH_OK)
+        rc = store_require(spiffe_id, "proxy SPIFFE ID", err);
     if (rc != MESH_OK)
         return rc;
     sqlite3_stmt *s;
@@ -65,17 +76,20 @@ int store_proxy_upsert(mesh_store *st, const char *node_id, const char *spiffe_i
     store_bind_int64(s, 7, now, &brc);
     int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
     if (src != SQLITE_DONE)
-        rc = store_db_error(st, err, src, "recording status of proxy %s", node_id);
+        rc = store_db_error(st, err, src, "recording status of proxy %s (%s)", node_id,
+                            spiffe_id);
     store_stmt_release(s);
     return rc;
 }
 
-int store_proxy_type_update(mesh_store *st, const char *node_id, const char *type_url,
-                            const char *sent_version, const char *acked_version,
-                            const char *nack_version, const char *nack_error, int64_t now,
-                            mesh_err *err)
+int store_proxy_type_update(mesh_store *st, const char *node_id, const char *spiffe_id,
+                            const char *type_url, const char *sent_version,
+                            const char *acked_version, const char *nack_version,
+                            const char *nack_error, int64_t now, mesh_err *err)
 {
     int rc = store_require(node_id, "proxy node id", err);
+    if (rc == MESH_OK)
+        rc = store_require(spiffe_id, "proxy SPIFFE ID", err);
     if (rc == MESH_OK)
         rc = store_require(type_url, "type URL", err);
     if (rc != MESH_OK)
@@ -92,13 +106,45 @@ int store_proxy_type_update(mesh_store *st, const char *node_id, const char *typ
     store_bind_text(s, 5, nack_version, &brc);
     store_bind_text(s, 6, nack_error, &brc);
     store_bind_int64(s, 7, now, &brc);
+    store_bind_text(s, 8, spiffe_id, &brc);
     int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
     if (src == SQLITE_CONSTRAINT_FOREIGNKEY)
         rc = mesh_err_set(err, MESH_ENOTFOUND,
-                          "proxy %s is not known; record it with store_proxy_upsert first",
-                          node_id);
+                          "proxy %s (%s) is not known; record it with store_proxy_upsert first",
+                          node_id, spiffe_id);
     else if (src != SQLITE_DONE)
         rc = store_db_error(st, err, src, "recording %s status of proxy %s", type_url, node_id);
+    store_stmt_release(s);
+    return rc;
+}
+
+int store_proxy_other_holder(mesh_store *st, const char *node_id, const char *spiffe_id,
+                             char *holder, size_t holder_len, char *peer, size_t peer_len,
+                             mesh_err *err)
+{
+    holder[0] = '\0';
+    peer[0] = '\0';
+    int rc = store_require(node_id, "proxy node id", err);
+    if (rc == MESH_OK)
+        rc = store_require(spiffe_id, "proxy SPIFFE ID", err);
+    if (rc != MESH_OK)
+        return rc;
+    sqlite3_stmt *s;
+    rc = store_stmt(st, SQL_PROXY_OTHER_HOLDER, &s, err);
+    if (rc != MESH_OK)
+        return rc;
+    int brc = SQLITE_OK;
+    store_bind_text(s, 1, node_id, &brc);
+    store_bind_text(s, 2, spiffe_id, &brc);
+    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
+    if (src == SQLITE_ROW) {
+        const char *h = (const char *)sqlite3_column_text(s, 0);
+        const char *p = (const char *)sqlite3_column_text(s, 1);
+        snprintf(holder, holder_len, "%s", h ? h : "");
+        snprintf(peer, peer_len, "%s", p ? p : "");
+    } else if (src != SQLITE_DONE) {
+        rc = store_db_error(st, err, src, "looking up who holds proxy node %s", node_id);
+    }
     store_stmt_release(s);
     return rc;
 }
@@ -165,12 +211,12 @@ static int store_proxy_type_read_row(sqlite3_stmt *s, store_proxy_type_status *t
 {
     int rc = MESH_OK;
     memset(t, 0, sizeof *t);
-    t->type_url = store_col_dup(s, 1, &rc);
-    t->sent_version = store_col_dup(s, 2, &rc);
-    t->acked_version = store_col_dup(s, 3, &rc);
-    t->nack_version = store_col_dup(s, 4, &rc);
-    t->nack_error = store_col_dup(s, 5, &rc);
-    t->updated_at = sqlite3_column_int64(s, 6);
+    t->type_url = store_col_dup(s, 2, &rc);
+    t->sent_version = store_col_dup(s, 3, &rc);
+    t->acked_version = store_col_dup(s, 4, &rc);
+    t->nack_version = store_col_dup(s, 5, &rc);
+    t->nack_error = store_col_dup(s, 6, &rc);
+    t->updated_at = sqlite3_column_int64(s, 7);
     if (rc != MESH_OK)
         store_proxy_type_free(t);
     return rc;
@@ -199,8 +245,15 @@ static int store_proxy_read_all(mesh_store *st, store_proxy **out, size_t *n_out
     return rc;
 }
 
+/* (node_id, spiffe_id) order, as both queries sort. */
+static int key_cmp(const store_proxy *p, const char *node, const char *id)
+{
+    int c = strcmp(p->node_id, node);
+    return c ? c : strcmp(p->spiffe_id, id);
+}
+
 /* Attaches each proxy_types row to its proxy; both queries are ordered by
- * node_id, so one merge pass suffices. */
+ * (node_id, spiffe_id), so one merge pass suffices. */
 static int store_proxy_read_types(mesh_store *st, store_proxy *list, size_t n, mesh_err *err)
 {
     sqlite3_stmt *s;
@@ -211,15 +264,16 @@ static int store_proxy_read_types(mesh_store *st, store_proxy *list, size_t n, m
     int src;
     while ((src = sqlite3_step(s)) == SQLITE_ROW) {
         const char *node = (const char *)sqlite3_column_text(s, 0);
-        if (!node) {
+        const char *id = (const char *)sqlite3_column_text(s, 1);
+        if (!node || !id) {
             rc = mesh_err_set(err, MESH_ENOMEM, "out of memory listing proxy status");
             break;
         }
-        while (i < n && strcmp(list[i].node_id, node) < 0) {
+        while (i < n && key_cmp(&list[i], node, id) < 0) {
             i++;
             cap = 0;
         }
-        if (i == n || strcmp(list[i].node_id, node) != 0)
+        if (i == n || key_cmp(&list[i], node, id) != 0)
             continue;   /* cannot happen with the foreign key; skip rather than misattach */
         store_proxy *p = &list[i];
         if (store_grow((void **)&p->types, &cap, p->n_types, sizeof *p->types) != MESH_OK ||

@@ -117,6 +117,51 @@ static const char *const store_migrations[] = {
     "  ok      INTEGER NOT NULL\n"
     ");\n"
     "CREATE INDEX audit_at ON audit (at);\n",
+
+    /* 1 -> 2: a proxy row is one instance of one verified identity, keyed by
+     * (spiffe_id, node_id): a client with its own SVID that claims another
+     * sidecar's Node.id gets its own row instead of replacing the other's, and
+     * replicas of one identity (each with its own instance name) each have
+     * theirs. Rebuilt the SQLite way: new tables, copy, drop, rename. */
+    "CREATE TABLE proxies_v2 (\n"
+    "  spiffe_id      TEXT NOT NULL,\n"
+    "  node_id        TEXT NOT NULL,\n"
+    "  peer           TEXT NOT NULL DEFAULT '',\n"
+    "  connected      INTEGER NOT NULL DEFAULT 0,\n"
+    "  connected_at   INTEGER NOT NULL DEFAULT 0,\n"
+    "  last_seen      INTEGER NOT NULL DEFAULT 0,\n"
+    "  svid_not_after INTEGER NOT NULL DEFAULT 0,\n"
+    "  meshd_instance TEXT NOT NULL DEFAULT '',\n"
+    "  PRIMARY KEY (spiffe_id, node_id)\n"
+    ");\n"
+    "INSERT INTO proxies_v2 (spiffe_id, node_id, peer, connected, connected_at, last_seen,\n"
+    "  svid_not_after, meshd_instance)\n"
+    "  SELECT spiffe_id, node_id, peer, connected, connected_at, last_seen, svid_not_after,\n"
+    "    meshd_instance FROM proxies;\n"
+    "CREATE TABLE proxy_types_v2 (\n"
+    "  spiffe_id     TEXT NOT NULL,\n"
+    "  node_id       TEXT NOT NULL,\n"
+    "  type_url      TEXT NOT NULL,\n"
+    "  sent_version  TEXT NOT NULL DEFAULT '',\n"
+    "  acked_version TEXT NOT NULL DEFAULT '',\n"
+    "  nack_version  TEXT NOT NULL DEFAULT '',\n"
+    "  nack_error    TEXT NOT NULL DEFAULT '',\n"
+    "  updated_at    INTEGER NOT NULL,\n"
+    "  PRIMARY KEY (spiffe_id, node_id, type_url),\n"
+    "  FOREIGN KEY (spiffe_id, node_id) REFERENCES proxies_v2 (spiffe_id, node_id)\n"
+    "    ON DELETE CASCADE\n"
+    ");\n"
+    "INSERT INTO proxy_types_v2 (spiffe_id, node_id, type_url, sent_version, acked_version,\n"
+    "  nack_version, nack_error, updated_at)\n"
+    "  SELECT p.spiffe_id, t.node_id, t.type_url, t.sent_version, t.acked_version,\n"
+    "    t.nack_version, t.nack_error, t.updated_at\n"
+    "  FROM proxy_types t JOIN proxies p ON p.node_id = t.node_id;\n"
+    "DROP TABLE proxy_types;\n"
+    "DROP TABLE proxies;\n"
+    "ALTER TABLE proxies_v2 RENAME TO proxies;\n"
+    "ALTER TABLE proxy_types_v2 RENAME TO proxy_types;\n"
+    "CREATE INDEX proxies_meshd_instance ON proxies (meshd_instance);\n"
+    "CREATE INDEX proxies_node_id ON proxies (node_id, connected);\n",
 };
 
 int store_latest_schema_version(void)

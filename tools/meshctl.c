@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/escape.h"
 #include "common/log.h"
 
 static const char usage_text[] =
@@ -67,7 +68,8 @@ int ctl_fail(ctl_ctx *c, const mesh_err *err)
         fprintf(stderr, "%s\n", t ? t : "{\"error\":\"out of memory\"}");
         json_free(&j);
     } else {
-        fprintf(stderr, "meshctl: %s\n", err->msg);
+        char msg[4 * sizeof err->msg];
+        fprintf(stderr, "meshctl: %s\n", mesh_escape_str(err->msg, msg, sizeof msg));
     }
     return 1;
 }
@@ -187,5 +189,6 @@ int main(int argc, char **argv)
     free(rest);
     if (c.st)
         store_close(c.st);
+    ctl_text_free(&c);
     return rc;
 }

@@ -75,6 +75,7 @@ static void stop(md_ctx *ctx)
     md_status_stop(ctx);      /* flush, mark proxies disconnected */
     md_cache_destroy(&ctx->cache);
     md_tls_destroy(&ctx->tls);
+    md_audit_gate_destroy(&ctx->audit_gate);
     ca_free(ctx->main_ca);
     store_close(ctx->main_st);
 }

@@ -8,6 +8,7 @@
 
 #include "ca/csr.h"
 #include "ca/join_token.h"
+#include "common/escape.h"
 #include "common/log.h"
 #include "common/mgrpc.h"
 #include "sds/certsvc/svid_recover.h"
@@ -102,12 +103,35 @@ int cert_service_root_of_ca(mesh_store *st, int64_t ca_id, char **root_pem, mesh
     return rc;
 }
 
-static void audit_denied(mesh_store *st, const char *actor, const char *subject,
-                         const cert_service_req *req, const mesh_err *why)
+/* What the requester offered, for the detail of a refusal. */
+static const char *offered(const cert_service_req *req)
 {
-    char detail[700];
-    snprintf(detail, sizeof detail, "peer=%s: %s", req->peer_addr ? req->peer_addr : "?",
-             why->msg);
+    if (req->peer_spiffe_id && req->peer_spiffe_id[0])
+        return "mTLS SVID";
+    if (req->authorization)
+        return "join token";
+    if (req->expired_svid_b64)
+        return "expired SVID";
+    return "none";
+}
+
+/* actor: verified material only (or STORE_AUDIT_UNAUTHENTICATED); claim: an
+ * identity the requester named but did not prove, or NULL. */
+static void audit_denied(mesh_store *st, const cert_service_req *req, const char *actor,
+                         const char *subject, const char *claim, const mesh_err *why)
+{
+    char detail[1400], quoted[600] = "";
+    if (claim && claim[0]) {
+        char esc[520];
+        mesh_escape(claim, strlen(claim), MESH_ESC_QUOTES, esc, sizeof esc);
+        snprintf(quoted, sizeof quoted, " claimed=\"%s\" (unverified)", esc);
+    }
+    snprintf(detail, sizeof detail, "peer=%s credential=%s%s: %s",
+             req->peer_addr ? req->peer_addr : "?", offered(req), quoted, why->msg);
+    if (req->audit_fn) {
+        req->audit_fn(req->audit_ctx, actor, "cert.denied", subject ? subject : "", detail, 0);
+        return;
+    }
     mesh_err ignored;
     if (store_audit(st, actor, "cert.denied", subject ? subject : "", detail, 0, &ignored) !=
         MESH_OK)
@@ -217,19 +241,29 @@ int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req
     mesh_err_clear(e);
     *status = GRPC_STATUS_INVALID_ARGUMENT;
 
+    /* Refusals before anyone is authenticated: the actor is the verified mTLS
+     * identity when there is one, never a token's or a cert's claim. */
+    const char *pre_actor = req->peer_spiffe_id && req->peer_spiffe_id[0]
+                                ? req->peer_spiffe_id
+                                : STORE_AUDIT_UNAUTHENTICATED;
     int64_t ttl = req->validity_seconds;
-    if (ttl < 0)
-        return mesh_err_set(e, MESH_EINVAL, "validity_duration %lld is negative",
-                            (long long)ttl);
-    if (ttl > CA_MAX_SVID_TTL)
-        return mesh_err_set(e, MESH_EINVAL,
-                            "validity_duration %lld s exceeds the 90-day maximum (%d s); the "
-                            "request is rejected, not shortened",
-                            (long long)ttl, CA_MAX_SVID_TTL);
+    if (ttl < 0 || ttl > CA_MAX_SVID_TTL) {
+        int rc0 = ttl < 0 ? mesh_err_set(e, MESH_EINVAL, "validity_duration %lld is negative",
+                                         (long long)ttl)
+                          : mesh_err_set(e, MESH_EINVAL,
+                                         "validity_duration %lld s exceeds the 90-day maximum "
+                                         "(%d s); the request is rejected, not shortened",
+                                         (long long)ttl, CA_MAX_SVID_TTL);
+        audit_denied(st, req, pre_actor, "", NULL, e);
+        return rc0;
+    }
     if (ttl == 0)
         ttl = req->default_ttl > 0 ? req->default_ttl : CA_DEFAULT_SVID_TTL;
-    if (!req->csr_pem || !req->csr_pem[0])
-        return mesh_err_set(e, MESH_EINVAL, "the request carries no CSR");
+    if (!req->csr_pem || !req->csr_pem[0]) {
+        int rc0 = mesh_err_set(e, MESH_EINVAL, "the request carries no CSR");
+        audit_denied(st, req, pre_actor, "", NULL, e);
+        return rc0;
+    }
 
     const char *authorised = NULL;
     char actor[600];
@@ -243,7 +277,7 @@ int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req
         out->auth = "mtls";
         snprintf(actor, sizeof actor, "%s", req->peer_spiffe_id);
         if ((rc = check_mtls_peer(st, req, status, e)) != MESH_OK) {
-            audit_denied(st, actor, req->peer_spiffe_id, req, e);
+            audit_denied(st, req, actor, req->peer_spiffe_id, NULL, e);
             return rc;
         }
         authorised = req->peer_spiffe_id;
@@ -254,20 +288,20 @@ int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req
             rc = mesh_err_set(e, MESH_EINVAL,
                               "authorization metadata must be 'Bearer mjt_...' (a join token "
                               "from 'meshctl workload add')");
-            audit_denied(st, "token", "", req, e);
+            audit_denied(st, req, STORE_AUDIT_UNAUTHENTICATED, "", NULL, e);
             return rc;
         }
         /* Check the CSR before spending the token, so a malformed request
          * does not burn the operator's one-time token. */
         if ((rc = ca_csr_check(req->csr_pem, ca_trust_domain(ca), NULL, e)) != MESH_OK) {
             *status = mgrpc_status_from_mesh(rc, MGRPC_FAULT_REQUEST);
-            audit_denied(st, "token", "", req, e);
+            audit_denied(st, req, STORE_AUDIT_UNAUTHENTICATED, "", NULL, e);
             return rc;
         }
         rc = join_token_redeem(st, token, req->now, &token_id, e);
         if (rc != MESH_OK) {
             *status = mgrpc_status_from_mesh(rc, MGRPC_FAULT_CREDENTIAL);
-            audit_denied(st, "token", "", req, e);
+            audit_denied(st, req, STORE_AUDIT_UNAUTHENTICATED, "", NULL, e);
             return rc;
         }
         snprintf(actor, sizeof actor, "token:%s", token_id);
@@ -278,7 +312,12 @@ int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req
                                 req->recover_grace > 0 ? req->recover_grace : CERT_RECOVER_GRACE,
                                 &rec, status, e);
         if (rc != MESH_OK) {
-            audit_denied(st, rec.spiffe_id[0] ? rec.spiffe_id : "recover", rec.spiffe_id, req, e);
+            /* Only a recovery whose chain and key verified names its actor;
+             * anything read from an unverified cert is a claim. */
+            if (rec.verified)
+                audit_denied(st, req, rec.spiffe_id, rec.spiffe_id, NULL, e);
+            else
+                audit_denied(st, req, STORE_AUDIT_UNAUTHENTICATED, "", rec.spiffe_id, e);
             return rc;
         }
         snprintf(actor, sizeof actor, "%s", rec.spiffe_id);
@@ -289,7 +328,7 @@ int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req
                           "no credentials: present a meshd-issued SVID over mTLS, a join token "
                           "('authorization: Bearer mjt_...') or an expired SVID in "
                           "'" CERT_RECOVER_HEADER "' for recovery");
-        audit_denied(st, "anonymous", "", req, e);
+        audit_denied(st, req, STORE_AUDIT_UNAUTHENTICATED, "", NULL, e);
         return rc;
     }
 

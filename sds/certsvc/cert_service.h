@@ -12,8 +12,12 @@
  *       must chain to one of our CAs (validity times ignored), be recorded and
  *       unrevoked in the store, and have expired less than the grace (7 days)
  *       ago. Audited as "cert.recover".
- * Every refusal is audited ("cert.denied") and mapped to the gRPC status the
- * client should see, with the CA module's message. Depends on store and CA,
+ * Every refusal is audited ("cert.denied"), a validity_duration out of range
+ * included, and mapped to the gRPC status the client should see, with the CA
+ * module's message. The actor of a refusal is taken only from verified
+ * material: the mTLS identity, a redeemed token's registration, or a recovery
+ * whose chain and key verified; otherwise it is STORE_AUDIT_UNAUTHENTICATED,
+ * and what the peer claimed goes in the detail, quoted and marked unverified. Depends on store and CA,
  * not on gRPC I/O, so it is unit-tested with a real store and CA. */
 #ifndef MESH_SDS_CERTSVC_CERT_SERVICE_H
 #define MESH_SDS_CERTSVC_CERT_SERVICE_H
@@ -30,6 +34,11 @@
 #define CERT_RECOVER_GRACE (7 * 24 * 3600)
 #define CERT_RECOVER_HEADER "x-meshd-expired-svid"
 
+/* Where refusal rows go: meshd passes its rate-limited audit queue; NULL
+ * writes them to st directly. */
+typedef void (*cert_service_audit_fn)(void *audit_ctx, const char *actor, const char *action,
+                                      const char *subject, const char *detail, int ok);
+
 typedef struct cert_service_req {
     const char *csr_pem;
     int64_t validity_seconds;     /* IstioCertificateRequest.validity_duration; 0 = default */
@@ -41,6 +50,8 @@ typedef struct cert_service_req {
     const char *peer_addr;        /* for logs and audit detail */
     int64_t now;
     int64_t recover_grace;        /* 0 = CERT_RECOVER_GRACE */
+    cert_service_audit_fn audit_fn; /* NULL = store_audit on st */
+    void *audit_ctx;
 } cert_service_req;
 
 typedef struct cert_service_resp {

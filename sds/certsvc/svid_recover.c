@@ -218,17 +218,32 @@ int svid_recover_check(mesh_store *st, const char *svid_b64, const char *csr_pem
         goto out;
     }
     out->not_after = na;
+    /* Who is asking, first: the chain, then possession of its key. Until
+     * both hold, the identity in the cert is only a claim. */
+    if ((rc = verify_chain_ignoring_time(st, cert, err)) != MESH_OK) {
+        if (rc != MESH_EPERM)
+            *status = GRPC_STATUS_INTERNAL;
+        goto out;
+    }
+    if ((rc = csr_pubkey(csr_pem, &csr_key, err)) != MESH_OK) {
+        *status = GRPC_STATUS_INVALID_ARGUMENT;
+        goto out;
+    }
+    if (EVP_PKEY_eq(csr_key, X509_get0_pubkey(cert)) != 1) {
+        ERR_clear_error();
+        *status = GRPC_STATUS_PERMISSION_DENIED;
+        rc = mesh_err_set(err, MESH_EPERM,
+                          "the CSR is not signed by the expired SVID's key; recovery needs a "
+                          "CSR made with the same private key");
+        goto out;
+    }
+    out->verified = 1;
     if (na + grace < now) {
         rc = mesh_err_set(err, MESH_EEXPIRED,
                           "SVID %s of %s expired at %s, more than %lld days ago: the recovery "
                           "window is closed; issue a new join token with 'meshctl workload add'",
                           out->serial_hex, out->spiffe_id, fmt_time(na, t1, sizeof t1),
                           (long long)(grace / 86400));
-        goto out;
-    }
-    if ((rc = verify_chain_ignoring_time(st, cert, err)) != MESH_OK) {
-        if (rc != MESH_EPERM)
-            *status = GRPC_STATUS_INTERNAL;
         goto out;
     }
     rc = store_cert_get(st, out->serial_hex, &rec, err);
@@ -259,18 +274,6 @@ int svid_recover_check(mesh_store *st, const char *svid_b64, const char *csr_pem
                           out->serial_hex, out->spiffe_id,
                           rec.revoke_reason && rec.revoke_reason[0] ? rec.revoke_reason
                                                                     : "no reason given");
-        goto out;
-    }
-    if ((rc = csr_pubkey(csr_pem, &csr_key, err)) != MESH_OK) {
-        *status = GRPC_STATUS_INVALID_ARGUMENT;
-        goto out;
-    }
-    if (EVP_PKEY_eq(csr_key, X509_get0_pubkey(cert)) != 1) {
-        ERR_clear_error();
-        *status = GRPC_STATUS_PERMISSION_DENIED;
-        rc = mesh_err_set(err, MESH_EPERM,
-                          "the CSR is not signed by the expired SVID's key; recovery needs a "
-                          "CSR made with the same private key");
         goto out;
     }
     rc = store_registration_get(st, out->spiffe_id, &reg, err);

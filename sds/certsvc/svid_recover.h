@@ -11,7 +11,9 @@
  *   - the CSR's self-signature verifies and its public key is the SVID's,
  *   - the identity is still registered.
  * This is strictly weaker than nothing: possession of the key is proven by
- * the CSR signature, exactly as mTLS would prove it. */
+ * the CSR signature, exactly as mTLS would prove it. The chain and the key
+ * are checked first, so every later refusal has a verified requester
+ * (svid_recover_result.verified). */
 #ifndef MESH_SDS_CERTSVC_SVID_RECOVER_H
 #define MESH_SDS_CERTSVC_SVID_RECOVER_H
 
@@ -25,9 +27,14 @@
 #define SVID_RECOVER_MAX_B64 (32 * 1024)
 
 typedef struct svid_recover_result {
-    char spiffe_id[512];
+    char spiffe_id[512];          /* read from the presented SVID: a claim until verified */
     char serial_hex[48];
     int64_t not_after;
+    /* 1 once the SVID chains to one of our CAs AND the CSR proves possession
+     * of its key: from then on spiffe_id names who is asking (an audit row
+     * may call it the actor). A cert alone proves nothing: certificates are
+     * public, so anyone may paste one. */
+    int verified;
 } svid_recover_result;
 
 int svid_recover_check(mesh_store *st, const char *svid_b64, const char *csr_pem, int64_t now,

@@ -144,3 +144,81 @@ Test(meshd_tls, roots_bump_the_generation_only_when_they_change)
     free(two);
     free(bundle);
 }
+
+/* ---- client certificates: verified by meshd, not by gRPC (issue 11) ----------------- */
+
+static void load_roots(void)
+{
+    char *bundle = NULL;
+    mesh_err err = {0};
+    cr_assert_eq(ca_bundle_pem(env.st, &bundle, &err), MESH_OK, "%s", err.msg);
+    md_tls_set_roots(&ctx->tls, bundle);
+    free(bundle);
+}
+
+Test(meshd_tls, a_meshd_issued_svid_verifies)
+{
+    load_roots();
+    EVP_PKEY *k;
+    free(tsd_csr(TSD_WEB, &k));
+    char *pem = tsd_issue(&env, k, TSD_WEB, 600, NULL, NULL);
+    mesh_err err = {0};
+    cr_assert_eq(md_tls_verify_client(&ctx->tls, pem, NULL, md_now(), &err), MESH_OK, "%s",
+                 err.msg);
+    free(pem);
+    EVP_PKEY_free(k);
+}
+
+Test(meshd_tls, a_foreign_ca_cert_is_refused_with_its_claim)
+{
+    load_roots();
+    EVP_PKEY *k;
+    free(tsd_csr(TSD_WEB, &k));
+    tsd_env foreign;
+    tsd_setup(&foreign);
+    char *pem = tsd_issue(&foreign, k, TSD_WEB, 600, NULL, NULL);
+    tsd_teardown(&foreign);
+    mesh_err err = {0};
+    cr_assert_eq(md_tls_verify_client(&ctx->tls, pem, NULL, md_now(), &err), MESH_EPERM);
+    cr_assert_not_null(strstr(err.msg, "client certificate refused: unable to get local issuer"),
+                       "%s", err.msg);
+    char claim[600], info[400];
+    md_tls_describe_client(pem, claim, sizeof claim, info, sizeof info);
+    cr_assert_str_eq(claim, TSD_WEB);
+    cr_assert_not_null(strstr(info, "serial="), "%s", info);
+    cr_assert_not_null(strstr(info, "issuer="), "%s", info);
+    free(pem);
+    EVP_PKEY_free(k);
+}
+
+Test(meshd_tls, an_expired_cert_is_refused)
+{
+    load_roots();
+    EVP_PKEY *k;
+    free(tsd_csr(TSD_WEB, &k));
+    int64_t na = 0;
+    char *pem = tsd_issue(&env, k, TSD_WEB, 60, NULL, &na);
+    mesh_err err = {0};
+    cr_assert_eq(md_tls_verify_client(&ctx->tls, pem, NULL, na - 1, &err), MESH_OK, "%s",
+                 err.msg);
+    cr_assert_eq(md_tls_verify_client(&ctx->tls, pem, NULL, na + 10, &err), MESH_EPERM);
+    cr_assert_not_null(strstr(err.msg, "certificate has expired"), "%s", err.msg);
+    free(pem);
+    EVP_PKEY_free(k);
+}
+
+Test(meshd_tls, no_bundle_or_garbage)
+{
+    mesh_err err = {0};
+    cr_assert_eq(md_tls_verify_client(&ctx->tls, "x", NULL, md_now(), &err), MESH_EBUSY,
+                 "before any bundle");
+    load_roots();
+    cr_assert_eq(md_tls_verify_client(&ctx->tls, "not a pem", NULL, md_now(), &err), MESH_EPERM);
+    cr_assert_eq(md_tls_verify_client(&ctx->tls, NULL, NULL, md_now(), &err), MESH_EPERM);
+    uint64_t gen = ctx->tls.gen;
+    md_tls_set_roots(&ctx->tls, "no certificate here");
+    cr_assert_eq(ctx->tls.gen, gen, "an unusable bundle is not installed");
+    char claim[16], info[16];
+    md_tls_describe_client("garbage", claim, sizeof claim, info, sizeof info);
+    cr_assert_str_eq(claim, "");
+}

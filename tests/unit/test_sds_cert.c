@@ -423,3 +423,176 @@ Test(sds_cert, split_pem_and_root_of_ca)
     free(root);
     free(bundle);
 }
+
+/* ---- who an audit row names (issue 11: the actor comes only from verified material) ---- */
+
+/* The newest audit row with action, or fails. Copies actor and detail. */
+static void newest(const char *action, char actor[600], char detail[1500])
+{
+    store_audit_entry *list = NULL;
+    size_t n = 0;
+    mesh_err err = {0};
+    cr_assert_eq(store_audit_list(env.st, 100, &list, &n, &err), MESH_OK, "%s", err.msg);
+    size_t i = 0;
+    while (i < n && strcmp(list[i].action, action) != 0)
+        i++;
+    cr_assert(i < n, "no %s row", action);
+    snprintf(actor, 600, "%s", list[i].actor);
+    snprintf(detail, 1500, "%s", list[i].detail);
+    store_audit_free_list(list, n);
+}
+
+static int rows_by_actor(const char *actor)
+{
+    store_audit_entry *list = NULL;
+    size_t n = 0;
+    mesh_err err = {0};
+    cr_assert_eq(store_audit_list(env.st, 1000, &list, &n, &err), MESH_OK, "%s", err.msg);
+    int c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += strcmp(list[i].actor, actor) == 0;
+    store_audit_free_list(list, n);
+    return c;
+}
+
+/* An expired cert from a foreign CA that names web, with a CSR made with its
+ * key: refused, and the row must not say web did it. */
+Test(sds_cert, recovery_with_a_foreign_cert_names_no_actor)
+{
+    EVP_PKEY *k;
+    free(tsd_csr(TSD_WEB, &k));
+    tsd_env foreign;
+    tsd_setup(&foreign);
+    int64_t na = 0;
+    char *fpem = tsd_issue(&foreign, k, TSD_WEB, 60, NULL, &na);
+    tsd_teardown(&foreign);
+    char *hdr = b64(fpem);
+    char *csr = tsd_csr_for(k, TSD_WEB);
+    cert_service_req req = base_req(csr);
+    req.expired_svid_b64 = hdr;
+    req.now = na + 60;
+    call_result r;
+    call(&req, &r);
+    cr_assert_eq(r.status, GRPC_STATUS_UNAUTHENTICATED, "%s", r.err.msg);
+    char actor[600], detail[1500];
+    newest("cert.denied", actor, detail);
+    cr_assert_str_eq(actor, STORE_AUDIT_UNAUTHENTICATED);
+    cr_assert_not_null(strstr(detail, "claimed=\"" TSD_WEB "\" (unverified)"), "%s", detail);
+    cr_assert_not_null(strstr(detail, "credential=expired SVID"), "%s", detail);
+    cr_assert_eq(rows_by_actor(TSD_WEB), 0, "no row names the claimed identity as its actor");
+    free(csr);
+    free(hdr);
+    free(fpem);
+    EVP_PKEY_free(k);
+}
+
+/* Our own cert but no proof of its key (anyone may have seen the cert): a claim. */
+Test(sds_cert, recovery_without_the_key_names_no_actor)
+{
+    svid s, other;
+    make_svid(&s, TSD_WEB);
+    make_svid(&other, TSD_API);
+    char *hdr = b64(s.pem);
+    char *wrong = tsd_csr_for(other.key, TSD_WEB);
+    cert_service_req req = base_req(wrong);
+    req.expired_svid_b64 = hdr;
+    req.now = s.not_after + 60;
+    call_result r;
+    call(&req, &r);
+    cr_assert_eq(r.status, GRPC_STATUS_PERMISSION_DENIED, "%s", r.err.msg);
+    char actor[600], detail[1500];
+    newest("cert.denied", actor, detail);
+    cr_assert_str_eq(actor, STORE_AUDIT_UNAUTHENTICATED);
+    cr_assert_not_null(strstr(detail, "(unverified)"), "%s", detail);
+    /* With the key proven, a later refusal (revoked) does name web. */
+    char *csr = tsd_csr_for(s.key, TSD_WEB);
+    req.csr_pem = csr;
+    mesh_err err = {0};
+    cr_assert_eq(store_cert_revoke(env.st, s.serial, "unspecified", req.now, &err), MESH_OK);
+    call(&req, &r);
+    cr_assert_eq(r.status, GRPC_STATUS_PERMISSION_DENIED, "%s", r.err.msg);
+    newest("cert.denied", actor, detail);
+    cr_assert_str_eq(actor, TSD_WEB, "chain and key verified: the actor is known");
+    cr_assert_null(strstr(detail, "(unverified)"), "%s", detail);
+    free(csr);
+    free(wrong);
+    free(hdr);
+    free_svid(&other);
+    free_svid(&s);
+}
+
+/* A claimed identity with a newline in it cannot forge a line in the row. */
+Test(sds_cert, a_claim_is_escaped_and_quoted)
+{
+    char *csr = tsd_csr(TSD_WEB, NULL);
+    char *hdr = b64("not a cert");
+    cert_service_req req = base_req(csr);
+    req.expired_svid_b64 = hdr;
+    req.peer_addr = "ipv4:127.0.0.1:1\nforged";
+    call_result r;
+    call(&req, &r);
+    cr_assert_neq(r.rc, MESH_OK);
+    char actor[600], detail[1500];
+    newest("cert.denied", actor, detail);
+    cr_assert_null(strchr(detail, '\n'), "%s", detail);
+    cr_assert_not_null(strstr(detail, "peer=ipv4:127.0.0.1:1\\nforged"), "%s", detail);
+    free(hdr);
+    free(csr);
+}
+
+/* Refused validity requests leave a row too, named after what verified. */
+Test(sds_cert, ttl_refusals_are_audited)
+{
+    char *csr = tsd_csr(TSD_WEB, NULL);
+    cert_service_req req = base_req(csr);
+    req.authorization = "Bearer mjt_whatever";
+    req.validity_seconds = CA_MAX_SVID_TTL + 1;
+    call_result r;
+    call(&req, &r);
+    cr_assert_eq(r.status, GRPC_STATUS_INVALID_ARGUMENT);
+    char actor[600], detail[1500];
+    newest("cert.denied", actor, detail);
+    cr_assert_str_eq(actor, STORE_AUDIT_UNAUTHENTICATED, "an unredeemed token proves nothing");
+    cr_assert_not_null(strstr(detail, "exceeds the 90-day maximum"), "%s", detail);
+    cr_assert_not_null(strstr(detail, "credential=join token"), "%s", detail);
+    req.authorization = NULL;
+    req.peer_spiffe_id = TSD_WEB;
+    req.validity_seconds = -1;
+    call(&req, &r);
+    cr_assert_eq(r.status, GRPC_STATUS_INVALID_ARGUMENT);
+    newest("cert.denied", actor, detail);
+    cr_assert_str_eq(actor, TSD_WEB, "the verified mTLS identity");
+    cr_assert_not_null(strstr(detail, "negative"), "%s", detail);
+    cr_assert_eq(tsd_audit_count(&env, "cert.denied", 0), 2);
+    free(csr);
+}
+
+/* meshd routes refusal rows through its own (rate-limited) queue. */
+typedef struct sink_rows {
+    int n;
+    char actor[600];
+} sink_rows;
+
+static void sink(void *arg, const char *actor, const char *action, const char *subject,
+                 const char *detail, int ok)
+{
+    sink_rows *s = arg;
+    s->n++;
+    snprintf(s->actor, sizeof s->actor, "%s", actor);
+}
+
+Test(sds_cert, refusals_go_to_the_audit_sink)
+{
+    char *csr = tsd_csr(TSD_WEB, NULL);
+    cert_service_req req = base_req(csr);
+    sink_rows rows = {0};
+    req.audit_fn = sink;
+    req.audit_ctx = &rows;
+    call_result r;
+    call(&req, &r);
+    cr_assert_eq(r.status, GRPC_STATUS_UNAUTHENTICATED);
+    cr_assert_eq(rows.n, 1);
+    cr_assert_str_eq(rows.actor, STORE_AUDIT_UNAUTHENTICATED);
+    cr_assert_eq(tsd_audit_count(&env, "cert.denied", 0), 0, "not written directly");
+    free(csr);
+}

@@ -257,18 +257,18 @@ Test(store_proxy, upsert_types_disconnect_list, .init = setup, .fini = teardown)
     cr_assert_eq(store_proxy_upsert(env.st, "node-c", TSTORE_ID_WEB, "127.0.0.1:5002", 1, 8000,
                                      "meshd-2", 100, &err),
                  MESH_OK);
-    cr_assert_eq(store_proxy_type_update(env.st, "node-a", lds, "v1", NULL, NULL, NULL, 101, &err),
+    cr_assert_eq(store_proxy_type_update(env.st, "node-a", TSTORE_ID_WEB, lds, "v1", NULL, NULL, NULL, 101, &err),
                  MESH_OK, "%s", err.msg);
-    cr_assert_eq(store_proxy_type_update(env.st, "node-b", cds, "v1", "v1", NULL, NULL, 101, &err),
+    cr_assert_eq(store_proxy_type_update(env.st, "node-b", TSTORE_ID_DB, cds, "v1", "v1", NULL, NULL, 101, &err),
                  MESH_OK);
-    cr_assert_eq(store_proxy_type_update(env.st, "node-a", cds, "v2", "v1", "v2", "bad cluster",
+    cr_assert_eq(store_proxy_type_update(env.st, "node-a", TSTORE_ID_WEB, cds, "v2", "v1", "v2", "bad cluster",
                                          102, &err),
                  MESH_OK);
     /* ACK of the LDS push: only acked_version changes, the rest is kept. */
-    cr_assert_eq(store_proxy_type_update(env.st, "node-a", lds, NULL, "v1", NULL, NULL, 103, &err),
+    cr_assert_eq(store_proxy_type_update(env.st, "node-a", TSTORE_ID_WEB, lds, NULL, "v1", NULL, NULL, 103, &err),
                  MESH_OK);
     /* A later good CDS version clears the NACK explicitly with "". */
-    cr_assert_eq(store_proxy_type_update(env.st, "node-b", cds, "v3", "v3", "", "", 104, &err),
+    cr_assert_eq(store_proxy_type_update(env.st, "node-b", TSTORE_ID_DB, cds, "v3", "v3", "", "", 104, &err),
                  MESH_OK);
 
     cr_assert_eq(store_proxy_disconnect_all(env.st, "meshd-1", &err), MESH_OK, "%s", err.msg);
@@ -321,7 +321,7 @@ Test(store_proxy, reconnect_and_stale_disconnect, .init = setup, .fini = teardow
     cr_assert_eq(store_proxy_upsert(env.st, "n", TSTORE_ID_WEB, "p1", 1, 10, "meshd-1", 100, &err),
                  MESH_OK);
     /* Keep-alive: still connected, connected_at unchanged, last_seen moves. */
-    cr_assert_eq(store_proxy_upsert(env.st, "n", NULL, NULL, 1, 20, "meshd-1", 150, &err), MESH_OK);
+    cr_assert_eq(store_proxy_upsert(env.st, "n", TSTORE_ID_WEB, NULL, 1, 20, "meshd-1", 150, &err), MESH_OK);
     /* The sidecar moves to meshd-2... */
     cr_assert_eq(store_proxy_upsert(env.st, "n", TSTORE_ID_WEB, "p2", 1, 20, "meshd-2", 200, &err),
                  MESH_OK);
@@ -343,12 +343,11 @@ Test(store_proxy, reconnect_and_stale_disconnect, .init = setup, .fini = teardow
     store_proxy_free_list(list, n);
 
     /* The holder disconnects; a later reconnect stamps a new connected_at. */
-    cr_assert_eq(store_proxy_upsert(env.st, "n", NULL, NULL, 0, 20, "meshd-2", 300, &err), MESH_OK);
-    cr_assert_eq(store_proxy_upsert(env.st, "n", NULL, "p3", 1, 30, "meshd-1", 400, &err), MESH_OK);
+    cr_assert_eq(store_proxy_upsert(env.st, "n", TSTORE_ID_WEB, NULL, 0, 20, "meshd-2", 300, &err), MESH_OK);
+    cr_assert_eq(store_proxy_upsert(env.st, "n", TSTORE_ID_WEB, "p3", 1, 30, "meshd-1", 400, &err), MESH_OK);
     cr_assert_eq(store_proxy_list(env.st, &list, &n, &err), MESH_OK);
     cr_assert_eq(list[0].connected, 1);
     cr_assert_eq(list[0].connected_at, 400);
-    cr_assert_str_eq(list[0].spiffe_id, TSTORE_ID_WEB, "NULL spiffe_id did not keep the value");
     cr_assert_str_eq(list[0].peer, "p3");
     cr_assert_str_eq(list[0].meshd_instance, "meshd-1");
     store_proxy_free_list(list, n);
@@ -357,22 +356,90 @@ Test(store_proxy, reconnect_and_stale_disconnect, .init = setup, .fini = teardow
 Test(store_proxy, invalid_input, .init = setup, .fini = teardown)
 {
     mesh_err err = {0};
-    cr_assert_eq(store_proxy_upsert(env.st, "", NULL, NULL, 1, 0, "m", 1, &err), MESH_EINVAL);
-    cr_assert_eq(store_proxy_upsert(env.st, NULL, NULL, NULL, 1, 0, "m", 1, &err), MESH_EINVAL);
-    cr_assert_eq(store_proxy_type_update(env.st, "ghost", "t", "v", NULL, NULL, NULL, 1, &err),
+    cr_assert_eq(store_proxy_upsert(env.st, "", TSTORE_ID_WEB, NULL, 1, 0, "m", 1, &err),
+                 MESH_EINVAL);
+    cr_assert_eq(store_proxy_upsert(env.st, NULL, TSTORE_ID_WEB, NULL, 1, 0, "m", 1, &err),
+                 MESH_EINVAL);
+    /* The identity is half of the row's key: a row without one is refused. */
+    cr_assert_eq(store_proxy_upsert(env.st, "n", NULL, NULL, 1, 0, "m", 1, &err), MESH_EINVAL);
+    cr_assert_eq(store_proxy_upsert(env.st, "n", "", NULL, 1, 0, "m", 1, &err), MESH_EINVAL);
+    cr_assert_eq(store_proxy_type_update(env.st, "ghost", TSTORE_ID_WEB, "t", "v", NULL, NULL,
+                                         NULL, 1, &err),
                  MESH_ENOTFOUND);
     cr_assert_not_null(strstr(err.msg, "ghost"), "%s", err.msg);
-    cr_assert_eq(store_proxy_upsert(env.st, "n", NULL, NULL, 1, 0, "m", 1, &err), MESH_OK);
-    cr_assert_eq(store_proxy_type_update(env.st, "n", "", "v", NULL, NULL, NULL, 1, &err),
+    cr_assert_eq(store_proxy_upsert(env.st, "n", TSTORE_ID_WEB, NULL, 1, 0, "m", 1, &err),
+                 MESH_OK);
+    cr_assert_eq(store_proxy_type_update(env.st, "n", TSTORE_ID_WEB, "", "v", NULL, NULL, NULL, 1,
+                                         &err),
                  MESH_EINVAL);
+    cr_assert_eq(store_proxy_type_update(env.st, "n", NULL, "t", "v", NULL, NULL, NULL, 1, &err),
+                 MESH_EINVAL);
+    /* Types of node n under another identity have no row to belong to. */
+    cr_assert_eq(store_proxy_type_update(env.st, "n", TSTORE_ID_DB, "t", "v", NULL, NULL, NULL,
+                                         1, &err),
+                 MESH_ENOTFOUND);
     cr_assert_eq(store_proxy_disconnect_all(env.st, NULL, &err), MESH_EINVAL);
     store_proxy *list = NULL;
     size_t n = 0;
     cr_assert_eq(store_proxy_list(env.st, &list, &n, &err), MESH_OK);
     cr_assert_eq(n, 1);
     cr_assert_eq(list[0].n_types, 0);
-    cr_assert_str_eq(list[0].spiffe_id, "");
+    cr_assert_str_eq(list[0].spiffe_id, TSTORE_ID_WEB);
     store_proxy_free_list(list, n);
+}
+
+/* One Node.id under two identities: two rows, each with its own types;
+ * neither write touches the other's (the impostor case of issue 11). */
+Test(store_proxy, same_node_two_identities_two_rows, .init = setup, .fini = teardown)
+{
+    mesh_err err = {0};
+    const char *cds = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+    cr_assert_eq(store_proxy_upsert(env.st, "web-1", TSTORE_ID_WEB, "p-real", 1, 8000, "m", 100,
+                                     &err),
+                 MESH_OK, "%s", err.msg);
+    cr_assert_eq(store_proxy_type_update(env.st, "web-1", TSTORE_ID_WEB, cds, "v1", "v1", NULL,
+                                         NULL, 101, &err),
+                 MESH_OK, "%s", err.msg);
+    char holder[200], peer[64];
+    cr_assert_eq(store_proxy_other_holder(env.st, "web-1", TSTORE_ID_DB, holder, sizeof holder,
+                                          peer, sizeof peer, &err),
+                 MESH_OK, "%s", err.msg);
+    cr_assert_str_eq(holder, TSTORE_ID_WEB);
+    cr_assert_str_eq(peer, "p-real");
+    cr_assert_eq(store_proxy_other_holder(env.st, "web-1", TSTORE_ID_WEB, holder, sizeof holder,
+                                          peer, sizeof peer, &err),
+                 MESH_OK);
+    cr_assert_str_eq(holder, "", "its own row is no conflict");
+    cr_assert_eq(store_proxy_upsert(env.st, "web-1", TSTORE_ID_DB, "p-fake", 1, 9000, "m", 102,
+                                     &err),
+                 MESH_OK, "%s", err.msg);
+    cr_assert_eq(store_proxy_type_update(env.st, "web-1", TSTORE_ID_DB, cds, "v9", NULL, NULL,
+                                         NULL, 103, &err),
+                 MESH_OK);
+    cr_assert_eq(store_proxy_upsert(env.st, "web-1", TSTORE_ID_DB, "p-fake", 0, 9000, "m", 104,
+                                     &err),
+                 MESH_OK);
+    store_proxy *list = NULL;
+    size_t n = 0;
+    cr_assert_eq(store_proxy_list(env.st, &list, &n, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(n, 2);
+    const store_proxy *real = strcmp(list[0].spiffe_id, TSTORE_ID_WEB) == 0 ? &list[0] : &list[1];
+    const store_proxy *fake = real == &list[0] ? &list[1] : &list[0];
+    cr_assert_str_eq(real->spiffe_id, TSTORE_ID_WEB);
+    cr_assert_eq(real->connected, 1, "the impostor's disconnect left the real row alone");
+    cr_assert_str_eq(real->peer, "p-real");
+    cr_assert_eq(real->svid_not_after, 8000);
+    cr_assert_eq(real->n_types, 1);
+    cr_assert_str_eq(real->types[0].sent_version, "v1");
+    cr_assert_str_eq(fake->spiffe_id, TSTORE_ID_DB);
+    cr_assert_eq(fake->connected, 0);
+    cr_assert_eq(fake->n_types, 1);
+    cr_assert_str_eq(fake->types[0].sent_version, "v9");
+    store_proxy_free_list(list, n);
+    cr_assert_eq(store_proxy_other_holder(env.st, "web-1", TSTORE_ID_WEB, holder, sizeof holder,
+                                          peer, sizeof peer, &err),
+                 MESH_OK);
+    cr_assert_str_eq(holder, "", "a disconnected row holds nothing");
 }
 
 /* ---- audit --------------------------------------------------------------------------- */
