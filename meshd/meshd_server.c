@@ -82,8 +82,7 @@ static int peer_identity(md_call *c)
         char msg[sizeof err.msg + 120];
         snprintf(msg, sizeof msg, "%s; meshd accepts client certificates issued by its own CA "
                  "(get one with CreateCertificate), or none", err.msg);
-        md_call_finish(c, rc == MESH_EBUSY ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_UNAUTHENTICATED,
-                       msg);
+        md_call_finish(c, mgrpc_status_from_mesh(rc, MGRPC_FAULT_CREDENTIAL), msg);
         return 0;
     }
     snprintf(c->spiffe_id, sizeof c->spiffe_id, "%s", claimed);
