@@ -38,9 +38,18 @@ check "the steady stream gets its config" wait_for 15 has_types steady RDS SDS
 # One round: three clients of 30 streams each (one connection per stream), each gone
 # after a random 20-400 ms: one cancels its calls at its deadline, two are SIGKILLed
 # (a SotW ADS one and a Delta/SDS one), so streams end at every stage of their setup.
+# The churn runs for CHURN_SECONDS and, on a loaded machine where clients die
+# before they connect, longer (up to 3x) until meshd has opened CHURN_MIN_OPENED
+# streams: what is checked is meshd under churn, not how fast this box is.
+CHURN_MIN_OPENED=${CHURN_MIN_OPENED:-100}
 rounds=0
+start_s=$SECONDS
 end=$((SECONDS + CHURN_SECONDS))
-while [ "$SECONDS" -lt "$end" ] && kill -0 "$MESHD_PID" 2>/dev/null; do
+churning() {
+    [ "$SECONDS" -lt "$end" ] && return 0
+    [ "$(opened)" -lt "$CHURN_MIN_OPENED" ] && [ "$SECONDS" -lt $((start_s + 3 * CHURN_SECONDS)) ]
+}
+while churning && kill -0 "$MESHD_PID" 2>/dev/null; do
     "$XC" "${S[@]}" --state-dir "$D/api" --streams 30 --quiet --timeout "$((20 + RANDOM % 380))ms" \
         >/dev/null 2>&1 &
     p1=$!
@@ -60,10 +69,11 @@ while [ "$SECONDS" -lt "$end" ] && kill -0 "$MESHD_PID" 2>/dev/null; do
     wait "$p1" "$p2" "$p3" 2>/dev/null
     rounds=$((rounds + 1))
 done 2>/dev/null # bash's "Killed" job notices
-echo "  ($rounds rounds of 90 streams in ${CHURN_SECONDS}s; meshd opened $(opened) of them)"
+echo "  ($rounds rounds of 90 streams in $((SECONDS - start_s))s; meshd opened $(opened) of them)"
 check "churn ran (at least 5 rounds)" test "$rounds" -ge 5
 check "meshd survived the churn" kill -0 "$MESHD_PID"
-check "the churn reached meshd (streams opened)" test "$(opened)" -ge $((rounds * 5))
+check "the churn reached meshd (at least $CHURN_MIN_OPENED streams opened)" \
+    test "$(opened)" -ge "$CHURN_MIN_OPENED"
 
 echo "meshd: still serving after the churn"
 check_out "a new stream is answered (ADS: CDS+LDS+SDS)" '"responses":3' \

@@ -66,7 +66,9 @@ pool_serial() {
     awk '/^\[current-chain\]/{f=1;next} /^\[/{f=0} f' "$D/state-web/cert-pool" |
         openssl x509 -noout -serial | cut -d= -f2 | tr A-F a-f
 }
-check "the persisted pool holds the rotated SVID" test "$(pool_serial)" = "$(serial web)"
+# The pool file is written by the sidecar's xDS thread after the swap: give it a moment.
+pool_is_current() { test "$(pool_serial)" = "$(serial web)"; }
+check "the persisted pool holds the rotated SVID" wait_for 5 pool_is_current
 
 echo "sidecar certs: expiry while meshd is down fails closed"
 { kill -9 "$MESHD_PID"; wait "$MESHD_PID"; } 2>/dev/null
