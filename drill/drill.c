@@ -276,8 +276,8 @@ int ctl_cmd_drill(ctl_ctx *c, int argc, char **argv)
         drill_usage(stdout);
         return 0;
     }
-    if (rc)
-        return ctl_usage_error(c, "%s", perr.msg);
+    if (rc != MESH_OK)
+        return ctl_usage_error(c, "%s", perr.msg);   /* exit status 2 */
     drill_run *r = drill_run_new(&o);
     if (!r) {
         mesh_err e;

@@ -4,7 +4,6 @@
  * costs nothing: bad options exit 2 with the offending flag named. Nothing is
  * printed here: the problem comes back in a mesh_err for meshctl to report. */
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -82,48 +81,22 @@ enum {
     O_X_ZERO, O_X_CLOSED, O_X_RECOVERY, O_X_BUDGET, O_HELP, O_TARGET, O_KILL_CMD, O_START_CMD
 };
 
-/* A usage error: the message for meshctl to print, exit status 2. */
-static int usage(mesh_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int usage(mesh_err *err, const char *fmt, ...)
-{
-    err->code = MESH_EINVAL;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-    return DRILL_EXIT_USAGE;
-}
-
-/* The flag checks every binary shares (common/cli.h): err names the flag, the
- * value and what it takes; a refusal is a usage error. */
+/* The flag checks every binary shares (common/cli.h): MESH_EINVAL with err naming
+ * the flag, the value and what it takes. */
 static int flag_int(mesh_err *err, const char *flag, const char *s, long lo, long hi, int *out)
 {
     long v;
-    if (cli_long(flag, s, lo, hi, &v, err) != MESH_OK)
-        return DRILL_EXIT_USAGE;
-    *out = (int)v;
-    return 0;
-}
-
-static int flag_double(mesh_err *err, const char *flag, const char *s, double lo, double hi,
-                       double *out)
-{
-    return cli_double(flag, s, lo, hi, out, err) == MESH_OK ? 0 : DRILL_EXIT_USAGE;
+    int rc = cli_long(flag, s, lo, hi, &v, err);
+    if (rc == MESH_OK)
+        *out = (int)v;
+    return rc;
 }
 
 /* A duration in [lo_ms, hi_ms]; a bare number is seconds. */
 static int flag_duration_ms(mesh_err *err, const char *flag, const char *s, int64_t lo_ms,
                             int64_t hi_ms, int64_t *out)
 {
-    return cli_duration_ms(flag, s, DURATION_BARE_SECONDS, lo_ms, hi_ms, out, err) == MESH_OK
-               ? 0
-               : DRILL_EXIT_USAGE;
-}
-
-static int flag_duration_s(mesh_err *err, const char *flag, const char *s, int64_t lo_s,
-                           int64_t hi_s, int64_t *out)
-{
-    return cli_duration_s(flag, s, lo_s, hi_s, out, err) == MESH_OK ? 0 : DRILL_EXIT_USAGE;
+    return cli_duration_ms(flag, s, DURATION_BARE_SECONDS, lo_ms, hi_ms, out, err);
 }
 
 void drill_opts_defaults(drill_opts *o)
@@ -191,12 +164,12 @@ int drill_parse_opts(int argc, char **argv, int json_stdout, const char *db_path
                 return rc;
             break;
         case O_TTL: /* whole seconds: certificates have one-second resolution */
-            if ((rc = flag_duration_s(err, "--ttl", optarg, 10, 6 * 3600, &o->ttl_s)))
+            if ((rc = cli_duration_s("--ttl", optarg, 10, 6 * 3600, &o->ttl_s, err)))
                 return rc;
             o->ttl_given = 1;
             break;
         case O_RATE:
-            if ((rc = flag_double(err, "--rate", optarg, 1, 20000, &o->rate)))
+            if ((rc = cli_double("--rate", optarg, 1, 20000, &o->rate, err)))
                 return rc;
             break;
         case O_KILL:
@@ -231,32 +204,33 @@ int drill_parse_opts(int argc, char **argv, int json_stdout, const char *db_path
             break;
         case O_ROTATE: {
             double f; /* meshd's range: it must not refuse to start later */
-            if ((rc = flag_double(err, "--rotate-fraction", optarg, 0.1, 0.9, &f)))
+            if ((rc = cli_double("--rotate-fraction", optarg, 0.1, 0.9, &f, err)))
                 return rc;
             o->rotate_fraction = optarg;
             break;
         }
         case O_TD:
             if (!optarg[0] || strlen(optarg) > 200)
-                return usage(err, "--trust-domain: 1 to 200 characters");
+                return mesh_err_set(err, MESH_EINVAL, "--trust-domain: 1 to 200 characters");
             o->trust_domain = optarg;
             break;
         case O_DIR:
             if (!optarg[0] || strlen(optarg) > 3000)
-                return usage(err, "--dir: a directory path (at most 3000 characters)");
+                return mesh_err_set(err, MESH_EINVAL, "--dir: a directory path (at most 3000 "
+                                    "characters)");
             o->dir = optarg;
             break;
         case O_KEEP: o->keep = 1; break;
         case O_BIN:
             if (!optarg[0] || strlen(optarg) > 3000)
-                return usage(err, "--bin-dir: a directory path");
+                return mesh_err_set(err, MESH_EINVAL, "--bin-dir: a directory path");
             o->bin_dir = optarg;
             break;
         case O_JSON: o->json_path = optarg; break;
         case O_CSV: o->csv_path = optarg; break;
         case O_SVG:
             if (strcmp(optarg, "-") == 0)
-                return usage(err, "--svg needs a file name");
+                return mesh_err_set(err, MESH_EINVAL, "--svg needs a file name");
             o->svg_path = optarg;
             break;
         case O_QUIET: o->quiet = 1; break;
@@ -283,57 +257,56 @@ int drill_parse_opts(int argc, char **argv, int json_stdout, const char *db_path
             mesh_err perr = {0};
             if (!colon || colon == optarg || strlen(optarg) > 200 ||
                 cli_long("--target", colon + 1, 1, 65535, &port, &perr) != MESH_OK)
-                return usage(err, "--target '%s': give meshd's HOST:PORT", optarg);
+                return mesh_err_set(err, MESH_EINVAL, "--target '%s': give meshd's HOST:PORT",
+                                    optarg);
             o->target = optarg;
             break;
         }
         case O_KILL_CMD:
             if (!optarg[0])
-                return usage(err, "--kill-cmd: an empty command");
+                return mesh_err_set(err, MESH_EINVAL, "--kill-cmd: an empty command");
             o->kill_cmd = optarg;
             break;
         case O_START_CMD:
             if (!optarg[0])
-                return usage(err, "--start-cmd: an empty command");
+                return mesh_err_set(err, MESH_EINVAL, "--start-cmd: an empty command");
             o->start_cmd = optarg;
             break;
         case O_HELP:
         case 'h':
             return DRILL_OPTS_HELP;
-        default:
-            cli_bad_option(argc, argv, NULL, err);
-            return DRILL_EXIT_USAGE;
+        default: return cli_bad_option(argc, argv, NULL, err);
         }
     }
     if (optind < argc)
-        return usage(err, "drill: unexpected argument '%s'", argv[optind]);
+        return mesh_err_set(err, MESH_EINVAL, "drill: unexpected argument '%s'", argv[optind]);
     if (o->json_path && o->csv_path && strcmp(o->json_path, "-") == 0 &&
         strcmp(o->csv_path, "-") == 0)
-        return usage(err, "--json - and --csv - cannot both go to stdout");
+        return mesh_err_set(err, MESH_EINVAL, "--json - and --csv - cannot both go to stdout");
     if ((o->json_path && strcmp(o->json_path, "-") == 0 && o->json_stdout) ||
         (o->csv_path && strcmp(o->csv_path, "-") == 0 && o->json_stdout))
-        return usage(err, "--output json already prints the report on stdout; "
-                               "give --json/--csv a file name");
+        return mesh_err_set(err, MESH_EINVAL, "--output json already prints the report on stdout; "
+                            "give --json/--csv a file name");
     if (!o->target && o->outage_ms && o->expect_fail_closed && o->outage_ms < o->ttl_s * 1000)
-        return usage(err, "--expect-fail-closed needs an outage longer than --ttl "
-                               "(every SVID must expire while meshd is down); drop --outage "
-                               "or make it longer than %llds", (long long)o->ttl_s);
+        return mesh_err_set(err, MESH_EINVAL, "--expect-fail-closed needs an outage longer than "
+                            "--ttl (every SVID must expire while meshd is down); drop --outage or "
+                            "make it longer than %llds", (long long)o->ttl_s);
     if (o->target) {
         o->db_path = db_path;
         if (!o->kill_cmd || !o->start_cmd)
-            return usage(err, "--target needs --kill-cmd and --start-cmd (how to kill "
-                                   "and start that meshd)");
+            return mesh_err_set(err, MESH_EINVAL, "--target needs --kill-cmd and --start-cmd (how "
+                                "to kill and start that meshd)");
         if (!o->db_path)
-            return usage(err, "--target needs meshd's store: pass --db PATH or set "
-                                   "MESHD_DB");
+            return mesh_err_set(err, MESH_EINVAL, "--target needs meshd's store: pass --db PATH or "
+                                "set MESHD_DB");
         if (o->ttl_given)
-            return usage(err, "--ttl cannot be used with --target: the running meshd's "
-                                   "--svid-ttl decides the SVID lifetime");
+            return mesh_err_set(err, MESH_EINVAL, "--ttl cannot be used with --target: the running "
+                                "meshd's --svid-ttl decides the SVID lifetime");
         if (o->rotate_fraction)
-            return usage(err, "--rotate-fraction cannot be used with --target: it is "
-                                   "the running meshd's setting");
+            return mesh_err_set(err, MESH_EINVAL, "--rotate-fraction cannot be used with --target: "
+                                "it is the running meshd's setting");
     } else if (o->kill_cmd || o->start_cmd) {
-        return usage(err, "--kill-cmd and --start-cmd go with --target");
+        return mesh_err_set(err, MESH_EINVAL, "--kill-cmd and --start-cmd go with --target");
     }
     /* A report on stdout keeps stdout machine-readable: progress goes to stderr. */
     o->progress_stderr = o->json_stdout || (o->json_path && strcmp(o->json_path, "-") == 0) ||

@@ -30,14 +30,14 @@ static int parse_env(int json_stdout, const char *db, drill_opts *o, mesh_err *e
 #define PARSE(o, err, ...) parse_env(0, NULL, (o), (err), __VA_ARGS__, (const char *)NULL)
 #define PARSE0(o, err) parse_env(0, NULL, (o), (err), (const char *)NULL)
 
-/* A usage error (exit 2, MESH_EINVAL) whose message contains want; db is meshctl's
+/* A usage error (MESH_EINVAL: meshctl exits 2) whose message contains want; db is meshctl's
  * --db / $MESHD_DB (tests/e2e sets MESHD_DB). */
 #define REFUSED_DB(db, want, ...)                                                              \
     do {                                                                                       \
         drill_opts o_;                                                                         \
         mesh_err e_ = {0};                                                                     \
         int rc_ = parse_env(0, (db), &o_, &e_, __VA_ARGS__, (const char *)NULL);               \
-        cr_assert_eq(rc_, DRILL_EXIT_USAGE, "%s: accepted (rc %d)", #__VA_ARGS__, rc_);        \
+        cr_assert_eq(rc_, MESH_EINVAL, "%s: accepted (rc %d)", #__VA_ARGS__, rc_);        \
         cr_assert_eq(e_.code, MESH_EINVAL);                                                    \
         cr_assert_not_null(strstr(e_.msg, want), "%s: wanted \"%s\" in \"%s\"", #__VA_ARGS__,  \
                            want, e_.msg);                                                      \
@@ -165,7 +165,7 @@ Test(drill_opts, the_e2e_usage_errors)
     mesh_err err = {0};
     cr_assert_eq(parse_env(0, NULL, &o, &err, "--target", "127.0.0.1:1", "--kill-cmd", "x",
                            "--start-cmd", "y", (const char *)NULL),
-                 DRILL_EXIT_USAGE, "--target without a store");
+                 MESH_EINVAL, "--target without a store");
     cr_assert_not_null(strstr(err.msg, "--db"), "asks for --db: %s", err.msg);
 }
 
@@ -173,17 +173,17 @@ Test(drill_opts, messages_name_the_value_and_the_range)
 {
     drill_opts o;
     mesh_err err = {0};
-    cr_assert_eq(PARSE(&o, &err, "--sidecars", "0"), DRILL_EXIT_USAGE);
+    cr_assert_eq(PARSE(&o, &err, "--sidecars", "0"), MESH_EINVAL);
     cr_assert_str_eq(err.msg, "--sidecars '0': must be between 1 and 500");
-    cr_assert_eq(PARSE(&o, &err, "--ttl", "5s"), DRILL_EXIT_USAGE);
+    cr_assert_eq(PARSE(&o, &err, "--ttl", "5s"), MESH_EINVAL);
     cr_assert_str_eq(err.msg, "--ttl '5s': must be between 10s and 6h");
-    cr_assert_eq(PARSE(&o, &err, "--reconnect-max", "10ms"), DRILL_EXIT_USAGE);
+    cr_assert_eq(PARSE(&o, &err, "--reconnect-max", "10ms"), MESH_EINVAL);
     cr_assert_str_eq(err.msg, "--reconnect-max '10ms': must be between 250ms and 1h");
-    cr_assert_eq(PARSE(&o, &err, "--bogus"), DRILL_EXIT_USAGE);
+    cr_assert_eq(PARSE(&o, &err, "--bogus"), MESH_EINVAL);
     cr_assert_str_eq(err.msg, "unknown or incomplete option '--bogus'");
-    cr_assert_eq(PARSE(&o, &err, "--sidecars", "2", "now"), DRILL_EXIT_USAGE);
+    cr_assert_eq(PARSE(&o, &err, "--sidecars", "2", "now"), MESH_EINVAL);
     cr_assert_str_eq(err.msg, "drill: unexpected argument 'now'");
-    cr_assert_eq(PARSE(&o, &err, "--ttl", "soon"), DRILL_EXIT_USAGE);
+    cr_assert_eq(PARSE(&o, &err, "--ttl", "soon"), MESH_EINVAL);
     cr_assert_eq(strncmp(err.msg, "--ttl 'soon' is not a duration: ", 32), 0,
                  "the duration parser's reason: %s", err.msg);
     cr_assert_not_null(strstr(err.msg, "; between 10s and 6h"), "and the range: %s", err.msg);
@@ -319,10 +319,10 @@ Test(drill_opts, reports_on_stdout)
     cr_assert(o.json_stdout);
     cr_assert(o.progress_stderr);
     cr_assert_eq(parse_env(1, NULL, &o, &err, "--json", "-", (const char *)NULL),
-                 DRILL_EXIT_USAGE);
+                 MESH_EINVAL);
     cr_assert_not_null(strstr(err.msg, "--output json already prints the report on stdout"));
     cr_assert_eq(parse_env(1, NULL, &o, &err, "--csv", "-", (const char *)NULL),
-                 DRILL_EXIT_USAGE);
+                 MESH_EINVAL);
     cr_assert_eq(parse_env(1, NULL, &o, &err, "--json", "r.json", (const char *)NULL), 0);
 }
 
@@ -348,14 +348,14 @@ Test(drill_opts, target_mode)
     const char *bad_targets[] = {"nowhere", ":15010", "h:", "h:0", "h:65536", "h:1x", "h:-1"};
     for (size_t i = 0; i < sizeof bad_targets / sizeof bad_targets[0]; i++) {
         cr_assert_eq(parse_env(0, "db", &o, &err, "--target", bad_targets[i], "--kill-cmd", "x",
-                               "--start-cmd", "y", (const char *)NULL), DRILL_EXIT_USAGE,
+                               "--start-cmd", "y", (const char *)NULL), MESH_EINVAL,
                      "accepted --target %s", bad_targets[i]);
         cr_assert_not_null(strstr(err.msg, "give meshd's HOST:PORT"), "%s", err.msg);
     }
     cr_assert_eq(parse_env(0, "db", &o, &err, "--target", "h:1", "--start-cmd", "y",
-                           (const char *)NULL), DRILL_EXIT_USAGE, "no --kill-cmd");
+                           (const char *)NULL), MESH_EINVAL, "no --kill-cmd");
     cr_assert_eq(parse_env(0, "db", &o, &err, "--target", "h:1", "--kill-cmd", "x", "--start-cmd",
-                           "y", "--rotate-fraction", "0.5", (const char *)NULL), DRILL_EXIT_USAGE);
+                           "y", "--rotate-fraction", "0.5", (const char *)NULL), MESH_EINVAL);
     cr_assert_not_null(strstr(err.msg, "--rotate-fraction cannot be used with --target"));
     REFUSED("go with --target", "--start-cmd", "y");
 }
