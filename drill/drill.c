@@ -18,6 +18,10 @@
 
 #include "ca/ca.h"
 #include "drill/drill.h"
+#include "drill/drill_opts.h"
+#include "drill/drill_report.h"
+#include "drill/drill_verdict.h"
+#include "meshctl/meshctl.h"
 
 #define APP_WAIT_S 10
 #define MESHD_WAIT_S 15
@@ -41,48 +45,6 @@ static void raise_fd_limit(void)
         rl.rlim_cur = want;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-}
-
-static drill_run *run_new(drill_opts *o)
-{
-    drill_run *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
-    r->o = o;
-    r->n_sc = o->n_clients + o->n_servers;
-    r->sc = calloc((size_t)r->n_sc, sizeof *r->sc);
-    if (!r->sc) {
-        free(r);
-        return NULL;
-    }
-    r->meshd_starts = 0;
-    double *events[] = {&r->killed_at, &r->planned_restart_at, &r->restarted_at, &r->listening_at,
-                        &r->first_expiry_at, &r->last_expiry_at, &r->first_fail_at,
-                        &r->all_fresh_at, &r->all_ready_at, &r->converged_at, &r->healthy_from,
-                        &r->recovered_at, &r->ended_at};
-    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
-        *events[i] = -1;
-    for (int p = 0; p < 5; p++)
-        r->phase_first_fail_at[p] = -1;
-    for (int i = 0; i < r->n_sc; i++) {
-        drill_sidecar *s = &r->sc[i];
-        s->run = r;
-        s->index = i;
-        s->role = i < o->n_clients ? DRILL_CLIENT : DRILL_SERVER;
-        s->probed_at = s->expires_at = s->fresh_at = s->ready_at = s->converged_at = -1;
-        s->first_fail_at = -1;
-    }
-    return r;
-}
-
-static void run_free(drill_run *r)
-{
-    if (r->st)
-        store_close(r->st);
-    free(r->secs);
-    free(r->fail_t);
-    free(r->sc);
-    free(r);
 }
 
 /* A child that exited during setup: an error naming it and the end of its log. */
@@ -284,10 +246,12 @@ static int write_reports(drill_run *r, const drill_results *res)
     mesh_err err = {0};
     int failed = 0;
     const drill_opts *o = r->o;
+    r->meshctl_cpu_s = drill_cpu_seconds();
     if (o->json_path && drill_write_json(r, res, o->json_path, &err) != MESH_OK) {
         fprintf(stderr, "meshctl: %s\n", err.msg);
         failed = 1;
     }
+    r->meshctl_cpu_s = drill_cpu_seconds();
     if (o->json_stdout && drill_write_json(r, res, "-", &err) != MESH_OK) {
         fprintf(stderr, "meshctl: %s\n", err.msg);
         failed = 1;
@@ -306,19 +270,23 @@ static int write_reports(drill_run *r, const drill_results *res)
 int ctl_cmd_drill(ctl_ctx *c, int argc, char **argv)
 {
     drill_opts o;
-    int rc = drill_parse_opts(c, argc, argv, &o);
-    if (rc == -1)
+    mesh_err perr = {0};
+    int rc = drill_parse_opts(argc, argv, c->json, c->db_path, &o, &perr);
+    if (rc == DRILL_OPTS_HELP) {
+        drill_usage(stdout);
         return 0;
-    if (rc)
-        return rc;
-    drill_run *r = run_new(&o);
+    }
+    if (rc != MESH_OK)
+        return ctl_usage_error(c, "%s", perr.msg);   /* exit status 2 */
+    drill_run *r = drill_run_new(&o);
     if (!r) {
         mesh_err e;
         mesh_err_set(&e, MESH_ENOMEM, "out of memory");
         return ctl_fail(c, &e);
     }
     raise_fd_limit();
-    drill_install_signals(r);
+    struct sigaction saved_signals[DRILL_N_SIGNALS];
+    drill_install_signals(saved_signals);
     char outage[64];
     if (o.outage_ms)
         snprintf(outage, sizeof outage, "%.1fs", (double)o.outage_ms / 1000.0);
@@ -388,16 +356,15 @@ int ctl_cmd_drill(ctl_ctx *c, int argc, char **argv)
         drill_print_summary(r, &res, out);
     int report_failed = write_reports(r, &res);
 
-    int status = r->interrupted                  ? DRILL_EXIT_INTERRUPTED
-                 : rc != MESH_OK || report_failed || cleanup_failed ? DRILL_EXIT_ERROR
-                 : r->crashes || !res.all_met     ? DRILL_EXIT_EXPECTATION
-                                                  : DRILL_EXIT_OK;
+    int status = drill_exit_status(r->interrupted,
+                                   rc != MESH_OK || report_failed || cleanup_failed, r->crashes,
+                                   res.all_met);
     if (r->dir_is_temp && !o.keep && status == DRILL_EXIT_OK) {
         drill_remove_tree(r->dir);
     } else if (r->dir[0]) {
         fprintf(out, "  work dir kept: %s\n", r->dir);
     }
-    drill_restore_signals(r);
-    run_free(r);
+    drill_restore_signals(saved_signals);
+    drill_run_free(r);
     return status;
 }

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "drill/drill.h"
+#include "drill/drill_argv.h"
 
 typedef struct argv_b {
     char **v;
@@ -63,7 +63,7 @@ void drill_argv_free(char **argv)
     free(argv);
 }
 
-char **drill_meshd_argv(drill_run *r)
+char **drill_meshd_argv(const drill_run *r)
 {
     argv_b a = {0};
     av_add(&a, "%s", r->bin_meshd);
@@ -84,7 +84,7 @@ char **drill_meshd_argv(drill_run *r)
     return av_done(&a);
 }
 
-char **drill_sidecar_argv(drill_run *r, const drill_sidecar *s)
+char **drill_sidecar_argv(const drill_run *r, const drill_sidecar *s)
 {
     argv_b a = {0};
     av_add(&a, "%s", r->bin_sidecar);
@@ -112,7 +112,7 @@ char **drill_sidecar_argv(drill_run *r, const drill_sidecar *s)
     return av_done(&a);
 }
 
-char **drill_testapp_argv(drill_run *r, const drill_sidecar *s)
+char **drill_testapp_argv(const drill_run *r, const drill_sidecar *s)
 {
     argv_b a = {0};
     av_add(&a, "%s", r->bin_testapp);

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "sidecar/http_msg.h"
 #include "drill/drill.h"
@@ -50,13 +49,6 @@ struct drill_hc {
     uint64_t stale_retries;
 };
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void hc_close(drill_hc *c)
 {
     if (c->bev) {
@@ -75,7 +67,7 @@ static void hc_finish(drill_hc *c, int status, const char *fail)
         .fail = fail,
         .body = c->body,
         .body_len = c->body_len,
-        .ms = (mono_s() - c->sent_at) * 1000.0,
+        .ms = (drill_mono() - c->sent_at) * 1000.0,
     };
     c->body[c->body_len] = '\0';
     c->busy = 0;
@@ -277,7 +269,7 @@ int drill_hc_get(drill_hc *c, const char *path, drill_hc_cb cb, void *arg)
         return -1;
     snprintf(c->path, sizeof c->path, "%s", path);
     c->retried = 0;
-    c->sent_at = mono_s();
+    c->sent_at = drill_mono();
     if (hc_send(c) != 0)
         return -1;
     c->busy = 1;

@@ -7,10 +7,20 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
+#include <time.h>
 
 #include "common/json_out.h"
-#include "drill/drill.h"
+#include "drill/drill_report.h"
+#include "drill/drill_stats.h"
+
+/* RFC 3339 UTC, as every other time meshctl prints. */
+static void format_time(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
 
 static void key_time(json_out *j, const char *key, double t)
 {
@@ -40,8 +50,8 @@ static void svid_json(json_out *j, const char *key, const drill_svid *v)
         return;
     }
     char nb[32], na[32];
-    ctl_format_time(v->not_before, nb, sizeof nb);
-    ctl_format_time(v->not_after, na, sizeof na);
+    format_time(v->not_before, nb, sizeof nb);
+    format_time(v->not_after, na, sizeof na);
     json_obj_begin(j);
     json_key_str(j, "serial", v->serial);
     json_key_str(j, "not_before", nb);
@@ -53,7 +63,7 @@ static void config_json(const drill_run *r, json_out *j)
 {
     const drill_opts *o = r->o;
     char started[32];
-    ctl_format_time((int64_t)r->wall_t0, started, sizeof started);
+    format_time((int64_t)r->wall_t0, started, sizeof started);
     json_key(j, "drill");
     json_obj_begin(j);
     json_key_int(j, "report_version", 1);
@@ -83,7 +93,7 @@ static void phase_latency_json(const drill_run *r, json_out *j)
 {
     json_key(j, "by_phase");
     json_obj_begin(j);
-    for (int p = 0; p < 5; p++) {
+    for (int p = 0; p < DRILL_N_PHASES; p++) {
         json_key(j, drill_phase_name((enum drill_phase)p));
         json_obj_begin(j);
         json_key_int(j, "ok", (int64_t)r->phase_ok[p]);
@@ -162,7 +172,7 @@ static void timeline_json(const drill_run *r, json_out *j)
     json_arr_end(j);
 }
 
-static void build_json(const drill_run *r, const drill_results *res, json_out *j)
+void drill_json_build(const drill_run *r, const drill_results *res, json_out *j)
 {
     drill_facts f;
     drill_derive(r, &f);
@@ -178,12 +188,7 @@ static void build_json(const drill_run *r, const drill_results *res, json_out *j
     json_key_str(j, "error", r->interrupted ? "" : r->error);
     json_key_int(j, "crashed_processes", r->crashes);
     /* meshctl's own CPU: shows whether the generator could have been the bottleneck. */
-    struct rusage ru;
-    double cpu = 0;
-    if (getrusage(RUSAGE_SELF, &ru) == 0)
-        cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-              (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-    key_num(j, "meshctl_cpu_s", cpu);
+    key_num(j, "meshctl_cpu_s", r->meshctl_cpu_s);
     json_obj_end(j);
 
     json_key(j, "events");
@@ -288,7 +293,7 @@ int drill_write_json(const drill_run *r, const drill_results *res, const char *p
 {
     json_out j;
     json_init(&j);
-    build_json(r, res, &j);
+    drill_json_build(r, res, &j);
     const char *t = json_text(&j);
     if (!t) {
         json_free(&j);

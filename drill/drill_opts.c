@@ -1,13 +1,14 @@
 /* drill/drill_opts.c — `meshctl drill` command line: parsing, ranges, usage.
  *
  * Every value is checked here, before anything is created or started, so a typo
- * costs nothing: bad options exit 2 with the offending flag named. */
+ * costs nothing: bad options exit 2 with the offending flag named. Nothing is
+ * printed here: the problem comes back in a mesh_err for meshctl to report. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/cli.h"
-#include "drill/drill.h"
+#include "drill/drill_opts.h"
 #include "sidecar/xds_backoff.h"
 
 void drill_usage(FILE *f)
@@ -80,17 +81,25 @@ enum {
     O_X_ZERO, O_X_CLOSED, O_X_RECOVERY, O_X_BUDGET, O_HELP, O_TARGET, O_KILL_CMD, O_START_CMD
 };
 
-/* A count in [lo, hi] as an int. */
-static int parse_int(ctl_ctx *c, const char *flag, const char *s, long lo, long hi, int *out)
+/* The flag checks every binary shares (common/cli.h): MESH_EINVAL with err naming
+ * the flag, the value and what it takes. */
+static int flag_int(mesh_err *err, const char *flag, const char *s, long lo, long hi, int *out)
 {
     long v;
-    int rc = ctl_flag_long(c, flag, s, lo, hi, &v);
-    if (rc == 0)
+    int rc = cli_long(flag, s, lo, hi, &v, err);
+    if (rc == MESH_OK)
         *out = (int)v;
     return rc;
 }
 
-int drill_parse_opts(ctl_ctx *c, int argc, char **argv, drill_opts *o)
+/* A duration in [lo_ms, hi_ms]; a bare number is seconds. */
+static int flag_duration_ms(mesh_err *err, const char *flag, const char *s, int64_t lo_ms,
+                            int64_t hi_ms, int64_t *out)
+{
+    return cli_duration_ms(flag, s, DURATION_BARE_SECONDS, lo_ms, hi_ms, out, err);
+}
+
+void drill_opts_defaults(drill_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->n_clients = 4;
@@ -103,7 +112,14 @@ int drill_parse_opts(ctl_ctx *c, int argc, char **argv, drill_opts *o)
     o->trust_domain = "drill.example";
     o->expect_recovery_ms = -1;
     o->expect_budget_s = -1;
-    o->json_stdout = c->json;
+}
+
+int drill_parse_opts(int argc, char **argv, int json_stdout, const char *db_path, drill_opts *o,
+                     mesh_err *err)
+{
+    drill_opts_defaults(o);
+    o->json_stdout = json_stdout;
+    mesh_err_clear(err);
 
     static const struct option opts[] = {
         {"sidecars", required_argument, 0, O_SIDECARS},
@@ -140,95 +156,96 @@ int drill_parse_opts(ctl_ctx *c, int argc, char **argv, drill_opts *o)
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case O_SIDECARS:
-            if ((rc = parse_int(c, "--sidecars", optarg, 1, DRILL_MAX_CLIENTS, &o->n_clients)))
+            if ((rc = flag_int(err, "--sidecars", optarg, 1, DRILL_MAX_CLIENTS, &o->n_clients)))
                 return rc;
             break;
         case O_SERVERS:
-            if ((rc = parse_int(c, "--servers", optarg, 1, DRILL_MAX_SERVERS, &o->n_servers)))
+            if ((rc = flag_int(err, "--servers", optarg, 1, DRILL_MAX_SERVERS, &o->n_servers)))
                 return rc;
             break;
         case O_TTL: /* whole seconds: certificates have one-second resolution */
-            if ((rc = ctl_flag_duration_s(c, "--ttl", optarg, 10, 6 * 3600, &o->ttl_s)))
+            if ((rc = cli_duration_s("--ttl", optarg, 10, 6 * 3600, &o->ttl_s, err)))
                 return rc;
             o->ttl_given = 1;
             break;
         case O_RATE:
-            if ((rc = ctl_flag_double(c, "--rate", optarg, 1, 20000, &o->rate)))
+            if ((rc = cli_double("--rate", optarg, 1, 20000, &o->rate, err)))
                 return rc;
             break;
         case O_KILL:
-            rc = ctl_flag_duration_ms(c, "--kill-after", optarg, 1000, 3600000, &o->kill_after_ms);
+            rc = flag_duration_ms(err, "--kill-after", optarg, 1000, 3600000, &o->kill_after_ms);
             if (rc)
                 return rc;
             break;
         case O_OUTAGE:
-            rc = ctl_flag_duration_ms(c, "--outage", optarg, 1000, 24 * 3600000LL, &o->outage_ms);
+            rc = flag_duration_ms(err, "--outage", optarg, 1000, 24 * 3600000LL, &o->outage_ms);
             if (rc)
                 return rc;
             break;
         case O_RECOVERY:
-            rc = ctl_flag_duration_ms(c, "--recovery-timeout", optarg, 5000, 3600000,
-                                      &o->recovery_timeout_ms);
+            rc = flag_duration_ms(err, "--recovery-timeout", optarg, 5000, 3600000,
+                                  &o->recovery_timeout_ms);
             if (rc)
                 return rc;
             break;
         case O_REQ_TIMEOUT:
-            rc = ctl_flag_duration_ms(c, "--request-timeout", optarg, 100, 60000,
-                                      &o->request_timeout_ms);
+            rc = flag_duration_ms(err, "--request-timeout", optarg, 100, 60000,
+                                  &o->request_timeout_ms);
             if (rc)
                 return rc;
             break;
         case O_RECONNECT:
             /* Same range the sidecar accepts, so it cannot refuse to start later. */
-            rc = ctl_flag_duration_ms(c, "--reconnect-max", optarg, XDSC_BACKOFF_CAP_LO_MS,
-                                      XDSC_BACKOFF_CAP_HI_MS, &ms);
+            rc = flag_duration_ms(err, "--reconnect-max", optarg, XDSC_BACKOFF_CAP_LO_MS,
+                                  XDSC_BACKOFF_CAP_HI_MS, &ms);
             if (rc)
                 return rc;
             o->reconnect_max = optarg;
             break;
         case O_ROTATE: {
             double f; /* meshd's range: it must not refuse to start later */
-            if ((rc = ctl_flag_double(c, "--rotate-fraction", optarg, 0.1, 0.9, &f)))
+            if ((rc = cli_double("--rotate-fraction", optarg, 0.1, 0.9, &f, err)))
                 return rc;
             o->rotate_fraction = optarg;
             break;
         }
         case O_TD:
             if (!optarg[0] || strlen(optarg) > 200)
-                return ctl_usage_error(c, "--trust-domain: 1 to 200 characters");
+                return mesh_err_set(err, MESH_EINVAL, "--trust-domain: 1 to 200 characters");
             o->trust_domain = optarg;
             break;
         case O_DIR:
             if (!optarg[0] || strlen(optarg) > 3000)
-                return ctl_usage_error(c, "--dir: a directory path (at most 3000 characters)");
+                return mesh_err_set(err, MESH_EINVAL, "--dir: a directory path (at most 3000 "
+                                    "characters)");
             o->dir = optarg;
             break;
         case O_KEEP: o->keep = 1; break;
         case O_BIN:
             if (!optarg[0] || strlen(optarg) > 3000)
-                return ctl_usage_error(c, "--bin-dir: a directory path");
+                return mesh_err_set(err, MESH_EINVAL, "--bin-dir: a directory path");
             o->bin_dir = optarg;
             break;
         case O_JSON: o->json_path = optarg; break;
         case O_CSV: o->csv_path = optarg; break;
         case O_SVG:
             if (strcmp(optarg, "-") == 0)
-                return ctl_usage_error(c, "--svg needs a file name");
+                return mesh_err_set(err, MESH_EINVAL, "--svg needs a file name");
             o->svg_path = optarg;
             break;
         case O_QUIET: o->quiet = 1; break;
         case O_X_ZERO: o->expect_zero_before_expiry = 1; break;
         case O_X_CLOSED: o->expect_fail_closed = 1; break;
         case O_X_RECOVERY:
-            rc = ctl_flag_duration_ms(c, "--expect-recovery-within", optarg, 1, 3600000,
-                                      &o->expect_recovery_ms);
+            rc = flag_duration_ms(err, "--expect-recovery-within", optarg, 1, 3600000,
+                                  &o->expect_recovery_ms);
             if (rc)
                 return rc;
             o->expect_recovery_arg = optarg;
             break;
         case O_X_BUDGET:
-            rc = ctl_flag_duration_ms(c, "--expect-budget-at-least", optarg, 1000,
-                                      6 * 3600000LL, &ms);
+            rc = flag_duration_ms(err, "--expect-budget-at-least", optarg, 1000, 6 * 3600000LL,
+                                  &ms);
             if (rc)
                 return rc;
             o->expect_budget_s = ms / 1000;
@@ -237,59 +254,59 @@ int drill_parse_opts(ctl_ctx *c, int argc, char **argv, drill_opts *o)
         case O_TARGET: {
             const char *colon = strrchr(optarg, ':');
             long port;
-            mesh_err err = {0};
+            mesh_err perr = {0};
             if (!colon || colon == optarg || strlen(optarg) > 200 ||
-                cli_long("--target", colon + 1, 1, 65535, &port, &err) != MESH_OK)
-                return ctl_usage_error(c, "--target '%s': give meshd's HOST:PORT", optarg);
+                cli_long("--target", colon + 1, 1, 65535, &port, &perr) != MESH_OK)
+                return mesh_err_set(err, MESH_EINVAL, "--target '%s': give meshd's HOST:PORT",
+                                    optarg);
             o->target = optarg;
             break;
         }
         case O_KILL_CMD:
             if (!optarg[0])
-                return ctl_usage_error(c, "--kill-cmd: an empty command");
+                return mesh_err_set(err, MESH_EINVAL, "--kill-cmd: an empty command");
             o->kill_cmd = optarg;
             break;
         case O_START_CMD:
             if (!optarg[0])
-                return ctl_usage_error(c, "--start-cmd: an empty command");
+                return mesh_err_set(err, MESH_EINVAL, "--start-cmd: an empty command");
             o->start_cmd = optarg;
             break;
         case O_HELP:
         case 'h':
-            drill_usage(stdout);
-            return -1;
-        default: return ctl_bad_option(c, argc, argv);
+            return DRILL_OPTS_HELP;
+        default: return cli_bad_option(argc, argv, NULL, err);
         }
     }
     if (optind < argc)
-        return ctl_usage_error(c, "drill: unexpected argument '%s'", argv[optind]);
+        return mesh_err_set(err, MESH_EINVAL, "drill: unexpected argument '%s'", argv[optind]);
     if (o->json_path && o->csv_path && strcmp(o->json_path, "-") == 0 &&
         strcmp(o->csv_path, "-") == 0)
-        return ctl_usage_error(c, "--json - and --csv - cannot both go to stdout");
+        return mesh_err_set(err, MESH_EINVAL, "--json - and --csv - cannot both go to stdout");
     if ((o->json_path && strcmp(o->json_path, "-") == 0 && o->json_stdout) ||
         (o->csv_path && strcmp(o->csv_path, "-") == 0 && o->json_stdout))
-        return ctl_usage_error(c, "--output json already prints the report on stdout; "
-                               "give --json/--csv a file name");
+        return mesh_err_set(err, MESH_EINVAL, "--output json already prints the report on stdout; "
+                            "give --json/--csv a file name");
     if (!o->target && o->outage_ms && o->expect_fail_closed && o->outage_ms < o->ttl_s * 1000)
-        return ctl_usage_error(c, "--expect-fail-closed needs an outage longer than --ttl "
-                               "(every SVID must expire while meshd is down); drop --outage "
-                               "or make it longer than %llds", (long long)o->ttl_s);
+        return mesh_err_set(err, MESH_EINVAL, "--expect-fail-closed needs an outage longer than "
+                            "--ttl (every SVID must expire while meshd is down); drop --outage or "
+                            "make it longer than %llds", (long long)o->ttl_s);
     if (o->target) {
-        o->db_path = c->db_path;
+        o->db_path = db_path;
         if (!o->kill_cmd || !o->start_cmd)
-            return ctl_usage_error(c, "--target needs --kill-cmd and --start-cmd (how to kill "
-                                   "and start that meshd)");
+            return mesh_err_set(err, MESH_EINVAL, "--target needs --kill-cmd and --start-cmd (how "
+                                "to kill and start that meshd)");
         if (!o->db_path)
-            return ctl_usage_error(c, "--target needs meshd's store: pass --db PATH or set "
-                                   "MESHD_DB");
+            return mesh_err_set(err, MESH_EINVAL, "--target needs meshd's store: pass --db PATH or "
+                                "set MESHD_DB");
         if (o->ttl_given)
-            return ctl_usage_error(c, "--ttl cannot be used with --target: the running meshd's "
-                                   "--svid-ttl decides the SVID lifetime");
+            return mesh_err_set(err, MESH_EINVAL, "--ttl cannot be used with --target: the running "
+                                "meshd's --svid-ttl decides the SVID lifetime");
         if (o->rotate_fraction)
-            return ctl_usage_error(c, "--rotate-fraction cannot be used with --target: it is "
-                                   "the running meshd's setting");
+            return mesh_err_set(err, MESH_EINVAL, "--rotate-fraction cannot be used with --target: "
+                                "it is the running meshd's setting");
     } else if (o->kill_cmd || o->start_cmd) {
-        return ctl_usage_error(c, "--kill-cmd and --start-cmd go with --target");
+        return mesh_err_set(err, MESH_EINVAL, "--kill-cmd and --start-cmd go with --target");
     }
     /* A report on stdout keeps stdout machine-readable: progress goes to stderr. */
     o->progress_stderr = o->json_stdout || (o->json_path && strcmp(o->json_path, "-") == 0) ||

@@ -127,19 +127,6 @@ void drill_child_kill(drill_child *ch, double now_t)
     ch->exited_at = now_t;
 }
 
-void drill_child_describe(const drill_child *ch, char *buf, size_t len)
-{
-    if (!ch->exited)
-        snprintf(buf, len, "running (pid %d)", (int)ch->pid);
-    else if (WIFEXITED(ch->status))
-        snprintf(buf, len, "exited with status %d", WEXITSTATUS(ch->status));
-    else if (WIFSIGNALED(ch->status))
-        snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(ch->status),
-                 strsignal(WTERMSIG(ch->status)));
-    else
-        snprintf(buf, len, "ended (wait status %d)", ch->status);
-}
-
 static void sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};

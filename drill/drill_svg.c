@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "drill/drill.h"
+#include "drill/drill_report.h"
 
 #define W 960
 #define H 450
@@ -220,11 +220,8 @@ static void legend(FILE *f)
     }
 }
 
-int drill_write_svg(const drill_run *r, const drill_results *res, const char *path, mesh_err *err)
+void drill_svg_render(const drill_run *r, const drill_results *res, FILE *f)
 {
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return mesh_err_set(err, MESH_EIO, "cannot write %s: %m", path);
     chart c = {.f = f, .t_max = r->n_secs ? (double)r->n_secs : 1, .rq_max = r->o->rate,
                .b_max = (double)r->o->ttl_s};
     for (size_t i = 0; i < r->n_secs; i++) {
@@ -259,6 +256,14 @@ int drill_write_svg(const drill_run *r, const drill_results *res, const char *pa
     marker(&c, r->restarted_at, "#222", "meshd restarted", 2);
     marker(&c, r->recovered_at, "#2e7d32", "recovered", 3);
     fputs("</svg>\n", f);
+}
+
+int drill_write_svg(const drill_run *r, const drill_results *res, const char *path, mesh_err *err)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return mesh_err_set(err, MESH_EIO, "cannot write %s: %m", path);
+    drill_svg_render(r, res, f);
     if (ferror(f) | fclose(f))
         return mesh_err_set(err, MESH_EIO, "cannot write %s: %m", path);
     return MESH_OK;

@@ -9,7 +9,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "drill/drill.h"
 
@@ -38,46 +37,6 @@ int drill_traffic_init(drill_run *r, mesh_err *err)
     return MESH_OK;
 }
 
-/* One line of the answer's body, printable, for "first failure" messages. */
-static void body_line(const drill_hc_result *res, char *out, size_t len)
-{
-    size_t o = 0, i = 0;
-    for (; i < res->body_len && o + 4 < len; i++) {
-        unsigned char ch = (unsigned char)res->body[i];
-        if (ch == '\n' || ch == '\r')
-            break;
-        out[o++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
-    }
-    if (i < res->body_len && res->body[i] != '\n' && res->body[i] != '\r') {
-        memcpy(out + o, "...", 3);   /* cut short: say so */
-        o += 3;
-    }
-    out[o] = '\0';
-}
-
-static void classify(drill_failkinds *k, const drill_hc_result *res)
-{
-    if (res->status >= 100 && res->status <= 599) {
-        k->by_status[res->status / 100]++;
-        switch (res->status) {
-        case 502: k->s502++; break;
-        case 503: k->s503++; break;
-        case 504: k->s504++; break;
-        case 403: k->s403++; break;
-        case 404: k->s404++; break;
-        default: break;
-        }
-    } else if (res->fail && strcmp(res->fail, "timeout") == 0) {
-        k->timeout++;
-    } else if (res->fail && strcmp(res->fail, "connection refused") == 0) {
-        k->refused++;
-    } else if (res->fail && strncmp(res->fail, "connection", 10) == 0) {
-        k->closed++;
-    } else {
-        k->other++;
-    }
-}
-
 static void on_answer(void *arg, const drill_hc_result *res)
 {
     drill_sidecar *s = arg;
@@ -87,17 +46,9 @@ static void on_answer(void *arg, const drill_hc_result *res)
         drill_count(r, s, now, 1, res->ms, NULL);
         return;
     }
-    classify(&r->kinds, res);
+    drill_failkinds_add(&r->kinds, res->status, res->fail);
     char desc[320];
-    if (res->status) {
-        char line[200];
-        body_line(res, line, sizeof line);
-        snprintf(desc, sizeof desc, "HTTP %d via %s%s%s", res->status, s->name,
-                 line[0] ? ": " : "", line);
-    } else {
-        snprintf(desc, sizeof desc, "%s via %s (its outbound listener 127.0.0.1:%d)",
-                 res->fail ? res->fail : "no answer", s->name, s->port_out);
-    }
+    drill_failure_text(s, res->status, res->fail, res->body, res->body_len, desc, sizeof desc);
     drill_count(r, s, now, 0, res->ms, desc);
 }
 
