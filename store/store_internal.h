@@ -45,6 +45,9 @@ struct mesh_store {
 int store_db_error(mesh_store *st, mesh_err *err, int sqlite_rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int store_map_sqlite_rc(int sqlite_rc);
+/* Did a failed write (extended SQLite code) fail for lack of space: a full
+ * file system or the file size limit? Then it is MESH_ENOSPC, not EIO. */
+int store_write_hit_space_limit(const mesh_store *st, int sqlite_rc);
 
 /* ---- statements ------------------------------------------------------------- */
 /* Returns a ready-to-bind statement for sql (a static string: the cache is keyed

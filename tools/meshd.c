@@ -101,6 +101,9 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A file size limit (ulimit -f) must make writes fail like a full disk
+     * (the store answers UNAVAILABLE), not kill meshd. */
+    signal(SIGXFSZ, SIG_IGN);
 
     if (md_ctx_init(&ctx, &err) != MESH_OK) {
         log_error("meshd", "%s", err.msg);
