@@ -14,13 +14,18 @@
 typedef struct ctl_ctx {
     const char *db_path;   /* --db or $MESHD_DB */
     int json;              /* --output json */
+    int init;              /* --init: the command may create a new store */
     mesh_store *st;        /* opened lazily by ctl_store() */
     char *esc_ring[CTL_ESC_RING];  /* ctl_esc results, reused round-robin */
     size_t esc_next;
 } ctl_ctx;
 
-/* Opens the store (once). Prints the error and returns NULL on failure. */
+/* Opens the store (once). Prints the error and returns NULL on failure.
+ * Never creates a store unless --init was given (see ctl_store_create). */
 mesh_store *ctl_store(ctl_ctx *c);
+/* The same, creating a new store at --db if there is none and nothing
+ * witnesses an earlier one (`ca init`). */
+mesh_store *ctl_store_create(ctl_ctx *c);
 
 /* Prints an error as text or {"error":..,"code":..} and returns exit status 1 (2 for usage). */
 int ctl_fail(ctl_ctx *c, const mesh_err *err);

@@ -90,7 +90,7 @@ static int ca_init_cmd(ctl_ctx *c, int argc, char **argv)
         return ctl_usage_error(c, "--prepare/--activate/--prune belong to 'ca rotate'");
     if (!o.trust_domain)
         return ctl_usage_error(c, "ca init needs --trust-domain (e.g. example.org)");
-    mesh_store *st = ctl_store(c);
+    mesh_store *st = ctl_store_create(c);
     if (!st)
         return 1;
     mesh_err err = {0};
