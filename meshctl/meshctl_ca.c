@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "ca/ca.h"
 #include "common/cli.h"
@@ -90,10 +91,19 @@ static int ca_init_cmd(ctl_ctx *c, int argc, char **argv)
         return ctl_usage_error(c, "--prepare/--activate/--prune belong to 'ca rotate'");
     if (!o.trust_domain)
         return ctl_usage_error(c, "ca init needs --trust-domain (e.g. example.org)");
+    mesh_err err = {0};
+    /* Keys of a lost store's CA refuse a new store here: say so before the
+     * store is created, so that no empty store is left behind. (With a
+     * witness beside it, opening the store says what was lost instead.) */
+    struct stat sb;
+    char witness[4200];
+    snprintf(witness, sizeof witness, "%s-witness", c->db_path ? c->db_path : "");
+    if (c->db_path && (stat(c->db_path, &sb) != 0 || sb.st_size == 0) &&
+        stat(witness, &sb) != 0 && ca_keydir_check_unclaimed(o.key_dir, NULL, &err) != MESH_OK)
+        return ctl_fail(c, &err);
     mesh_store *st = ctl_store_create(c);
     if (!st)
         return 1;
-    mesh_err err = {0};
     int64_t id = 0;
     if (ca_init(st, &o, &id, &err) != MESH_OK)
         return ctl_fail(c, &err);

@@ -118,6 +118,36 @@ Test(ca_init, second_init_is_eexists_and_leaves_no_key)
     tca_teardown(&e);
 }
 
+/* The key of a CA whose store went missing witnesses that store: a new CA
+ * in a fresh store must not quietly take over its key directory. */
+Test(ca_init, keys_of_a_lost_store_refuse_a_new_ca)
+{
+    tca_env e;
+    tca_setup(&e);
+    tca_init(&e, NULL, 0);
+    store_close(e.st);
+    e.st = NULL;
+    char wipe[640];
+    snprintf(wipe, sizeof wipe, "rm -f %s %s-wal %s-shm %s-witness", e.db, e.db, e.db, e.db);
+    char out[256];
+    tca_sh(out, sizeof out, "%s", wipe);
+    store_open_opts create = {.create = 1};
+    mesh_err err = {0};
+    cr_assert_eq(store_open_with(&e.st, e.db, &create, &err), MESH_OK, "%s", err.msg);
+    ca_init_opts o = {.trust_domain = TCA_TD, .key_dir = e.keydir};
+    cr_assert_eq(ca_init(e.st, &o, NULL, &err), MESH_EEXISTS, "%s", err.msg);
+    cr_assert(strstr(err.msg, "already holds a CA key"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "store restore"), "%s", err.msg);
+    cr_assert_eq(ca_keydir_check_unclaimed(e.keydir, NULL, &err), MESH_EEXISTS);
+    /* Its own keys do not count against a store, and another directory is free. */
+    char other[160];
+    snprintf(other, sizeof other, "%s/other-keys", e.dir);
+    o.key_dir = other;
+    cr_assert_eq(ca_init(e.st, &o, NULL, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(ca_keydir_check_unclaimed(other, e.st, &err), MESH_OK, "%s", err.msg);
+    tca_teardown(&e);
+}
+
 Test(ca_init, bad_options_rejected)
 {
     tca_env e;
