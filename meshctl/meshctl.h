@@ -71,6 +71,7 @@ int ctl_cmd_delete(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_get(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_proxy_status(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_audit(ctl_ctx *c, int argc, char **argv);
+int ctl_cmd_store(ctl_ctx *c, int argc, char **argv);   /* meshctl_store.c */
 int ctl_cmd_drill(ctl_ctx *c, int argc, char **argv);   /* drill/drill.c */
 
 #endif

@@ -31,6 +31,9 @@ static const char usage_text[] =
     "  delete KIND NAME\n"
     "  proxy-status                     sidecars, ACKed versions, last NACK, seconds to SVID expiry\n"
     "  audit [--limit N]\n"
+    "  store check [--repair] [--accept-loss]   full integrity check, store vs its witness\n"
+    "  store backup PATH [--overwrite]          online backup (safe while meshd runs)\n"
+    "  store restore BACKUP [--force]           put a backup in place (meshd stopped)\n"
     "  drill [--sidecars N] [--ttl 60s] [--rate 50] [--outage D] [--json F] [--csv F] [--svg F]\n"
     "        [--expect-...]   control-plane outage drill on 127.0.0.1 ('meshctl drill --help')\n"
     "\n"
@@ -137,6 +140,7 @@ static const struct {
     {"delete", ctl_cmd_delete},
     {"proxy-status", ctl_cmd_proxy_status},
     {"audit", ctl_cmd_audit},
+    {"store", ctl_cmd_store},
     {"drill", ctl_cmd_drill},
 };
 
