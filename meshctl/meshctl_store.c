@@ -104,7 +104,7 @@ static void advice_for(const ctl_ctx *c, const store_check_report *r, char *out,
     case STORE_LOST:
         snprintf(out, len,
                  "the store file is missing or empty, but its witness saw change #%lld: the "
-                 "store was lost, and meshd and meshctl refuse to start a new one over it. "
+                 "store was lost, and meshd and meshctl refuse to start a new one over it; "
                  "%s. To start over with an empty store instead (every identity and "
                  "certificate is lost): 'meshctl --db %s store check --accept-loss', then "
                  "'meshctl ca init'.",
@@ -141,6 +141,7 @@ static void print_check_json(const ctl_ctx *c, const store_check_report *r, cons
     json_key_int(&j, "page_size", r->page_size);
     json_key_int(&j, "check_ms", r->elapsed_ms);
     json_key_int(&j, "schema_version", r->schema_version);
+    json_key_bool(&j, "counter_read", r->counter_read);
     json_key_int(&j, "seq", r->seq);
     json_key_str(&j, "store_id", r->store_id);
     json_key(&j, "witness");
@@ -182,8 +183,11 @@ static void print_check_text(const ctl_ctx *c, const store_check_report *r, cons
             printf("    %s\n", r->problems[i]);
         if (r->n_problems > 20)
             printf("    ... %zu more (--output json lists up to 100)\n", r->n_problems - 20);
-        printf("  change counter   #%lld (store id %s)\n", (long long)r->seq,
-               r->store_id[0] ? r->store_id : "none: schema before v2");
+        if (!r->counter_read)
+            printf("  change counter   unreadable (the store is damaged)\n");
+        else
+            printf("  change counter   #%lld (store id %s)\n", (long long)r->seq,
+                   r->store_id[0] ? r->store_id : "none: a store from before schema v3");
     }
     if (r->witness_present)
         printf("  witness          %s-witness: #%lld, store id %s, last close %s\n", c->db_path,

@@ -99,6 +99,7 @@ typedef struct store_check_report {
     char *damaged_indexes;    /* "idx (table), ..." when index_only, else "" */
     int64_t pages, page_size, elapsed_ms;
     int schema_version;
+    int counter_read;         /* seq and store_id could be read (not from a wrecked file) */
     int64_t seq;              /* the store's change counter */
     char store_id[33];
     int witness_present;

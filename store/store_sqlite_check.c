@@ -301,9 +301,11 @@ static int examine(const char *path, const store_check_opts *o, const store_witn
     if ((rc = run_full_check(db, r)) != MESH_OK || (rc = classify(db, r)) != MESH_OK)
         goto done;
     r->elapsed_ms = now_ms() - start;
-    if (r->n_problems == 0 &&
-        (src = store_sqlite_read_counter(db, r->schema_version, &r->seq, r->store_id)) !=
-            SQLITE_OK) {
+    /* Read even from a damaged store if it can be: the operator wants to
+     * know how far it got. */
+    src = store_sqlite_read_counter(db, r->schema_version, &r->seq, r->store_id);
+    r->counter_read = src == SQLITE_OK;
+    if (!r->counter_read && r->n_problems == 0) {
         char why[300];
         snprintf(why, sizeof why, "cannot read the change counter: %s", sqlite3_errmsg(db));
         rc = add_problem(r, why);
@@ -317,12 +319,13 @@ static int examine(const char *path, const store_check_opts *o, const store_witn
 
     if (rc == MESH_OK && o && o->repair && r->health == STORE_DAMAGED && r->index_only) {
         rc = repair_indexes(db, r, err);
-        if (rc == MESH_OK && r->repaired)
-            rc = store_sqlite_read_counter(db, r->schema_version, &r->seq, r->store_id) ==
-                         SQLITE_OK
-                     ? MESH_OK
-                     : mesh_err_set(err, MESH_ECORRUPT, "cannot read the change counter of %s "
-                                    "after the repair", path);
+        if (rc == MESH_OK && r->repaired) {
+            r->counter_read = store_sqlite_read_counter(db, r->schema_version, &r->seq,
+                                                        r->store_id) == SQLITE_OK;
+            if (!r->counter_read)
+                rc = mesh_err_set(err, MESH_ECORRUPT,
+                                  "cannot read the change counter of %s after the repair", path);
+        }
         if (rc == MESH_OK && r->repaired)
             r->health = witness_ok ? compare(r, w) : STORE_WITNESS_UNREADABLE;
     }

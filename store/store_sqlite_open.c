@@ -257,14 +257,14 @@ static int store_compare_witness(mesh_store *st, int schema, const store_witness
         return mesh_err_set(err, MESH_ECORRUPT,
                             "store %s is not the store its witness describes (store id %.8s, "
                             "witness for %.8s at change #%lld): the file was replaced; left "
-                            "untouched. %s; or, to keep this store, 'meshctl --db %s store "
+                            "untouched; %s; or, to keep this store, 'meshctl --db %s store "
                             "check --accept-loss'",
                             st->path, id, w->store_id, (long long)w->seq, advice, st->path);
     if (!id[0] || seq < w->seq)
         return mesh_err_set(err, MESH_ECORRUPT,
                             "store %s moved backwards: it holds change #%lld, its witness saw "
                             "#%lld committed (WAL frames lost, or an older copy put back); "
-                            "left untouched. %s; or accept the loss: 'meshctl --db %s store "
+                            "left untouched; %s; or accept the loss: 'meshctl --db %s store "
                             "check --accept-loss'",
                             st->path, (long long)seq, (long long)w->seq, advice, st->path);
     return MESH_OK;
