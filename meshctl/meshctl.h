@@ -52,6 +52,8 @@ int ctl_flag_duration_s(ctl_ctx *c, const char *flag, const char *value, int64_t
 int ctl_print_json(json_out *j);
 void ctl_format_time(int64_t t, char *buf, size_t len);   /* RFC 3339 UTC */
 int64_t ctl_now(void);
+/* The CA key directory used when `ca init` gets no --key-dir: "<db dir>/ca-keys". */
+void ctl_default_key_dir(const char *db_path, char *out, size_t len);
 
 /* Text output of anything read from the store or the command line goes
  * through these (meshctl_text.c): control characters and invalid UTF-8 as

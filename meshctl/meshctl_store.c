@@ -58,14 +58,30 @@ static void advice_for(const ctl_ctx *c, const store_check_report *r, char *out,
     char restore[1400];
     restore_hint(c, r, restore, sizeof restore);
     const char *p = c->db_path;
+    char keys[512];
+    ctl_default_key_dir(p, keys, sizeof keys);
+    if (r->loss_accepted && r->health == STORE_LOST) {
+        snprintf(out, len,
+                 "the loss was accepted: the witness forgot the lost store, so a new one may be "
+                 "created: 'meshctl --db %s ca init --trust-domain <your.domain> --key-dir "
+                 "<new dir>'. The lost CA's private keys (in %s, unless it had its own "
+                 "--key-dir) stay where they are and refuse a new CA in their directory; move "
+                 "them away only once you are sure nothing needs them.",
+                 p, keys);
+        return;
+    }
+    if (r->loss_accepted) {
+        snprintf(out, len,
+                 "the loss was accepted: the witness now records change #%lld as the "
+                 "high-water mark, and meshd and meshctl open the store as it is.",
+                 (long long)r->witness_seq);
+        return;
+    }
     switch (r->health) {
     case STORE_HEALTHY:
         if (r->repaired)
             snprintf(out, len, "the indexes were rebuilt from the rows and the full check now "
                                "passes; nothing was lost. Start meshd again.");
-        else if (r->loss_accepted)
-            snprintf(out, len, "the loss was accepted: the witness now records change #%lld "
-                               "as the high-water mark.", (long long)r->witness_seq);
         else
             snprintf(out, len, "nothing to do.");
         return;
@@ -107,8 +123,9 @@ static void advice_for(const ctl_ctx *c, const store_check_report *r, char *out,
                  "store was lost, and meshd and meshctl refuse to start a new one over it; "
                  "%s. To start over with an empty store instead (every identity and "
                  "certificate is lost): 'meshctl --db %s store check --accept-loss', then "
-                 "'meshctl ca init'.",
-                 (long long)r->witness_seq, restore, p);
+                 "'meshctl ca init' with a --key-dir of its own (the lost CA's keys, in %s "
+                 "by default, refuse a new CA beside them).",
+                 (long long)r->witness_seq, restore, p, keys);
         return;
     case STORE_WITNESS_UNREADABLE:
         snprintf(out, len,
@@ -173,7 +190,8 @@ static void print_check_json(const ctl_ctx *c, const store_check_report *r, cons
 
 static void print_check_text(const ctl_ctx *c, const store_check_report *r, const char *advice)
 {
-    printf("store %s: %s\n", c->db_path, store_health_name(r->health));
+    printf("store %s: %s%s\n", c->db_path, store_health_name(r->health),
+           r->loss_accepted ? " (loss accepted)" : "");
     if (r->health != STORE_LOST) {
         printf("  integrity_check  %zu problem%s (%lld pages of %lld bytes, %lld ms)%s\n",
                r->n_problems, r->n_problems == 1 ? "" : "s", (long long)r->pages,
@@ -247,9 +265,8 @@ static int store_check_cmd(ctl_ctx *c, int argc, char **argv)
                 return st ? ctl_fail(c, &err) : 1;
             }
         }
-        r.health = STORE_HEALTHY;
     }
-    char advice[3000];
+    char advice[4096];
     advice_for(c, &r, advice, sizeof advice);
     if (c->json)
         print_check_json(c, &r, advice);
