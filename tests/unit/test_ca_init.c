@@ -148,6 +148,41 @@ Test(ca_init, keys_of_a_lost_store_refuse_a_new_ca)
     tca_teardown(&e);
 }
 
+/* Only CA key files count as a witness: a key directory with other files in
+ * it, or none at all, does not block a new CA, and the refusal names the key. */
+Test(ca_init, key_dir_witness_counts_only_ca_keys)
+{
+    tca_env e;
+    tca_setup(&e);
+    mesh_err err = {0};
+    char dir[160], path[256];
+    snprintf(dir, sizeof dir, "%s/not-yet", e.dir);
+    cr_assert_eq(ca_keydir_check_unclaimed(dir, NULL, &err), MESH_OK, "a missing dir: %s",
+                 err.msg);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    static const char *const others[] = {"notes.txt", "ca-1.pem", "xca-1.key", "ca-.key",
+                                         "ca-1.key.bak"};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, others[i]);
+        tca_write(path, "x");
+    }
+    snprintf(path, sizeof path, "%s/ca-sub.key.d", dir);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    cr_assert_eq(ca_keydir_check_unclaimed(dir, NULL, &err), MESH_OK, "%s", err.msg);
+    ca_init_opts o = {.trust_domain = TCA_TD, .key_dir = dir};
+    cr_assert_eq(ca_init(e.st, &o, NULL, &err), MESH_OK, "%s", err.msg);
+    /* The new CA's own key is claimed by its store, and a rotation may put
+     * the next key beside it; to any other store they are a lost CA's. */
+    cr_assert_eq(ca_keydir_check_unclaimed(dir, e.st, &err), MESH_OK, "%s", err.msg);
+    int64_t id = 0;
+    cr_assert_eq(ca_prepare(e.st, &o, &id, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(ca_keydir_check_unclaimed(dir, e.st, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(ca_keydir_check_unclaimed(dir, NULL, &err), MESH_EEXISTS);
+    cr_assert(strstr(err.msg, "ca-"), "names the key: %s", err.msg);
+    cr_assert(strstr(err.msg, "--key-dir"), "%s", err.msg);
+    tca_teardown(&e);
+}
+
 Test(ca_init, bad_options_rejected)
 {
     tca_env e;

@@ -213,3 +213,90 @@ Test(store_backup, restore_refuses_foreign_or_damaged_backups, .init = setup, .f
     cr_assert_eq(store_open(&env.st, env.path, &err), MESH_OK, "%s", err.msg);
     cr_assert_eq(raw_int(env.path, "SELECT count(*) FROM certs"), 0);
 }
+
+/* A restore lowers the high-water mark on purpose: the changes after the
+ * backup are gone, the store opens again (not "moved backwards"), and what
+ * it replaced is kept beside it. */
+Test(store_backup, restore_resets_the_mark_deliberately, .init = setup, .fini = teardown)
+{
+    int64_t ca = tstore_add_ca(env.st, "active", "01");
+    add_certs(env.st, ca, 1, 20);
+    char dest[200];
+    in_dir(dest, sizeof dest, "b.db");
+    mesh_err err = {0};
+    store_backup_info info;
+    cr_assert_eq(store_backup(env.st, dest, 0, &info, &err), MESH_OK, "%s", err.msg);
+    add_certs(env.st, ca, 100, 15);
+    store_close(env.st);
+    env.st = NULL;
+
+    store_restore_info ri;
+    cr_assert_eq(store_restore(env.path, dest, 0, &ri, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(ri.seq, info.seq);
+    cr_assert_eq(ri.witness_seq, info.seq + 15, "the witness had seen the 15 later certs");
+    cr_assert_str_eq(ri.store_id, info.store_id);
+    cr_assert(ri.kept_path[0], "the replaced store is kept");
+    cr_assert_eq(raw_int(ri.kept_path, "SELECT count(*) FROM certs"), 35);
+    cr_assert_eq(raw_int(env.path, "SELECT count(*) FROM certs"), 20);
+    /* The restored file is private like the store it replaces. */
+    struct stat sb;
+    cr_assert_eq(stat(env.path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600, "mode %o", (unsigned)(sb.st_mode & 0777));
+
+    store_check_report r;
+    cr_assert_eq(store_check(env.path, NULL, &r, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(r.health, STORE_HEALTHY, "%s", store_health_name(r.health));
+    cr_assert_eq(r.witness_seq, info.seq);
+    cr_assert_not(r.witness_clean, "the first open after a restore runs the full check");
+    store_check_report_free(&r);
+    cr_assert_eq(store_open(&env.st, env.path, &err), MESH_OK, "%s", err.msg);
+    cr_assert_str_eq(store_open_check(env.st), "integrity_check");
+    /* And it goes on from there: new changes raise the mark again. */
+    add_certs(env.st, ca, 200, 3);
+    store_close(env.st);
+    env.st = NULL;
+    cr_assert_eq(store_check(env.path, NULL, &r, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(r.health, STORE_HEALTHY);
+    cr_assert_eq(r.witness_seq, info.seq + 3);
+    cr_assert(r.witness_clean);
+    store_check_report_free(&r);
+}
+
+/* A lost store (deleted, or truncated to nothing) comes back from its backup;
+ * before that it is refused, and nothing creates a store in its place. */
+Test(store_backup, restore_brings_back_a_lost_store, .init = setup, .fini = teardown)
+{
+    int64_t ca = tstore_add_ca(env.st, "active", "01");
+    add_certs(env.st, ca, 1, 10);
+    char dest[200];
+    in_dir(dest, sizeof dest, "b.db");
+    mesh_err err = {0};
+    store_backup_info info;
+    cr_assert_eq(store_backup(env.st, dest, 0, &info, &err), MESH_OK, "%s", err.msg);
+    store_close(env.st);
+    env.st = NULL;
+    for (int truncate = 0; truncate < 2; truncate++) {
+        if (truncate)
+            tstore_write_file(env.path, "", 0);
+        else
+            cr_assert_eq(unlink(env.path), 0);
+        store_open_opts create = {.create = 1};
+        cr_assert_eq(store_open_with(&env.st, env.path, &create, &err), MESH_ECORRUPT, "%s",
+                     err.msg);
+        cr_assert(strstr(err.msg, dest), "names the backup: %s", err.msg);
+        store_check_report r;
+        cr_assert_eq(store_check(env.path, NULL, &r, &err), MESH_OK, "%s", err.msg);
+        cr_assert_eq(r.health, STORE_LOST);
+        cr_assert_str_eq(r.backup_path, info.path);
+        store_check_report_free(&r);
+
+        store_restore_info ri;
+        cr_assert_eq(store_restore(env.path, dest, 0, &ri, &err), MESH_OK, "%s", err.msg);
+        cr_assert_eq(truncate ? ri.kept_path[0] != '\0' : ri.kept_path[0] == '\0', 1,
+                     "kept '%s'", ri.kept_path);
+        cr_assert_eq(store_open(&env.st, env.path, &err), MESH_OK, "%s", err.msg);
+        cr_assert_eq(raw_int(env.path, "SELECT count(*) FROM certs"), 10);
+        store_close(env.st);
+        env.st = NULL;
+    }
+}
