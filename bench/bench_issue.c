@@ -150,7 +150,8 @@ static void make_store(const char *dir, char *db_path, size_t len)
     }
     mesh_err err = {0};
     mesh_store *st = NULL;
-    if (store_open(&st, db_path, &err) != MESH_OK)
+    store_open_opts create = {.create = 1};
+    if (store_open_with(&st, db_path, &create, &err) != MESH_OK)
         die("opening the store", &err);
     ca_init_opts o = {.trust_domain = TRUST_DOMAIN, .key_dir = key_dir, .key_type = "ec-p256"};
     int64_t id;

@@ -42,6 +42,13 @@ typedef struct ca_init_opts {
  * "active". Records the trust domain setting. */
 int ca_init(mesh_store *st, const ca_init_opts *opts, int64_t *ca_id_out, mesh_err *err);
 
+/* A new CA's key directory must not already hold CA keys ("ca-*.key") that
+ * no CA of st (NULL: of any store) records: they witness a CA whose store
+ * went missing, which a new CA would silently replace. MESH_EEXISTS naming
+ * the key and what to do. ca_init checks this; meshctl checks it before it
+ * creates a new store for `ca init`. */
+int ca_keydir_check_unclaimed(const char *dir, mesh_store *st, mesh_err *err);
+
 /* Rotation, step 1: add a new CA in state "prepared" (published in the bundle,
  * not yet signing). Same options as ca_init; trust domain must match. */
 int ca_prepare(mesh_store *st, const ca_init_opts *opts, int64_t *ca_id_out, mesh_err *err);

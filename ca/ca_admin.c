@@ -207,6 +207,8 @@ static int create_ca(mesh_store *st, const ca_init_opts *opts, const char *state
     int in_tx = 0;
     if ((rc = check_preconditions(st, state, td, err)) != MESH_OK ||
         (rc = ca_keydir_prepare(opts->key_dir, err)) != MESH_OK ||
+        (strcmp(state, CA_STATE_ACTIVE) == 0 &&
+         (rc = ca_keydir_check_unclaimed(opts->key_dir, st, err)) != MESH_OK) ||
         (rc = build_material(opts, td, &n, err)) != MESH_OK)
         goto fail;
     /* Record an absolute path: meshd and meshctl may run from other

@@ -7,6 +7,7 @@
  * loosened. Its bytes never reach an error message or a log line. */
 #include "ca/ca_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -208,5 +209,50 @@ int ca_keyfile_load(const char *path, EVP_PKEY **out, mesh_err *err)
             mesh_err_prefix(err, "CA key file %s", path);
     }
     OPENSSL_clear_free(buf, cap);
+    return rc;
+}
+
+/* Is the key file dir/name recorded by a CA of st? */
+static int key_claimed(mesh_store *st, const char *dir_abs, const char *name)
+{
+    if (!st)
+        return 0;
+    store_ca *list = NULL;
+    size_t n = 0;
+    if (store_ca_list(st, &list, &n, NULL) != MESH_OK)
+        return 0;
+    char path[PATH_MAX + 256];
+    snprintf(path, sizeof path, "%s/%s", dir_abs, name);
+    int claimed = 0;
+    for (size_t i = 0; i < n && !claimed; i++)
+        claimed = list[i].key_path && strcmp(list[i].key_path, path) == 0;
+    store_ca_free_list(list, n);
+    return claimed;
+}
+
+int ca_keydir_check_unclaimed(const char *dir, mesh_store *st, mesh_err *err)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return MESH_OK; /* missing: nothing in it; created later */
+    char dir_abs[PATH_MAX];
+    if (!realpath(dir, dir_abs))
+        snprintf(dir_abs, sizeof dir_abs, "%s", dir);
+    int rc = MESH_OK;
+    struct dirent *de;
+    while (rc == MESH_OK && (de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len < 8 || strncmp(de->d_name, "ca-", 3) != 0 ||
+            strcmp(de->d_name + len - 4, ".key") != 0 || key_claimed(st, dir_abs, de->d_name))
+            continue;
+        rc = mesh_err_set(err, MESH_EEXISTS,
+                          "key directory %s already holds a CA key (%s) that this store does "
+                          "not use: a CA existed here before, and its store may be lost. "
+                          "Restore that store ('meshctl store restore BACKUP') instead of "
+                          "creating a new CA; if this is meant to be a separate CA, give it "
+                          "its own --key-dir",
+                          dir_abs, de->d_name);
+    }
+    closedir(d);
     return rc;
 }

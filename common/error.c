@@ -75,6 +75,7 @@ const char *mesh_status_name(int code)
     case MESH_ECRYPTO: return "ECRYPTO";
     case MESH_ENOMEM: return "ENOMEM";
     case MESH_EBUSY: return "EBUSY";
+    case MESH_ENOSPC: return "ENOSPC";
     default: return "EINTERNAL";
     }
 }

@@ -22,6 +22,7 @@ enum mesh_status {
     MESH_ENOMEM    = -9,
     MESH_EBUSY     = -10, /* database locked past the busy timeout, throttled */
     MESH_EINTERNAL = -11,
+    MESH_ENOSPC    = -12, /* the file system holding the store is full: retry once space is freed */
 };
 
 typedef struct mesh_err {

@@ -131,6 +131,7 @@ grpc_status_code mgrpc_status_from_mesh(int code, mgrpc_fault fault)
     switch (code) {
     case MESH_OK: return GRPC_STATUS_OK;
     case MESH_EBUSY: return GRPC_STATUS_UNAVAILABLE;
+    case MESH_ENOSPC: return GRPC_STATUS_UNAVAILABLE; /* disk full: retry once space is freed */
     case MESH_ENOMEM: return GRPC_STATUS_RESOURCE_EXHAUSTED;
     case MESH_EINVAL:
     case MESH_ENOTFOUND:

@@ -60,6 +60,8 @@ typedef enum mgrpc_fault {
  *   EPERM       PERMISSION_DENIED    UNAUTHENTICATED   INTERNAL
  *   EEXPIRED    FAILED_PRECONDITION  UNAUTHENTICATED   INTERNAL
  *   EBUSY       UNAVAILABLE in every column: transient, retry with backoff
+ *   ENOSPC      UNAVAILABLE in every column: the store's disk is full; the same
+ *               request succeeds once the operator frees space, so retry
  *   ENOMEM      RESOURCE_EXHAUSTED in every column: meshd is short of memory, retry
  *   EIO, ECORRUPT, ECRYPTO, EINTERNAL and any other code: INTERNAL
  *

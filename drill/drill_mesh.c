@@ -269,7 +269,8 @@ static int init_own_store(drill_run *r, mesh_err *err)
     char db[4200], keys[4200];
     snprintf(db, sizeof db, "%s/meshd.db", r->dir);
     snprintf(keys, sizeof keys, "%s/ca-keys", r->dir);
-    int rc = store_open(&r->st, db, err);
+    store_open_opts create = {.create = 1};
+    int rc = store_open_with(&r->st, db, &create, err);
     if (rc != MESH_OK)
         return rc;
     ca_init_opts co = {.trust_domain = r->td, .key_dir = keys};

@@ -14,13 +14,18 @@
 typedef struct ctl_ctx {
     const char *db_path;   /* --db or $MESHD_DB */
     int json;              /* --output json */
+    int init;              /* --init: the command may create a new store */
     mesh_store *st;        /* opened lazily by ctl_store() */
     char *esc_ring[CTL_ESC_RING];  /* ctl_esc results, reused round-robin */
     size_t esc_next;
 } ctl_ctx;
 
-/* Opens the store (once). Prints the error and returns NULL on failure. */
+/* Opens the store (once). Prints the error and returns NULL on failure.
+ * Never creates a store unless --init was given (see ctl_store_create). */
 mesh_store *ctl_store(ctl_ctx *c);
+/* The same, creating a new store at --db if there is none and nothing
+ * witnesses an earlier one (`ca init`). */
+mesh_store *ctl_store_create(ctl_ctx *c);
 
 /* Prints an error as text or {"error":..,"code":..} and returns exit status 1 (2 for usage). */
 int ctl_fail(ctl_ctx *c, const mesh_err *err);
@@ -47,6 +52,8 @@ int ctl_flag_duration_s(ctl_ctx *c, const char *flag, const char *value, int64_t
 int ctl_print_json(json_out *j);
 void ctl_format_time(int64_t t, char *buf, size_t len);   /* RFC 3339 UTC */
 int64_t ctl_now(void);
+/* The CA key directory used when `ca init` gets no --key-dir: "<db dir>/ca-keys". */
+void ctl_default_key_dir(const char *db_path, char *out, size_t len);
 
 /* Text output of anything read from the store or the command line goes
  * through these (meshctl_text.c): control characters and invalid UTF-8 as
@@ -66,6 +73,7 @@ int ctl_cmd_delete(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_get(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_proxy_status(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_audit(ctl_ctx *c, int argc, char **argv);
+int ctl_cmd_store(ctl_ctx *c, int argc, char **argv);   /* meshctl_store.c */
 int ctl_cmd_drill(ctl_ctx *c, int argc, char **argv);   /* drill/drill.c */
 
 #endif

@@ -5,13 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "ca/ca.h"
 #include "common/cli.h"
 #include "meshctl/meshctl.h"
 
-/* Default CA key directory: "<db dir>/ca-keys", beside the database. */
-static void default_key_dir(const char *db_path, char *out, size_t len)
+void ctl_default_key_dir(const char *db_path, char *out, size_t len)
 {
     char *copy = strdup(db_path);
     snprintf(out, len, "%s/ca-keys", copy ? dirname(copy) : ".");
@@ -71,12 +71,29 @@ static int parse_ca_opts(ctl_ctx *c, int argc, char **argv, ca_cmd_opts *out)
     if (optind < argc)
         return ctl_usage_error(c, "unexpected argument '%s'", argv[optind]);
     if (!out->key_dir[0])
-        default_key_dir(c->db_path ? c->db_path : "./meshd.db", out->key_dir,
+        ctl_default_key_dir(c->db_path ? c->db_path : "./meshd.db", out->key_dir,
                         sizeof out->key_dir);
     o->key_dir = out->key_dir;
     if ((o->import_cert_path != NULL) != (o->import_key_path != NULL))
         return ctl_usage_error(c, "--import-cert and --import-key go together");
     return 0;
+}
+
+/* Keys of a lost store's CA refuse a new store in their key directory: say
+ * so before the store is created, so that a refused `ca init` leaves no
+ * empty store behind. Only for a store that would be created (missing or
+ * empty, nothing witnessing it: a witness that saw it hold data makes
+ * opening it say what was lost instead). */
+static int new_store_refused_by_keys(const char *db_path, const char *key_dir, mesh_err *err)
+{
+    struct stat sb;
+    if (stat(db_path, &sb) == 0 && sb.st_size > 0)
+        return 0;
+    store_check_report r;
+    mesh_err check_err = {0};
+    int none = store_check(db_path, NULL, &r, &check_err) == MESH_ENOTFOUND;
+    store_check_report_free(&r);
+    return none && ca_keydir_check_unclaimed(key_dir, NULL, err) != MESH_OK;
 }
 
 static int ca_init_cmd(ctl_ctx *c, int argc, char **argv)
@@ -90,10 +107,12 @@ static int ca_init_cmd(ctl_ctx *c, int argc, char **argv)
         return ctl_usage_error(c, "--prepare/--activate/--prune belong to 'ca rotate'");
     if (!o.trust_domain)
         return ctl_usage_error(c, "ca init needs --trust-domain (e.g. example.org)");
-    mesh_store *st = ctl_store(c);
+    mesh_err err = {0};
+    if (c->db_path && new_store_refused_by_keys(c->db_path, o.key_dir, &err))
+        return ctl_fail(c, &err);
+    mesh_store *st = ctl_store_create(c);
     if (!st)
         return 1;
-    mesh_err err = {0};
     int64_t id = 0;
     if (ca_init(st, &o, &id, &err) != MESH_OK)
         return ctl_fail(c, &err);

@@ -24,11 +24,38 @@
 
 typedef struct mesh_store mesh_store;
 
-/* Opens (creating if absent) the database at path, applies pending
- * migrations, and checks integrity (PRAGMA quick_check). A file that is not a
- * database or is damaged gives MESH_ECORRUPT with a message naming the file;
- * a database from a newer meshd (user_version above ours) gives MESH_EINVAL. */
+/* Opens the existing store at path, checks it, and applies pending
+ * migrations. Never creates one: a missing or empty file is MESH_ENOTFOUND
+ * (a mistyped --db must not become a new, empty store).
+ *
+ * Checks: the first handle to open the store (nobody else has it open) runs
+ * the full PRAGMA integrity_check when the previous session did not close
+ * cleanly or the file changed while closed, PRAGMA quick_check otherwise;
+ * later handles run quick_check. Every open compares the store with its
+ * witness file "<path>-witness" (a high-water mark of committed changes kept
+ * outside the database) and refuses a store that moved backwards (WAL
+ * frames lost, an older copy put back), was replaced by another store, or
+ * is missing or empty although the witness saw it hold data.
+ *
+ * A damaged, rolled-back or lost store gives MESH_ECORRUPT with a message
+ * naming the file and the backup to restore; a file that is not a meshd
+ * store, or one from a newer meshd, gives MESH_EINVAL. A refused file is
+ * left as it was. See docs/control-plane.md, "Store integrity". */
 int store_open(mesh_store **out, const char *path, mesh_err *err);
+
+typedef struct store_open_opts {
+    /* Create a new store when path is missing or an empty file, unless its
+     * witness saw a store with data there (then MESH_ECORRUPT: restore it).
+     * Only `meshctl ca init` and `meshctl --init` ask for this. */
+    int create;
+} store_open_opts;
+int store_open_with(mesh_store **out, const char *path, const store_open_opts *opts,
+                    mesh_err *err);
+/* What opening st checked: "integrity_check", "quick_check" or "none" (new). */
+const char *store_open_check(const mesh_store *st);
+
+/* Closes the handle; the last handle of the store to close records a clean
+ * close in the witness once SQLite has checkpointed and removed the WAL. */
 void store_close(mesh_store *st);
 const char *store_path(const mesh_store *st);
 int store_schema_version(mesh_store *st);
@@ -42,6 +69,88 @@ int64_t store_data_version(mesh_store *st);
 int store_begin(mesh_store *st, mesh_err *err);
 int store_commit(mesh_store *st, mesh_err *err);
 void store_rollback(mesh_store *st);
+
+/* ---- integrity: check, backup, restore ----------------------------------- */
+typedef enum store_health {
+    STORE_HEALTHY = 0,
+    STORE_DAMAGED,            /* integrity_check found problems */
+    STORE_ROLLED_BACK,        /* holds fewer committed changes than its witness saw */
+    STORE_REPLACED,           /* another store's file than the one the witness describes */
+    STORE_LOST,               /* missing or empty, although its witness saw it hold data */
+    STORE_WITNESS_UNREADABLE, /* the witness file holds no intact record */
+} store_health;
+
+typedef struct store_check_opts {
+    /* Rebuild the indexes (REINDEX) when only indexes are damaged; the
+     * rows are intact, so nothing is lost. Needs the store not in use. */
+    int repair;
+    /* The operator decided to keep the store as it is: record its current
+     * state as the witness's high-water mark (for a lost store: forget it,
+     * so that `meshctl ca init` may create a new one). Refused when the
+     * store is damaged or in use. */
+    int accept_loss;
+} store_check_opts;
+
+typedef struct store_check_report {
+    store_health health;
+    char **problems;          /* integrity_check findings (at most 100) */
+    size_t n_problems;
+    int index_only;           /* every finding is in an index: REINDEX repairs it */
+    char *damaged_indexes;    /* "idx (table), ..." when index_only, else "" */
+    int64_t pages, page_size, elapsed_ms;
+    int schema_version;
+    int counter_read;         /* seq and store_id could be read (not from a wrecked file) */
+    int64_t seq;              /* the store's change counter */
+    char store_id[33];
+    int witness_present;
+    int64_t witness_seq;
+    char witness_store_id[33];
+    int witness_clean;        /* the last session closed cleanly */
+    char backup_path[1024];   /* the last `meshctl store backup`, "" if none */
+    int64_t backup_at, backup_seq;
+    int in_use;               /* another process had the store open */
+    int repaired;             /* --repair rebuilt the indexes and the check passes now */
+    int loss_accepted;        /* --accept-loss recorded the current state */
+} store_check_report;
+
+/* Examines the store at path without opening it as a store (so it works on
+ * one that store_open refuses, and next to a running meshd): full
+ * integrity_check, and the change counter against the witness. MESH_OK
+ * whenever the examination ran, whatever it found (see out->health);
+ * MESH_ENOTFOUND if there is no store and nothing witnesses one. */
+int store_check(const char *path, const store_check_opts *opts, store_check_report *out,
+                mesh_err *err);
+void store_check_report_free(store_check_report *r);
+const char *store_health_name(store_health h);
+
+typedef struct store_backup_info {
+    char path[4096];          /* absolute path of the backup */
+    char store_id[33];
+    int64_t seq, pages, bytes, at, elapsed_ms;
+} store_backup_info;
+
+/* Copies the store to dest with SQLite's online backup API: one consistent
+ * snapshot, taken while meshd keeps reading and writing. The copy is a
+ * self-contained file (rollback journal mode, 0600), verified with
+ * integrity_check and fsynced before it gets its name; dest must not exist
+ * unless overwrite. Recorded in the witness as the backup to restore. */
+int store_backup(mesh_store *st, const char *dest, int overwrite, store_backup_info *info,
+                 mesh_err *err);
+
+typedef struct store_restore_info {
+    char kept_path[4200];     /* where the replaced store was moved, "" if none */
+    char store_id[33];
+    int64_t seq;              /* the restored store's change counter */
+    int64_t witness_seq;      /* the witness's mark before the restore */
+} store_restore_info;
+
+/* Puts backup in place of the store at path, which must not be in use: the
+ * backup is verified (meshd store, integrity_check), the current files are
+ * kept as "<path>.replaced-<time>" (and its -wal), and the witness is reset
+ * to the backup's counter, deliberately. A backup of another store (other
+ * store id) is refused unless force. */
+int store_restore(const char *path, const char *backup, int force, store_restore_info *info,
+                  mesh_err *err);
 
 /* ---- settings (key/value) ---------------------------------------------- */
 /* *value_out is malloc'd; MESH_ENOTFOUND if unset. */

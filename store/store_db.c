@@ -5,10 +5,14 @@
  * input checks. Nothing here knows about a particular table. */
 #include "store/store_internal.h"
 
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 int store_map_sqlite_rc(int sqlite_rc)
@@ -26,8 +30,9 @@ int store_map_sqlite_rc(int sqlite_rc)
         return MESH_ECORRUPT;
     case SQLITE_NOMEM:
         return MESH_ENOMEM;
-    case SQLITE_IOERR:
     case SQLITE_FULL:
+        return MESH_ENOSPC;
+    case SQLITE_IOERR:
     case SQLITE_CANTOPEN:
     case SQLITE_READONLY:
     case SQLITE_PERM:
@@ -42,6 +47,50 @@ int store_map_sqlite_rc(int sqlite_rc)
     }
 }
 
+/* Free space below which a failed write is taken for a full file system. */
+#define STORE_LOW_SPACE_BYTES (1024 * 1024)
+/* A file this close to RLIMIT_FSIZE has hit the limit. */
+#define STORE_FSIZE_MARGIN (64 * 1024)
+
+static int64_t file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+/* SQLite reports a write that failed outright (quota, file size limit, a
+ * -shm extension on a full tmpfs) as SQLITE_IOERR_*, not SQLITE_FULL, and
+ * the errno it records is often gone by the time it is read. A failed
+ * write while the file system is (nearly) out of space, or while the WAL or
+ * the database sits at the process's file size limit, is the same
+ * condition as a full disk: temporary, and fixed by the operator. */
+int store_write_hit_space_limit(const mesh_store *st, int sqlite_rc)
+{
+    int ext = sqlite_rc;
+    if (ext != SQLITE_IOERR_WRITE && ext != SQLITE_IOERR_SHMSIZE && ext != SQLITE_IOERR_FSYNC &&
+        ext != SQLITE_IOERR_TRUNCATE && (ext & 0xff) != SQLITE_FULL)
+        return 0;
+    if ((ext & 0xff) == SQLITE_FULL)
+        return 1;
+    char *copy = strdup(st->path);
+    struct statvfs vfs;
+    int low = copy && statvfs(dirname(copy), &vfs) == 0 &&
+              (uint64_t)vfs.f_bfree * vfs.f_frsize < STORE_LOW_SPACE_BYTES;
+    free(copy);
+    if (low)
+        return 1;
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_FSIZE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY)
+        return 0;
+    char wal[4200];
+    snprintf(wal, sizeof wal, "%s-wal", st->path);
+    int64_t biggest = file_size(st->path);
+    int64_t w = file_size(wal);
+    if (w > biggest)
+        biggest = w;
+    return biggest + STORE_FSIZE_MARGIN >= (int64_t)lim.rlim_cur;
+}
+
 /* What an operator should do about a class of failure. */
 static const char *store_error_hint(int code)
 {
@@ -52,6 +101,9 @@ static const char *store_error_hint(int code)
         return "; the store file is damaged: stop meshd and restore it from a backup";
     case MESH_EIO:
         return "; check disk space and permissions";
+    case MESH_ENOSPC:
+        return "; the file system holding the store is full: free space there (until then "
+               "meshd answers certificate requests with UNAVAILABLE, and clients retry)";
     default:
         return "";
     }
@@ -62,6 +114,8 @@ int store_db_error(mesh_store *st, mesh_err *err, int sqlite_rc, const char *fmt
     int code = store_map_sqlite_rc(sqlite_rc);
     if (code == MESH_OK)
         code = MESH_EINTERNAL;   /* called on a path that failed for a non-SQLite reason */
+    if (code == MESH_EIO && st && store_write_hit_space_limit(st, sqlite_rc))
+        code = MESH_ENOSPC;
     if (!err)
         return code;
     char context[256];

@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/error.h"
 #include "store/store.h"
@@ -37,6 +38,16 @@ struct mesh_store {
     size_t n_stmts, cap_stmts;
     store_gate *gate;           /* shared with this process's other handles on the file; may be NULL */
     int gate_held;              /* this handle is inside the gate (an explicit write transaction) */
+    /* Integrity (store_sqlite_*.c): the witness file beside the database. */
+    int witness_fd;             /* open on "<path>-witness"; -1 if none */
+    int session_held;           /* holds the witness's session lock (shared) */
+    pid_t opener_pid;           /* a fork()ed child leaves the locks and the witness alone */
+    int open_ok;                /* store_open succeeded: a close may be recorded as clean */
+    char store_id[33];          /* store_integrity.store_id; "" until bound */
+    int64_t witnessed_seq;      /* the highest mark this handle knows the witness holds */
+    int witness_warned;         /* a failed witness update was logged once */
+    int marked_in_use;          /* the witness was marked "in use" before our first commit */
+    const char *last_check;     /* what store_open ran: "integrity_check", "quick_check", "none" */
 };
 
 /* ---- errors ----------------------------------------------------------------- */
@@ -45,6 +56,9 @@ struct mesh_store {
 int store_db_error(mesh_store *st, mesh_err *err, int sqlite_rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int store_map_sqlite_rc(int sqlite_rc);
+/* Did a failed write (extended SQLite code) fail for lack of space: a full
+ * file system or the file size limit? Then it is MESH_ENOSPC, not EIO. */
+int store_write_hit_space_limit(const mesh_store *st, int sqlite_rc);
 
 /* ---- statements ------------------------------------------------------------- */
 /* Returns a ready-to-bind statement for sql (a static string: the cache is keyed

@@ -162,6 +162,61 @@ static const char *const store_migrations[] = {
     "ALTER TABLE proxy_types_v2 RENAME TO proxy_types;\n"
     "CREATE INDEX proxies_meshd_instance ON proxies (meshd_instance);\n"
     "CREATE INDEX proxies_node_id ON proxies (node_id, connected);\n",
+
+    /* 2 -> 3: the change counter the witness file follows (see
+     * store_sqlite_witness.c). store_id tells this store from any other;
+     * seq rises with every committed change that matters, so a store
+     * holding a lower seq than its witness recorded has lost commits.
+     * Proxy status is left out: meshd rewrites it constantly and a lost
+     * status row costs nothing. */
+    "CREATE TABLE store_integrity (\n"
+    "  id       INTEGER PRIMARY KEY CHECK (id = 1),\n"
+    "  store_id TEXT NOT NULL,\n"
+    "  seq      INTEGER NOT NULL\n"
+    ");\n"
+    "INSERT INTO store_integrity (id, store_id, seq) VALUES (1, lower(hex(randomblob(16))), 0);\n"
+    "CREATE TRIGGER store_seq_settings_insert AFTER INSERT ON settings\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_settings_update AFTER UPDATE ON settings\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_settings_delete AFTER DELETE ON settings\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_cas_insert AFTER INSERT ON cas\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_cas_update AFTER UPDATE ON cas\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_cas_delete AFTER DELETE ON cas\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_registrations_insert AFTER INSERT ON registrations\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_registrations_update AFTER UPDATE ON registrations\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_registrations_delete AFTER DELETE ON registrations\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_join_tokens_insert AFTER INSERT ON join_tokens\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_join_tokens_update AFTER UPDATE ON join_tokens\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_join_tokens_delete AFTER DELETE ON join_tokens\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_certs_insert AFTER INSERT ON certs\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_certs_update AFTER UPDATE ON certs\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_certs_delete AFTER DELETE ON certs\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_resources_insert AFTER INSERT ON resources\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_resources_update AFTER UPDATE ON resources\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_resources_delete AFTER DELETE ON resources\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_audit_insert AFTER INSERT ON audit\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_audit_update AFTER UPDATE ON audit\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_audit_delete AFTER DELETE ON audit\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
 };
 
 int store_latest_schema_version(void)

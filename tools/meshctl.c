@@ -15,7 +15,7 @@
 #include "common/log.h"
 
 static const char usage_text[] =
-    "usage: meshctl [--db PATH] [--output text|json] COMMAND ...\n"
+    "usage: meshctl [--db PATH] [--output text|json] [--init] COMMAND ...\n"
     "\n"
     "  ca init --trust-domain TD [--key-type ec-p256|rsa-3072] [--ttl 10y] [--key-dir DIR]\n"
     "          [--import-cert F --import-key F [--import-chain F]]\n"
@@ -31,13 +31,18 @@ static const char usage_text[] =
     "  delete KIND NAME\n"
     "  proxy-status                     sidecars, ACKed versions, last NACK, seconds to SVID expiry\n"
     "  audit [--limit N]\n"
+    "  store check [--repair] [--accept-loss]   full integrity check, store vs its witness\n"
+    "  store backup PATH [--overwrite]          online backup (safe while meshd runs)\n"
+    "  store restore BACKUP [--force]           put a backup in place (meshd stopped)\n"
     "  drill [--sidecars N] [--ttl 60s] [--rate 50] [--outage D] [--json F] [--csv F] [--svg F]\n"
     "        [--expect-...]   control-plane outage drill on 127.0.0.1 ('meshctl drill --help')\n"
     "\n"
-    "The store path comes from --db or $MESHD_DB. Durations are a whole number and a unit\n"
-    "(ms, s, m, h, d, y), e.g. 90s, 24h, 10y; a bare number is seconds.\n";
+    "The store path comes from --db or $MESHD_DB. Only 'ca init' creates a new store\n"
+    "(or any command given --init); a missing or empty store is refused otherwise.\n"
+    "Durations are a whole number and a unit (ms, s, m, h, d, y), e.g. 90s, 24h, 10y; a\n"
+    "bare number is seconds.\n";
 
-mesh_store *ctl_store(ctl_ctx *c)
+static mesh_store *open_store(ctl_ctx *c, int create)
 {
     if (c->st)
         return c->st;
@@ -47,12 +52,23 @@ mesh_store *ctl_store(ctl_ctx *c)
         ctl_fail(c, &err);
         return NULL;
     }
-    if (store_open(&c->st, c->db_path, &err) != MESH_OK) {
+    store_open_opts o = {.create = create || c->init};
+    if (store_open_with(&c->st, c->db_path, &o, &err) != MESH_OK) {
         ctl_fail(c, &err);
         c->st = NULL;
         return NULL;
     }
     return c->st;
+}
+
+mesh_store *ctl_store(ctl_ctx *c)
+{
+    return open_store(c, 0);
+}
+
+mesh_store *ctl_store_create(ctl_ctx *c)
+{
+    return open_store(c, 1);
 }
 
 int ctl_fail(ctl_ctx *c, const mesh_err *err)
@@ -124,6 +140,7 @@ static const struct {
     {"delete", ctl_cmd_delete},
     {"proxy-status", ctl_cmd_proxy_status},
     {"audit", ctl_cmd_audit},
+    {"store", ctl_cmd_store},
     {"drill", ctl_cmd_drill},
 };
 
@@ -146,6 +163,8 @@ int main(int argc, char **argv)
                 return ctl_usage_error(&c, "--output must be text or json, got '%s'", o);
         } else if (strcmp(argv[i], "--json") == 0) {
             c.json = 1;
+        } else if (strcmp(argv[i], "--init") == 0) {
+            c.init = 1;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             fputs(usage_text, stdout);
             return 0;
@@ -165,6 +184,8 @@ int main(int argc, char **argv)
     for (int k = i; k < argc; k++) {
         if (strcmp(argv[k], "--db") == 0 && k + 1 < argc) {
             c.db_path = argv[++k];
+        } else if (strcmp(argv[k], "--init") == 0) {
+            c.init = 1;
         } else if (strcmp(argv[k], "--output") == 0 && k + 1 < argc) {
             const char *o = argv[++k];
             if (strcmp(o, "json") == 0) {

@@ -1,6 +1,7 @@
 /* tools/meshd.c — the meshd control plane: main, startup checks and graceful shutdown.
  *
- * Startup: open the store (clear error if damaged), load the active CA
+ * Startup: open the store (never creating one; clear error if it is missing,
+ * damaged or moved backwards, see store.h), load the active CA
  * (clear error if none: "run meshctl ca init"), issue meshd's own serving
  * cert, mark proxies of this instance disconnected (a previous run may have
  * been killed), load config and bundle, start the status writer, workers,
@@ -19,13 +20,13 @@
 
 static int open_store(md_ctx *ctx, mesh_err *err)
 {
+    /* Never creates a store: a mistyped --db must fail without leaving an
+     * empty store behind (only 'meshctl ca init' creates one). */
     int rc = store_open(&ctx->main_st, ctx->opts.db_path, err);
-    if (rc == MESH_ECORRUPT)
-        return mesh_err_prefix(err, "store %s is damaged or not a meshd database (restore it "
-                                    "from a backup)",
-                               ctx->opts.db_path);
     if (rc != MESH_OK)
-        return mesh_err_prefix(err, "opening store %s", ctx->opts.db_path);
+        return rc;
+    log_info("meshd", "store %s opened (%s)", ctx->opts.db_path,
+             store_open_check(ctx->main_st));
     rc = ca_load(ctx->main_st, &ctx->main_ca, err);
     if (rc == MESH_ENOTFOUND)
         return mesh_err_set(err, rc,
@@ -101,6 +102,9 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A file size limit (ulimit -f) must make writes fail like a full disk
+     * (the store answers UNAVAILABLE), not kill meshd. */
+    signal(SIGXFSZ, SIG_IGN);
 
     if (md_ctx_init(&ctx, &err) != MESH_OK) {
         log_error("meshd", "%s", err.msg);

@@ -118,6 +118,71 @@ Test(ca_init, second_init_is_eexists_and_leaves_no_key)
     tca_teardown(&e);
 }
 
+/* The key of a CA whose store went missing witnesses that store: a new CA
+ * in a fresh store must not quietly take over its key directory. */
+Test(ca_init, keys_of_a_lost_store_refuse_a_new_ca)
+{
+    tca_env e;
+    tca_setup(&e);
+    tca_init(&e, NULL, 0);
+    store_close(e.st);
+    e.st = NULL;
+    char wipe[640];
+    snprintf(wipe, sizeof wipe, "rm -f %s %s-wal %s-shm %s-witness", e.db, e.db, e.db, e.db);
+    char out[256];
+    tca_sh(out, sizeof out, "%s", wipe);
+    store_open_opts create = {.create = 1};
+    mesh_err err = {0};
+    cr_assert_eq(store_open_with(&e.st, e.db, &create, &err), MESH_OK, "%s", err.msg);
+    ca_init_opts o = {.trust_domain = TCA_TD, .key_dir = e.keydir};
+    cr_assert_eq(ca_init(e.st, &o, NULL, &err), MESH_EEXISTS, "%s", err.msg);
+    cr_assert(strstr(err.msg, "already holds a CA key"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "store restore"), "%s", err.msg);
+    cr_assert_eq(ca_keydir_check_unclaimed(e.keydir, NULL, &err), MESH_EEXISTS);
+    /* Its own keys do not count against a store, and another directory is free. */
+    char other[160];
+    snprintf(other, sizeof other, "%s/other-keys", e.dir);
+    o.key_dir = other;
+    cr_assert_eq(ca_init(e.st, &o, NULL, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(ca_keydir_check_unclaimed(other, e.st, &err), MESH_OK, "%s", err.msg);
+    tca_teardown(&e);
+}
+
+/* Only CA key files count as a witness: a key directory with other files in
+ * it, or none at all, does not block a new CA, and the refusal names the key. */
+Test(ca_init, key_dir_witness_counts_only_ca_keys)
+{
+    tca_env e;
+    tca_setup(&e);
+    mesh_err err = {0};
+    char dir[160], path[256];
+    snprintf(dir, sizeof dir, "%s/not-yet", e.dir);
+    cr_assert_eq(ca_keydir_check_unclaimed(dir, NULL, &err), MESH_OK, "a missing dir: %s",
+                 err.msg);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    static const char *const others[] = {"notes.txt", "ca-1.pem", "xca-1.key", "ca-.key",
+                                         "ca-1.key.bak"};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, others[i]);
+        tca_write(path, "x");
+    }
+    snprintf(path, sizeof path, "%s/ca-sub.key.d", dir);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    cr_assert_eq(ca_keydir_check_unclaimed(dir, NULL, &err), MESH_OK, "%s", err.msg);
+    ca_init_opts o = {.trust_domain = TCA_TD, .key_dir = dir};
+    cr_assert_eq(ca_init(e.st, &o, NULL, &err), MESH_OK, "%s", err.msg);
+    /* The new CA's own key is claimed by its store, and a rotation may put
+     * the next key beside it; to any other store they are a lost CA's. */
+    cr_assert_eq(ca_keydir_check_unclaimed(dir, e.st, &err), MESH_OK, "%s", err.msg);
+    int64_t id = 0;
+    cr_assert_eq(ca_prepare(e.st, &o, &id, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(ca_keydir_check_unclaimed(dir, e.st, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(ca_keydir_check_unclaimed(dir, NULL, &err), MESH_EEXISTS);
+    cr_assert(strstr(err.msg, "ca-"), "names the key: %s", err.msg);
+    cr_assert(strstr(err.msg, "--key-dir"), "%s", err.msg);
+    tca_teardown(&e);
+}
+
 Test(ca_init, bad_options_rejected)
 {
     tca_env e;

@@ -24,7 +24,8 @@ void tca_setup(tca_env *e)
     snprintf(e->db, sizeof e->db, "%s/mesh.db", e->dir);
     snprintf(e->keydir, sizeof e->keydir, "%s/keys", e->dir);
     mesh_err err = {0};
-    int rc = store_open(&e->st, e->db, &err);
+    store_open_opts create = {.create = 1};
+    int rc = store_open_with(&e->st, e->db, &create, &err);
     cr_assert_eq(rc, MESH_OK, "store_open: %s", err.msg);
 }
 

@@ -10,6 +10,7 @@
 static const int every_code[] = {
     MESH_OK,      MESH_EINVAL,  MESH_ENOTFOUND, MESH_EEXISTS, MESH_EPERM,  MESH_EEXPIRED,
     MESH_EIO,     MESH_ECORRUPT, MESH_ECRYPTO,  MESH_ENOMEM,  MESH_EBUSY,  MESH_EINTERNAL,
+    MESH_ENOSPC,
 };
 #define N_CODES (sizeof every_code / sizeof every_code[0])
 
@@ -32,6 +33,8 @@ static const struct {
      GRPC_STATUS_RESOURCE_EXHAUSTED},
     {MESH_EBUSY, GRPC_STATUS_UNAVAILABLE, GRPC_STATUS_UNAVAILABLE, GRPC_STATUS_UNAVAILABLE},
     {MESH_EINTERNAL, GRPC_STATUS_INTERNAL, GRPC_STATUS_INTERNAL, GRPC_STATUS_INTERNAL},
+    /* A full disk is temporary: the client must retry, not give up (issue 12). */
+    {MESH_ENOSPC, GRPC_STATUS_UNAVAILABLE, GRPC_STATUS_UNAVAILABLE, GRPC_STATUS_UNAVAILABLE},
 };
 
 Test(grpc_status, the_documented_table)
@@ -54,7 +57,7 @@ Test(grpc_status, the_documented_table)
 
 Test(grpc_status, unknown_codes_are_internal)
 {
-    const int odd[] = {-12, -100, 1, 42};
+    const int odd[] = {-13, -100, 1, 42};
     for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
         cr_assert_eq(mgrpc_status_from_mesh(odd[i], MGRPC_FAULT_REQUEST), GRPC_STATUS_INTERNAL);
         cr_assert_eq(mgrpc_status_from_mesh(odd[i], MGRPC_FAULT_CREDENTIAL), GRPC_STATUS_INTERNAL);

@@ -24,7 +24,8 @@ static void env_setup(env *e)
     cr_assert_not_null(mkdtemp(e->dir));
     snprintf(e->db, sizeof e->db, "%s/mesh.db", e->dir);
     mesh_err err;
-    cr_assert_eq(store_open(&e->st, e->db, &err), MESH_OK, "%s", err.msg);
+    store_open_opts create = {.create = 1};
+    cr_assert_eq(store_open_with(&e->st, e->db, &create, &err), MESH_OK, "%s", err.msg);
 }
 
 static void env_teardown(env *e)

@@ -17,7 +17,8 @@ void tsd_setup(tsd_env *e)
     snprintf(e->db, sizeof e->db, "%s/mesh.db", e->dir);
     snprintf(e->keydir, sizeof e->keydir, "%s/keys", e->dir);
     mesh_err err = {0};
-    cr_assert_eq(store_open(&e->st, e->db, &err), MESH_OK, "%s", err.msg);
+    store_open_opts create = {.create = 1};
+    cr_assert_eq(store_open_with(&e->st, e->db, &create, &err), MESH_OK, "%s", err.msg);
     ca_init_opts o = {.trust_domain = TSD_TD, .key_dir = e->keydir};
     int64_t id;
     cr_assert_eq(ca_init(e->st, &o, &id, &err), MESH_OK, "%s", err.msg);

@@ -209,7 +209,8 @@ Test(store_concurrency, simultaneous_first_open, .init = setup_empty, .fini = te
                 mesh_store *st = NULL;
                 mesh_err err = {0};
                 barrier_wait(&b);
-                if (store_open(&st, path, &err) != MESH_OK) {
+                store_open_opts create = {.create = 1};
+                if (store_open_with(&st, path, &create, &err) != MESH_OK) {
                     fprintf(stderr, "worker %d: %s\n", w, err.msg);
                     _exit(1);
                 }

@@ -16,6 +16,8 @@
 
 static tstore_env env;
 
+static const store_open_opts create = {.create = 1};
+
 static void setup_empty(void) { tstore_setup(&env, 0); }
 static void setup_open(void) { tstore_setup(&env, 1); }
 static void teardown(void) { tstore_teardown(&env); }
@@ -58,7 +60,7 @@ static void fill_store(const char *path, int n_certs)
 {
     mesh_store *st = NULL;
     mesh_err err = {0};
-    cr_assert_eq(store_open(&st, path, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(store_open_with(&st, path, &create, &err), MESH_OK, "%s", err.msg);
     int64_t ca = tstore_add_ca(st, "active", "01");
     char pem[2048];
     memset(pem, 'A', sizeof pem - 1);
@@ -79,8 +81,9 @@ Test(store_open, creates_migrates_and_reopens, .init = setup_empty, .fini = tear
 {
     mesh_err err = {0};
     cr_assert_not(tstore_file_exists(env.path));
-    cr_assert_eq(store_open(&env.st, env.path, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(store_open_with(&env.st, env.path, &create, &err), MESH_OK, "%s", err.msg);
     cr_assert(tstore_file_exists(env.path));
+    cr_assert_str_eq(store_open_check(env.st), "none");
     cr_assert_str_eq(store_path(env.st), env.path);
     cr_assert_geq(store_latest_schema_version(), 1);
     cr_assert_eq(store_schema_version(env.st), store_latest_schema_version());
@@ -116,7 +119,7 @@ Test(store_open, file_mode_is_0600, .init = setup_empty, .fini = teardown)
 {
     mode_t old = umask(0);   /* a permissive umask must not loosen the store's mode */
     mesh_err err = {0};
-    int rc = store_open(&env.st, env.path, &err);
+    int rc = store_open_with(&env.st, env.path, &create, &err);
     umask(old);
     cr_assert_eq(rc, MESH_OK, "%s", err.msg);
     cr_assert_eq(store_setting_set(env.st, "k", "v", &err), MESH_OK, "%s", err.msg);
@@ -127,6 +130,10 @@ Test(store_open, file_mode_is_0600, .init = setup_empty, .fini = teardown)
     snprintf(wal, sizeof wal, "%s-wal", env.path);
     cr_assert_eq(stat(wal, &sb), 0, "no WAL file while the store is open");
     cr_assert_eq(sb.st_mode & 0777, 0600, "WAL mode %o", (unsigned)(sb.st_mode & 0777));
+    char witness[160];
+    snprintf(witness, sizeof witness, "%s-witness", env.path);
+    cr_assert_eq(stat(witness, &sb), 0, "no witness file");
+    cr_assert_eq(sb.st_mode & 0777, 0600, "witness mode %o", (unsigned)(sb.st_mode & 0777));
 }
 
 Test(store_open, garbage_file_is_corrupt_and_untouched, .init = setup_empty, .fini = teardown)
@@ -246,11 +253,13 @@ Test(store_open, bad_paths, .init = setup_empty, .fini = teardown)
     /* A directory. */
     cr_assert_eq(store_open(&st, env.dir, &err), MESH_EINVAL);
     cr_assert_not_null(strstr(err.msg, "not a regular file"), "%s", err.msg);
-    /* A missing parent directory. */
+    /* A missing parent directory, with or without leave to create. */
     char missing[200];
     snprintf(missing, sizeof missing, "%s/no/such/dir/mesh.db", env.dir);
-    cr_assert_eq(store_open(&st, missing, &err), MESH_EIO);
+    cr_assert_eq(store_open(&st, missing, &err), MESH_ENOTFOUND);
     cr_assert_not_null(strstr(err.msg, missing), "%s", err.msg);
+    cr_assert_eq(store_open_with(&st, missing, &create, &err), MESH_ENOTFOUND);
+    cr_assert_not_null(strstr(err.msg, "directory"), "%s", err.msg);
     cr_assert_null(st);
 }
 

@@ -17,7 +17,8 @@ void tstore_setup(tstore_env *env, int open_store)
     snprintf(env->path, sizeof env->path, "%s/mesh.db", env->dir);
     if (open_store) {
         mesh_err err = {0};
-        int rc = store_open(&env->st, env->path, &err);
+        store_open_opts create = {.create = 1};
+        int rc = store_open_with(&env->st, env->path, &create, &err);
         cr_assert_eq(rc, MESH_OK, "store_open: %s", err.msg);
     }
 }
