@@ -162,6 +162,30 @@ static const char *const store_migrations[] = {
     "ALTER TABLE proxy_types_v2 RENAME TO proxy_types;\n"
     "CREATE INDEX proxies_meshd_instance ON proxies (meshd_instance);\n"
     "CREATE INDEX proxies_node_id ON proxies (node_id, connected);\n",
+
+    /* 2 -> 3: revocation that reaches the data plane. A key reported
+     * compromised is never certified again (compromised_keys); each CA in
+     * the bundle has one signed CRL, stored so that every meshd replica and
+     * every restart serves the same bytes (and so the same SDS version);
+     * a proxy row can say why its sidecar is stranded. */
+    "CREATE TABLE compromised_keys (\n"
+    "  pubkey_sha256 TEXT PRIMARY KEY NOT NULL,\n"
+    "  serial_hex    TEXT NOT NULL,\n"   /* the revocation that reported it */
+    "  spiffe_id     TEXT NOT NULL,\n"
+    "  reported_at   INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE TABLE crls (\n"
+    "  ca_id          INTEGER PRIMARY KEY NOT NULL REFERENCES cas (id),\n"
+    "  crl_number     INTEGER NOT NULL,\n"
+    "  this_update    INTEGER NOT NULL,\n"
+    "  next_update    INTEGER NOT NULL,\n"
+    "  n_entries      INTEGER NOT NULL,\n"
+    "  entries_sha256 TEXT NOT NULL,\n"
+    "  crl_pem        TEXT NOT NULL\n"
+    ");\n"
+    "CREATE INDEX certs_pubkey ON certs (pubkey_sha256, not_after);\n"
+    "CREATE INDEX certs_revoked ON certs (ca_id, not_after) WHERE revoked = 1;\n"
+    "ALTER TABLE proxies ADD COLUMN problem TEXT NOT NULL DEFAULT '';\n",
 };
 
 int store_latest_schema_version(void)
