@@ -43,8 +43,8 @@ bool tls_crl_lists(X509_CRL *crl, X509 *cert, char *why, size_t len);
 X509_CRL *tls_crl_for(STACK_OF(X509_CRL) *crls, X509 *cert);
 
 /* Hooks the verify callback of a context uses; the callback reaches them
- * through SSL_CTX_get_app_data. log_revoked is called on the loop thread for
- * each handshake refused because the peer is revoked. */
+ * through SSL_CTX_get_app_data. `refused` is called (on the thread running
+ * the handshake) for each handshake refused because the peer is revoked. */
 typedef struct tls_crl_hooks {
     void (*refused)(void *arg, bool inbound, const char *why);
     void *arg;
