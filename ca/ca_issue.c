@@ -12,7 +12,9 @@
  * reaches the certificate (Istio issues the same shape).
  *
  * A cert is recorded in the store and audited in one transaction before it
- * is returned, so a cert a client holds is always known to the store.
+ * is returned, so a cert a client holds is always known to the store. The
+ * same transaction refuses a public key reported compromised (ca_revoke.h),
+ * whichever path asked.
  * sign_leaf (ca_sign_leaf for the other files) is the only place leaves are
  * built; ca_issue_svid (CSR), ca_issue_with_new_key (meshd's own cert) and
  * ca_issue_for_pubkey (ca_pubkey.c, same-key rotation) differ only in their
@@ -28,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ca/ca_revoke.h"
 #include "ca/csr.h"
 #include "ca/spiffe_id.h"
 #include "common/log.h"
@@ -281,6 +284,13 @@ static int record(mesh_ca *ca, mesh_store *st, const ca_issued *out, const char 
              note ? note : "");
     if ((rc = store_begin(st, err)) != MESH_OK)
         return mesh_err_prefix(err, "recording the issued SVID");
+    /* Inside the transaction that records the cert: a keyCompromise
+     * revocation committing at the same moment either sees this cert (and
+     * revokes it) or is seen here. */
+    if ((rc = ca_key_check_usable(st, spki, err)) != MESH_OK) {
+        store_rollback(st);
+        return rc;
+    }
     if ((rc = store_cert_insert(st, &row, err)) != MESH_OK ||
         (rc = store_audit(st, actor, "cert.issue", out->spiffe_id, detail, 1, err)) != MESH_OK ||
         (rc = store_commit(st, err)) != MESH_OK) {

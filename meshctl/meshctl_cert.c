@@ -1,4 +1,5 @@
-/* meshctl/meshctl_cert.c — `meshctl cert ...`: offline issuance, listing, inspection, revocation. */
+/* meshctl/meshctl_cert.c — `meshctl cert ...`: offline issuance, listing, inspection, and
+ * revocation (ca_revoke.h: keyCompromise revokes the key), which says what happens next. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "ca/ca.h"
+#include "ca/ca_revoke.h"
 #include "common/duration.h"
 #include "meshctl/meshctl.h"
 
@@ -258,6 +260,70 @@ static int cert_show(ctl_ctx *c, int argc, char **argv)
     return 0;
 }
 
+/* Whether the workload needs a new join token after this revocation:
+ * "yes", "no" or "unless-other-valid-cert". A revoked certificate cannot
+ * authenticate a renewal (except a superseded one re-keying), so only a
+ * sidecar holding another valid certificate renews by itself. */
+static const char *token_need(const ca_revoke_result *r)
+{
+    if (r->reason == CA_REASON_SUPERSEDED)
+        return "no";
+    size_t others = r->other_key_valid +
+                    (r->reason == CA_REASON_KEY_COMPROMISE ? 0 : r->same_key_valid);
+    return others == 0 ? "yes" : "unless-other-valid-cert";
+}
+
+static void revoke_text(ctl_ctx *c, const ca_revoke_result *r)
+{
+    /* The store's names, escaped like every meshctl text output. */
+    const char *reason = ca_revoke_reason_name(r->reason);
+    printf("revoked %zu certificate(s) of %s (%s):", r->n_serials, ctl_esc(c, r->spiffe_id),
+           reason);
+    for (size_t i = 0; i < r->n_serials; i++)
+        printf(" %s", ctl_esc(c, r->serials[i]));
+    printf("\n");
+    /* After the loop: ctl_esc reuses its buffers after CTL_ESC_RING calls. */
+    const char *id = ctl_esc(c, r->spiffe_id);
+    if (r->reason == CA_REASON_KEY_COMPROMISE)
+        printf("key sha256:%.16s... is recorded as compromised: meshd never certifies it again "
+               "(renewal, same-key rotation, expired-SVID recovery, join token, 'meshctl cert "
+               "issue')\n", r->pubkey_sha256);
+    printf("next:\n"
+           "  - meshd signs a new CRL and pushes it with the trust bundle (SDS 'ROOTCA') to "
+           "every connected sidecar within about a second; each one then refuses %s at the "
+           "handshake and closes live connections made with %s. Sidecars that are offline, or "
+           "all of them while meshd is down, get it when they reconnect and keep enforcing "
+           "the CRL they have meanwhile.\n",
+           r->n_serials > 1 ? "these certificates" : "this certificate",
+           r->n_serials > 1 ? "them" : "it");
+    const char *need = token_need(r);
+    if (r->reason == CA_REASON_SUPERSEDED) {
+        printf("  - the workload re-keys by itself: its sidecar renews over mTLS with a new key "
+               "(a superseded certificate may authenticate that one renewal); no new token "
+               "is needed.\n");
+    } else {
+        printf("  - the workload needs a new key%s. ",
+               r->reason == CA_REASON_KEY_COMPROMISE ? "" : " or another valid certificate");
+        if (strcmp(need, "yes") == 0)
+            printf("No valid certificate of %s is left, so its sidecar cannot renew over mTLS "
+                   "(a revoked certificate authenticates nothing): it needs a new join token.\n",
+                   id);
+        else
+            printf("%zu valid certificate(s) of %s remain%s: a sidecar holding one keeps "
+                   "serving and renews with a new key by itself; a sidecar that held only the "
+                   "revoked one needs a new join token.\n",
+                   r->other_key_valid +
+                       (r->reason == CA_REASON_KEY_COMPROMISE ? 0 : r->same_key_valid),
+                   id, r->reason == CA_REASON_KEY_COMPROMISE ? " (with other keys)" : "");
+        printf("    meshctl workload token %s   (write it to the sidecar's --token-file; it "
+               "enrols with a fresh key without a restart)\n", id);
+    }
+    if (r->reason != CA_REASON_KEY_COMPROMISE && r->same_key_valid > 0)
+        printf("  - note: %zu other valid certificate(s) share this key and stay valid; if the "
+               "key itself was exposed, revoke with --reason keyCompromise.\n",
+               r->same_key_valid);
+}
+
 static int cert_revoke(ctl_ctx *c, int argc, char **argv)
 {
     static const struct option opts[] = {{"reason", required_argument, 0, 'r'}, {0, 0, 0, 0}};
@@ -273,25 +339,43 @@ static int cert_revoke(ctl_ctx *c, int argc, char **argv)
     }
     if (optind + 1 != argc)
         return ctl_usage_error(c, "cert revoke needs one SERIAL");
+    mesh_err err = {0};
+    int code;
+    if (ca_revoke_reason_parse(reason, &code, &err) != MESH_OK)
+        return ctl_usage_error(c, "--reason: %s", err.msg);
     char serial[128];
     serial_normalise(argv[optind], serial, sizeof serial);
     mesh_store *st = ctl_store(c);
     if (!st)
         return 1;
-    mesh_err err = {0};
-    if (store_cert_revoke(st, serial, reason, ctl_now(), &err) != MESH_OK)
+    ca_revoke_result r;
+    if (ca_revoke(st, serial, reason, "meshctl", ctl_now(), &r, &err) != MESH_OK)
         return ctl_fail(c, &err);
-    store_audit(st, "meshctl", "cert.revoke", serial, reason, 1, NULL);
     if (c->json) {
         json_out j;
         json_init(&j);
         json_obj_begin(&j);
-        json_key_str(&j, "revoked", serial);
-        json_key_str(&j, "reason", reason);
+        json_key_str(&j, "serial", serial);
+        json_key_str(&j, "reason", ca_revoke_reason_name(r.reason));
+        json_key_str(&j, "spiffe_id", r.spiffe_id);
+        json_key(&j, "revoked");
+        json_arr_begin(&j);
+        for (size_t i = 0; i < r.n_serials; i++)
+            json_str(&j, r.serials[i]);
+        json_arr_end(&j);
+        json_key_str(&j, "pubkey_sha256", r.pubkey_sha256);
+        json_key_bool(&j, "key_compromised", r.reason == CA_REASON_KEY_COMPROMISE);
+        json_key_bool(&j, "needs_new_key", r.reason == CA_REASON_KEY_COMPROMISE ||
+                                                r.reason == CA_REASON_SUPERSEDED);
+        json_key_str(&j, "needs_new_token", token_need(&r));
+        json_key_int(&j, "other_key_valid", (int64_t)r.other_key_valid);
+        json_key_int(&j, "same_key_valid", (int64_t)r.same_key_valid);
         json_obj_end(&j);
+        ca_revoke_result_free(&r);
         return ctl_print_json(&j);
     }
-    printf("revoked %s (%s)\n", ctl_esc(c, serial), ctl_esc(c, reason));
+    revoke_text(c, &r);
+    ca_revoke_result_free(&r);
     return 0;
 }
 

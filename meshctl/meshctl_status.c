@@ -60,6 +60,8 @@ int ctl_cmd_proxy_status(ctl_ctx *c, int argc, char **argv)
             json_key_str(&j, "meshd_instance", p->meshd_instance);
             json_key_int(&j, "svid_not_after", p->svid_not_after);
             json_key_int(&j, "svid_seconds_left", left);
+            json_key_bool(&j, "stranded", p->problem[0] != '\0');
+            json_key_str(&j, "problem", p->problem);
             json_key(&j, "types");
             json_obj_begin(&j);
             for (size_t t = 0; t < p->n_types; t++) {
@@ -80,7 +82,7 @@ int ctl_cmd_proxy_status(ctl_ctx *c, int argc, char **argv)
             continue;
         }
         printf("%-52s %-24s %-6s", ctl_esc(c, p->spiffe_id), ctl_esc(c, p->node_id),
-               p->connected ? "up" : "down");
+               p->problem[0] ? "STRAND" : p->connected ? "up" : "down");
         const char *nack = "-";
         for (size_t t = 0; t < 5; t++) {
             const store_proxy_type_status *ts = find_type(p, types[t]);
@@ -103,6 +105,10 @@ int ctl_cmd_proxy_status(ctl_ctx *c, int argc, char **argv)
                 snprintf(lefts, sizeof lefts, "EXPIRED");
         }
         printf(" %-11s %s\n", lefts, ctl_esc(c, nack));
+        /* A sidecar meshd refused for good (its SVID was revoked): say why
+         * and what it needs, under its row. */
+        if (p->problem[0])
+            printf("    stranded: %s\n", ctl_esc(c, p->problem));
     }
     store_proxy_free_list(list, n);
     if (c->json)

@@ -70,6 +70,7 @@ void md_cache_destroy(md_cache *c)
     md_map_free(c->snaps, snap_unref_void);
     cfg_unref(c->cfg);
     sds_bundle_unref(c->bundle);
+    free(c->crl_pem);
     md_cas_unref(c->cas);
     pthread_mutex_destroy(&c->mu);
 }
@@ -228,16 +229,21 @@ int md_cache_set_cas(md_ctx *ctx, store_ca *list, size_t n, const char *bundle_p
         if (strcmp(list[i].state, "active") == 0)
             cas->active_id = list[i].id;
     sds_bundle *b = NULL;
+    /* The watcher is the only writer of the bundle and its CRLs, so reading
+     * crl_pem, building outside the lock and installing is not racy. */
     pthread_mutex_lock(&c->mu);
     int bundle_changed = !c->bundle || strcmp(sds_bundle_pem(c->bundle), bundle_pem) != 0;
+    char *crl = c->crl_pem ? strdup(c->crl_pem) : NULL;
     pthread_mutex_unlock(&c->mu);
     if (bundle_changed) {
-        int rc = sds_bundle_build(bundle_pem, ctx->trust_domain, &b, err);
+        int rc = sds_bundle_build(bundle_pem, crl, ctx->trust_domain, &b, err);
         if (rc != MESH_OK) {
+            free(crl);
             md_cas_unref(cas);
             return rc;
         }
     }
+    free(crl);
     pthread_mutex_lock(&c->mu);
     md_cas *old_cas = c->cas;
     int64_t old_active = old_cas ? old_cas->active_id : 0;
@@ -254,4 +260,44 @@ int md_cache_set_cas(md_ctx *ctx, store_ca *list, size_t n, const char *bundle_p
     md_cas_unref(old_cas);
     sds_bundle_unref(old_b);
     return MESH_OK;
+}
+
+int md_cache_set_crl(md_ctx *ctx, const char *crl_pem, mesh_err *err)
+{
+    md_cache *c = &ctx->cache;
+    char *copy = strdup(crl_pem ? crl_pem : "");
+    if (!copy)
+        return mesh_err_set(err, MESH_ENOMEM, "out of memory");
+    pthread_mutex_lock(&c->mu);
+    int same = c->crl_pem && strcmp(c->crl_pem, copy) == 0;
+    char *roots = !same && c->bundle ? strdup(sds_bundle_pem(c->bundle)) : NULL;
+    int have_bundle = c->bundle != NULL;
+    pthread_mutex_unlock(&c->mu);
+    if (same) {
+        free(copy);
+        return 0;
+    }
+    sds_bundle *b = NULL;
+    if (have_bundle) {
+        int rc = roots ? sds_bundle_build(roots, copy, ctx->trust_domain, &b, err)
+                       : mesh_err_set(err, MESH_ENOMEM, "out of memory");
+        free(roots);
+        if (rc != MESH_OK) {
+            free(copy);
+            return rc;
+        }
+    }
+    pthread_mutex_lock(&c->mu);
+    char *old_crl = c->crl_pem;
+    c->crl_pem = copy;
+    sds_bundle *old_b = NULL;
+    if (b) {
+        old_b = c->bundle;
+        c->bundle = b;
+        c->bundle_gen++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    free(old_crl);
+    sds_bundle_unref(old_b);
+    return 1;
 }

@@ -1,6 +1,7 @@
 /* meshd/meshd_changes.c — the watcher's decisions (meshd/meshd_changes.h): the audit-log
- * change feed, the CA list fingerprint, what each stream needs on a pass, and
- * when its SVID is renewed. meshd/meshd_watch.c applies them. */
+ * change feed, the CA list fingerprint, what each stream needs on a pass,
+ * when its SVID is renewed, when a refused stream is ended and when the CRLs
+ * are refreshed. meshd/meshd_watch.c applies them. */
 #include "meshd/meshd_changes.h"
 
 #include <stdio.h>
@@ -25,6 +26,8 @@ void md_stream_facts_of(md_call *c, md_stream_facts *f)
         f->nb = s->svid.not_before;
         f->na = s->svid.not_after;
         f->ca_id = s->svid.ca_id;
+        f->refused = s->refusal != NULL;
+        f->connected_at = s->connected_at;
     }
     pthread_mutex_unlock(&c->mu);
 }
@@ -46,6 +49,16 @@ md_refresh_plan md_refresh_plan_for(const md_stream_facts *f, int plaintext, int
     p.bundle = !plaintext && now->have_bundle && f->bundle_gen != now->bundle_gen;
     p.svid_lookup = want_svid && now->have_cas;
     return p;
+}
+
+int md_refusal_overdue(const md_stream_facts *f, int64_t now)
+{
+    return f->refused && now - f->connected_at >= MD_REFUSAL_WAIT_S;
+}
+
+int md_crl_sync_due(int store_changed, int64_t now_ms, int64_t last_sync_ms)
+{
+    return store_changed || now_ms - last_sync_ms >= MD_CRL_CHECK_MS;
 }
 
 int md_svid_changed(const md_stream_facts *f, const sds_svid *found)

@@ -21,6 +21,8 @@ typedef struct md_stream_facts {
     char serial[48];              /* of the SVID it holds */
     char presented[48];           /* of the certificate it connected with */
     int64_t nb, na, ca_id;        /* of the SVID it holds */
+    int refused;                  /* its certificate is revoked; waiting for the node's name */
+    int64_t connected_at;
 } md_stream_facts;
 
 /* Takes c->mu. A finished or closed call (or one without a stream) reads as
@@ -48,6 +50,18 @@ typedef struct md_refresh_plan {
  * bundle or an SVID. A stream that is not ready gets nothing. */
 md_refresh_plan md_refresh_plan_for(const md_stream_facts *f, int plaintext, int cert_dirty,
                                     const md_current *now);
+
+/* A stream refused for a revoked certificate is ended once its first request
+ * names the node (so proxy status can say why under that name); one that
+ * never sends a request is ended this long after it connected. */
+#define MD_REFUSAL_WAIT_S 5
+int md_refusal_overdue(const md_stream_facts *f, int64_t now);
+
+/* The CRLs in ROOTCA are refreshed on every store change (a revocation,
+ * another replica's new CRL, a new CA) and at least this often, so one
+ * nearing its nextUpdate is re-signed even when nothing changes. */
+#define MD_CRL_CHECK_MS 60000
+int md_crl_sync_due(int store_changed, int64_t now_ms, int64_t last_sync_ms);
 
 /* 1 when the SVID found in the store is not the one the stream holds. */
 int md_svid_changed(const md_stream_facts *f, const sds_svid *found);

@@ -82,7 +82,8 @@ static int handle_locked(md_call *c, const ads_delta_decoded *d)
     md_stream *s = c->stream;
     mesh_err err = {0};
     s->requests++;
-    md_stream_note_node_locked(c, d->has_node, d->node_id);
+    if (!md_stream_note_node_locked(c, d->has_node, d->node_id))
+        return 0;
     ads_delta_request req = d->req;
     if (c->kind == MD_CALL_DSDS && !req.type_url[0])
         req.type_url = XDS_TYPE_URL_SECRET; /* SDS requests may leave the type implied */

@@ -214,6 +214,8 @@ struct md_stream {
     uint64_t bundle_gen;
     uint64_t cert_gen;
     char presented_serial[48];    /* serial of the cert the peer connected with */
+    char *refusal;                /* that cert is revoked: the message to close with once
+                                   * the first request names the node (meshd_revoke.c) */
     int64_t connected_at;
     unsigned requests, responses;
 };
@@ -237,8 +239,10 @@ void md_stream_update_locked(md_call *c, md_view_update *u);
 void md_stream_on_close(md_call *c);
 void md_stream_free(md_stream *s);
 /* c->mu held: names the node after the first request's Node.id (the
- * verified SPIFFE ID when it has none); later requests change nothing. */
-void md_stream_note_node_locked(md_call *c, int has_node, const char *node_id);
+ * verified SPIFFE ID when it has none); later requests change nothing.
+ * Returns 0 when the stream was refused (its certificate is revoked: the
+ * node's proxy-status row says so and the call is finished). */
+int md_stream_note_node_locked(md_call *c, int has_node, const char *node_id);
 /* The identity a stream's proxy-status row is keyed by (with its node): the
  * verified SPIFFE ID; on the plaintext port, where the identity is only
  * claimed, "unverified:<claim>", so such a row can never share a key with a
@@ -253,6 +257,18 @@ int md_stream_note_reply_locked(md_call *c, enum ads_req_kind kind, const char *
                                 const char *acked_version, const char *nack_version,
                                 const char *nack_error, const char *denied_name,
                                 const char *denied_why);
+
+/* ---- revocation (meshd_revoke.c) ------------------------------------------------ */
+
+/* The certificate c's stream connected with is revoked. Logs, audits, tells
+ * the sidecar why and what it needs (the status message), marks the node
+ * stranded in proxy status and ends the stream — at once when the node is
+ * known, else when its first request names it. st: the caller's own store
+ * handle (worker or watcher). Takes c->mu. */
+void md_stream_refuse_revoked(md_call *c, mesh_store *st);
+/* Refreshes the CRLs in the store (ca_crl_refresh) and installs the current
+ * ones in the cache; returns 1 when the ROOTCA bundle changed. */
+int md_crl_sync(md_ctx *ctx, mesh_store *st);
 
 /* ---- Delta xDS streams (meshd_delta.c) ------------------------------------------ */
 
@@ -348,6 +364,7 @@ typedef struct md_cache {
     md_map *snaps;                /* spiffe id -> md_snap* (ref held) */
     sds_bundle *bundle;
     uint64_t bundle_gen;
+    char *crl_pem;                /* the CRLs the bundle carries ("" = none yet) */
     md_cas *cas;
     atomic_uint_fast64_t cfg_gen; /* readable without the mutex */
     atomic_uint_fast64_t ca_gen;  /* bumped when the active CA changes */
@@ -370,6 +387,9 @@ sds_bundle *md_cache_bundle(md_ctx *ctx, uint64_t *gen_out);
 int md_cache_set_cas(md_ctx *ctx, store_ca *list, size_t n, const char *bundle_pem,
                      mesh_err *err);
 md_cas *md_cache_cas(md_ctx *ctx);
+/* New CRLs for ROOTCA: rebuilds the bundle (new bundle_gen) when they differ.
+ * Returns 1 when it changed, 0 when not, <0 on error (err set). */
+int md_cache_set_crl(md_ctx *ctx, const char *crl_pem, mesh_err *err);
 void md_cas_unref(md_cas *c);
 
 /* ---- watcher (meshd_watch.c) ---------------------------------------------------- */
@@ -431,6 +451,10 @@ void md_status_audit(md_ctx *ctx, const char *actor, const char *action, const c
 /* The same without the rate limit: for meshd_audit.c, which applied it. */
 void md_status_audit_ungated(md_ctx *ctx, const char *actor, const char *action,
                              const char *subject, const char *detail, int ok);
+/* The sidecar of (node, spiffe_id: the row id) is stranded (its SVID was
+ * revoked ...): shown by proxy-status until it connects again with a valid SVID. */
+void md_status_problem(md_ctx *ctx, const char *node, const char *spiffe_id,
+                       const char *problem);
 
 /* ---- refusals: audit rows and log lines (meshd_audit.c) --------------------------- */
 

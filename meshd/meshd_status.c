@@ -15,7 +15,7 @@
 #include <time.h>
 #include <string.h>
 
-enum md_ev_kind { EV_OPEN, EV_SVID, EV_CLOSE, EV_TYPE, EV_AUDIT };
+enum md_ev_kind { EV_OPEN, EV_SVID, EV_CLOSE, EV_TYPE, EV_AUDIT, EV_PROBLEM };
 
 typedef struct md_ev {
     struct md_ev *next;
@@ -148,6 +148,18 @@ void md_status_audit_ungated(md_ctx *ctx, const char *actor, const char *action,
     push(ctx, e);
 }
 
+void md_status_problem(md_ctx *ctx, const char *node, const char *spiffe_id,
+                       const char *problem)
+{
+    md_ev *e = ev_new(EV_PROBLEM);
+    if (!e)
+        return;
+    e->a = strdup(node);
+    e->id = strdup(spiffe_id);
+    e->c = strdup(problem ? problem : "");
+    push(ctx, e);
+}
+
 static int apply(md_ctx *ctx, md_ev *e, mesh_err *err)
 {
     md_status_rows *r = &ctx->status.rows;
@@ -164,6 +176,8 @@ static int apply(md_ctx *ctx, md_ev *e, mesh_err *err)
         return md_status_rows_type(r, e->a, e->id, e->b, e->c, e->d, e->e, e->f, e->at, err);
     case EV_AUDIT:
         return store_audit(ctx->status.st, e->a, e->b, e->c, e->d, e->ok, err);
+    case EV_PROBLEM:
+        return md_status_rows_problem(r, e->a, e->id, e->c, e->at, err);
     }
     return MESH_OK;
 }

@@ -154,3 +154,9 @@ int md_status_rows_type(md_status_rows *r, const char *node, const char *spiffe_
     return store_proxy_type_update(r->st, node, spiffe_id, type_url, sent, acked, nack_version,
                                    nack_error, at, err);
 }
+
+int md_status_rows_problem(md_status_rows *r, const char *node, const char *spiffe_id,
+                           const char *problem, int64_t at, mesh_err *err)
+{
+    return store_proxy_set_problem(r->st, node, spiffe_id, problem, at, err);
+}

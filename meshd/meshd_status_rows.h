@@ -12,8 +12,10 @@
  * overlaps the old stream): it is connected from its first open until its
  * last close, so an overlapping reconnect never flaps the row. Events about a
  * key that is not open (a late ACK after the close, an SVID change before
- * the first request) write nothing. Only the status writer thread uses a
- * table (meshd_status.c), so there is no lock. */
+ * the first request) write nothing, except a problem: a stream refused before
+ * its first request named the node never opens it, and its row must still
+ * say why. Only the status writer thread uses a table (meshd_status.c), so
+ * there is no lock. */
 #ifndef MESH_MESHD_MESHD_STATUS_ROWS_H
 #define MESH_MESHD_MESHD_STATUS_ROWS_H
 
@@ -54,5 +56,11 @@ int md_status_rows_type(md_status_rows *r, const char *node, const char *spiffe_
                         const char *type_url, const char *sent, const char *acked,
                         const char *nack_version, const char *nack_error, int64_t at,
                         mesh_err *err);
+/* The sidecar of (spiffe_id, node) is stranded (why: what it needs, e.g. its
+ * SVID was revoked): written whether or not the key is open, shown by
+ * proxy-status until a stream of the key opens again (store_proxy_upsert
+ * clears it). */
+int md_status_rows_problem(md_status_rows *r, const char *node, const char *spiffe_id,
+                           const char *problem, int64_t at, mesh_err *err);
 
 #endif

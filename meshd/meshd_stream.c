@@ -37,6 +37,7 @@ void md_stream_free(md_stream *s)
         free(s->secrets);
     }
     sds_svid_free(&s->svid);
+    free(s->refusal);
     free(s);
 }
 
@@ -296,11 +297,11 @@ void md_stream_open(md_call *c)
              c->spiffe_id, c->peer_addr);
 }
 
-void md_stream_note_node_locked(md_call *c, int has_node, const char *node_id)
+int md_stream_note_node_locked(md_call *c, int has_node, const char *node_id)
 {
     md_stream *s = c->stream;
     if (s->node_known)
-        return;
+        return 1;
     /* Only the first request is sure to carry Node; without one the
      * identity names the node in proxy status. */
     char nb[256];
@@ -311,6 +312,13 @@ void md_stream_note_node_locked(md_call *c, int has_node, const char *node_id)
     snprintf(s->row_id, sizeof s->row_id, "%s%s", c->plaintext ? "unverified:" : "",
              c->spiffe_id);
     s->node_known = 1;
+    if (s->refusal) {
+        /* Refused before the node was known: now its row can say why. */
+        md_status_problem(c->ctx, s->node_id, md_stream_row_id(c), s->refusal);
+        md_call_finish_locked(c, GRPC_STATUS_PERMISSION_DENIED, s->refusal);
+        return 0;
+    }
+    return 1;
 }
 
 static void log_request(md_call *c, const ads_request *req, const ads_req_result *res)
@@ -364,7 +372,11 @@ void md_stream_on_message(md_call *c, const uint8_t *buf, size_t len)
         ads_decoded_free(&d);
         return;
     }
-    md_stream_note_node_locked(c, d.has_node, d.node_id);
+    if (!md_stream_note_node_locked(c, d.has_node, d.node_id)) {
+        pthread_mutex_unlock(&c->mu);
+        ads_decoded_free(&d);
+        return;
+    }
     ads_request req = d.req;
     if (c->kind == MD_CALL_SDS && !req.type_url[0])
         req.type_url = XDS_TYPE_URL_SECRET; /* SDS requests may leave the type implied */

@@ -11,7 +11,10 @@
  *     connected SVID are re-issued from it right away;
  *   - certificates: the audit log is the change feed (cert.issue carries the
  *     identity, cert.revoke the serial), so only identities with a new or
- *     revoked cert are looked up again; if the feed overflowed, all are.
+ *     revoked cert are looked up again; if the feed overflowed, all are;
+ *   - CRLs (meshd_revoke.c): re-signed when revocations changed (and once a
+ *     minute for nextUpdate); a new CRL is a new ROOTCA for every stream,
+ *     and a stream whose own certificate got revoked is sent it, then closed.
  * Then the rotation pass: each connected SVID is renewed for the same key at
  * --rotate-fraction of its lifetime (+-10% jitter from its serial, so a
  * fleet issued at once renews spread out), as jobs on the worker pool.
@@ -44,6 +47,7 @@ typedef struct watch_local {
     mesh_ca *ca;                  /* for meshd's own serving cert */
     uint64_t ca_gen;
     int64_t last_rotation_ms;
+    int64_t last_crl_ms;          /* last CRL refresh (md_crl_sync) */
     md_map *deferred;             /* dirty identities whose streams were not ready */
 } watch_local;
 
@@ -175,6 +179,11 @@ static void refresh_streams(md_ctx *ctx, md_call **calls, size_t n, md_map *dirt
         md_call *c = calls[i];
         md_stream_facts f;
         md_stream_facts_of(c, &f);
+        if (md_refusal_overdue(&f, now)) {
+            md_call_finish(c, GRPC_STATUS_PERMISSION_DENIED,
+                           "the client certificate is revoked; see the proxy status");
+            continue;
+        }
         int cert_dirty = full_scan || md_map_get(dirty, c->spiffe_id);
         md_refresh_plan plan = md_refresh_plan_for(&f, c->plaintext, cert_dirty, &cur);
         if (plan.defer)
@@ -201,13 +210,16 @@ static void refresh_streams(md_ctx *ctx, md_call **calls, size_t n, md_map *dirt
                 log_warn("meshd", "looking up the SVID of %s: %s", c->spiffe_id, err.msg);
                 md_map_put(still_dirty, c->spiffe_id, (void *)1, NULL);
             } else if (revoked) {
-                log_warn("meshd", "%s connected with certificate %s which is now revoked: "
-                                  "closing its stream",
-                         c->spiffe_id, f.presented);
-                md_status_audit(ctx, "meshd", "sds.denied", f.presented,
-                                "stream closed: client certificate revoked", 1);
-                md_call_finish(c, GRPC_STATUS_PERMISSION_DENIED,
-                               "the client certificate was revoked; get a new SVID");
+                /* Send the new ROOTCA first: its CRL tells the sidecar itself
+                 * (and it still reaches every peer through theirs). */
+                if (u.bundle) {
+                    md_view_update bu = {.bundle = u.bundle, .bundle_gen = u.bundle_gen};
+                    pthread_mutex_lock(&c->mu);
+                    if (!c->closed && !c->finishing)
+                        md_stream_update_locked(c, &bu);
+                    pthread_mutex_unlock(&c->mu);
+                }
+                md_stream_refuse_revoked(c, ctx->watch.st);
                 sds_svid_free(&svid);
                 if (u.snap)
                     md_snap_unref(u.snap);
@@ -345,6 +357,14 @@ static void watch_pass(md_ctx *ctx, watch_local *l, int first)
     }
 
     int cfg_changed = 0;
+    /* CRLs before the CA list, so a bundle built for a new CA carries them;
+     * on every change (a revocation, another replica's CRL, a new CA) and
+     * once a minute for nextUpdate. */
+    int64_t now_ms = md_now_ms();
+    if (md_crl_sync_due(changed, now_ms, l->last_crl_ms)) {
+        md_crl_sync(ctx, st);
+        l->last_crl_ms = now_ms;
+    }
     if (changed) {
         int64_t cv = store_config_version(st);
         if (cv != l->cfg_version && cv != l->cfg_failed_version) {
@@ -385,7 +405,7 @@ static void watch_pass(md_ctx *ctx, watch_local *l, int first)
     if (calls) {
         refresh_streams(ctx, calls, n, dirty, l->full_scan, still_dirty);
         l->full_scan = 0;
-        int64_t now_ms = md_now_ms();
+        now_ms = md_now_ms();
         if (now_ms - l->last_rotation_ms >= 1000 || md_map_count(dirty) > 0) {
             rotation_pass(ctx, calls, n);
             l->last_rotation_ms = now_ms;

@@ -94,10 +94,7 @@ void md_job_stream_init(md_worker *w, md_job *j)
         cert_gen = 0;
     }
     if (revoked) {
-        md_status_audit(ctx, c->spiffe_id, "sds.denied", presented,
-                        "stream opened with a revoked certificate", 0);
-        md_call_finish(c, GRPC_STATUS_PERMISSION_DENIED,
-                       "the client certificate was revoked; get a new SVID");
+        md_stream_refuse_revoked(c, w->st);
     } else if (bundle) {
         pthread_mutex_lock(&c->mu);
         if (!c->closed && !c->finishing) {

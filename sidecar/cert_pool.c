@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "sidecar/cert_pool_internal.h"
+#include "sidecar/tls_crl.h"
 #include "sidecar/tls_util.h"
 
 /* ---- SVID objects ------------------------------------------------------------- */
@@ -84,7 +85,8 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_NOACK;
 }
 
-static SSL_CTX *build_ctx(bool server, const cp_svid *s, STACK_OF(X509) *bundle, mesh_err *err)
+static SSL_CTX *build_ctx(bool server, const cp_svid *s, STACK_OF(X509) *bundle,
+                          STACK_OF(X509_CRL) *crls, tls_crl_hooks *hooks, mesh_err *err)
 {
     SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
     X509_STORE *store = NULL;
@@ -110,10 +112,20 @@ static SSL_CTX *build_ctx(bool server, const cp_svid *s, STACK_OF(X509) *bundle,
             goto fail;
     /* Every bundle entry is a trust anchor, including an operator's
      * intermediate (plug-in CA) that is not self-signed. */
-    X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
+    unsigned long flags = X509_V_FLAG_PARTIAL_CHAIN;
+    /* The CRLs from ROOTCA: the peer's leaf is refused when its issuer's CRL
+     * lists it (tls_crl_verify_cb holds the policy: a stale CRL is still
+     * enforced, a CA without one has nothing revoked we know of). */
+    for (int i = 0; crls && i < sk_X509_CRL_num(crls); i++)
+        if (X509_STORE_add_crl(store, sk_X509_CRL_value(crls, i)) != 1)
+            goto fail;
+    if (crls && sk_X509_CRL_num(crls) > 0)
+        flags |= X509_V_FLAG_CRL_CHECK;
+    X509_STORE_set_flags(store, flags);
     SSL_CTX_set_cert_store(ctx, store);
     store = NULL;
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    SSL_CTX_set_app_data(ctx, hooks);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, tls_crl_verify_cb);
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
     /* No resumption: a resumed session would skip the chain check against
      * the current bundle and carry a peer identity from an older handshake. */
@@ -136,10 +148,10 @@ int cp_rebuild_ctx(cert_pool *p, mesh_err *err)
 {
     SSL_CTX *s = NULL, *c = NULL;
     if (p->cur && p->bundle && sk_X509_num(p->bundle) > 0) {
-        s = build_ctx(true, p->cur, p->bundle, err);
+        s = build_ctx(true, p->cur, p->bundle, p->crls, &p->hooks, err);
         if (!s)
             return MESH_ECRYPTO;
-        c = build_ctx(false, p->cur, p->bundle, err);
+        c = build_ctx(false, p->cur, p->bundle, p->crls, &p->hooks, err);
         if (!c) {
             SSL_CTX_free(s);
             return MESH_ECRYPTO;
@@ -164,6 +176,8 @@ int cert_pool_new(cert_pool **out, mesh_err *err)
         free(p);
         return mesh_err_set(err, MESH_EINTERNAL, "cannot initialise the cert pool mutex");
     }
+    atomic_init(&p->refused_revoked, 0);
+    cp_hooks_init(p);
     *out = p;
     return MESH_OK;
 }
@@ -176,6 +190,7 @@ void cert_pool_free(cert_pool *p)
     cp_svid_free(p->next);
     EVP_PKEY_free(p->pending_key);
     sk_X509_pop_free(p->bundle, X509_free);
+    sk_X509_CRL_pop_free(p->crls, X509_CRL_free);
     SSL_CTX_free(p->sctx);
     SSL_CTX_free(p->cctx);
     pthread_mutex_destroy(&p->mu);
@@ -273,8 +288,8 @@ int cert_pool_make_csr(cert_pool *p, const char *spiffe_id, bool new_key, char *
     return MESH_OK;
 }
 
-static bool chain_verifies(const cp_svid *s, STACK_OF(X509) *bundle, int64_t now,
-                           char *why, size_t whylen)
+bool cp_chain_verifies(const cp_svid *s, STACK_OF(X509) *bundle, int64_t now, char *why,
+                       size_t whylen)
 {
     X509_STORE *st = X509_STORE_new();
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
@@ -305,13 +320,20 @@ done:
     return ok;
 }
 
-/* Promotes next to current when it is usable (caller holds mu). */
-static bool try_promote(cert_pool *p, int64_t now)
+bool cp_try_promote(cert_pool *p, int64_t now)
 {
     cp_svid *n = p->next;
     if (!n)
         return false;
-    bool cur_usable = p->cur && p->cur->not_after > now;
+    char rwhy[768];
+    if (cp_svid_revoked(p, n, rwhy, sizeof rwhy)) {
+        if (!p->hold_logged)
+            log_warn("certs", "not using next SVID serial %s: %s", n->serial, rwhy);
+        p->hold_logged = true;
+        return false;
+    }
+    /* A revoked current SVID is no better than an expired one: swap at once. */
+    bool cur_usable = p->cur && p->cur->not_after > now && !cp_svid_revoked(p, p->cur, NULL, 0);
     if (n->not_before > now && cur_usable) {
         if (!p->hold_logged)
             log_info("certs", "holding next SVID serial %s until its notBefore (%lld s from now)",
@@ -321,7 +343,7 @@ static bool try_promote(cert_pool *p, int64_t now)
     }
     char why[256] = "";
     bool have_bundle = p->bundle && sk_X509_num(p->bundle) > 0;
-    if (have_bundle && cur_usable && !chain_verifies(n, p->bundle, now, why, sizeof why)) {
+    if (have_bundle && cur_usable && !cp_chain_verifies(n, p->bundle, now, why, sizeof why)) {
         if (!p->hold_logged)
             log_warn("certs", "holding next SVID serial %s for %s: it does not verify against "
                      "the trust bundle (%s); it is used once a bundle that trusts it arrives",
@@ -334,6 +356,7 @@ static bool try_promote(cert_pool *p, int64_t now)
     p->next = NULL;
     p->hold_logged = false;
     p->expired_logged = false;
+    p->revoked_logged = false;
     mesh_err e;
     if (cp_rebuild_ctx(p, &e) != MESH_OK) {
         /* Cannot happen for a key/cert pair we checked; keep the old one. */
@@ -348,6 +371,7 @@ static bool try_promote(cert_pool *p, int64_t now)
     log_info("certs", "SVID %s serial %s now in use for new handshakes (expires %s)%s%s", n->id,
              n->serial, na, old ? "; replaced serial " : "", old ? old->serial : "");
     cp_svid_free(old);
+    p->problem[0] = '\0';      /* a new SVID: whatever stranded us is over */
     p->generation++;
     return true;
 }
@@ -410,11 +434,14 @@ int cert_pool_offer_svid(cert_pool *p, const char *chain_pem, const char *key_pe
         pthread_mutex_unlock(&p->mu);
         return rc;
     }
+    char rwhy[768];
     if (na <= now) {
         char when[32];
         tls_format_time(na, when, sizeof when);
         rc = mesh_err_set(err, MESH_EEXPIRED, "SVID %s serial %s expired at %s; not installing "
                           "it", s->id, serial, when);
+    } else if (cp_svid_revoked(p, s, rwhy, sizeof rwhy)) {
+        rc = mesh_err_set(err, MESH_EINVAL, "SVID offered: %s; not installing it", rwhy);
     } else if (p->cur && strcmp(p->cur->id, s->id) != 0) {
         rc = mesh_err_set(err, MESH_EINVAL, "SVID for %s offered to a sidecar whose identity is "
                           "%s; a sidecar's identity does not change", s->id, p->cur->id);
@@ -432,7 +459,7 @@ int cert_pool_offer_svid(cert_pool *p, const char *chain_pem, const char *key_pe
     p->next = s;
     p->hold_logged = false;
     p->generation++;
-    try_promote(p, now);
+    cp_try_promote(p, now);
     pthread_mutex_unlock(&p->mu);
     return MESH_OK;
 }
@@ -463,11 +490,11 @@ int cert_pool_set_bundle(cert_pool *p, const char *bundle_pem, int64_t now, mesh
     sk_X509_pop_free(old, X509_free);
     p->generation++;
     char why[256];
-    if (p->cur && !chain_verifies(p->cur, p->bundle, now, why, sizeof why))
+    if (p->cur && !cp_chain_verifies(p->cur, p->bundle, now, why, sizeof why))
         log_warn("certs", "the new trust bundle does not verify our own SVID serial %s (%s); "
                  "peers with this bundle will reject us until we rotate", p->cur->serial, why);
     p->hold_logged = false;
-    try_promote(p, now);
+    cp_try_promote(p, now);
     pthread_mutex_unlock(&p->mu);
     return MESH_OK;
 }
@@ -475,7 +502,7 @@ int cert_pool_set_bundle(cert_pool *p, const char *bundle_pem, int64_t now, mesh
 bool cert_pool_tick(cert_pool *p, int64_t now)
 {
     pthread_mutex_lock(&p->mu);
-    bool changed = try_promote(p, now);
+    bool changed = cp_try_promote(p, now);
     if (p->cur && p->cur->not_after <= now && !p->expired_logged) {
         char when[32];
         tls_format_time(p->cur->not_after, when, sizeof when);
@@ -491,7 +518,7 @@ static int get_ctx(cert_pool *p, bool server, int64_t now, SSL_CTX **out, mesh_e
 {
     pthread_mutex_lock(&p->mu);
     if (p->next)
-        try_promote(p, now);
+        cp_try_promote(p, now);
     int rc = MESH_OK;
     if (!p->cur) {
         rc = mesh_err_set(err, MESH_ENOTFOUND, "no SVID yet; waiting for meshd to issue one");
@@ -507,6 +534,15 @@ static int get_ctx(cert_pool *p, bool server, int64_t now, SSL_CTX **out, mesh_e
     } else if (!p->sctx || !p->cctx) {
         rc = mesh_err_set(err, MESH_ENOTFOUND, "no trust bundle yet; waiting for the ROOTCA "
                           "bundle from meshd");
+    } else if (cp_svid_revoked(p, p->cur, NULL, 0)) {
+        /* Peers holding the same CRL refuse us anyway: say why here. */
+        char why[768];
+        cp_svid_revoked(p, p->cur, why, sizeof why);
+        rc = mesh_err_set(err, MESH_EPERM, "our SVID is revoked (%s); refusing mTLS until this "
+                          "sidecar has a new SVID", why);
+        if (!p->revoked_logged)
+            log_error("certs", "%s", err ? err->msg : "our SVID is revoked; refusing mTLS");
+        p->revoked_logged = true;
     } else {
         SSL_CTX *c = server ? p->sctx : p->cctx;
         SSL_CTX_up_ref(c);
@@ -529,7 +565,8 @@ int cert_pool_client_ctx(cert_pool *p, int64_t now, SSL_CTX **out, mesh_err *err
 bool cert_pool_ready(cert_pool *p, int64_t now)
 {
     pthread_mutex_lock(&p->mu);
-    bool ok = p->cur && p->cur->not_after > now && p->sctx && p->cctx;
+    bool ok = p->cur && p->cur->not_after > now && p->sctx && p->cctx && !p->problem[0] &&
+              !cp_svid_revoked(p, p->cur, NULL, 0);
     pthread_mutex_unlock(&p->mu);
     return ok;
 }
@@ -573,6 +610,26 @@ void cert_pool_get_info(cert_pool *p, int64_t now, cert_pool_info *out)
     pthread_mutex_lock(&p->mu);
     fill_svid_info(p->cur, now, &out->current);
     fill_svid_info(p->next, now, &out->next);
+    if (p->cur)
+        out->current.revoked = cp_svid_revoked(p, p->cur, out->current.revoked_why,
+                                               sizeof out->current.revoked_why);
+    if (p->next)
+        out->next.revoked = cp_svid_revoked(p, p->next, out->next.revoked_why,
+                                            sizeof out->next.revoked_why);
+    snprintf(out->problem, sizeof out->problem, "%s", p->problem);
+    out->n_crls = p->crls ? (size_t)sk_X509_CRL_num(p->crls) : 0;
+    for (size_t i = 0; i < out->n_crls && i < CERT_POOL_MAX_ROOTS_INFO; i++) {
+        X509_CRL *crl = sk_X509_CRL_value(p->crls, (int)i);
+        cert_pool_crl_info *ci = &out->crls[i];
+        tls_crl_issuer(crl, ci->issuer, sizeof ci->issuer);
+        ci->number = tls_crl_number(crl);
+        ci->this_update = tls_crl_this_update(crl);
+        ci->next_update = tls_crl_next_update(crl);
+        STACK_OF(X509_REVOKED) *rev = X509_CRL_get_REVOKED(crl);
+        ci->n_revoked = rev ? (size_t)sk_X509_REVOKED_num(rev) : 0;
+    }
+    out->crl_generation = p->crl_generation;
+    out->refused_revoked = atomic_load(&p->refused_revoked);
     const cp_svid *any = p->cur ? p->cur : p->next;
     if (any) {
         const char *td = any->id + strlen("spiffe://");

@@ -15,6 +15,11 @@
  * handshake fails during a CA rotation). If there is no usable current SVID,
  * a next one is promoted at once. cert_pool_tick() retries held SVIDs.
  *
+ * Revocation: the CRLs from ROOTCA go into both contexts' X509_STORE with
+ * X509_V_FLAG_CRL_CHECK (tls_crl.h has the policy). A current SVID that a CRL
+ * lists is treated like an expired one: a usable next SVID replaces it at
+ * once, and without one cert_pool_*_ctx refuse (MESH_EPERM).
+ *
  * Fail closed: past the current SVID's notAfter, cert_pool_*_ctx refuse with
  * MESH_EEXPIRED and one log line "SVID spiffe://... expired at ...; refusing
  * mTLS until meshd issues a new one". The key and the expired chain stay
@@ -49,7 +54,16 @@ typedef struct cert_pool_svid_info {
     char serial_hex[80];
     int64_t not_before, not_after;
     int64_t seconds_left;       /* not_after - now; <= 0 once expired */
+    bool revoked;               /* listed by a CRL the pool holds */
+    char revoked_why[256];
 } cert_pool_svid_info;
+
+typedef struct cert_pool_crl_info {
+    char issuer[256];
+    int64_t number;             /* cRLNumber, -1 if absent */
+    int64_t this_update, next_update;
+    size_t n_revoked;
+} cert_pool_crl_info;
 
 typedef struct cert_pool_root_info {
     char subject[256];
@@ -64,6 +78,11 @@ typedef struct cert_pool_info {
     bool pending_key;           /* a key made for a CSR whose SVID has not arrived */
     size_t n_roots;             /* roots in the bundle; the first 16 are described */
     cert_pool_root_info roots[CERT_POOL_MAX_ROOTS_INFO];
+    size_t n_crls;              /* CRLs held; the first 16 are described */
+    cert_pool_crl_info crls[CERT_POOL_MAX_ROOTS_INFO];
+    uint64_t crl_generation;
+    uint64_t refused_revoked;   /* handshakes refused: the peer is revoked */
+    char problem[512];          /* why the sidecar is stranded, "" if it is not */
     uint64_t generation;        /* bumps on every change */
 } cert_pool_info;
 
@@ -86,8 +105,40 @@ int cert_pool_make_csr(cert_pool *p, const char *spiffe_id, bool new_key, char *
  * matches. Offering the current SVID again is a no-op. */
 int cert_pool_offer_svid(cert_pool *p, const char *chain_pem, const char *key_pem, int64_t now,
                          mesh_err *err);
-/* Replaces the trust bundle (one or more PEM roots). */
+/* Replaces the trust bundle (one or more PEM roots); the CRLs stay. */
 int cert_pool_set_bundle(cert_pool *p, const char *bundle_pem, int64_t now, mesh_err *err);
+
+/* ---- revocation (cert_pool_crl.c) ---------------------------------------------- */
+/* Replaces bundle and CRLs together, as one SDS ROOTCA does (crl_pem NULL or
+ * "" = no CRLs). Each CRL must parse and, when its issuer is a root of the
+ * bundle or a CA in one of our own chains, verify against it; a CRL older
+ * (lower cRLNumber) than the one held for the same issuer is a replay. Any
+ * of those is MESH_EINVAL with nothing changed (NACK, old CRL kept). A CRL
+ * of an issuer we do not hold (an operator's intermediate) is kept and
+ * checked against the peer's chain at each use. New handshakes use the new
+ * CRLs at once; the CRL listener is told so live connections can be
+ * checked. A newly revoked SVID of our own is logged. */
+int cert_pool_set_trust(cert_pool *p, const char *bundle_pem, const char *crl_pem, int64_t now,
+                        mesh_err *err);
+/* PEM of the CRLs held ("" when none). */
+int cert_pool_export_crls(cert_pool *p, char **crl_pem_out, mesh_err *err);
+/* Bumps whenever the CRLs change (loaded, replaced). */
+uint64_t cert_pool_crl_generation(cert_pool *p);
+/* Whether a verified chain (leaf first, as SSL_get0_verified_chain gives it)
+ * has its leaf on a CRL the pool holds whose signature verifies with the
+ * chain's issuer; why (may be NULL) gets the description. */
+bool cert_pool_chain_revoked(cert_pool *p, STACK_OF(X509) *chain, char *why, size_t len);
+/* One listener, called under the pool's lock right after the CRLs changed
+ * (it must only signal: the proxy wakes its loop). fn NULL unregisters the
+ * listener registered with this arg (and no other). */
+void cert_pool_set_crl_listener(cert_pool *p, void (*fn)(void *arg), void *arg);
+/* The control-plane client's verdict that the sidecar cannot get a valid
+ * SVID without an operator (meshd refused it); NULL or "" clears. Cleared
+ * by itself when a new SVID is installed. */
+void cert_pool_set_problem(cert_pool *p, const char *problem);
+/* cert_pool_ready with the reason when not ready (no SVID, no bundle,
+ * expired, revoked, stranded). */
+bool cert_pool_readiness(cert_pool *p, int64_t now, char *why, size_t len);
 /* Periodic (the proxy calls it every second): promotes a held next SVID when
  * it becomes usable, logs the transition to expired once. Returns true if the
  * pool changed. */
@@ -99,7 +150,8 @@ bool cert_pool_tick(cert_pool *p, int64_t now);
 int cert_pool_server_ctx(cert_pool *p, int64_t now, SSL_CTX **out, mesh_err *err);
 int cert_pool_client_ctx(cert_pool *p, int64_t now, SSL_CTX **out, mesh_err *err);
 
-/* An SVID and a bundle are present and the SVID has not expired. */
+/* An SVID and a bundle are present, the SVID has not expired, is not
+ * revoked, and the sidecar is not stranded. */
 bool cert_pool_ready(cert_pool *p, int64_t now);
 /* Current SVID's notAfter - now (the outage budget); CERT_POOL_NO_SVID if none. */
 int64_t cert_pool_seconds_left(cert_pool *p, int64_t now);

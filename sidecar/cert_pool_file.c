@@ -10,6 +10,8 @@
  *     [current-chain]   PEM certificates, leaf first
  *     [next-key] [next-chain] [pending-key]   (when present)
  *     [bundle]          PEM roots
+ *     [crl]             PEM X509 CRLs from ROOTCA (when any), so revocations hold
+ *                       across a restart during a meshd outage
  *     sha256 <hex of every byte above this line>
  *
  * The trailing digest turns a truncated write or a hand edit into a clear
@@ -28,6 +30,7 @@
 #include "common/log.h"
 #include "sidecar/cert_pool.h"
 #include "sidecar/cert_pool_internal.h"
+#include "sidecar/tls_crl.h"
 #include "sidecar/tls_util.h"
 
 #define CP_MAGIC "meshd-cert-pool 1\n"
@@ -126,6 +129,8 @@ int cert_pool_save(cert_pool *p, const char *path, mesh_err *err)
         add_section(&b, "pending-key", tls_key_to_pem(p->pending_key), true);
     if (p->bundle)
         add_section(&b, "bundle", tls_certs_to_pem(p->bundle), false);
+    if (p->crls && sk_X509_CRL_num(p->crls) > 0)
+        add_section(&b, "crl", tls_crls_to_pem(p->crls), false);
     pthread_mutex_unlock(&p->mu);
     if (b.oom) {
         sb_free(&b);
@@ -242,9 +247,10 @@ static int read_file(const char *path, sbuf *b, mesh_err *err)
     return rc;
 }
 
-enum { S_CUR_KEY, S_CUR_CHAIN, S_NEXT_KEY, S_NEXT_CHAIN, S_PENDING_KEY, S_BUNDLE, S_COUNT };
+enum { S_CUR_KEY, S_CUR_CHAIN, S_NEXT_KEY, S_NEXT_CHAIN, S_PENDING_KEY, S_BUNDLE, S_CRL,
+       S_COUNT };
 static const char *const section_names[S_COUNT] = {
-    "current-key", "current-chain", "next-key", "next-chain", "pending-key", "bundle",
+    "current-key", "current-chain", "next-key", "next-chain", "pending-key", "bundle", "crl",
 };
 
 /* Splits the body into sections, NUL-terminating each in place. */
@@ -376,6 +382,14 @@ int cert_pool_load(const char *path, cert_pool **out, mesh_err *err)
         rc = tls_parse_certs(sect[S_BUNDLE], "trust bundle", &p->bundle, err);
         if (rc != MESH_OK)
             rc = as_corrupt(err, path);
+    }
+    if (rc == MESH_OK && sect[S_CRL]) {
+        /* Enforced at once, also while meshd is unreachable (docs/security.md). */
+        rc = tls_parse_crls(sect[S_CRL], &p->crls, err);
+        if (rc != MESH_OK)
+            rc = as_corrupt(err, path);
+        else if (sk_X509_CRL_num(p->crls) > 0)
+            p->crl_generation = 1;
     }
     if (rc == MESH_OK && p->cur && p->next && strcmp(p->cur->id, p->next->id) != 0)
         rc = mesh_err_set(err, MESH_ECORRUPT, "cert pool file %s: current (%s) and next (%s) "

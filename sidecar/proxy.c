@@ -350,6 +350,7 @@ static void on_mailbox(evutil_socket_t fd, short what, void *arg)
         complete(m, rc, &e);
         m = nx;
     }
+    dp_revoke_sweep(px);
     if (atomic_load(&px->stop_requested))
         event_base_loopexit(px->base, NULL);
 }
@@ -436,6 +437,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     dp_proxy *px = arg;
     cert_pool_tick(px->pool, dp_now());
+    dp_revoke_sweep(px);
 }
 
 int dp_proxy_new(const dp_proxy_opts *opts, dp_proxy **out, mesh_err *err)
@@ -466,6 +468,8 @@ int dp_proxy_new(const dp_proxy_opts *opts, dp_proxy **out, mesh_err *err)
     atomic_init(&px->loop_running, false);
     atomic_init(&px->config_applied, false);
     atomic_init(&px->stop_requested, false);
+    atomic_init(&px->crl_changed, false);
+    px->crl_gen_seen = cert_pool_crl_generation(opts->pool);
     pthread_mutex_init(&px->mb_mu, NULL);
     pthread_mutex_init(&px->pub_mu, NULL);
     pthread_mutex_init(&px->xds_mu, NULL);
@@ -495,6 +499,7 @@ int dp_proxy_new(const dp_proxy_opts *opts, dp_proxy **out, mesh_err *err)
     event_add(px->mb_ev, NULL);
     struct timeval sec = {1, 0};
     event_add(px->tick_ev, &sec);
+    cert_pool_set_crl_listener(px->pool, dp_revoke_on_crl_change, px);
     if (opts->admin_address && dp_admin_start(px, opts->admin_address, err) != MESH_OK)
         goto fail;
     *out = px;
@@ -557,6 +562,8 @@ void dp_proxy_free(dp_proxy *px)
 {
     if (!px)
         return;
+    if (px->mb_fd >= 0)
+        cert_pool_set_crl_listener(px->pool, NULL, NULL);
     if (px->thread_started) {
         dp_proxy_stop(px);
         pthread_join(px->thread, NULL);
@@ -673,6 +680,10 @@ void dp_proxy_get_stats(dp_proxy *px, dp_stats_view *o)
     o->timeouts = ld(&px->st.timeouts);
     o->tls_refused_expired = ld(&px->st.tls_refused_expired);
     o->closed_cert_expiry = ld(&px->st.closed_cert_expiry);
+    o->closed_revoked = ld(&px->st.closed_revoked);
+    cert_pool_info info;
+    cert_pool_get_info(px->pool, dp_now(), &info);
+    o->tls_refused_revoked = info.refused_revoked;
     o->active_down = ld(&px->st.active_down);
     o->active_up = ld(&px->st.active_up);
     for (int t = 0; t < DP_XDS_TYPE_COUNT; t++) {

@@ -13,7 +13,8 @@
  *   - certificates: straight into the cert_pool (cert_pool_offer_svid,
  *     cert_pool_set_bundle), which is thread-safe; the loop picks the new
  *     SSL_CTX up on its next handshake. Live connections keep theirs and are
- *     closed when their own or their peer's certificate expires.
+ *     closed when their own or their peer's certificate expires, or is
+ *     revoked by CRLs the pool takes later (proxy_revoke.c).
  *   - bookkeeping for /config_dump and /stats: dp_proxy_xds_* (thread-safe).
  *
  * Typical main:
@@ -100,6 +101,8 @@ typedef struct dp_stats_view {
     uint64_t retries, timeouts;
     uint64_t tls_refused_expired;   /* handshakes refused: our SVID expired */
     uint64_t closed_cert_expiry;    /* live connections closed at a cert's notAfter */
+    uint64_t closed_revoked;        /* live connections closed: a cert on them got revoked */
+    uint64_t tls_refused_revoked;   /* handshakes refused: the peer's cert is revoked */
     uint64_t active_down, active_up;
     uint64_t xds_updates[DP_XDS_TYPE_COUNT], xds_rejections[DP_XDS_TYPE_COUNT];
 } dp_stats_view;

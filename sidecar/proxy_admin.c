@@ -1,8 +1,9 @@
 /* sidecar/proxy_admin.c — the admin endpoint (loopback only), served by
  * libevent's evhttp on the data plane loop:
- *   /ready        200 once a config is applied and the SVID is valid, else 503 + reason
- *   /certs        JSON: current/next SVID (serial, SPIFFE ID, notAfter, seconds left),
- *                 bundle roots
+ *   /ready        200 once a config is applied and the SVID is valid (not expired, not
+ *                 revoked, the sidecar not stranded), else 503 + reason
+ *   /certs        JSON: current/next SVID (serial, SPIFFE ID, notAfter, seconds left,
+ *                 revoked), bundle roots, CRLs in force, whether stranded and why
  *   /config_dump  JSON: xDS versions per type, last rejection, listeners, route
  *                 tables, clusters with endpoints
  *   /stats        Prometheus text exposition
@@ -73,6 +74,9 @@ static void svid_json(json_out *j, const char *key, const cert_pool_svid_info *s
     json_time(j, "not_after", s->not_after);
     json_key_int(j, "seconds_left", s->seconds_left);
     json_key_bool(j, "expired", s->seconds_left <= 0);
+    json_key_bool(j, "revoked", s->revoked);
+    if (s->revoked)
+        json_key_str(j, "revoked_why", s->revoked_why);
     json_obj_end(j);
 }
 
@@ -98,6 +102,23 @@ static void h_certs(dp_proxy *px, struct evhttp_request *req)
     }
     json_arr_end(&j);
     json_key_int(&j, "bundle_roots", (int64_t)info.n_roots);
+    /* The CRLs in force (their age shows how stale they may be during a
+     * meshd outage; they are enforced regardless). */
+    json_key(&j, "crls");
+    json_arr_begin(&j);
+    for (size_t i = 0; i < info.n_crls && i < CERT_POOL_MAX_ROOTS_INFO; i++) {
+        json_obj_begin(&j);
+        json_key_str(&j, "issuer", info.crls[i].issuer);
+        json_key_int(&j, "number", info.crls[i].number);
+        json_time(&j, "this_update", info.crls[i].this_update);
+        json_time(&j, "next_update", info.crls[i].next_update);
+        json_key_int(&j, "revoked", (int64_t)info.crls[i].n_revoked);
+        json_obj_end(&j);
+    }
+    json_arr_end(&j);
+    json_key_bool(&j, "stranded", info.problem[0] != '\0');
+    if (info.problem[0])
+        json_key_str(&j, "problem", info.problem);
     json_obj_end(&j);
     reply_json(req, &j);
 }
@@ -280,16 +301,10 @@ static void h_ready(dp_proxy *px, struct evhttp_request *req)
         reply(req, 503, "text/plain", "not ready: no configuration from meshd yet\n");
         return;
     }
-    if (!cert_pool_ready(px->pool, now)) {
-        int64_t left = cert_pool_seconds_left(px->pool, now);
-        char msg[200];
-        if (left == CERT_POOL_NO_SVID)
-            snprintf(msg, sizeof msg, "not ready: no SVID or trust bundle yet\n");
-        else if (left <= 0)
-            snprintf(msg, sizeof msg, "not ready: SVID expired %lld s ago; waiting for meshd "
-                     "to issue a new one\n", (long long)-left);
-        else
-            snprintf(msg, sizeof msg, "not ready: no trust bundle yet\n");
+    char why[1536];
+    if (!cert_pool_readiness(px->pool, now, why, sizeof why)) {
+        char msg[1600];
+        snprintf(msg, sizeof msg, "not ready: %s\n", why);
         reply(req, 503, "text/plain", msg);
         return;
     }
@@ -357,6 +372,16 @@ static void h_stats(dp_proxy *px, struct evhttp_request *req)
                         "mesh_sidecar_connections_closed_cert_expiry_total %llu\n",
                         (unsigned long long)v.tls_refused_expired,
                         (unsigned long long)v.closed_cert_expiry);
+    evbuffer_add_printf(b, "# HELP mesh_sidecar_tls_refused_revoked_total Handshakes refused "
+                        "because the peer's certificate is on a CRL.\n"
+                        "# TYPE mesh_sidecar_tls_refused_revoked_total counter\n"
+                        "mesh_sidecar_tls_refused_revoked_total %llu\n"
+                        "# HELP mesh_sidecar_connections_closed_revoked_total Live connections "
+                        "closed when new CRLs revoked a certificate on them.\n"
+                        "# TYPE mesh_sidecar_connections_closed_revoked_total counter\n"
+                        "mesh_sidecar_connections_closed_revoked_total %llu\n",
+                        (unsigned long long)v.tls_refused_revoked,
+                        (unsigned long long)v.closed_revoked);
     evbuffer_add_printf(b, "# HELP mesh_sidecar_active_connections Open connections.\n"
                         "# TYPE mesh_sidecar_active_connections gauge\n"
                         "mesh_sidecar_active_connections{side=\"downstream\"} %llu\n"

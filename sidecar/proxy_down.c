@@ -80,6 +80,13 @@ int dp_down_tls_established(dp_proxy *px, struct bufferevent *bev, char *peer_id
         snprintf(why, whylen, "caller %s is not in our trust domain", peer_id);
         return MESH_EPERM;
     }
+    /* A handshake that began before the pool took new CRLs (the sweep
+     * skips unfinished ones). */
+    char rwhy[DP_REVOKED_WHY];
+    if (dp_revoke_check(px, ssl, rwhy, sizeof rwhy)) {
+        snprintf(why, whylen, "%s", rwhy);
+        return MESH_EPERM;
+    }
     *deadline = tls_conn_deadline(ssl);
     return MESH_OK;
 }

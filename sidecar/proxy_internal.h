@@ -34,6 +34,8 @@
 /* Stop reading a side when the other side has this much unsent. */
 #define DP_HIGH_WATER (1024 * 1024)
 #define DP_LOW_WATER  (256 * 1024)
+/* Room for "the peer's certificate serial S of <SPIFFE ID> was revoked at T (reason)". */
+#define DP_REVOKED_WHY 400
 
 typedef struct dp_upconn dp_upconn;
 
@@ -76,6 +78,7 @@ typedef struct dp_stats {
     _Atomic uint64_t rq_by_class[2][6];
     _Atomic uint64_t up_hs_ok, up_hs_failed, down_hs_ok, down_hs_failed;
     _Atomic uint64_t rbac_denied, retries, timeouts, tls_refused_expired, closed_cert_expiry;
+    _Atomic uint64_t closed_revoked, tls_refused_revoked;
     _Atomic uint64_t active_down, active_up;
     _Atomic uint64_t xds_updates[DP_XDS_TYPE_COUNT], xds_rejections[DP_XDS_TYPE_COUNT];
 } dp_stats;
@@ -132,6 +135,9 @@ struct dp_proxy {
     int admin_port;
     atomic_bool config_applied;
     int64_t last_refuse_log;
+    dp_upconn *upconns;             /* every upstream connection (proxy_revoke.c walks them) */
+    atomic_bool crl_changed;        /* any thread: the pool took new CRLs (wakes the loop) */
+    uint64_t crl_gen_seen;          /* pool CRL generation the last sweep looked at */
 
     /* published for other threads */
     pthread_mutex_t pub_mu;
@@ -189,6 +195,8 @@ struct dp_upconn {
     bool pooled;
     const dp_cluster *cl;           /* while connecting (owner keeps its snapshot) */
     uint32_t requests;              /* served so far (logs) */
+    dp_upconn *all_prev, *all_next; /* px->upconns */
+    char revoked_why[DP_REVOKED_WHY]; /* set by the revocation sweep: close at the next timer */
 };
 
 /* An idle pooled connection to ep (re-checked against the cluster's SAN
@@ -234,6 +242,11 @@ bool dp_listener_allows(const dp_listener *l, const char *peer_id);
  *                dp_session_kill
  *                       ▼
  *                     DEAD ──reap_ev, next pass of the loop──▶ freed
+ *
+ * Ends that are not the protocol's own (a certificate on the connection
+ * expiring, or being revoked by new CRLs) are the lifecycle's too: the
+ * expiry timer and dp_sessions_close_revoked kill the session the same way
+ * for HTTP and TCP.
  *
  * dp_session_kill stops all I/O at once (the protocol closes its upstreams,
  * the downstream's callbacks are detached) but frees nothing: the session
@@ -299,6 +312,13 @@ void dp_session_kill(dp_session *s);
 /* Stops reading and kills once the downstream output is written (at once if
  * it is empty); a client that never reads gets 10 s. */
 void dp_session_close_after_flush(dp_session *s);
+/* After the cert pool took new CRLs (proxy_revoke.c): kills every inbound
+ * session past its handshake whose peer's certificate, or ours on it, is now
+ * revoked (logged with why, counted as closed_revoked); the one place HTTP and
+ * TCP sessions are closed for a revocation. Sessions still handshaking are
+ * checked when the handshake completes (dp_down_tls_established). Returns how
+ * many it closed. */
+size_t dp_sessions_close_revoked(dp_proxy *px);
 
 static inline bool dp_session_dead(const dp_session *s)
 {
@@ -308,6 +328,19 @@ static inline bool dp_session_dead(const dp_session *s)
 /* The two protocols' ops (proxy_http.c, proxy_tcp.c). */
 extern const dp_session_ops dp_http_session_ops;
 extern const dp_session_ops dp_tcp_session_ops;
+
+/* ---- revocation on live connections (proxy_revoke.c) --------------------------------- */
+/* The cert pool's CRL listener (any thread): flags the change and wakes the loop. */
+void dp_revoke_on_crl_change(void *arg);
+/* Loop thread: when the pool's CRLs changed since the last call, closes every
+ * established mTLS connection whose peer's or own certificate they now list. */
+void dp_revoke_sweep(dp_proxy *px);
+/* A handshake just completed: true (why filled) if the peer's or our own
+ * certificate on ssl is revoked by the CRLs the pool holds now. */
+bool dp_revoke_check(dp_proxy *px, SSL *ssl, char *why, size_t len);
+/* Links / unlinks an upstream connection in px->upconns (proxy_upstream.c). */
+void dp_upconn_track(dp_upconn *uc);
+void dp_upconn_untrack(dp_upconn *uc);
 
 /* ---- admin (proxy_admin.c) --------------------------------------------------------- */
 int dp_admin_start(dp_proxy *px, const char *address, mesh_err *err);

@@ -1,7 +1,7 @@
 /* sidecar/proxy_session.c — the lifecycle every downstream session shares,
  * HTTP or TCP (see "sessions" in proxy_internal.h): accepting, the inbound
  * mTLS handshake and caller identity, closing when a certificate on the
- * connection expires, close-after-flush, and kill with the free deferred to
+ * connection expires or is revoked, close-after-flush, and kill with the free deferred to
  * the loop's next safe point (Envoy's deferred delete list, HAProxy's
  * tasklet release: nothing is freed under a callback that may still run). */
 #include <stdio.h>
@@ -140,6 +140,28 @@ static void on_cert_expiry(evutil_socket_t fd, short what, void *arg)
              "%s", s->ops->log_name, s->peer_id, s->listener, when);
     dp_stat_inc(&s->px->st.closed_cert_expiry);
     dp_session_kill(s);
+}
+
+size_t dp_sessions_close_revoked(dp_proxy *px)
+{
+    size_t closed = 0;
+    dp_session *next;
+    for (dp_session *s = px->sessions.live; s; s = next) {
+        /* dp_session_kill moves s to the graveyard (its next changes). */
+        next = s->next;
+        if (!s->inbound || s->phase == DP_SESSION_HANDSHAKING || s->phase == DP_SESSION_DEAD)
+            continue;
+        SSL *ssl = bufferevent_openssl_get_ssl(s->down);
+        char why[DP_REVOKED_WHY];
+        if (!ssl || !dp_revoke_check(px, ssl, why, sizeof why))
+            continue;
+        log_info(DP_LOG, "closing %s connection from %s on '%s': %s", s->ops->log_name,
+                 s->peer_id, s->listener, why);
+        dp_stat_inc(&px->st.closed_revoked);
+        dp_session_kill(s);
+        closed++;
+    }
+    return closed;
 }
 
 static void handshake_done(dp_session *s)

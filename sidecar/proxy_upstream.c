@@ -39,8 +39,30 @@ bool dp_peer_allowed_by_cluster(const dp_cluster *cl, const char *peer_id, const
     return strcmp(td, own_td) == 0;
 }
 
+void dp_upconn_track(dp_upconn *uc)
+{
+    dp_proxy *px = uc->px;
+    uc->all_prev = NULL;
+    uc->all_next = px->upconns;
+    if (px->upconns)
+        px->upconns->all_prev = uc;
+    px->upconns = uc;
+}
+
+void dp_upconn_untrack(dp_upconn *uc)
+{
+    if (uc->all_prev)
+        uc->all_prev->all_next = uc->all_next;
+    else if (uc->px->upconns == uc)
+        uc->px->upconns = uc->all_next;
+    if (uc->all_next)
+        uc->all_next->all_prev = uc->all_prev;
+    uc->all_prev = uc->all_next = NULL;
+}
+
 static void up_free(dp_upconn *uc)
 {
+    dp_upconn_untrack(uc);
     if (uc->bev)
         bufferevent_free(uc->bev);
     if (uc->timer)
@@ -108,6 +130,18 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         uc->ops->ready(uc->owner, uc, MESH_EIO, why);
         return;
     }
+    if (uc->revoked_why[0]) {
+        /* proxy_revoke.c found a certificate on it revoked by new CRLs. */
+        char why[DP_REVOKED_WHY + DP_SPIFFE_ID_MAX + 200];
+        snprintf(why, sizeof why, "upstream connection to %s (%s) closed: %s", uc->ep->addr,
+                 uc->peer_id, uc->revoked_why);
+        log_info(DP_LOG, "%s", why);
+        if (uc->pooled || !uc->ops)
+            dp_up_close(uc);
+        else
+            uc->ops->dead(uc->owner, uc, why);
+        return;
+    }
     /* Expired at notAfter itself (now >= notAfter), like the cert pool. */
     if (dp_now() < uc->deadline) {
         dp_timer_at(uc->timer, uc->deadline);   /* a capped or early timer: wait on */
@@ -149,6 +183,13 @@ static void connect_event_cb(struct bufferevent *bev, short what, void *arg)
                 snprintf(why, sizeof why, "upstream %s (cluster '%.200s') presented %.2048s, "
                          "which the cluster's SAN matchers do not allow", uc->ep->addr,
                          uc->ep->cluster, uc->peer_id);
+                goto failed;
+            }
+            /* A handshake that began before the pool took new CRLs. */
+            char rwhy[DP_REVOKED_WHY];
+            if (dp_revoke_check(px, ssl, rwhy, sizeof rwhy)) {
+                snprintf(why, sizeof why, "upstream %s (cluster '%.200s'): %s", uc->ep->addr,
+                         uc->ep->cluster, rwhy);
                 goto failed;
             }
             uc->deadline = tls_conn_deadline(ssl);
@@ -255,6 +296,7 @@ dp_upconn *dp_up_get(dp_proxy *px, dp_ep_rt *ep, const dp_cluster *cl, bool http
     uc->ops = ops;
     uc->owner = owner;
     uc->cl = cl;
+    dp_upconn_track(uc);
     dp_ep_ref(ep);
     dp_stat_inc(&px->st.active_up);
     int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;

@@ -93,7 +93,8 @@ static void ads_connect(xdsc_client *c, int64_t now_ms, int64_t now)
 {
     cert_pool_info info;
     cert_pool_get_info(c->pool, now, &info);
-    if (!info.current.present || info.current.not_after <= now)
+    if (!info.current.present || info.current.not_after <= now || info.current.revoked ||
+        strcmp(info.current.serial_hex, c->revoked_serial) == 0)
         return;     /* no mTLS without a valid SVID: identity_step is on it */
     char *roots = NULL, *key = NULL, *chain = NULL;
     mesh_err err;
@@ -197,6 +198,10 @@ static void ads_on_closed(xdsc_client *c, int64_t now_ms)
         c->ads_next_ms = now_ms;
         return;
     }
+    /* meshd refuses a revoked SVID for good: re-keying (or a token) is the
+     * way on, not reconnecting with the same certificate. */
+    if (c->ads.status == GRPC_STATUS_PERMISSION_DENIED && strstr(d, "revoked"))
+        xdsc_id_on_revoked(c, c->ads_serial, d);
     int64_t delay = xdsc_backoff_next(&c->ads_bo);
     c->ads_next_ms = now_ms + delay;
     if (atomic_load(&c->stop))

@@ -51,6 +51,8 @@ struct xdsc_client {
     char cur_serial[80];
     int64_t renew_at;               /* Unix seconds; 0 = none */
     bool recovery_refused;
+    bool rekey_refused;             /* meshd refused to renew with our revoked SVID */
+    char revoked_serial[80];        /* serial meshd refused our ADS stream for (revoked) */
     char refused_token[65];         /* SHA-256 of a token meshd refused or we spent */
     int64_t last_no_token_log;
     uint64_t csr_failures;          /* consecutive failed attempts */
@@ -75,5 +77,8 @@ void xdsc_id_watch_pool(xdsc_client *c, int64_t now);
 void xdsc_id_step(xdsc_client *c, int64_t now_ms, int64_t now);
 /* The CreateCertificate call completed. */
 void xdsc_id_on_csr_done(xdsc_client *c, bool ok, int64_t now_ms);
+/* meshd ended the ADS stream with PERMISSION_DENIED because the SVID it was
+ * opened with (serial) is revoked; details is meshd's message. */
+void xdsc_id_on_revoked(xdsc_client *c, const char *serial, const char *details);
 
 #endif

@@ -99,6 +99,38 @@ void xdsc_id_watch_pool(xdsc_client *c, int64_t now)
     xdsc_backoff_reset(&c->csr_bo);
     c->csr_next_ms = 0;
     c->recovery_refused = false;
+    c->rekey_refused = false;
+    if (strcmp(c->revoked_serial, info.current.serial_hex) != 0)
+        c->revoked_serial[0] = '\0';
+}
+
+/* Says, in /ready and the log, that this sidecar cannot go on without an
+ * operator, and what the operator must do. */
+static void stranded(xdsc_client *c, const char *what, const char *msg)
+{
+    char id[DP_SPIFFE_ID_MAX + 1] = "";
+    if (cert_pool_spiffe_id(c->pool, id, sizeof id) != MESH_OK && c->spiffe_id)
+        snprintf(id, sizeof id, "%s", c->spiffe_id);
+    char problem[512];
+    snprintf(problem, sizeof problem, "%s: %.200s; needs a new join token ('meshctl workload "
+             "token %.100s') written to %.100s", what, msg, id,
+             c->token_file ? c->token_file : "a --token-file");
+    cert_pool_set_problem(c->pool, problem);
+}
+
+void xdsc_id_on_revoked(xdsc_client *c, const char *serial, const char *details)
+{
+    if (!serial[0] || strcmp(c->revoked_serial, serial) == 0)
+        return;
+    snprintf(c->revoked_serial, sizeof c->revoked_serial, "%s", serial);
+    log_error("xds", "meshd refused this sidecar's SVID serial %s: %s; trying a renewal with a "
+              "new key (meshd allows it only for a superseded certificate), else a new join "
+              "token is needed", serial, details);
+    char problem[512];
+    snprintf(problem, sizeof problem, "meshd refused SVID serial %s as revoked: %.400s", serial,
+             details);
+    cert_pool_set_problem(c->pool, problem);
+    c->csr_next_ms = 0;     /* act now, not after the renewal backoff */
 }
 
 /* The token to enrol with, or NULL: --token first, else the file (re-read
@@ -254,10 +286,20 @@ void xdsc_id_step(xdsc_client *c, int64_t now_ms, int64_t now)
     cert_pool_info info;
     cert_pool_get_info(c->pool, now, &info);
     bool have = info.current.present;
-    bool usable = have && info.current.not_after > now;
-    bool next_ok = info.next.present && info.next.not_after > now;
+    /* Revoked: by a CRL we hold, or meshd said so when it ended our stream. */
+    bool revoked = have && (info.current.revoked ||
+                            strcmp(info.current.serial_hex, c->revoked_serial) == 0);
+    bool usable = have && info.current.not_after > now && !revoked;
+    bool next_ok = info.next.present && info.next.not_after > now && !info.next.revoked;
     if (!usable && !next_ok) {
-        if (have && !c->recovery_refused) {
+        /* Re-key by ourselves where meshd allows it: a certificate revoked
+         * as superseded may authenticate one renewal with a new key; for
+         * any other reason meshd refuses and only a new token helps. */
+        if (revoked && info.current.not_after > now && !c->rekey_refused) {
+            start_csr(c, XDSC_CSR_RENEW, now_ms, now);
+            return;
+        }
+        if (have && !revoked && !c->recovery_refused) {
             start_csr(c, XDSC_CSR_RECOVER, now_ms, now);
             return;
         }
@@ -266,7 +308,7 @@ void xdsc_id_step(xdsc_client *c, int64_t now_ms, int64_t now)
         xdsc_wipe_free(tok);
         if (have_token)
             start_csr(c, XDSC_CSR_TOKEN, now_ms, now);
-        else if (have)
+        else if (have && !revoked)
             start_csr(c, XDSC_CSR_RECOVER, now_ms, now);   /* meshd's view may change */
         else
             c->csr_next_ms = now_ms + xdsc_backoff_next(&c->csr_bo);
@@ -335,8 +377,24 @@ void xdsc_id_on_csr_done(xdsc_client *c, bool ok, int64_t now_ms)
     int64_t d = xdsc_backoff_next(&c->csr_bo);
     c->csr_next_ms = now_ms + d;
     xdsc_client_set_error(c, "%s: %s", xdsc_csr_mode_name(mode), err.msg);
-    if (rc == MESH_EPERM && mode == XDSC_CSR_RECOVER) {
+    cert_pool_info info;
+    cert_pool_get_info(c->pool, now, &info);
+    bool revoked = info.current.present &&
+                   (info.current.revoked ||
+                    strcmp(info.current.serial_hex, c->revoked_serial) == 0);
+    if (rc == MESH_EPERM && mode == XDSC_CSR_RENEW && revoked) {
+        c->rekey_refused = true;
+        stranded(c, "meshd refused a renewal with the revoked SVID", err.msg);
+        if (loud)
+            log_error("xds", "meshd refused a renewal with our revoked SVID: %s. mTLS stays off "
+                      "until this sidecar has a new SVID: issue a new join token ('meshctl "
+                      "workload token ...') and write it to %s (re-read on every attempt); the "
+                      "sidecar then enrols with a fresh key by itself", err.msg,
+                      c->token_file ? c->token_file : "the --token-file");
+        c->csr_next_ms = now_ms;    /* straight to the token path */
+    } else if (rc == MESH_EPERM && mode == XDSC_CSR_RECOVER) {
         c->recovery_refused = true;
+        stranded(c, "meshd refused self-recovery with the expired SVID", err.msg);
         if (loud)
             log_error("xds", "meshd refused self-recovery with the expired SVID: %s. mTLS stays "
                       "off until this sidecar has a valid SVID: issue a new join token "
@@ -348,6 +406,7 @@ void xdsc_id_on_csr_done(xdsc_client *c, bool ok, int64_t now_ms)
         if (tok)
             token_hash(tok, c->refused_token);
         xdsc_wipe_free(tok);
+        stranded(c, "meshd refused the join token", err.msg);
         if (loud)
             log_error("xds", "meshd refused the join token: %s. Issue a new one and write it to "
                       "%s (re-read on every attempt). Retrying in %lld ms", err.msg,

@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
+#include "sidecar/tls_crl.h"
 #include "sidecar/tls_util.h"
 #include "sidecar/xds_translate_internal.h"
 
@@ -56,6 +57,7 @@ void xdsc_secret_free(xdsc_secret *s)
     free(s->name);
     free(s->chain_pem);
     free(s->bundle_pem);
+    free(s->crl_pem);
     memset(s, 0, sizeof *s);
 }
 
@@ -108,6 +110,10 @@ int xdsc_secret_parse(const uint8_t *data, size_t len, xdsc_secret *out, mesh_er
                               "supported", what);
         else
             rc = inline_pem(vc->trusted_ca, w, &out->bundle_pem, err);
+        if (rc == MESH_OK && ds_set(vc->crl)) {
+            xdsc_tr_what(w, sizeof w, "%s: validation_context.crl", what);
+            rc = inline_pem(vc->crl, w, &out->crl_pem, err);
+        }
     } else {
         rc = mesh_err_set(err, MESH_EINVAL, "%s: not a secret the sidecar uses ('%s' or '%s')",
                           what, XDSC_SECRET_DEFAULT, XDSC_SECRET_ROOTCA);
@@ -118,6 +124,21 @@ int xdsc_secret_parse(const uint8_t *data, size_t len, xdsc_secret *out, mesh_er
     if (rc != MESH_OK)
         xdsc_secret_free(out);
     return rc;
+}
+
+/* Whether the CRLs the pool holds (as PEM) are those of the SDS resource:
+ * compared after parsing, since the PEM line layout may differ. */
+static bool crls_equal(const char *have_pem, const char *sds_pem)
+{
+    STACK_OF(X509_CRL) *a = NULL, *b = NULL;
+    bool same = tls_parse_crls(have_pem, &a, NULL) == MESH_OK &&
+                tls_parse_crls(sds_pem, &b, NULL) == MESH_OK &&
+                sk_X509_CRL_num(a) == sk_X509_CRL_num(b);
+    for (int i = 0; same && i < sk_X509_CRL_num(a); i++)
+        same = X509_CRL_match(sk_X509_CRL_value(a, i), sk_X509_CRL_value(b, i)) == 0;
+    sk_X509_CRL_pop_free(a, X509_CRL_free);
+    sk_X509_CRL_pop_free(b, X509_CRL_free);
+    return same;
 }
 
 /* notAfter of the first certificate in pem; 0 if it does not parse. */
@@ -151,15 +172,21 @@ int xdsc_secrets_apply(cert_pool *pool, const xdsc_resource *res, size_t n, int6
         *slot = s;
     }
     if (rc == MESH_OK && root.bundle_pem) {
-        char *have = NULL;
+        /* Bundle and CRLs are one resource: both are replaced together, and
+         * a CRL that does not verify NACKs the whole ROOTCA (old one kept). */
+        char *have = NULL, *have_crl = NULL;
         bool same = cert_pool_export_bundle(pool, &have, NULL) == MESH_OK && have &&
-                    strcmp(have, root.bundle_pem) == 0;
+                    strcmp(have, root.bundle_pem) == 0 &&
+                    cert_pool_export_crls(pool, &have_crl, NULL) == MESH_OK && have_crl &&
+                    crls_equal(have_crl, root.crl_pem);
         free(have);
+        free(have_crl);
         if (!same) {
-            rc = cert_pool_set_bundle(pool, root.bundle_pem, now, err);
+            rc = cert_pool_set_trust(pool, root.bundle_pem, root.crl_pem, now, err);
             if (rc == MESH_OK) {
                 *changed = true;
-                log_info("xds", "trust bundle updated from SDS '%s'", XDSC_SECRET_ROOTCA);
+                log_info("xds", "trust bundle%s updated from SDS '%s'",
+                         root.crl_pem ? " and CRLs" : "", XDSC_SECRET_ROOTCA);
             } else {
                 mesh_err_prefix(err, "secret '%s'", XDSC_SECRET_ROOTCA);
             }

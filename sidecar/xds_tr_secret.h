@@ -4,7 +4,9 @@
  *   "default"  TlsCertificate whose certificate_chain is our SVID chain (leaf
  *              first). meshd never has our key, so a private_key in it is
  *              refused; the chain is paired with a key the pool holds.
- *   "ROOTCA"   CertificateValidationContext whose trusted_ca is the bundle.
+ *   "ROOTCA"   CertificateValidationContext whose trusted_ca is the bundle and
+ *              whose crl holds the CRL of each CA in it (cert_pool_set_trust:
+ *              a CRL that does not verify, or an older one, is NACKed).
  * The bundle is applied before the certificate, so an SVID from a new CA
  * finds the bundle that trusts it. A "default" that is not newer than the SVID
  * in use (SDS re-sends, or a re-issue we already got by CSR) is accepted and
@@ -24,6 +26,7 @@ typedef struct xdsc_secret {
     char *name;
     char *chain_pem;      /* "default": the SVID chain; else NULL */
     char *bundle_pem;     /* "ROOTCA": the trusted CAs; else NULL */
+    char *crl_pem;        /* "ROOTCA": its CRLs (validation_context.crl); NULL if none */
 } xdsc_secret;
 
 /* Decodes and checks one Secret (shape only; no pool). */

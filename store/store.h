@@ -239,6 +239,56 @@ int store_cert_count_live_for_ca(mesh_store *st, int64_t ca_id, int64_t now, int
 void store_cert_free(store_cert *c);
 void store_cert_free_list(store_cert *list, size_t n);
 
+/* ---- revocation (store_revoke.c) ------------------------------------------- */
+/* Certificates of any identity with this public key and not_after >= now,
+ * newest first: what a keyCompromise revocation must revoke. */
+int store_cert_list_by_pubkey(mesh_store *st, const char *pubkey_sha256, int64_t now,
+                              store_cert **out, size_t *n_out, mesh_err *err);
+/* Revoked certificates signed by ca_id with not_after >= min_not_after,
+ * ordered by serial: the entries of that CA's CRL. cert_pem is left empty. */
+int store_cert_list_revoked_for_ca(mesh_store *st, int64_t ca_id, int64_t min_not_after,
+                                   store_cert **out, size_t *n_out, mesh_err *err);
+/* Sets the reason of a revoked certificate (a later keyCompromise report on a
+ * cert revoked for another reason); MESH_ENOTFOUND unless it is revoked. */
+int store_cert_set_revoke_reason(mesh_store *st, const char *serial_hex, const char *reason,
+                                 mesh_err *err);
+
+/* A public key reported compromised: no certificate is issued for it again. */
+typedef struct store_compromised_key {
+    char *pubkey_sha256;
+    char *serial_hex;     /* the revoked certificate that reported it */
+    char *spiffe_id;
+    int64_t reported_at;
+} store_compromised_key;
+
+/* MESH_EEXISTS when the key is already recorded. */
+int store_key_compromised_add(mesh_store *st, const char *pubkey_sha256, const char *serial_hex,
+                              const char *spiffe_id, int64_t now, mesh_err *err);
+/* MESH_ENOTFOUND when the key was never reported (out is zeroed). */
+int store_key_compromised_get(mesh_store *st, const char *pubkey_sha256,
+                              store_compromised_key *out, mesh_err *err);
+void store_compromised_key_free(store_compromised_key *k);
+
+/* The signed CRL of one CA (ca/ca_crl.c builds it). entries_sha256 is a
+ * digest of the revoked entries it lists, so a refresh can tell whether the
+ * revocations changed without parsing the CRL. */
+typedef struct store_crl {
+    int64_t ca_id;
+    int64_t crl_number;
+    int64_t this_update, next_update;
+    int64_t n_entries;
+    char *entries_sha256;
+    char *crl_pem;
+} store_crl;
+
+int store_crl_get(mesh_store *st, int64_t ca_id, store_crl *out, mesh_err *err); /* ENOTFOUND */
+/* Inserts or replaces the CRL of c->ca_id. */
+int store_crl_put(mesh_store *st, const store_crl *c, mesh_err *err);
+/* Every stored CRL, by ca_id. */
+int store_crl_list(mesh_store *st, store_crl **out, size_t *n_out, mesh_err *err);
+void store_crl_free(store_crl *c);
+void store_crl_free_list(store_crl *list, size_t n);
+
 /* ---- mesh config resources ----------------------------------------------- */
 /* kind: "service", "workload", "route", "authorization". body: the canonical
  * YAML of one resource as written by config/. Each change bumps the global
@@ -282,6 +332,7 @@ typedef struct store_proxy {
     int64_t connected_at, last_seen;
     int64_t svid_not_after;
     char *meshd_instance; /* which meshd process holds the stream */
+    char *problem;        /* why the sidecar is stranded ("" if not), e.g. its SVID was revoked */
     store_proxy_type_status *types;
     size_t n_types;
 } store_proxy;
@@ -301,6 +352,11 @@ int store_proxy_type_update(mesh_store *st, const char *node_id, const char *spi
 int store_proxy_other_holder(mesh_store *st, const char *node_id, const char *spiffe_id,
                              char *holder, size_t holder_len, char *peer, size_t peer_len,
                              mesh_err *err);
+/* Records why the sidecar of (spiffe_id, node_id) cannot go on (its SVID was
+ * revoked, ...); "" clears. Creates a disconnected row for an unknown one. A
+ * connected upsert clears it: the sidecar is back with a valid SVID. */
+int store_proxy_set_problem(mesh_store *st, const char *node_id, const char *spiffe_id,
+                            const char *problem, int64_t now, mesh_err *err);
 /* Marks every proxy held by meshd_instance disconnected (meshd start/stop). */
 int store_proxy_disconnect_all(mesh_store *st, const char *meshd_instance, mesh_err *err);
 int store_proxy_list(mesh_store *st, store_proxy **out, size_t *n_out, mesh_err *err);

@@ -7,9 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#define CERT_COLUMNS                                                                      \
-    "serial_hex, spiffe_id, pubkey_sha256, not_before, not_after, issued_at, ca_id, "    \
-    "revoked, revoked_at, revoke_reason, cert_pem"
+#define CERT_COLUMNS STORE_CERT_COLUMNS
 
 static const char SQL_CERT_INSERT[] =
     "INSERT INTO certs (" CERT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
@@ -34,7 +32,7 @@ static const char SQL_CERT_REVOKED_INFO[] =
 static const char SQL_CERT_COUNT_LIVE[] =
     "SELECT count(*) FROM certs WHERE ca_id = ?1 AND not_after >= ?2";
 
-static int store_cert_read_row(sqlite3_stmt *s, store_cert *out)
+int store_cert_read_row(sqlite3_stmt *s, store_cert *out)
 {
     int rc = MESH_OK;
     memset(out, 0, sizeof *out);
@@ -157,8 +155,15 @@ int store_cert_list(mesh_store *st, const char *spiffe_id, int include_expired, 
         store_bind_text(s, 1, spiffe_id, &brc);
     store_bind_int64(s, 2, include_expired ? 1 : 0, &brc);
     store_bind_int64(s, 3, now, &brc);
+    return store_cert_collect(st, s, brc, out, n_out, err);
+}
+
+int store_cert_collect(mesh_store *st, sqlite3_stmt *s, int brc, store_cert **out,
+                       size_t *n_out, mesh_err *err)
+{
     store_cert *list = NULL;
     size_t n = 0, cap = 0;
+    int rc = MESH_OK;
     int src = brc;
     while (brc == SQLITE_OK && (src = sqlite3_step(s)) == SQLITE_ROW) {
         if (store_grow((void **)&list, &cap, n, sizeof *list) != MESH_OK ||

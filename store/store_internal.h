@@ -124,6 +124,17 @@ int store_require_spiffe_id(const char *value, const char *field, mesh_err *err)
 /* Formats Unix seconds as "2026-11-25T10:00:00Z" for messages. */
 void store_fmt_time(int64_t t, char out[32]);
 
+/* ---- certificate rows (store_cert.c) ------------------------------------------ */
+/* The columns store_cert_read_row expects, in order. */
+#define STORE_CERT_COLUMNS                                                                 \
+    "serial_hex, spiffe_id, pubkey_sha256, not_before, not_after, issued_at, ca_id, "    \
+    "revoked, revoked_at, revoke_reason, cert_pem"
+int store_cert_read_row(sqlite3_stmt *s, store_cert *out);
+/* Steps s (bound; brc = the binding result) to the end, collecting rows of
+ * STORE_CERT_COLUMNS, and releases it. */
+int store_cert_collect(mesh_store *st, sqlite3_stmt *s, int brc, store_cert **out,
+                       size_t *n_out, mesh_err *err);
+
 /* Dynamic array growth for list results: ensures room for one more element. */
 int store_grow(void **arr, size_t *cap, size_t n, size_t elem_size);
 

@@ -28,8 +28,15 @@ static const char SQL_PROXY_UPSERT[] =
     "  connected = ?4, "
     "  last_seen = ?7, "
     "  svid_not_after = ?5, "
-    "  meshd_instance = COALESCE(?6, meshd_instance) "
+    "  meshd_instance = COALESCE(?6, meshd_instance), "
+    "  problem = CASE WHEN ?4 THEN '' ELSE problem END "
     "WHERE ?4 OR NOT connected OR ?6 IS NULL OR meshd_instance = ?6";
+/* The problem of one (identity, node) row: a refused identity never touches
+ * another identity's row of the same Node.id. */
+static const char SQL_PROXY_PROBLEM[] =
+    "INSERT INTO proxies (spiffe_id, node_id, last_seen, problem) "
+    "VALUES (?2, ?1, ?3, ?4) "
+    "ON CONFLICT (spiffe_id, node_id) DO UPDATE SET last_seen = ?3, problem = ?4";
 static const char SQL_PROXY_TYPE_UPSERT[] =
     "INSERT INTO proxy_types (spiffe_id, node_id, type_url, sent_version, acked_version, "
     "  nack_version, nack_error, updated_at) "
@@ -45,7 +52,7 @@ static const char SQL_PROXY_DISCONNECT_ALL[] =
     "UPDATE proxies SET connected = 0 WHERE meshd_instance = ?1 AND connected";
 static const char SQL_PROXY_LIST[] =
     "SELECT node_id, spiffe_id, peer, connected, connected_at, last_seen, svid_not_after, "
-    "meshd_instance FROM proxies ORDER BY node_id, spiffe_id";
+    "meshd_instance, problem FROM proxies ORDER BY node_id, spiffe_id";
 static const char SQL_PROXY_TYPE_LIST[] =
     "SELECT node_id, spiffe_id, type_url, sent_version, acked_version, nack_version, "
     "nack_error, updated_at FROM proxy_types ORDER BY node_id, spiffe_id, type_url";
@@ -149,6 +156,30 @@ int store_proxy_other_holder(mesh_store *st, const char *node_id, const char *sp
     return rc;
 }
 
+int store_proxy_set_problem(mesh_store *st, const char *node_id, const char *spiffe_id,
+                            const char *problem, int64_t now, mesh_err *err)
+{
+    int rc = store_require(node_id, "proxy node id", err);
+    if (rc == MESH_OK)
+        rc = store_require(spiffe_id, "proxy SPIFFE ID", err);
+    if (rc != MESH_OK)
+        return rc;
+    sqlite3_stmt *s;
+    rc = store_stmt(st, SQL_PROXY_PROBLEM, &s, err);
+    if (rc != MESH_OK)
+        return rc;
+    int brc = SQLITE_OK;
+    store_bind_text(s, 1, node_id, &brc);
+    store_bind_text(s, 2, spiffe_id, &brc);
+    store_bind_int64(s, 3, now, &brc);
+    store_bind_text(s, 4, problem ? problem : "", &brc);
+    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
+    if (src != SQLITE_DONE)
+        rc = store_db_error(st, err, src, "recording the problem of proxy %s", node_id);
+    store_stmt_release(s);
+    return rc;
+}
+
 int store_proxy_disconnect_all(mesh_store *st, const char *meshd_instance, mesh_err *err)
 {
     int rc = store_require(meshd_instance, "meshd instance", err);
@@ -184,6 +215,7 @@ static void store_proxy_free_members(store_proxy *p)
     free(p->spiffe_id);
     free(p->peer);
     free(p->meshd_instance);
+    free(p->problem);
     for (size_t j = 0; j < p->n_types; j++)
         store_proxy_type_free(&p->types[j]);
     free(p->types);
@@ -202,6 +234,7 @@ static int store_proxy_read_row(sqlite3_stmt *s, store_proxy *out)
     out->last_seen = sqlite3_column_int64(s, 5);
     out->svid_not_after = sqlite3_column_int64(s, 6);
     out->meshd_instance = store_col_dup(s, 7, &rc);
+    out->problem = store_col_dup(s, 8, &rc);
     if (rc != MESH_OK)
         store_proxy_free_members(out);
     return rc;

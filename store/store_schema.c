@@ -216,7 +216,45 @@ static const char *const store_migrations[] = {
     "CREATE TRIGGER store_seq_audit_update AFTER UPDATE ON audit\n"
     "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
     "CREATE TRIGGER store_seq_audit_delete AFTER DELETE ON audit\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n",
+
+    /* 3 -> 4: revocation that reaches the data plane. A key reported
+     * compromised is never certified again (compromised_keys); each CA in
+     * the bundle has one signed CRL, stored so that every meshd replica and
+     * every restart serves the same bytes (and so the same SDS version);
+     * a proxy row can say why its sidecar is stranded. */
+    "CREATE TABLE compromised_keys (\n"
+    "  pubkey_sha256 TEXT PRIMARY KEY NOT NULL,\n"
+    "  serial_hex    TEXT NOT NULL,\n"   /* the revocation that reported it */
+    "  spiffe_id     TEXT NOT NULL,\n"
+    "  reported_at   INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE TABLE crls (\n"
+    "  ca_id          INTEGER PRIMARY KEY NOT NULL REFERENCES cas (id),\n"
+    "  crl_number     INTEGER NOT NULL,\n"
+    "  this_update    INTEGER NOT NULL,\n"
+    "  next_update    INTEGER NOT NULL,\n"
+    "  n_entries      INTEGER NOT NULL,\n"
+    "  entries_sha256 TEXT NOT NULL,\n"
+    "  crl_pem        TEXT NOT NULL\n"
+    ");\n"
+    "CREATE INDEX certs_pubkey ON certs (pubkey_sha256, not_after);\n"
+    "CREATE INDEX certs_revoked ON certs (ca_id, not_after) WHERE revoked = 1;\n"
+    "ALTER TABLE proxies ADD COLUMN problem TEXT NOT NULL DEFAULT '';\n"
+    /* Both tables are followed by the change counter of 2 -> 3: a lost
+     * compromise record would let a compromised key be certified again. */
+    "CREATE TRIGGER store_seq_compromised_keys_insert AFTER INSERT ON compromised_keys\n"
     "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_compromised_keys_update AFTER UPDATE ON compromised_keys\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_compromised_keys_delete AFTER DELETE ON compromised_keys\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_crls_insert AFTER INSERT ON crls\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_crls_update AFTER UPDATE ON crls\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_crls_delete AFTER DELETE ON crls\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n",
 };
 
 int store_latest_schema_version(void)

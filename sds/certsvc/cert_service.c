@@ -6,6 +6,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "ca/ca_revoke.h"
 #include "ca/csr.h"
 #include "ca/join_token.h"
 #include "common/escape.h"
@@ -138,10 +142,60 @@ static void audit_denied(mesh_store *st, const cert_service_req *req, const char
         log_warn("sds", "could not audit a refused certificate request: %s", ignored.msg);
 }
 
+/* 1 when the CSR's public key is the one in cert x. */
+static int csr_has_key_of(const char *csr_pem, X509 *x)
+{
+    BIO *bio = BIO_new_mem_buf(csr_pem, -1);
+    X509_REQ *req = bio ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    EVP_PKEY *pk = req ? X509_REQ_get0_pubkey(req) : NULL;
+    int same = pk && EVP_PKEY_eq(pk, X509_get0_pubkey(x)) == 1;
+    X509_REQ_free(req);
+    ERR_clear_error();
+    return same;
+}
+
+/* A revoked client certificate proves nothing, with one exception: revoked
+ * as "superseded" (the operator replaced it; the key is not in question)
+ * it may still authenticate one renewal with a NEW key, so the sidecar
+ * re-keys by itself. Everything else needs a new join token. */
+static int check_revoked_peer(mesh_store *st, const store_cert *rec, X509 *x,
+                              const cert_service_req *req, int *rekey, mesh_err *err)
+{
+    int code = ca_revoke_reason_code(rec->revoke_reason);
+    store_compromised_key k;
+    int compromised = store_key_compromised_get(st, rec->pubkey_sha256, &k, NULL) == MESH_OK;
+    store_compromised_key_free(&k);
+    if (compromised || code == CA_REASON_KEY_COMPROMISE)
+        return mesh_err_set(err, MESH_EPERM,
+                            "client certificate serial %s of %s was revoked because its key was "
+                            "compromised; meshd never certifies that key again and a revoked "
+                            "certificate cannot renew: the workload needs a new key and a new "
+                            "join token ('meshctl workload token %s')",
+                            rec->serial_hex, rec->spiffe_id, rec->spiffe_id);
+    if (code == CA_REASON_SUPERSEDED && !csr_has_key_of(req->csr_pem, x)) {
+        *rekey = 1;
+        return MESH_OK;
+    }
+    if (code == CA_REASON_SUPERSEDED)
+        return mesh_err_set(err, MESH_EPERM,
+                            "client certificate serial %s of %s was revoked (superseded): renew "
+                            "with a new key, not the revoked certificate's",
+                            rec->serial_hex, rec->spiffe_id);
+    return mesh_err_set(err, MESH_EPERM,
+                        "client certificate serial %s of %s is revoked (%s); a revoked "
+                        "certificate cannot renew: the workload needs a new join token "
+                        "('meshctl workload token %s') unless it holds another valid SVID",
+                        rec->serial_hex, rec->spiffe_id,
+                        rec->revoke_reason && rec->revoke_reason[0] ? rec->revoke_reason
+                                                                    : "no reason given",
+                        rec->spiffe_id);
+}
+
 /* The presented client cert of a renewal must be one we issued and have not
  * revoked: TLS checked the chain, but only the store knows revocations. */
 static int check_mtls_peer(mesh_store *st, const cert_service_req *req, grpc_status_code *status,
-                           mesh_err *err)
+                           int *rekey, mesh_err *err)
 {
     char serial[48];
     X509 *x = NULL;
@@ -151,30 +205,30 @@ static int check_mtls_peer(mesh_store *st, const cert_service_req *req, grpc_sta
     int rc = pem_read_cert(req->peer_cert_pem, &x, err);
     if (rc == MESH_OK)
         rc = cert_serial_hex(x, serial, sizeof serial, err);
-    X509_free(x);
     if (rc != MESH_OK) {
+        X509_free(x);
         *status = GRPC_STATUS_INTERNAL;
         return rc;
     }
     store_cert rec;
     memset(&rec, 0, sizeof rec);
     rc = store_cert_get(st, serial, &rec, err);
-    if (rc == MESH_ENOTFOUND)
+    if (rc == MESH_ENOTFOUND) {
+        X509_free(x);
         return mesh_err_set(err, MESH_EPERM,
                             "client certificate serial %s was not issued by meshd; renew with a "
                             "meshd-issued SVID or a join token",
                             serial);
+    }
     if (rc != MESH_OK) {
+        X509_free(x);
         *status = mgrpc_status_from_mesh(rc, MGRPC_FAULT_SERVER);
         return rc;
     }
     if (rec.revoked)
-        rc = mesh_err_set(err, MESH_EPERM,
-                          "client certificate serial %s of %s is revoked (%s); renewal refused",
-                          serial, rec.spiffe_id,
-                          rec.revoke_reason && rec.revoke_reason[0] ? rec.revoke_reason
-                                                                    : "no reason given");
+        rc = check_revoked_peer(st, &rec, x, req, rekey, err);
     store_cert_free(&rec);
+    X509_free(x);
     if (rc != MESH_OK)
         return rc;
     store_registration reg;
@@ -276,9 +330,15 @@ int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req
     if (req->peer_spiffe_id && req->peer_spiffe_id[0]) {
         out->auth = "mtls";
         snprintf(actor, sizeof actor, "%s", req->peer_spiffe_id);
-        if ((rc = check_mtls_peer(st, req, status, e)) != MESH_OK) {
+        int rekey = 0;
+        if ((rc = check_mtls_peer(st, req, status, &rekey, e)) != MESH_OK) {
             audit_denied(st, req, actor, req->peer_spiffe_id, NULL, e);
             return rc;
+        }
+        if (rekey) {
+            out->auth = "rekey";
+            log_info("sds", "%s renews with a new key after its certificate was revoked as "
+                     "superseded", req->peer_spiffe_id);
         }
         authorised = req->peer_spiffe_id;
     } else if (req->authorization) {
@@ -291,9 +351,11 @@ int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req
             audit_denied(st, req, STORE_AUDIT_UNAUTHENTICATED, "", NULL, e);
             return rc;
         }
-        /* Check the CSR before spending the token, so a malformed request
-         * does not burn the operator's one-time token. */
-        if ((rc = ca_csr_check(req->csr_pem, ca_trust_domain(ca), NULL, e)) != MESH_OK) {
+        /* Check the CSR (and that its key may be certified) before spending
+         * the token, so a request meshd must refuse does not burn the
+         * operator's one-time token. */
+        if ((rc = ca_csr_check(req->csr_pem, ca_trust_domain(ca), NULL, e)) != MESH_OK ||
+            (rc = ca_csr_key_check_usable(st, req->csr_pem, e)) != MESH_OK) {
             *status = mgrpc_status_from_mesh(rc, MGRPC_FAULT_REQUEST);
             audit_denied(st, req, STORE_AUDIT_UNAUTHENTICATED, "", NULL, e);
             return rc;
@@ -357,6 +419,14 @@ int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req
             log_warn("sds", "could not audit a recovery: %s", aerr.msg);
         log_info("sds", "recovered %s from expired SVID %s (new serial %s)", iss.spiffe_id,
                  rec.serial_hex, iss.serial_hex);
+    }
+    if (strcmp(out->auth, "rekey") == 0) {
+        char detail[256];
+        snprintf(detail, sizeof detail, "new_serial=%s after a superseded revocation peer=%s",
+                 iss.serial_hex, req->peer_addr ? req->peer_addr : "?");
+        mesh_err aerr;
+        if (store_audit(st, actor, "cert.rekey", iss.spiffe_id, detail, 1, &aerr) != MESH_OK)
+            log_warn("sds", "could not audit a re-key: %s", aerr.msg);
     }
     rc = fill_response(ca, st, &iss, out, e);
     ca_issued_free(&iss);

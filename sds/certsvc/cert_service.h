@@ -5,6 +5,8 @@
  *   (a) mTLS: the SPIFFE ID of the verified client certificate (renewal).
  *       The presented cert must be one we issued and not revoked, and the
  *       identity must still be registered. The CSR must ask for that ID.
+ *       One exception: a cert revoked as "superseded" may renew once with a
+ *       NEW key (auth "rekey"), so a sidecar re-keys without a token.
  *   (b) join token: metadata "authorization: Bearer mjt_..." (first contact).
  *       The identity is the token's registration; the token is spent.
  *   (c) expired-SVID recovery: metadata "x-meshd-expired-svid" carrying the
@@ -12,6 +14,8 @@
  *       must chain to one of our CAs (validity times ignored), be recorded and
  *       unrevoked in the store, and have expired less than the grace (7 days)
  *       ago. Audited as "cert.recover".
+ * A public key reported compromised (ca_revoke.h) is refused on every path,
+ * on the token path before the token is spent.
  * Every refusal is audited ("cert.denied"), a validity_duration out of range
  * included, and mapped to the gRPC status the client should see, with the CA
  * module's message. The actor of a refusal is taken only from verified
@@ -62,7 +66,7 @@ typedef struct cert_service_resp {
     char spiffe_id[512];
     char serial_hex[48];
     int64_t not_after;
-    const char *auth;             /* "mtls", "token" or "recover" */
+    const char *auth;             /* "mtls", "rekey", "token" or "recover" */
 } cert_service_resp;
 
 /* On success returns MESH_OK and fills out. On failure returns the MESH_E*

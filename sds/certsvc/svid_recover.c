@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "ca/ca.h"
+#include "ca/ca_revoke.h"
 #include "ca/csr.h"
 #include "common/mgrpc.h"
 
@@ -274,6 +275,13 @@ int svid_recover_check(mesh_store *st, const char *svid_b64, const char *csr_pem
                           out->serial_hex, out->spiffe_id,
                           rec.revoke_reason && rec.revoke_reason[0] ? rec.revoke_reason
                                                                     : "no reason given");
+        goto out;
+    }
+    /* An expired sibling of a compromised key was not revoked (only
+     * unexpired certs are), but its key is on the list. */
+    if ((rc = ca_key_check_usable(st, spki, err)) != MESH_OK) {
+        *status = rc == MESH_EPERM ? GRPC_STATUS_PERMISSION_DENIED
+                                   : mgrpc_status_from_mesh(rc, MGRPC_FAULT_SERVER);
         goto out;
     }
     rc = store_registration_get(st, out->spiffe_id, &reg, err);

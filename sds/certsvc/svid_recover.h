@@ -6,7 +6,7 @@
  * accept it when, and only when:
  *   - the SVID chains to a CA in our bundle (validity times ignored),
  *   - its serial is recorded in the store for the same SPIFFE ID and public
- *     key, and is not revoked,
+ *     key, and is not revoked, and that key was never reported compromised,
  *   - it expired less than `grace` seconds ago,
  *   - the CSR's self-signature verifies and its public key is the SVID's,
  *   - the identity is still registered.

@@ -11,6 +11,7 @@
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
 
 #define PEM_CERT_BEGIN "-----BEGIN CERTIFICATE-----"
+#define PEM_CRL_BEGIN  "-----BEGIN X509 CRL-----"
 
 /* memmem, bounded and without relying on the PEM being NUL-terminated. */
 static int contains(const char *buf, size_t len, const char *needle)
@@ -77,17 +78,40 @@ int xds_secret_tls_certificate(const char *name, const char *chain_pem, size_t l
     return pack_secret(&s, out, out_len, err);
 }
 
+/* Only CRL blocks, and at least one. */
+static int check_crl_pem(const char *name, const char *pem, size_t len, mesh_err *err)
+{
+    if (contains(pem, len, "PRIVATE KEY"))
+        return mesh_err_set(err, MESH_EINVAL, "SDS secret %s: the CRL contains a PRIVATE KEY "
+                            "block", name);
+    if (!contains(pem, len, PEM_CRL_BEGIN))
+        return mesh_err_set(err, MESH_EINVAL,
+                            "SDS secret %s: crl holds no PEM CRL (\"" PEM_CRL_BEGIN "\")", name);
+    if (contains(pem, len, PEM_CERT_BEGIN))
+        return mesh_err_set(err, MESH_EINVAL, "SDS secret %s: crl holds a certificate; "
+                            "certificates belong in trusted_ca", name);
+    return MESH_OK;
+}
+
 int xds_secret_validation_context(const char *name, const char *bundle_pem, size_t len,
-                                  uint8_t **out, size_t *out_len, mesh_err *err)
+                                  const char *crl_pem, size_t crl_len, uint8_t **out,
+                                  size_t *out_len, mesh_err *err)
 {
     int rc = check_pem("trust bundle", name, bundle_pem, len, err);
+    if (rc == MESH_OK && crl_len > 0)
+        rc = check_crl_pem(name, crl_pem, crl_len, err);
     if (rc != MESH_OK)
         return rc;
-    Envoy__Config__Core__V3__DataSource ca;
+    Envoy__Config__Core__V3__DataSource ca, crl;
     inline_bytes(&ca, bundle_pem, len);
     Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext vc;
     envoy__extensions__transport_sockets__tls__v3__certificate_validation_context__init(&vc);
     vc.trusted_ca = &ca;
+    if (crl_len > 0) {
+        inline_bytes(&crl, crl_pem, crl_len);
+        vc.crl = &crl;
+        vc.only_verify_leaf_cert_crl = 1;
+    }
     Envoy__Extensions__TransportSockets__Tls__V3__Secret s;
     envoy__extensions__transport_sockets__tls__v3__secret__init(&s);
     s.name = (char *)name;

@@ -14,6 +14,7 @@
 struct sds_bundle {
     atomic_int refs;
     char *pem;
+    char *crl_pem;                 /* "" when no CA has a CRL */
     char version[XDS_VERSION_LEN + 1];
     char *td_name;                 /* "spiffe://<td>" */
     uint8_t *rootca, *td;          /* encoded Secrets */
@@ -27,14 +28,15 @@ static void bundle_free(sds_bundle *b)
     if (!b)
         return;
     free(b->pem);
+    free(b->crl_pem);
     free(b->td_name);
     free(b->rootca);
     free(b->td);
     free(b);
 }
 
-int sds_bundle_build(const char *bundle_pem, const char *trust_domain, sds_bundle **out,
-                     mesh_err *err)
+int sds_bundle_build(const char *bundle_pem, const char *crl_pem, const char *trust_domain,
+                     sds_bundle **out, mesh_err *err)
 {
     *out = NULL;
     sds_bundle *b = calloc(1, sizeof *b);
@@ -43,22 +45,25 @@ int sds_bundle_build(const char *bundle_pem, const char *trust_domain, sds_bundl
     atomic_init(&b->refs, 1);
     size_t tdn = strlen(trust_domain) + 10;
     b->pem = strdup(bundle_pem ? bundle_pem : "");
+    b->crl_pem = strdup(crl_pem ? crl_pem : "");
     b->td_name = malloc(tdn);
-    if (!b->pem || !b->td_name) {
+    if (!b->pem || !b->crl_pem || !b->td_name) {
         bundle_free(b);
         return mesh_err_set(err, MESH_ENOMEM, "out of memory");
     }
     snprintf(b->td_name, tdn, "spiffe://%s", trust_domain);
-    size_t plen = strlen(b->pem);
-    int rc = xds_secret_validation_context(SDS_NAME_ROOTCA, b->pem, plen, &b->rootca,
-                                           &b->rootca_len, err);
+    size_t plen = strlen(b->pem), clen = strlen(b->crl_pem);
+    int rc = xds_secret_validation_context(SDS_NAME_ROOTCA, b->pem, plen, b->crl_pem, clen,
+                                           &b->rootca, &b->rootca_len, err);
     if (rc == MESH_OK)
-        rc = xds_secret_validation_context(b->td_name, b->pem, plen, &b->td, &b->td_len, err);
+        rc = xds_secret_validation_context(b->td_name, b->pem, plen, b->crl_pem, clen, &b->td,
+                                           &b->td_len, err);
     if (rc != MESH_OK) {
         bundle_free(b);
         return rc;
     }
-    xds_version_of(b->pem, strlen(b->pem), b->version);
+    /* The bundle's version covers its CRLs: a revocation is a new ROOTCA. */
+    xds_version_of(b->rootca, b->rootca_len, b->version);
     xds_version_of(b->rootca, b->rootca_len, b->rootca_version);
     xds_version_of(b->td, b->td_len, b->td_version);
     *out = b;
@@ -79,6 +84,7 @@ void sds_bundle_unref(sds_bundle *b)
 }
 
 const char *sds_bundle_pem(const sds_bundle *b) { return b->pem; }
+const char *sds_bundle_crl_pem(const sds_bundle *b) { return b->crl_pem; }
 const char *sds_bundle_version(const sds_bundle *b) { return b->version; }
 
 int sds_chain_for_cert(const char *leaf_pem, int64_t ca_id, const store_ca *cas, size_t n_cas,

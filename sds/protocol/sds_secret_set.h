@@ -2,7 +2,8 @@
  *
  * For a caller identified by its SPIFFE ID and the public key of the
  * certificate it presented, the secret set holds (sorted by name):
- *   "ROOTCA"          validation_context.trusted_ca = the trust bundle
+ *   "ROOTCA"          validation_context.trusted_ca = the trust bundle,
+ *                     validation_context.crl = the CRL of each CA in it
  *   "default"         tls_certificate.certificate_chain = the caller's current SVID
  *                     (leaf + intermediates); private_key is left empty: the
  *                     key never leaves the sidecar, which pairs it locally
@@ -28,12 +29,14 @@
 /* Shared, immutable once built: the bundle as the two bundle-named secrets. */
 typedef struct sds_bundle sds_bundle;
 
-int sds_bundle_build(const char *bundle_pem, const char *trust_domain, sds_bundle **out,
-                     mesh_err *err);
+/* crl_pem: the CRLs of the bundle's CAs (ca_crl_bundle_pem), NULL or "" = none. */
+int sds_bundle_build(const char *bundle_pem, const char *crl_pem, const char *trust_domain,
+                     sds_bundle **out, mesh_err *err);
 sds_bundle *sds_bundle_ref(sds_bundle *b);
 void sds_bundle_unref(sds_bundle *b);
 const char *sds_bundle_pem(const sds_bundle *b);
-/* Content version of the bundle PEM (16 hex chars). */
+const char *sds_bundle_crl_pem(const sds_bundle *b);
+/* Content version of the bundle and its CRLs (16 hex chars). */
 const char *sds_bundle_version(const sds_bundle *b);
 
 /* The caller's current SVID as found in the store. */

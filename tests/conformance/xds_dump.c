@@ -115,6 +115,7 @@ static int dump_proxyless(const char *dir, const char *node, const mesh_config *
 }
 
 #define FAKE_CERT "-----BEGIN CERTIFICATE-----\nMIIBdump\n-----END CERTIFICATE-----\n"
+#define FAKE_CRL "-----BEGIN X509 CRL-----\nMIIBdumpcrl\n-----END X509 CRL-----\n"
 
 static int dump_secrets(const char *dir)
 {
@@ -133,7 +134,8 @@ static int dump_secrets(const char *dir)
     if (rc != 0)
         return rc;
     if (xds_secret_validation_context(XDS_SECRET_ROOTCA, FAKE_CERT FAKE_CERT,
-                                      2 * strlen(FAKE_CERT), &buf, &len, &err) != MESH_OK) {
+                                      2 * strlen(FAKE_CERT), FAKE_CRL FAKE_CRL,
+                                      2 * strlen(FAKE_CRL), &buf, &len, &err) != MESH_OK) {
         fprintf(stderr, "xds_dump: %s\n", err.msg);
         return -1;
     }

@@ -166,6 +166,9 @@ eq(Object.keys(webL).sort(), ['inbound|15001', 'outbound|http', 'outbound|tcp|db
   eq(r.name, 'ROOTCA', 'ROOTCA name');
   eq(Buffer.from(r.validation_context.trusted_ca.inline_bytes, 'base64').toString().split('BEGIN CERTIFICATE').length - 1,
     2, 'bundle holds both roots');
+  eq(Buffer.from(r.validation_context.crl.inline_bytes, 'base64').toString().split('BEGIN X509 CRL').length - 1,
+    2, 'crl holds one CRL per root');
+  eq(r.validation_context.only_verify_leaf_cert_crl, true, 'CRLs checked on the leaf only');
 }
 
 for (const f of failed) console.log('FAIL ' + f);

@@ -70,7 +70,7 @@ check_err "renewal cannot ask for another identity" "PERMISSION_DENIED" \
     "$XC" "${S[@]}" --state-dir "$D/web" --renew --csr-id "$API" --no-stream
 "$XC" "${S[@]}" --token "$(workload_token "$WEB")" --id "$WEB" --state-dir "$D/web-revoked" --no-stream >/dev/null 2>&1
 rserial=$(openssl x509 -in "$D/web-revoked/cert.pem" -noout -serial | cut -d= -f2)
-"$M" cert revoke "$rserial" --reason e2e >/dev/null
+"$M" cert revoke "$rserial" --reason cessationOfOperation >/dev/null
 check_err "renewal with a revoked SVID is refused" "revoked" \
     "$XC" "${S[@]}" --state-dir "$D/web-revoked" --renew --no-stream
 "$M" workload remove "$API" >/dev/null

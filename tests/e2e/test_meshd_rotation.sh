@@ -82,7 +82,7 @@ check_out "the recovered SVID is valid again" "will not expire" openssl x509 -in
 check "it certifies the same key" test "$(openssl x509 -in "$D/api/cert.pem" -noout -pubkey)" = "$(openssl x509 -in "$D/api-old/cert.pem" -noout -pubkey)"
 check_out "recovery is audited" "cert.recover" "$M" audit --limit 50
 old_serial=$(openssl x509 -in "$D/api-old/cert.pem" -noout -serial | cut -d= -f2)
-"$M" cert revoke "$old_serial" --reason e2e >/dev/null
+"$M" cert revoke "$old_serial" --reason cessationOfOperation >/dev/null
 check_err "recovery from a revoked SVID is refused" "revoked" \
     "$XC" "${S2[@]}" --cert "$D/api-old/cert.pem" --key "$D/api-old/key.pem" --recover --no-stream
 "$M" workload remove "$WEB" >/dev/null

@@ -1,11 +1,12 @@
 /* tests/unit/test_meshd_cache.c — the state shared by every stream (meshd/meshd_cache.c):
  * snapshots compiled once per identity and config generation, shared by reference and
- * kept when a newer config fails to compile; the CA list, trust bundle and the
- * generation counters the watcher and workers compare against. */
+ * kept when a newer config fails to compile; the CA list, trust bundle (with the CRLs
+ * ROOTCA carries) and the generation counters the watcher and workers compare against. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ca/ca_revoke.h"
 #include "meshd/meshd_internal.h"
 #include "meshd/meshd_proxyless.h"
 #include "tests/unit/test_meshd_util.h"
@@ -288,6 +289,86 @@ Test(meshd_cache_cas, bad_bundle_is_refused_and_the_old_one_kept)
     cr_assert_eq(cas_after, cas_before, "the CA list is not half-installed");
     md_cas_unref(cas_before);
     md_cas_unref(cas_after);
+    sds_bundle_unref(before);
+    sds_bundle_unref(after);
+}
+
+/* ---- CRLs in ROOTCA (meshd_revoke.c md_crl_sync, md_cache_set_crl) ------------------- */
+
+static const char *bundle_crl(uint64_t *gen, sds_bundle **hold)
+{
+    *hold = md_cache_bundle(ctx, gen);
+    cr_assert_not_null(*hold);
+    return sds_bundle_crl_pem(*hold);
+}
+
+Test(meshd_cache_cas, crls_ride_in_rootca_and_move_its_generation)
+{
+    tmd_cache_cas(ctx, env.st);
+    uint64_t g0 = 0, g1 = 0, g2 = 0, g3 = 0;
+    sds_bundle_unref(md_cache_bundle(ctx, &g0));
+    cr_assert_eq(md_crl_sync(ctx, env.st), 1, "the CA's first CRL is signed and installed");
+    sds_bundle *b = NULL;
+    const char *crl = bundle_crl(&g1, &b);
+    cr_assert_eq(g1, g0 + 1, "a new CRL is a new ROOTCA for every stream");
+    cr_assert_not_null(strstr(crl, "-----BEGIN X509 CRL-----"), "%s", crl);
+    sds_bundle_unref(b);
+    cr_assert_eq(md_crl_sync(ctx, env.st), 0, "nothing revoked since: nothing to push");
+    sds_bundle_unref(md_cache_bundle(ctx, &g2));
+    cr_assert_eq(g2, g1);
+
+    EVP_PKEY *key = NULL;
+    char serial[48];
+    free(tsd_csr(TSD_WEB, &key));
+    free(tsd_issue(&env, key, TSD_WEB, 3600, serial, NULL));
+    ca_revoke_result r;
+    mesh_err err = {0};
+    cr_assert_eq(ca_revoke(env.st, serial, "keyCompromise", "test", md_now(), &r, &err), MESH_OK,
+                 "%s", err.msg);
+    ca_revoke_result_free(&r);
+    cr_assert_eq(md_crl_sync(ctx, env.st), 1);
+    crl = bundle_crl(&g3, &b);
+    cr_assert_eq(g3, g2 + 1);
+    cr_assert(tmd_crl_lists(crl, serial), "the revoked serial is on ROOTCA's CRL");
+    sds_bundle_unref(b);
+    EVP_PKEY_free(key);
+}
+
+Test(meshd_cache_cas, a_new_ca_list_keeps_the_crls)
+{
+    tmd_cache_cas(ctx, env.st);
+    cr_assert_eq(md_crl_sync(ctx, env.st), 1);
+    mesh_err err = {0};
+    ca_init_opts o = {.trust_domain = TSD_TD, .key_dir = env.keydir};
+    int64_t next = 0;
+    cr_assert_eq(ca_prepare(env.st, &o, &next, &err), MESH_OK, "%s", err.msg);
+    tmd_cache_cas(ctx, env.st);
+    uint64_t g = 0;
+    sds_bundle *b = NULL;
+    const char *crl = bundle_crl(&g, &b);
+    cr_assert_not_null(strstr(crl, "-----BEGIN X509 CRL-----"),
+                       "a bundle rebuilt for a new root still carries the CRLs");
+    sds_bundle_unref(b);
+    /* The prepared CA gets its own CRL on the next sync. */
+    cr_assert_eq(md_crl_sync(ctx, env.st), 1);
+    crl = bundle_crl(&g, &b);
+    const char *second = strstr(strstr(crl, "END X509 CRL") + 1, "BEGIN X509 CRL");
+    cr_assert_not_null(second, "one CRL per CA in the bundle: %s", crl);
+    sds_bundle_unref(b);
+}
+
+Test(meshd_cache_cas, bad_crls_are_refused_and_the_old_ones_kept)
+{
+    tmd_cache_cas(ctx, env.st);
+    cr_assert_eq(md_crl_sync(ctx, env.st), 1);
+    uint64_t g0 = 0, g1 = 0;
+    sds_bundle *before = md_cache_bundle(ctx, &g0);
+    mesh_err err = {0};
+    cr_assert_lt(md_cache_set_crl(ctx, "not a CRL", &err), 0);
+    cr_assert_neq(err.msg[0], '\0', "the refusal says why");
+    sds_bundle *after = md_cache_bundle(ctx, &g1);
+    cr_assert_eq(after, before);
+    cr_assert_eq(g1, g0);
     sds_bundle_unref(before);
     sds_bundle_unref(after);
 }

@@ -290,6 +290,30 @@ Test(meshd_status_rows, an_open_without_identity_is_refused)
 
 TestSuite(meshd_status_writer, .init = setup, .fini = teardown);
 
+/* A sidecar refused for a revoked SVID: its row says so, whether or not the node
+ * ever opened, until it connects again with a valid one. */
+Test(meshd_status_rows, a_stranded_node_shows_its_problem_until_it_reconnects)
+{
+    OK(md_status_rows_problem(&rows, "never-opened", TSD_API, "SVID revoked", 100, E));
+    const store_proxy *p = row("never-opened");
+    cr_assert_not_null(p, "refused before its first request named it: still a row");
+    cr_assert_str_eq(p->problem, "SVID revoked");
+    cr_assert_str_eq(p->spiffe_id, TSD_API);
+    cr_assert_eq(p->connected, 0);
+
+    OK(md_status_rows_open(&rows, NODE, TSD_WEB, "p", 5000, 100, E));
+    OK(md_status_rows_problem(&rows, NODE, TSD_WEB, "certificate serial 0a revoked", 101, E));
+    OK(md_status_rows_close(&rows, NODE, 102, E));
+    p = row(NODE);
+    cr_assert_eq(p->connected, 0);
+    cr_assert_str_eq(p->problem, "certificate serial 0a revoked", "the close keeps it");
+    OK(md_status_rows_open(&rows, NODE, TSD_WEB, "p", 9000, 103, E));
+    p = row(NODE);
+    cr_assert_eq(p->connected, 1);
+    cr_assert_str_eq(p->problem, "", "a new stream (a valid SVID) clears it");
+    proxies_free();
+}
+
 static int audit_rows(const char *action, const char *subject)
 {
     store_audit_entry *list = NULL;

@@ -2,6 +2,10 @@
 #include "tests/unit/test_meshd_util.h"
 
 #include <criterion/criterion.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -229,4 +233,27 @@ void tmd_watch_tables(md_ctx *ctx)
 int tmd_refs(md_call *c)
 {
     return atomic_load(&c->refs);
+}
+
+int tmd_crl_lists(const char *pem, const char *serial_hex)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    BIGNUM *want = NULL;
+    cr_assert(BN_hex2bn(&want, serial_hex) > 0);
+    int found = 0;
+    X509_CRL *crl;
+    while (!found && (crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
+        STACK_OF(X509_REVOKED) *rev = X509_CRL_get_REVOKED(crl);
+        for (int i = 0; i < sk_X509_REVOKED_num(rev) && !found; i++) {
+            const X509_REVOKED *r = sk_X509_REVOKED_value(rev, i);
+            BIGNUM *got = ASN1_INTEGER_to_BN(X509_REVOKED_get0_serialNumber(r), NULL);
+            found = BN_cmp(got, want) == 0;
+            BN_free(got);
+        }
+        X509_CRL_free(crl);
+    }
+    ERR_clear_error();
+    BN_free(want);
+    BIO_free(bio);
+    return found;
 }

@@ -61,6 +61,9 @@ void tmd_run_job(md_ctx *ctx, struct tsd_env *e, void (*fn)(md_worker *, md_job 
  * md_watch_stop frees them. */
 void tmd_watch_tables(md_ctx *ctx);
 
+/* 1 when one of the PEM CRLs in pem lists the certificate serial_hex. */
+int tmd_crl_lists(const char *pem, const char *serial_hex);
+
 /* Current refcount of a call (atomics read). */
 int tmd_refs(md_call *c);
 

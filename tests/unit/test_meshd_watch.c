@@ -1,7 +1,8 @@
 /* tests/unit/test_meshd_watch.c — the watcher's decisions (meshd/meshd_changes.c) and its
  * rotation bookkeeping (meshd/meshd_watch.c): what changed in the store, which streams
- * need a new snapshot, bundle or SVID, when an SVID is renewed, and that a rotation
- * runs at most once per key and backs off after a failure. */
+ * need a new snapshot, bundle or SVID, when an SVID is renewed, when a stream refused
+ * for a revoked certificate is ended and when the CRLs are refreshed, and that a
+ * rotation runs at most once per key and backs off after a failure. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,6 +245,31 @@ Test(meshd_watch_claims, issued_cert_marks_its_identity_dirty)
     cr_assert_eq(md_map_count(w->rotating), 0, "no rotation key: nothing released");
 }
 
+/* ---- revocation: refused streams and CRL refreshes --------------------------------- */
+
+Test(meshd_watch_revocation, refused_stream_is_ended_after_the_wait)
+{
+    md_stream_facts f;
+    memset(&f, 0, sizeof f);
+    f.connected_at = 1000;
+    cr_assert_eq(md_refusal_overdue(&f, 1000 + 60), 0, "not refused: never ended here");
+    f.refused = 1;
+    cr_assert_eq(md_refusal_overdue(&f, 1000), 0, "its first request may name the node yet");
+    cr_assert_eq(md_refusal_overdue(&f, 1000 + MD_REFUSAL_WAIT_S - 1), 0);
+    cr_assert_eq(md_refusal_overdue(&f, 1000 + MD_REFUSAL_WAIT_S), 1);
+    cr_assert_eq(md_refusal_overdue(&f, 1000 + 3600), 1);
+}
+
+Test(meshd_watch_revocation, crls_refreshed_on_change_and_every_minute)
+{
+    cr_assert_eq(md_crl_sync_due(1, 5000, 5000), 1, "every store change (a revocation)");
+    cr_assert_eq(md_crl_sync_due(0, 5000, 5000), 0);
+    cr_assert_eq(md_crl_sync_due(0, 5000 + MD_CRL_CHECK_MS - 1, 5000), 0);
+    cr_assert_eq(md_crl_sync_due(0, 5000 + MD_CRL_CHECK_MS, 5000), 1,
+                 "nextUpdate: looked at without any change");
+    cr_assert_eq(md_crl_sync_due(0, MD_CRL_CHECK_MS, 0), 1, "the first pass after start");
+}
+
 /* ---- streams as the watcher reads them ----------------------------------------------- */
 
 Test(meshd_watch_facts, copies_a_live_stream_and_ignores_a_finished_one)
@@ -263,6 +289,11 @@ Test(meshd_watch_facts, copies_a_live_stream_and_ignores_a_finished_one)
     md_stream_facts f;
     md_stream_facts_of(c, &f);
     cr_assert(f.ready && f.have_svid);
+    cr_assert_eq(f.refused, 0);
+    cr_assert_eq(f.connected_at, s->connected_at);
+    s->refusal = strdup("revoked");
+    md_stream_facts_of(c, &f);
+    cr_assert_eq(f.refused, 1, "a refusal waiting for the node's name");
     cr_assert_eq(f.cfg_gen, 5);
     cr_assert_eq(f.bundle_gen, 6);
     cr_assert_str_eq(f.serial, "beef");

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "ca/ca_revoke.h"
+#include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 #include "meshd/meshd_internal.h"
 #include "tests/unit/test_meshd_util.h"
@@ -282,25 +284,75 @@ Test(meshd_watcher, renewed_svid_reaches_its_sidecar_only)
     free_sidecars(sc, 2);
 }
 
-Test(meshd_watcher, revoked_certificate_closes_the_stream)
+/* 1 when response r is SDS and its ROOTCA carries a CRL that lists serial. */
+static int rootca_crl_lists(const Envoy__Service__Discovery__V3__DiscoveryResponse *r,
+                            const char *serial)
+{
+    int found = 0;
+    if (strcmp(r->type_url, XDS_TYPE_URL_SECRET) != 0)
+        return 0;
+    for (size_t i = 0; i < r->n_resources && !found; i++) {
+        Envoy__Extensions__TransportSockets__Tls__V3__Secret *sec =
+            envoy__extensions__transport_sockets__tls__v3__secret__unpack(
+                NULL, r->resources[i]->value.len, r->resources[i]->value.data);
+        cr_assert_not_null(sec, "an SDS resource that is not a Secret");
+        if (strcmp(sec->name, "ROOTCA") == 0 && sec->validation_context &&
+            sec->validation_context->crl) {
+            ProtobufCBinaryData crl = sec->validation_context->crl->inline_bytes;
+            char *pem = strndup((const char *)crl.data, crl.len);
+            found = tmd_crl_lists(pem, serial);
+            free(pem);
+        }
+        envoy__extensions__transport_sockets__tls__v3__secret__free_unpacked(sec, NULL);
+    }
+    return found;
+}
+
+static void name_node(sidecar *sc, const char *node)
+{
+    pthread_mutex_lock(&sc->c->mu);
+    cr_assert_eq(md_stream_note_node_locked(sc->c, 1, node), 1);
+    pthread_mutex_unlock(&sc->c->mu);
+}
+
+/* meshctl cert revoke --reason keyCompromise: the revoked sidecar is sent the new
+ * ROOTCA (whose CRL tells it) and then PERMISSION_DENIED saying why and what it
+ * needs; every other sidecar gets the CRL that makes it refuse the revoked peer. */
+Test(meshd_watcher, revoked_certificate_is_on_every_rootca_and_closes_its_stream)
 {
     sidecar sc[2];
     connect(&sc[0], TSD_WEB);
     connect(&sc[1], TSD_API);
+    name_node(&sc[0], "web-1");
+    name_node(&sc[1], "api-1");
     mesh_err err = {0};
-    cr_assert_eq(store_cert_revoke(env.st, sc[0].serial, "keyCompromise", md_now(), &err),
+    ca_revoke_result r;
+    cr_assert_eq(ca_revoke(env.st, sc[0].serial, "keyCompromise", "meshctl", md_now(), &r, &err),
                  MESH_OK, "%s", err.msg);
-    cr_assert_eq(store_audit(env.st, "meshctl", "cert.revoke", sc[0].serial, "keyCompromise", 1,
-                             &err),
-                 MESH_OK, "%s", err.msg);
+    ca_revoke_result_free(&r);
     cr_assert(wait_until(&sc[0], is_finishing), "web's stream was not closed");
     pthread_mutex_lock(&sc[0].c->mu);
-    const md_out *o = tmd_queued_at(sc[0].c, tmd_queued(sc[0].c) - 1);
+    size_t n = tmd_queued(sc[0].c);
+    const md_out *o = tmd_queued_at(sc[0].c, n - 1);
     cr_assert(o->has_status);
     cr_assert_eq(o->code, GRPC_STATUS_PERMISSION_DENIED);
+    cr_assert_not_null(strstr(o->msg, "keyCompromise"), "%s", o->msg);
+    cr_assert_not_null(strstr(o->msg, "new key"), "%s", o->msg);
+    int told = 0;
+    for (size_t i = sc[0].acked; i + 1 < n; i++) {
+        Envoy__Service__Discovery__V3__DiscoveryResponse *resp = tmd_response_at(sc[0].c, i);
+        told |= rootca_crl_lists(resp, sc[0].serial);
+        envoy__service__discovery__v3__discovery_response__free_unpacked(resp, NULL);
+    }
+    cr_assert(told, "the ROOTCA listing its own serial comes before the close");
     pthread_mutex_unlock(&sc[0].c->mu);
+
+    cr_assert(wait_until(&sc[1], has_new_item), "api did not get the new CRL");
+    Envoy__Service__Discovery__V3__DiscoveryResponse *resp = newest(&sc[1]);
+    cr_assert(rootca_crl_lists(resp, sc[0].serial), "api's ROOTCA lists web's serial");
+    envoy__service__discovery__v3__discovery_response__free_unpacked(resp, NULL);
     pthread_mutex_lock(&sc[1].c->mu);
-    cr_assert_eq(sc[1].c->finishing, 0, "api is unaffected");
+    cr_assert_eq(sc[1].c->finishing, 0, "api's stream stays");
     pthread_mutex_unlock(&sc[1].c->mu);
     disconnect(&sc[0]);
     disconnect(&sc[1]);

@@ -8,6 +8,7 @@
 
 #include <grpc/support/alloc.h>
 
+#include "ca/ca_revoke.h"
 #include "istio/v1/auth/ca.pb-c.h"
 #include "meshd/meshd_internal.h"
 #include "sds/protocol/ads_codec.h"
@@ -352,7 +353,10 @@ Test(meshd_jobs, stream_closed_while_queued_is_left_alone)
     tmd_call_free(c);
 }
 
-Test(meshd_jobs, stream_with_a_revoked_certificate_is_refused)
+/* The job usually runs before the stream's first request is read: the refusal waits
+ * for the node's name (so proxy status can show the node as stranded), then ends the
+ * stream telling the sidecar why and what it needs. */
+Test(meshd_jobs, stream_with_a_revoked_certificate_is_refused_once_its_node_is_named)
 {
     md_call *c = tmd_call_new(ctx, MD_CALL_SDS, TSD_WEB);
     char serial[48];
@@ -360,13 +364,50 @@ Test(meshd_jobs, stream_with_a_revoked_certificate_is_refused)
     md_stream *s = tmd_stream_new(c);
     snprintf(s->presented_serial, sizeof s->presented_serial, "%s", serial);
     mesh_err err = {0};
-    cr_assert_eq(store_cert_revoke(env.st, serial, "keyCompromise", md_now(), &err), MESH_OK,
-                 "%s", err.msg);
+    ca_revoke_result r;
+    cr_assert_eq(ca_revoke(env.st, serial, "keyCompromise", "test", md_now(), &r, &err),
+                 MESH_OK, "%s", err.msg);
+    ca_revoke_result_free(&r);
     run_on_worker(md_job_stream_init, stream_init_job(c));
-    cr_assert_eq(s->view_ready, 0);
+    cr_assert_eq(s->view_ready, 0, "a revoked certificate gets no secrets");
+    cr_assert_eq(tmd_queued(c), 0, "waiting for the node's name");
+    cr_assert_not_null(s->refusal);
+    pthread_mutex_lock(&c->mu);
+    cr_assert_eq(md_stream_note_node_locked(c, 1, "web-1"), 0, "the first request is refused");
+    pthread_mutex_unlock(&c->mu);
     cr_assert_eq(tmd_queued(c), 1);
-    cr_assert_eq(tmd_queued_at(c, 0)->code, GRPC_STATUS_PERMISSION_DENIED);
-    cr_assert_not_null(strstr(tmd_queued_at(c, 0)->msg, "revoked"));
+    const md_out *o = tmd_queued_at(c, 0);
+    cr_assert(o->has_status);
+    cr_assert_eq(o->code, GRPC_STATUS_PERMISSION_DENIED);
+    cr_assert_not_null(strstr(o->msg, serial), "%s", o->msg);
+    cr_assert_not_null(strstr(o->msg, "keyCompromise"), "%s", o->msg);
+    cr_assert_not_null(strstr(o->msg, "new key"), "what the workload needs: %s", o->msg);
+    cr_assert_not_null(strstr(o->msg, "meshctl workload token " TSD_WEB), "%s", o->msg);
+    tmd_call_free(c);
+}
+
+Test(meshd_jobs, stream_with_a_revoked_certificate_and_a_named_node_is_refused_at_once)
+{
+    md_call *c = tmd_call_new(ctx, MD_CALL_ADS, TSD_WEB);
+    char serial[48];
+    tmd_connect_with_svid(&env, c, 3600, serial, NULL);
+    md_stream *s = tmd_stream_new(c);
+    snprintf(s->presented_serial, sizeof s->presented_serial, "%s", serial);
+    pthread_mutex_lock(&c->mu);
+    cr_assert_eq(md_stream_note_node_locked(c, 1, "web-1"), 1);
+    pthread_mutex_unlock(&c->mu);
+    mesh_err err = {0};
+    ca_revoke_result r;
+    cr_assert_eq(ca_revoke(env.st, serial, "superseded", "test", md_now(), &r, &err), MESH_OK,
+                 "%s", err.msg);
+    ca_revoke_result_free(&r);
+    run_on_worker(md_job_stream_init, stream_init_job(c));
+    cr_assert_eq(tmd_queued(c), 1);
+    const md_out *o = tmd_queued_at(c, 0);
+    cr_assert_eq(o->code, GRPC_STATUS_PERMISSION_DENIED);
+    cr_assert_not_null(strstr(o->msg, "superseded"), "%s", o->msg);
+    cr_assert_not_null(strstr(o->msg, "renew over mTLS with a new key"),
+                       "superseded may re-key by itself: %s", o->msg);
     tmd_call_free(c);
 }
 

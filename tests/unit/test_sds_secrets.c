@@ -97,7 +97,7 @@ Test(sds_secrets, set_holds_default_rootca_and_spire_names)
     mesh_err err = {0};
     cr_assert_eq(ca_bundle_pem(env.st, &bundle_pem, &err), MESH_OK);
     sds_bundle *b = NULL;
-    cr_assert_eq(sds_bundle_build(bundle_pem, TSD_TD, &b, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(sds_bundle_build(bundle_pem, NULL, TSD_TD, &b, &err), MESH_OK, "%s", err.msg);
     sds_secret_set *set = calloc(1, sizeof *set);
     cr_assert_eq(sds_secret_set_build(TSD_WEB, v.chain_pem, b, set, &err), MESH_OK, "%s",
                  err.msg);
@@ -130,7 +130,7 @@ Test(sds_secrets, set_holds_default_rootca_and_spire_names)
     sds_secret_set_free(set);
     free(set);
     /* Without an SVID only the bundle names are served. */
-    cr_assert_eq(sds_bundle_build(bundle_pem, TSD_TD, &b, &err), MESH_OK);
+    cr_assert_eq(sds_bundle_build(bundle_pem, NULL, TSD_TD, &b, &err), MESH_OK);
     set = calloc(1, sizeof *set);
     cr_assert_eq(sds_secret_set_build(TSD_WEB, NULL, b, set, &err), MESH_OK);
     sds_bundle_unref(b);
@@ -173,10 +173,10 @@ Test(sds_secrets, bundle_refcount_and_version)
     sds_bundle *a = NULL, *b = NULL;
     mesh_err err = {0};
     cr_assert_eq(sds_bundle_build("-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n",
-                                  TSD_TD, &a, &err),
+                                  NULL, TSD_TD, &a, &err),
                  MESH_OK, "%s", err.msg);
     cr_assert_eq(sds_bundle_build("-----BEGIN CERTIFICATE-----\nY\n-----END CERTIFICATE-----\n",
-                                  TSD_TD, &b, &err),
+                                  NULL, TSD_TD, &b, &err),
                  MESH_OK);
     cr_assert_str_neq(sds_bundle_version(a), sds_bundle_version(b));
     sds_bundle *a2 = sds_bundle_ref(a);
@@ -187,6 +187,40 @@ Test(sds_secrets, bundle_refcount_and_version)
     sds_bundle_unref(NULL);
     /* A key in the input is refused: nothing private goes into SDS. */
     cr_assert_neq(sds_bundle_build("-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----\n",
-                                   TSD_TD, &a, &err),
+                                   NULL, TSD_TD, &a, &err),
                   MESH_OK);
+}
+
+Test(sds_secrets, a_new_crl_is_a_new_rootca_version)
+{
+    static const char cert[] = "-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n";
+    static const char crl1[] = "-----BEGIN X509 CRL-----\nC1\n-----END X509 CRL-----\n";
+    static const char crl2[] = "-----BEGIN X509 CRL-----\nC2\n-----END X509 CRL-----\n";
+    sds_bundle *none = NULL, *a = NULL, *b = NULL, *a2 = NULL;
+    mesh_err err = {0};
+    cr_assert_eq(sds_bundle_build(cert, NULL, TSD_TD, &none, &err), MESH_OK);
+    cr_assert_eq(sds_bundle_build(cert, crl1, TSD_TD, &a, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(sds_bundle_build(cert, crl2, TSD_TD, &b, &err), MESH_OK);
+    cr_assert_eq(sds_bundle_build(cert, crl1, TSD_TD, &a2, &err), MESH_OK);
+    cr_assert_str_neq(sds_bundle_version(none), sds_bundle_version(a));
+    cr_assert_str_neq(sds_bundle_version(a), sds_bundle_version(b),
+                      "same roots, new CRL: every sidecar gets ROOTCA again");
+    cr_assert_str_eq(sds_bundle_version(a), sds_bundle_version(a2), "content-addressed");
+    cr_assert_str_eq(sds_bundle_crl_pem(a), crl1);
+    sds_secret_set *set = calloc(1, sizeof *set);
+    cr_assert_eq(sds_secret_set_build(TSD_WEB, NULL, a, set, &err), MESH_OK);
+    for (size_t i = 0; i < set->set.n; i++) {
+        Envoy__Extensions__TransportSockets__Tls__V3__Secret *s = decode(&set->set.items[i]);
+        cr_assert_not_null(s->validation_context->crl, "%s carries the CRL", s->name);
+        cr_assert_eq(s->validation_context->crl->inline_bytes.len, strlen(crl1));
+        envoy__extensions__transport_sockets__tls__v3__secret__free_unpacked(s, NULL);
+    }
+    sds_secret_set_free(set);
+    free(set);
+    sds_bundle_unref(b);
+    cr_assert_eq(sds_bundle_build(cert, "not a crl", TSD_TD, &b, &err), MESH_EINVAL);
+    cr_assert_null(b);
+    sds_bundle_unref(none);
+    sds_bundle_unref(a);
+    sds_bundle_unref(a2);
 }

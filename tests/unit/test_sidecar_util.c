@@ -127,6 +127,50 @@ static char *issue(tsc_ca *ca, EVP_PKEY *pub, const char *uri, int64_t nb, int64
     return s;
 }
 
+char *tsc_crl(tsc_ca *ca, const char *const *revoked_pems, size_t n, int reason, int64_t number,
+              int64_t this_update, int64_t next_update)
+{
+    X509_CRL *crl = X509_CRL_new();
+    X509_CRL_set_version(crl, X509_CRL_VERSION_2);
+    X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cert));
+    ASN1_TIME *t = ASN1_TIME_set(NULL, (time_t)this_update);
+    X509_CRL_set1_lastUpdate(crl, t);
+    ASN1_TIME_set(t, (time_t)next_update);
+    X509_CRL_set1_nextUpdate(crl, t);
+    for (size_t i = 0; i < n; i++) {
+        BIO *b = BIO_new_mem_buf(revoked_pems[i], -1);
+        X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        BIO_free(b);
+        X509_REVOKED *r = X509_REVOKED_new();
+        X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(x));
+        ASN1_TIME_set(t, (time_t)this_update);
+        X509_REVOKED_set_revocationDate(r, t);
+        if (reason > 0) {
+            ASN1_ENUMERATED *e = ASN1_ENUMERATED_new();
+            ASN1_ENUMERATED_set(e, reason);
+            X509_REVOKED_add1_ext_i2d(r, NID_crl_reason, e, 0, 0);
+            ASN1_ENUMERATED_free(e);
+        }
+        X509_CRL_add0_revoked(crl, r);
+        X509_free(x);
+    }
+    ASN1_TIME_free(t);
+    if (number >= 0) {
+        ASN1_INTEGER *num = ASN1_INTEGER_new();
+        ASN1_INTEGER_set_int64(num, number);
+        X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0);
+        ASN1_INTEGER_free(num);
+    }
+    X509_CRL_sort(crl);
+    X509_CRL_sign(crl, ca->key, EVP_sha256());
+    BIO *b = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509_CRL(b, crl);
+    char *pem = bio_str(b);
+    BIO_free(b);
+    X509_CRL_free(crl);
+    return pem;
+}
+
 int tsc_leaf(tsc_ca *ca, const char *uri, int64_t nb, int64_t na, char **chain_pem,
              char **key_pem)
 {

@@ -23,6 +23,10 @@ char *tsc_ca_pem(const tsc_ca *ca);
  * seconds), with a fresh P-256 key. Returns 0; both outputs malloc'd PEM. */
 int tsc_leaf(tsc_ca *ca, const char *uri, int64_t nb, int64_t na, char **chain_pem,
              char **key_pem);
+/* A v2 CRL signed by ca listing the leaves in revoked_pems (reason code
+ * `reason`, 0 = none) with cRLNumber `number` (-1 = no extension). PEM. */
+char *tsc_crl(tsc_ca *ca, const char *const *revoked_pems, size_t n, int reason, int64_t number,
+              int64_t this_update, int64_t next_update);
 /* Signs a CSR's public key into a leaf with the CSR's URI SAN. */
 char *tsc_sign_csr(tsc_ca *ca, const char *csr_pem, int64_t nb, int64_t na);
 

@@ -49,8 +49,8 @@ Test(xds_compile_secret, rootca_has_bundle)
     size_t len = 0;
     mesh_err err = { 0 };
     const char *bundle = CERT1 CERT2;   /* old + new root during a rotation */
-    cr_assert_eq(xds_secret_validation_context(XDS_SECRET_ROOTCA, bundle, strlen(bundle), &buf,
-                                               &len, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(xds_secret_validation_context(XDS_SECRET_ROOTCA, bundle, strlen(bundle), NULL,
+                                               0, &buf, &len, &err), MESH_OK, "%s", err.msg);
     Secret *s = decode(buf, len);
     cr_assert_str_eq(s->name, "ROOTCA");
     cr_assert_eq(s->type_case, ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__SECRET__TYPE_VALIDATION_CONTEXT);
@@ -58,7 +58,46 @@ Test(xds_compile_secret, rootca_has_bundle)
     cr_assert_eq(ca->inline_bytes.len, strlen(bundle));
     cr_assert(memcmp(ca->inline_bytes.data, bundle, strlen(bundle)) == 0);
     cr_assert_eq(s->validation_context->n_match_typed_subject_alt_names, 0);
+    cr_assert_null(s->validation_context->crl, "no CRL given, no crl field");
     envoy__extensions__transport_sockets__tls__v3__secret__free_unpacked(s, NULL);
+}
+
+#define CRL1 "-----BEGIN X509 CRL-----\nMIIBfakecrl1\n-----END X509 CRL-----\n"
+#define CRL2 "-----BEGIN X509 CRL-----\nMIIBfakecrl2\n-----END X509 CRL-----\n"
+
+Test(xds_compile_secret, rootca_carries_the_crls)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    mesh_err err = { 0 };
+    const char *bundle = CERT1 CERT2, *crls = CRL1 CRL2;   /* one CRL per CA */
+    cr_assert_eq(xds_secret_validation_context(XDS_SECRET_ROOTCA, bundle, strlen(bundle), crls,
+                                               strlen(crls), &buf, &len, &err), MESH_OK, "%s",
+                 err.msg);
+    Secret *s = decode(buf, len);
+    const Envoy__Extensions__TransportSockets__Tls__V3__CertificateValidationContext *vc =
+        s->validation_context;
+    cr_assert_not_null(vc->crl);
+    cr_assert_eq(vc->crl->specifier_case, ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_BYTES);
+    cr_assert_eq(vc->crl->inline_bytes.len, strlen(crls));
+    cr_assert(memcmp(vc->crl->inline_bytes.data, crls, strlen(crls)) == 0);
+    cr_assert(vc->only_verify_leaf_cert_crl, "CRLs come from the leaves' issuers only");
+    cr_assert_eq(vc->trusted_ca->inline_bytes.len, strlen(bundle));
+    envoy__extensions__transport_sockets__tls__v3__secret__free_unpacked(s, NULL);
+
+    static const struct { const char *crl, *why; } bad[] = {
+        { "hello", "no PEM CRL" },
+        { CRL1 KEY, "PRIVATE KEY" },
+        { CRL1 CERT1, "belong in trusted_ca" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        len = 7;
+        cr_assert_eq(xds_secret_validation_context(XDS_SECRET_ROOTCA, bundle, strlen(bundle),
+                                                   bad[i].crl, strlen(bad[i].crl), &buf, &len,
+                                                   &err), MESH_EINVAL, "case %zu", i);
+        cr_assert(strstr(err.msg, bad[i].why), "case %zu: %s", i, err.msg);
+        cr_assert_eq(len, 7);
+    }
 }
 
 Test(xds_compile_secret, spire_style_names)
@@ -66,8 +105,8 @@ Test(xds_compile_secret, spire_style_names)
     uint8_t *buf = NULL;
     size_t len = 0;
     mesh_err err = { 0 };
-    cr_assert_eq(xds_secret_validation_context("spiffe://mesh.test", CERT1, strlen(CERT1), &buf,
-                                               &len, &err), MESH_OK);
+    cr_assert_eq(xds_secret_validation_context("spiffe://mesh.test", CERT1, strlen(CERT1), NULL,
+                                               0, &buf, &len, &err), MESH_OK);
     Secret *s = decode(buf, len);
     cr_assert_str_eq(s->name, "spiffe://mesh.test");
     envoy__extensions__transport_sockets__tls__v3__secret__free_unpacked(s, NULL);
@@ -91,7 +130,7 @@ Test(xds_compile_secret, refuses_keys_and_garbage)
             mesh_err err = { 0 };
             int rc = kind == 0
                 ? xds_secret_tls_certificate(cases[i].name, cases[i].pem, strlen(cases[i].pem), &buf, &len, &err)
-                : xds_secret_validation_context(cases[i].name, cases[i].pem, strlen(cases[i].pem), &buf, &len, &err);
+                : xds_secret_validation_context(cases[i].name, cases[i].pem, strlen(cases[i].pem), NULL, 0, &buf, &len, &err);
             cr_assert_eq(rc, MESH_EINVAL, "case %zu kind %d", i, kind);
             cr_assert(strstr(err.msg, cases[i].why) != NULL, "case %zu: %s", i, err.msg);
             cr_assert_eq(len, 7, "outputs untouched on error");
