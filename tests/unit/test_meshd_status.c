@@ -303,7 +303,7 @@ Test(meshd_status_rows, a_stranded_node_shows_its_problem_until_it_reconnects)
 
     OK(md_status_rows_open(&rows, NODE, TSD_WEB, "p", 5000, 100, E));
     OK(md_status_rows_problem(&rows, NODE, TSD_WEB, "certificate serial 0a revoked", 101, E));
-    OK(md_status_rows_close(&rows, NODE, 102, E));
+    OK(md_status_rows_close(&rows, NODE, TSD_WEB, 102, E));
     p = row(NODE);
     cr_assert_eq(p->connected, 0);
     cr_assert_str_eq(p->problem, "certificate serial 0a revoked", "the close keeps it");

@@ -153,9 +153,9 @@ Test(store_revoke, proxy_problem)
     mesh_err err = {0};
     cr_assert_eq(store_proxy_upsert(env.st, "web-1", TSTORE_ID_WEB, "p", 1, 9000, "m1", 100, &err),
                  MESH_OK);
-    cr_assert_eq(store_proxy_set_problem(env.st, "web-1", NULL, "SVID revoked", 110, &err),
+    cr_assert_eq(store_proxy_set_problem(env.st, "web-1", TSTORE_ID_WEB, "SVID revoked", 110, &err),
                  MESH_OK);
-    cr_assert_eq(store_proxy_upsert(env.st, "web-1", NULL, NULL, 0, 9000, "m1", 111, &err),
+    cr_assert_eq(store_proxy_upsert(env.st, "web-1", TSTORE_ID_WEB, NULL, 0, 9000, "m1", 111, &err),
                  MESH_OK);
     /* An unknown node gets a row of its own. */
     cr_assert_eq(store_proxy_set_problem(env.st, "api-1", TSTORE_ID_DB, "stranded", 120, &err),
@@ -172,7 +172,7 @@ Test(store_revoke, proxy_problem)
     cr_assert_not(a->connected);
     store_proxy_free_list(list, n);
     /* Back with a valid SVID: cleared. */
-    cr_assert_eq(store_proxy_upsert(env.st, "web-1", NULL, NULL, 1, 9500, "m1", 130, &err),
+    cr_assert_eq(store_proxy_upsert(env.st, "web-1", TSTORE_ID_WEB, NULL, 1, 9500, "m1", 130, &err),
                  MESH_OK);
     cr_assert_eq(store_proxy_list(env.st, &list, &n, &err), MESH_OK);
     cr_assert_str_eq(find(list, n, "web-1")->problem, "");
