@@ -188,7 +188,8 @@ check "web's /ready says its SVID is revoked" wait_for 5 stranded
 check_fails "web is not ready" sc_ready web
 needs_token() { sc_admin web /ready | grep -q "join token"; }
 check "web's /ready says it needs a new join token" wait_for 10 needs_token
-ps_stranded() { "$M" proxy-status | grep -q "stranded (node web-1).*revoked"; }
+# proxy-status prints "    stranded: <why>" under the node's row (audit-log's layout).
+ps_stranded() { "$M" proxy-status | grep -A1 "web-1" | grep -q "^ *stranded: .*revoked"; }
 check "proxy-status shows web-1 stranded, with the reason" wait_for 5 ps_stranded
 n_streams() { grep -c "stream from $WEB" "$D/meshd.log"; }
 s0=$(n_streams); sleep 3; s1=$(n_streams)
@@ -201,7 +202,7 @@ check "requests flow again" wait_for 15 ok_flow
 new_key_sha=$(section "$D/state-web/cert-pool" current-key | openssl pkey -pubout 2>/dev/null | sha256sum)
 old_key_sha=$(openssl pkey -in "$D/web.key" -pubout 2>/dev/null | sha256sum)
 check "web has a new key" test "$new_key_sha" != "$old_key_sha"
-ps_clear() { ! "$M" proxy-status | grep -q "stranded (node web-1)"; }
+ps_clear() { ! "$M" proxy-status | grep -A1 "web-1" | grep -q "^ *stranded:"; }
 check "proxy-status no longer shows web-1 stranded" wait_for 5 ps_clear
 check_fails "the old cert is still refused" test -n "$(s_client_status "$P_API_IN" api)"
 
