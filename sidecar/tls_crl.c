@@ -42,21 +42,12 @@ int tls_parse_crls(const char *pem, STACK_OF(X509_CRL) **out, mesh_err *err)
             break;
         }
     }
-    unsigned long e = ERR_peek_last_error();
-    bool clean_end = ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
     BIO_free(b);
-    if (sk_X509_CRL_num(sk) == 0 || (e && !clean_end)) {
-        int n = sk_X509_CRL_num(sk);
+    int rc = tls_pem_read_verdict(sk_X509_CRL_num(sk), "crl", "X509 CRL", "CRL", err);
+    if (rc != MESH_OK) {
         sk_X509_CRL_pop_free(sk, X509_CRL_free);
-        if (n == 0 && (clean_end || !e)) {
-            ERR_clear_error();
-            return mesh_err_set(err, MESH_EINVAL, "crl: no PEM X509 CRL found");
-        }
-        char msg[96];
-        snprintf(msg, sizeof msg, "crl: CRL %d does not parse", n + 1);
-        return mesh_err_openssl(err, MESH_EINVAL, msg);
+        return rc;
     }
-    ERR_clear_error();
     *out = sk;
     return MESH_OK;
 }

@@ -143,25 +143,34 @@ int tls_parse_certs(const char *pem, const char *what, STACK_OF(X509) **out, mes
             break;
         }
     }
+    BIO_free(b);
+    int rc = tls_pem_read_verdict(sk_X509_num(sk), what, "certificate", "certificate", err);
+    if (rc != MESH_OK) {
+        sk_X509_pop_free(sk, X509_free);
+        return rc;
+    }
+    *out = sk;
+    return MESH_OK;
+}
+
+int tls_pem_read_verdict(int n_read, const char *what, const char *none_noun, const char *noun,
+                         mesh_err *err)
+{
     /* PEM_read ends with "no start line" at a clean end; anything else means
      * a block that did not parse. */
     unsigned long e = ERR_peek_last_error();
     bool clean_end = ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
-    BIO_free(b);
-    if (sk_X509_num(sk) == 0 || (e && !clean_end)) {
-        int n = sk_X509_num(sk);
-        sk_X509_pop_free(sk, X509_free);
-        if (n == 0 && (clean_end || !e)) {
-            ERR_clear_error();
-            return mesh_err_set(err, MESH_EINVAL, "%s: no PEM certificate found", what);
-        }
-        char msg[200];
-        snprintf(msg, sizeof msg, "%s: certificate %d does not parse", what, n + 1);
-        return mesh_err_openssl(err, MESH_EINVAL, msg);
+    if (n_read > 0 && (!e || clean_end)) {
+        ERR_clear_error();
+        return MESH_OK;
     }
-    ERR_clear_error();
-    *out = sk;
-    return MESH_OK;
+    if (n_read == 0 && (clean_end || !e)) {
+        ERR_clear_error();
+        return mesh_err_set(err, MESH_EINVAL, "%s: no PEM %s found", what, none_noun);
+    }
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s: %s %d does not parse", what, noun, n_read + 1);
+    return mesh_err_openssl(err, MESH_EINVAL, msg);
 }
 
 int tls_parse_key(const char *pem, const char *what, EVP_PKEY **out, mesh_err *err)

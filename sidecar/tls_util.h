@@ -26,6 +26,13 @@ int tls_sha256_hex(const void *data, size_t len, char out[65]);
 /* One or more PEM certificates, in order. MESH_EINVAL when there is none or
  * a block does not parse; `what` names the input in the message. */
 int tls_parse_certs(const char *pem, const char *what, STACK_OF(X509) **out, mesh_err *err);
+/* The verdict after a loop of PEM_read_bio_* calls that read n_read objects:
+ * MESH_OK when it stopped at a clean end ("no start line") with at least one
+ * object, else MESH_EINVAL naming `what` and the object: "<what>: no PEM
+ * <none_noun> found" or "<what>: <noun> N does not parse". Clears the OpenSSL
+ * error queue; the caller frees what it read on an error. */
+int tls_pem_read_verdict(int n_read, const char *what, const char *none_noun, const char *noun,
+                         mesh_err *err);
 /* A PEM private key (PKCS#8 or traditional). */
 int tls_parse_key(const char *pem, const char *what, EVP_PKEY **out, mesh_err *err);
 /* PEM encodings, malloc'd (NUL-terminated); NULL on OOM. The key is PKCS#8,
