@@ -166,7 +166,8 @@ Test(sidecar_http, malformed_and_oversized_heads_fail)
     dp_http_reader_feed(&r, req, strlen(req), &st);
     cr_assert_eq(st, DP_HTTP_ERROR);
     cr_assert(dp_http_reader_head_too_big(&r));
-    cr_assert_str_eq(dp_http_reader_error(&r), "request head too large");
+    cr_assert_str_eq(dp_http_reader_error(&r), "request head over 65536 bytes");
+    cr_assert_eq(dp_http_reader_error_status(&r), 431);
     free(req);
 
     /* Too many headers. */
@@ -268,7 +269,7 @@ Test(sidecar_http, forwarded_request_head)
     /* Outbound: existing x-request-id kept; chunked re-stated; no XFCC. */
     seen s2 = {0};
     parse_head(&r, &s2, HTTP_REQUEST,
-               "POST /y HTTP/1.0\r\nHost: svc\r\nX-Request-Id: mine\r\n"
+               "POST /y HTTP/1.1\r\nHost: svc\r\nX-Request-Id: mine\r\n"
                "Transfer-Encoding: chunked\r\n\r\n");
     dp_wire_req_opts o = {.inbound = false, .request_id = "generated"};
     dp_wire_request_head(out, &r.head, &o);
