@@ -9,6 +9,8 @@
  *    "request_id":"...","body_bytes":0}
  *   /status/NNN  answers with status NNN (same body)
  *   /delay/MS    answers after MS milliseconds (at most 60 s)
+ *   /headers     also lists every header field line it got, in order:
+ *                "headers":[["Name","value"],...] (hostile-input tests)
  * --tcp-echo echoes bytes back instead. Port 0 picks a free port; the bound
  * address is printed on stdout as "listening 127.0.0.1:PORT" either way.
  * HTTP parsing reuses the sidecar's http-parser glue (keep-alive, pipelining,
@@ -79,6 +81,23 @@ static void header_json(json_out *j, const dp_http_head *h, const char *key, con
     free(v);
 }
 
+static void all_headers_json(json_out *j, const dp_http_head *h)
+{
+    json_key(j, "headers");
+    json_arr_begin(j);
+    for (size_t i = 0; i < h->n; i++) {
+        char *n = strndup(h->view[i].name, h->view[i].name_len);
+        char *v = strndup(h->view[i].value, h->view[i].value_len);
+        json_arr_begin(j);
+        json_str(j, n ? n : "");
+        json_str(j, v ? v : "");
+        json_arr_end(j);
+        free(n);
+        free(v);
+    }
+    json_arr_end(j);
+}
+
 static int on_head(void *arg, dp_http_reader *r)
 {
     conn *c = arg;
@@ -105,6 +124,8 @@ static int on_head(void *arg, dp_http_reader *r)
     header_json(&c->body, h, "host", "host");
     header_json(&c->body, h, "xfcc", "x-forwarded-client-cert");
     header_json(&c->body, h, "request_id", "x-request-id");
+    if (strncmp(path, "/headers", 8) == 0)
+        all_headers_json(&c->body, h);
     free(path);
     return 0;
 }
