@@ -520,4 +520,5 @@ const dp_session_ops dp_http_session_ops = {
     .on_event = http_on_event,
     .stop = http_stop,
     .release = http_release,
+    .linger_on_close = true,
 };

@@ -235,3 +235,35 @@ Test(sidecar_http_hostile, a_bad_request_body_lets_the_streaming_response_finish
     close(c);
     rig_down(&r);
 }
+
+Test(sidecar_http_hostile, a_refusal_reaches_a_client_that_is_still_sending)
+{
+    /* Closing with unread input makes the kernel reset the connection: a
+     * client still sending its body gets EPIPE/ECONNRESET instead of reading
+     * the 400. The sidecar half-closes and drops the rest instead. */
+    rig r;
+    rig_up(&r);
+    int c = tsc_connect(r.port);
+    size_t junk = 64 * 1024;
+    char head[128];
+    snprintf(head, sizeof head, "POST / HTTP/1.1\r\nHost: svc\r\nContent-Length: %zux\r\n\r\n",
+             junk);
+    cr_assert_eq(tsc_send(c, head), 0);
+    usleep(100000);     /* refused by now; the body is still on its way */
+    char *rest = malloc(junk + 1);
+    memset(rest, 'j', junk);
+    rest[junk] = '\0';
+    for (int i = 0; i < 4; i++) {
+        /* On a reset connection the second of these fails (EPIPE). */
+        cr_assert_eq(send(c, rest, junk / 4, MSG_NOSIGNAL), (ssize_t)(junk / 4),
+                     "piece %d: %s", i, strerror(errno));
+        usleep(50000);
+    }
+    free(rest);
+    char body[1024];
+    cr_assert_eq(tsc_read_response(c, body, sizeof body), 400, "%s", body);
+    cr_assert(strstr(body, "content-length"), "%s", body);
+    cr_assert(tsc_wait_closed(c, 3000), "then it closes");
+    close(c);
+    rig_down(&r);
+}
