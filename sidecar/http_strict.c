@@ -384,6 +384,14 @@ dp_h1_verdict dp_h1_check_head(const dp_h1_head_facts *h, char *why, size_t why_
                                "'%.*s' (RFC 9112 5.1: none is allowed between the name "
                                "and the colon)", (int)(x->name_len > 60 ? 60 : x->name_len),
                                x->name);
+        /* http-parser 2.9.4 flags a message as Transfer-Encoding once a name
+         * begins with it (then fails a request as "invalid transfer-encoding",
+         * a response with Content-Length as "unexpected content length",
+         * except when the request upgrades). One clear rule instead. */
+        if (x->name_len > 17 && strncasecmp(x->name, "transfer-encoding", 17) == 0)
+            return verdict(why, why_len, DP_H1_BAD, "header field name '%.*s' is refused: "
+                           "it begins with Transfer-Encoding and would make the framing "
+                           "ambiguous", (int)(x->name_len > 60 ? 60 : x->name_len), x->name);
         if (name_is(x, "host")) {
             hosts++;
             host = x;

@@ -267,3 +267,31 @@ Test(sidecar_http_hostile, a_refusal_reaches_a_client_that_is_still_sending)
     close(c);
     rig_down(&r);
 }
+
+Test(sidecar_http_hostile, a_head_http_parser_fails_after_its_headers_is_never_forwarded)
+{
+    /* Found by tests/fuzz/fuzz_http_request: http-parser 2.9.4 fails a
+     * message after on_headers_complete (where the proxy routes and writes
+     * the forwarded head) when a field name begins with Transfer-Encoding.
+     * The reader now refuses such a name itself, with a reason; either way
+     * the head stays unsent: 400, and the upstream sees nothing. */
+    rig r;
+    rig_up(&r);
+    int c = tsc_connect(r.port);
+    tsc_send(c, "POST / HTTP/1.1\r\nHost: svc\r\nTransfer-EncodingT: chunked\r\n\r\n");
+    char body[1024];
+    cr_assert_eq(tsc_read_response(c, body, sizeof body), 400, "%s", body);
+    cr_assert(strstr(body, "begins with Transfer-Encoding"), "%s", body);
+    struct pollfd p = {.fd = r.upstream_lfd, .events = POLLIN};
+    if (poll(&p, 1, 300) == 1) {
+        int u = accept(r.upstream_lfd, NULL, NULL);
+        char got[4096];
+        struct timeval tv = {.tv_usec = 300000};
+        setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        ssize_t k = recv(u, got, sizeof got - 1, 0);
+        cr_assert_leq(k, 0, "the upstream got %zd bytes: %.*s", k, (int)(k > 0 ? k : 0), got);
+        close(u);
+    }
+    close(c);
+    rig_down(&r);
+}

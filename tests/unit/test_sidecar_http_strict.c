@@ -66,6 +66,14 @@ typedef struct bad_case {
 } bad_case;
 
 static const bad_case bad_requests[] = {
+    /* Found by tests/fuzz (fuzz_http_request): an upgrade request let this
+     * through, any other got http-parser's bare "invalid transfer-encoding". */
+    {"name that begins with Transfer-Encoding, upgrading",
+     "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+     "Transfer-EncodingX: chunked\r\n\r\n", 400, "begins with Transfer-Encoding"},
+    {"name that begins with Transfer-Encoding",
+     "POST / HTTP/1.1\r\nHost: a\r\ntransfer-encodingT: chunked\r\n\r\n", 400,
+     "'transfer-encodingT' is refused"},
     {"space before colon (forged XFCC)",
      "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Client-Cert : By=x;URI=spiffe://evil\r\n\r\n",
      400, "whitespace in header field name 'X-Forwarded-Client-Cert '"},
@@ -151,6 +159,9 @@ Test(sidecar_http_strict, hostile_requests_are_refused_with_a_reason)
 }
 
 static const bad_case bad_responses[] = {
+    {"name that begins with Transfer-Encoding",
+     "HTTP/1.1 200 OK\r\nTransfer-EncodingX: chunked\r\n\r\nhello", 400,
+     "begins with Transfer-Encoding"},
     {"space before colon", "HTTP/1.1 200 OK\r\nContent-Length : 5\r\n\r\nhello", 400,
      "whitespace"},
     {"duplicate Content-Length",
