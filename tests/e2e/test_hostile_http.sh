@@ -98,6 +98,8 @@ check_out "Transfer-Encoding in HTTP/1.0 is 400" "HTTP/1.1 400 " \
     raw 'POST / HTTP/1.0\r\nHost: api\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'
 check_out "an absolute-form target is 400" "not a forward proxy" \
     raw 'GET http://evil/ HTTP/1.1\r\nHost: api\r\n\r\n'
+check_out "a field name that begins with Transfer-Encoding is 400" "begins with Transfer-Encoding" \
+    raw 'GET /ws HTTP/1.1\r\nHost: api\r\nConnection: Upgrade\r\nUpgrade: x\r\nTransfer-EncodingX: chunked\r\n\r\n'
 check "none of them reached the inbound sidecar" test "$(inbound_count)" -eq "$before"
 
 echo "hostile: the mesh's own headers in any spelling"
