@@ -6,6 +6,8 @@
 #   make unit       Criterion unit tests only
 #   make e2e        end-to-end tests only (real processes on 127.0.0.1)
 #   make asan       ASan+UBSan build in build-asan/ and the unit + e2e tests under it
+#   make fuzz       libFuzzer targets (clang) in build-fuzz/, each run FUZZ_SECONDS (60)
+#   make fuzz-smoke the same targets, a few seconds each over their seed corpora
 #   make bench      benchmarks with same-run reference figures
 #   make demo       the README's main command: deps, build, a live demo
 #   make clean
@@ -105,8 +107,11 @@ unit-one: $(LIB)
 deps:
 	tools/deps.sh
 
+# `make test` (what .ci/run runs) adds the fuzz smoke run; `make check` leaves
+# it out (it builds the whole library a third time, with clang).
 test: deps
 	$(MAKE) check
+	$(MAKE) fuzz-smoke
 
 # Build in parallel, then run the suites one after the other: the e2e tests
 # measure timeouts and expiry, and must not compete with a compiler for the CPU.
@@ -128,6 +133,32 @@ asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  $(MAKE) BUILD=build-asan OPT="-O1 -g" SAN="$(ASAN_FLAGS)" unit e2e
 
+# ---- fuzzing (docs/fuzzing.md) -------------------------------------------------
+# tests/fuzz/fuzz_<target>.c are libFuzzer targets; the library is rebuilt by
+# clang with coverage (fuzzer-no-link) + ASan + UBSan into build-fuzz/.
+FUZZ_BUILD   := build-fuzz
+FUZZ_CC      ?= clang
+FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+                -fno-sanitize-recover=undefined
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 3
+
+$(BUILD)/fuzz/%: tests/fuzz/fuzz_%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CPPFLAGS) -MMD -MP -MF $@.d -fsanitize=fuzzer -o $@ $< $(LIB) $(LDLIBS)
+
+fuzz-build:
+	$(MAKE) -j$(NPROC) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT="-O1 -g" SAN="$(FUZZ_SAN)" \
+	  $(addprefix $(FUZZ_BUILD)/fuzz/,$(FUZZ_TARGETS))
+
+fuzz: fuzz-build
+	FUZZ_BIN=$(abspath $(FUZZ_BUILD))/fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_TARGETS)
+
+fuzz-smoke: fuzz-build
+	FUZZ_BIN=$(abspath $(FUZZ_BUILD))/fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) FUZZ_SMOKE=1 \
+	  tests/fuzz/run.sh $(FUZZ_TARGETS)
+
 bench: all
 	MESH_BIN=$(abspath $(BUILD)/bin) bench/run.sh
 
@@ -138,7 +169,7 @@ demo: deps
 clean:
 	rm -rf build build-asan build-*
 
-.PHONY: all deps test check unit unit-one e2e asan bench demo clean
+.PHONY: all deps test check unit unit-one e2e asan fuzz fuzz-build fuzz-smoke bench demo clean
 .DEFAULT_GOAL := all
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/fuzz -name '*.d' 2>/dev/null)

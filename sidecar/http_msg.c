@@ -1,6 +1,9 @@
-/* sidecar/http_msg.c — http-parser callbacks reassembling heads (see http_msg.h). */
+/* sidecar/http_msg.c — http-parser callbacks reassembling heads, with the
+ * RFC 9112 checks the installed http-parser lacks around them (see
+ * http_msg.h and http_strict.h). */
 #include "sidecar/http_msg.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -42,6 +45,7 @@ static int cb_begin(http_parser *p)
     h->chunked = h->has_length = h->keep_alive = h->upgrade = false;
     h->content_length = 0;
     r->in_message = true;
+    r->in_trailers = false;
     return 0;
 }
 
@@ -65,10 +69,17 @@ static int cb_status(http_parser *p, const char *at, size_t len)
 
 static int cb_field(http_parser *p, const char *at, size_t len)
 {
-    dp_http_head *h = &reader_of(p)->head;
+    dp_http_reader *r = reader_of(p);
+    dp_http_head *h = &r->head;
+    if (r->in_trailers)
+        return 0;   /* counted and checked by the frame; the proxy drops trailers */
     if (h->n == 0 || h->last_was_value) {
         if (h->n == DP_HTTP_MAX_HEADERS) {
             h->too_big = true;
+            r->verdict = DP_H1_TOO_LARGE;
+            snprintf(r->why, sizeof r->why, "%s has more than %d header fields",
+                     p->type == HTTP_REQUEST ? "request head" : "response head",
+                     DP_HTTP_MAX_HEADERS);
             return -1;
         }
         if (h->n == h->cap_offs) {
@@ -93,7 +104,10 @@ static int cb_field(http_parser *p, const char *at, size_t len)
 
 static int cb_value(http_parser *p, const char *at, size_t len)
 {
-    dp_http_head *h = &reader_of(p)->head;
+    dp_http_reader *r = reader_of(p);
+    dp_http_head *h = &r->head;
+    if (r->in_trailers)
+        return 0;
     if (h->n == 0)
         return -1;
     if (!h->last_was_value) {
@@ -117,7 +131,12 @@ static int cb_headers_complete(http_parser *p)
         v[i].name_len = h->offs[i].nl;
         v[i].value = h->offs[i].vl ? h->buf + h->offs[i].vo : "";
         v[i].value_len = h->offs[i].vl;
+        /* http-parser drops leading whitespace only (RFC 9110 5.5: both go). */
+        while (v[i].value_len > 0 && (v[i].value[v[i].value_len - 1] == ' ' ||
+                                      v[i].value[v[i].value_len - 1] == '\t'))
+            v[i].value_len--;
     }
+    r->in_trailers = true;
     h->method = p->method;
     h->status = (int)p->status_code;
     h->major = p->http_major;
@@ -127,6 +146,21 @@ static int cb_headers_complete(http_parser *p)
     h->content_length = h->has_length ? p->content_length : 0;
     h->keep_alive = http_should_keep_alive(p) != 0;
     h->upgrade = p->upgrade != 0;
+    dp_h1_head_facts facts = {
+        .request = p->type == HTTP_REQUEST,
+        .major = h->major,
+        .minor = h->minor,
+        .status = h->status,
+        .fields = h->view,
+        .n_fields = h->n,
+    };
+    dp_h1_verdict vd = dp_h1_check_head(&facts, r->why, sizeof r->why);
+    if (vd != DP_H1_OK) {
+        r->verdict = vd;
+        return -1;
+    }
+    if (h->chunked)
+        dp_h1_frame_chunked_body(&r->frame);
     if (!r->cbs->on_head)
         return 0;
     int rc = r->cbs->on_head(r->arg, r);
@@ -139,11 +173,23 @@ static int cb_body(http_parser *p, const char *at, size_t len)
     return r->cbs->on_body ? (r->cbs->on_body(r->arg, at, len) < 0 ? -1 : 0) : 0;
 }
 
+static int cb_chunk_header(http_parser *p)
+{
+    dp_h1_frame_chunk_header(&reader_of(p)->frame, p->content_length);
+    return 0;
+}
+
 static int cb_complete(http_parser *p)
 {
     dp_http_reader *r = reader_of(p);
     r->in_message = false;
-    return r->cbs->on_done ? (r->cbs->on_done(r->arg, r) < 0 ? -1 : 0) : 0;
+    dp_h1_frame_message_done(&r->frame);
+    if (r->cbs->on_done && r->cbs->on_done(r->arg, r) < 0)
+        return -1;
+    /* Stop here even if the caller did not ask to: the frame must see the
+     * next message's head from its first byte (dp_http_reader_feed goes on). */
+    http_parser_pause(p, 1);
+    return 0;
 }
 
 static const http_parser_settings reader_settings = {
@@ -155,6 +201,7 @@ static const http_parser_settings reader_settings = {
     .on_headers_complete = cb_headers_complete,
     .on_body = cb_body,
     .on_message_complete = cb_complete,
+    .on_chunk_header = cb_chunk_header,
 };
 
 void dp_http_reader_init(dp_http_reader *r, enum http_parser_type type,
@@ -169,6 +216,7 @@ void dp_http_reader_init(dp_http_reader *r, enum http_parser_type type,
     r->head.view = keep.view;
     http_parser_init(&r->parser, type);
     r->parser.data = r;
+    dp_h1_frame_init(&r->frame, type == HTTP_REQUEST);
     r->cbs = cbs;
     r->arg = arg;
 }
@@ -181,29 +229,76 @@ void dp_http_reader_free(dp_http_reader *r)
     memset(&r->head, 0, sizeof r->head);
 }
 
-size_t dp_http_reader_feed(dp_http_reader *r, const char *data, size_t len, int *status)
+static int feed_status(const dp_http_reader *r)
 {
-    size_t n = http_parser_execute(&r->parser, &reader_settings, data, len);
     enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
     if (e == HPE_PAUSED)
-        *status = DP_HTTP_PAUSED;
-    else if (e != HPE_OK)
+        return DP_HTTP_PAUSED;
+    return e == HPE_OK && r->verdict == DP_H1_OK ? DP_HTTP_OK : DP_HTTP_ERROR;
+}
+
+/* The frame vets bytes first; http-parser gets only vetted ones. It stops
+ * at every message end (cb_complete), where the frame starts over. */
+size_t dp_http_reader_feed(dp_http_reader *r, const char *data, size_t len, int *status)
+{
+    if (r->verdict != DP_H1_OK) {
         *status = DP_HTTP_ERROR;
-    else
-        *status = DP_HTTP_OK;
-    return n;
+        return 0;
+    }
+    if (len == 0) {     /* EOF */
+        http_parser_execute(&r->parser, &reader_settings, data, 0);
+        *status = feed_status(r);
+        return 0;
+    }
+    size_t pos = 0;
+    while (pos < len) {
+        size_t vet = dp_h1_frame_scan(&r->frame, data + pos, len - pos);
+        if (vet > 0) {
+            size_t n = http_parser_execute(&r->parser, &reader_settings, data + pos, vet);
+            pos += n;
+            enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
+            if (e == HPE_PAUSED && !r->user_paused) {
+                http_parser_pause(&r->parser, 0);   /* our own stop at a message end */
+                continue;
+            }
+            if (e != HPE_OK || n < vet) {   /* paused by the caller, failed, or an upgrade */
+                *status = feed_status(r);
+                return pos;
+            }
+        }
+        if (r->frame.verdict != DP_H1_OK) {
+            r->verdict = r->frame.verdict;
+            snprintf(r->why, sizeof r->why, "%s", r->frame.why);
+            if (r->verdict == DP_H1_TOO_LARGE)
+                r->head.too_big = true;
+            *status = DP_HTTP_ERROR;
+            return pos;
+        }
+    }
+    *status = feed_status(r);
+    return pos;
 }
 
 void dp_http_reader_pause(dp_http_reader *r, bool paused)
 {
+    r->user_paused = paused;
     http_parser_pause(&r->parser, paused ? 1 : 0);
 }
 
 const char *dp_http_reader_error(const dp_http_reader *r)
 {
+    if (r->verdict != DP_H1_OK)
+        return r->why;
     if (r->head.too_big)
-        return "request head too large";
+        return r->parser.type == HTTP_REQUEST ? "request head too large" : "response head too large";
     return http_errno_description(HTTP_PARSER_ERRNO(&r->parser));
+}
+
+int dp_http_reader_error_status(const dp_http_reader *r)
+{
+    if (r->verdict != DP_H1_OK)
+        return (int)r->verdict;
+    return r->head.too_big ? 431 : 400;
 }
 
 bool dp_http_reader_head_too_big(const dp_http_reader *r)

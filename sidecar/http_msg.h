@@ -7,6 +7,12 @@
  * Limits protect the proxy: 64 KiB of head, 128 headers; beyond that the
  * message fails (the proxy answers 431/502).
  *
+ * Strict HTTP/1.1 (RFC 9112): the installed http-parser is the lenient
+ * build, so the reader watches the framing lines itself and judges every
+ * complete head (http_strict.h). A message that breaks a rule fails with a
+ * verdict (the status a request gets: 400, 431, 501, 505) and a reason.
+ * Trailer fields are checked and counted but not kept: the proxy drops them.
+ *
  * Pipelining: the on_done callback may call dp_http_reader_pause(); feeding
  * then stops right after that message and reports DP_HTTP_PAUSED, leaving the
  * rest of the input for later. */
@@ -19,9 +25,7 @@
 #include <stdint.h>
 
 #include "sidecar/dp_route.h"
-
-#define DP_HTTP_MAX_HEAD    (64 * 1024)
-#define DP_HTTP_MAX_HEADERS 128
+#include "sidecar/http_strict.h"
 
 typedef struct dp_http_hdr_off {
     uint32_t no, nl, vo, vl;    /* name / value offset and length in the arena */
@@ -64,6 +68,11 @@ struct dp_http_reader {
     const dp_http_reader_cbs *cbs;
     void *arg;
     bool in_message;            /* between message begin and complete */
+    bool in_trailers;           /* the head is complete: fields now are trailers */
+    bool user_paused;           /* dp_http_reader_pause, not the reader's own pause */
+    dp_h1_frame frame;          /* the framing-line watch (http_strict.h) */
+    dp_h1_verdict verdict;      /* why the message failed, when a rule said so */
+    char why[200];
 };
 
 enum { DP_HTTP_OK = 0, DP_HTTP_PAUSED = 1, DP_HTTP_ERROR = -1 };
@@ -78,7 +87,10 @@ void dp_http_reader_free(dp_http_reader *r);
 size_t dp_http_reader_feed(dp_http_reader *r, const char *data, size_t len, int *status);
 void dp_http_reader_pause(dp_http_reader *r, bool paused);
 const char *dp_http_reader_error(const dp_http_reader *r);
-/* True if the head arena overflowed (-> 431 rather than 400). */
+/* The status a failed request is answered with: 400, 431 (a limit), 501 (a
+ * transfer coding) or 505 (the version). */
+int dp_http_reader_error_status(const dp_http_reader *r);
+/* True if the head was over a limit (-> 431 rather than 400). */
 bool dp_http_reader_head_too_big(const dp_http_reader *r);
 
 /* Head accessors (valid after on_head until the next message begins). */

@@ -35,21 +35,70 @@ static bool named_by_connection(const dp_http_head *h, const dp_http_header *x)
     return dp_http_head_has_token(h, "connection", name);
 }
 
-static int add_headers(struct evbuffer *out, const dp_http_head *h, bool drop_xfcc)
+bool dp_wire_mesh_owned(const char *name, size_t len)
 {
+    return dp_h1_name_like(name, len, "x-forwarded-client-cert") ||
+           dp_h1_name_like(name, len, "x-request-id") ||
+           dp_h1_name_like(name, len, "x-forwarded-proto");
+}
+
+/* The only field line named exactly `name` (any case), NULL if there is
+ * none or several, or if a look-alike spelling ('_' for '-') is present. */
+static const dp_http_header *single(const dp_http_head *h, const char *name)
+{
+    const dp_http_header *found = NULL;
+    for (size_t i = 0; i < h->n; i++) {
+        const dp_http_header *x = &h->view[i];
+        if (!dp_h1_name_like(x->name, x->name_len, name))
+            continue;
+        if (found || !name_is(x, name))
+            return NULL;
+        found = x;
+    }
+    return found;
+}
+
+bool dp_wire_client_request_id(const dp_http_head *h, char *out, size_t len)
+{
+    const dp_http_header *x = single(h, "x-request-id");
+    if (!x || x->value_len == 0 || x->value_len >= len)
+        return false;
+    for (size_t i = 0; i < x->value_len; i++)
+        if ((unsigned char)x->value[i] < 0x21 || (unsigned char)x->value[i] > 0x7e)
+            return false;
+    memcpy(out, x->value, x->value_len);
+    out[x->value_len] = '\0';
+    return true;
+}
+
+const char *dp_wire_forwarded_proto(const dp_http_head *h, bool inbound)
+{
+    const dp_http_header *x = single(h, "x-forwarded-proto");
+    if (x && x->value_len == 4 && strncasecmp(x->value, "http", 4) == 0)
+        return "http";
+    if (x && x->value_len == 5 && strncasecmp(x->value, "https", 5) == 0)
+        return "https";
+    return inbound ? "https" : "http";
+}
+
+/* The end-to-end fields; returns how many were written, -1 on failure. */
+static int add_headers(struct evbuffer *out, const dp_http_head *h, bool drop_mesh_owned)
+{
+    int lines = 0;
     for (size_t i = 0; i < h->n; i++) {
         const dp_http_header *x = &h->view[i];
         if (dp_wire_hop_by_hop(x->name, x->name_len) || named_by_connection(h, x))
             continue;
         /* Sanitize-and-set, like Envoy's sidecar default: a caller cannot
-         * forge the identity the app sees. */
-        if (drop_xfcc && name_is(x, "x-forwarded-client-cert"))
+         * forge the identity, request id or protocol the next hop sees. */
+        if (drop_mesh_owned && dp_wire_mesh_owned(x->name, x->name_len))
             continue;
         if (evbuffer_add_printf(out, "%.*s: %.*s\r\n", (int)x->name_len, x->name,
                                 (int)x->value_len, x->value) < 0)
             return -1;
+        lines++;
     }
-    return 0;
+    return lines;
 }
 
 int dp_wire_request_head(struct evbuffer *out, const dp_http_head *h, const dp_wire_req_opts *o)
@@ -59,21 +108,31 @@ int dp_wire_request_head(struct evbuffer *out, const dp_http_head *h, const dp_w
     if (evbuffer_add_printf(out, "%s %.*s HTTP/1.1\r\n",
                             http_method_str((enum http_method)h->method), (int)ul, url) < 0)
         return -1;
-    if (add_headers(out, h, o->inbound) < 0)
+    const char *proto = o->forwarded_proto ? o->forwarded_proto
+                                           : dp_wire_forwarded_proto(h, o->inbound);
+    int lines = add_headers(out, h, true);
+    if (lines < 0)
         return -1;
-    if (h->chunked)
+    if (h->chunked) {
         evbuffer_add_printf(out, "transfer-encoding: chunked\r\n");
-    else if (h->has_length)
+        lines++;
+    } else if (h->has_length) {
         evbuffer_add_printf(out, "content-length: %llu\r\n",
                             (unsigned long long)h->content_length);
-    if (!dp_http_head_find(h, "x-request-id") && o->request_id)
+        lines++;
+    }
+    if (o->request_id) {
         evbuffer_add_printf(out, "x-request-id: %s\r\n", o->request_id);
-    if (!dp_http_head_find(h, "x-forwarded-proto"))
-        evbuffer_add_printf(out, "x-forwarded-proto: %s\r\n", o->inbound ? "https" : "http");
-    if (o->inbound && o->own_id && o->peer_id)
+        lines++;
+    }
+    evbuffer_add_printf(out, "x-forwarded-proto: %s\r\n", proto);
+    lines++;
+    if (o->inbound && o->own_id && o->peer_id) {
         evbuffer_add_printf(out, "x-forwarded-client-cert: By=%s;URI=%s\r\n", o->own_id,
                             o->peer_id);
-    return evbuffer_add(out, "\r\n", 2);
+        lines++;
+    }
+    return evbuffer_add(out, "\r\n", 2) == 0 ? lines : -1;
 }
 
 int dp_wire_response_head(struct evbuffer *out, const dp_http_head *h, bool is_head_req,

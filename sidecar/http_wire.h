@@ -8,7 +8,15 @@
  * the proxy de-chunked body data, so a chunked message is re-chunked and a
  * Content-Length message keeps its length. That makes request smuggling via
  * conflicting framing impossible to pass through (http-parser rejects
- * Content-Length + Transfer-Encoding and malformed chunks). */
+ * Content-Length + Transfer-Encoding and malformed chunks).
+ *
+ * Mesh-owned headers: x-forwarded-client-cert, x-request-id and
+ * x-forwarded-proto are the sidecar's to state. Every field line a client
+ * sent under one of those names (any case, '_' for '-') is removed and the
+ * sidecar writes exactly one of each: XFCC only inbound, always from the
+ * mTLS peer; the request id and the protocol the session chose
+ * (dp_wire_client_request_id, dp_wire_forwarded_proto). Whitespace before
+ * the colon never gets here: the reader refuses it (400). */
 #ifndef MESH_SIDECAR_HTTP_WIRE_H
 #define MESH_SIDECAR_HTTP_WIRE_H
 
@@ -17,20 +25,39 @@
 #include <stddef.h>
 
 #include "sidecar/dp_rng.h"
+#include "sidecar/dp_spiffe.h"
 #include "sidecar/http_msg.h"
 
 typedef struct dp_wire_req_opts {
     bool inbound;               /* from a peer sidecar over mTLS */
-    const char *request_id;     /* added when the request has none */
+    const char *request_id;     /* x-request-id (required) */
+    const char *forwarded_proto; /* x-forwarded-proto; NULL: dp_wire_forwarded_proto */
     const char *own_id;         /* inbound: XFCC By= */
     const char *peer_id;        /* inbound: XFCC URI= */
 } dp_wire_req_opts;
+
+/* What the next hop adds to a head the outbound side forwards: one XFCC
+ * line of at most this many bytes. The outbound side keeps room for it, so
+ * that a head it forwards is one the inbound side can forward too. */
+#define DP_WIRE_INBOUND_ADDED_FIELDS 1
+#define DP_WIRE_XFCC_LINE_MAX (2 * DP_SPIFFE_ID_MAX + 40)
+
+/* One of the headers the sidecar owns (see above), in any spelling. */
+bool dp_wire_mesh_owned(const char *name, size_t len);
+/* The client's x-request-id if it sent exactly one, 1..len-1 visible ASCII
+ * bytes: copied to out (NUL-terminated), true. Otherwise false (the
+ * sidecar generates one). */
+bool dp_wire_client_request_id(const dp_http_head *h, char *out, size_t len);
+/* The client's x-forwarded-proto if it sent exactly one, "http" or "https";
+ * otherwise "https" inbound (mTLS) and "http" outbound. */
+const char *dp_wire_forwarded_proto(const dp_http_head *h, bool inbound);
 
 /* Connection-scoped headers a proxy must not forward (RFC 9110 7.6.1), plus
  * the framing headers the proxy re-states itself. */
 bool dp_wire_hop_by_hop(const char *name, size_t len);
 
-/* Serialises the request head for the upstream (always HTTP/1.1). */
+/* Serialises the request head for the upstream (always HTTP/1.1). Returns
+ * the number of field lines written, -1 on allocation failure. */
 int dp_wire_request_head(struct evbuffer *out, const dp_http_head *h, const dp_wire_req_opts *o);
 
 /* Serialises the response head for the downstream client. is_head_req: the

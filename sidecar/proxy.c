@@ -458,6 +458,8 @@ int dp_proxy_new(const dp_proxy_opts *opts, dp_proxy **out, mesh_err *err)
         px->opts.handshake_timeout_ms = 10000;
     if (px->opts.idle_timeout_ms <= 0)
         px->opts.idle_timeout_ms = 300000;
+    if (px->opts.request_headers_timeout_ms <= 0)
+        px->opts.request_headers_timeout_ms = DP_REQUEST_HEADERS_TIMEOUT_MS;
     if (px->opts.max_idle_per_endpoint == 0)
         px->opts.max_idle_per_endpoint = 64;
     if (px->opts.retry_buffer_bytes == 0)

@@ -37,6 +37,8 @@
 
 typedef struct dp_proxy dp_proxy;
 
+#define DP_REQUEST_HEADERS_TIMEOUT_MS 10000
+
 typedef struct dp_proxy_opts {
     cert_pool *pool;                /* required; borrowed, must outlive the proxy */
     const char *admin_address;      /* loopback "ip:port" (port 0 = ephemeral); NULL = none */
@@ -45,6 +47,9 @@ typedef struct dp_proxy_opts {
     void *rng_arg;
     int64_t handshake_timeout_ms;   /* downstream TLS handshake; 0 = 10 s */
     int64_t idle_timeout_ms;        /* idle keep-alive connections, both sides; 0 = 300 s */
+    int64_t request_headers_timeout_ms; /* a request head, from its first byte to its
+                                         * end (Envoy's request_headers_timeout): 408
+                                         * after it; 0 = DP_REQUEST_HEADERS_TIMEOUT_MS */
     uint32_t max_idle_per_endpoint; /* pooled upstream connections per endpoint; 0 = 64 */
     size_t retry_buffer_bytes;      /* request bytes kept for a retry; 0 = 64 KiB */
 } dp_proxy_opts;

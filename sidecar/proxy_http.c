@@ -73,8 +73,9 @@ static void set_idle_timeout(dp_http_session *s, bool idle)
     }
 }
 
-/* Back to IDLE: what the exchange held goes; the flags describing the last
- * request head stay (see DP_HX_F_REQUEST_HEAD_FLAGS). */
+/* Back to IDLE: what the exchange held goes, flags included (a reply to a
+ * next head that does not parse is framed for no request in particular:
+ * HTTP/1.1, a body, connection: close). */
 static void reset_exchange(dp_http_session *s)
 {
     dp_http_exchange *x = &s->x;
@@ -91,7 +92,7 @@ static void reset_exchange(dp_http_session *s)
     if (x->pending)
         evbuffer_drain(x->pending, evbuffer_get_length(x->pending));
     x->state = DP_HX_IDLE;
-    x->flags &= DP_HX_F_REQUEST_HEAD_FLAGS;
+    x->flags = 0;
     x->status = 0;
     x->attempts_left = 0;
     x->last_failed = NULL;
@@ -99,11 +100,12 @@ static void reset_exchange(dp_http_session *s)
 
 /* ---- the exchange's state changes ---------------------------------------------------- */
 
-/* Entry into IDLE from an exchange: count it, then keep-alive or close. */
+/* Entry into IDLE from an exchange: keep-alive or close. (It was counted
+ * when its response was done: a connection that closes while the rest of
+ * a request is drained never comes back here.) */
 static void end_exchange(dp_http_session *s)
 {
     dp_http_exchange *x = &s->x;
-    dp_stat_inc(&s->base.px->st.rq_by_class[dir_index(s)][dp_code_class(x->status)]);
     bool keep = dp_hx_has(x, DP_HX_F_KEEP_ALIVE) && s->base.phase == DP_SESSION_OPEN;
     reset_exchange(s);
     if (!keep) {
@@ -130,6 +132,8 @@ bool dp_http_step(dp_http_session *s, dp_hx_event ev)
         return false;
     }
     x->state = to;
+    if (ev == DP_HX_EV_RESPONSE_DONE)
+        dp_stat_inc(&s->base.px->st.rq_by_class[dir_index(s)][dp_code_class(x->status)]);
     switch (to) {
     case DP_HX_IDLE:            /* only ever entered by the end of an exchange */
         end_exchange(s);
@@ -217,11 +221,41 @@ size_t dp_http_client_backlog(const dp_http_session *s)
 
 /* ---- the request codec (HTTP/1.1 via http-parser) ---------------------------------------- */
 
+/* The head as the next hop gets it fits the limits there: the outbound
+ * side keeps room for what the inbound side adds (XFCC), so that a head one
+ * sidecar forwards is never refused by the next. false after a 431. */
+static bool forwarded_head_fits(dp_http_session *s, int lines)
+{
+    bool outbound = !s->base.inbound;
+    size_t bytes = evbuffer_get_length(s->x.pending);
+    size_t room_lines = outbound ? DP_WIRE_INBOUND_ADDED_FIELDS : 0;
+    size_t room_bytes = outbound ? DP_WIRE_XFCC_LINE_MAX : 0;
+    const char *added = outbound ? "x-request-id and x-forwarded-proto here, "
+                                   "x-forwarded-client-cert at the next hop"
+                                 : "x-request-id, x-forwarded-proto and x-forwarded-client-cert";
+    if ((size_t)lines + room_lines > DP_HTTP_MAX_HEADERS) {
+        dp_hx_set(&s->x, DP_HX_F_REQ_DONE, true);  /* the connection closes: no body is read */
+        dp_http_local_reply(s, 431, true, "request header fields too large: %d header fields "
+                            "once the mesh adds its own (%s); the limit is %d per hop",
+                            lines + (int)room_lines, added, DP_HTTP_MAX_HEADERS);
+        return false;
+    }
+    if (bytes + room_bytes > DP_HTTP_MAX_HEAD) {
+        dp_hx_set(&s->x, DP_HX_F_REQ_DONE, true);
+        dp_http_local_reply(s, 431, true, "request header fields too large: a %zu-byte head "
+                            "once the mesh adds its own (%s); the limit is %d bytes per hop",
+                            bytes + room_bytes, added, DP_HTTP_MAX_HEAD);
+        return false;
+    }
+    return true;
+}
+
 static int req_on_head(void *arg, dp_http_reader *r)
 {
     dp_http_session *s = arg;
     dp_http_exchange *x = &s->x;
     const dp_http_head *h = &r->head;
+    evtimer_del(s->head_ev);
     if (!dp_http_step(s, DP_HX_EV_REQUEST_HEAD))
         return -1;
     dp_hx_set(x, DP_HX_F_KEEP_ALIVE, h->keep_alive);
@@ -229,13 +263,8 @@ static int req_on_head(void *arg, dp_http_reader *r)
     dp_hx_set(x, DP_HX_F_HEAD_METHOD, h->method == HTTP_HEAD);
     dp_hx_set(x, DP_HX_F_IDEMPOTENT, method_idempotent(h->method));
     set_idle_timeout(s, false);
-    const dp_http_header *rid = dp_http_head_find(h, "x-request-id");
-    if (rid && rid->value_len > 0 && rid->value_len < sizeof x->request_id) {
-        memcpy(x->request_id, rid->value, rid->value_len);
-        x->request_id[rid->value_len] = '\0';
-    } else {
+    if (!dp_wire_client_request_id(h, x->request_id, sizeof x->request_id))
         dp_wire_request_id(&s->base.px->rng, x->request_id);
-    }
     if (h->upgrade || h->method == HTTP_CONNECT) {
         dp_hx_set(x, DP_HX_F_REQ_DONE, true);   /* what follows is not HTTP: never parse it */
         dp_http_local_reply(s, 501, true, "protocol upgrades and CONNECT are not supported by "
@@ -247,16 +276,32 @@ static int req_on_head(void *arg, dp_http_reader *r)
         dp_http_local_reply(s, 400, true, "request has no Host header");
         return -1;
     }
-    if (dp_http_head_has_token(h, "expect", "100-continue") && !dp_hx_has(x, DP_HX_F_HTTP10))
-        evbuffer_add(bufferevent_get_output(s->base.down), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    size_t ul;
+    const char *url = dp_http_head_url(h, &ul);
+    bool origin_form = ul > 0 && url[0] == '/';
+    bool asterisk = h->method == HTTP_OPTIONS && ul == 1 && url[0] == '*';
+    if (!origin_form && !asterisk) {
+        /* Routing is by Host; an absolute URI names an authority of its own
+         * that the application would take instead (RFC 9112 3.2.2). */
+        dp_hx_set(x, DP_HX_F_REQ_DONE, true);
+        dp_http_local_reply(s, 400, true, "request target '%.*s' is not a path: the mesh "
+                            "sidecar is not a forward proxy (send 'GET /path' with a Host "
+                            "header)", (int)(ul > 100 ? 100 : ul), url);
+        return -1;
+    }
     dp_wire_req_opts o = {
         .inbound = s->base.inbound,
         .request_id = x->request_id,
         .own_id = s->base.own_id,
         .peer_id = s->base.peer_id,
     };
-    if (dp_wire_request_head(x->pending, h, &o) != 0)
+    int lines = dp_wire_request_head(x->pending, h, &o);
+    if (lines < 0)
         return -1;
+    if (!forwarded_head_fits(s, lines))
+        return -1;
+    if (dp_http_head_has_token(h, "expect", "100-continue") && !dp_hx_has(x, DP_HX_F_HTTP10))
+        evbuffer_add(bufferevent_get_output(s->base.down), "HTTP/1.1 100 Continue\r\n\r\n", 25);
     return 0;
 }
 
@@ -286,22 +331,61 @@ static const dp_http_reader_cbs req_cbs = {
     .on_head = req_on_head, .on_body = req_on_body, .on_done = req_on_done,
 };
 
-/* The request did not parse. */
+/* The request did not parse or broke a rule (the reader says which status). */
 static void request_error(dp_http_session *s)
 {
     dp_http_exchange *x = &s->x;
-    if (dp_hx_response_started(x->state)) {
-        /* The client's response is (being) sent: there is no way to answer
-         * this; let it have what it gets, then close. */
+    const char *why = dp_http_reader_error(&s->rd);
+    dp_hx_set(x, DP_HX_F_REQ_DONE, true);   /* nothing more of it is read */
+    if (x->state == DP_HX_DRAINING_REQUEST) {
+        /* Its response is complete: close once the client has it. */
         dp_session_close_after_flush(&s->base);
         return;
     }
-    bool big = dp_http_reader_head_too_big(&s->rd);
-    dp_hx_set(x, DP_HX_F_REQ_DONE, true);
+    if (dp_hx_response_started(x->state)) {
+        /* A response is streaming: let it finish, then close. The upstream
+         * got part of a request, so its connection is never pooled. */
+        log_info(DP_LOG, "%s '%s': request %s: malformed body (%s); closing after the "
+                 "response", s->base.inbound ? "inbound" : "outbound", s->base.listener,
+                 x->request_id, why);
+        dp_hx_set(x, DP_HX_F_KEEP_ALIVE, false);
+        dp_hx_set(x, DP_HX_F_UP_KEEP_ALIVE, false);
+        evbuffer_drain(x->pending, evbuffer_get_length(x->pending));
+        return;
+    }
     if (x->state == DP_HX_IDLE)     /* no head: the reply is its own exchange */
         dp_wire_request_id(&s->base.px->rng, x->request_id);
-    dp_http_local_reply(s, big ? 431 : 400, true, "bad request: %s",
-                        dp_http_reader_error(&s->rd));
+    int code = dp_http_reader_error_status(&s->rd);
+    log_debug(DP_LOG, "%s '%s': refusing a request: %s", s->base.inbound ? "inbound" : "outbound",
+              s->base.listener, why);
+    dp_http_local_reply(s, code, true, "%s: %s", code == 400 ? "bad request" : http_status_str(
+                        (enum http_status)code), why);
+}
+
+/* The head did not complete in time (slowloris): 408, then close. */
+static void on_head_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    dp_http_session *s = arg;
+    dp_http_exchange *x = &s->x;
+    if (s->base.phase != DP_SESSION_OPEN || x->state != DP_HX_IDLE)
+        return;
+    int64_t ms = s->base.px->opts.request_headers_timeout_ms;
+    log_info(DP_LOG, "%s '%s': request head not complete after %lld ms; answering 408",
+             s->base.inbound ? "inbound" : "outbound", s->base.listener, (long long)ms);
+    dp_hx_set(x, DP_HX_F_REQ_DONE, true);
+    dp_wire_request_id(&s->base.px->rng, x->request_id);
+    dp_http_local_reply(s, 408, true, "request timeout: the request head was not complete "
+                        "within %lld ms", (long long)ms);
+}
+
+/* A request head has begun (its first byte after any empty lines) and is
+ * not complete: its deadline runs from then, however slowly the rest
+ * trickles in. Empty lines alone are only an idle connection. */
+static void arm_head_deadline(dp_http_session *s)
+{
+    if (s->x.state != DP_HX_IDLE || !s->rd.in_message || evtimer_pending(s->head_ev, NULL))
+        return;
+    dp_timer_ms(s->head_ev, s->base.px->opts.request_headers_timeout_ms);
 }
 
 static void process_input(dp_http_session *s)
@@ -323,6 +407,7 @@ static void process_input(dp_http_session *s)
             request_error(s);
             return;
         }
+        arm_head_deadline(s);
         if (x->state == DP_HX_ROUTING) {
             dp_http_route(s);
             if (dp_session_dead(&s->base))
@@ -350,8 +435,9 @@ static int http_init(dp_session *base)
     s->x.pending = evbuffer_new();
     s->resume_ev = event_new(evb, -1, 0, on_resume, s);
     s->x.timeout_ev = evtimer_new(evb, dp_http_on_timeout, s);
+    s->head_ev = evtimer_new(evb, on_head_timeout, s);
     dp_http_reader_init(&s->rd, HTTP_REQUEST, &req_cbs, s);
-    if (!s->x.pending || !s->resume_ev || !s->x.timeout_ev)
+    if (!s->x.pending || !s->resume_ev || !s->x.timeout_ev || !s->head_ev)
         return MESH_ENOMEM;
     return MESH_OK;
 }
@@ -402,6 +488,7 @@ static void http_stop(dp_session *base)
     dp_http_session *s = hs_of(base);
     dp_http_release_attempt(s, false);
     evtimer_del(s->x.timeout_ev);
+    evtimer_del(s->head_ev);
     event_del(s->resume_ev);
 }
 
@@ -415,6 +502,8 @@ static void http_release(dp_session *base)
         event_free(s->resume_ev);
     if (s->x.timeout_ev)
         event_free(s->x.timeout_ev);
+    if (s->head_ev)
+        event_free(s->head_ev);
     if (s->x.pending)
         evbuffer_free(s->x.pending);
     dp_http_reader_free(&s->rd);
@@ -431,4 +520,5 @@ const dp_session_ops dp_http_session_ops = {
     .on_event = http_on_event,
     .stop = http_stop,
     .release = http_release,
+    .linger_on_close = true,
 };

@@ -89,11 +89,6 @@ enum {
     DP_HX_F_FREE_RETRY_USED = 1u << 11, /* the one retry for a stale pooled connection */
 };
 
-/* Flags that describe the request head and outlive the exchange (an error
- * reply to the next, unparsable head is framed for the last good one). */
-#define DP_HX_F_REQUEST_HEAD_FLAGS \
-    (DP_HX_F_KEEP_ALIVE | DP_HX_F_HTTP10 | DP_HX_F_HEAD_METHOD | DP_HX_F_IDEMPOTENT)
-
 typedef struct dp_http_exchange {
     dp_hx_state state;
     unsigned flags;
@@ -118,6 +113,7 @@ typedef struct dp_http_session {
     dp_session base;                /* downstream, identity, lifecycle */
     dp_http_reader rd;              /* the request codec (HTTP/1.1) */
     struct event *resume_ev;        /* deferred: the next pipelined request */
+    struct event *head_ev;          /* the request head's deadline (from its first byte) */
     dp_http_exchange x;
 } dp_http_session;
 
@@ -163,8 +159,9 @@ void dp_http_route(dp_http_session *s);
 /* Ends the attempt: the upstream is pooled (reusable) or closed, the
  * endpoint's in-flight count drops. */
 void dp_http_release_attempt(dp_http_session *s, bool reusable);
-/* The attempt failed: retry if the policy allows, else 503. */
-void dp_http_attempt_failed(dp_http_session *s, const char *why, bool before_send);
+/* The attempt failed: retry if the policy allows, else a local reply with
+ * status (503 for connect errors and resets, 502 for a malformed response). */
+void dp_http_attempt_failed(dp_http_session *s, int status, const char *why, bool before_send);
 /* A new attempt after a retryable 5xx (attempts were left). */
 void dp_http_retry_5xx(dp_http_session *s);
 /* Whether the request could be sent again: nothing sent yet, or all kept. */

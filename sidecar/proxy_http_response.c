@@ -113,7 +113,7 @@ static void feed_response(dp_http_session *s, bool eof)
         snprintf(why, sizeof why, "upstream %s sent a malformed HTTP response: %s",
                  uc->ep->addr, dp_http_reader_error(&x->resp));
         if (!dp_hx_response_started(x->state)) {
-            dp_http_attempt_failed(s, why, false);
+            dp_http_attempt_failed(s, 502, why, false);
         } else {
             log_info(DP_LOG, "%s; resetting the downstream connection", why);
             dp_http_kill(s);
@@ -162,7 +162,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     snprintf(why, sizeof why, "upstream connect error or disconnect/reset before headers: %s "
              "(%s, cluster '%s')", detail, uc->ep->addr, uc->ep->cluster);
     if (!dp_hx_response_started(s->x.state)) {
-        dp_http_attempt_failed(s, why, false);
+        dp_http_attempt_failed(s, 503, why, false);
     } else {
         log_info(DP_LOG, "upstream %s closed mid-response (%s); resetting the downstream "
                  "connection", uc->ep->addr, detail);

@@ -49,7 +49,7 @@ static void retry(dp_http_session *s)
         start_attempt(s);
 }
 
-void dp_http_attempt_failed(dp_http_session *s, const char *why, bool before_send)
+void dp_http_attempt_failed(dp_http_session *s, int status, const char *why, bool before_send)
 {
     dp_http_exchange *x = &s->x;
     x->last_failed = x->ep;
@@ -73,7 +73,7 @@ void dp_http_attempt_failed(dp_http_session *s, const char *why, bool before_sen
             return;
         }
     }
-    dp_http_local_reply(s, 503, false, "%s", why);
+    dp_http_local_reply(s, status, false, "%s", why);
 }
 
 void dp_http_retry_5xx(dp_http_session *s)
@@ -141,7 +141,7 @@ static void on_up_ready(void *owner, dp_upconn *uc, int rc, const char *why)
 {
     dp_http_session *s = owner;
     if (rc != MESH_OK)
-        dp_http_attempt_failed(s, why, true);
+        dp_http_attempt_failed(s, 503, why, true);
     else
         attach(s);
 }
@@ -150,7 +150,7 @@ static void on_up_dead(void *owner, dp_upconn *uc, const char *why)
 {
     dp_http_session *s = owner;
     if (!dp_hx_response_started(s->x.state))
-        dp_http_attempt_failed(s, why, false);
+        dp_http_attempt_failed(s, 503, why, false);
     else
         dp_http_kill(s);
 }
@@ -175,7 +175,7 @@ static void start_attempt(dp_http_session *s)
     dp_upconn *uc = dp_up_get(s->base.px, ep, x->cluster, true, &up_ops, s, &ready, why,
                               sizeof why);
     if (!uc) {
-        dp_http_attempt_failed(s, why, true);
+        dp_http_attempt_failed(s, 503, why, true);
         return;
     }
     x->up = uc;

@@ -279,6 +279,7 @@ typedef struct dp_session_ops {
     void (*on_event)(dp_session *s, short what);
     void (*stop)(dp_session *s);    /* being killed: close upstreams, stop timers */
     void (*release)(dp_session *s); /* free what the protocol owns (not s itself) */
+    bool linger_on_close;           /* plain downstream: FIN, then drop input a moment */
 } dp_session_ops;
 
 struct dp_session {
@@ -293,6 +294,8 @@ struct dp_session {
     char own_id[DP_SPIFFE_ID_MAX + 1];      /* inbound: ours, as presented */
     int64_t deadline;               /* inbound: first notAfter of a cert on the connection */
     struct event *expiry_ev;
+    bool lingering;                 /* CLOSING: output sent and FIN'd; input is dropped */
+    size_t lingered;                /* bytes dropped so far */
 };
 
 /* At dp_proxy_new / dp_proxy_free. free_all frees every session, killed or
@@ -310,7 +313,11 @@ dp_session *dp_session_start(dp_proxy *px, const char *listener, bool inbound,
 /* Idempotent; never frees s (see above). */
 void dp_session_kill(dp_session *s);
 /* Stops reading and kills once the downstream output is written (at once if
- * it is empty); a client that never reads gets 10 s. */
+ * it is empty); a client that never reads gets 10 s. With ops->linger_on_close
+ * a plain connection is half-closed instead and what the client still sends
+ * is read and dropped until it closes (at most 2 s or 1 MiB): closing with
+ * unread input makes the kernel send a reset that can destroy the reply
+ * before the client reads it (nginx's lingering close). */
 void dp_session_close_after_flush(dp_session *s);
 /* After the cert pool took new CRLs (proxy_revoke.c): kills every inbound
  * session past its handshake whose peer's certificate, or ours on it, is now

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "common/log.h"
 #include "sidecar/proxy_internal.h"
@@ -14,6 +15,10 @@
 
 /* How long a closing session waits for a client to read what it was sent. */
 #define DP_FLUSH_TIMEOUT_MS 10000
+/* How long, and how much, a closing session drops of what a client still
+ * sends after its reply (see dp_session_close_after_flush). */
+#define DP_LINGER_MS 2000
+#define DP_LINGER_MAX_BYTES (1024 * 1024)
 
 static void live_link(dp_session_set *set, dp_session *s)
 {
@@ -110,15 +115,34 @@ void dp_session_kill(dp_session *s)
     event_active(set->reap_ev, 0, 0);
 }
 
+/* The output is written: kill, or half-close and linger (plain only: TLS
+ * through bufferevent_openssl has no half-close). */
+static void output_flushed(dp_session *s)
+{
+    evutil_socket_t fd = bufferevent_getfd(s->down);
+    if (s->lingering)
+        return;
+    if (!s->ops->linger_on_close || s->inbound || fd < 0 || shutdown(fd, SHUT_WR) != 0) {
+        dp_session_kill(s);
+        return;
+    }
+    s->lingering = true;
+    struct evbuffer *in = bufferevent_get_input(s->down);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    struct timeval linger = dp_timeval_ms(DP_LINGER_MS);
+    bufferevent_set_timeouts(s->down, &linger, NULL);
+    bufferevent_enable(s->down, EV_READ);
+}
+
 void dp_session_close_after_flush(dp_session *s)
 {
-    if (s->phase == DP_SESSION_DEAD)
+    if (s->phase == DP_SESSION_DEAD || s->lingering)
         return;
     /* Also when CLOSING already: the output may have emptied since. */
     s->phase = DP_SESSION_CLOSING;
     bufferevent_disable(s->down, EV_READ);
     if (evbuffer_get_length(bufferevent_get_output(s->down)) == 0) {
-        dp_session_kill(s);
+        output_flushed(s);
         return;
     }
     struct timeval flush = dp_timeval_ms(DP_FLUSH_TIMEOUT_MS);
@@ -203,8 +227,15 @@ static void handshake_event(dp_session *s, short what)
 static void down_read_cb(struct bufferevent *bev, void *arg)
 {
     dp_session *s = arg;
-    if (s->phase == DP_SESSION_OPEN)
+    if (s->phase == DP_SESSION_OPEN) {
         s->ops->on_read(s);
+    } else if (s->lingering) {
+        struct evbuffer *in = bufferevent_get_input(bev);
+        s->lingered += evbuffer_get_length(in);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        if (s->lingered > DP_LINGER_MAX_BYTES)
+            dp_session_kill(s);
+    }
 }
 
 static void down_write_cb(struct bufferevent *bev, void *arg)
@@ -214,7 +245,7 @@ static void down_write_cb(struct bufferevent *bev, void *arg)
         s->ops->on_write(s);
     else if (s->phase == DP_SESSION_CLOSING &&
              evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        dp_session_kill(s);
+        output_flushed(s);
 }
 
 static void down_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -227,7 +258,7 @@ static void down_event_cb(struct bufferevent *bev, short what, void *arg)
     case DP_SESSION_OPEN:
         s->ops->on_event(s, what);
         break;
-    case DP_SESSION_CLOSING:        /* EOF, error or the flush timeout: nothing left to do */
+    case DP_SESSION_CLOSING:        /* EOF, error, the flush or linger timeout: done */
         dp_session_kill(s);
         break;
     case DP_SESSION_DEAD:

@@ -25,6 +25,8 @@ typedef struct sc_opts {
     const char *server_name;    /* --server-name (default "meshd") */
     int64_t drain_ms;           /* --drain-time (default 2s) */
     int64_t reconnect_max_ms;   /* --reconnect-max (default 30s) */
+    int64_t request_headers_timeout_ms; /* --request-headers-timeout (default 10s) */
+    int64_t idle_timeout_ms;    /* --idle-timeout (default 5m) */
     enum log_level log_level;
 } sc_opts;
 

@@ -26,6 +26,11 @@ void sc_usage(FILE *f)
           "                         (default 2s)\n"
           "  --reconnect-max DURATION  longest wait between attempts to reach meshd (250ms to\n"
           "                         1h); waits grow from 250ms with full jitter (default 30s)\n"
+           "  --request-headers-timeout DURATION  a request head must be complete this long\n"
+           "                         after its first byte, or it is answered 408 and the\n"
+           "                         connection closed (100ms to 5m, default 10s)\n"
+           "  --idle-timeout DURATION  keep-alive connections with no request are closed after\n"
+           "                         this long, both sides (1s to 24h, default 5m)\n"
           "  --log-level LEVEL      debug|info|warn|error (default info)\n"
           "  -h, --help             this text\n"
           "\n"
@@ -39,7 +44,7 @@ void sc_usage(FILE *f)
 
 enum {
     O_MESHD = 1000, O_BUNDLE, O_STATE, O_TOKEN, O_TOKEN_FILE, O_ID, O_WORKLOAD, O_ADMIN,
-    O_SERVER_NAME, O_DRAIN, O_RECONNECT_MAX, O_LOG
+    O_SERVER_NAME, O_DRAIN, O_RECONNECT_MAX, O_LOG, O_HEADERS_TIMEOUT, O_IDLE_TIMEOUT
 };
 
 int sc_parse_flags(int argc, char **argv, sc_opts *o, int *help, mesh_err *err)
@@ -48,6 +53,8 @@ int sc_parse_flags(int argc, char **argv, sc_opts *o, int *help, mesh_err *err)
     *help = 0;
     o->drain_ms = 2000;
     o->reconnect_max_ms = 30000;
+    o->request_headers_timeout_ms = DP_REQUEST_HEADERS_TIMEOUT_MS;
+    o->idle_timeout_ms = 300000;
     o->log_level = LOG_INFO;
     static const struct option longopts[] = {
         {"meshd", required_argument, NULL, O_MESHD},
@@ -62,6 +69,8 @@ int sc_parse_flags(int argc, char **argv, sc_opts *o, int *help, mesh_err *err)
         {"drain-time", required_argument, NULL, O_DRAIN},
         {"reconnect-max", required_argument, NULL, O_RECONNECT_MAX},
         {"log-level", required_argument, NULL, O_LOG},
+        {"request-headers-timeout", required_argument, NULL, O_HEADERS_TIMEOUT},
+        {"idle-timeout", required_argument, NULL, O_IDLE_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -92,6 +101,16 @@ int sc_parse_flags(int argc, char **argv, sc_opts *o, int *help, mesh_err *err)
             break;
         case O_LOG:
             if (cli_log_level("--log-level", optarg, &o->log_level, err) != MESH_OK)
+                return MESH_EINVAL;
+            break;
+        case O_HEADERS_TIMEOUT:
+            if (cli_duration_ms("--request-headers-timeout", optarg, DURATION_BARE_SECONDS, 100,
+                                300000, &o->request_headers_timeout_ms, err) != MESH_OK)
+                return MESH_EINVAL;
+            break;
+        case O_IDLE_TIMEOUT:
+            if (cli_duration_ms("--idle-timeout", optarg, DURATION_BARE_SECONDS, 1000, 86400000,
+                                &o->idle_timeout_ms, err) != MESH_OK)
                 return MESH_EINVAL;
             break;
         case 'h': *help = 1; return MESH_OK;

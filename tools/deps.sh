@@ -13,6 +13,9 @@ PKGS=(
   libevent-dev libyaml-dev libhttp-parser-dev
   curl ca-certificates
   jq  # the e2e tests read JSON with it
+  # libFuzzer targets only (make fuzz, make fuzz-smoke; docs/fuzzing.md): clang
+  # and its runtime libraries (libclang_rt.fuzzer, asan, ubsan).
+  clang libclang-rt-dev
 )
 # Node.js runs the wire-conformance suite (official Envoy protos from npm) and
 # the real third-party xDS client. A machine that already has node+npm (from

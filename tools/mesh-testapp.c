@@ -9,6 +9,12 @@
  *    "request_id":"...","body_bytes":0}
  *   /status/NNN  answers with status NNN (same body)
  *   /delay/MS    answers after MS milliseconds (at most 60 s)
+ *   /headers     also lists every header field line it got, in order:
+ *                "headers":[["Name","value"],...] (hostile-input tests)
+ *   /bad-response/KIND  answers with a response that breaks RFC 9112 on
+ *                purpose (KIND: dup-length, length-and-chunked,
+ *                space-before-colon, obs-fold, bare-lf, http-9.9, gzip):
+ *                what a sidecar must refuse from an upstream
  * --tcp-echo echoes bytes back instead. Port 0 picks a free port; the bound
  * address is printed on stdout as "listening 127.0.0.1:PORT" either way.
  * HTTP parsing reuses the sidecar's http-parser glue (keep-alive, pipelining,
@@ -79,6 +85,23 @@ static void header_json(json_out *j, const dp_http_head *h, const char *key, con
     free(v);
 }
 
+static void all_headers_json(json_out *j, const dp_http_head *h)
+{
+    json_key(j, "headers");
+    json_arr_begin(j);
+    for (size_t i = 0; i < h->n; i++) {
+        char *n = strndup(h->view[i].name, h->view[i].name_len);
+        char *v = strndup(h->view[i].value, h->view[i].value_len);
+        json_arr_begin(j);
+        json_str(j, n ? n : "");
+        json_str(j, v ? v : "");
+        json_arr_end(j);
+        free(n);
+        free(v);
+    }
+    json_arr_end(j);
+}
+
 static int on_head(void *arg, dp_http_reader *r)
 {
     conn *c = arg;
@@ -105,6 +128,8 @@ static int on_head(void *arg, dp_http_reader *r)
     header_json(&c->body, h, "host", "host");
     header_json(&c->body, h, "xfcc", "x-forwarded-client-cert");
     header_json(&c->body, h, "request_id", "x-request-id");
+    if (strncmp(path, "/headers", 8) == 0)
+        all_headers_json(&c->body, h);
     free(path);
     return 0;
 }
@@ -129,6 +154,31 @@ static void respond(conn *c)
                         c->keep_alive ? "" : "connection: close\r\n", t);
 }
 
+/* The hostile upstream of /bad-response/KIND; false for an unknown kind. */
+static bool bad_response(conn *c, const char *kind, size_t len)
+{
+    static const struct {
+        const char *kind, *text;
+    } bad[] = {
+        {"dup-length", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc"},
+        {"length-and-chunked", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+        {"space-before-colon", "HTTP/1.1 200 OK\r\nContent-Length : 3\r\n\r\nabc"},
+        {"obs-fold", "HTTP/1.1 200 OK\r\nX-A: one\r\n two\r\nContent-Length: 0\r\n\r\n"},
+        {"bare-lf", "HTTP/1.1 200 OK\nContent-Length: 0\n\n"},
+        {"http-9.9", "HTTP/9.9 200 OK\r\nContent-Length: 0\r\n\r\n"},
+        {"gzip", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\nxyz"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (strlen(bad[i].kind) == len && strncmp(bad[i].kind, kind, len) == 0) {
+            evbuffer_add(bufferevent_get_output(c->bev), bad[i].text, strlen(bad[i].text));
+            c->keep_alive = false;      /* what follows is anyone's guess */
+            return true;
+        }
+    }
+    return false;
+}
+
 static int on_done(void *arg, dp_http_reader *r)
 {
     conn *c = arg;
@@ -146,6 +196,9 @@ static int on_done(void *arg, dp_http_reader *r)
         evtimer_add(c->delay_ev, &tv);
         return 0;
     }
+    if (ul > 14 && strncmp(url, "/bad-response/", 14) == 0 &&
+        bad_response(c, url + 14, ul - 14))
+        return 0;
     respond(c);
     return 0;
 }

@@ -166,7 +166,8 @@ Test(sidecar_http, malformed_and_oversized_heads_fail)
     dp_http_reader_feed(&r, req, strlen(req), &st);
     cr_assert_eq(st, DP_HTTP_ERROR);
     cr_assert(dp_http_reader_head_too_big(&r));
-    cr_assert_str_eq(dp_http_reader_error(&r), "request head too large");
+    cr_assert_str_eq(dp_http_reader_error(&r), "request head over 65536 bytes");
+    cr_assert_eq(dp_http_reader_error_status(&r), 431);
     free(req);
 
     /* Too many headers. */
@@ -240,13 +241,14 @@ Test(sidecar_http, forwarded_request_head)
     parse_head(&r, &s, HTTP_REQUEST,
                "PUT /x HTTP/1.1\r\nHost: svc\r\nConnection: keep-alive, X-Secret\r\n"
                "X-Secret: drop me\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n"
-               "X-Forwarded-Client-Cert: By=forged\r\nContent-Length: 2\r\n"
+               "X-Forwarded-Client-Cert: By=forged\r\nx_forwarded_client_cert: By=forged\r\n"
+               "X-FORWARDED-Client-Cert: By=forged\r\nContent-Length: 2\r\n"
                "Upgrade: nothing\r\nAccept: */*\r\n\r\nhi");
     struct evbuffer *out = evbuffer_new();
     dp_wire_req_opts in = {.inbound = true, .request_id = "rid-1",
                            .own_id = "spiffe://td/ns/a/sa/server",
                            .peer_id = "spiffe://td/ns/a/sa/client"};
-    cr_assert_eq(dp_wire_request_head(out, &r.head, &in), 0);
+    cr_assert_gt(dp_wire_request_head(out, &r.head, &in), 0);
     char *t = drain(out);
     cr_assert(strncmp(t, "PUT /x HTTP/1.1\r\n", 17) == 0, "%s", t);
     cr_assert(strstr(t, "Host: svc\r\n"));
@@ -265,17 +267,21 @@ Test(sidecar_http, forwarded_request_head)
     free(t);
     dp_http_reader_free(&r);
 
-    /* Outbound: existing x-request-id kept; chunked re-stated; no XFCC. */
+    /* Outbound: the client's x-request-id is the one stated; chunked
+     * re-stated; no XFCC. */
     seen s2 = {0};
     parse_head(&r, &s2, HTTP_REQUEST,
-               "POST /y HTTP/1.0\r\nHost: svc\r\nX-Request-Id: mine\r\n"
+               "POST /y HTTP/1.1\r\nHost: svc\r\nX-Request-Id: mine\r\n"
                "Transfer-Encoding: chunked\r\n\r\n");
-    dp_wire_req_opts o = {.inbound = false, .request_id = "generated"};
+    char rid[64];
+    cr_assert(dp_wire_client_request_id(&r.head, rid, sizeof rid));
+    cr_assert_str_eq(rid, "mine");
+    dp_wire_req_opts o = {.inbound = false, .request_id = rid};
     dp_wire_request_head(out, &r.head, &o);
     t = drain(out);
     cr_assert(strncmp(t, "POST /y HTTP/1.1\r\n", 18) == 0, "upstream is always 1.1: %s", t);
-    cr_assert(strstr(t, "X-Request-Id: mine\r\n"));
-    cr_assert_null(strstr(t, "generated"));
+    cr_assert(strstr(t, "x-request-id: mine\r\n"), "%s", t);
+    cr_assert_null(strstr(strstr(t, "mine") + 4, "mine"), "stated once: %s", t);
     cr_assert(strstr(t, "transfer-encoding: chunked\r\n"));
     cr_assert(strstr(t, "x-forwarded-proto: http\r\n"));
     cr_assert_null(strstr(t, "x-forwarded-client-cert"));

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "sidecar/proxy_http.h"
 
@@ -61,14 +63,28 @@ static void spin(rig *r)
         event_base_loop(r->px->base, EVLOOP_NONBLOCK);
 }
 
+/* Runs the loop for about ms of wall time (timers fire). */
+static void run_for(rig *r, int ms)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        event_base_loop(r->px->base, EVLOOP_NONBLOCK);
+        usleep(2000);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
+}
+
 /* A data plane whose loop the test runs, with the snapshot in use but no
- * listener bound (nothing here opens a socket). */
-static void rig_up(rig *r, const char *listener, bool with_config)
+ * listener bound (nothing here opens a socket). Timeouts in ms, 0: default. */
+static void rig_up_timeouts(rig *r, const char *listener, bool with_config, int64_t head_ms,
+                            int64_t idle_ms)
 {
     memset(r, 0, sizeof *r);
     mesh_err e;
     cr_assert_eq(cert_pool_new(&r->pool, &e), MESH_OK);
-    dp_proxy_opts o = {.pool = r->pool, .rng_seed = 7};
+    dp_proxy_opts o = {.pool = r->pool, .rng_seed = 7, .request_headers_timeout_ms = head_ms,
+                       .idle_timeout_ms = idle_ms};
     cr_assert_eq(dp_proxy_new(&o, &r->px, &e), MESH_OK, "%s", e.msg);
     if (with_config) {
         dp_config *c = config();
@@ -83,6 +99,11 @@ static void rig_up(rig *r, const char *listener, bool with_config)
     r->s = (dp_http_session *)dp_session_start(r->px, listener, false, pair[0],
                                                &dp_http_session_ops);
     cr_assert_not_null(r->s);
+}
+
+static void rig_up(rig *r, const char *listener, bool with_config)
+{
+    rig_up_timeouts(r, listener, with_config, 0, 0);
 }
 
 static void rig_down(rig *r)
@@ -183,11 +204,11 @@ Test(sidecar_http_session, a_body_after_the_reply_is_read_and_dropped)
     free(got);
     cr_assert_eq(r.s->x.state, DP_HX_DRAINING_REQUEST);
     cr_assert_eq(evbuffer_get_length(r.s->x.pending), 0, "nothing is queued for an upstream");
-    cr_assert_eq(stats(&r).rq_by_class[0][4], 0, "counted once the request is over");
+    cr_assert_eq(stats(&r).rq_by_class[0][4], 1, "counted when its response is done");
 
     send_str(&r, "67890");
     cr_assert_eq(r.s->x.state, DP_HX_IDLE);
-    cr_assert_eq(stats(&r).rq_by_class[0][4], 1);
+    cr_assert_eq(stats(&r).rq_by_class[0][4], 1, "and only then");
     /* The rest of the body was not taken for a request. */
     cr_assert_eq(evbuffer_get_length(bufferevent_get_input(r.client)), 0);
 
@@ -214,6 +235,8 @@ Test(sidecar_http_session, no_keep_alive_with_a_body_left_closes_after_the_reply
     cr_assert(strstr(got, "connection: close"), "%s", got);
     free(got);
     cr_assert(freed(&r), "closed once the reply was written");
+    cr_assert_eq(stats(&r).rq_by_class[0][4], 1, "the reply is counted although the "
+                 "connection closed before the request ended");
     rig_down(&r);
 }
 
@@ -324,6 +347,166 @@ Test(sidecar_http_session, an_impossible_step_resets_the_connection)
     cr_assert(dp_session_dead(&r.s->base));
     cr_assert_eq(r.s->x.state, DP_HX_IDLE, "the state did not move");
     spin(&r);
+    cr_assert(freed(&r));
+    rig_down(&r);
+}
+
+/* ---- hostile clients ------------------------------------------------------------------ */
+
+Test(sidecar_http_session, hostile_heads_get_the_reason_and_a_close)
+{
+    static const struct {
+        const char *request, *status, *why;
+    } cases[] = {
+        /* A forged caller identity that the old sanitizer let through. */
+        {"GET / HTTP/1.1\r\nHost: svc\r\nX-Forwarded-Client-Cert : By=x;URI=spiffe://evil\r\n\r\n",
+         "HTTP/1.1 400 ", "whitespace in header field name 'X-Forwarded-Client-Cert '"},
+        /* A smuggled second request behind an unrecognised framing header. */
+        {"POST / HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n"
+         "GET /smuggled HTTP/1.1\r\nHost: svc\r\n\r\n", "HTTP/1.1 400 ", "whitespace"},
+        {"GET / HTTP/1.1\r\nHost: svc\r\nX-A: one\r\n two\r\n\r\n", "HTTP/1.1 400 ",
+         "obsolete line folding"},
+        {"GET / HTTP/1.1\nHost: svc\n\n", "HTTP/1.1 400 ", "bare LF"},
+        {"GET / HTTP/9.9\r\nHost: svc\r\n\r\n", "HTTP/1.1 505 ", "HTTP/9.9 is not supported"},
+        {"GET / HTTP/1.1\r\nHost: svc\r\nHost: other\r\n\r\n", "HTTP/1.1 400 ",
+         "more than one Host"},
+        {"POST / HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+         "HTTP/1.1 501 ", "transfer coding 'gzip, chunked' is not supported"},
+        {"GET http://elsewhere/x HTTP/1.1\r\nHost: svc\r\n\r\n", "HTTP/1.1 400 ",
+         "is not a path: the mesh sidecar is not a forward proxy"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rig r;
+        rig_up(&r, "out", true);
+        send_str(&r, cases[i].request);
+        char *got = received(&r);
+        cr_assert(strncmp(got, cases[i].status, strlen(cases[i].status)) == 0, "case %zu: %s",
+                  i, got);
+        cr_assert(strstr(got, cases[i].why), "case %zu: %s", i, got);
+        cr_assert(strstr(got, "connection: close"), "case %zu: %s", i, got);
+        cr_assert_eq(count(got, "HTTP/1.1 "), 1, "case %zu: one reply, nothing smuggled: %s",
+                     i, got);
+        free(got);
+        cr_assert(freed(&r), "case %zu: closed", i);
+        rig_down(&r);
+    }
+}
+
+Test(sidecar_http_session, a_head_that_never_completes_gets_408)
+{
+    rig r;
+    rig_up_timeouts(&r, "out", true, 100, 0);
+    send_str(&r, "GET / HTTP/1.1\r\nHost: sv");
+    run_for(&r, 400);
+    char *got = received(&r);
+    cr_assert(strncmp(got, "HTTP/1.1 408 ", 13) == 0, "%s", got);
+    cr_assert(strstr(got, "the request head was not complete within 100 ms"), "%s", got);
+    cr_assert(strstr(got, "connection: close"), "%s", got);
+    free(got);
+    cr_assert(freed(&r));
+    cr_assert_eq(stats(&r).rq_by_class[0][4], 1);
+    rig_down(&r);
+}
+
+Test(sidecar_http_session, a_trickled_head_is_timed_from_its_first_byte)
+{
+    /* Slowloris: a byte every 20 ms keeps any read timeout from firing; the
+     * head's own deadline still does. */
+    rig r;
+    rig_up_timeouts(&r, "out", true, 200, 0);
+    const char *head = "GET / HTTP/1.1\r\nHost: svc\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    for (const char *p = head; *p && !freed(&r); p++) {
+        bufferevent_write(r.client, p, 1);
+        run_for(&r, 20);
+    }
+    char *got = received(&r);
+    cr_assert(strncmp(got, "HTTP/1.1 408 ", 13) == 0, "%s", got);
+    free(got);
+    cr_assert(freed(&r));
+    rig_down(&r);
+}
+
+Test(sidecar_http_session, empty_lines_alone_do_not_start_a_head)
+{
+    rig r;
+    rig_up_timeouts(&r, "out", true, 100, 0);
+    send_str(&r, "\r\n");
+    run_for(&r, 300);
+    cr_assert_eq(evbuffer_get_length(bufferevent_get_input(r.client)), 0, "no 408");
+    cr_assert_eq(r.s->base.phase, DP_SESSION_OPEN);
+    send_str(&r, "GET / HTTP/1.1\r\nHost: svc\r\n\r\n");
+    char *got = received(&r);
+    cr_assert(strstr(got, "HTTP/1.1 503 "), "%s", got);
+    free(got);
+    rig_down(&r);
+}
+
+Test(sidecar_http_session, an_idle_keep_alive_connection_is_closed)
+{
+    rig r;
+    rig_up_timeouts(&r, "out", true, 0, 150);
+    send_str(&r, "GET / HTTP/1.1\r\nHost: svc\r\n\r\n");
+    free(received(&r));
+    cr_assert_eq(r.s->base.phase, DP_SESSION_OPEN, "kept alive");
+    run_for(&r, 500);
+    cr_assert(freed(&r), "closed after the idle timeout");
+    cr_assert_eq(stats(&r).rq_by_class[0][0], 0, "no reset counted");
+    rig_down(&r);
+}
+
+/* A head with `fields` field lines in all (Host included). */
+static char *head_with_fields(int fields)
+{
+    char *h = malloc(64 + (size_t)fields * 16);
+    strcpy(h, "GET / HTTP/1.1\r\nHost: svc\r\n");
+    for (int i = 1; i < fields; i++)
+        sprintf(h + strlen(h), "x-f%d: v\r\n", i);
+    strcat(h, "\r\n");
+    return h;
+}
+
+Test(sidecar_http_session, a_head_the_next_hop_would_refuse_is_431_here)
+{
+    /* The outbound side adds x-request-id and x-forwarded-proto, the inbound
+     * side x-forwarded-client-cert: 125 fields from the app are the most
+     * that reach the next hop's app within its 128. */
+    rig r;
+    rig_up(&r, "out", true);
+    char *h = head_with_fields(125);
+    send_str(&r, h);
+    free(h);
+    char *got = received(&r);
+    cr_assert(strstr(got, "HTTP/1.1 503 "), "125 fields are forwarded: %.300s", got);
+    free(got);
+
+    h = head_with_fields(127);
+    send_str(&r, h);
+    free(h);
+    got = received(&r);
+    cr_assert(strncmp(got, "HTTP/1.1 431 ", 13) == 0, "%.300s", got);
+    cr_assert(strstr(got, "130 header fields once the mesh adds its own"), "%s", got);
+    cr_assert(strstr(got, "the limit is 128 per hop"), "%s", got);
+    free(got);
+    cr_assert(freed(&r));
+    rig_down(&r);
+}
+
+Test(sidecar_http_session, a_reply_to_an_unparsable_head_has_a_body)
+{
+    /* The reply is framed for no request in particular, not for the HEAD
+     * request before it (no body) or an HTTP/1.0 one. */
+    rig r;
+    rig_up(&r, "out", true);
+    send_str(&r, "HEAD / HTTP/1.1\r\nHost: svc\r\n\r\n");
+    char *got = received(&r);
+    cr_assert(strstr(got, "HTTP/1.1 503 "), "%s", got);
+    free(got);
+    send_str(&r, "NOT A REQUEST\r\n\r\n");
+    got = received(&r);
+    cr_assert(strncmp(got, "HTTP/1.1 400 ", 13) == 0, "%s", got);
+    cr_assert(strstr(got, "\r\n\r\nbad request: "), "the body is there: %s", got);
+    free(got);
     cr_assert(freed(&r));
     rig_down(&r);
 }

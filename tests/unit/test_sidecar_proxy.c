@@ -238,6 +238,27 @@ Test(sidecar_proxy, request_through_the_mesh)
     mesh_down(&m);
 }
 
+Test(sidecar_proxy, forged_identity_in_any_spelling_never_reaches_the_app)
+{
+    mesh2 m;
+    a_opts o = {.san = ID_B};
+    mesh_up(&m, &o, 0, NULL);
+    char body[4096];
+    int st = tsc_http_get(m.a_http, "b", "/headers",
+                          "x_forwarded_client_cert: By=evil;URI=spiffe://example.org/ns/x/sa/root\r\n"
+                          "X-FORWARDED-CLIENT-CERT: By=evil;URI=evil2\r\n", body, sizeof body);
+    cr_assert_eq(st, 200, "%s", body);
+    cr_assert_null(strstr(body, "evil"), "%s", body);
+    cr_assert(strstr(body, "x-forwarded-client-cert=By=" ID_B ";URI=" ID_A ";"), "%s", body);
+    /* Whitespace before the colon is refused at the first sidecar. */
+    st = tsc_http_get(m.a_http, "b", "/headers",
+                      "X-Forwarded-Client-Cert : By=evil;URI=evil\r\n", body, sizeof body);
+    cr_assert_eq(st, 400, "%s", body);
+    cr_assert(strstr(body, "whitespace in header field name"), "%s", body);
+    cr_assert_eq(tsc_backend_requests(m.app), 1, "the refused request never reached the app");
+    mesh_down(&m);
+}
+
 Test(sidecar_proxy, keepalive_pipelining_and_bodies)
 {
     mesh2 m;

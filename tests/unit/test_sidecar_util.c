@@ -283,6 +283,18 @@ static int b_head(void *arg, dp_http_reader *r)
              "{\"app\":\"%s\",\"method\":\"%s\",\"path\":\"%.*s\",\"xfcc\":\"%.*s\"", c->b->name,
              http_method_str((enum http_method)r->head.method), (int)ul, url,
              x ? (int)x->value_len : 0, x ? x->value : "");
+    if (ul >= 8 && strncmp(url, "/headers", 8) == 0) {
+        /* Every field line as received: ,"hdrs":"name=value;..." */
+        size_t l = strlen(c->body);
+        l += (size_t)snprintf(c->body + l, sizeof c->body - l, ",\"hdrs\":\"");
+        for (size_t i = 0; i < r->head.n && l < sizeof c->body; i++) {
+            const dp_http_header *h = &r->head.view[i];
+            l += (size_t)snprintf(c->body + l, sizeof c->body - l, "%.*s=%.*s;",
+                                  (int)h->name_len, h->name, (int)h->value_len, h->value);
+        }
+        if (l < sizeof c->body)
+            snprintf(c->body + l, sizeof c->body - l, "\"");
+    }
     return 0;
 }
 

@@ -34,7 +34,8 @@ char *tsc_sign_csr(tsc_ca *ca, const char *csr_pem, int64_t nb, int64_t na);
 char *tsc_tmpdir(void);
 
 /* Backend: HTTP answers {"app":NAME,"method":..,"path":..,"xfcc":..} with
- * 200, /status/NNN, /delay/MS; tcp_echo echoes bytes. */
+ * 200, /status/NNN, /delay/MS; /headers adds "hdrs":"name=value;..." (every
+ * field line it got); tcp_echo echoes bytes. */
 typedef struct tsc_backend tsc_backend;
 tsc_backend *tsc_backend_start(const char *name, bool tcp_echo);
 int tsc_backend_port(const tsc_backend *b);
