@@ -40,7 +40,7 @@ grpc_channel *xcl_channel(const xcl_opts *o, const char *roots, const char *key_
     args[0].value.string = "meshd";
     args[1].type = GRPC_ARG_INTEGER;
     args[1].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[1].value.integer = MGRPC_MAX_MESSAGE;
+    args[1].value.integer = XDS_WIRE_MAX_MESSAGE;
     args[2].type = GRPC_ARG_INTEGER;
     args[2].key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
     args[2].value.integer = 1;
