@@ -295,6 +295,10 @@ int md_crl_sync(md_ctx *ctx, mesh_store *st);
 /* ---- Delta xDS streams (meshd_delta.c) ------------------------------------------ */
 
 void md_delta_on_message(md_call *c, const uint8_t *buf, size_t len);
+/* c->mu held: 1 if a response of len bytes is over the delivery limit, in which
+ * case it was recorded for the node (proxy-status, audit) and must not be sent. */
+int md_stream_over_limit_locked(md_call *c, const char *type_url, const char *version,
+                                size_t len);
 /* c->mu held: sends what the Delta state machine says the view requires. */
 void md_delta_push_locked(md_call *c, const ads_view *v);
 

@@ -176,6 +176,29 @@ void md_stream_status_sync_locked(md_call *c)
 
 /* ---- pushing --------------------------------------------------------------------- */
 
+/* A response over the delivery limit (XDS_WIRE_MAX_MESSAGE) is never sent: the
+ * client would refuse it, drop the stream, reconnect and be sent it again, in a
+ * loop. It is recorded for the node and type instead (proxy-status shows it as
+ * the type's last error, audit as xds.oversize) and the client keeps the config
+ * it has; a later version that fits goes out as usual. c->mu held. */
+int md_stream_over_limit_locked(md_call *c, const char *type_url, const char *version,
+                                size_t len)
+{
+    if (len <= XDS_WIRE_MAX_MESSAGE)
+        return 0;
+    md_stream *s = c->stream;
+    char msg[400];
+    snprintf(msg, sizeof msg,
+             "not sent by meshd: the %s response (version %s) is %zu bytes, over the %d-byte "
+             "delivery limit; the proxy keeps its last config (make the mesh config smaller "
+             "for this workload)",
+             xds_wire_short_name(type_url) ? xds_wire_short_name(type_url) : type_url, version, len, XDS_WIRE_MAX_MESSAGE);
+    log_error("meshd", "node %s (%s): %s", s->node_id, c->spiffe_id, msg);
+    md_status_type(c->ctx, s->node_id, md_stream_row_id(c), type_url, NULL, NULL, version, msg);
+    md_status_audit(c->ctx, c->spiffe_id, "xds.oversize", s->node_id, msg, 0);
+    return 1;
+}
+
 static void push_locked(md_call *c)
 {
     md_stream *s = c->stream;
@@ -209,6 +232,13 @@ static void push_locked(md_call *c)
         if (ads_response_encode(url, sends[i].version, sends[i].nonce, sends[i].items, sends[i].n,
                                 c->ctx->control_plane_id, &buf, &len, &err) != MESH_OK) {
             log_error("meshd", "node %s: %s", s->node_id, err.msg);
+            continue;
+        }
+        if (md_stream_over_limit_locked(c, url, sends[i].version, len)) {
+            /* Not awaiting an ACK for what was not sent; the version stays
+             * recorded as sent so it is not rebuilt on every pass. */
+            s->st.types[sends[i].type].awaiting = 0;
+            free(buf);
             continue;
         }
         md_call_send_locked(c, mgrpc_buffer_take(buf, len));
