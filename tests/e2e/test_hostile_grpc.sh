@@ -42,7 +42,7 @@ check_err "--max-streams-per-connection must be a number" "--max-streams-per-con
     "$MD" --db "$MESHD_DB" --max-streams-per-connection lots
 
 start steady "$XC" "${S[@]}" --state-dir "$D/api" --sub 'cds=*' --sub 'lds=*' --sub sds=default \
-    --node-id steady-node --timeout 120s
+    --node-id steady-node --timeout 300s
 check "a well-behaved sidecar gets its config" wait_for 15 has_types steady CDS LDS SDS
 rss_before=$(rss_kb)
 
@@ -115,7 +115,14 @@ extra = "".join("  - {name: s%05d, protocol: http, port: 18080}\n" % i for i in 
 print(src.replace("services:\n", "services:\n" + extra, 1), end="")
 PY
 cds_before=$(count big CDS)
-"$M" apply -f "$D/big.yaml" >/dev/null
+check_err "meshctl apply refuses it, naming workload, type and size" \
+    "workload web-1 (spiffe://example.org/ns/demo/sa/web): its CDS response would be" \
+    "$M" apply -f "$D/big.yaml"
+check "... and stores nothing" sh -c "! '$M' get services | grep -q s00001"
+check_err "... a dry run too" "over the 4194304-byte delivery limit" "$M" apply --dry-run -f "$D/big.yaml"
+# Stored anyway (as an older meshctl, or the store written otherwise, would): meshd
+# must still not send it.
+"$M" apply --skip-size-check -f "$D/big.yaml" >/dev/null
 check "meshd does not send it and says why" wait_for 15 \
     meshd_said "not sent by meshd: the CDS response"
 check "proxy-status shows the delivery error for the node's CDS" sh -c \
@@ -126,7 +133,10 @@ check "the sidecar stays connected (no reconnect loop)" node_connected big-node 
 check "... on its first stream" test "$(grep -c '(node big-node) closed after' "$D/meshd.log")" -eq 0
 rds_before=$(count big RDS)
 write_web_api_mesh 3s
-"$M" apply -f "$D/mesh.yaml" >/dev/null
+# (The stored config as a whole still does not fit, so meshctl needs telling again.)
+check_err "meshctl refuses a later change while the stored config is over the limit" \
+    "its CDS response would be" "$M" apply -f "$D/mesh.yaml"
+"$M" apply --skip-size-check -f "$D/mesh.yaml" >/dev/null
 check "later changes that fit still reach it (RDS: a route timeout)" \
     wait_count 15 big RDS $((rds_before + 1))
 check "... and the over-limit CDS is still not sent" test "$(count big CDS)" -eq "$cds_before"
