@@ -141,6 +141,15 @@ check "later changes that fit still reach it (RDS: a route timeout)" \
     wait_count 15 big RDS $((rds_before + 1))
 check "... and the over-limit CDS is still not sent" test "$(count big CDS)" -eq "$cds_before"
 
+echo "meshd: a refused TTL does not spend the join token"
+TOK=$(workload_add spiffe://example.org/ns/demo/sa/ttl)
+check_err "a TTL of 5 s is refused with INVALID_ARGUMENT" "below the 10 s minimum" \
+    "$XC" "${S[@]}" --token "$TOK" --id spiffe://example.org/ns/demo/sa/ttl \
+    --state-dir "$D/ttl" --no-stream --ttl 5s
+check "the same join token then enrols the workload" \
+    "$XC" "${S[@]}" --token "$TOK" --id spiffe://example.org/ns/demo/sa/ttl \
+    --state-dir "$D/ttl" --no-stream
+
 echo "meshd: a peer that stops answering"
 start frozen "$XC" "${S[@]}" --state-dir "$D/web" "${WEB_SUBS[@]}" --node-id frozen-node --timeout 120s
 FROZEN_PID=$LAST_PID
