@@ -150,6 +150,17 @@ check "the same join token then enrols the workload" \
     "$XC" "${S[@]}" --token "$TOK" --id spiffe://example.org/ns/demo/sa/ttl \
     --state-dir "$D/ttl" --no-stream
 
+echo "meshd: FetchSecrets with a revoked SVID"
+REV=spiffe://example.org/ns/demo/sa/rev
+enrol "$REV" rev
+check_out "FetchSecrets answers before the revocation" '"resources":["default"]' \
+    "$XC" "${S[@]}" --state-dir "$D/rev" --fetch --sub sds=default --timeout 10s
+"$M" cert revoke "$("$M" cert list --id "$REV" --output json | jq -r '.[0].serial')" >/dev/null
+# It used to answer OK with no resources.
+check_err "it is refused with PERMISSION_DENIED once the SVID is revoked" \
+    '"PERMISSION_DENIED","message":"the client certificate was revoked' \
+    "$XC" "${S[@]}" --state-dir "$D/rev" --fetch --sub sds=default --timeout 10s
+
 echo "meshd: a peer that stops answering"
 start frozen "$XC" "${S[@]}" --state-dir "$D/web" "${WEB_SUBS[@]}" --node-id frozen-node --timeout 120s
 FROZEN_PID=$LAST_PID
