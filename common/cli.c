@@ -51,6 +51,58 @@ int cli_double(const char *flag, const char *value, double lo, double hi, double
     return MESH_OK;
 }
 
+/* 4194304 -> "4MiB", 1000 -> "1000" (exact units only, for messages). */
+static void bytes_format(int64_t v, char *buf, size_t len)
+{
+    static const char *const units[] = {"GiB", "MiB", "KiB"};
+    for (int i = 0; i < 3; i++) {
+        int64_t unit = (int64_t)1 << (10 * (3 - i));
+        if (v >= unit && v % unit == 0) {
+            snprintf(buf, len, "%lld%s", (long long)(v / unit), units[i]);
+            return;
+        }
+    }
+    snprintf(buf, len, "%lld", (long long)v);
+}
+
+int cli_bytes(const char *flag, const char *value, int64_t lo, int64_t hi, int64_t *out,
+              mesh_err *err)
+{
+    char los[32], his[32];
+    bytes_format(lo, los, sizeof los);
+    bytes_format(hi, his, sizeof his);
+    const char *p = value ? value : "";
+    int64_t v = 0;
+    size_t digits = 0;
+    for (; *p >= '0' && *p <= '9'; p++, digits++) {
+        if (v > (INT64_MAX - 9) / 10) {
+            digits = 0; /* overflow: report as not a size */
+            break;
+        }
+        v = v * 10 + (*p - '0');
+    }
+    int shift = -1;
+    if (*p == '\0')
+        shift = 0;
+    else if (strcmp(p, "KiB") == 0)
+        shift = 10;
+    else if (strcmp(p, "MiB") == 0)
+        shift = 20;
+    else if (strcmp(p, "GiB") == 0)
+        shift = 30;
+    if (digits == 0 || shift < 0 || v > (INT64_MAX >> shift))
+        return mesh_err_set(err, MESH_EINVAL,
+                            "%s '%s': give a whole number of bytes, optionally with KiB, MiB or "
+                            "GiB (e.g. 8MiB), between %s and %s",
+                            flag, value ? value : "", los, his);
+    v <<= shift;
+    if (v < lo || v > hi)
+        return mesh_err_set(err, MESH_EINVAL, "%s '%s': must be between %s and %s", flag, value,
+                            los, his);
+    *out = v;
+    return MESH_OK;
+}
+
 /* "between 10ms and 1m", or "at least 250ms" without an upper bound. */
 static void duration_range(int64_t lo_ms, int64_t hi_ms, char *buf, size_t len)
 {

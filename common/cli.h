@@ -22,6 +22,10 @@ int cli_long(const char *flag, const char *value, long lo, long hi, long *out, m
 /* A finite decimal number in [lo, hi]. */
 int cli_double(const char *flag, const char *value, double lo, double hi, double *out,
                mesh_err *err);
+/* A size in bytes in [lo, hi]: a whole number with an optional binary unit,
+ * KiB, MiB or GiB ("512KiB", "8MiB"); a bare number is bytes. */
+int cli_bytes(const char *flag, const char *value, int64_t lo, int64_t hi, int64_t *out,
+              mesh_err *err);
 /* No upper bound for a duration (the library that takes the value checks it). */
 #define CLI_NO_MAX INT64_MAX
 

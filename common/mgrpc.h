@@ -14,8 +14,8 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/xds_wire.h"
 
-#define MGRPC_MAX_MESSAGE (4 * 1024 * 1024)   /* receive limit on both sides */
 
 /* Copies a (possibly multi-slice) received buffer into one malloc'd block. */
 int mgrpc_buffer_to_bytes(grpc_byte_buffer *bb, uint8_t **out, size_t *len_out, mesh_err *err);

@@ -9,7 +9,8 @@
  *
  * Plain #defines (usable in static initialisers and string concatenation),
  * plus a table between the five resource type URLs and their short names
- * ("LDS", ...), which humans type and read. No dependency beyond libc. */
+ * ("LDS", ...), which humans type and read, and the one size limit of a
+ * message on that port. No dependency beyond libc. */
 #ifndef MESH_COMMON_XDS_WIRE_H
 #define MESH_COMMON_XDS_WIRE_H
 
@@ -47,6 +48,16 @@
     XDS_TYPE_URL_PREFIX "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 #define XDS_TYPE_URL_UPSTREAM_TLS \
     XDS_TYPE_URL_PREFIX "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+
+/* ---- the delivery limit ---------------------------------------------------------
+ * The largest gRPC message on meshd's port, in either direction: meshd's
+ * receive and send limit, the sidecar's and mesh-xdsclient's receive limit,
+ * and the size every compiled xDS response must fit in (`meshctl apply`
+ * refuses a config that would compile to a bigger one, meshd never sends
+ * one). 4 MiB is gRPC's default receive limit in every implementation (C
+ * core, Go, Java, JS), so a proxyless gRPC client with a stock bootstrap can
+ * take any response meshd sends it; Envoy has no limit of its own. */
+#define XDS_WIRE_MAX_MESSAGE (4 * 1024 * 1024)
 
 /* ---- resource type URL <-> short name --------------------------------------- */
 #define XDS_WIRE_RESOURCE_TYPES 5

@@ -305,7 +305,8 @@ static int check_roundtrip(enum config_kind k, const mesh_config *in, size_t i, 
     return MESH_OK;
 }
 
-static int apply_tx(mesh_store *st, const mesh_config *in, int *changed_out, mesh_err *err)
+static int apply_tx(mesh_store *st, const mesh_config *in, mesh_config_check_fn check,
+                    void *check_ctx, int *changed_out, mesh_err *err)
 {
     char *td = NULL;
     mesh_err e;
@@ -330,6 +331,8 @@ static int apply_tx(mesh_store *st, const mesh_config *in, int *changed_out, mes
     for (int k = 0; k < CONFIG_KIND_COUNT; k++)
         n_input[k] = config_kind_count((enum config_kind)k, in);
     rc = config_validate_ex(&merged, td, n_input, err);
+    if (rc == MESH_OK && check)
+        rc = check(&merged, check_ctx, err);
     merged_free(&merged);
     if (rc != MESH_OK)
         goto out;
@@ -366,8 +369,8 @@ out:
     return rc;
 }
 
-static int apply_common(mesh_store *st, const mesh_config *in, int *changed_out, int dry_run,
-                        mesh_err *err)
+static int apply_common(mesh_store *st, const mesh_config *in, mesh_config_check_fn check,
+                        void *check_ctx, int *changed_out, int dry_run, mesh_err *err)
 {
     int dummy;
     if (!changed_out)
@@ -381,7 +384,7 @@ static int apply_common(mesh_store *st, const mesh_config *in, int *changed_out,
     if (rc != MESH_OK)
         return rc;
     int changed = 0;
-    rc = apply_tx(st, in, &changed, err);
+    rc = apply_tx(st, in, check, check_ctx, &changed, err);
     if (rc != MESH_OK || dry_run) {
         store_rollback(st);
         if (rc == MESH_OK)
@@ -396,13 +399,19 @@ static int apply_common(mesh_store *st, const mesh_config *in, int *changed_out,
 
 int mesh_config_apply(mesh_store *st, const mesh_config *in, int *changed_out, mesh_err *err)
 {
-    return apply_common(st, in, changed_out, 0, err);
+    return apply_common(st, in, NULL, NULL, changed_out, 0, err);
 }
 
 int mesh_config_apply_dry_run(mesh_store *st, const mesh_config *in, int *changed_out,
                               mesh_err *err)
 {
-    return apply_common(st, in, changed_out, 1, err);
+    return apply_common(st, in, NULL, NULL, changed_out, 1, err);
+}
+
+int mesh_config_apply_checked(mesh_store *st, const mesh_config *in, mesh_config_check_fn check,
+                              void *check_ctx, int dry_run, int *changed_out, mesh_err *err)
+{
+    return apply_common(st, in, check, check_ctx, changed_out, dry_run, err);
 }
 
 /* Appends "what (where)" to a "still referenced by" list, at most max items. */

@@ -128,6 +128,13 @@ int mesh_config_load_store(mesh_store *st, mesh_config *out, mesh_err *err);
  * instead of committing: *changed_out = how many resources would change. */
 int mesh_config_apply_dry_run(mesh_store *st, const mesh_config *in, int *changed_out,
                               mesh_err *err);
+/* mesh_config_apply (dry_run 0) or its dry run (1), with one more check of the
+ * merged, validated config before anything is written: check returns MESH_OK
+ * or an error (in err) that refuses the apply. meshctl uses it to refuse a
+ * config whose compiled xDS responses would not fit the delivery limit. */
+typedef int (*mesh_config_check_fn)(const mesh_config *merged, void *ctx, mesh_err *err);
+int mesh_config_apply_checked(mesh_store *st, const mesh_config *in, mesh_config_check_fn check,
+                              void *check_ctx, int dry_run, int *changed_out, mesh_err *err);
 /* Deletes one resource (kind "service", "workload", "route", "authorization";
  * an authorization is named by its service). Refuses (MESH_EINVAL) to delete
  * a service still referenced by a workload, route or authorization, naming

@@ -4,16 +4,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/xds_wire.h"
 #include "config/mesh_config.h"
 #include "meshctl/meshctl.h"
+#include "sds/protocol/ads_delivery.h"
+
+/* The merged config must compile, for every workload, to responses meshd can
+ * send (mesh_config_apply_checked runs this before writing anything). */
+static int check_delivery(const mesh_config *merged, void *ctx, mesh_err *err)
+{
+    (void)ctx;
+    mesh_err e = {0};
+    if (ads_delivery_check(merged, XDS_WIRE_MAX_MESSAGE, &e) != MESH_OK)
+        return mesh_err_set(err, e.code, "config not applied: %s", e.msg);
+    return MESH_OK;
+}
 
 int ctl_cmd_apply(ctl_ctx *c, int argc, char **argv)
 {
     static const struct option opts[] = {{"file", required_argument, 0, 'f'},
                                          {"dry-run", no_argument, 0, 'n'},
+                                         {"skip-size-check", no_argument, 0, 's'},
                                          {0, 0, 0, 0}};
     const char *file = NULL;
-    int dry_run = 0;
+    int dry_run = 0, skip_size = 0;
     optind = 1;
     opterr = 0;
     int ch;
@@ -22,6 +36,8 @@ int ctl_cmd_apply(ctl_ctx *c, int argc, char **argv)
             file = optarg;
         else if (ch == 'n')
             dry_run = 1;
+        else if (ch == 's')
+            skip_size = 1;
         else
             return ctl_bad_option(c, argc, argv);
     }
@@ -40,11 +56,8 @@ int ctl_cmd_apply(ctl_ctx *c, int argc, char **argv)
     }
     int changed = 0;
     int rc;
-    if (dry_run) {
-        rc = mesh_config_apply_dry_run(st, &cfg, &changed, &err);
-    } else {
-        rc = mesh_config_apply(st, &cfg, &changed, &err);
-    }
+    rc = mesh_config_apply_checked(st, &cfg, skip_size ? NULL : check_delivery, NULL, dry_run,
+                                   &changed, &err);
     size_t total = cfg.n_services + cfg.n_workloads + cfg.n_routes + cfg.n_authz;
     mesh_config_free(&cfg);
     if (rc != MESH_OK)

@@ -6,6 +6,13 @@
  * ADS state machine keeps that FIFO short by waiting for ACKs per type.
  * Any thread may queue (CQ threads, workers, the watcher) with c->mu held.
  *
+ * The FIFO is bounded in bytes (--max-send-queue): a send batch completes
+ * only once the transport has taken the message, and a client that does not
+ * read stops it taking more (HTTP/2 flow control), so bytes pile up here.
+ * Past the limit the call is cancelled with RESOURCE_EXHAUSTED and a message
+ * that says why: a client that does not read costs meshd at most the limit
+ * (plus what the transport holds), never a growing queue.
+ *
  * Lifetime: the reference taken at creation belongs to the RECV_CLOSE
  * batch, which completes exactly once when the call is over; every other
  * batch and every queued job holds its own reference. That batch may
@@ -100,6 +107,7 @@ static void call_destroy(md_call *c)
     grpc_call_unref(c->call);
     pthread_mutex_destroy(&c->mu);
     free(c);
+    atomic_fetch_add(&ctx->calls_closed, 1);
     pthread_mutex_lock(&ctx->life_mu);
     ctx->live_calls--;
     pthread_cond_broadcast(&ctx->life_cv);
@@ -145,6 +153,13 @@ int md_call_start_recv(md_call *c)
     return start_batch(c, &op, 1, &c->recv_tag);
 }
 
+/* Bytes leave the call's queue (sent, dropped or failed to start). */
+static void unqueue_bytes(md_call *c, size_t len)
+{
+    c->queued_bytes -= len;
+    atomic_fetch_sub(&c->ctx->send_queued_total, len);
+}
+
 /* Starts the next queued item if nothing is in flight. c->mu held. */
 static void kick_locked(md_call *c)
 {
@@ -182,10 +197,60 @@ static void kick_locked(md_call *c)
     c->inflight = o;
     if (start_batch(c, ops, n, &c->send_tag) != MESH_OK) {
         c->inflight = NULL;
+        unqueue_bytes(c, o->len);
         out_free(o);
         return;
     }
     c->initial_md_sent = 1;
+}
+
+/* Drops what waits behind the send in flight. c->mu held. */
+static void drop_queue_locked(md_call *c)
+{
+    while (c->q_head) {
+        md_out *n = c->q_head->next;
+        unqueue_bytes(c, c->q_head->len);
+        out_free(c->q_head);
+        c->q_head = n;
+    }
+    c->q_tail = NULL;
+}
+
+/* The client is not reading what it is sent: end the call now. A status
+ * cannot be queued (it would wait behind the stalled send), so the call is
+ * cancelled, which also fails the send in flight. c->mu held. */
+static void overflow_locked(md_call *c, size_t adding, int total)
+{
+    md_ctx *ctx = c->ctx;
+    char msg[400];
+    if (total)
+        snprintf(msg, sizeof msg,
+                 "meshd closed the stream: its responses wait for the client to read them "
+                 "while meshd holds %zu bytes unread by its clients, over its limit of %zu "
+                 "(--max-send-queue-total); a client must read its stream to stay connected",
+                 atomic_load(&ctx->send_queued_total) + adding, ctx->opts.max_send_queue_total);
+    else
+        snprintf(msg, sizeof msg,
+                 "meshd closed the stream: %zu bytes of responses are waiting for the client "
+                 "to read them, over meshd's limit of %zu (--max-send-queue); a client must "
+                 "read its stream to stay connected",
+                 c->queued_bytes + adding, ctx->opts.max_send_queue);
+    log_warn("meshd", "%s from %s (%s): %s", c->method, c->spiffe_id[0] ? c->spiffe_id : "?",
+             c->peer_addr, msg);
+    char detail[600];
+    snprintf(detail, sizeof detail,
+             "%s peer=%s: %zu bytes queued behind a stalled send (limit %zu), %llu taken by "
+             "the transport before it stalled",
+             c->method, c->peer_addr, c->queued_bytes + adding, ctx->opts.max_send_queue,
+             (unsigned long long)c->sent_bytes);
+    log_info("meshd", "%s", detail);
+    md_status_audit(ctx, c->spiffe_id[0] ? c->spiffe_id : "anonymous", "xds.overflow",
+                    c->stream && c->stream->node_known ? c->stream->node_id : "", detail, 0);
+    drop_queue_locked(c);
+    c->finishing = 1;
+    c->send_overflow = 1;
+    if (c->call)
+        grpc_call_cancel_with_status(c->call, GRPC_STATUS_RESOURCE_EXHAUSTED, msg, NULL);
 }
 
 static void enqueue_locked(md_call *c, md_out *o)
@@ -194,6 +259,22 @@ static void enqueue_locked(md_call *c, md_out *o)
         out_free(o);
         return;
     }
+    md_ctx *ctx = c->ctx;
+    size_t limit = ctx->opts.max_send_queue;
+    /* Over the process-wide budget, a call that already has a message
+     * waiting behind the one in flight is one whose client is behind:
+     * it goes, rather than memory. A call whose queue is empty is sending
+     * as fast as its client reads and may always queue one more. */
+    int over_total = ctx->opts.max_send_queue_total && c->q_head &&
+                     atomic_load(&ctx->send_queued_total) + o->len >
+                         ctx->opts.max_send_queue_total;
+    if (o->len && ((limit && c->queued_bytes + o->len > limit) || over_total)) {
+        overflow_locked(c, o->len, !(limit && c->queued_bytes + o->len > limit));
+        out_free(o);
+        return;
+    }
+    c->queued_bytes += o->len;
+    atomic_fetch_add(&ctx->send_queued_total, o->len);
     if (c->q_tail)
         c->q_tail->next = o;
     else
@@ -217,6 +298,7 @@ void md_call_send_locked(md_call *c, grpc_byte_buffer *bb)
         return;
     }
     o->bb = bb;
+    o->len = grpc_byte_buffer_length(bb);
     enqueue_locked(c, o);
 }
 
@@ -241,6 +323,7 @@ void md_call_reply_locked(md_call *c, grpc_byte_buffer *bb, grpc_status_code cod
         return;
     }
     o->bb = bb;
+    o->len = bb ? grpc_byte_buffer_length(bb) : 0;
     o->has_status = 1;
     o->code = code;
     o->msg = m;
@@ -265,14 +348,14 @@ void md_call_on_send(md_call *c, int ok)
     pthread_mutex_lock(&c->mu);
     md_out *o = c->inflight;
     c->inflight = NULL;
+    if (o) {
+        unqueue_bytes(c, o->len);
+        if (ok)
+            c->sent_bytes += o->len;
+    }
     if (!ok) {
         /* The transport is gone; the close completion follows. */
-        while (c->q_head) {
-            md_out *n = c->q_head->next;
-            out_free(c->q_head);
-            c->q_head = n;
-        }
-        c->q_tail = NULL;
+        drop_queue_locked(c);
     } else {
         kick_locked(c);
     }
@@ -331,12 +414,7 @@ void md_call_on_close(md_call *c, int ok)
 {
     pthread_mutex_lock(&c->mu);
     c->closed = 1;
-    while (c->q_head) {
-        md_out *n = c->q_head->next;
-        out_free(c->q_head);
-        c->q_head = n;
-    }
-    c->q_tail = NULL;
+    drop_queue_locked(c);
     pthread_mutex_unlock(&c->mu);
     if (md_call_kind_is_stream(c->kind))
         md_stream_on_close(c);

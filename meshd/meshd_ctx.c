@@ -35,6 +35,8 @@ int md_ctx_init(md_ctx *ctx, mesh_err *err)
 {
     atomic_init(&ctx->nonce_counter, 0);
     atomic_init(&ctx->shutting_down, 0);
+    atomic_init(&ctx->send_queued_total, 0);
+    atomic_init(&ctx->calls_closed, 0);
     if (RAND_bytes((unsigned char *)&ctx->nonce_prefix, sizeof ctx->nonce_prefix) != 1)
         ctx->nonce_prefix = (uint32_t)getpid() ^ (uint32_t)time(NULL);
     if (pthread_mutex_init(&ctx->life_mu, NULL) != 0 ||

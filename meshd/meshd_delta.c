@@ -37,6 +37,10 @@ void md_delta_push_locked(md_call *c, const ads_view *v)
             log_error("meshd", "node %s: %s", s->node_id, err.msg);
             continue;
         }
+        if (md_stream_over_limit_locked(c, url, o->version, len)) {
+            free(buf);
+            continue;
+        }
         md_call_send_locked(c, mgrpc_buffer_take(buf, len));
         s->responses++;
         log_debug("meshd", "delta push %s v=%s nonce=%s resources=%zu removed=%zu to %s (%s)",

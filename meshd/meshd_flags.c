@@ -34,6 +34,26 @@ static const char usage[] =
     "  --xds-plaintext-allow-remote\n"
     "                         let --xds-plaintext-listen bind a non-loopback address\n"
     "                         (only on a network you trust)\n"
+    "\n"
+    "Bounds on what one peer can make meshd hold (a refused stream is told why):\n"
+    "  --max-streams-per-connection N\n"
+    "                         concurrent gRPC streams on one connection (default 100;\n"
+    "                         a client waits for a free one)\n"
+    "  --max-streams-per-identity N\n"
+    "                         xDS streams one SPIFFE ID may hold at once, over all its\n"
+    "                         connections (default 1000; replicas share an identity);\n"
+    "                         more are refused with RESOURCE_EXHAUSTED\n"
+    "  --max-send-queue BYTES responses queued for one stream that its client has not\n"
+    "                         read before meshd cancels the stream (default 16MiB;\n"
+    "                         at least twice the 4MiB message limit)\n"
+    "  --max-send-queue-total BYTES\n"
+    "                         the same over all streams together (default 256MiB): past\n"
+    "                         it, a stream with a response waiting behind another is\n"
+    "                         cancelled\n"
+    "  --keepalive DURATION   ping each connection this often (default 30s) ...\n"
+    "  --keepalive-timeout DURATION\n"
+    "                         ... and close it when a ping is not answered in time\n"
+    "                         (default 10s): dead peers and peers that stopped reading\n"
     "  -h, --help             this text\n"
     "\n"
     "Durations are a whole number and a unit (ms, s, m, h, d), e.g. 250ms, 90s, 15m, 24h.\n"
@@ -52,9 +72,16 @@ int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err)
     o->poll_ms = 200;
     o->debounce_ms = 100;
     o->max_pending_csr = 2048;
+    o->max_streams_per_conn = MD_DEFAULT_STREAMS_PER_CONN;
+    o->max_streams_per_identity = MD_DEFAULT_STREAMS_PER_IDENTITY;
+    o->max_send_queue = MD_DEFAULT_SEND_QUEUE;
+    o->max_send_queue_total = MD_DEFAULT_SEND_QUEUE_TOTAL;
+    o->keepalive_ms = 30000;
+    o->keepalive_timeout_ms = 10000;
 
     enum { O_DB = 1000, O_LISTEN, O_TTL, O_FRAC, O_LOG, O_INST, O_CQ, O_WORK, O_POLL, O_MAXCSR,
-           O_PLAIN, O_PLAIN_REMOTE };
+           O_PLAIN, O_PLAIN_REMOTE, O_STREAMS_CONN, O_STREAMS_ID, O_SENDQ, O_SENDQ_TOTAL, O_KEEPALIVE,
+           O_KEEPALIVE_TIMEOUT };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -68,6 +95,12 @@ int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err)
         {"max-pending-csr", required_argument, NULL, O_MAXCSR},
         {"xds-plaintext-listen", required_argument, NULL, O_PLAIN},
         {"xds-plaintext-allow-remote", no_argument, NULL, O_PLAIN_REMOTE},
+        {"max-streams-per-connection", required_argument, NULL, O_STREAMS_CONN},
+        {"max-streams-per-identity", required_argument, NULL, O_STREAMS_ID},
+        {"max-send-queue", required_argument, NULL, O_SENDQ},
+        {"max-send-queue-total", required_argument, NULL, O_SENDQ_TOTAL},
+        {"keepalive", required_argument, NULL, O_KEEPALIVE},
+        {"keepalive-timeout", required_argument, NULL, O_KEEPALIVE_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -120,6 +153,44 @@ int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err)
             break;
         case O_PLAIN: o->plain_listen = optarg; break;
         case O_PLAIN_REMOTE: o->plain_remote = 1; break;
+        case O_STREAMS_CONN:
+            if (cli_long("--max-streams-per-connection", optarg, 1, 10000, &v, err) != MESH_OK)
+                return MESH_EINVAL;
+            o->max_streams_per_conn = (int)v;
+            break;
+        case O_STREAMS_ID:
+            if (cli_long("--max-streams-per-identity", optarg, 1, 1000000, &v, err) != MESH_OK)
+                return MESH_EINVAL;
+            o->max_streams_per_identity = (size_t)v;
+            break;
+        case O_SENDQ: {
+            /* Below two messages a healthy stream could be cancelled for one
+             * full-size response queued behind another. */
+            int64_t b;
+            if (cli_bytes("--max-send-queue", optarg, 2 * (int64_t)XDS_WIRE_MAX_MESSAGE,
+                          (int64_t)1 << 30, &b, err) != MESH_OK)
+                return MESH_EINVAL;
+            o->max_send_queue = (size_t)b;
+            break;
+        }
+        case O_SENDQ_TOTAL: {
+            int64_t b;
+            if (cli_bytes("--max-send-queue-total", optarg, 2 * (int64_t)XDS_WIRE_MAX_MESSAGE,
+                          (int64_t)64 << 30, &b, err) != MESH_OK)
+                return MESH_EINVAL;
+            o->max_send_queue_total = (size_t)b;
+            break;
+        }
+        case O_KEEPALIVE:
+            if (cli_duration_ms("--keepalive", optarg, DURATION_BARE_SECONDS, 1000, 3600000,
+                                &o->keepalive_ms, err) != MESH_OK)
+                return MESH_EINVAL;
+            break;
+        case O_KEEPALIVE_TIMEOUT:
+            if (cli_duration_ms("--keepalive-timeout", optarg, DURATION_BARE_SECONDS, 1000,
+                                600000, &o->keepalive_timeout_ms, err) != MESH_OK)
+                return MESH_EINVAL;
+            break;
         case 'h':
             fputs(usage, stdout);
             return 1;

@@ -44,6 +44,16 @@
 #define MD_SERVING_NS "mesh-system"
 #define MD_SERVING_SA "meshd"
 
+/* Defaults of the bounds (md_opts). 100 streams per connection is HTTP/2's
+ * recommended minimum (RFC 9113 6.5.2) and far more than a sidecar uses (one
+ * ADS stream, now and then a CreateCertificate). A SotW stream has at most one
+ * response per type awaiting its ACK: one in flight and four queued behind it,
+ * so four messages of the delivery limit never cancel a client that reads. */
+#define MD_DEFAULT_STREAMS_PER_CONN 100
+#define MD_DEFAULT_STREAMS_PER_IDENTITY 1000
+#define MD_DEFAULT_SEND_QUEUE ((size_t)4 * XDS_WIRE_MAX_MESSAGE)
+#define MD_DEFAULT_SEND_QUEUE_TOTAL ((size_t)256 * 1024 * 1024)
+
 /* ---- options (meshd_flags.c) ------------------------------------------------ */
 
 typedef struct md_opts {
@@ -61,6 +71,13 @@ typedef struct md_opts {
     const char *plain_listen;     /* plaintext xDS port for proxyless gRPC clients, NULL = off
                                    * (meshd/meshd_proxyless.h) */
     int plain_remote;             /* ... which may bind a non-loopback address */
+    /* Bounds on what a peer can make meshd hold (docs/control-plane.md "Bounds"). */
+    int max_streams_per_conn;     /* HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS */
+    size_t max_streams_per_identity; /* xDS streams one SPIFFE ID may hold at once */
+    size_t max_send_queue;        /* bytes queued for one call before it is cancelled */
+    size_t max_send_queue_total;  /* ... and for all calls together */
+    int64_t keepalive_ms;         /* ping an idle connection this often ... */
+    int64_t keepalive_timeout_ms; /* ... and close it when the ping is not answered */
 } md_opts;
 
 /* 0 = run, 1 = help printed (exit 0), <0 = error in err. */
@@ -132,6 +149,7 @@ typedef struct md_tag {
 typedef struct md_out {
     struct md_out *next;
     grpc_byte_buffer *bb;         /* NULL for a status-only item */
+    size_t len;                   /* bytes of bb */
     int has_status;
     grpc_status_code code;
     char *msg;
@@ -155,6 +173,10 @@ typedef struct md_call {
     int initial_md_sent;
     md_out *q_head, *q_tail;
     md_out *inflight;
+    size_t queued_bytes;          /* message bytes queued or in flight (not yet taken by
+                                   * the transport): bounded by opts.max_send_queue */
+    int send_overflow;            /* cancelled because its client did not read */
+    uint64_t sent_bytes;          /* message bytes the transport has taken */
     grpc_slice status_details;
     int status_details_set;
     char peer_addr[128];
@@ -273,11 +295,22 @@ int md_crl_sync(md_ctx *ctx, mesh_store *st);
 /* ---- Delta xDS streams (meshd_delta.c) ------------------------------------------ */
 
 void md_delta_on_message(md_call *c, const uint8_t *buf, size_t len);
+/* c->mu held: 1 if a response of len bytes is over the delivery limit, in which
+ * case it was recorded for the node (proxy-status, audit) and must not be sent. */
+int md_stream_over_limit_locked(md_call *c, const char *type_url, const char *version,
+                                size_t len);
 /* c->mu held: sends what the Delta state machine says the view requires. */
 void md_delta_push_locked(md_call *c, const ads_view *v);
 
-/* Registry of live streams (the watcher walks it). */
+/* Registry of live streams (the watcher walks it), counted per identity
+ * (c->spiffe_id). md_registry_admit registers c unless its identity already
+ * holds opts.max_streams_per_identity streams (MESH_EBUSY; *held = how many).
+ * md_registry_add registers unconditionally. */
+int md_registry_admit(md_ctx *ctx, md_call *c, size_t *held);
 void md_registry_add(md_ctx *ctx, md_call *c);
+size_t md_registry_count_of(md_ctx *ctx, const char *spiffe_id);
+/* Frees the per-identity counts (every stream gone). */
+void md_registry_destroy(md_ctx *ctx);
 void md_registry_remove(md_ctx *ctx, md_call *c);
 /* Array of referenced calls; release with md_registry_release. */
 md_call **md_registry_list(md_ctx *ctx, size_t *n_out);
@@ -533,15 +566,20 @@ struct md_ctx {
     size_t n_slots;
     md_tag shutdown_tag;
 
+    /* message bytes queued in every call (md_call.queued_bytes summed) */
+    atomic_size_t send_queued_total;
+
     /* live call accounting, for an orderly shutdown */
     pthread_mutex_t life_mu;
     pthread_cond_t life_cv;
     long live_calls;
     int server_shutdown_done;
+    atomic_uint_fast64_t calls_closed; /* calls freed since start (memory trimming) */
 
     pthread_mutex_t reg_mu;
     md_call *reg_head;
     size_t reg_count;
+    md_map *reg_by_id;            /* spiffe id -> streams registered (as uintptr_t) */
 
     md_tls tls;
     md_cache cache;

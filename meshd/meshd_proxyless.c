@@ -266,7 +266,17 @@ static int settle_identity_locked(md_call *c, const ads_decoded *d)
     s->view_key = key;
     /* Registered only now: the watcher reads spiffe_id and the view key of
      * registered calls without their mutex. */
-    md_registry_add(ctx, c);
+    size_t held = 0;
+    if (md_registry_admit(ctx, c, &held) != MESH_OK) {
+        free(j);
+        snprintf(msg, sizeof msg,
+                 "%.300s already holds %zu xDS streams on meshd, its limit "
+                 "(--max-streams-per-identity %zu); close streams it no longer uses",
+                 id, held, ctx->opts.max_streams_per_identity);
+        log_warn("meshd", "proxyless stream from %s refused: %s", c->peer_addr, msg);
+        md_call_finish_locked(c, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+        return MESH_EBUSY;
+    }
     j->kind = MD_JOB_STREAM_INIT;
     md_call_ref(c);
     j->call = c;

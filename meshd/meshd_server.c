@@ -5,9 +5,9 @@
  * re-armed; one generic slot answers every other method (per-type xDS
  * services, reflection, typos) with UNIMPLEMENTED at once — without it such
  * a call would hang until the client's deadline, which for Envoy is never.
- * Server args: 4 MiB receive limit (bigger messages fail the call with
- * RESOURCE_EXHAUSTED before we see them), keepalive so dead peers are
- * noticed, and client pings tolerated (Envoy and gRPC clients send them). */
+ * Server args: the delivery limit both ways, the per-connection stream limit,
+ * keepalive that closes dead and non-reading peers, and client pings
+ * tolerated (Envoy and gRPC clients send them); md_server_bind says why. */
 #include "meshd/meshd_internal.h"
 
 #include <stdio.h>
@@ -213,34 +213,45 @@ static void *cq_main(void *arg)
     return NULL;
 }
 
+static void int_arg(grpc_arg *args, size_t *n, const char *key, int value)
+{
+    args[*n].type = GRPC_ARG_INTEGER;
+    args[*n].key = (char *)key;
+    args[*n].value.integer = value;
+    (*n)++;
+}
+
 int md_server_bind(md_ctx *ctx, mesh_err *err)
 {
-    grpc_arg args[7];
+    const md_opts *o = &ctx->opts;
+    grpc_arg args[16];
+    size_t n = 0;
     memset(args, 0, sizeof args);
-    args[0].type = GRPC_ARG_INTEGER;
-    args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[0].value.integer = MGRPC_MAX_MESSAGE;
-    args[1].type = GRPC_ARG_INTEGER;
-    args[1].key = GRPC_ARG_KEEPALIVE_TIME_MS;
-    args[1].value.integer = 30000;
-    args[2].type = GRPC_ARG_INTEGER;
-    args[2].key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS;
-    args[2].value.integer = 10000;
-    args[3].type = GRPC_ARG_INTEGER;
-    args[3].key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS;
-    args[3].value.integer = 10000;
-    args[4].type = GRPC_ARG_INTEGER;
-    args[4].key = GRPC_ARG_HTTP2_MAX_PING_STRIKES;
-    args[4].value.integer = 0;
-    args[5].type = GRPC_ARG_INTEGER;
-    args[5].key = GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS;
-    args[5].value.integer = 1;
+    /* The delivery limit, both ways: a bigger request fails its call with
+     * RESOURCE_EXHAUSTED before we see it; meshd checks its responses
+     * itself (it never sends a bigger one), this is the backstop. */
+    int_arg(args, &n, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, XDS_WIRE_MAX_MESSAGE);
+    int_arg(args, &n, GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, XDS_WIRE_MAX_MESSAGE);
+    /* Streams beyond this on one connection wait in the client (HTTP/2
+     * SETTINGS_MAX_CONCURRENT_STREAMS); meshd counts per identity itself. */
+    int_arg(args, &n, GRPC_ARG_MAX_CONCURRENT_STREAMS, o->max_streams_per_conn);
+    /* Keepalive: every connection is pinged and closed when a ping goes
+     * unanswered: a dead peer, or one that stopped reading its socket (the
+     * ping cannot even be written). gRPC stops pinging a connection that
+     * carries no data after two pings unless MAX_PINGS_WITHOUT_DATA is 0, and
+     * an idle ADS connection carries none for hours: without it a peer that
+     * died after the second ping would hold its streams forever. */
+    int_arg(args, &n, GRPC_ARG_KEEPALIVE_TIME_MS, (int)o->keepalive_ms);
+    int_arg(args, &n, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, (int)o->keepalive_timeout_ms);
+    int_arg(args, &n, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    int_arg(args, &n, GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+    /* Clients' own pings (Envoy and gRPC clients send them) are tolerated. */
+    int_arg(args, &n, GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+    int_arg(args, &n, GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
     /* Without this a second meshd on the same port would silently share it
      * (gRPC sets SO_REUSEPORT by default). */
-    args[6].type = GRPC_ARG_INTEGER;
-    args[6].key = GRPC_ARG_ALLOW_REUSEPORT;
-    args[6].value.integer = 0;
-    grpc_channel_args cargs = {.num_args = 7, .args = args};
+    int_arg(args, &n, GRPC_ARG_ALLOW_REUSEPORT, 0);
+    grpc_channel_args cargs = {.num_args = n, .args = args};
 
     ctx->cq = grpc_completion_queue_create_for_next(NULL);
     ctx->server = grpc_server_create(&cargs, NULL);
@@ -331,4 +342,5 @@ void md_server_stop(md_ctx *ctx)
     ctx->cq = NULL;
     free(ctx->slots);
     ctx->slots = NULL;
+    md_registry_destroy(ctx);
 }

@@ -43,10 +43,25 @@ void md_stream_free(md_stream *s)
 
 /* ---- registry ------------------------------------------------------------------ */
 
-void md_registry_add(md_ctx *ctx, md_call *c)
+/* Streams per identity (reg_mu held): the count of key, adjusted by delta. */
+static size_t identity_count_locked(md_ctx *ctx, const char *key, int delta)
+{
+    if (!ctx->reg_by_id && !(ctx->reg_by_id = md_map_new(4096)))
+        return 0;
+    size_t n = (size_t)(uintptr_t)md_map_get(ctx->reg_by_id, key);
+    if (delta == 0)
+        return n;
+    n = delta > 0 ? n + 1 : (n ? n - 1 : 0);
+    if (n == 0)
+        md_map_remove(ctx->reg_by_id, key);
+    else if (md_map_put(ctx->reg_by_id, key, (void *)(uintptr_t)n, NULL) != MESH_OK)
+        log_error("meshd", "out of memory counting the streams of %s", key);
+    return n;
+}
+
+static void registry_link_locked(md_ctx *ctx, md_call *c)
 {
     md_call_ref(c);
-    pthread_mutex_lock(&ctx->reg_mu);
     c->reg_prev = NULL;
     c->reg_next = ctx->reg_head;
     if (ctx->reg_head)
@@ -54,7 +69,34 @@ void md_registry_add(md_ctx *ctx, md_call *c)
     ctx->reg_head = c;
     ctx->reg_count++;
     c->registered = 1;
+    identity_count_locked(ctx, c->spiffe_id, +1);
+}
+
+void md_registry_add(md_ctx *ctx, md_call *c)
+{
+    pthread_mutex_lock(&ctx->reg_mu);
+    registry_link_locked(ctx, c);
     pthread_mutex_unlock(&ctx->reg_mu);
+}
+
+int md_registry_admit(md_ctx *ctx, md_call *c, size_t *held)
+{
+    pthread_mutex_lock(&ctx->reg_mu);
+    size_t n = identity_count_locked(ctx, c->spiffe_id, 0);
+    *held = n;
+    int ok = n < ctx->opts.max_streams_per_identity;
+    if (ok)
+        registry_link_locked(ctx, c);
+    pthread_mutex_unlock(&ctx->reg_mu);
+    return ok ? MESH_OK : MESH_EBUSY;
+}
+
+size_t md_registry_count_of(md_ctx *ctx, const char *spiffe_id)
+{
+    pthread_mutex_lock(&ctx->reg_mu);
+    size_t n = identity_count_locked(ctx, spiffe_id, 0);
+    pthread_mutex_unlock(&ctx->reg_mu);
+    return n;
 }
 
 void md_registry_remove(md_ctx *ctx, md_call *c)
@@ -71,10 +113,19 @@ void md_registry_remove(md_ctx *ctx, md_call *c)
         c->reg_prev = c->reg_next = NULL;
         c->registered = 0;
         ctx->reg_count--;
+        identity_count_locked(ctx, c->spiffe_id, -1);
     }
     pthread_mutex_unlock(&ctx->reg_mu);
     if (was)
         md_call_unref(c);
+}
+
+void md_registry_destroy(md_ctx *ctx)
+{
+    pthread_mutex_lock(&ctx->reg_mu);
+    md_map_free(ctx->reg_by_id, NULL);
+    ctx->reg_by_id = NULL;
+    pthread_mutex_unlock(&ctx->reg_mu);
 }
 
 md_call **md_registry_list(md_ctx *ctx, size_t *n_out)
@@ -125,6 +176,29 @@ void md_stream_status_sync_locked(md_call *c)
 
 /* ---- pushing --------------------------------------------------------------------- */
 
+/* A response over the delivery limit (XDS_WIRE_MAX_MESSAGE) is never sent: the
+ * client would refuse it, drop the stream, reconnect and be sent it again, in a
+ * loop. It is recorded for the node and type instead (proxy-status shows it as
+ * the type's last error, audit as xds.oversize) and the client keeps the config
+ * it has; a later version that fits goes out as usual. c->mu held. */
+int md_stream_over_limit_locked(md_call *c, const char *type_url, const char *version,
+                                size_t len)
+{
+    if (len <= XDS_WIRE_MAX_MESSAGE)
+        return 0;
+    md_stream *s = c->stream;
+    char msg[400];
+    snprintf(msg, sizeof msg,
+             "not sent by meshd: the %s response (version %s) is %zu bytes, over the %d-byte "
+             "delivery limit; the proxy keeps its last config (make the mesh config smaller "
+             "for this workload)",
+             xds_wire_short_name(type_url) ? xds_wire_short_name(type_url) : type_url, version, len, XDS_WIRE_MAX_MESSAGE);
+    log_error("meshd", "node %s (%s): %s", s->node_id, c->spiffe_id, msg);
+    md_status_type(c->ctx, s->node_id, md_stream_row_id(c), type_url, NULL, NULL, version, msg);
+    md_status_audit(c->ctx, c->spiffe_id, "xds.oversize", s->node_id, msg, 0);
+    return 1;
+}
+
 static void push_locked(md_call *c)
 {
     md_stream *s = c->stream;
@@ -158,6 +232,13 @@ static void push_locked(md_call *c)
         if (ads_response_encode(url, sends[i].version, sends[i].nonce, sends[i].items, sends[i].n,
                                 c->ctx->control_plane_id, &buf, &len, &err) != MESH_OK) {
             log_error("meshd", "node %s: %s", s->node_id, err.msg);
+            continue;
+        }
+        if (md_stream_over_limit_locked(c, url, sends[i].version, len)) {
+            /* Not awaiting an ACK for what was not sent; the version stays
+             * recorded as sent so it is not rebuilt on every pass. */
+            s->st.types[sends[i].type].awaiting = 0;
+            free(buf);
             continue;
         }
         md_call_send_locked(c, mgrpc_buffer_take(buf, len));
@@ -220,6 +301,25 @@ void md_stream_update_locked(md_call *c, md_view_update *u)
 
 /* ---- requests -------------------------------------------------------------------- */
 
+/* One identity holds as many streams as --max-streams-per-identity allows:
+ * the next is refused, told why, and audited (a client opening streams in a
+ * loop is worth an operator's look). */
+static void refuse_over_limit(md_call *c, size_t held)
+{
+    md_ctx *ctx = c->ctx;
+    char msg[700];
+    snprintf(msg, sizeof msg,
+             "%s already holds %zu xDS streams on meshd, its limit "
+             "(--max-streams-per-identity %zu); close streams it no longer uses",
+             c->spiffe_id, held, ctx->opts.max_streams_per_identity);
+    char detail[800];
+    snprintf(detail, sizeof detail, "%s peer=%s: %zu streams held, limit %zu", c->method,
+             c->peer_addr, held, ctx->opts.max_streams_per_identity);
+    md_status_audit(ctx, c->spiffe_id, "xds.limit", c->method, detail, 0);
+    log_warn("meshd", "%s from %s (%s) refused: %s", c->method, c->spiffe_id, c->peer_addr, msg);
+    md_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+}
+
 void md_stream_open(md_call *c)
 {
     md_ctx *ctx = c->ctx;
@@ -274,8 +374,14 @@ void md_stream_open(md_call *c)
         md_stream_free(s);
         return;
     }
+    size_t held = 0;
+    if (md_registry_admit(ctx, c, &held) != MESH_OK) {   /* reg_mu: a leaf lock under c->mu */
+        pthread_mutex_unlock(&c->mu);
+        md_stream_free(s);
+        refuse_over_limit(c, held);
+        return;
+    }
     c->stream = s;
-    md_registry_add(ctx, c);   /* takes reg_mu: a leaf lock under c->mu */
     pthread_mutex_unlock(&c->mu);
     if (md_call_start_recv(c) != MESH_OK) {
         md_call_finish(c, GRPC_STATUS_INTERNAL, "cannot receive on the stream");

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "istio/v1/auth/ca.pb-c.h"
+#include "ca/csr.h"
 #include "sds/protocol/ads_codec.h"
 #include "sds/certsvc/cert_service.h"
 #include "common/mgrpc.h"
@@ -234,9 +235,29 @@ void md_job_fetch(md_worker *w, md_job *j)
     memset(&svid, 0, sizeof svid);
     sds_secret_set set;
     memset(&set, 0, sizeof set);
+    /* The certificate the peer connected with: a revoked one is refused, as
+     * on a stream (without it the lookup found no SVID and the reply was an
+     * OK with no resources, which a client cannot tell from "nothing yet"). */
+    char presented[48] = "";
+    mesh_err perr = {0};
+    if (c->peer_cert_pem && cert_pem_info(c->peer_cert_pem, NULL, 0, presented,
+                                          sizeof presented, NULL, NULL, &perr) != MESH_OK)
+        presented[0] = '\0';
+    int revoked = 0;
     int rc = (!cas || !bundle) ? mesh_err_set(&err, MESH_EINTERNAL, "trust bundle not loaded")
                                : sds_svid_lookup(w->st, c->spiffe_id, c->pubkey_sha, cas->list,
-                                                 cas->n, md_now(), NULL, NULL, &svid, &err);
+                                                 cas->n, md_now(), presented[0] ? presented : NULL,
+                                                 &revoked, &svid, &err);
+    if (rc == MESH_OK && revoked) {
+        char detail[300];
+        snprintf(detail, sizeof detail, "FetchSecrets peer=%s with revoked certificate %s",
+                 c->peer_addr, presented);
+        md_status_audit(ctx, c->spiffe_id, "sds.denied", presented, detail, 0);
+        log_warn("meshd", "%s", detail);
+        reply(c, NULL, 0, GRPC_STATUS_PERMISSION_DENIED,
+              "the client certificate was revoked; get a new SVID");
+        goto out;
+    }
     if (rc == MESH_OK)
         rc = sds_secret_set_build(c->spiffe_id, svid.found ? svid.chain_pem : NULL, bundle, &set,
                                   &err);

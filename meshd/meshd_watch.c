@@ -24,6 +24,7 @@
  * meshd/meshd_changes.c; this file runs the loop and applies them. */
 #include "meshd/meshd_internal.h"
 
+#include <malloc.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,9 @@ typedef struct watch_local {
     int64_t last_rotation_ms;
     int64_t last_crl_ms;          /* last CRL refresh (md_crl_sync) */
     md_map *deferred;             /* dirty identities whose streams were not ready */
+    uint64_t closed_seen;         /* ctx->calls_closed at the last pass ... */
+    int64_t closed_changed_ms;    /* ... when it last moved ... */
+    uint64_t closed_at_trim;      /* ... and at the last malloc_trim */
 } watch_local;
 
 static void mark_dirty(const char *key, void *val, void *map)
@@ -309,6 +313,38 @@ static void serving_cert_pass(md_ctx *ctx, watch_local *l)
         log_error("meshd", "%s; the current serving cert stays in use", err.msg);
 }
 
+/* ---- memory ---------------------------------------------------------------------------- */
+
+/* Closed calls leave free memory scattered over malloc's arenas (gRPC and
+ * meshd allocate from every CQ thread), which glibc keeps: after thousands of
+ * streams went away RSS would stay at its peak. Once a burst of closes is
+ * over (none for a second, at least MD_TRIM_AFTER_CLOSES since the last trim)
+ * malloc_trim hands the free pages back. It costs a few milliseconds on the
+ * watcher thread, which only pushes and rotates. */
+#define MD_TRIM_AFTER_CLOSES 256
+#define MD_TRIM_QUIET_MS 1000
+
+static void memory_pass(md_ctx *ctx, watch_local *l)
+{
+    uint64_t closed = atomic_load(&ctx->calls_closed);
+    int64_t now = md_now_ms();
+    if (closed != l->closed_seen) {
+        l->closed_seen = closed;
+        l->closed_changed_ms = now;
+        return;
+    }
+    if (closed - l->closed_at_trim < MD_TRIM_AFTER_CLOSES ||
+        now - l->closed_changed_ms < MD_TRIM_QUIET_MS)
+        return;
+    int64_t t0 = md_now_ms();
+    int released = malloc_trim(0);
+    log_info("meshd", "%llu calls closed since the last trim: free memory %s to the system "
+                      "(%lld ms)",
+             (unsigned long long)(closed - l->closed_at_trim),
+             released ? "returned" : "had none to return", (long long)(md_now_ms() - t0));
+    l->closed_at_trim = closed;
+}
+
 /* ---- the loop ------------------------------------------------------------------------ */
 
 static void sleep_ms(int64_t ms)
@@ -413,6 +449,7 @@ static void watch_pass(md_ctx *ctx, watch_local *l, int first)
         md_registry_release(calls, n);
     }
     serving_cert_pass(ctx, l);
+    memory_pass(ctx, l);
     md_map_free(dirty, NULL);
     /* Identities whose streams were not ready yet are looked at next pass. */
     md_map_free(l->deferred, NULL);

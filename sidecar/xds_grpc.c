@@ -37,7 +37,7 @@ grpc_channel *xdsc_channel_create(const char *target, const char *server_name,
     args[n++].value.integer = 1;
     args[n].type = GRPC_ARG_INTEGER;
     args[n].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[n++].value.integer = XDSC_MAX_MESSAGE;
+    args[n++].value.integer = XDS_WIRE_MAX_MESSAGE; /* what meshd never exceeds */
     /* Keepalive finds a meshd that vanished without a FIN (host crash,
      * partition). Six minutes stays above gRPC servers' default minimum ping
      * interval (5 min) so meshd never answers with "too_many_pings". */

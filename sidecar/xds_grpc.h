@@ -16,7 +16,6 @@
 #include "common/xds_wire.h"
 
 #define XDSC_DEFAULT_SERVER_NAME "meshd"
-#define XDSC_MAX_MESSAGE (16 * 1024 * 1024)
 
 enum xdsc_tag_kind {
     XDSC_TAG_ADS_SEND = 1,

@@ -301,6 +301,17 @@ int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req
                                 ? req->peer_spiffe_id
                                 : STORE_AUDIT_UNAUTHENTICATED;
     int64_t ttl = req->validity_seconds;
+    /* A TTL under the CA's minimum is refused here too, before any credential
+     * is looked at: past this point a join token is spent, and a TTL the CA
+     * refuses must not cost it. */
+    if (ttl > 0 && ttl < CA_MIN_SVID_TTL) {
+        int rc0 = mesh_err_set(e, MESH_EINVAL,
+                               "validity_duration %lld s is below the %d s minimum; the request "
+                               "is rejected (a join token it carries is not spent)",
+                               (long long)ttl, CA_MIN_SVID_TTL);
+        audit_denied(st, req, pre_actor, "", NULL, e);
+        return rc0;
+    }
     if (ttl < 0 || ttl > CA_MAX_SVID_TTL) {
         int rc0 = ttl < 0 ? mesh_err_set(e, MESH_EINVAL, "validity_duration %lld is negative",
                                          (long long)ttl)

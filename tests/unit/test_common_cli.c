@@ -131,3 +131,34 @@ Test(cli, log_levels)
     cr_assert_eq(cli_log_level("--log-level", "loud", &l, &err), MESH_EINVAL);
     assert_msg_has(err, "--log-level 'loud': use debug, info, warn or error");
 }
+
+Test(cli, sizes_in_bytes)
+{
+    int64_t v = 0;
+    mesh_err err = {0};
+    cr_assert_eq(cli_bytes("--max-send-queue", "8MiB", 0, 1LL << 30, &v, &err), MESH_OK, "%s",
+                 err.msg);
+    cr_assert_eq(v, 8LL << 20);
+    cr_assert_eq(cli_bytes("--max-send-queue", "512KiB", 0, 1LL << 30, &v, &err), MESH_OK);
+    cr_assert_eq(v, 512LL << 10);
+    cr_assert_eq(cli_bytes("--max-send-queue", "1GiB", 0, 1LL << 30, &v, &err), MESH_OK);
+    cr_assert_eq(v, 1LL << 30);
+    cr_assert_eq(cli_bytes("--max-send-queue", "0", 0, 1LL << 30, &v, &err), MESH_OK);
+    cr_assert_eq(v, 0);
+    cr_assert_eq(cli_bytes("--max-send-queue", "65536", 0, 1LL << 30, &v, &err), MESH_OK);
+    cr_assert_eq(v, 65536);
+    const char *bad[] = {"", "MiB", "8 MiB", "8mib", "8M", "8MB", "-1", "+8", "8.5MiB",
+                         "99999999999999999999", "9999999999999GiB"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        v = 77;
+        cr_assert_eq(cli_bytes("--max-send-queue", bad[i], 0, 1LL << 30, &v, &err), MESH_EINVAL,
+                     "'%s'", bad[i]);
+        cr_assert_eq(v, 77);
+        assert_msg_has(err, "--max-send-queue");
+        assert_msg_has(err, "between 0 and 1GiB");
+    }
+    cr_assert_eq(cli_bytes("--max-send-queue", "2GiB", 0, 1LL << 30, &v, &err), MESH_EINVAL);
+    assert_msg_has(err, "'2GiB': must be between 0 and 1GiB");
+    cr_assert_eq(cli_bytes("--max-send-queue", "1000", 4096, 1LL << 30, &v, &err), MESH_EINVAL);
+    assert_msg_has(err, "between 4KiB and 1GiB");
+}

@@ -53,6 +53,7 @@ md_ctx *tmd_ctx_new(const char *db_path)
 
 void tmd_ctx_free(md_ctx *ctx)
 {
+    md_registry_destroy(ctx);
     md_cache_destroy(&ctx->cache);
     md_tls_destroy(&ctx->tls);
     md_audit_gate_destroy(&ctx->audit_gate);

@@ -54,6 +54,14 @@ static const char usage[] =
     "  --exit-after N                   exit 0 after N responses in total\n"
     "  --timeout DURATION               give up (exit 3) after this long (default 30s)\n"
     "  --streams N                      N ADS streams, each on its own connection\n"
+    "  --connections N                  ... or all of them on N connections (streams beyond\n"
+    "                                   meshd's per-connection limit wait in the client)\n"
+    "  --no-read                        never receive: a peer that stops reading (load and\n"
+    "                                   hostile-client tests)\n"
+    "  --resubscribe N                  after the first requests, N unsubscribe/subscribe\n"
+    "                                   pairs of the first by-name --sub type (rds, eds or\n"
+    "                                   sds), each answered by meshd (with --no-read: a\n"
+    "                                   send-queue flood)\n"
     "  --summary | --quiet              one summary line / nothing per response\n"
     "  --raw-send FILE | --raw-size N   send these bytes (or N garbage bytes) as a message\n"
     "  --method PATH                    call PATH instead (with --raw-*)\n"
@@ -251,7 +259,8 @@ int xcl_parse_opts(int argc, char **argv, xcl_opts *o, mesh_err *err)
         O_SERVER = 1000, O_BUNDLE, O_BUNDLE_DB, O_ID, O_CSR_ID, O_TOKEN, O_CERT, O_KEY, O_RENEW,
         O_RECOVER, O_TTL, O_STATE, O_KEYTYPE, O_ADS, O_SDS, O_FETCH, O_NOSTREAM, O_SUB, O_NODE,
         O_NACK, O_NACKN, O_NOACK, O_DUMP, O_EXIT, O_TIMEOUT, O_STREAMS, O_RAW, O_RAWN, O_METHOD,
-        O_EXPECT, O_SUMMARY, O_QUIET, O_ANON, O_DELTA, O_DELTA_STATE
+        O_EXPECT, O_SUMMARY, O_QUIET, O_ANON, O_DELTA, O_DELTA_STATE, O_CONNS, O_NOREAD,
+        O_RESUB
     };
     static const struct option lo[] = {
         {"server", 1, NULL, O_SERVER}, {"bundle", 1, NULL, O_BUNDLE},
@@ -270,7 +279,8 @@ int xcl_parse_opts(int argc, char **argv, xcl_opts *o, mesh_err *err)
         {"method", 1, NULL, O_METHOD}, {"expect-status", 1, NULL, O_EXPECT},
         {"summary", 0, NULL, O_SUMMARY}, {"quiet", 0, NULL, O_QUIET},
         {"anonymous", 0, NULL, O_ANON}, {"delta", 0, NULL, O_DELTA},
-        {"delta-state", 1, NULL, O_DELTA_STATE},
+        {"delta-state", 1, NULL, O_DELTA_STATE}, {"connections", 1, NULL, O_CONNS},
+        {"no-read", 0, NULL, O_NOREAD}, {"resubscribe", 1, NULL, O_RESUB},
         {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     optind = 1;
@@ -332,6 +342,18 @@ int xcl_parse_opts(int argc, char **argv, xcl_opts *o, mesh_err *err)
             o->streams = (int)v;
             break;
         }
+        case O_CONNS: {
+            long v;
+            if (cli_long("--connections", optarg, 1, 10000, &v, err) != MESH_OK)
+                return -1;
+            o->connections = (int)v;
+            break;
+        }
+        case O_NOREAD: o->no_read = 1; break;
+        case O_RESUB:
+            if (cli_long("--resubscribe", optarg, 1, 10000000, &o->resubscribe, err) != MESH_OK)
+                return -1;
+            break;
         case O_RAW: o->raw_file = optarg; break;
         case O_RAWN:
             if (cli_long("--raw-size", optarg, 0, 64L * 1024 * 1024, &o->raw_size, err) != MESH_OK)
@@ -370,6 +392,12 @@ int xcl_parse_opts(int argc, char **argv, xcl_opts *o, mesh_err *err)
     if (o->delta_state && o->streams > 1)
         return mesh_err_set(err, MESH_EINVAL, "--delta-state keeps one stream's state: not with "
                                               "--streams");
+    if (o->connections > o->streams)
+        return mesh_err_set(err, MESH_EINVAL, "--connections %d is more than --streams %d",
+                            o->connections, o->streams);
+    if (o->resubscribe && (o->delta || o->raw_file || o->raw_size))
+        return mesh_err_set(err, MESH_EINVAL,
+                            "--resubscribe is for SotW streams (not with --delta or --raw-*)");
     if (o->delta && o->mode == XCL_FETCH)
         return mesh_err_set(err, MESH_EINVAL, "--delta and --fetch exclude each other "
                                               "(FetchSecrets has no delta variant)");

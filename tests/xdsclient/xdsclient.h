@@ -50,6 +50,11 @@ typedef struct xcl_opts {
     long exit_after;              /* 0 = no limit */
     int64_t timeout_ms;
     int streams;
+    int connections;              /* --connections: streams share this many connections (0 =
+                                   * one connection per stream) */
+    int no_read;                  /* --no-read: never receive (a peer that does not read) */
+    long resubscribe;             /* --resubscribe N: then N unsubscribe/subscribe pairs of
+                                   * the first by-name type, without reading */
     const char *raw_file;
     long raw_size;
     const char *method;

@@ -40,7 +40,7 @@ grpc_channel *xcl_channel(const xcl_opts *o, const char *roots, const char *key_
     args[0].value.string = "meshd";
     args[1].type = GRPC_ARG_INTEGER;
     args[1].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[1].value.integer = MGRPC_MAX_MESSAGE;
+    args[1].value.integer = XDS_WIRE_MAX_MESSAGE;
     args[2].type = GRPC_ARG_INTEGER;
     args[2].key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
     args[2].value.integer = 1;
@@ -506,6 +506,41 @@ static void on_response(xcl_run *r, xcl_stream *s, const uint8_t *p, size_t len)
     envoy__service__discovery__v3__discovery_response__free_unpacked(m, NULL);
 }
 
+/* --resubscribe N: N pairs of "unsubscribe" (no names) and "subscribe again"
+ * requests for the first by-name type. meshd answers every re-subscription
+ * with a fresh response (the type's sent state is forgotten on unsubscribe),
+ * so a client that also does not read makes meshd queue N responses. */
+static void resubscribe(xcl_run *r, xcl_stream *s)
+{
+    const xcl_opts *o = r->o;
+    const xcl_sub *sub = NULL;
+    for (int i = 0; i < o->n_subs && !sub; i++) {
+        enum ads_type t = o->subs[i].type;
+        if ((t == ADS_T_RDS || t == ADS_T_EDS || t == ADS_T_SDS) && o->subs[i].n > 0 &&
+            (o->mode != XCL_SDS || t == ADS_T_SDS))
+            sub = &o->subs[i];
+    }
+    if (!sub) {
+        fprintf(stderr, "mesh-xdsclient: --resubscribe needs a --sub of rds, eds or sds with "
+                        "names\n");
+        return;
+    }
+    for (long k = 0; k < o->resubscribe; k++) {
+        for (int half = 0; half < 2; half++) {
+            uint8_t *buf = NULL;
+            size_t len = 0;
+            mesh_err err = {0};
+            if (ads_request_encode(ads_type_url(sub->type), "", "",
+                                   half ? (const char *const *)sub->names : NULL,
+                                   half ? sub->n : 0, NULL, NULL, &buf, &len, &err) != MESH_OK) {
+                fprintf(stderr, "mesh-xdsclient: %s\n", err.msg);
+                return;
+            }
+            enqueue(s, buf, len);
+        }
+    }
+}
+
 static int open_stream(xcl_run *r, xcl_stream *s, grpc_channel *shared)
 {
     const xcl_opts *o = r->o;
@@ -544,12 +579,14 @@ static int open_stream(xcl_run *r, xcl_stream *s, grpc_channel *shared)
     st.data.recv_status_on_client.status_details = &s->details;
     if (start_batch(s, &st, 1, &s->t_status) != 0)
         return -1;
-    grpc_op rv;
-    memset(&rv, 0, sizeof rv);
-    rv.op = GRPC_OP_RECV_MESSAGE;
-    rv.data.recv_message.recv_message = &s->recv_buf;
-    if (start_batch(s, &rv, 1, &s->t_recv) != 0)
-        return -1;
+    if (!o->no_read) {
+        grpc_op rv;
+        memset(&rv, 0, sizeof rv);
+        rv.op = GRPC_OP_RECV_MESSAGE;
+        rv.data.recv_message.recv_message = &s->recv_buf;
+        if (start_batch(s, &rv, 1, &s->t_recv) != 0)
+            return -1;
+    }
     if (o->raw_file || o->raw_size) {
         uint8_t *buf = NULL;
         size_t len = 0;
@@ -586,6 +623,8 @@ static int open_stream(xcl_run *r, xcl_stream *s, grpc_channel *shared)
             continue;
         send_request(r, s, o->subs[i].type, "", "", NULL);
     }
+    if (o->resubscribe)
+        resubscribe(r, s);
     return 0;
 }
 
@@ -717,10 +756,17 @@ int xcl_run_streams(const xcl_opts *o, const xcl_identity *id)
         r.n == 1
             ? xcl_channel(o, id->bundle_pem, o->anonymous ? NULL : id->key_pem, id->chain_pem, 0)
             : NULL;
-    int code = -1;
-    for (int i = 0; i < r.n; i++) {
+    /* --connections C: C channels of their own (one connection each), the
+     * streams dealt out over them round robin. */
+    int n_conns = r.n > 1 ? o->connections : 0;
+    grpc_channel **conns = n_conns ? calloc((size_t)n_conns, sizeof *conns) : NULL;
+    for (int i = 0; i < n_conns && conns; i++)
+        conns[i] = xcl_channel(o, id->bundle_pem, o->anonymous ? NULL : id->key_pem,
+                               id->chain_pem, 1);
+    int code = n_conns && !conns ? 1 : -1;
+    for (int i = 0; i < r.n && code < 0; i++) {
         r.streams[i].idx = i;
-        if (open_stream(&r, &r.streams[i], shared) != 0) {
+        if (open_stream(&r, &r.streams[i], conns ? conns[i % n_conns] : shared) != 0) {
             code = 1;
             break;
         }
@@ -788,12 +834,15 @@ int xcl_run_streams(const xcl_opts *o, const xcl_identity *id)
             grpc_metadata_array_destroy(&s->trail_md);
             grpc_slice_unref(s->details);
         }
-        if (s->ch && s->ch != shared)
+        if (s->ch && s->ch != shared && !conns)
             grpc_channel_destroy(s->ch);
         xcl_delta_free(s->delta);
     }
     if (shared)
         grpc_channel_destroy(shared);
+    for (int i = 0; i < n_conns && conns; i++)
+        grpc_channel_destroy(conns[i]);
+    free(conns);
     grpc_completion_queue_shutdown(r.cq);
     while (grpc_completion_queue_next(r.cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
            GRPC_QUEUE_SHUTDOWN)
