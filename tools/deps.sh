@@ -13,6 +13,7 @@ PKGS=(
   libevent-dev libyaml-dev libhttp-parser-dev
   curl ca-certificates
   jq  # the e2e tests read JSON with it
+  python3-grpcio python3-protobuf  # grpc C core's own xDS client, a second real proxyless client
 )
 # Node.js runs the wire-conformance suite (official Envoy protos from npm) and
 # the real third-party xDS client. A machine that already has node+npm (from
