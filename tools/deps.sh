@@ -16,6 +16,7 @@ PKGS=(
   # libFuzzer targets only (make fuzz, make fuzz-smoke; docs/fuzzing.md): clang
   # and its runtime libraries (libclang_rt.fuzzer, asan, ubsan).
   clang libclang-rt-dev
+  python3-grpcio python3-protobuf  # grpc C core's own xDS client, a second real proxyless client
 )
 # Node.js runs the wire-conformance suite (official Envoy protos from npm) and
 # the real third-party xDS client. A machine that already has node+npm (from

@@ -230,8 +230,10 @@ static int compile_all(xc_ctx *c)
     if (allowed == NULL)
         return xc_status(c);
     for (size_t i = 0; i < n_hosts; i++) {
-        if ((rc = api_listener(c, hosts[i].h.host)) != MESH_OK ||
-            (rc = xp_route_config(c, &hosts[i].h)) != MESH_OK)
+        int emitted = 0;
+        if ((rc = xp_route_config(c, &hosts[i].h, &emitted)) != MESH_OK)
+            return rc;
+        if (emitted && (rc = api_listener(c, hosts[i].h.host)) != MESH_OK)
             return rc;
     }
     /* Every HTTP service is a possible destination (its own host or a route's). */

@@ -19,8 +19,9 @@ typedef struct xp_host {
     const mesh_service *svc;     /* when route is NULL */
 } xp_host;
 
-/* RDS "<host>": one virtual host, domains [host]. */
-int xp_route_config(xc_ctx *c, const xp_host *h);
+/* RDS "<host>": one virtual host, domains [host], the rules a gRPC call can
+ * match. *emitted = 0 when no rule can: then the host gets no RDS and no LDS. */
+int xp_route_config(xc_ctx *c, const xp_host *h, int *emitted);
 /* CDS "outbound|<svc>": EDS over ADS, ROUND_ROBIN, plaintext. */
 int xp_cluster(xc_ctx *c, const mesh_service *svc);
 /* EDS "outbound|<svc>": the service's workloads' app addresses when `allowed`,

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // tests/conformance/xds_client_backend.js --name NAME --listen HOST:PORT
 //
-// A plain gRPC server (@grpc/grpc-js, no xDS) for the real-client test
-// (tests/e2e/test_xds_client.sh): meshtest.Echo/Who answers {name: NAME, canary:
-// <x-canary header or "">}. It is a mesh workload's `app`; the proxyless client
-// reaches it directly through the endpoints meshd serves. Prints one JSON line
+// A plain gRPC server (@grpc/grpc-js, no xDS) for the real-client tests
+// (tests/e2e/test_xds_client*.sh): meshtest.Echo/Who answers {name: NAME, canary:
+// <x-canary header or "">, attempts, peer: ""}; sleep_ms in the request delays the
+// answer, fail_first N fails the first N attempts with the same key with UNAVAILABLE
+// (xds_client_backend.py behaves the same). It is a mesh workload's `app`; the proxyless
+// client reaches it directly through the endpoints meshd serves. Prints one JSON line
 // {"listening": "HOST:PORT"} once bound; exits on SIGTERM/SIGINT.
 'use strict';
 
@@ -45,10 +47,22 @@ function main() {
   const o = parseArgs(process.argv.slice(2));
   const meshtest = loadEcho();
   const server = new grpc.Server();
+  const attempts = new Map();
   server.addService(meshtest.Echo.service, {
     Who(call, callback) {
+      const req = call.request;
+      let n = 1;
+      if (req.key) {
+        n = (attempts.get(req.key) || 0) + 1;
+        attempts.set(req.key, n);
+      }
+      if (n <= req.fail_first) {
+        callback({ code: grpc.status.UNAVAILABLE, details: `attempt ${n} of ${req.key} fails on purpose` });
+        return;
+      }
       const canary = call.metadata.get('x-canary');
-      callback(null, { name: o.name, canary: canary.length ? String(canary[0]) : '' });
+      const reply = { name: o.name, canary: canary.length ? String(canary[0]) : '', attempts: n, peer: '' };
+      setTimeout(() => callback(null, reply), req.sleep_ms || 0);
     },
   });
   server.bindAsync(o.listen, grpc.ServerCredentials.createInsecure(), (err) => {

@@ -83,8 +83,11 @@ function checkContent() {
   eq(vr.length, 1, 'RDS reviews: one virtual host');
   eq(vr[0].domains, ['reviews'], 'RDS reviews: domains = the host');
   const [r0, r1] = vr[0].routes;
-  eq(r0.match, { prefix: '/v2', headers: [{ name: 'x-canary', string_match: { exact: '1' } }] },
+  // exact_match, not string_match: gRPC C core 1.51 NACKs string_match (grpc-js-xds reads both).
+  eq(r0.match, { prefix: '/v2', headers: [{ name: 'x-canary', exact_match: '1' }] },
      'RDS reviews rules[0] match');
+  eq(r0.route.weighted_clusters.total_weight, { value: 100 },
+     'RDS reviews rules[0]: total_weight = the weights\' sum (gRPC C core checks it)');
   eq(r0.route.weighted_clusters.clusters.map((c) => [c.name, c.weight.value]),
      [['outbound|reviews', 90], ['outbound|web', 10]], 'RDS reviews rules[0] weights');
   eq(r0.route.timeout, undefined, 'RDS reviews rules[0]: no Envoy timeout');

@@ -5,6 +5,7 @@
  * ROUND_ROBIN EDS clusters, endpoints at the app address with a weighted locality and
  * only for services the identity may call; then versions, determinism and errors. */
 #include <criterion/criterion.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,7 +243,10 @@ Test(xds_proxyless_rds, route_rules_adapted_for_grpc)
     cr_assert_str_eq(r0->match->prefix, "/v2");
     cr_assert_eq(r0->match->n_headers, 1);
     cr_assert_str_eq(r0->match->headers[0]->name, "x-canary");
-    cr_assert_str_eq(r0->match->headers[0]->string_match->exact, "1");
+    /* gRPC C core 1.51 NACKs string_match: the deprecated exact_match it knows. */
+    cr_assert_eq(r0->match->headers[0]->header_match_specifier_case,
+                 ENVOY__CONFIG__ROUTE__V3__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_EXACT_MATCH);
+    cr_assert_str_eq(r0->match->headers[0]->exact_match, "1");
     const RouteAction *a0 = r0->route;
     cr_assert_eq(a0->cluster_specifier_case,
                  ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__CLUSTER_SPECIFIER_WEIGHTED_CLUSTERS);
@@ -251,6 +255,8 @@ Test(xds_proxyless_rds, route_rules_adapted_for_grpc)
     cr_assert_eq(a0->weighted_clusters->clusters[0]->weight->value, 90);
     cr_assert_str_eq(a0->weighted_clusters->clusters[1]->name, "outbound|web");
     cr_assert_eq(a0->weighted_clusters->clusters[1]->weight->value, 10);
+    cr_assert_not_null(a0->weighted_clusters->total_weight, "C core wants the sum when it is not 100");
+    cr_assert_eq(a0->weighted_clusters->total_weight->value, 100);
     cr_assert_null(a0->timeout, "gRPC ignores RouteAction.timeout; do not pretend");
     cr_assert_not_null(a0->max_stream_duration);
     cr_assert_eq(duration_ms(a0->max_stream_duration->max_stream_duration), 2000);
@@ -304,6 +310,103 @@ Test(xds_proxyless_rds, a_route_with_several_hosts_gets_one_table_each)
         cr_assert_eq(rc->virtual_hosts[0]->n_routes, 2);
         envoy__config__route__v3__route_configuration__free_unpacked(rc, NULL);
     }
+    xds_snapshot_free(&s);
+}
+
+Test(xds_proxyless_rds, header_prefix_and_present_in_the_form_grpc_core_reads)
+{
+    xds_fixture f;
+    xds_fixture_init(&f);
+    mesh_header_matcher hdrs[3] = {
+        { .name = "x-canary", .kind = MESH_HDR_PREFIX, .value = "be" },
+        { .name = "x-debug", .kind = MESH_HDR_PRESENT },
+        { .name = "x-exact", .kind = MESH_HDR_EXACT, .value = "" },
+    };
+    f.rules[0].headers = hdrs;
+    f.rules[0].n_headers = 3;
+    xds_snapshot s;
+    compile_ok(&f.cfg, FX_WEB_ID, &s);
+    RouteConfig *rc = (RouteConfig *)decode(&s, XDS_RDS, "reviews",
+                                            &envoy__config__route__v3__route_configuration__descriptor);
+    const Envoy__Config__Route__V3__RouteMatch *m = rc->virtual_hosts[0]->routes[0]->match;
+    cr_assert_eq(m->n_headers, 3);
+    cr_assert_eq(m->headers[0]->header_match_specifier_case,
+                 ENVOY__CONFIG__ROUTE__V3__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_PREFIX_MATCH);
+    cr_assert_str_eq(m->headers[0]->prefix_match, "be");
+    cr_assert_eq(m->headers[1]->header_match_specifier_case,
+                 ENVOY__CONFIG__ROUTE__V3__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_PRESENT_MATCH);
+    cr_assert(m->headers[1]->present_match);
+    cr_assert_eq(m->headers[2]->header_match_specifier_case,
+                 ENVOY__CONFIG__ROUTE__V3__HEADER_MATCHER__HEADER_MATCH_SPECIFIER_EXACT_MATCH,
+                 "an empty exact value is still an exact match (the oneof case says so)");
+    cr_assert_str_eq(m->headers[2]->exact_match, "");
+    envoy__config__route__v3__route_configuration__free_unpacked(rc, NULL);
+    xds_snapshot_free(&s);
+}
+
+Test(xds_proxyless_rds, weights_not_summing_to_100_carry_their_total)
+{
+    xds_fixture f;
+    xds_fixture_init(&f);
+    f.rules[0].destinations[0].weight = 1;
+    f.rules[0].destinations[1].weight = 3;
+    xds_snapshot s;
+    compile_ok(&f.cfg, FX_WEB_ID, &s);
+    RouteConfig *rc = (RouteConfig *)decode(&s, XDS_RDS, "reviews",
+                                            &envoy__config__route__v3__route_configuration__descriptor);
+    const Envoy__Config__Route__V3__WeightedCluster *wc =
+        rc->virtual_hosts[0]->routes[0]->route->weighted_clusters;
+    cr_assert_not_null(wc);
+    cr_assert_not_null(wc->total_weight);
+    cr_assert_eq(wc->total_weight->value, 4);
+    envoy__config__route__v3__route_configuration__free_unpacked(rc, NULL);
+    xds_snapshot_free(&s);
+}
+
+Test(xds_proxyless_rds, rules_no_grpc_path_can_match_are_dropped)
+{
+    /* A gRPC path is /<service>/<method>: C core drops the others and NACKs a table
+     * left without routes, so meshd drops them first and sends no table then. */
+    static const struct { const char *prefix, *path; bool kept; } cases[] = {
+        { "/", NULL, true },           { "", NULL, true },
+        { "/pkg.Svc/", NULL, true },   { "/pkg.Svc/Get", NULL, true },
+        { "/a/b/c", NULL, false },     { "//", NULL, false },
+        { NULL, "/pkg.Svc/Get", true }, { NULL, "/pkg.Svc", false },
+        { NULL, "/pkg.Svc/", false },  { NULL, "//Get", false },
+        { NULL, "/a/b/c", false },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        xds_fixture f;
+        xds_fixture_init(&f);
+        f.rules[0].prefix = (char *)cases[i].prefix;
+        f.rules[0].path = (char *)cases[i].path;
+        f.routes[0].n_rules = 1;
+        xds_snapshot s;
+        compile_ok(&f.cfg, FX_WEB_ID, &s);
+        const char *what = cases[i].prefix ? cases[i].prefix : cases[i].path;
+        const xds_resource *rds = xds_snapshot_find(&s, XDS_RDS, "reviews");
+        const xds_resource *lds = xds_snapshot_find(&s, XDS_LDS, "reviews");
+        if (cases[i].kept) {
+            cr_assert_not_null(rds, "%s: a gRPC path can match, the table must be sent", what);
+            cr_assert_not_null(lds, "%s: and its listener", what);
+        } else {
+            cr_assert_null(rds, "%s: no gRPC path matches: no table C core would NACK", what);
+            cr_assert_null(lds, "%s: and no listener pointing at it", what);
+        }
+        cr_assert_not_null(xds_snapshot_find(&s, XDS_RDS, "web"), "%s: other hosts stay", what);
+        xds_snapshot_free(&s);
+    }
+    /* The dropped rule goes, the rest of the table stays. */
+    xds_fixture f;
+    xds_fixture_init(&f);
+    f.rules[0].prefix = "/a/b/c";
+    xds_snapshot s;
+    compile_ok(&f.cfg, FX_WEB_ID, &s);
+    RouteConfig *rc = (RouteConfig *)decode(&s, XDS_RDS, "reviews",
+                                            &envoy__config__route__v3__route_configuration__descriptor);
+    cr_assert_eq(rc->virtual_hosts[0]->n_routes, 1);
+    cr_assert_str_eq(rc->virtual_hosts[0]->routes[0]->match->prefix, "/");
+    envoy__config__route__v3__route_configuration__free_unpacked(rc, NULL);
     xds_snapshot_free(&s);
 }
 
