@@ -327,6 +327,26 @@ const dp_http_header *dp_http_head_find(const dp_http_head *h, const char *name)
     return NULL;
 }
 
+bool dp_http_list_next(const char **p, const char *end, const char **s, const char **e)
+{
+    const char *q = *p;
+    while (q < end && (*q == ' ' || *q == '\t' || *q == ','))
+        q++;
+    if (q >= end) {
+        *p = q;
+        return false;
+    }
+    *s = q;
+    while (q < end && *q != ',')
+        q++;
+    const char *t = q;
+    while (t > *s && (t[-1] == ' ' || t[-1] == '\t'))
+        t--;
+    *e = t;
+    *p = q;
+    return true;
+}
+
 bool dp_http_head_has_token(const dp_http_head *h, const char *name, const char *tok)
 {
     size_t nl = strlen(name), tl = strlen(tok);
@@ -334,19 +354,10 @@ bool dp_http_head_has_token(const dp_http_head *h, const char *name, const char 
         const dp_http_header *x = &h->view[i];
         if (x->name_len != nl || strncasecmp(x->name, name, nl) != 0)
             continue;
-        const char *p = x->value, *end = x->value + x->value_len;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-                p++;
-            const char *s = p;
-            while (p < end && *p != ',')
-                p++;
-            const char *e = p;
-            while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-                e--;
+        const char *p = x->value, *end = x->value + x->value_len, *s, *e;
+        while (dp_http_list_next(&p, end, &s, &e))
             if ((size_t)(e - s) == tl && strncasecmp(s, tok, tl) == 0)
                 return true;
-        }
     }
     return false;
 }

@@ -100,6 +100,10 @@ const char *dp_http_head_reason(const dp_http_head *h, size_t *len);
 const dp_http_header *dp_http_head_find(const dp_http_head *h, const char *name);
 /* True if the named header's comma-separated tokens contain tok
  * (case-insensitive), e.g. Connection: keep-alive, Upgrade. */
+/* One element of a comma-separated field value (RFC 9110 5.6.1): skips
+ * empty elements and optional whitespace; [*s, *e) is the element, trimmed.
+ * Advances *p; false when the list is exhausted. */
+bool dp_http_list_next(const char **p, const char *end, const char **s, const char **e);
 bool dp_http_head_has_token(const dp_http_head *h, const char *name, const char *tok);
 
 #endif

@@ -1,6 +1,7 @@
 /* sidecar/http_strict.c — RFC 9112 framing-line watch and head rules that
  * the installed http-parser lacks (see http_strict.h). */
 #include "sidecar/http_strict.h"
+#include "sidecar/http_msg.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -338,18 +339,8 @@ static dp_h1_verdict check_transfer_coding(const dp_h1_head_facts *h, char *why,
         if (!name_is(x, "transfer-encoding"))
             continue;
         lines++;
-        const char *p = x->value, *end = x->value + x->value_len;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-                p++;
-            const char *s = p;
-            while (p < end && *p != ',')
-                p++;
-            const char *e = p;
-            while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-                e--;
-            if (e == s)
-                continue;
+        const char *p = x->value, *end = x->value + x->value_len, *s, *e;
+        while (dp_http_list_next(&p, end, &s, &e)) {
             codings++;
             if ((size_t)(e - s) != 7 || strncasecmp(s, "chunked", 7) != 0)
                 only_chunked = false;

@@ -86,16 +86,8 @@ int64_t tls_crl_number(const X509_CRL *crl)
     return v;
 }
 
-static int64_t asn1_unix(const ASN1_TIME *t)
-{
-    struct tm tm;
-    if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
-        return 0;
-    return (int64_t)timegm(&tm);
-}
-
-int64_t tls_crl_this_update(const X509_CRL *crl) { return asn1_unix(X509_CRL_get0_lastUpdate(crl)); }
-int64_t tls_crl_next_update(const X509_CRL *crl) { return asn1_unix(X509_CRL_get0_nextUpdate(crl)); }
+int64_t tls_crl_this_update(const X509_CRL *crl) { return tls_asn1_time_unix(X509_CRL_get0_lastUpdate(crl)); }
+int64_t tls_crl_next_update(const X509_CRL *crl) { return tls_asn1_time_unix(X509_CRL_get0_nextUpdate(crl)); }
 
 void tls_crl_issuer(const X509_CRL *crl, char *buf, size_t len)
 {
@@ -142,7 +134,7 @@ static void describe(X509 *cert, X509_REVOKED *rev, char *why, size_t len)
     tls_cert_serial_hex(cert, serial, sizeof serial);
     if (tls_cert_spiffe_id(cert, id, sizeof id, NULL) != MESH_OK)
         snprintf(id, sizeof id, "a certificate without a SPIFFE ID");
-    tls_format_time(asn1_unix(X509_REVOKED_get0_revocationDate(rev)), when, sizeof when);
+    tls_format_time(tls_asn1_time_unix(X509_REVOKED_get0_revocationDate(rev)), when, sizeof when);
     int code = 0;
     ASN1_ENUMERATED *r = X509_REVOKED_get_ext_d2i(rev, NID_crl_reason, NULL, NULL);
     if (r)

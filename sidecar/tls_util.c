@@ -52,7 +52,7 @@ int tls_cert_spiffe_id(X509 *x, char *buf, size_t len, mesh_err *err)
     return rc;
 }
 
-static int64_t asn1_to_unix(const ASN1_TIME *t)
+int64_t tls_asn1_time_unix(const ASN1_TIME *t)
 {
     struct tm tm;
     if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
@@ -60,8 +60,8 @@ static int64_t asn1_to_unix(const ASN1_TIME *t)
     return (int64_t)timegm(&tm);
 }
 
-int64_t tls_cert_not_before(const X509 *x) { return asn1_to_unix(X509_get0_notBefore(x)); }
-int64_t tls_cert_not_after(const X509 *x) { return asn1_to_unix(X509_get0_notAfter(x)); }
+int64_t tls_cert_not_before(const X509 *x) { return tls_asn1_time_unix(X509_get0_notBefore(x)); }
+int64_t tls_cert_not_after(const X509 *x) { return tls_asn1_time_unix(X509_get0_notAfter(x)); }
 
 void tls_cert_serial_hex(const X509 *x, char *buf, size_t len)
 {

@@ -13,6 +13,8 @@
 
 /* The X.509-SVID identity: exactly one URI SAN, a valid spiffe:// ID. */
 int tls_cert_spiffe_id(X509 *x, char *buf, size_t len, mesh_err *err);
+/* An ASN1_TIME as Unix seconds (0 when absent or unreadable). */
+int64_t tls_asn1_time_unix(const ASN1_TIME *t);
 int64_t tls_cert_not_before(const X509 *x);
 int64_t tls_cert_not_after(const X509 *x);
 void tls_cert_serial_hex(const X509 *x, char *buf, size_t len);
