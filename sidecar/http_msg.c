@@ -12,6 +12,10 @@ static dp_http_reader *reader_of(http_parser *p) { return p->data; }
 
 static int arena_add(dp_http_head *h, const char *at, size_t len)
 {
+    /* http-parser may report an empty piece before anything was stored:
+     * h->buf is still NULL then, and NULL + 0 is undefined in C. */
+    if (len == 0)
+        return 0;
     if (h->len + len > DP_HTTP_MAX_HEAD) {
         h->too_big = true;
         return -1;
