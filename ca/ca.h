@@ -57,6 +57,68 @@ int ca_activate(mesh_store *st, int64_t ca_id, mesh_err *err);
 /* Step 3: retired CAs with no unexpired leaf left go to "removed" (out of the bundle). */
 int ca_prune(mesh_store *st, int64_t now, int *removed_out, mesh_err *err);
 
+/* ---- safe activation and pruning (ca_rollout.c) ----------------------------
+ * A prepared CA may start signing only once every sidecar that could meet a
+ * leaf it signs trusts its root. meshd records, per proxy, the roots of the
+ * bundle it last ACKed (store_proxy_trust); each proxy-status row is judged: */
+enum ca_peer_state {
+    CA_PEER_READY = 0,   /* ACKed a bundle that holds the new root (connected or not) */
+    CA_PEER_LAGGING,     /* connected, has not ACKed such a bundle yet: blocks */
+    CA_PEER_OFFLINE,     /* disconnected with an older bundle, but could come back by
+                          * itself (its SVID is valid or within the recovery grace): blocks */
+    CA_PEER_GONE,        /* disconnected and its SVID expired more than CA_ROLLOUT_GONE_AFTER
+                          * ago: it cannot return without a new join token (which pins the
+                          * current root) or a new --ca-bundle, so it does not block */
+    CA_PEER_NO_TRUST,    /* never asked meshd for secrets (proxyless, plaintext): its trust
+                          * is not meshd's to give; does not block */
+    CA_PEER_STATE_COUNT
+};
+
+/* Equal to the self-recovery grace of expired SVIDs (CERT_RECOVER_GRACE). */
+#define CA_ROLLOUT_GONE_AFTER (7LL * 24 * 3600)
+
+typedef struct ca_rollout_peer {
+    char *node_id, *spiffe_id, *meshd_instance;
+    enum ca_peer_state state;
+    int connected;
+    int64_t last_seen, svid_not_after;
+    int64_t trust_acked_at;       /* when it last ACKed a bundle; 0 = never seen */
+    size_t trust_roots;           /* roots in that bundle */
+} ca_rollout_peer;
+
+typedef struct ca_rollout {
+    int64_t ca_id;                /* the CA waiting to be activated */
+    char root_sha256[65];         /* its root's fingerprint */
+    ca_rollout_peer *peers;
+    size_t n_peers;
+    size_t count[CA_PEER_STATE_COUNT];
+} ca_rollout;
+
+const char *ca_peer_state_name(enum ca_peer_state s);
+/* Judges every proxy against the root of CA ca_id at time now. */
+int ca_rollout_check(mesh_store *st, int64_t ca_id, int64_t now, ca_rollout *out, mesh_err *err);
+/* Peers that block activation (LAGGING + OFFLINE). */
+size_t ca_rollout_blocking(const ca_rollout *r);
+void ca_rollout_free(ca_rollout *r);
+/* The prepared CA, if there is one: MESH_ENOTFOUND otherwise. */
+int ca_prepared_id(mesh_store *st, int64_t *id_out, mesh_err *err);
+/* Checks and activates in one write transaction, so no sidecar can ACK its
+ * way out of (or into) the decision between the two. Without force, any
+ * blocking peer refuses with MESH_EBUSY (nothing changes); with force the CA
+ * is activated anyway and the audit records the blocking peers. *out holds
+ * the judgement either way (free it with ca_rollout_free). */
+int ca_activate_safely(mesh_store *st, int64_t ca_id, int64_t now, int force, ca_rollout *out,
+                       mesh_err *err);
+
+/* Retired CAs and what keeps each in the bundle. */
+typedef struct ca_retired {
+    int64_t ca_id;
+    char serial_hex[48];
+    int64_t live;                 /* unexpired leaves it signed */
+    int64_t last_not_after;       /* when the last of them expires (0 = none live) */
+} ca_retired;
+int ca_retired_list(mesh_store *st, int64_t now, ca_retired **out, size_t *n_out, mesh_err *err);
+
 /* The loaded, active signing CA. */
 typedef struct mesh_ca mesh_ca;
 
@@ -100,6 +162,18 @@ void ca_issued_free(ca_issued *c);
 int ca_issue_with_new_key(mesh_ca *ca, mesh_store *st, const char *spiffe_id,
                           const char *const *dns_names, int64_t ttl_seconds,
                           char **key_pem_out, ca_issued *out, mesh_err *err);
+
+/* Trust anchors by name (ca_trust.c). A fingerprint is the SHA-256 of a
+ * certificate's DER as 64 lowercase hex characters (`openssl x509
+ * -fingerprint -sha256` without colons). */
+/* The root above a stored CA (itself when self-signed): its PEM and/or its
+ * fingerprint (either output may be NULL). */
+int ca_root_info(const store_ca *c, char **pem_out, char sha256_out[65], mesh_err *err);
+/* Every certificate of a PEM bundle as sorted, deduplicated, comma-separated
+ * fingerprints ("a1..,f0.."): the name of the set of roots a bundle trusts. */
+int ca_bundle_fingerprints(const char *pem, char **csv_out, mesh_err *err);
+/* 1 if fp (64 hex) is one of the fingerprints in csv. */
+int ca_fingerprints_contain(const char *csv, const char *fp);
 
 /* Trust bundle: the root certificates of every CA in state prepared, active or
  * retired, deduplicated, PEM-concatenated. */

@@ -132,6 +132,20 @@ int ca_leaf_set_pubkey(X509 *x, EVP_PKEY *pubkey, const X509_PUBKEY *spki, mesh_
  * of the key in it, without encoding the EVP_PKEY again. */
 int ca_leaf_spki_sha256_hex(X509 *x, char out_hex[65], mesh_err *err);
 
+/* ---- ca_trust.c ----------------------------------------------------------- */
+
+/* The root of a stored CA: the last cert of its chain, or the CA cert itself. */
+int ca_root_cert(const store_ca *c, X509 **out, mesh_err *err);
+/* SHA-256 of the certificate's DER, lowercase hex. */
+int ca_cert_sha256_hex(X509 *x, char out[65], mesh_err *err);
+
+/* ---- ca_rotate.c ---------------------------------------------------------- */
+
+/* ca_activate's work inside the caller's write transaction; note (may be
+ * NULL) is appended to the audit detail; *old_out = the CA it retired. */
+int ca_activate_in_tx(mesh_store *st, int64_t ca_id, const char *note, int64_t *old_out,
+                      mesh_err *err);
+
 /* ---- ca_csr.c ------------------------------------------------------------- */
 
 /* The key policy for leaves (EC P-256/P-384, RSA 2048..8192 with a sane

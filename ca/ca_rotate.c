@@ -45,6 +45,57 @@ static int check_usable(const store_ca *c, mesh_err *err)
     return rc;
 }
 
+/* The switch itself, inside the caller's write transaction: the prepared CA
+ * becomes active, the active one retired. note (may be NULL) goes into the
+ * audit detail. Returns the id of the CA it retired in *old_out. */
+int ca_activate_in_tx(mesh_store *st, int64_t ca_id, const char *note, int64_t *old_out,
+                      mesh_err *err)
+{
+    store_ca *list = NULL;
+    size_t n = 0;
+    int rc = store_ca_list(st, &list, &n, err);
+    if (rc != MESH_OK)
+        return rc;
+    const store_ca *target = find_ca(list, n, ca_id);
+    int64_t old = 0;
+    if (!target) {
+        rc = mesh_err_set(err, MESH_ENOTFOUND, "no CA #%lld", (long long)ca_id);
+        goto out;
+    }
+    if (strcmp(target->state, CA_STATE_ACTIVE) == 0) {
+        rc = mesh_err_set(err, MESH_EEXISTS, "CA #%lld is already active", (long long)ca_id);
+        goto out;
+    }
+    if (strcmp(target->state, CA_STATE_PREPARED) != 0) {
+        rc = mesh_err_set(err, MESH_EINVAL,
+                          "CA #%lld is %s; only a prepared CA can be activated "
+                          "('meshctl ca rotate' prepares one)",
+                          (long long)ca_id, target->state);
+        goto out;
+    }
+    if ((rc = check_usable(target, err)) != MESH_OK)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(list[i].state, CA_STATE_ACTIVE) != 0)
+            continue;
+        old = list[i].id;
+        if ((rc = store_ca_set_state(st, old, CA_STATE_RETIRED, err)) != MESH_OK)
+            goto out;
+    }
+    char detail[640];
+    snprintf(detail, sizeof detail, "ca=%lld serial=%s previous=%lld%s%s", (long long)ca_id,
+             target->serial_hex, (long long)old, note && note[0] ? " " : "", note ? note : "");
+    if ((rc = store_ca_set_state(st, ca_id, CA_STATE_ACTIVE, err)) != MESH_OK ||
+        (rc = store_audit(st, "ca", "ca.activate", target->serial_hex, detail, 1, err)) !=
+            MESH_OK)
+        goto out;
+    if (old_out)
+        *old_out = old;
+out:
+    store_ca_free_list(list, n);
+    return rc;
+}
+
 int ca_activate(mesh_store *st, int64_t ca_id, mesh_err *err)
 {
     if (!st)
@@ -52,53 +103,16 @@ int ca_activate(mesh_store *st, int64_t ca_id, mesh_err *err)
     int rc = store_begin(st, err);
     if (rc != MESH_OK)
         return rc;
-    store_ca *list = NULL;
-    size_t n = 0;
-    if ((rc = store_ca_list(st, &list, &n, err)) != MESH_OK)
-        goto fail;
-    const store_ca *target = find_ca(list, n, ca_id);
-    if (!target) {
-        rc = mesh_err_set(err, MESH_ENOTFOUND, "no CA #%lld", (long long)ca_id);
-        goto fail;
-    }
-    if (strcmp(target->state, CA_STATE_ACTIVE) == 0) {
-        rc = mesh_err_set(err, MESH_EEXISTS, "CA #%lld is already active", (long long)ca_id);
-        goto fail;
-    }
-    if (strcmp(target->state, CA_STATE_PREPARED) != 0) {
-        rc = mesh_err_set(err, MESH_EINVAL,
-                          "CA #%lld is %s; only a prepared CA can be activated "
-                          "('meshctl ca rotate' prepares one)",
-                          (long long)ca_id, target->state);
-        goto fail;
-    }
-    if ((rc = check_usable(target, err)) != MESH_OK)
-        goto fail;
     int64_t old = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(list[i].state, CA_STATE_ACTIVE) != 0)
-            continue;
-        old = list[i].id;
-        if ((rc = store_ca_set_state(st, old, CA_STATE_RETIRED, err)) != MESH_OK)
-            goto fail;
+    if ((rc = ca_activate_in_tx(st, ca_id, NULL, &old, err)) != MESH_OK ||
+        (rc = store_commit(st, err)) != MESH_OK) {
+        store_rollback(st);
+        return rc;
     }
-    char detail[128];
-    snprintf(detail, sizeof detail, "ca=%lld serial=%s previous=%lld", (long long)ca_id,
-             target->serial_hex, (long long)old);
-    if ((rc = store_ca_set_state(st, ca_id, CA_STATE_ACTIVE, err)) != MESH_OK ||
-        (rc = store_audit(st, "ca", "ca.activate", target->serial_hex, detail, 1, err)) !=
-            MESH_OK ||
-        (rc = store_commit(st, err)) != MESH_OK)
-        goto fail;
     log_info("ca", "CA #%lld is now active; CA #%lld retired (stays in the bundle until its "
                    "last SVID expires)",
              (long long)ca_id, (long long)old);
-    store_ca_free_list(list, n);
     return MESH_OK;
-fail:
-    store_rollback(st);
-    store_ca_free_list(list, n);
-    return rc;
 }
 
 int ca_prune(mesh_store *st, int64_t now, int *removed_out, mesh_err *err)
@@ -128,9 +142,10 @@ int ca_prune(mesh_store *st, int64_t now, int *removed_out, mesh_err *err)
         if ((rc = store_cert_count_live_for_ca(st, list[i].id, now, &live, err)) != MESH_OK)
             goto fail;
         if (live > 0) {
-            log_info("ca", "retired CA #%lld still has %lld unexpired SVID(s); keeping it in "
-                           "the bundle",
-                     (long long)list[i].id, (long long)live);
+            /* Debug only: meshd calls this periodically (automatic pruning). */
+            log_debug("ca", "retired CA #%lld still has %lld unexpired SVID(s); keeping it in "
+                            "the bundle",
+                      (long long)list[i].id, (long long)live);
             continue;
         }
         char detail[96];
@@ -159,21 +174,6 @@ fail:
     return rc;
 }
 
-/* The root of a stored CA: the last cert of its chain, or itself. */
-static int ca_root(const store_ca *c, X509 **out, mesh_err *err)
-{
-    *out = NULL;
-    if (!c->chain_pem || !c->chain_pem[0])
-        return pem_read_cert(c->cert_pem, out, err);
-    STACK_OF(X509) *sk = NULL;
-    int rc = pem_read_cert_chain(c->chain_pem, &sk, err);
-    if (rc != MESH_OK)
-        return rc;
-    *out = sk_X509_pop(sk);
-    sk_X509_pop_free(sk, X509_free);
-    return MESH_OK;
-}
-
 int ca_bundle_pem(mesh_store *st, char **pem_out, mesh_err *err)
 {
     *pem_out = NULL;
@@ -192,7 +192,7 @@ int ca_bundle_pem(mesh_store *st, char **pem_out, mesh_err *err)
         if (strcmp(list[i].state, CA_STATE_REMOVED) == 0)
             continue;
         X509 *root = NULL;
-        if ((rc = ca_root(&list[i], &root, err)) != MESH_OK) {
+        if ((rc = ca_root_cert(&list[i], &root, err)) != MESH_OK) {
             mesh_err_prefix(err, "CA #%lld in the store", (long long)list[i].id);
             goto out;
         }

@@ -232,6 +232,27 @@ void mgrpc_log_setup(enum log_level lvl)
     gpr_set_log_verbosity(lvl <= LOG_DEBUG ? GPR_LOG_SEVERITY_INFO : GPR_LOG_SEVERITY_ERROR);
 }
 
+/* The same for a client that checks a failed server chain itself and says
+ * why (the sidecar, sidecar/xds_trust.c): core's bare "certificate verify
+ * failed" for the handshake goes to debug instead of competing with that. */
+static void grpc_log_to_mesh_client(gpr_log_func_args *args)
+{
+    if (args->severity == GPR_LOG_SEVERITY_ERROR && args->message &&
+        strstr(args->message, "certificate verify failed")) {
+        const char *file = args->file ? strrchr(args->file, '/') : NULL;
+        file = file ? file + 1 : (args->file ? args->file : "?");
+        log_msg(LOG_DEBUG, "grpc", "%s (%s:%d)", args->message, file, args->line);
+        return;
+    }
+    grpc_log_to_mesh(args);
+}
+
+void mgrpc_log_setup_client(enum log_level lvl)
+{
+    gpr_set_log_function(grpc_log_to_mesh_client);
+    gpr_set_log_verbosity(lvl <= LOG_DEBUG ? GPR_LOG_SEVERITY_INFO : GPR_LOG_SEVERITY_ERROR);
+}
+
 const char *mgrpc_printable(const char *s, char *buf, size_t len)
 {
     if (!len)

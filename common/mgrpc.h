@@ -77,6 +77,9 @@ const char *mgrpc_status_name(grpc_status_code code);
 /* Routes gpr_log output through log_msg (component "grpc") and sets gRPC's
  * own verbosity to match the mesh log level. Call once before grpc_init. */
 void mgrpc_log_setup(enum log_level lvl);
+/* The same, but a failed server-certificate check is logged at debug: for a
+ * client that explains such failures itself. */
+void mgrpc_log_setup_client(enum log_level lvl);
 
 /* Copies s escaped (common/escape.h) and cut to fit len, ending in "..." when
  * cut. Peer-supplied strings that are kept or sent back (Node.id, error

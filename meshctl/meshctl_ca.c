@@ -1,4 +1,5 @@
-/* meshctl/meshctl_ca.c — `meshctl ca ...`: initialise, inspect and rotate the CA. */
+/* meshctl/meshctl_ca.c — `meshctl ca ...`: initialise and inspect the CA, parse CA options
+ * (rotation itself is meshctl_ca_rotate.c). */
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -10,6 +11,7 @@
 #include "ca/ca.h"
 #include "common/cli.h"
 #include "meshctl/meshctl.h"
+#include "meshctl/meshctl_ca.h"
 
 void ctl_default_key_dir(const char *db_path, char *out, size_t len)
 {
@@ -18,51 +20,51 @@ void ctl_default_key_dir(const char *db_path, char *out, size_t len)
     free(copy);
 }
 
-/* What `ca init` and `ca rotate` are told; each refuses what is not its own. */
-typedef struct ca_cmd_opts {
-    ca_init_opts ca;      /* trust domain, key type, TTL, key dir, imported material */
-    char key_dir[4096];   /* --key-dir, or beside the store */
-    int64_t activate_id;  /* --activate ID */
-    int mode;             /* 0, 'p' --prepare, 'a' --activate, 'P' --prune */
-} ca_cmd_opts;
-
-static int parse_ca_opts(ctl_ctx *c, int argc, char **argv, ca_cmd_opts *out)
+int ctl_ca_parse(ctl_ctx *c, int argc, char **argv, ctl_ca_args *a)
 {
-    memset(out, 0, sizeof *out);
-    ca_init_opts *o = &out->ca;
     static const struct option opts[] = {
         {"trust-domain", required_argument, 0, 't'}, {"key-type", required_argument, 0, 'k'},
         {"ttl", required_argument, 0, 'l'},          {"key-dir", required_argument, 0, 'd'},
         {"import-cert", required_argument, 0, 'c'},  {"import-key", required_argument, 0, 'K'},
         {"import-chain", required_argument, 0, 'C'}, {"prepare", no_argument, 0, 'p'},
         {"activate", required_argument, 0, 'a'},     {"prune", no_argument, 0, 'P'},
+        {"timeout", required_argument, 0, 'T'},      {"force", no_argument, 0, 'f'},
         {0, 0, 0, 0}};
+    memset(a, 0, sizeof *a);
+    a->timeout_s = -1;
     optind = 1;
     opterr = 0;
     int ch, rc;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
-        case 't': o->trust_domain = optarg; break;
-        case 'k': o->key_type = optarg; break;
+        case 't': a->o.trust_domain = optarg; break;
+        case 'k': a->o.key_type = optarg; a->material = 1; break;
         case 'l':
             /* 0 or none: the default; ca_init and ca_prepare check the range. */
-            if ((rc = ctl_flag_duration_s(c, "--ttl", optarg, 0, CLI_NO_MAX, &o->ttl_seconds)))
+            if ((rc = ctl_flag_duration_s(c, "--ttl", optarg, 0, CLI_NO_MAX, &a->o.ttl_seconds)))
+                return rc;
+            a->material = 1;
+            break;
+        case 'd': snprintf(a->key_dir, sizeof a->key_dir, "%s", optarg); break;
+        case 'c': a->o.import_cert_path = optarg; a->material = 1; break;
+        case 'K': a->o.import_key_path = optarg; a->material = 1; break;
+        case 'C': a->o.import_chain_path = optarg; a->material = 1; break;
+        case 'p': a->mode = a->mode ? -1 : 'p'; break;
+        case 'P': a->mode = a->mode ? -1 : 'P'; break;
+        case 'f': a->force = 1; break;
+        case 'T':
+            if ((rc = ctl_flag_duration_s(c, "--timeout", optarg, 0, CTL_CA_MAX_TIMEOUT_S,
+                                          &a->timeout_s)))
                 return rc;
             break;
-        case 'd': snprintf(out->key_dir, sizeof out->key_dir, "%s", optarg); break;
-        case 'c': o->import_cert_path = optarg; break;
-        case 'K': o->import_key_path = optarg; break;
-        case 'C': o->import_chain_path = optarg; break;
-        case 'p': out->mode = 'p'; break;
-        case 'P': out->mode = 'P'; break;
         case 'a': {
             long id;
             mesh_err err = {0};
             if (cli_long("--activate", optarg, 1, LONG_MAX, &id, &err) != MESH_OK)
                 return ctl_usage_error(c, "--activate takes a CA id from 'meshctl ca show', got '%s'",
                                        optarg);
-            out->activate_id = id;
-            out->mode = 'a';
+            a->activate_id = id;
+            a->mode = a->mode ? -1 : 'a';
             break;
         }
         default: return ctl_bad_option(c, argc, argv);
@@ -70,11 +72,13 @@ static int parse_ca_opts(ctl_ctx *c, int argc, char **argv, ca_cmd_opts *out)
     }
     if (optind < argc)
         return ctl_usage_error(c, "unexpected argument '%s'", argv[optind]);
-    if (!out->key_dir[0])
-        ctl_default_key_dir(c->db_path ? c->db_path : "./meshd.db", out->key_dir,
-                        sizeof out->key_dir);
-    o->key_dir = out->key_dir;
-    if ((o->import_cert_path != NULL) != (o->import_key_path != NULL))
+    if (a->mode < 0)
+        return ctl_usage_error(c, "--prepare, --activate and --prune are separate steps: give one");
+    if (!a->key_dir[0])
+        ctl_default_key_dir(c->db_path ? c->db_path : "./meshd.db", a->key_dir,
+                            sizeof a->key_dir);
+    a->o.key_dir = a->key_dir;
+    if ((a->o.import_cert_path != NULL) != (a->o.import_key_path != NULL))
         return ctl_usage_error(c, "--import-cert and --import-key go together");
     return 0;
 }
@@ -98,13 +102,14 @@ static int new_store_refused_by_keys(const char *db_path, const char *key_dir, m
 
 static int ca_init_cmd(ctl_ctx *c, int argc, char **argv)
 {
-    ca_cmd_opts opts;
-    int rc = parse_ca_opts(c, argc, argv, &opts);
+    ctl_ca_args a;
+    int rc = ctl_ca_parse(c, argc, argv, &a);
     if (rc)
         return rc;
-    const ca_init_opts o = opts.ca;
-    if (opts.mode)
-        return ctl_usage_error(c, "--prepare/--activate/--prune belong to 'ca rotate'");
+    const ca_init_opts o = a.o;
+    if (a.mode || a.force || a.timeout_s >= 0)
+        return ctl_usage_error(c, "--prepare/--activate/--prune/--timeout/--force belong to "
+                                  "'ca rotate'");
     if (!o.trust_domain)
         return ctl_usage_error(c, "ca init needs --trust-domain (e.g. example.org)");
     mesh_err err = {0};
@@ -164,12 +169,16 @@ static int ca_show_cmd(ctl_ctx *c)
         json_arr_begin(&j);
     } else {
         printf("trust domain  %s\n", ctl_esc(c, td));
-        printf("%-4s %-9s %-9s %-34s %-21s %s\n", "ID", "STATE", "KEY", "SERIAL", "NOT AFTER",
-               "SUBJECT");
+        printf("%-4s %-9s %-9s %-34s %-21s %-17s %s\n", "ID", "STATE", "KEY", "SERIAL",
+               "NOT AFTER", "ROOT SHA256", "SUBJECT");
     }
     for (size_t i = 0; i < n; i++) {
-        char until[32];
+        char until[32], root[65] = "";
         ctl_format_time(list[i].not_after, until, sizeof until);
+        /* The fingerprint sidecars print for the roots they trust. */
+        mesh_err ferr = {0};
+        if (ca_root_info(&list[i], NULL, root, &ferr) != MESH_OK)
+            snprintf(root, sizeof root, "?");
         if (c->json) {
             json_obj_begin(&j);
             json_key_int(&j, "id", list[i].id);
@@ -179,11 +188,12 @@ static int ca_show_cmd(ctl_ctx *c)
             json_key_str(&j, "subject", list[i].subject);
             json_key_str(&j, "not_after", until);
             json_key_bool(&j, "intermediate", list[i].chain_pem && list[i].chain_pem[0]);
+            json_key_str(&j, "root_sha256", root);
             json_obj_end(&j);
         } else {
-            printf("%-4lld %-9s %-9s %-34s %-21s %s\n", (long long)list[i].id,
+            printf("%-4lld %-9s %-9s %-34s %-21s %-17.16s %s\n", (long long)list[i].id,
                    ctl_esc(c, list[i].state), ctl_esc(c, list[i].key_type),
-                   ctl_esc(c, list[i].serial_hex), until, ctl_esc(c, list[i].subject));
+                   ctl_esc(c, list[i].serial_hex), until, root, ctl_esc(c, list[i].subject));
         }
     }
     store_ca_free_list(list, n);
@@ -219,65 +229,6 @@ static int ca_bundle_cmd(ctl_ctx *c)
     return 0;
 }
 
-/* Rotation in one command: prepare (publish the new root in the bundle) and
- * activate (start signing with it). Separate steps are there for operators
- * who want to wait for bundle propagation in between. */
-static int ca_rotate_cmd(ctl_ctx *c, int argc, char **argv)
-{
-    ca_cmd_opts opts;
-    int rc = parse_ca_opts(c, argc, argv, &opts);
-    if (rc)
-        return rc;
-    ca_init_opts o = opts.ca;
-    int mode = opts.mode;
-    char *td = ctl_trust_domain(c);
-    if (!td)
-        return 1;
-    mesh_store *st = ctl_store(c);
-    mesh_err err = {0};
-    if (!o.trust_domain)
-        o.trust_domain = td;
-    int64_t new_id = opts.activate_id;
-    int removed = 0;
-    if (mode == 0 || mode == 'p') {
-        if (ca_prepare(st, &o, &new_id, &err) != MESH_OK)
-            goto fail;
-    }
-    if (mode == 0 || mode == 'a') {
-        if (ca_activate(st, new_id, &err) != MESH_OK)
-            goto fail;
-    }
-    if (mode == 'P' && ca_prune(st, ctl_now(), &removed, &err) != MESH_OK)
-        goto fail;
-    free(td);
-    if (c->json) {
-        json_out j;
-        json_init(&j);
-        json_obj_begin(&j);
-        json_key_str(&j, "step", mode == 'p' ? "prepared" : mode == 'a' ? "activated"
-                                 : mode == 'P' ? "pruned" : "rotated");
-        if (mode != 'P')
-            json_key_int(&j, "ca_id", new_id);
-        else
-            json_key_int(&j, "removed", removed);
-        json_obj_end(&j);
-        return ctl_print_json(&j);
-    }
-    if (mode == 'p')
-        printf("CA %lld prepared: published in the trust bundle, not signing yet.\n"
-               "Activate it with 'meshctl ca rotate --activate %lld' once sidecars have the bundle.\n",
-               (long long)new_id, (long long)new_id);
-    else if (mode == 'P')
-        printf("%d retired CA(s) removed from the trust bundle.\n", removed);
-    else
-        printf("CA %lld is now active; the previous CA stays in the bundle until its last SVID "
-               "expires ('meshctl ca rotate --prune').\n", (long long)new_id);
-    return 0;
-fail:
-    free(td);
-    return ctl_fail(c, &err);
-}
-
 int ctl_cmd_ca(ctl_ctx *c, int argc, char **argv)
 {
     if (argc < 2)
@@ -289,6 +240,6 @@ int ctl_cmd_ca(ctl_ctx *c, int argc, char **argv)
     if (strcmp(argv[1], "bundle") == 0)
         return ca_bundle_cmd(c);
     if (strcmp(argv[1], "rotate") == 0)
-        return ca_rotate_cmd(c, argc - 1, argv + 1);
+        return ctl_ca_rotate(c, argc - 1, argv + 1);
     return ctl_usage_error(c, "unknown ca subcommand '%s' (init, show, bundle, rotate)", argv[1]);
 }

@@ -1,7 +1,8 @@
 /* meshd/meshd_changes.c — the watcher's decisions (meshd/meshd_changes.h): the audit-log
  * change feed, the CA list fingerprint, what each stream needs on a pass,
- * when its SVID is renewed, when a refused stream is ended and when the CRLs
- * are refreshed. meshd/meshd_watch.c applies them. */
+ * when its SVID is renewed, when a refused stream is ended, when the CRLs
+ * are refreshed and when a retired CA leaves the bundle. meshd/meshd_watch.c
+ * applies them. */
 #include "meshd/meshd_changes.h"
 
 #include <stdio.h>
@@ -104,6 +105,19 @@ char *md_ca_fingerprint(const store_ca *list, size_t n)
         off += (size_t)snprintf(s + off, cap - off, "%lld:%s:%s;", (long long)list[i].id,
                                 list[i].state, list[i].serial_hex);
     return s;
+}
+
+md_prune_plan md_prune_plan_for(const ca_retired *r, size_t n, int64_t now)
+{
+    md_prune_plan p = {.prune = 0, .next_check_at = now + MD_PRUNE_CHECK_S};
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].live == 0)
+            p.prune = 1;
+        else if (r[i].last_not_after + 1 < p.next_check_at)
+            /* at notAfter the leaf is still valid; one second later it is not */
+            p.next_check_at = r[i].last_not_after + 1;
+    }
+    return p;
 }
 
 int md_audit_feed_read(mesh_store *st, int64_t *last_id, md_map *dirty)

@@ -96,6 +96,19 @@ int md_audit_feed_read(mesh_store *st, int64_t *last_id, md_map *dirty);
 #define MD_AUDIT_FEED_PAGE 32
 #define MD_AUDIT_FEED_LIMIT 2000
 
+/* The prune pass: a retired CA leaves the trust bundle once no leaf it signed
+ * is unexpired (ca_prune). The watcher looks when the CA list changes, and
+ * otherwise at next_check_at: one second after the last leaf of a retired CA
+ * expires, and at least every MD_PRUNE_CHECK_S (leaves are issued and
+ * revoked meanwhile). */
+#define MD_PRUNE_CHECK_S 60
+typedef struct md_prune_plan {
+    int prune;                    /* some retired CA has no unexpired leaf: prune now */
+    int64_t next_check_at;        /* Unix s */
+} md_prune_plan;
+/* r: ca_retired_list at now. */
+md_prune_plan md_prune_plan_for(const ca_retired *r, size_t n, int64_t now);
+
 /* The distinct snapshot keys (md_call_view_key) of calls, borrowed from them;
  * free the array. NULL when out of memory. */
 char **md_distinct_view_keys(md_call **calls, size_t n, size_t *n_out);

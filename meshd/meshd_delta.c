@@ -47,6 +47,8 @@ void md_delta_push_locked(md_call *c, const ads_view *v)
                   ads_type_name(o->type), o->version, o->nonce, o->n, o->n_removed, s->node_id,
                   c->spiffe_id);
         md_status_type(c->ctx, s->node_id, md_stream_row_id(c), url, o->version, NULL, NULL, NULL);
+        if (o->type == ADS_T_SDS)
+            md_trust_on_sds_sent_locked(c, o->items, o->n);
     }
     ads_delta_send_free(sends, n);
 }

@@ -240,6 +240,10 @@ struct md_stream {
                                    * the first request names the node (meshd_revoke.c) */
     int64_t connected_at;
     unsigned requests, responses;
+    /* Trust roots (sds_bundle_roots) the client holds once it ACKs the SDS
+     * response in flight, and those it last ACKed (meshd_trust.c). */
+    char *sds_pending_roots;
+    char *sds_acked_roots;
 };
 
 /* Called on a new ADS/SDS call: authenticates, registers, queues the first view. */
@@ -291,6 +295,14 @@ void md_stream_refuse_revoked(md_call *c, mesh_store *st);
 /* Refreshes the CRLs in the store (ca_crl_refresh) and installs the current
  * ones in the cache; returns 1 when the ROOTCA bundle changed. */
 int md_crl_sync(md_ctx *ctx, mesh_store *st);
+
+/* ---- trust bundle ACKs (meshd_trust.c) ----------------------------------------- */
+
+/* c->mu held: an SDS response with these resources was sent on c. */
+void md_trust_on_sds_sent_locked(md_call *c, const xds_resource *const *items, size_t n);
+/* c->mu held: the client answered the SDS response in flight (ACK or NACK);
+ * an ACK of a bundle with other roots than the last one is recorded. */
+void md_trust_on_sds_reply_locked(md_call *c, enum ads_req_kind kind);
 
 /* ---- Delta xDS streams (meshd_delta.c) ------------------------------------------ */
 
@@ -488,6 +500,8 @@ void md_status_audit_ungated(md_ctx *ctx, const char *actor, const char *action,
  * revoked ...): shown by proxy-status until it connects again with a valid SVID. */
 void md_status_problem(md_ctx *ctx, const char *node, const char *spiffe_id,
                        const char *problem);
+/* (node, spiffe_id) ACKed a trust bundle holding exactly `roots` (store_proxy_trust). */
+void md_status_trust(md_ctx *ctx, const char *node, const char *spiffe_id, const char *roots);
 
 /* ---- refusals: audit rows and log lines (meshd_audit.c) --------------------------- */
 

@@ -15,7 +15,7 @@
 #include <time.h>
 #include <string.h>
 
-enum md_ev_kind { EV_OPEN, EV_SVID, EV_CLOSE, EV_TYPE, EV_AUDIT, EV_PROBLEM };
+enum md_ev_kind { EV_OPEN, EV_SVID, EV_CLOSE, EV_TYPE, EV_AUDIT, EV_PROBLEM, EV_TRUST };
 
 typedef struct md_ev {
     struct md_ev *next;
@@ -160,6 +160,17 @@ void md_status_problem(md_ctx *ctx, const char *node, const char *spiffe_id,
     push(ctx, e);
 }
 
+void md_status_trust(md_ctx *ctx, const char *node, const char *spiffe_id, const char *roots)
+{
+    md_ev *e = ev_new(EV_TRUST);
+    if (!e)
+        return;
+    e->a = strdup(node);
+    e->id = strdup(spiffe_id);
+    e->b = strdup(roots);
+    push(ctx, e);
+}
+
 static int apply(md_ctx *ctx, md_ev *e, mesh_err *err)
 {
     md_status_rows *r = &ctx->status.rows;
@@ -178,6 +189,8 @@ static int apply(md_ctx *ctx, md_ev *e, mesh_err *err)
         return store_audit(ctx->status.st, e->a, e->b, e->c, e->d, e->ok, err);
     case EV_PROBLEM:
         return md_status_rows_problem(r, e->a, e->id, e->c, e->at, err);
+    case EV_TRUST:
+        return md_status_rows_trust(r, e->a, e->id, e->b, e->at, err);
     }
     return MESH_OK;
 }

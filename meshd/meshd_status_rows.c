@@ -160,3 +160,11 @@ int md_status_rows_problem(md_status_rows *r, const char *node, const char *spif
 {
     return store_proxy_set_problem(r->st, node, spiffe_id, problem, at, err);
 }
+
+int md_status_rows_trust(md_status_rows *r, const char *node, const char *spiffe_id,
+                         const char *roots, int64_t at, mesh_err *err)
+{
+    if (!roots)
+        return mesh_err_set(err, MESH_ENOMEM, "out of memory recording a trust bundle ACK");
+    return store_proxy_trust_set(r->st, node, spiffe_id, roots, r->instance, at, err);
+}

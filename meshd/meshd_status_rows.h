@@ -62,5 +62,11 @@ int md_status_rows_type(md_status_rows *r, const char *node, const char *spiffe_
  * clears it). */
 int md_status_rows_problem(md_status_rows *r, const char *node, const char *spiffe_id,
                            const char *problem, int64_t at, mesh_err *err);
+/* (spiffe_id, node) ACKed a trust bundle holding exactly `roots` (sorted SHA-256
+ * fingerprints, store_proxy_trust). Written whether or not it is still open:
+ * the sidecar keeps the bundle it ACKed in its persisted cert pool, and a CA
+ * rotation judges it by that. */
+int md_status_rows_trust(md_status_rows *r, const char *node, const char *spiffe_id,
+                         const char *roots, int64_t at, mesh_err *err);
 
 #endif

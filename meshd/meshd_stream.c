@@ -38,6 +38,8 @@ void md_stream_free(md_stream *s)
     }
     sds_svid_free(&s->svid);
     free(s->refusal);
+    free(s->sds_pending_roots);
+    free(s->sds_acked_roots);
     free(s);
 }
 
@@ -248,6 +250,8 @@ static void push_locked(md_call *c)
                   s->node_id, c->spiffe_id);
         md_status_type(c->ctx, s->node_id, md_stream_row_id(c), url, sends[i].version, NULL, NULL,
                        NULL);
+        if (sends[i].type == ADS_T_SDS)
+            md_trust_on_sds_sent_locked(c, sends[i].items, sends[i].n);
     }
     ads_send_free(sends, n);
 }
@@ -525,6 +529,9 @@ int md_stream_note_reply_locked(md_call *c, enum ads_req_kind kind, const char *
                                 const char *denied_why)
 {
     md_stream *s = c->stream;
+    if ((kind == ADS_REQ_ACK || kind == ADS_REQ_NACK) &&
+        strcmp(type_url, XDS_TYPE_URL_SECRET) == 0)
+        md_trust_on_sds_reply_locked(c, kind);
     switch (kind) {
     case ADS_REQ_DENIED: {
         char detail[1024];

@@ -8,6 +8,10 @@
  * only when our generation counter moved, which keeps the callback a mutex
  * and an integer compare. Live connections keep what they negotiated.
  *
+ * The served chain is leaf, intermediates and the root: clients verify with
+ * their own bundle, but a sidecar joining with a token that pins the root
+ * needs to see it (sidecar/xds_trust.c).
+ *
  * Client certs are requested but optional at the TLS layer: CreateCertificate's
  * first contact (join token) and recovery come without one; the ADS/SDS
  * handlers refuse callers without a verified SPIFFE ID.
@@ -72,12 +76,30 @@ int md_tls_issue_serving(md_ctx *ctx, mesh_ca *ca, mesh_store *st, mesh_err *err
     int rc = ca_issue_with_new_key(ca, st, id, dns, ctx->opts.svid_ttl, &key, &iss, err);
     if (rc != MESH_OK)
         return mesh_err_prefix(err, "issuing meshd's serving certificate");
-    char *chain = strdup(iss.chain_pem);
+    /* The served chain ends with the root, although clients verify against
+     * their bundle: a sidecar holding a join token that pins the root (and
+     * no current bundle) finds it here and checks it against the pin. */
+    char *root = NULL;
+    store_ca active;
+    memset(&active, 0, sizeof active);
+    if (store_ca_get_active(st, &active, err) == MESH_OK && active.id == ca_id(ca))
+        ca_root_info(&active, &root, NULL, err);
+    store_ca_free(&active);
+    size_t clen = strlen(iss.chain_pem), rlen = root ? strlen(root) : 0;
+    char *chain = malloc(clen + rlen + 2);
     if (!chain) {
+        free(root);
         free_secret(key);
         ca_issued_free(&iss);
         return mesh_err_set(err, MESH_ENOMEM, "out of memory");
     }
+    memcpy(chain, iss.chain_pem, clen);
+    if (clen && chain[clen - 1] != '\n')
+        chain[clen++] = '\n';
+    if (root)
+        memcpy(chain + clen, root, rlen);
+    chain[clen + rlen] = '\0';
+    free(root);
     md_tls *t = &ctx->tls;
     pthread_mutex_lock(&t->mu);
     free_secret(t->key_pem);

@@ -17,11 +17,16 @@
  *     and a stream whose own certificate got revoked is sent it, then closed.
  * Then the rotation pass: each connected SVID is renewed for the same key at
  * --rotate-fraction of its lifetime (+-10% jitter from its serial, so a
- * fleet issued at once renews spread out), as jobs on the worker pool.
+ * fleet issued at once renews spread out), as jobs on the worker pool; an
+ * SVID from a CA that is no longer active is renewed at once (a CA rotation
+ * re-signs every connected leaf from the new CA).
+ * And the prune pass: a retired CA whose last leaf has expired leaves the
+ * bundle (ca_prune), checked when the CA list changes, when the last leaf
+ * of a retired CA expires, and at least every minute.
  * Workers that issue certs wake the watcher directly, so a renewal reaches
  * the sidecar without waiting for the next poll. The decisions themselves
- * (the change feed, what each stream needs, when an SVID is due) are
- * meshd/meshd_changes.c; this file runs the loop and applies them. */
+ * (the change feed, what each stream needs, when an SVID is due, when a
+ * retired CA is pruned) are meshd/meshd_changes.c; this file runs the loop and applies them. */
 #include "meshd/meshd_internal.h"
 
 #include <malloc.h>
@@ -53,6 +58,7 @@ typedef struct watch_local {
     uint64_t closed_seen;         /* ctx->calls_closed at the last pass ... */
     int64_t closed_changed_ms;    /* ... when it last moved ... */
     uint64_t closed_at_trim;      /* ... and at the last malloc_trim */
+    int64_t next_prune_at;        /* next look at the retired CAs (Unix s) */
 } watch_local;
 
 static void mark_dirty(const char *key, void *val, void *map)
@@ -345,6 +351,37 @@ static void memory_pass(md_ctx *ctx, watch_local *l)
     l->closed_at_trim = closed;
 }
 
+/* ---- pruning retired CAs ----------------------------------------------------------- */
+
+/* Returns 1 if a retired CA left the bundle (this connection's own commit,
+ * which PRAGMA data_version does not report: the caller reloads the CAs). */
+static int prune_pass(md_ctx *ctx, watch_local *l, int cas_changed)
+{
+    int64_t now = md_now();
+    if (!cas_changed && now < l->next_prune_at)
+        return 0;
+    mesh_err err = {0};
+    ca_retired *r = NULL;
+    size_t n = 0;
+    if (ca_retired_list(ctx->watch.st, now, &r, &n, &err) != MESH_OK) {
+        log_warn("meshd", "checking retired CAs for pruning: %s; retrying in %d s", err.msg,
+                 MD_PRUNE_CHECK_S);
+        l->next_prune_at = now + MD_PRUNE_CHECK_S;
+        return 0;
+    }
+    md_prune_plan plan = md_prune_plan_for(r, n, now);
+    free(r);
+    l->next_prune_at = plan.next_check_at;
+    if (!plan.prune)
+        return 0;
+    int removed = 0;
+    if (ca_prune(ctx->watch.st, now, &removed, &err) != MESH_OK) {
+        log_warn("meshd", "pruning retired CAs: %s; retrying in %d s", err.msg, MD_PRUNE_CHECK_S);
+        return 0;
+    }
+    return removed > 0;
+}
+
 /* ---- the loop ------------------------------------------------------------------------ */
 
 static void sleep_ms(int64_t ms)
@@ -392,7 +429,7 @@ static void watch_pass(md_ctx *ctx, watch_local *l, int first)
         l->deferred = NULL;
     }
 
-    int cfg_changed = 0;
+    int cfg_changed = 0, cas_changed = 0;
     /* CRLs before the CA list, so a bundle built for a new CA carries them;
      * on every change (a revocation, another replica's CRL, a new CA) and
      * once a minute for nextUpdate. */
@@ -408,11 +445,15 @@ static void watch_pass(md_ctx *ctx, watch_local *l, int first)
             load_config(ctx, l, cv);
             cfg_changed = l->cfg_version != before;
         }
-        if (check_cas(ctx, l))
+        if (check_cas(ctx, l)) {
             l->full_scan = 1;
+            cas_changed = 1;
+        }
         if (!first && md_audit_feed_read(st, &l->last_audit_id, dirty))
             l->full_scan = 1;
     }
+    if (!first && prune_pass(ctx, l, cas_changed) && check_cas(ctx, l))
+        l->full_scan = 1;
     if (first) {
         /* Start the audit feed at its current end. */
         store_audit_entry *a = NULL;

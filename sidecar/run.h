@@ -4,6 +4,7 @@
 #ifndef MESH_SIDECAR_RUN_H
 #define MESH_SIDECAR_RUN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -35,11 +36,16 @@ typedef struct sc_opts {
 int sc_parse_flags(int argc, char **argv, sc_opts *o, int *help, mesh_err *err);
 void sc_usage(FILE *f);
 
+typedef struct sc_boot_info {
+    bool first_contact;         /* no SVID yet: a join token is needed */
+    bool reenrol;               /* a join token this state dir never used: enrol with it now */
+} sc_boot_info;
+
 /* The state directory exists (0700) and holds a cert pool: loaded when
- * present (its identity must match --id), else a fresh one with the
- * --ca-bundle roots. *first_contact says there is no SVID yet (a join token
- * is needed); persisted xDS state of another identity is cleared then. */
-int sc_boot_identity(const sc_opts *o, cert_pool **pool, int *first_contact, mesh_err *err);
+ * present (its identity must match --id), else a fresh one. --ca-bundle and
+ * the join token are applied by the precedence of xds_inputs.h. Persisted xDS
+ * state is cleared on first contact (it belongs to no identity). */
+int sc_boot_identity(const sc_opts *o, cert_pool **pool, sc_boot_info *info, mesh_err *err);
 
 /* Hooks that hand the xDS client's results to the proxy. */
 xdsc_hooks sc_proxy_hooks(dp_proxy *px);

@@ -13,7 +13,8 @@ void sc_usage(FILE *f)
           "  --meshd HOST:PORT      meshd's gRPC address (xDS + CA), e.g. 127.0.0.1:15010\n"
           "  --state-dir DIR        where the cert pool (0600, holds the private key) and the last\n"
           "                         good xDS config live; created 0700 if missing\n"
-          "  --ca-bundle FILE       trust bundle ('meshctl ca bundle'); required on first contact\n"
+          "  --ca-bundle FILE       trust bundle ('meshctl ca bundle'); needed on first contact\n"
+          "                         unless the join token pins the CA (as new tokens do)\n"
           "  --id SPIFFE_ID         this sidecar's identity; required on first contact\n"
           "  --token mjt_...        one-time join token for first contact (prefer --token-file)\n"
           "  --token-file FILE      file holding the join token; re-read on every enrolment\n"
@@ -38,7 +39,12 @@ void sc_usage(FILE *f)
           "bare number is seconds.\n"
           "\n"
           "A sidecar restarted with an existing state directory serves its persisted config and\n"
-          "certificates at once, even while meshd is unreachable, until the SVID expires.\n",
+          "certificates at once, even while meshd is unreachable, until the SVID expires.\n"
+          "Explicit trust material wins over the state directory when it is new: a --ca-bundle\n"
+          "whose content changed since it was last given replaces the persisted roots (the same\n"
+          "file again changes nothing), and a join token this state directory never used\n"
+          "re-enrols the sidecar. So one that missed a CA rotation recovers by a restart with a\n"
+          "current bundle or a new token, keeping its state directory.\n",
           f);
 }
 

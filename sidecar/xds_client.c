@@ -145,6 +145,7 @@ static void ads_on_message(xdsc_client *c, uint8_t *msg, size_t len, int64_t now
     }
     if (!c->ads_connected) {
         c->ads_connected = true;
+        c->trust_error[0] = '\0';
         xdsc_backoff_reset(&c->ads_bo);
         if (c->ads_failures)
             log_info("xds", "connected to meshd %s (ADS) after %llu failed attempt(s)", c->meshd,
@@ -214,20 +215,27 @@ static void ads_on_closed(xdsc_client *c, int64_t now_ms)
                  "reconnecting in %lld ms", c->meshd, mgrpc_status_name(c->ads.status), d,
                  (long long)delay);
     } else {
-        /* During an outage: the first failure, then one line a minute. */
+        /* During an outage: the first failure, then one line a minute. When
+         * meshd answers but its chain does not verify, say why instead of
+         * gRPC's bare "certificate verify failed". */
         c->ads_failures++;
         if (c->ads_failures == 1 || now - c->ads_last_fail_log >= 60) {
             c->ads_last_fail_log = now;
-            log_warn("xds", "cannot reach meshd %s (%llu attempt(s)): %s %s; serving the last "
-                     "good config, retrying in %lld ms", c->meshd,
-                     (unsigned long long)c->ads_failures, mgrpc_status_name(c->ads.status), d,
-                     (long long)delay);
+            bool explained = c->ads.status == GRPC_STATUS_UNAVAILABLE && xdsc_id_check_meshd(c, now);
+            log_msg(explained ? LOG_DEBUG : LOG_WARN, "xds",
+                    "cannot reach meshd %s (%llu attempt(s)): %s %s; serving the last "
+                    "good config, retrying in %lld ms", c->meshd,
+                    (unsigned long long)c->ads_failures, mgrpc_status_name(c->ads.status), d,
+                    (long long)delay);
         } else {
             log_debug("xds", "meshd %s still unreachable: %s; retrying in %lld ms", c->meshd,
                       mgrpc_status_name(c->ads.status), (long long)delay);
         }
     }
-    xdsc_client_set_error(c, "ADS: %s %s", mgrpc_status_name(c->ads.status), d);
+    if (c->trust_error[0] && !was_connected)
+        xdsc_client_set_error(c, "ADS: %s", c->trust_error);
+    else
+        xdsc_client_set_error(c, "ADS: %s %s", mgrpc_status_name(c->ads.status), d);
 }
 
 static void ads_step(xdsc_client *c, int64_t now_ms, int64_t now)
@@ -389,6 +397,7 @@ int xdsc_client_start(const xdsc_client_opts *o, xdsc_client **out, mesh_err *er
     c->token = dup_opt(o->token, &ok);
     c->pool = o->pool;
     c->hooks = o->hooks;
+    c->reenrol = o->reenrol && (o->token || o->token_file);
     atomic_init(&c->stop, false);
     if (!ok) {
         client_free(c);

@@ -59,6 +59,8 @@ typedef struct xdsc_client_opts {
     int64_t backoff_min_ms;     /* 0 = XDSC_BACKOFF_MIN_MS */
     int64_t backoff_max_ms;     /* 0 = XDSC_BACKOFF_MAX_MS */
     int64_t warm_timeout_ms;    /* 0 = XDSC_WARM_TIMEOUT_MS */
+    bool reenrol;               /* enrol with the token now even if the SVID is valid
+                                 * (a token this state directory never used) */
 } xdsc_client_opts;
 
 typedef struct xdsc_client xdsc_client;

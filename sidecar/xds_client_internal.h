@@ -1,6 +1,6 @@
 /* sidecar/xds_client_internal.h — the control-plane client's state, shared by
  * xds_client.c (thread, ADS, lifecycle) and xds_identity.c (SVID enrolment, renewal and
- * recovery). Private to those two files. */
+ * recovery, checking meshd's chain). Private to those two files. */
 #ifndef MESH_SIDECAR_XDS_CLIENT_INTERNAL_H
 #define MESH_SIDECAR_XDS_CLIENT_INTERNAL_H
 
@@ -58,6 +58,12 @@ struct xdsc_client {
     uint64_t csr_failures;          /* consecutive failed attempts */
     int64_t csr_last_fail_log;      /* Unix seconds */
     int csr_last_rc;                /* outcome of the previous attempt */
+    bool reenrol;                   /* enrol with the (new) join token even if the SVID is valid */
+    int64_t token_check_at;         /* next look for a new token in --token-file (Unix s) */
+
+    /* meshd's chain as we checked it ourselves after a failed attempt */
+    int64_t trust_checked_at;       /* Unix seconds; 0 = never */
+    char trust_error[512];          /* why meshd's chain does not verify; "" = it does / unknown */
 
     pthread_mutex_t mu;             /* guards status */
     xdsc_client_status status;
@@ -80,5 +86,9 @@ void xdsc_id_on_csr_done(xdsc_client *c, bool ok, int64_t now_ms);
 /* meshd ended the ADS stream with PERMISSION_DENIED because the SVID it was
  * opened with (serial) is revoked; details is meshd's message. */
 void xdsc_id_on_revoked(xdsc_client *c, const char *serial, const char *details);
+/* After a failed attempt to reach meshd: fetches meshd's chain and, when it
+ * does not verify against our bundle, logs why and what to do (at most every
+ * 30 s) and keeps it in trust_error. Returns true if it logged such a reason. */
+bool xdsc_id_check_meshd(xdsc_client *c, int64_t now);
 
 #endif

@@ -1,29 +1,29 @@
 /* sidecar/xds_identity.c — the sidecar's SVID: first contact with a join token,
- * self-renewal with a new key over mTLS, recovery with an expired SVID, and saving
- * the cert pool whenever it changes (see xds_client.h for the policy). Runs on the
- * control-plane thread. */
+ * re-enrolment with a new token, self-renewal with a new key over mTLS, recovery
+ * with an expired SVID, and saving the cert pool whenever it changes (see
+ * xds_client.h for the policy). When meshd's chain does not verify, it looks at
+ * the chain itself to say why, and a token that pins meshd's root lets it trust
+ * meshd again (xds_trust.h). Runs on the control-plane thread. */
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ca/ca.h"
 #include "ca/csr.h"
+#include "ca/join_token.h"
 #include "common/log.h"
 #include "sidecar/tls_util.h"
 #include "sidecar/xds_client_internal.h"
 #include "sidecar/xds_grpc.h"
+#include "sidecar/xds_inputs.h"
 #include "sidecar/xds_persist.h"
+#include "sidecar/xds_trust.h"
 
 static void token_hash(const char *tok, char out[65])
 {
-    unsigned char md[32];
-    unsigned int n = 0;
-    out[0] = '\0';
-    if (EVP_Digest(tok, strlen(tok), md, &n, EVP_sha256(), NULL) != 1)
-        return;
-    for (unsigned i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    xdsc_token_hash(tok, out);
 }
 
 int64_t xdsc_renew_time(int64_t not_before, int64_t not_after, double frac)
@@ -198,6 +198,91 @@ static int recovery_csr(xdsc_client *c, const char *id, char **csr_pem, char **l
     return rc;
 }
 
+/* Before enrolling with a token that pins meshd's root: unless the bundle
+ * already holds a pinned root, find it in the chain meshd serves, check the
+ * chain against it, and add it to the bundle (explicit trust material: the
+ * operator made this token). Without a match the bundle stays as it is. */
+static void adopt_pinned_root(xdsc_client *c, const char *tok, int64_t now)
+{
+    join_token_parts tp;
+    mesh_err err;
+    if (join_token_parse(tok, &tp, &err) != MESH_OK || tp.n_pins == 0)
+        goto out;
+    char *roots = NULL, *fps = NULL;
+    if (cert_pool_export_bundle(c->pool, &roots, NULL) == MESH_OK &&
+        ca_bundle_fingerprints(roots, &fps, &err) == MESH_OK) {
+        for (size_t i = 0; i < tp.n_pins; i++)
+            if (ca_fingerprints_contain(fps, tp.pins_hex[i])) {
+                free(fps);
+                free(roots);
+                goto out;
+            }
+    }
+    free(fps);
+    STACK_OF(X509) *chain = NULL;
+    char *root = NULL;
+    int rc = xdsc_trust_fetch_chain(c->meshd, c->server_name, XDSC_PROBE_TIMEOUT_MS, &chain,
+                                    &err);
+    if (rc == MESH_OK)
+        rc = xdsc_trust_pinned_root(chain, (const char (*)[65])tp.pins_hex, tp.n_pins,
+                                    c->server_name, now, &root, &err);
+    sk_X509_pop_free(chain, X509_free);
+    if (rc != MESH_OK) {
+        log_warn("xds", "the join token pins meshd's CA root, but: %s", err.msg);
+        free(roots);
+        goto out;
+    }
+    size_t a = roots ? strlen(roots) : 0, b = strlen(root);
+    char *merged = malloc(a + b + 2);
+    if (merged) {
+        memcpy(merged, roots ? roots : "", a);
+        if (a && merged[a - 1] != '\n')
+            merged[a++] = '\n';
+        memcpy(merged + a, root, b + 1);
+        if (cert_pool_set_bundle(c->pool, merged, now, &err) == MESH_OK)
+            log_info("xds", "meshd serves the CA root the join token pins (sha256 %.16s...): "
+                     "trusting it from now on", tp.pins_hex[0]);
+        else
+            log_warn("xds", "cannot add the root the join token pins: %s", err.msg);
+    }
+    free(merged);
+    free(root);
+    free(roots);
+out:
+    OPENSSL_cleanse(&tp, sizeof tp);
+}
+
+bool xdsc_id_check_meshd(xdsc_client *c, int64_t now)
+{
+    if (c->trust_checked_at && now - c->trust_checked_at < 30)
+        return c->trust_error[0] != '\0';
+    c->trust_checked_at = now;
+    STACK_OF(X509) *chain = NULL;
+    mesh_err err;
+    if (xdsc_trust_fetch_chain(c->meshd, c->server_name, XDSC_PROBE_TIMEOUT_MS, &chain, &err) !=
+        MESH_OK) {
+        log_debug("xds", "looking at meshd's certificate chain: %s", err.msg);
+        c->trust_error[0] = '\0';
+        return false;
+    }
+    char *roots = NULL;
+    char id[DP_SPIFFE_ID_MAX + 1] = "";
+    if (cert_pool_spiffe_id(c->pool, id, sizeof id) != MESH_OK && c->spiffe_id)
+        snprintf(id, sizeof id, "%s", c->spiffe_id);
+    cert_pool_export_bundle(c->pool, &roots, NULL);
+    int rc = xdsc_trust_explain(chain, roots, c->server_name, id, now, &err);
+    sk_X509_pop_free(chain, X509_free);
+    free(roots);
+    if (rc == MESH_OK) {
+        c->trust_error[0] = '\0';
+        return false;
+    }
+    snprintf(c->trust_error, sizeof c->trust_error, "%s", err.msg);
+    log_error("xds", "%s", err.msg);
+    xdsc_client_set_error(c, "%s", err.msg);
+    return true;
+}
+
 static void start_csr(xdsc_client *c, enum xdsc_csr_mode mode, int64_t now_ms, int64_t now)
 {
     mesh_err err;
@@ -211,15 +296,22 @@ static void start_csr(xdsc_client *c, enum xdsc_csr_mode mode, int64_t now_ms, i
         rc = mesh_err_set(&err, MESH_EINVAL, "no SPIFFE ID to enrol as (give --id)");
         goto fail;
     }
-    if ((rc = cert_pool_export_bundle(c->pool, &roots, &err)) != MESH_OK)
-        goto fail;
-    switch (mode) {
-    case XDSC_CSR_TOKEN: {
+    if (mode == XDSC_CSR_TOKEN) {
         tok = current_token(c, now);
         if (!tok) {
             rc = mesh_err_set(&err, MESH_ENOTFOUND, "no join token available");
             goto fail;
         }
+        adopt_pinned_root(c, tok, now);
+    }
+    if ((rc = cert_pool_export_bundle(c->pool, &roots, &err)) != MESH_OK) {
+        if (mode == XDSC_CSR_TOKEN)
+            mesh_err_set(&err, rc, "no trust bundle to verify meshd with: give --ca-bundle, or "
+                         "a join token that pins meshd's CA root (new tokens do)");
+        goto fail;
+    }
+    switch (mode) {
+    case XDSC_CSR_TOKEN: {
         cert_pool_info info;
         cert_pool_get_info(c->pool, now, &info);
         /* First contact reuses the pending key across retries; re-enrolling
@@ -279,10 +371,46 @@ out:
     free(roots);
 }
 
+/* While meshd cannot be reached or refuses us, a new token written to
+ * --token-file counts as explicit trust material too (no restart needed). */
+static void look_for_new_token(xdsc_client *c, int64_t now)
+{
+    if (c->reenrol || !c->token_file || now < c->token_check_at ||
+        (c->ads_failures == 0 && c->csr_failures == 0))
+        return;
+    c->token_check_at = now + 5;
+    char *tok = NULL;
+    if (xdsc_read_token_file(c->token_file, &tok, NULL) != MESH_OK)
+        return;
+    char h[65];
+    token_hash(tok, h);
+    xdsc_wipe_free(tok);
+    xdsc_inputs in;
+    mesh_err err;
+    if (xdsc_inputs_load(c->state_dir, &in, &err) != MESH_OK)
+        return;
+    if (xdsc_inputs_has_token(&in, h) || strcmp(h, c->refused_token) == 0)
+        return;
+    log_info("xds", "a new join token is in %s: re-enrolling with it", c->token_file);
+    c->reenrol = true;
+    c->csr_next_ms = 0;
+}
+
 void xdsc_id_step(xdsc_client *c, int64_t now_ms, int64_t now)
 {
+    look_for_new_token(c, now);
     if (c->csr_active || now_ms < c->csr_next_ms)
         return;
+    if (c->reenrol) {
+        char *tok = current_token(c, now);
+        bool have_token = tok != NULL;
+        xdsc_wipe_free(tok);
+        if (have_token) {
+            start_csr(c, XDSC_CSR_TOKEN, now_ms, now);
+            return;
+        }
+        c->reenrol = false;   /* spent or refused meanwhile */
+    }
     cert_pool_info info;
     cert_pool_get_info(c->pool, now, &info);
     bool have = info.current.present;
@@ -344,7 +472,7 @@ void xdsc_id_on_csr_done(xdsc_client *c, bool ok, int64_t now_ms)
         c->status.csr_ok++;
         pthread_mutex_unlock(&c->mu);
         if (mode == XDSC_CSR_TOKEN) {
-            /* Spent: never present it again. */
+            /* Spent: never present it again, not even after a restart. */
             if (c->token) {
                 token_hash(c->token, c->refused_token);
                 xdsc_wipe_free(c->token);
@@ -355,6 +483,8 @@ void xdsc_id_on_csr_done(xdsc_client *c, bool ok, int64_t now_ms)
                     token_hash(tok, c->refused_token);
                 xdsc_wipe_free(tok);
             }
+            xdsc_inputs_note_token(c->state_dir, c->refused_token);
+            c->reenrol = false;
         }
         c->csr_failures = 0;
         c->csr_last_rc = MESH_OK;
@@ -403,18 +533,32 @@ void xdsc_id_on_csr_done(xdsc_client *c, bool ok, int64_t now_ms)
                       c->token_file ? c->token_file : "the --token-file", (long long)d);
     } else if (rc == MESH_EPERM && mode == XDSC_CSR_TOKEN) {
         char *tok = current_token(c, now);
-        if (tok)
+        if (tok) {
             token_hash(tok, c->refused_token);
+            xdsc_inputs_note_token(c->state_dir, c->refused_token);
+        }
         xdsc_wipe_free(tok);
-        stranded(c, "meshd refused the join token", err.msg);
+        if (c->reenrol) {
+            /* The SVID in use stays valid: not stranded, only the new token failed. */
+            c->reenrol = false;
+            log_warn("xds", "re-enrolment with the new join token was refused; the current "
+                     "SVID stays in use");
+        } else {
+            stranded(c, "meshd refused the join token", err.msg);
+        }
         if (loud)
             log_error("xds", "meshd refused the join token: %s. Issue a new one and write it to "
                       "%s (re-read on every attempt). Retrying in %lld ms", err.msg,
                       c->token_file ? c->token_file : "a --token-file", (long long)d);
     } else if (loud) {
-        log_warn("xds", "%s failed (%llu attempt(s)): %s; retrying in %lld ms",
-                 xdsc_csr_mode_name(mode), (unsigned long long)c->csr_failures, err.msg,
-                 (long long)d);
+        /* Not a refusal: meshd unreachable, or its chain does not verify. */
+        bool explained = rc == MESH_EIO && xdsc_id_check_meshd(c, now);
+        log_msg(explained ? LOG_DEBUG : LOG_WARN, "xds",
+                "%s failed (%llu attempt(s)): %s; retrying in %lld ms",
+                xdsc_csr_mode_name(mode), (unsigned long long)c->csr_failures, err.msg,
+                (long long)d);
+        if (explained)
+            xdsc_client_set_error(c, "%s: %s", xdsc_csr_mode_name(mode), c->trust_error);
     } else {
         log_debug("xds", "%s failed: %s; retrying in %lld ms", xdsc_csr_mode_name(mode),
                   err.msg, (long long)d);

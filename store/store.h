@@ -236,6 +236,10 @@ int store_cert_revoke(mesh_store *st, const char *serial_hex, const char *reason
 /* Number of unexpired certs signed by a CA (decides when a retired CA may leave the bundle). */
 int store_cert_count_live_for_ca(mesh_store *st, int64_t ca_id, int64_t now, int64_t *count_out,
                                  mesh_err *err);
+/* The same count and the latest notAfter among them (0 when none): when the CA may go. */
+int store_cert_live_summary_for_ca(mesh_store *st, int64_t ca_id, int64_t now,
+                                   int64_t *count_out, int64_t *last_not_after_out,
+                                   mesh_err *err);
 void store_cert_free(store_cert *c);
 void store_cert_free_list(store_cert *list, size_t n);
 
@@ -361,6 +365,24 @@ int store_proxy_set_problem(mesh_store *st, const char *node_id, const char *spi
 int store_proxy_disconnect_all(mesh_store *st, const char *meshd_instance, mesh_err *err);
 int store_proxy_list(mesh_store *st, store_proxy **out, size_t *n_out, mesh_err *err);
 void store_proxy_free_list(store_proxy *list, size_t n);
+
+/* ---- trust bundle each proxy ACKed (written by meshd, read by `ca rotate`) */
+typedef struct store_proxy_trust {
+    char *node_id;
+    char *spiffe_id;      /* with node_id, the key (as proxy rows are keyed) */
+    char *roots;          /* sorted, comma-separated SHA-256 hex of the roots it ACKed */
+    char *meshd_instance; /* the meshd that saw the ACK */
+    int64_t acked_at;
+} store_proxy_trust;
+
+/* Records that (spiffe_id, node_id) ACKed a bundle holding exactly `roots`. */
+int store_proxy_trust_set(mesh_store *st, const char *node_id, const char *spiffe_id,
+                          const char *roots, const char *meshd_instance, int64_t now,
+                          mesh_err *err);
+/* Ordered by (spiffe_id, node_id), byte-wise (strcmp order). */
+int store_proxy_trust_list(mesh_store *st, store_proxy_trust **out, size_t *n_out,
+                           mesh_err *err);
+void store_proxy_trust_free_list(store_proxy_trust *list, size_t n);
 
 /* ---- audit log ------------------------------------------------------------ */
 /* The actor of a row whose requester proved no identity (no, an unverifiable

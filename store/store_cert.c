@@ -31,6 +31,8 @@ static const char SQL_CERT_REVOKED_INFO[] =
     "SELECT revoked_at, revoke_reason FROM certs WHERE serial_hex = ?1";
 static const char SQL_CERT_COUNT_LIVE[] =
     "SELECT count(*) FROM certs WHERE ca_id = ?1 AND not_after >= ?2";
+static const char SQL_CERT_LIVE_SUMMARY[] =
+    "SELECT count(*), COALESCE(max(not_after), 0) FROM certs WHERE ca_id = ?1 AND not_after >= ?2";
 
 int store_cert_read_row(sqlite3_stmt *s, store_cert *out)
 {
@@ -274,6 +276,31 @@ int store_cert_count_live_for_ca(mesh_store *st, int64_t ca_id, int64_t now, int
     else
         rc = store_db_error(st, err, src, "counting live certificates of CA id %lld",
                             (long long)ca_id);
+    store_stmt_release(s);
+    return rc;
+}
+
+int store_cert_live_summary_for_ca(mesh_store *st, int64_t ca_id, int64_t now,
+                                   int64_t *count_out, int64_t *last_not_after_out,
+                                   mesh_err *err)
+{
+    *count_out = 0;
+    *last_not_after_out = 0;
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, SQL_CERT_LIVE_SUMMARY, &s, err);
+    if (rc != MESH_OK)
+        return rc;
+    int brc = SQLITE_OK;
+    store_bind_int64(s, 1, ca_id, &brc);
+    store_bind_int64(s, 2, now, &brc);
+    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
+    if (src == SQLITE_ROW) {
+        *count_out = sqlite3_column_int64(s, 0);
+        *last_not_after_out = sqlite3_column_int64(s, 1);
+    } else {
+        rc = store_db_error(st, err, src, "summarising live certificates of CA id %lld",
+                            (long long)ca_id);
+    }
     store_stmt_release(s);
     return rc;
 }

@@ -255,6 +255,30 @@ static const char *const store_migrations[] = {
     "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
     "CREATE TRIGGER store_seq_crls_delete AFTER DELETE ON crls\n"
     "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n",
+
+    /* 4 -> 5: which trust bundle each proxy has ACKed (CA rotation waits for the
+     * new root to be in every sidecar's before activating it). Its own table,
+     * keyed like proxies (verified identity, Node.id), so proxy-status writes and
+     * trust writes never touch the same row and a client claiming another's
+     * Node.id cannot speak for it. roots: sorted, comma-separated SHA-256 of the
+     * root certs. */
+    "CREATE TABLE proxy_trust (\n"
+    "  spiffe_id      TEXT NOT NULL,\n"
+    "  node_id        TEXT NOT NULL,\n"
+    "  roots          TEXT NOT NULL,\n"
+    "  acked_at       INTEGER NOT NULL,\n"
+    "  meshd_instance TEXT NOT NULL DEFAULT '',\n"
+    "  PRIMARY KEY (spiffe_id, node_id)\n"
+    ");\n"
+    /* Unlike proxies, followed by the change counter of 2 -> 3: activation
+     * of a CA is decided from these rows, and they change only when a
+     * sidecar's bundle does (not on every status event). */
+    "CREATE TRIGGER store_seq_proxy_trust_insert AFTER INSERT ON proxy_trust\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_proxy_trust_update AFTER UPDATE ON proxy_trust\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_proxy_trust_delete AFTER DELETE ON proxy_trust\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n",
 };
 
 int store_latest_schema_version(void)

@@ -57,7 +57,7 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level(o.log_level);
-    mgrpc_log_setup(o.log_level);
+    mgrpc_log_setup_client(o.log_level);
 
     /* Signals are taken by sigwait in this thread only; every thread created
      * below inherits the blocked mask. */
@@ -69,8 +69,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     cert_pool *pool = NULL;
-    int first_contact = 0;
-    if (sc_boot_identity(&o, &pool, &first_contact, &err) != MESH_OK) {
+    sc_boot_info boot;
+    if (sc_boot_identity(&o, &pool, &boot, &err) != MESH_OK) {
         fprintf(stderr, "mesh-sidecar: %s\n", err.msg);
         return 1;
     }
@@ -99,6 +99,7 @@ int main(int argc, char **argv)
         .pool = pool,
         .hooks = sc_proxy_hooks(px),
         .backoff_max_ms = o.reconnect_max_ms,
+        .reenrol = boot.reenrol,
     };
     if (xdsc_client_start(&xo, &xc, &err) != MESH_OK) {
         fprintf(stderr, "mesh-sidecar: %s\n", err.msg);
@@ -108,7 +109,7 @@ int main(int argc, char **argv)
     int admin_port = dp_proxy_admin_port(px);
     if (admin_port > 0)
         log_info("sidecar", "admin endpoint on 127.0.0.1:%d", admin_port);
-    if (first_contact)
+    if (boot.first_contact)
         log_info("sidecar", "first contact: enrolling with a join token");
 
     int sig = 0;

@@ -36,6 +36,10 @@
 #include "store/store.h"
 
 #define CERT_RECOVER_GRACE (7 * 24 * 3600)
+/* `meshctl ca rotate` stops waiting for a sidecar that is past this grace:
+ * the two must agree (ca/ca.h). */
+_Static_assert(CERT_RECOVER_GRACE == CA_ROLLOUT_GONE_AFTER,
+               "CA rotation's gone-after must equal the self-recovery grace");
 #define CERT_RECOVER_HEADER "x-meshd-expired-svid"
 
 /* Where refusal rows go: meshd passes its rate-limited audit queue; NULL

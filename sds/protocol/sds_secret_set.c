@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ca/ca.h"
 #include "sds/certsvc/cert_service.h"
 #include "sds/protocol/sds_names.h"
 #include "sds/compiler/xds_compile_secret.h"
@@ -21,6 +22,7 @@ struct sds_bundle {
     size_t rootca_len, td_len;
     char rootca_version[XDS_VERSION_LEN + 1];
     char td_version[XDS_VERSION_LEN + 1];
+    char *roots;                   /* fingerprints of the roots (ca_bundle_fingerprints) */
 };
 
 static void bundle_free(sds_bundle *b)
@@ -32,6 +34,7 @@ static void bundle_free(sds_bundle *b)
     free(b->td_name);
     free(b->rootca);
     free(b->td);
+    free(b->roots);
     free(b);
 }
 
@@ -66,6 +69,15 @@ int sds_bundle_build(const char *bundle_pem, const char *crl_pem, const char *tr
     xds_version_of(b->rootca, b->rootca_len, b->version);
     xds_version_of(b->rootca, b->rootca_len, b->rootca_version);
     xds_version_of(b->td, b->td_len, b->td_version);
+    /* What a client holds once it ACKs this bundle (CA rotation waits on it).
+     * PEM that does not parse as certificates names no root. */
+    mesh_err ferr;
+    if (ca_bundle_fingerprints(b->pem, &b->roots, &ferr) != MESH_OK)
+        b->roots = strdup("");
+    if (!b->roots) {
+        bundle_free(b);
+        return mesh_err_set(err, MESH_ENOMEM, "out of memory");
+    }
     *out = b;
     return MESH_OK;
 }
@@ -86,6 +98,7 @@ void sds_bundle_unref(sds_bundle *b)
 const char *sds_bundle_pem(const sds_bundle *b) { return b->pem; }
 const char *sds_bundle_crl_pem(const sds_bundle *b) { return b->crl_pem; }
 const char *sds_bundle_version(const sds_bundle *b) { return b->version; }
+const char *sds_bundle_roots(const sds_bundle *b) { return b->roots; }
 
 int sds_chain_for_cert(const char *leaf_pem, int64_t ca_id, const store_ca *cas, size_t n_cas,
                        char **chain_pem, mesh_err *err)

@@ -38,6 +38,9 @@ const char *sds_bundle_pem(const sds_bundle *b);
 const char *sds_bundle_crl_pem(const sds_bundle *b);
 /* Content version of the bundle and its CRLs (16 hex chars). */
 const char *sds_bundle_version(const sds_bundle *b);
+/* The roots it holds: sorted, comma-separated SHA-256 fingerprints ("" when
+ * the PEM names none), as store_proxy_trust records them once ACKed. */
+const char *sds_bundle_roots(const sds_bundle *b);
 
 /* The caller's current SVID as found in the store. */
 typedef struct sds_svid {

@@ -180,3 +180,104 @@ Test(ca_token, create_inside_caller_transaction)
     free(tok);
     tca_teardown(&e);
 }
+
+/* The fingerprint of a stored CA's root. */
+static void root_fp(tca_env *e, const char *state, char out[65])
+{
+    store_ca *list = NULL;
+    size_t n = 0;
+    mesh_err err = {0};
+    cr_assert_eq(store_ca_list(e->st, &list, &n, &err), MESH_OK);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i].state, state) == 0)
+            cr_assert_eq(ca_root_info(&list[i], NULL, out, &err), MESH_OK, "%s", err.msg);
+    store_ca_free_list(list, n);
+    cr_assert_eq(strlen(out), 64, "no %s CA", state);
+}
+
+Test(ca_token, tokens_pin_the_active_and_prepared_roots)
+{
+    tca_env e;
+    tca_setup(&e);
+    tca_init(&e, NULL, 0);
+    add_reg(&e, TCA_ID_WEB);
+    char active[65], prepared[65];
+    root_fp(&e, "active", active);
+    char *tok = NULL;
+    mesh_err err = {0};
+    cr_assert_eq(join_token_create(e.st, TCA_ID_WEB, 0, &tok, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(strlen(tok), 47 + 44, "%s", tok);
+    cr_assert_eq(tok[47], '.');
+    join_token_parts p;
+    cr_assert_eq(join_token_parse(tok, &p, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(p.n_pins, 1);
+    cr_assert_str_eq(p.pins_hex[0], active);
+    cr_assert_eq(strncmp(p.secret, tok, 47), 0);
+    cr_assert_eq(strlen(p.secret), 47);
+
+    /* during a rotation: active first, then the prepared root */
+    ca_init_opts o = {.key_dir = e.keydir};
+    int64_t id = 0;
+    cr_assert_eq(ca_prepare(e.st, &o, &id, &err), MESH_OK, "%s", err.msg);
+    root_fp(&e, "prepared", prepared);
+    char *tok2 = NULL;
+    cr_assert_eq(join_token_create(e.st, TCA_ID_WEB, 0, &tok2, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(join_token_parse(tok2, &p, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(p.n_pins, 2);
+    cr_assert_str_eq(p.pins_hex[0], active);
+    cr_assert_str_eq(p.pins_hex[1], prepared);
+
+    /* what is stored and redeemed is the secret part; pins do not matter */
+    char *who = NULL;
+    char trailing[200];
+    snprintf(trailing, sizeof trailing, "  %s\n", tok);
+    cr_assert_eq(join_token_redeem(e.st, trailing, time(NULL), &who, &err), MESH_OK, "%s",
+                 err.msg);
+    cr_assert_str_eq(who, TCA_ID_WEB);
+    free(who);
+    who = NULL;
+    char bare[48];
+    memcpy(bare, tok2, 47);
+    bare[47] = '\0';
+    cr_assert_eq(join_token_redeem(e.st, bare, time(NULL), &who, &err), MESH_OK,
+                 "a token works without its pins: %s", err.msg);
+    free(who);
+    who = NULL;
+    cr_assert_eq(join_token_redeem(e.st, tok2, time(NULL), &who, &err), MESH_EPERM,
+                 "and is then spent, pins or not");
+    free(tok);
+    free(tok2);
+    tca_teardown(&e);
+}
+
+Test(ca_token, malformed_pins_are_refused_without_echo)
+{
+    const char *secret = "mjt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    const char *pin = "BfPCXsW7WYFplyABOQRGPY8WK2ihOTA4Dj6LNKETKDs";
+    char buf[256];
+    join_token_parts p;
+    mesh_err err = {0};
+    snprintf(buf, sizeof buf, "%s.%s", secret, pin);
+    cr_assert_eq(join_token_parse(buf, &p, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(p.n_pins, 1);
+    cr_assert_eq(strlen(p.pins_hex[0]), 64);
+    const char *bad[] = {
+        "%s.",                          /* empty pin */
+        "%s.BfPCXsW7WYFplyABOQRGPY8WK2ihOTA4Dj6LNKETKD",    /* 42 chars */
+        "%s:BfPCXsW7WYFplyABOQRGPY8WK2ihOTA4Dj6LNKETKDs",   /* wrong separator */
+        "%s.BfPCXsW7WYFplyABOQRGPY8WK2ihOTA4Dj6LNKETKD+",   /* not base64url */
+        "%s.BfPCXsW7WYFplyABOQRGPY8WK2ihOTA4Dj6LNKETKDt",   /* stray low bits */
+        "%s.BfPCXsW7WYFplyABOQRGPY8WK2ihOTA4Dj6LNKETKDs.BfPCXsW7WYFplyABOQRGPY8WK2ihOTA4Dj6LNKETKDs"
+        ".BfPCXsW7WYFplyABOQRGPY8WK2ihOTA4Dj6LNKETKDs",     /* more pins than allowed */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        snprintf(buf, sizeof buf, bad[i], secret);
+#pragma GCC diagnostic pop
+        cr_expect_eq(join_token_parse(buf, &p, &err), MESH_EINVAL, "case %zu: %s", i, buf);
+        cr_expect(strstr(err.msg, "malformed"), "%s", err.msg);
+        cr_expect_null(strstr(err.msg, "AAAAAAAA"), "token text echoed: %s", err.msg);
+    }
+}

@@ -286,6 +286,65 @@ Test(meshd_status_rows, an_open_without_identity_is_refused)
     cr_assert_null(row(NODE));
 }
 
+/* The bundle (node, id) ACKed (store_proxy_trust), or NULL; free with trust_free. */
+static store_proxy_trust *trusts;
+static size_t n_trusts;
+
+static void trust_free(void)
+{
+    store_proxy_trust_free_list(trusts, n_trusts);
+    trusts = NULL;
+    n_trusts = 0;
+}
+
+static const store_proxy_trust *trust_row(const char *node, const char *id)
+{
+    trust_free();
+    mesh_err err = {0};
+    cr_assert_eq(store_proxy_trust_list(env.st, &trusts, &n_trusts, &err), MESH_OK, "%s",
+                 err.msg);
+    for (size_t i = 0; i < n_trusts; i++)
+        if (strcmp(trusts[i].node_id, node) == 0 && strcmp(trusts[i].spiffe_id, id) == 0)
+            return &trusts[i];
+    return NULL;
+}
+
+/* A CA rotation judges a sidecar by the bundle it ACKed last, also once it
+ * has gone: its persisted cert pool holds that bundle. */
+Test(meshd_status_rows, trust_ack_is_written_also_after_the_close)
+{
+    OK(md_status_rows_open(&rows, NODE, TSD_WEB, "p", 1, 100, E));
+    OK(md_status_rows_trust(&rows, NODE, TSD_WEB, "aa", 101, E));
+    const store_proxy_trust *t = trust_row(NODE, TSD_WEB);
+    cr_assert_not_null(t);
+    cr_assert_str_eq(t->roots, "aa");
+    cr_assert_eq(t->acked_at, 101);
+    cr_assert_str_eq(t->meshd_instance, TMD_INSTANCE);
+    OK(md_status_rows_close(&rows, NODE, TSD_WEB, 102, E));
+    OK(md_status_rows_trust(&rows, NODE, TSD_WEB, "aa,bb", 103, E)); /* the ACK raced the close */
+    t = trust_row(NODE, TSD_WEB);
+    cr_assert_str_eq(t->roots, "aa,bb");
+    cr_assert_eq(t->acked_at, 103);
+    mesh_err err = {0};
+    cr_assert_eq(md_status_rows_trust(&rows, NODE, TSD_WEB, NULL, 104, &err), MESH_ENOMEM,
+                 "a copy that failed when queued is an error, not an empty bundle");
+    cr_assert_str_eq(trust_row(NODE, TSD_WEB)->roots, "aa,bb");
+    trust_free();
+}
+
+/* Another identity naming itself like web's node ACKs for its own row only. */
+Test(meshd_status_rows, an_impostor_node_id_acks_only_for_itself)
+{
+    OK(md_status_rows_open(&rows, NODE, TSD_WEB, "p", 1, 100, E));
+    OK(md_status_rows_trust(&rows, NODE, TSD_WEB, "aa", 101, E));
+    OK(md_status_rows_open(&rows, NODE, TSD_API, "q", 1, 102, E));
+    OK(md_status_rows_trust(&rows, NODE, TSD_API, "aa,bb", 103, E));
+    cr_assert_str_eq(trust_row(NODE, TSD_WEB)->roots, "aa", "web's row untouched");
+    cr_assert_str_eq(trust_row(NODE, TSD_API)->roots, "aa,bb");
+    cr_assert_eq(n_trusts, 2);
+    trust_free();
+}
+
 /* ---- the writer thread ---------------------------------------------------------------- */
 
 TestSuite(meshd_status_writer, .init = setup, .fini = teardown);
@@ -339,6 +398,7 @@ Test(meshd_status_writer, stop_flushes_and_marks_this_instance_disconnected)
     md_status_audit(ctx, TSD_WEB, "sds.denied", "spiffe://example.org/ns/demo/sa/api",
                     "node=web-1: not yours", 0);
     md_status_audit(ctx, "meshd", "test.null", NULL, NULL, 1); /* NULLs are stored as "" */
+    md_status_trust(ctx, NODE, TSD_WEB, "aa,bb");
     md_status_stop(ctx);
     md_status_open(ctx, "late-node", TSD_WEB, "p", 1); /* after stop: dropped */
     const store_proxy *p = row(NODE);
@@ -349,6 +409,8 @@ Test(meshd_status_writer, stop_flushes_and_marks_this_instance_disconnected)
     cr_assert_null(row("late-node"));
     cr_assert_eq(audit_rows("sds.denied", "spiffe://example.org/ns/demo/sa/api"), 1);
     cr_assert_eq(audit_rows("test.null", ""), 1);
+    cr_assert_str_eq(trust_row(NODE, TSD_WEB)->roots, "aa,bb");
+    trust_free();
     proxies_free();
     tmd_ctx_free(ctx);
 }

@@ -1,9 +1,11 @@
 /* tests/unit/test_meshd_stream.c — stream bookkeeping (meshd/meshd_stream.c,
  * meshd/meshd_delta.c): the registry the watcher walks, a stream's node name and
- * status, installing a view and what that pushes, and the requests that end a stream.
+ * status, installing a view and what that pushes, the requests that end a stream, and
+ * which trust bundle a node ACKed (meshd/meshd_trust.c).
  * Calls are built as on_new_call builds them (test_meshd_util.h); what meshd queues
  * for the client is read back and decoded. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -549,6 +551,121 @@ Test(meshd_view, delta_stream_gets_a_delta_response)
     cr_assert_eq(d->n_resources, n_clusters);
     cr_assert_eq(d->n_removed_resources, 0);
     envoy__service__discovery__v3__delta_discovery_response__free_unpacked(d, NULL);
+    view_free(&v);
+    tmd_call_free(c);
+}
+
+/* ---- which bundle a node ACKed (meshd_trust.c) ----------------------------------------- */
+
+static void name_node(md_call *c, const char *node)
+{
+    snprintf(c->stream->node_id, sizeof c->stream->node_id, "%s", node);
+    c->stream->node_known = 1;
+}
+
+static void reply(md_call *c, enum ads_req_kind kind)
+{
+    pthread_mutex_lock(&c->mu);
+    md_stream_note_reply_locked(c, kind, XDS_TYPE_URL_SECRET, "v", "v", "bad", NULL, NULL);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void push_view(md_call *c, view *v)
+{
+    view_build(v, c);
+    pthread_mutex_lock(&c->mu);
+    md_stream_update_locked(c, &v->u);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* An SDS response holding one secret of that name went out on c. */
+static void sent_bundle_named(md_call *c, const char *name)
+{
+    char *copy = strdup(name);
+    xds_resource r = {.name = copy};
+    const xds_resource *items[] = {&r};
+    pthread_mutex_lock(&c->mu);
+    md_trust_on_sds_sent_locked(c, items, 1);
+    pthread_mutex_unlock(&c->mu);
+    free(copy);
+}
+
+/* The roots stored for (node, TSD_WEB), or NULL. */
+static char *stored_roots(const char *node)
+{
+    store_proxy_trust *t = NULL;
+    size_t n = 0;
+    mesh_err err = {0};
+    cr_assert_eq(store_proxy_trust_list(env.st, &t, &n, &err), MESH_OK, "%s", err.msg);
+    char *out = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(t[i].node_id, node) == 0 && strcmp(t[i].spiffe_id, TSD_WEB) == 0)
+            out = strdup(t[i].roots);
+    store_proxy_trust_free_list(t, n);
+    return out;
+}
+
+Test(meshd_view, ack_of_the_bundle_records_its_roots)
+{
+    mesh_err err = {0};
+    cr_assert_eq(md_status_start(ctx, &err), MESH_OK, "%s", err.msg);
+    md_call *c = tmd_call_new(ctx, MD_CALL_SDS, TSD_WEB);
+    tmd_connect_with_svid(&env, c, 3600, NULL, NULL);
+    md_stream *s = tmd_stream_new(c);
+    name_node(c, "web-1");
+    const char *secrets[] = {"ROOTCA"};
+    subscribe(c, ADS_T_SDS, secrets, 1);
+    view v;
+    push_view(c, &v);
+    cr_assert_eq(tmd_queued(c), 1);
+    char *want = NULL;
+    cr_assert_eq(ca_bundle_fingerprints(sds_bundle_pem(v.bundle), &want, &err), MESH_OK);
+    cr_assert_eq(strlen(want), 64);
+    cr_assert_str_eq(s->sds_pending_roots, want, "sent, awaiting the answer");
+    cr_assert_null(s->sds_acked_roots);
+    reply(c, ADS_REQ_NACK);
+    cr_assert_null(s->sds_pending_roots, "a NACK leaves it with what it had: nothing");
+    cr_assert_null(s->sds_acked_roots);
+    /* sent again (as after a new bundle) and ACKed this time */
+    sent_bundle_named(c, "ROOTCA");
+    reply(c, ADS_REQ_ACK);
+    cr_assert_str_eq(s->sds_acked_roots, want);
+    md_status_stop(ctx);
+    char *stored = stored_roots("web-1");
+    cr_assert_not_null(stored, "the ACK reached the store");
+    cr_assert_str_eq(stored, want);
+    free(stored);
+    free(want);
+    view_free(&v);
+    tmd_call_free(c);
+}
+
+/* A response without the bundle (only the SVID), or a client that never
+ * named its node, records nothing. */
+Test(meshd_view, ack_without_a_bundle_or_a_node_records_nothing)
+{
+    mesh_err err = {0};
+    cr_assert_eq(md_status_start(ctx, &err), MESH_OK, "%s", err.msg);
+    md_call *c = tmd_call_new(ctx, MD_CALL_SDS, TSD_WEB);
+    tmd_connect_with_svid(&env, c, 3600, NULL, NULL);
+    md_stream *s = tmd_stream_new(c);
+    name_node(c, "web-1");
+    const char *secrets[] = {"default"};
+    subscribe(c, ADS_T_SDS, secrets, 1);
+    view v;
+    push_view(c, &v);
+    cr_assert_eq(tmd_queued(c), 1);
+    cr_assert_null(s->sds_pending_roots, "no bundle-named secret in the response");
+    reply(c, ADS_REQ_ACK);
+    cr_assert_null(s->sds_acked_roots);
+    /* the bundle sent, but the node never said who it is */
+    s->node_known = 0;
+    sent_bundle_named(c, "spiffe://" TSD_TD);
+    cr_assert_not_null(s->sds_pending_roots, "spiffe://<td> is the bundle too");
+    reply(c, ADS_REQ_ACK);
+    cr_assert_null(s->sds_acked_roots);
+    md_status_stop(ctx);
+    cr_assert_null(stored_roots("web-1"));
     view_free(&v);
     tmd_call_free(c);
 }

@@ -374,6 +374,38 @@ Test(meshd_watch_cas, fingerprint_moves_with_every_ca_change)
     free(none);
 }
 
+/* ---- pruning retired CAs ---------------------------------------------------------- */
+
+Test(meshd_watch_prune, nothing_retired_looks_again_in_a_minute)
+{
+    md_prune_plan p = md_prune_plan_for(NULL, 0, 5000);
+    cr_assert_eq(p.prune, 0);
+    cr_assert_eq(p.next_check_at, 5000 + MD_PRUNE_CHECK_S);
+}
+
+Test(meshd_watch_prune, a_retired_ca_without_live_leaves_is_pruned)
+{
+    ca_retired r[2] = {{.ca_id = 1, .live = 3, .last_not_after = 9000},
+                       {.ca_id = 2, .live = 0, .last_not_after = 0}};
+    md_prune_plan p = md_prune_plan_for(r, 2, 5000);
+    cr_assert_eq(p.prune, 1);
+    cr_assert_eq(p.next_check_at, 5000 + MD_PRUNE_CHECK_S, "CA 1 expires long after that");
+}
+
+Test(meshd_watch_prune, looks_again_one_second_after_the_last_leaf_expires)
+{
+    ca_retired r[2] = {{.ca_id = 1, .live = 1, .last_not_after = 5020},
+                       {.ca_id = 2, .live = 4, .last_not_after = 5010}};
+    md_prune_plan p = md_prune_plan_for(r, 2, 5000);
+    cr_assert_eq(p.prune, 0, "every retired CA still has a valid leaf");
+    cr_assert_eq(p.next_check_at, 5011, "at notAfter the leaf is valid; a second later not");
+    /* a leaf that expires right now: look again next second, not in a minute */
+    ca_retired last = {.ca_id = 1, .live = 1, .last_not_after = 5000};
+    p = md_prune_plan_for(&last, 1, 5000);
+    cr_assert_eq(p.prune, 0);
+    cr_assert_eq(p.next_check_at, 5001);
+}
+
 /* ---- the audit log as the change feed (a real store) ---------------------------------- */
 
 static tsd_env env;

@@ -31,6 +31,10 @@ static void apply_yaml(const char *yaml)
     mesh_config_free(&cfg);
 }
 
+/* meshd's --svid-ttl for the next setup (0 = the default), which its own
+ * serving cert gets too. */
+static int64_t setup_svid_ttl;
+
 static void setup(void)
 {
     grpc_init();
@@ -39,6 +43,8 @@ static void setup(void)
     ctx = tmd_ctx_new(env.db);
     ctx->opts.poll_ms = 10;
     ctx->opts.debounce_ms = 10;
+    if (setup_svid_ttl)
+        ctx->opts.svid_ttl = setup_svid_ttl;
     mesh_err err = {0};
     cr_assert_eq(md_watch_start(ctx, &err), MESH_OK, "%s", err.msg);
     cr_assert_eq(atomic_load(&ctx->cache.cfg_gen), 1, "the first pass loaded the config");
@@ -386,4 +392,80 @@ Test(meshd_watcher, new_root_reaches_every_sidecar)
     disconnect(&sc[0]);
     disconnect(&sc[1]);
     free_sidecars(sc, 2);
+}
+
+/* CAs in the bundle (not yet removed). */
+static size_t store_cas(void)
+{
+    store_ca *list = NULL;
+    size_t n = 0;
+    mesh_err err = {0};
+    cr_assert_eq(store_ca_list(env.st, &list, &n, &err), MESH_OK, "%s", err.msg);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        kept += strcmp(list[i].state, "removed") != 0;
+    store_ca_free_list(list, n);
+    return kept;
+}
+
+static size_t bundle_roots(void)
+{
+    uint64_t gen = 0;
+    sds_bundle *b = md_cache_bundle(ctx, &gen);
+    cr_assert_not_null(b);
+    size_t n = (strlen(sds_bundle_roots(b)) + 1) / 65;
+    sds_bundle_unref(b);
+    return n;
+}
+
+/* After ca rotate: the retired CA stays in the bundle while a leaf it signed is
+ * valid (a sidecar's, meshd's own serving cert), and meshd removes it by itself
+ * a second after the last one's notAfter (not at the next once-a-minute look),
+ * installing the smaller bundle. Every leaf here lives CA_MIN_SVID_TTL. */
+static void short_ttl_setup(void)
+{
+    setup_svid_ttl = CA_MIN_SVID_TTL;
+    setup();
+}
+
+TestSuite(meshd_watcher_prune, .init = short_ttl_setup, .fini = teardown, .timeout = 60);
+
+Test(meshd_watcher_prune, retired_ca_leaves_the_bundle_after_its_last_leaf)
+{
+    EVP_PKEY *key = NULL;
+    free(tsd_csr(TSD_WEB, &key));
+    free(tsd_issue(&env, key, TSD_WEB, CA_MIN_SVID_TTL, NULL, NULL));
+    EVP_PKEY_free(key);
+    ca_init_opts o = {.trust_domain = TSD_TD, .key_dir = env.keydir};
+    int64_t next = 0;
+    mesh_err err = {0};
+    cr_assert_eq(ca_prepare(env.st, &o, &next, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(ca_activate(env.st, next, &err), MESH_OK, "%s", err.msg);
+    ca_retired *r = NULL;
+    size_t n = 0;
+    cr_assert_eq(ca_retired_list(env.st, time(NULL), &r, &n, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(n, 1);
+    cr_assert_geq(r[0].live, 1, "web's leaf at least (and meshd's if it was issued by then)");
+    int64_t last = r[0].last_not_after;
+    free(r);
+    while (time(NULL) < last - 1) {
+        cr_assert_eq(store_cas(), 2, "pruned while a leaf of the retired CA is valid");
+        sleep_ms(100);
+    }
+    int pruned = 0;
+    for (long waited = 0; !pruned && waited < WAIT_MS; waited += 20) {
+        pruned = store_cas() == 1;
+        if (!pruned)
+            sleep_ms(20);
+    }
+    cr_assert(pruned, "the retired CA was not pruned after its last leaf expired");
+    cr_assert_leq(time(NULL), last + 5, "pruned at the leaf's expiry, not at the next minute");
+    int one_root = 0;
+    for (long waited = 0; !one_root && waited < WAIT_MS; waited += 20) {
+        one_root = bundle_roots() == 1;
+        if (!one_root)
+            sleep_ms(20);
+    }
+    cr_assert(one_root, "the smaller bundle was not installed");
+    cr_assert_eq(tsd_audit_count(&env, "ca.remove", 1), 1);
 }
