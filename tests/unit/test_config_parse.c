@@ -152,7 +152,7 @@ Test(config_parse, unknown_keys_suggest_nearest)
                  "  - name: web\n"
                  "    colour: blue\n",
                  "mesh.yaml:3: services[0].colour: unknown field (expected one of: name, protocol, "
-                 "port, lb, connect_timeout)");
+                 "port, lb, connect_timeout, subsets)");
     expect_error(SVC_WEB "routes:\n"
                          "  - name: web\n"
                          "    rules:\n"

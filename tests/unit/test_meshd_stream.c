@@ -181,6 +181,9 @@ Test(meshd_registry, status_opens_once_the_node_is_known)
     cr_assert_eq(s->status_opened, 0, "no row without a node name");
     md_stream_note_node_locked(c, 1, "web-1");
     md_stream_status_sync_locked(c);
+    cr_assert_eq(s->status_opened, 0, "an mTLS stream's row waits for its enrolled instance");
+    cr_assert_eq(md_stream_settle_instance_locked(c, ""), 1);
+    md_stream_status_sync_locked(c);
     cr_assert_eq(s->status_opened, 1);
     cr_assert_eq(s->reported_not_after, 5000);
     s->svid.not_after = 9000; /* rotated */

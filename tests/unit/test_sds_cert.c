@@ -228,7 +228,7 @@ Test(sds_cert, mtls_renewal_needs_a_known_cert_and_registration)
     req.peer_spiffe_id = TSD_API;
     req.peer_cert_pem = leaf;
     mesh_err err = {0};
-    cr_assert_eq(store_registration_remove(env.st, TSD_API, &err), MESH_OK);
+    cr_assert_eq(store_registration_remove(env.st, "", TSD_API, &err), MESH_OK);
     call_result r;
     call(&req, &r);
     cr_assert_eq(r.status, GRPC_STATUS_PERMISSION_DENIED);
@@ -365,7 +365,7 @@ Test(sds_cert, recovery_needs_the_registration)
     char *hdr = b64(s.pem);
     char *csr = tsd_csr_for(s.key, TSD_API);
     mesh_err err = {0};
-    cr_assert_eq(store_registration_remove(env.st, TSD_API, &err), MESH_OK);
+    cr_assert_eq(store_registration_remove(env.st, "", TSD_API, &err), MESH_OK);
     cert_service_req req = base_req(csr);
     req.expired_svid_b64 = hdr;
     req.now = s.not_after + 10;
