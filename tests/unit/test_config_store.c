@@ -472,3 +472,107 @@ Test(config_store, nested_transaction_is_refused)
     cr_assert_eq(count_rows(e.st, NULL), 0);
     env_teardown(&e);
 }
+
+/* ---- declarative apply: apply sets, --prune, --dry-run (issue 13) ---------- */
+
+static int apply_set(mesh_store *st, const char *set, const char *yaml, int prune, int dry,
+                     mesh_apply_result *res, mesh_err *err)
+{
+    mesh_config cfg;
+    parse_ok("f.yaml", yaml, &cfg);
+    mesh_apply_opts o = {.apply_set = set, .prune = prune, .dry_run = dry};
+    int rc = mesh_config_apply_ex(st, &cfg, &o, res, err);
+    mesh_config_free(&cfg);
+    return rc;
+}
+
+static int stored(mesh_store *st, const char *kind, const char *name)
+{
+    mesh_config cfg;
+    mesh_err err = {0};
+    cr_assert_eq(mesh_config_load_store(st, &cfg, &err), MESH_OK, "%s", err.msg);
+    int found = 0;
+    if (strcmp(kind, "service") == 0)
+        found = mesh_config_find_service(&cfg, name) != NULL;
+    else
+        found = mesh_config_find_workload(&cfg, name) != NULL;
+    mesh_config_free(&cfg);
+    return found;
+}
+
+#define SVC(n, p) "  - {name: " n ", protocol: http, port: " p "}\n"
+#define WL(n, svc, port)                                                                         \
+    "  - {name: " n ", spiffe_id: \"spiffe://example.org/ns/d/sa/" svc "\", service: " svc      \
+    ", inbound: \"127.0.0.1:1" port "\", app: \"127.0.0.1:2" port "\"}\n"
+
+Test(config_store, prune_removes_only_what_the_set_no_longer_holds)
+{
+    env e;
+    env_setup(&e);
+    mesh_err err = {0};
+    mesh_apply_result r;
+    cr_assert_eq(apply_set(e.st, "a.yaml", "services:\n" SVC("web", "80") SVC("api", "81")
+                           "workloads:\n" WL("api-1", "api", "5001") WL("api-2", "api", "5002"),
+                           0, 0, &r, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(r.n_changes, 4);
+    mesh_apply_result_free(&r);
+    cr_assert_eq(apply_set(e.st, "b.yaml", "services:\n" SVC("extra", "82"), 0, 0, &r, &err),
+                 MESH_OK, "%s", err.msg);
+    mesh_apply_result_free(&r);
+    /* A resource of no set (as meshctl wrote them before apply sets). */
+    mesh_config none;
+    parse_ok("old.yaml", "services:\n" SVC("legacy", "83"), &none);
+    cr_assert_eq(mesh_config_apply(e.st, &none, NULL, &err), MESH_OK, "%s", err.msg);
+    mesh_config_free(&none);
+
+    const char *next = "services:\n" SVC("web", "80") SVC("api", "81")
+                       "workloads:\n" WL("api-1", "api", "5001");
+    /* Without --prune: nothing removed. */
+    cr_assert_eq(apply_set(e.st, "a.yaml", next, 0, 0, &r, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(r.n_changes, 0);
+    mesh_apply_result_free(&r);
+    cr_assert(stored(e.st, "workload", "api-2"));
+
+    /* Dry run: the removal is reported, nothing is written. */
+    int64_t v0 = store_config_version(e.st);
+    cr_assert_eq(apply_set(e.st, "a.yaml", next, 1, 1, &r, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(r.n_changes, 1);
+    cr_assert_eq(r.changes[0].what, MESH_CHANGE_REMOVE);
+    cr_assert_str_eq(r.changes[0].kind, "workload");
+    cr_assert_str_eq(r.changes[0].name, "api-2");
+    cr_assert_not_null(r.changes[0].before);
+    cr_assert_null(r.changes[0].after);
+    cr_assert_eq(r.unchanged, 3);
+    mesh_apply_result_free(&r);
+    cr_assert(stored(e.st, "workload", "api-2"), "a dry run writes nothing");
+    cr_assert_eq(store_config_version(e.st), v0);
+
+    /* Prune: api-2 goes; b.yaml's and the set-less service stay. */
+    cr_assert_eq(apply_set(e.st, "a.yaml", next, 1, 0, &r, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(r.n_changes, 1);
+    mesh_apply_result_free(&r);
+    cr_assert_not(stored(e.st, "workload", "api-2"));
+    cr_assert(stored(e.st, "service", "extra"), "another apply set is never pruned");
+    cr_assert(stored(e.st, "service", "legacy"), "a resource of no apply set is never pruned");
+    cr_assert_gt(store_config_version(e.st), v0);
+
+    /* A prune that would leave a dangling reference fails whole. */
+    cr_assert_eq(apply_set(e.st, "a.yaml", "services:\n" SVC("web", "80"), 1, 0, &r, &err),
+                 MESH_OK, "%s: api and api-1 leave together", err.msg);
+    mesh_apply_result_free(&r);
+    cr_assert_eq(apply_set(e.st, "c.yaml", "services:\n" SVC("api", "81") "workloads:\n"
+                           WL("api-1", "api", "5001"), 0, 0, &r, &err), MESH_OK, "%s", err.msg);
+    mesh_apply_result_free(&r);
+    cr_assert_eq(apply_set(e.st, "d.yaml", "workloads:\n" WL("api-9", "api", "5009"), 0, 0, &r,
+                           &err), MESH_OK, "%s", err.msg);
+    mesh_apply_result_free(&r);
+    cr_assert_eq(apply_set(e.st, "c.yaml", "workloads:\n" WL("api-1", "api", "5001"), 1, 0, &r,
+                           &err), MESH_EINVAL, "api is still the service of d.yaml's api-9");
+    cr_assert(strstr(err.msg, "--prune removes service/api"), "%s", err.msg);
+    cr_assert(stored(e.st, "service", "api"), "nothing was removed");
+
+    /* --prune needs a set. */
+    cr_assert_eq(apply_set(e.st, NULL, "services:\n" SVC("web", "80"), 1, 0, &r, &err),
+                 MESH_EINVAL);
+    env_teardown(&e);
+}
