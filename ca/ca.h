@@ -130,6 +130,8 @@ int64_t ca_id(const mesh_ca *ca);
 typedef struct ca_issue_req {
     const char *csr_pem;
     const char *authorised_id;  /* SPIFFE ID the caller proved; the CSR must ask for exactly this */
+    const char *instance;       /* the instance its enrolment names ("" or NULL: identity-wide);
+                                 * recorded with the cert, never taken from the CSR */
     int64_t ttl_seconds;        /* 0 = CA_DEFAULT_SVID_TTL; outside [MIN, MAX] is MESH_EINVAL */
     const char *actor;          /* for the audit log: "meshctl", a SPIFFE ID, "token:<id>" */
     const char *const *dns_names; /* optional extra DNS SANs (meshd's serving cert); NULL-terminated */
@@ -142,6 +144,7 @@ typedef struct ca_issued {
     char *chain_pem;      /* the same chain concatenated */
     char serial_hex[48];
     char spiffe_id[512];
+    char instance[128];   /* as recorded ("" = identity-wide) */
     int64_t not_before, not_after;
 } ca_issued;
 

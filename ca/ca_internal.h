@@ -166,10 +166,11 @@ int ca_csr_parse_checked(const char *csr_pem, const char *trust_domain,
 int ca_check_ttl(int64_t *ttl, mesh_err *err);
 
 /* The one place SVIDs are built, signed, stored and audited (profile in
- * ca_issue.c). id must already be checked; note (may be NULL) is appended to
- * the audit detail. On failure *out is zeroed and nothing is stored. */
+ * ca_issue.c). id must already be checked; instance ("" or NULL = identity-wide)
+ * is recorded with the cert; note (may be NULL) is appended to the audit
+ * detail. On failure *out is zeroed and nothing is stored. */
 int ca_sign_leaf(mesh_ca *ca, mesh_store *st, EVP_PKEY *pubkey, const char *id,
-                 const char *const *dns_names, int64_t ttl, const char *actor, const char *note,
-                 ca_issued *out, mesh_err *err);
+                 const char *instance, const char *const *dns_names, int64_t ttl,
+                 const char *actor, const char *note, ca_issued *out, mesh_err *err);
 
 #endif

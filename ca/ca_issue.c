@@ -271,6 +271,7 @@ static int record(mesh_ca *ca, mesh_store *st, const ca_issued *out, const char 
     memset(&row, 0, sizeof row);
     row.serial_hex = (char *)out->serial_hex;
     row.spiffe_id = (char *)out->spiffe_id;
+    row.instance = (char *)out->instance;
     row.pubkey_sha256 = (char *)spki;
     row.not_before = out->not_before;
     row.not_after = out->not_after;
@@ -278,9 +279,10 @@ static int record(mesh_ca *ca, mesh_store *st, const ca_issued *out, const char 
     row.ca_id = ca->id;
     row.revoke_reason = (char *)"";
     row.cert_pem = out->cert_pem;
-    char detail[256], t[32];
-    snprintf(detail, sizeof detail, "serial=%s ca=%lld not_after=%s%s%s", out->serial_hex,
-             (long long)ca->id, ca_fmt_time(out->not_after, t, sizeof t), note ? " " : "",
+    char detail[400], t[32];
+    snprintf(detail, sizeof detail, "serial=%s ca=%lld not_after=%s%s%s%s%s", out->serial_hex,
+             (long long)ca->id, ca_fmt_time(out->not_after, t, sizeof t),
+             out->instance[0] ? " instance=" : "", out->instance, note ? " " : "",
              note ? note : "");
     if ((rc = store_begin(st, err)) != MESH_OK)
         return mesh_err_prefix(err, "recording the issued SVID");
@@ -302,13 +304,19 @@ static int record(mesh_ca *ca, mesh_store *st, const ca_issued *out, const char 
 
 /* ca_sign_leaf with the CSR's parsed SPKI when there is one (see build_leaf). */
 static int sign_leaf(mesh_ca *ca, mesh_store *st, EVP_PKEY *pubkey, const X509_PUBKEY *spki,
-                     const char *id_str, const char *const *dns_names, int64_t ttl,
-                     const char *actor, const char *note, ca_issued *out, mesh_err *err)
+                     const char *id_str, const char *instance, const char *const *dns_names,
+                     int64_t ttl, const char *actor, const char *note, ca_issued *out,
+                     mesh_err *err)
 {
     memset(out, 0, sizeof *out);
     if (strlen(id_str) >= sizeof out->spiffe_id)
         return mesh_err_set(err, MESH_EINVAL, "SPIFFE ID is longer than %zu bytes",
                             sizeof out->spiffe_id - 1);
+    if (!instance)
+        instance = "";
+    if (strlen(instance) >= sizeof out->instance)
+        return mesh_err_set(err, MESH_EINVAL, "instance name is longer than %zu bytes",
+                            sizeof out->instance - 1);
     int64_t now = (int64_t)time(NULL);
     int64_t nb = now - CA_BACKDATE_SECONDS;
     int64_t na = now + ttl;
@@ -340,13 +348,15 @@ static int sign_leaf(mesh_ca *ca, mesh_store *st, EVP_PKEY *pubkey, const X509_P
     if (rc != MESH_OK)
         goto fail;
     snprintf(out->spiffe_id, sizeof out->spiffe_id, "%s", id_str);
+    snprintf(out->instance, sizeof out->instance, "%s", instance);
     out->not_before = nb;
     out->not_after = na;
     if ((rc = fill_chain(ca, out, err)) != MESH_OK ||
         (rc = record(ca, st, out, spki_hex, now, actor, note, err)) != MESH_OK)
         goto fail;
-    log_info("ca", "issued SVID %s serial=%s not_after=%s actor=%s", out->spiffe_id,
-             out->serial_hex, ca_fmt_time(na, t1, sizeof t1), actor);
+    log_info("ca", "issued SVID %s%s%s serial=%s not_after=%s actor=%s", out->spiffe_id,
+             out->instance[0] ? " instance=" : "", out->instance, out->serial_hex,
+             ca_fmt_time(na, t1, sizeof t1), actor);
     return MESH_OK;
 fail:
     ca_issued_free(out);
@@ -354,10 +364,11 @@ fail:
 }
 
 int ca_sign_leaf(mesh_ca *ca, mesh_store *st, EVP_PKEY *pubkey, const char *id_str,
-                 const char *const *dns_names, int64_t ttl, const char *actor, const char *note,
-                 ca_issued *out, mesh_err *err)
+                 const char *instance, const char *const *dns_names, int64_t ttl,
+                 const char *actor, const char *note, ca_issued *out, mesh_err *err)
 {
-    return sign_leaf(ca, st, pubkey, NULL, id_str, dns_names, ttl, actor, note, out, err);
+    return sign_leaf(ca, st, pubkey, NULL, id_str, instance, dns_names, ttl, actor, note, out,
+                     err);
 }
 
 /* Best-effort audit of a refused request: the audit log is where operators
@@ -390,7 +401,7 @@ int ca_issue_svid(mesh_ca *ca, mesh_store *st, const ca_issue_req *req, ca_issue
                                   sizeof id, e);
     if (rc == MESH_OK)
         rc = sign_leaf(ca, st, X509_REQ_get0_pubkey(csr), X509_REQ_get_X509_PUBKEY(csr), id,
-                       req->dns_names, ttl, actor, NULL, out, e);
+                       req->instance, req->dns_names, ttl, actor, NULL, out, e);
     X509_REQ_free(csr);
     if (rc != MESH_OK) {
         audit_refusal(st, actor, req->authorised_id ? req->authorised_id : id, e);
@@ -427,8 +438,8 @@ int ca_issue_with_new_key(mesh_ca *ca, mesh_store *st, const char *id_str,
      * fail to hand back. */
     rc = pem_write_private_key(key, &key_pem, err);
     if (rc == MESH_OK)
-        rc = ca_sign_leaf(ca, st, key, id_str, dns_names, ttl_seconds, "meshd", "new-key", out,
-                          err);
+        rc = ca_sign_leaf(ca, st, key, id_str, "", dns_names, ttl_seconds, "meshd", "new-key",
+                          out, err);
     EVP_PKEY_free(key);
     if (rc != MESH_OK) {
         if (key_pem)

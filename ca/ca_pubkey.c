@@ -13,7 +13,8 @@
 #include "ca/spiffe_id.h"
 
 int ca_issue_for_pubkey(mesh_ca *ca, mesh_store *st, EVP_PKEY *pubkey, const char *id_str,
-                        int64_t ttl_seconds, const char *actor, ca_issued *out, mesh_err *err)
+                        const char *instance, int64_t ttl_seconds, const char *actor,
+                        ca_issued *out, mesh_err *err)
 {
     if (!ca || !st || !pubkey || !id_str || !out)
         return mesh_err_set(err, MESH_EINVAL, "ca_issue_for_pubkey: missing argument");
@@ -32,6 +33,6 @@ int ca_issue_for_pubkey(mesh_ca *ca, mesh_store *st, EVP_PKEY *pubkey, const cha
     }
     if ((rc = ca_check_leaf_key(pubkey, "public key", err)) != MESH_OK)
         return rc;
-    return ca_sign_leaf(ca, st, pubkey, id_str, NULL, ttl_seconds, actor, "rotation=same-key",
-                        out, err);
+    return ca_sign_leaf(ca, st, pubkey, id_str, instance, NULL, ttl_seconds, actor,
+                        "rotation=same-key", out, err);
 }

@@ -19,8 +19,10 @@
 
 /* Signs an SVID for spiffe_id over pubkey (EC P-256/P-384 or RSA >= 2048),
  * TTL as ca_issue_svid (0 = default, outside [MIN, MAX] is MESH_EINVAL),
- * stores it durably and audits "cert.issue" with actor. */
+ * stores it durably with instance (the one the replaced cert records; "" =
+ * identity-wide) and audits "cert.issue" with actor. */
 int ca_issue_for_pubkey(mesh_ca *ca, mesh_store *st, EVP_PKEY *pubkey, const char *spiffe_id,
-                        int64_t ttl_seconds, const char *actor, ca_issued *out, mesh_err *err);
+                        const char *instance, int64_t ttl_seconds, const char *actor,
+                        ca_issued *out, mesh_err *err);
 
 #endif

@@ -180,11 +180,15 @@ void join_token_hash(const char *token, char out_hex[65])
     ca_hex(md, sizeof md, out_hex);
 }
 
-int join_token_create(mesh_store *st, const char *id_str, int64_t ttl_seconds,
-                      char **token_out, mesh_err *err)
+int join_token_create(mesh_store *st, const char *instance, const char *id_str,
+                      int64_t ttl_seconds, char **token_out, mesh_err *err)
 {
     *token_out = NULL;
-    int rc = spiffe_id_parse(id_str, NULL, err);
+    if (!instance)
+        instance = "";
+    if (!instance[0] && !id_str)
+        return mesh_err_set(err, MESH_EINVAL, "join token: give an instance name or a SPIFFE ID");
+    int rc = id_str ? spiffe_id_parse(id_str, NULL, err) : MESH_OK;
     if (rc != MESH_OK)
         return rc;
     if (ttl_seconds == 0)
@@ -193,19 +197,42 @@ int join_token_create(mesh_store *st, const char *id_str, int64_t ttl_seconds,
         return mesh_err_set(err, MESH_EINVAL,
                             "join token TTL of %lld s is out of range (1 s to %lld s)",
                             (long long)ttl_seconds, TOKEN_MAX_TTL);
+
+    /* No transaction of our own: callers such as 'meshctl workload add'
+     * create the registration and its first token in one transaction of
+     * theirs, and store transactions do not nest. */
+    store_registration reg;
+    rc = store_registration_get(st, instance, id_str, &reg, err);
+    if (rc == MESH_ENOTFOUND) {
+        if (instance[0])
+            mesh_err_prefix(err, "no join token for instance %s", instance);
+        else
+            mesh_err_set(err, MESH_ENOTFOUND,
+                         "no registration for %s; add it with 'meshctl workload add NAME --id %s'",
+                         id_str, id_str);
+        return rc;
+    }
+    if (rc != MESH_OK)
+        return rc;
+
     unsigned char raw[TOKEN_RAW_BYTES];
-    if (RAND_bytes(raw, sizeof raw) != 1)
-        return mesh_err_openssl(err, MESH_ECRYPTO, "random token generation failed");
+    char *tok = NULL;
+    size_t tok_cap = 0;
+    if (RAND_bytes(raw, sizeof raw) != 1) {
+        rc = mesh_err_openssl(err, MESH_ECRYPTO, "random token generation failed");
+        goto out;
+    }
     char pins[JOIN_TOKEN_MAX_PINS * (1 + TOKEN_B64_LEN) + 1];
     if ((rc = token_pins(st, pins, sizeof pins, err)) != MESH_OK) {
         OPENSSL_cleanse(raw, sizeof raw);
-        return mesh_err_prefix(err, "pinning the CA root in the join token");
+        mesh_err_prefix(err, "pinning the CA root in the join token");
+        goto out;
     }
-    size_t tok_cap = TOKEN_LEN + strlen(pins) + 1;
-    char *tok = malloc(tok_cap);
-    if (!tok) {
+    tok_cap = TOKEN_LEN + strlen(pins) + 1;
+    if (!(tok = malloc(tok_cap))) {
         OPENSSL_cleanse(raw, sizeof raw);
-        return mesh_err_set(err, MESH_ENOMEM, "out of memory");
+        rc = mesh_err_set(err, MESH_ENOMEM, "out of memory");
+        goto out;
     }
     memcpy(tok, TOKEN_PREFIX, TOKEN_PREFIX_LEN);
     b64url_encode(raw, sizeof raw, tok + TOKEN_PREFIX_LEN);
@@ -214,41 +241,29 @@ int join_token_create(mesh_store *st, const char *id_str, int64_t ttl_seconds,
     join_token_hash(tok, hash);   /* the secret part only */
     memcpy(tok + TOKEN_LEN, pins, strlen(pins) + 1);
     int64_t expires = (int64_t)time(NULL) + ttl_seconds;
-
-    /* No transaction of our own: callers such as 'meshctl workload add'
-     * create the registration and its first token in one transaction of
-     * theirs, and store transactions do not nest. */
-    store_registration reg;
-    memset(&reg, 0, sizeof reg);
-    rc = store_registration_get(st, id_str, &reg, err);
-    if (rc == MESH_ENOTFOUND) {
-        rc = mesh_err_set(err, MESH_ENOTFOUND,
-                          "no registration for %s; add it with 'meshctl workload add %s'", id_str,
-                          id_str);
-        goto fail;
-    }
-    if (rc != MESH_OK)
-        goto fail;
-    store_registration_free(&reg);
-    if ((rc = store_token_add(st, hash, id_str, expires, err)) != MESH_OK) {
+    if ((rc = store_token_add(st, hash, reg.spiffe_id, reg.name, expires, err)) != MESH_OK) {
         mesh_err_prefix(err, "storing the join token");
-        goto fail;
+        OPENSSL_clear_free(tok, tok_cap);
+        tok = NULL;
+        goto out;
     }
     char t[32];
     /* The hash prefix identifies the token in logs without revealing it. */
-    log_info("ca", "join token for %s created (sha256 %.12s..., expires %s)", id_str, hash,
+    log_info("ca", "join token for %s%s%s created (sha256 %.12s..., expires %s)",
+             reg.name[0] ? reg.name : "", reg.name[0] ? " of " : "", reg.spiffe_id, hash,
              ca_fmt_time(expires, t, sizeof t));
     *token_out = tok;
-    return MESH_OK;
-fail:
-    OPENSSL_clear_free(tok, tok_cap);
+out:
+    store_registration_free(&reg);
     return rc;
 }
 
 int join_token_redeem(mesh_store *st, const char *token, int64_t now, char **spiffe_id_out,
-                      mesh_err *err)
+                      char **instance_out, mesh_err *err)
 {
     *spiffe_id_out = NULL;
+    if (instance_out)
+        *instance_out = NULL;
     join_token_parts parts;
     int prc = join_token_parse(token, &parts, err);
     if (prc != MESH_OK)
@@ -256,20 +271,26 @@ int join_token_redeem(mesh_store *st, const char *token, int64_t now, char **spi
     char hash[65];
     join_token_hash(parts.secret, hash);
     OPENSSL_cleanse(&parts, sizeof parts);
-    int rc = store_token_consume(st, hash, now, spiffe_id_out, err);
+    char *instance = NULL;
+    int rc = store_token_consume(st, hash, now, spiffe_id_out, &instance, err);
     if (rc == MESH_ENOTFOUND)
         return mesh_err_set(err, MESH_ENOTFOUND,
                             "join token is not known (mistyped, or its registration was removed); "
-                            "ask for a new one with 'meshctl workload add'");
+                            "ask for a new one with 'meshctl workload token'");
     if (rc == MESH_EEXPIRED)
         return mesh_err_set(err, MESH_EEXPIRED,
-                            "join token has expired; ask for a new one with 'meshctl workload add'");
+                            "join token has expired; ask for a new one with 'meshctl workload token'");
     if (rc == MESH_EPERM)
         return mesh_err_set(err, MESH_EPERM,
                             "join token was already used; tokens work once (renewals use the "
                             "current SVID). Ask for a new one if this workload lost its key");
     if (rc != MESH_OK)
         return rc;
-    log_info("ca", "join token (sha256 %.12s...) redeemed for %s", hash, *spiffe_id_out);
+    log_info("ca", "join token (sha256 %.12s...) redeemed for %s%s%s", hash,
+             instance[0] ? instance : "", instance[0] ? " of " : "", *spiffe_id_out);
+    if (instance_out)
+        *instance_out = instance;
+    else
+        free(instance);
     return MESH_OK;
 }

@@ -7,6 +7,7 @@
  *   config_resource.c  whole-resource checks shared by the parser and the validator
  *   config_validate.c  whole-config checks (uniqueness, references, listener clashes)
  *   config_write.c     canonical YAML writer
+ *   config_labels.c    labels, subset selectors (Kubernetes label syntax)
  *   config_model.c     free / find / equality
  *   config_store.c     apply / delete / load against the store
  *
@@ -36,6 +37,10 @@
 #define CONFIG_MAX_DEPTH              32    /* YAML nesting; the schema needs 8 */
 #define CONFIG_MAX_DESTINATIONS       64    /* per rule */
 #define CONFIG_MAX_TCP_OUTBOUND       256   /* per workload */
+#define CONFIG_MAX_LABELS             64    /* per workload or subset selector */
+#define CONFIG_MAX_SUBSETS            64    /* per service */
+#define CONFIG_LABEL_NAME_MAX         63    /* a label's name, and its value */
+#define CONFIG_LABEL_PREFIX_MAX       253   /* the DNS prefix of a label key */
 
 enum config_kind {
     CONFIG_KIND_SERVICE = 0,
@@ -81,6 +86,16 @@ const char *config_suggest(const char *s, const char *const *candidates, size_t 
 /* Writes s as a double-quoted, escaped, length-capped string for error messages. */
 void config_quote(const char *s, char *buf, size_t n);
 
+/* ---- labels (config_labels.c) ------------------------------------------------ */
+int config_check_label_key(const char *k, char *why, size_t n);
+int config_check_label_value(const char *v, char *why, size_t n);
+void config_labels_sort(mesh_label *l, size_t n);
+void config_labels_free(mesh_label *l, size_t n);
+int config_labels_equal(const mesh_label *a, size_t na, const mesh_label *b, size_t nb);
+/* "k=v,k2=v2" for messages. */
+void config_labels_format(const mesh_label *l, size_t n, char *buf, size_t len);
+void config_subset_free(mesh_subset *s);
+
 /* ---- whole-resource checks (config_resource.c) ----------------------------
  * 0 if valid; else -1 with field = the failing field relative to the resource
  * ("rules[1].destinations[0].weight", "" for the resource itself) and why. */
@@ -90,6 +105,9 @@ typedef struct config_fault {
 } config_fault;
 
 int config_check_service(const mesh_service *s, config_fault *f);
+/* At most CONFIG_MAX_LABELS, each key and value well-formed, sorted by key
+ * without repeats; field names the list ("labels", "subsets[1].labels"). */
+int config_check_labels(const mesh_label *l, size_t n, const char *field, config_fault *f);
 int config_check_workload(const mesh_workload *w, const char *trust_domain, config_fault *f);
 int config_check_route(const mesh_route *r, config_fault *f);
 int config_check_authorization(const mesh_authorization *a, const char *trust_domain,
@@ -108,6 +126,31 @@ int config_parse_resource(const char *filename, const char *body, size_t len,
  * (errors name them "store:service/<name>"). NULL means all from input. */
 int config_validate_ex(const mesh_config *cfg, const char *trust_domain,
                        const size_t n_input[CONFIG_KIND_COUNT], mesh_err *err);
+/* mesh_config_warn with the same input/store naming. */
+int config_warn_ex(const mesh_config *cfg, const size_t n_input[CONFIG_KIND_COUNT],
+                   mesh_config_warnings *w, mesh_err *err);
+
+/* ---- the config in the store (config_store.c) ------------------------------ */
+/* Stored rows as a mesh_config, plus the rows themselves (ordered by kind and
+ * name; bodies for the "did it change" comparison, apply sets for prune). The
+ * resources of each kind are in row order. */
+typedef struct config_stored {
+    mesh_config cfg;
+    store_resource *rows;
+    size_t n_rows;
+} config_stored;
+
+int config_load_stored(mesh_store *st, config_stored *out, mesh_err *err);
+void config_stored_free(config_stored *s);
+const store_resource *config_stored_row(const config_stored *s, const char *kind,
+                                        const char *name);
+/* The canonical body of resource i must read back as the same resource, or
+ * meshd could not load what is about to be stored (MESH_EINTERNAL). */
+int config_check_roundtrip(enum config_kind k, const mesh_config *in, size_t i, const char *body,
+                           mesh_err *err);
+/* Room for n[k] resources of each kind (counts left 0). */
+int config_alloc_kinds(mesh_config *cfg, const size_t n[CONFIG_KIND_COUNT], mesh_err *err);
+size_t *config_kind_count_ptr(mesh_config *cfg, enum config_kind k);
 
 /* ---- model helpers (config_model.c) --------------------------------------- */
 void config_service_free(mesh_service *s);

@@ -14,6 +14,9 @@ static void free_strv(char **v, size_t n)
 void config_service_free(mesh_service *s)
 {
     free(s->name);
+    for (size_t i = 0; i < s->n_subsets; i++)
+        config_subset_free(&s->subsets[i]);
+    free(s->subsets);
     free(s->source);
     memset(s, 0, sizeof *s);
 }
@@ -31,6 +34,7 @@ void config_workload_free(mesh_workload *w)
         free(w->tcp_outbound[i].listen);
     }
     free(w->tcp_outbound);
+    config_labels_free(w->labels, w->n_labels);
     free(w->source);
     memset(w, 0, sizeof *w);
 }
@@ -48,8 +52,11 @@ void config_route_free(mesh_route *r)
             free(rule->headers[h].value);
         }
         free(rule->headers);
-        for (size_t d = 0; d < rule->n_destinations; d++)
+        for (size_t d = 0; d < rule->n_destinations; d++) {
             free(rule->destinations[d].service);
+            free(rule->destinations[d].subset);
+            free(rule->destinations[d].source);
+        }
         free(rule->destinations);
     }
     free(r->rules);
@@ -94,6 +101,16 @@ const mesh_service *mesh_config_find_service(const mesh_config *cfg, const char 
     return NULL;
 }
 
+const mesh_workload *mesh_config_find_workload(const mesh_config *cfg, const char *name)
+{
+    if (!cfg || !name)
+        return NULL;
+    for (size_t i = 0; i < cfg->n_workloads; i++)
+        if (cfg->workloads[i].name && strcmp(cfg->workloads[i].name, name) == 0)
+            return &cfg->workloads[i];
+    return NULL;
+}
+
 const mesh_workload *mesh_config_find_workload_by_id(const mesh_config *cfg, const char *spiffe_id)
 {
     if (!cfg || !spiffe_id)
@@ -124,8 +141,16 @@ static int strv_eq(char **a, size_t na, char **b, size_t nb)
 
 int config_service_equal(const mesh_service *a, const mesh_service *b)
 {
-    return str_eq(a->name, b->name) && a->protocol == b->protocol && a->port == b->port &&
-           a->lb == b->lb && a->connect_timeout_ms == b->connect_timeout_ms;
+    if (!(str_eq(a->name, b->name) && a->protocol == b->protocol && a->port == b->port &&
+          a->lb == b->lb && a->connect_timeout_ms == b->connect_timeout_ms &&
+          a->n_subsets == b->n_subsets))
+        return 0;
+    for (size_t i = 0; i < a->n_subsets; i++)
+        if (!str_eq(a->subsets[i].name, b->subsets[i].name) ||
+            !config_labels_equal(a->subsets[i].labels, a->subsets[i].n_labels,
+                                 b->subsets[i].labels, b->subsets[i].n_labels))
+            return 0;
+    return 1;
 }
 
 int config_workload_equal(const mesh_workload *a, const mesh_workload *b)
@@ -133,7 +158,8 @@ int config_workload_equal(const mesh_workload *a, const mesh_workload *b)
     if (!(str_eq(a->name, b->name) && str_eq(a->spiffe_id, b->spiffe_id) &&
           str_eq(a->service, b->service) && str_eq(a->inbound, b->inbound) &&
           str_eq(a->app, b->app) && str_eq(a->outbound, b->outbound) &&
-          a->n_tcp_outbound == b->n_tcp_outbound))
+          a->n_tcp_outbound == b->n_tcp_outbound &&
+          config_labels_equal(a->labels, a->n_labels, b->labels, b->n_labels)))
         return 0;
     for (size_t i = 0; i < a->n_tcp_outbound; i++)
         if (!str_eq(a->tcp_outbound[i].service, b->tcp_outbound[i].service) ||
@@ -155,6 +181,7 @@ static int rule_eq(const mesh_route_rule *a, const mesh_route_rule *b)
             return 0;
     for (size_t i = 0; i < a->n_destinations; i++)
         if (!str_eq(a->destinations[i].service, b->destinations[i].service) ||
+            !str_eq(a->destinations[i].subset, b->destinations[i].subset) ||
             a->destinations[i].weight != b->destinations[i].weight)
             return 0;
     return 1;

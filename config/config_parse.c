@@ -37,11 +37,113 @@ static void *alloc_array(cfg_ctx *c, size_t n, size_t size)
     return p;
 }
 
+/* labels: {key: value, ...}, a free-form mapping: each key and value checked
+ * where it stands, duplicates refused, the list sorted by key. Absent or null
+ * when not required leaves *n_out 0. */
+static int parse_labels(cfg_ctx *c, yaml_node_t *map, const cfg_field *f, int required,
+                        mesh_label **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (!f->keynode || cfg_is_null(f->value)) {
+        if (!required)
+            return MESH_OK;
+        size_t mark = cfg_push_key(c, f->key);
+        int rc = cfg_fail(c, f->keynode ? f->value : map,
+                          "required: the labels a workload must carry to be in the subset, "
+                          "e.g. {version: v2}");
+        cfg_pop(c, mark);
+        return rc;
+    }
+    yaml_node_t *m = f->value;
+    size_t mark = cfg_push_key(c, f->key);
+    int rc = MESH_OK;
+    size_t cnt = m->type == YAML_MAPPING_NODE
+                     ? (size_t)(m->data.mapping.pairs.top - m->data.mapping.pairs.start)
+                     : 0;
+    if (m->type != YAML_MAPPING_NODE)
+        rc = cfg_fail(c, m, "must be a mapping of label keys to values, e.g. {version: v2}; "
+                            "got %s", cfg_type_name(m));
+    else if (cnt > CONFIG_MAX_LABELS)
+        rc = cfg_fail(c, m, "at most %d labels, got %zu", CONFIG_MAX_LABELS, cnt);
+    else if (cnt == 0 && required)
+        rc = cfg_fail(c, m, "at least one label is required (a subset of every workload is "
+                            "the service itself)");
+    mesh_label *l = rc == MESH_OK ? alloc_array(c, cnt, sizeof *l) : NULL;
+    if (rc == MESH_OK && !l)
+        rc = MESH_ENOMEM;
+    size_t done = 0;
+    for (size_t i = 0; rc == MESH_OK && i < cnt; i++) {
+        yaml_node_pair_t *pr = &m->data.mapping.pairs.start[i];
+        yaml_node_t *k = cfg_node(c, pr->key), *v = cfg_node(c, pr->value);
+        char why[CONFIG_WHY_MAX];
+        if ((rc = cfg_scalar_string(c, k, &l[i].key)) != MESH_OK)
+            break;
+        done = i + 1;
+        size_t m2 = cfg_push_key(c, l[i].key);
+        if (config_check_label_key(l[i].key, why, sizeof why) != 0)
+            rc = cfg_fail(c, k, "%s", why);
+        for (size_t j = 0; rc == MESH_OK && j < i; j++)
+            if (strcmp(l[j].key, l[i].key) == 0)
+                rc = cfg_fail(c, k, "duplicate label (first set at line %zu)",
+                              cfg_line(cfg_node(c, m->data.mapping.pairs.start[j].key)));
+        if (rc == MESH_OK && cfg_is_null(v))
+            rc = cfg_fail(c, v ? v : k, "a label value must be a string (\"\" for an empty "
+                                        "one), got null");
+        if (rc == MESH_OK)
+            rc = cfg_scalar_string(c, v, &l[i].value);
+        if (rc == MESH_OK && config_check_label_value(l[i].value, why, sizeof why) != 0)
+            rc = cfg_fail(c, v, "%s", why);
+        cfg_pop(c, m2);
+    }
+    cfg_pop(c, mark);
+    if (rc != MESH_OK) {
+        if (l)
+            config_labels_free(l, done);
+        return rc;
+    }
+    config_labels_sort(l, cnt);
+    *out = l;
+    *n_out = cnt;
+    return MESH_OK;
+}
+
+static int parse_subset(cfg_ctx *c, yaml_node_t *n, mesh_subset *sub)
+{
+    cfg_field f[] = {{"name", 0, 0}, {"labels", 0, 0}};
+    int rc = cfg_map(c, n, f, N_FIELDS(f));
+    if (rc != MESH_OK)
+        return rc;
+    if ((rc = cfg_get_string(c, n, &f[0], 1, &sub->name)) != MESH_OK)
+        return rc;
+    return parse_labels(c, n, &f[1], 1, &sub->labels, &sub->n_labels);
+}
+
+static int parse_subsets(cfg_ctx *c, yaml_node_t *n, const cfg_field *f, mesh_service *s)
+{
+    yaml_node_t *seq;
+    size_t cnt;
+    int rc = cfg_get_seq(c, n, f, 0, &seq, &cnt);
+    if (rc != MESH_OK || cnt == 0)
+        return rc;
+    if (!(s->subsets = alloc_array(c, cnt, sizeof *s->subsets)))
+        return MESH_ENOMEM;
+    s->n_subsets = cnt;
+    size_t mark = cfg_push_key(c, "subsets");
+    for (size_t i = 0; i < cnt && rc == MESH_OK; i++) {
+        size_t m2 = cfg_push_index(c, i);
+        rc = parse_subset(c, cfg_seq_item(c, seq, i), &s->subsets[i]);
+        cfg_pop(c, m2);
+    }
+    cfg_pop(c, mark);
+    return rc;
+}
+
 static int parse_service(cfg_ctx *c, yaml_node_t *n, mesh_service *s)
 {
-    enum { F_NAME, F_PROTOCOL, F_PORT, F_LB, F_CONNECT_TIMEOUT };
+    enum { F_NAME, F_PROTOCOL, F_PORT, F_LB, F_CONNECT_TIMEOUT, F_SUBSETS };
     cfg_field f[] = {{"name", 0, 0}, {"protocol", 0, 0}, {"port", 0, 0}, {"lb", 0, 0},
-                     {"connect_timeout", 0, 0}};
+                     {"connect_timeout", 0, 0}, {"subsets", 0, 0}};
     int rc = cfg_map(c, n, f, N_FIELDS(f));
     if (rc != MESH_OK)
         return rc;
@@ -52,7 +154,8 @@ static int parse_service(cfg_ctx *c, yaml_node_t *n, mesh_service *s)
         (rc = cfg_get_enum(c, n, &f[F_PROTOCOL], 1, protocol_names, 2, &proto)) != MESH_OK ||
         (rc = cfg_get_int(c, n, &f[F_PORT], 1, 1, 65535, &port)) != MESH_OK ||
         (rc = cfg_get_enum(c, n, &f[F_LB], 0, lb_names, 2, &lb)) != MESH_OK ||
-        (rc = cfg_get_duration(c, n, &f[F_CONNECT_TIMEOUT], 0, &s->connect_timeout_ms)) != MESH_OK)
+        (rc = cfg_get_duration(c, n, &f[F_CONNECT_TIMEOUT], 0, &s->connect_timeout_ms)) != MESH_OK ||
+        (rc = parse_subsets(c, n, &f[F_SUBSETS], s)) != MESH_OK)
         return rc;
     s->protocol = (enum mesh_protocol)proto;
     s->lb = (enum mesh_lb)lb;
@@ -76,10 +179,10 @@ static int parse_tcp_outbound(cfg_ctx *c, yaml_node_t *n, mesh_tcp_outbound *t)
 
 static int parse_workload(cfg_ctx *c, yaml_node_t *n, mesh_workload *w)
 {
-    enum { F_NAME, F_ID, F_SERVICE, F_INBOUND, F_APP, F_OUTBOUND, F_TCP_OUT };
+    enum { F_NAME, F_ID, F_SERVICE, F_INBOUND, F_APP, F_OUTBOUND, F_TCP_OUT, F_LABELS };
     cfg_field f[] = {{"name", 0, 0},    {"spiffe_id", 0, 0}, {"service", 0, 0},
                      {"inbound", 0, 0}, {"app", 0, 0},       {"outbound", 0, 0},
-                     {"tcp_outbound", 0, 0}};
+                     {"tcp_outbound", 0, 0}, {"labels", 0, 0}};
     int rc = cfg_map(c, n, f, N_FIELDS(f));
     if (rc != MESH_OK)
         return rc;
@@ -88,7 +191,8 @@ static int parse_workload(cfg_ctx *c, yaml_node_t *n, mesh_workload *w)
         (rc = cfg_get_string(c, n, &f[F_SERVICE], 1, &w->service)) != MESH_OK ||
         (rc = cfg_get_string(c, n, &f[F_INBOUND], 1, &w->inbound)) != MESH_OK ||
         (rc = cfg_get_string(c, n, &f[F_APP], 1, &w->app)) != MESH_OK ||
-        (rc = cfg_get_string(c, n, &f[F_OUTBOUND], 0, &w->outbound)) != MESH_OK)
+        (rc = cfg_get_string(c, n, &f[F_OUTBOUND], 0, &w->outbound)) != MESH_OK ||
+        (rc = parse_labels(c, n, &f[F_LABELS], 0, &w->labels, &w->n_labels)) != MESH_OK)
         return rc;
     yaml_node_t *seq;
     size_t cnt;
@@ -176,16 +280,19 @@ static int parse_match(cfg_ctx *c, yaml_node_t *n, mesh_route_rule *r)
 
 static int parse_destination(cfg_ctx *c, yaml_node_t *n, mesh_destination *d)
 {
-    cfg_field f[] = {{"service", 0, 0}, {"weight", 0, 0}};
+    cfg_field f[] = {{"service", 0, 0}, {"subset", 0, 0}, {"weight", 0, 0}};
     int rc = cfg_map(c, n, f, N_FIELDS(f));
     if (rc != MESH_OK)
         return rc;
     int64_t weight = CONFIG_MAX_WEIGHT;   /* a lone destination needs no weight */
     if ((rc = cfg_get_string(c, n, &f[0], 1, &d->service)) != MESH_OK ||
-        (rc = cfg_get_int(c, n, &f[1], 0, 0, CONFIG_MAX_WEIGHT, &weight)) != MESH_OK)
+        (rc = cfg_get_string(c, n, &f[1], 0, &d->subset)) != MESH_OK ||
+        (rc = cfg_get_int(c, n, &f[2], 0, 0, CONFIG_MAX_WEIGHT, &weight)) != MESH_OK)
         return rc;
     d->weight = (uint32_t)weight;
-    return MESH_OK;
+    /* A missing subset is found only against the whole config: remember the
+     * line so that error can point at this destination, not its route. */
+    return set_source(c, f[1].keynode ? f[1].value : n, &d->source);
 }
 
 static int parse_rule(cfg_ctx *c, yaml_node_t *n, mesh_route_rule *r)

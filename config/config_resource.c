@@ -71,6 +71,32 @@ int config_check_service(const mesh_service *s, config_fault *f)
     }
     if (check_duration_range(s->connect_timeout_ms, 0, f->why, sizeof f->why) != 0)
         return fault(f, "connect_timeout");
+    if (s->n_subsets > CONFIG_MAX_SUBSETS) {
+        snprintf(f->why, sizeof f->why, "at most %d subsets per service, got %zu",
+                 CONFIG_MAX_SUBSETS, s->n_subsets);
+        return fault(f, "subsets");
+    }
+    for (size_t i = 0; i < s->n_subsets; i++) {
+        const mesh_subset *sub = &s->subsets[i];
+        if (config_check_name(sub->name, f->why, sizeof f->why) != 0)
+            return fault(f, "subsets[%zu].name", i);
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(s->subsets[j].name, sub->name) == 0) {
+                whyf(f, "subset \"%s\" is already defined at subsets[%zu]", sub->name, j);
+                return fault(f, "subsets[%zu].name", i);
+            }
+        }
+        if (sub->n_labels == 0) {
+            snprintf(f->why, sizeof f->why,
+                     "at least one label is required (a subset of every workload is the "
+                     "service itself)");
+            return fault(f, "subsets[%zu].labels", i);
+        }
+        char field[48];
+        snprintf(field, sizeof field, "subsets[%zu].labels", i);
+        if (config_check_labels(sub->labels, sub->n_labels, field, f) != 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -105,6 +131,8 @@ int config_check_workload(const mesh_workload *w, const char *trust_domain, conf
         return fault(f, "spiffe_id");
     if (config_check_name(w->service, f->why, sizeof f->why) != 0)
         return fault(f, "service");
+    if (config_check_labels(w->labels, w->n_labels, "labels", f) != 0)
+        return -1;
 
     if (w->n_tcp_outbound > CONFIG_MAX_TCP_OUTBOUND) {
         snprintf(f->why, sizeof f->why, "at most %d entries per workload, got %zu",
@@ -243,12 +271,21 @@ static int check_rule(const mesh_route_rule *r, size_t ri, config_fault *f)
         const mesh_destination *dst = &r->destinations[d];
         if (config_check_name(dst->service, f->why, sizeof f->why) != 0)
             return fault(f, "rules[%zu].destinations[%zu].service", ri, d);
+        if (dst->subset && config_check_name(dst->subset, f->why, sizeof f->why) != 0)
+            return fault(f, "rules[%zu].destinations[%zu].subset", ri, d);
         for (size_t e = 0; e < d; e++) {
-            if (strcmp(r->destinations[e].service, dst->service) == 0) {
-                snprintf(f->why, sizeof f->why,
-                         "service \"%s\" is already a destination at destinations[%zu]",
+            const mesh_destination *o = &r->destinations[e];
+            int same_subset = (!o->subset && !dst->subset) ||
+                              (o->subset && dst->subset && strcmp(o->subset, dst->subset) == 0);
+            if (strcmp(o->service, dst->service) == 0 && same_subset) {
+                if (dst->subset)
+                    whyf(f, "subset \"%s\" of service \"%s\" is already a destination at "
+                            "destinations[%zu]", dst->subset, dst->service, e);
+                else
+                    whyf(f, "service \"%s\" is already a destination at destinations[%zu]",
                          dst->service, e);
-                return fault(f, "rules[%zu].destinations[%zu].service", ri, d);
+                return fault(f, "rules[%zu].destinations[%zu].%s", ri, d,
+                             dst->subset ? "subset" : "service");
             }
         }
         if (dst->weight > CONFIG_MAX_WEIGHT) {

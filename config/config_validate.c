@@ -1,11 +1,14 @@
 /* config/config_validate.c — whole-config checks (mesh_config_validate).
  *
  * Every resource is first re-checked on its own (config_resource.c), then:
- * unique names per kind, unique workload SPIFFE IDs, references that resolve
- * (and to a service of the right protocol), route hosts that no two routes
- * share (Envoy rejects a RouteConfiguration with duplicate domains), and bind
- * addresses no two sidecar listeners share. Lookups go through sorted index
- * arrays so a mesh with thousands of workloads validates in O(n log n).
+ * unique names per kind, references that resolve (to a service of the right
+ * protocol, and to one of its subsets), route hosts that no two routes share
+ * (Envoy rejects a RouteConfiguration with duplicate domains), and bind
+ * addresses no two sidecar listeners share. Workloads may share a SPIFFE ID:
+ * the identity is the service account, common to every replica. Lookups go
+ * through sorted index arrays so a mesh with thousands of workloads validates
+ * in O(n log n). mesh_config_warn reports what is valid but likely a mistake:
+ * a subset that selects no workload.
  *
  * Locations: the parsed structs carry only the resource's "file:line", so
  * cross-reference errors point at the resource's first line and name the
@@ -44,23 +47,47 @@ static int vfail(const vctx *v, enum config_kind k, size_t i, const char *field,
                  ...) __attribute__((format(printf, 5, 6)));
 
 /* "mesh.yaml:12: services[2].port: msg" for input resources,
- * "store:service/web: port: msg (stored; last applied from old.yaml:3)" otherwise. */
-static int vfail(const vctx *v, enum config_kind k, size_t i, const char *field, const char *fmt,
-                 ...)
+ * "store:service/web: port: msg (stored; last applied from old.yaml:3)" otherwise.
+ * at (may be NULL) is a more precise "file:line" for an input resource. */
+static void vformat(const vctx *v, enum config_kind k, size_t i, const char *at,
+                    const char *field, const char *msg, char *out, size_t n)
 {
-    char msg[320];
+    const char *src = config_resource_source(k, v->cfg, i);
+    const char *name = config_resource_name(k, v->cfg, i);
+    if (is_input(v, k, i))
+        snprintf(out, n, "%s: %s[%zu]%s%s: %s", at ? at : src ? src : "<config>",
+                 config_kind_key(k), i, field[0] ? "." : "", field, msg);
+    else
+        snprintf(out, n, "store:%s/%s%s%s: %s (stored; last applied from %s)",
+                 config_kind_name(k), name ? name : "?", field[0] ? ": " : "", field, msg,
+                 src ? src : "unknown");
+}
+
+static int vfail_at(const vctx *v, enum config_kind k, size_t i, const char *at,
+                    const char *field, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static int vfail_at(const vctx *v, enum config_kind k, size_t i, const char *at,
+                    const char *field, const char *fmt, ...)
+{
+    char msg[400];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    const char *src = config_resource_source(k, v->cfg, i);
-    const char *name = config_resource_name(k, v->cfg, i);
-    if (is_input(v, k, i))
-        return mesh_err_set(v->err, MESH_EINVAL, "%s: %s[%zu]%s%s: %s", src ? src : "<config>",
-                            config_kind_key(k), i, field[0] ? "." : "", field, msg);
-    return mesh_err_set(v->err, MESH_EINVAL, "store:%s/%s%s%s: %s (stored; last applied from %s)",
-                        config_kind_name(k), name ? name : "?", field[0] ? ": " : "", field, msg,
-                        src ? src : "unknown");
+    char full[sizeof v->err->msg];
+    vformat(v, k, i, at, field, msg, full, sizeof full);
+    return mesh_err_set(v->err, MESH_EINVAL, "%s", full);
+}
+
+static int vfail(const vctx *v, enum config_kind k, size_t i, const char *field, const char *fmt,
+                 ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return vfail_at(v, k, i, NULL, field, "%s", msg);
 }
 
 /* A short reference to another resource for "... also at <ref>" messages. */
@@ -189,33 +216,37 @@ static int name_index(const vctx *v, enum config_kind k, idx_entry **out, size_t
     return MESH_OK;
 }
 
-static int check_unique_ids(const vctx *v)
-{
-    const mesh_config *c = v->cfg;
-    idx_entry *e = alloc_entries(v, c->n_workloads);
-    if (!e)
-        return MESH_ENOMEM;
-    for (size_t i = 0; i < c->n_workloads; i++)
-        e[i] = (idx_entry){c->workloads[i].spiffe_id, i, 0,
-                           is_input(v, CONFIG_KIND_WORKLOAD, i)};
-    qsort(e, c->n_workloads, sizeof *e, cmp_entry);
-    size_t dup, orig;
-    int rc = MESH_OK;
-    if (first_duplicate(e, c->n_workloads, &dup, &orig, 0)) {
-        char r[300];
-        ref(v, CONFIG_KIND_WORKLOAD, e[orig].idx, "spiffe_id", r, sizeof r);
-        rc = vfail(v, CONFIG_KIND_WORKLOAD, e[dup].idx, "spiffe_id",
-                   "%s is already the identity of %s; each workload needs its own SPIFFE ID",
-                   e[dup].key, r);
-    }
-    free(e);
-    return rc;
-}
-
 static const mesh_service *find_svc(const vctx *v, const idx_entry *svc_idx, const char *name)
 {
     const idx_entry *e = lookup(svc_idx, v->cfg->n_services, name);
     return e ? &v->cfg->services[e->idx] : NULL;
+}
+
+/* "did you mean" and the subsets there are, for an unknown subset. */
+static int unknown_subset(const vctx *v, size_t route, const mesh_destination *d,
+                          const char *field, const mesh_service *s)
+{
+    if (s->n_subsets == 0)
+        return vfail_at(v, CONFIG_KIND_ROUTE, route, d->source, field,
+                        "service \"%s\" has no subsets; define subset \"%s\" under its "
+                        "subsets (name + labels), or leave subset out to use every workload",
+                        s->name, d->subset);
+    const char *names[CONFIG_MAX_SUBSETS];
+    char list[300] = "";
+    size_t used = 0, n = s->n_subsets < CONFIG_MAX_SUBSETS ? s->n_subsets : CONFIG_MAX_SUBSETS;
+    for (size_t i = 0; i < n; i++) {
+        names[i] = s->subsets[i].name;
+        int w = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", names[i]);
+        if (w > 0 && (size_t)w < sizeof list - used)
+            used += (size_t)w;
+    }
+    const char *hint = config_suggest(d->subset, names, n);
+    char mean[100] = "";
+    if (hint)
+        snprintf(mean, sizeof mean, "; did you mean \"%s\"?", hint);
+    return vfail_at(v, CONFIG_KIND_ROUTE, route, d->source, field,
+                    "service \"%s\" has no subset \"%s\"%s (its subsets: %s)", s->name,
+                    d->subset, mean, list);
 }
 
 static int check_refs(const vctx *v, const idx_entry *svc_idx)
@@ -244,16 +275,21 @@ static int check_refs(const vctx *v, const idx_entry *svc_idx)
         const mesh_route *r = &c->routes[i];
         for (size_t ri = 0; ri < r->n_rules; ri++) {
             for (size_t d = 0; d < r->rules[ri].n_destinations; d++) {
-                const char *name = r->rules[ri].destinations[d].service;
+                const mesh_destination *dst = &r->rules[ri].destinations[d];
+                const char *name = dst->service;
                 char field[96];
                 snprintf(field, sizeof field, "rules[%zu].destinations[%zu].service", ri, d);
                 const mesh_service *s = find_svc(v, svc_idx, name);
                 if (!s)
-                    return vfail(v, CONFIG_KIND_ROUTE, i, field, "unknown service \"%s\"", name);
+                    return vfail_at(v, CONFIG_KIND_ROUTE, i, dst->source, field,
+                                    "unknown service \"%s\"", name);
                 if (s->protocol != MESH_PROTO_HTTP)
-                    return vfail(v, CONFIG_KIND_ROUTE, i, field,
-                                 "service \"%s\" is tcp; routes only send to http services",
-                                 name);
+                    return vfail_at(v, CONFIG_KIND_ROUTE, i, dst->source, field,
+                                    "service \"%s\" is tcp; routes only send to http services",
+                                    name);
+                snprintf(field, sizeof field, "rules[%zu].destinations[%zu].subset", ri, d);
+                if (dst->subset && !mesh_config_find_subset(s, dst->subset))
+                    return unknown_subset(v, i, dst, field, s);
             }
         }
     }
@@ -428,8 +464,6 @@ int config_validate_ex(const mesh_config *cfg, const char *trust_domain,
             free(tmp);
     }
     if (rc == MESH_OK)
-        rc = check_unique_ids(&v);
-    if (rc == MESH_OK)
         rc = check_refs(&v, svc);
     if (rc == MESH_OK)
         rc = check_route_hosts(&v);
@@ -444,4 +478,96 @@ int mesh_config_validate(const mesh_config *cfg, const char *trust_domain, mesh_
     if (!cfg)
         return mesh_err_set(err, MESH_EINVAL, "no config to validate");
     return config_validate_ex(cfg, trust_domain, NULL, err);
+}
+
+/* ---- warnings ------------------------------------------------------------------ */
+
+static int warn_push(mesh_config_warnings *w, const char *msg, mesh_err *err)
+{
+    char *dup = strdup(msg);
+    char **nv = dup ? realloc(w->msgs, (w->n + 1) * sizeof *nv) : NULL;
+    if (!nv) {
+        free(dup);
+        return mesh_err_set(err, MESH_ENOMEM, "collecting config warnings: out of memory");
+    }
+    w->msgs = nv;
+    w->msgs[w->n++] = dup;
+    return MESH_OK;
+}
+
+static int cmp_wl_service(const void *a, const void *b)
+{
+    const mesh_workload *x = *(const mesh_workload *const *)a;
+    const mesh_workload *y = *(const mesh_workload *const *)b;
+    return strcmp(x->service, y->service);
+}
+
+/* A subset nothing selects is valid (the replicas may not be declared yet, or
+ * were just scaled away) but a route sending it traffic gets 503s. */
+int config_warn_ex(const mesh_config *cfg, const size_t n_input[CONFIG_KIND_COUNT],
+                   mesh_config_warnings *w, mesh_err *err)
+{
+    vctx v = {.cfg = cfg, .err = NULL};
+    for (int k = 0; k < CONFIG_KIND_COUNT; k++)
+        v.n_input[k] = n_input ? n_input[k] : config_kind_count((enum config_kind)k, cfg);
+    const mesh_workload **by_svc = calloc(cfg->n_workloads ? cfg->n_workloads : 1,
+                                          sizeof *by_svc);
+    if (!by_svc)
+        return mesh_err_set(err, MESH_ENOMEM, "collecting config warnings: out of memory");
+    for (size_t i = 0; i < cfg->n_workloads; i++)
+        by_svc[i] = &cfg->workloads[i];
+    qsort(by_svc, cfg->n_workloads, sizeof *by_svc, cmp_wl_service);
+    int rc = MESH_OK;
+    for (size_t i = 0; i < cfg->n_services && rc == MESH_OK; i++) {
+        const mesh_service *s = &cfg->services[i];
+        if (s->n_subsets == 0)
+            continue;
+        /* the service's workloads: a run in by_svc */
+        size_t lo = 0, hi = cfg->n_workloads;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (strcmp(by_svc[mid]->service, s->name) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (size_t k = 0; k < s->n_subsets && rc == MESH_OK; k++) {
+            const mesh_subset *sub = &s->subsets[k];
+            int any = 0;
+            for (size_t j = lo; j < cfg->n_workloads && !any &&
+                                strcmp(by_svc[j]->service, s->name) == 0;
+                 j++)
+                any = mesh_subset_selects(sub, by_svc[j]);
+            if (any)
+                continue;
+            char sel[256], field[48], msg[400], full[700];
+            config_labels_format(sub->labels, sub->n_labels, sel, sizeof sel);
+            snprintf(field, sizeof field, "subsets[%zu]", k);
+            snprintf(msg, sizeof msg,
+                     "subset \"%s\" (%s) selects no workload of service \"%s\": its cluster has "
+                     "no endpoints, so requests routed to it fail with 503",
+                     sub->name, sel, s->name);
+            vformat(&v, CONFIG_KIND_SERVICE, i, NULL, field, msg, full, sizeof full);
+            rc = warn_push(w, full, err);
+        }
+    }
+    free(by_svc);
+    return rc;
+}
+
+int mesh_config_warn(const mesh_config *cfg, mesh_config_warnings *w, mesh_err *err)
+{
+    if (!cfg || !w)
+        return mesh_err_set(err, MESH_EINVAL, "mesh_config_warn: no config");
+    return config_warn_ex(cfg, NULL, w, err);
+}
+
+void mesh_config_warnings_free(mesh_config_warnings *w)
+{
+    if (!w)
+        return;
+    for (size_t i = 0; i < w->n; i++)
+        free(w->msgs[i]);
+    free(w->msgs);
+    memset(w, 0, sizeof *w);
 }

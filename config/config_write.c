@@ -184,6 +184,18 @@ static void kv_strv(yw *w, const char *k, char **v, size_t n)
     seq_end(w);
 }
 
+/* labels: a block mapping in key order (the model keeps them sorted). */
+static void kv_labels(yw *w, const char *k, const mesh_label *l, size_t n)
+{
+    key(w, k);
+    map_start(w);
+    for (size_t i = 0; i < n; i++) {
+        str(w, l[i].key);
+        str(w, l[i].value ? l[i].value : "");
+    }
+    map_end(w);
+}
+
 static void emit_service(yw *w, const mesh_service *s)
 {
     const char *proto = config_protocol_name(s->protocol);
@@ -194,6 +206,19 @@ static void emit_service(yw *w, const mesh_service *s)
     kv_int(w, "port", s->port);
     kv_str(w, "lb", lb ? lb : "invalid");
     kv_duration(w, "connect_timeout", s->connect_timeout_ms);
+    /* written only when there are some, so services from before subsets keep
+     * their stored bytes (and an upgrade changes no config version) */
+    if (s->n_subsets) {
+        key(w, "subsets");
+        seq_start(w);
+        for (size_t i = 0; i < s->n_subsets; i++) {
+            map_start(w);
+            kv_str(w, "name", s->subsets[i].name);
+            kv_labels(w, "labels", s->subsets[i].labels, s->subsets[i].n_labels);
+            map_end(w);
+        }
+        seq_end(w);
+    }
     map_end(w);
 }
 
@@ -206,6 +231,8 @@ static void emit_workload(yw *w, const mesh_workload *wl)
     kv_str(w, "inbound", wl->inbound);
     kv_str(w, "app", wl->app);
     kv_str(w, "outbound", wl->outbound);
+    if (wl->n_labels)
+        kv_labels(w, "labels", wl->labels, wl->n_labels);
     if (wl->n_tcp_outbound) {
         key(w, "tcp_outbound");
         seq_start(w);
@@ -251,6 +278,7 @@ static void emit_rule(yw *w, const mesh_route_rule *r)
     for (size_t d = 0; d < r->n_destinations; d++) {
         map_start(w);
         kv_str(w, "service", r->destinations[d].service);
+        kv_str(w, "subset", r->destinations[d].subset);   /* NULL: not written */
         kv_int(w, "weight", r->destinations[d].weight);
         map_end(w);
     }

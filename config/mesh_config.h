@@ -10,14 +10,19 @@
  *
  * YAML shape (see examples/mesh.yaml and docs/config.md):
  *   services:       [{name, protocol: http|tcp, port, lb: round_robin|least_request,
- *                     connect_timeout: 1s}]
+ *                     connect_timeout: 1s, subsets: [{name, labels: {k: v}}] (optional)}]
  *   workloads:      [{name, spiffe_id, service, inbound: host:port, app: host:port,
+ *                     labels: {k: v} (optional),
  *                     outbound: host:port (HTTP egress listener, optional),
  *                     tcp_outbound: [{service, listen: host:port}] (optional)}]
  *   routes:         [{name, hosts: [..] (default [name]), rules: [{match: {prefix|path,
  *                     headers: [{name, exact|prefix|present}]}, destinations: [{service,
- *                     weight}], timeout: 2s, retries: N}]}]
+ *                     subset (optional), weight}], timeout: 2s, retries: N}]}]
  *   authorization:  [{service, allow: [spiffe ids]}]   (no entry = deny all callers)
+ * A workload is one instance: many may share a SPIFFE ID (the service account),
+ * each with its own name and addresses. A service's subsets select its
+ * workloads by label, as Istio's DestinationRule does; a route destination
+ * names a service and optionally one of its subsets.
  */
 #ifndef MESH_CONFIG_MESH_CONFIG_H
 #define MESH_CONFIG_MESH_CONFIG_H
@@ -32,12 +37,27 @@ enum mesh_protocol { MESH_PROTO_HTTP = 0, MESH_PROTO_TCP = 1 };
 enum mesh_lb { MESH_LB_ROUND_ROBIN = 0, MESH_LB_LEAST_REQUEST = 1 };
 enum mesh_header_match { MESH_HDR_EXACT = 0, MESH_HDR_PREFIX = 1, MESH_HDR_PRESENT = 2 };
 
+/* One label (Kubernetes syntax: [prefix/]name, value up to 63 characters). */
+typedef struct mesh_label {
+    char *key;
+    char *value;
+} mesh_label;
+
+/* A named part of a service: the workloads that carry every label of the selector. */
+typedef struct mesh_subset {
+    char *name;
+    mesh_label *labels;         /* sorted by key; at least one */
+    size_t n_labels;
+} mesh_subset;
+
 typedef struct mesh_service {
     char *name;
     enum mesh_protocol protocol;
     int port;                   /* the application's port (informational; app addr is per workload) */
     enum mesh_lb lb;
     int64_t connect_timeout_ms; /* default 1000 */
+    mesh_subset *subsets;       /* in config order */
+    size_t n_subsets;
     char *source;               /* "file:line" */
 } mesh_service;
 
@@ -55,6 +75,8 @@ typedef struct mesh_workload {
     char *outbound;             /* host:port of the HTTP egress listener; NULL if none */
     mesh_tcp_outbound *tcp_outbound;
     size_t n_tcp_outbound;
+    mesh_label *labels;         /* sorted by key */
+    size_t n_labels;
     char *source;
 } mesh_workload;
 
@@ -66,7 +88,10 @@ typedef struct mesh_header_matcher {
 
 typedef struct mesh_destination {
     char *service;
+    char *subset;               /* one of the service's subsets; NULL = all its workloads */
     uint32_t weight;            /* 0..100; weights of a rule sum to > 0 */
+    char *source;               /* "file:line" of the destination when parsed from a file, else
+                                 * NULL; for messages only (not compared, not stored) */
 } mesh_destination;
 
 typedef struct mesh_route_rule {
@@ -109,10 +134,20 @@ int mesh_config_parse_file(const char *path, mesh_config *out, mesh_err *err);
 int mesh_config_parse_buffer(const char *filename, const char *buf, size_t len, mesh_config *out,
                              mesh_err *err);
 
-/* Whole-config checks: unique names, references resolve (a route's service,
- * a workload's service), SPIFFE IDs in trust_domain (if non-NULL), addresses
- * well-formed and not reused by two listeners, weights sum > 0. */
+/* Whole-config checks: unique names, references resolve (a route's service and
+ * subset, a workload's service), SPIFFE IDs in trust_domain (if non-NULL),
+ * addresses well-formed and not reused by two listeners, weights sum > 0.
+ * Replicas may share a SPIFFE ID. */
 int mesh_config_validate(const mesh_config *cfg, const char *trust_domain, mesh_err *err);
+
+/* What is valid but probably not meant: a subset that selects no workload. */
+typedef struct mesh_config_warnings {
+    char **msgs;                /* "mesh.yaml:12: services[1].subsets[0]: ..." */
+    size_t n;
+} mesh_config_warnings;
+/* Appends the warnings of cfg (a validated config) to w; MESH_ENOMEM only. */
+int mesh_config_warn(const mesh_config *cfg, mesh_config_warnings *w, mesh_err *err);
+void mesh_config_warnings_free(mesh_config_warnings *w);
 
 /* Merges `in` over the resources already in the store (apply = upsert by
  * kind+name), validates the merged result, then writes the changed resources
@@ -128,13 +163,52 @@ int mesh_config_load_store(mesh_store *st, mesh_config *out, mesh_err *err);
  * instead of committing: *changed_out = how many resources would change. */
 int mesh_config_apply_dry_run(mesh_store *st, const mesh_config *in, int *changed_out,
                               mesh_err *err);
-/* mesh_config_apply (dry_run 0) or its dry run (1), with one more check of the
- * merged, validated config before anything is written: check returns MESH_OK
- * or an error (in err) that refuses the apply. meshctl uses it to refuse a
- * config whose compiled xDS responses would not fit the delivery limit. */
+
+/* ---- declarative apply (config_apply.c) ------------------------------------
+ * apply_set names the set of resources one file manages (default: the file's
+ * absolute path): every resource an apply writes, or finds unchanged, is
+ * recorded as last applied by that set. With prune, the set's stored resources
+ * that the file no longer holds are deleted in the same transaction, and the
+ * result is validated as a whole. Resources of other sets, or of none, are never
+ * pruned. */
+/* One more check of the merged, validated config before anything is written:
+ * MESH_OK, or an error (in err) that refuses the apply. meshctl uses it to
+ * refuse a config whose compiled xDS responses would not fit the delivery
+ * limit. */
 typedef int (*mesh_config_check_fn)(const mesh_config *merged, void *ctx, mesh_err *err);
-int mesh_config_apply_checked(mesh_store *st, const mesh_config *in, mesh_config_check_fn check,
-                              void *check_ctx, int dry_run, int *changed_out, mesh_err *err);
+
+typedef struct mesh_apply_opts {
+    const char *apply_set;      /* required with prune; NULL = record none */
+    int prune;
+    int dry_run;                /* validate and report, then roll back */
+    mesh_config_check_fn check; /* NULL = none */
+    void *check_ctx;
+} mesh_apply_opts;
+
+enum mesh_change_kind { MESH_CHANGE_ADD = 0, MESH_CHANGE_UPDATE, MESH_CHANGE_REMOVE };
+
+typedef struct mesh_change {
+    enum mesh_change_kind what;
+    char *kind;                 /* "service", "workload", "route", "authorization" */
+    char *name;
+    char *source;               /* add/update: where in the file; remove: where it was last
+                                 * applied from */
+    char *before;               /* canonical YAML stored before (update, remove), else NULL */
+    char *after;                /* canonical YAML written (add, update), else NULL */
+} mesh_change;
+
+typedef struct mesh_apply_result {
+    mesh_change *changes;       /* by kind (services first), then file order; removals last */
+    size_t n_changes;
+    size_t unchanged;           /* resources of the file that were already stored as they are */
+    int64_t config_version;     /* after the apply (a dry run: the version it would reach) */
+    mesh_config_warnings warnings;
+} mesh_apply_result;
+
+int mesh_config_apply_ex(mesh_store *st, const mesh_config *in, const mesh_apply_opts *o,
+                         mesh_apply_result *res, mesh_err *err);
+void mesh_apply_result_free(mesh_apply_result *r);
+const char *mesh_change_kind_name(enum mesh_change_kind k);   /* "add", "update", "remove" */
 /* Deletes one resource (kind "service", "workload", "route", "authorization";
  * an authorization is named by its service). Refuses (MESH_EINVAL) to delete
  * a service still referenced by a workload, route or authorization, naming
@@ -150,7 +224,14 @@ char *mesh_authorization_to_yaml(const mesh_authorization *a);
 char *mesh_config_to_yaml(const mesh_config *cfg);
 
 const mesh_service *mesh_config_find_service(const mesh_config *cfg, const char *name);
+const mesh_workload *mesh_config_find_workload(const mesh_config *cfg, const char *name);
+/* The first workload with that SPIFFE ID (replicas may share it). */
 const mesh_workload *mesh_config_find_workload_by_id(const mesh_config *cfg, const char *spiffe_id);
+const mesh_subset *mesh_config_find_subset(const mesh_service *svc, const char *name);
+/* 1 when the workload carries every label of the subset's selector. */
+int mesh_subset_selects(const mesh_subset *sub, const mesh_workload *w);
+/* The rule for every name in the config (a DNS label); MESH_EINVAL with why. */
+int mesh_config_check_name(const char *name, mesh_err *err);
 
 void mesh_config_free(mesh_config *cfg);   /* frees members */
 

@@ -195,9 +195,9 @@ static int register_workloads(drill_run *r, mesh_err *err)
         char addr[32], path[4300];
         snprintf(addr, sizeof addr, "127.0.0.1:%d", s->port_in);
         char *token = NULL;
-        if ((rc = store_registration_add(r->st, s->spiffe_id, "meshctl:drill", addr, err)) !=
+        if ((rc = store_registration_add(r->st, s->name, s->spiffe_id, "meshctl:drill", addr, err)) !=
                 MESH_OK ||
-            (rc = join_token_create(r->st, s->spiffe_id, 3600, &token, err)) != MESH_OK)
+            (rc = join_token_create(r->st, s->name, s->spiffe_id, 3600, &token, err)) != MESH_OK)
             break;
         /* The token goes only into a 0600 file the sidecar reads (never argv, never logs). */
         snprintf(path, sizeof path, "%s/%s.token", tdir, s->name);
@@ -348,7 +348,7 @@ int drill_mesh_cleanup(drill_run *r, mesh_err *err)
             first = rc;
             *err = e;
         }
-        rc = store_registration_remove(r->st, r->sc[i].spiffe_id, &e);
+        rc = store_registration_remove(r->st, r->sc[i].name, r->sc[i].spiffe_id, &e);
         if (rc != MESH_OK && rc != MESH_ENOTFOUND && first == MESH_OK) {
             first = rc;
             *err = e;

@@ -162,6 +162,7 @@ static void cert_json(json_out *j, const store_cert *ct, int with_pem)
     json_obj_begin(j);
     json_key_str(j, "serial", ct->serial_hex);
     json_key_str(j, "spiffe_id", ct->spiffe_id);
+    json_key_str(j, "instance", ct->instance ? ct->instance : "");
     json_key_str(j, "not_before", nb);
     json_key_str(j, "not_after", na);
     json_key_int(j, "seconds_left", ct->not_after - ctl_now());

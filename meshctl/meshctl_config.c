@@ -1,92 +1,13 @@
-/* meshctl/meshctl_config.c — `meshctl apply|get|delete`: the operator's mesh config. */
+/* meshctl/meshctl_config.c — `meshctl get|delete`: the operator's mesh config (apply:
+ * meshctl_apply.c). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/xds_wire.h"
 #include "config/mesh_config.h"
 #include "meshctl/meshctl.h"
-#include "sds/protocol/ads_delivery.h"
 
-/* The merged config must compile, for every workload, to responses meshd can
- * send (mesh_config_apply_checked runs this before writing anything). */
-static int check_delivery(const mesh_config *merged, void *ctx, mesh_err *err)
-{
-    (void)ctx;
-    mesh_err e = {0};
-    if (ads_delivery_check(merged, XDS_WIRE_MAX_MESSAGE, &e) != MESH_OK)
-        return mesh_err_set(err, e.code, "config not applied: %s", e.msg);
-    return MESH_OK;
-}
-
-int ctl_cmd_apply(ctl_ctx *c, int argc, char **argv)
-{
-    static const struct option opts[] = {{"file", required_argument, 0, 'f'},
-                                         {"dry-run", no_argument, 0, 'n'},
-                                         {"skip-size-check", no_argument, 0, 's'},
-                                         {0, 0, 0, 0}};
-    const char *file = NULL;
-    int dry_run = 0, skip_size = 0;
-    optind = 1;
-    opterr = 0;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "f:", opts, NULL)) != -1) {
-        if (ch == 'f')
-            file = optarg;
-        else if (ch == 'n')
-            dry_run = 1;
-        else if (ch == 's')
-            skip_size = 1;
-        else
-            return ctl_bad_option(c, argc, argv);
-    }
-    if (!file)
-        return ctl_usage_error(c, "apply needs -f FILE");
-    if (optind < argc)
-        return ctl_usage_error(c, "unexpected argument '%s'", argv[optind]);
-    mesh_err err = {0};
-    mesh_config cfg = {0};
-    if (mesh_config_parse_file(file, &cfg, &err) != MESH_OK)
-        return ctl_fail(c, &err);
-    mesh_store *st = ctl_store(c);
-    if (!st) {
-        mesh_config_free(&cfg);
-        return 1;
-    }
-    int changed = 0;
-    int rc;
-    rc = mesh_config_apply_checked(st, &cfg, skip_size ? NULL : check_delivery, NULL, dry_run,
-                                   &changed, &err);
-    size_t total = cfg.n_services + cfg.n_workloads + cfg.n_routes + cfg.n_authz;
-    mesh_config_free(&cfg);
-    if (rc != MESH_OK)
-        return ctl_fail(c, &err);
-    int64_t version = store_config_version(st);
-    if (!dry_run)
-        store_audit(st, "meshctl", "config.apply", file, "", 1, NULL);
-    if (c->json) {
-        json_out j;
-        json_init(&j);
-        json_obj_begin(&j);
-        json_key_str(&j, "file", file);
-        json_key_int(&j, "resources", (int64_t)total);
-        json_key_int(&j, "changed", changed);
-        json_key_int(&j, "config_version", version);
-        json_key_bool(&j, "dry_run", dry_run);
-        json_obj_end(&j);
-        return ctl_print_json(&j);
-    }
-    if (dry_run)
-        printf("%s: %zu resources valid, %d would change (dry run, nothing written)\n",
-               ctl_esc(c, file), total, changed);
-    else
-        printf("%s: %zu resources, %d changed, config version %lld%s\n", ctl_esc(c, file), total,
-               changed,
-               (long long)version,
-               changed ? " (meshd pushes the change to the affected sidecars)" : "");
-    return 0;
-}
 
 static const char *kind_from_word(const char *w)
 {

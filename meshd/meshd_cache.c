@@ -9,9 +9,11 @@
 #include "meshd/meshd_internal.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sds/compiler/xds_compile.h"
+#include "sds/compiler/xds_compile_workload.h"
 #include "sds/compiler/xds_compile_proxyless.h"
 #include "meshd/meshd_proxyless.h"
 
@@ -75,8 +77,34 @@ void md_cache_destroy(md_cache *c)
     pthread_mutex_destroy(&c->mu);
 }
 
+/* The view of an enrolled instance ("<SPIFFE ID>#<instance>"): that workload
+ * alone. One the config does not name (yet, or any more) gets nothing, not the
+ * identity's other workloads. */
+static int compile_instance(const mesh_config *cfg, const char *key, const char *sep,
+                            xds_snapshot *out, mesh_err *err)
+{
+    char id[600];
+    size_t n = (size_t)(sep - key);
+    if (n >= sizeof id)
+        return mesh_err_set(err, MESH_EINVAL, "snapshot key %s is too long", key);
+    memcpy(id, key, n);
+    id[n] = '\0';
+    int rc = xds_compile_workload(cfg, id, sep + 1, out, err);
+    if (rc == MESH_ENOTFOUND) {
+        log_warn("meshd", "instance %s of %s has no workload of that name and identity in the "
+                          "mesh config; it is served no listeners or clusters",
+                 sep + 1, id);
+        memset(out, 0, sizeof *out);
+        snprintf(out->spiffe_id, sizeof out->spiffe_id, "%.*s", (int)sizeof out->spiffe_id - 1, id);
+        xds_snapshot_finish(out);
+        rc = MESH_OK;
+    }
+    return rc;
+}
+
 /* Compiles outside the lock; NULL on failure (logged). spiffe_id is a cache
- * key: a SPIFFE ID (a sidecar) or a proxyless key (meshd/meshd_proxyless.h). */
+ * key: a SPIFFE ID (a sidecar enrolled for its identity as a whole), an
+ * instance key (MD_INSTANCE_KEY_SEP) or a proxyless key (meshd/meshd_proxyless.h). */
 static md_snap *compile(md_cfg *cfg, const char *spiffe_id)
 {
     md_snap *s = calloc(1, sizeof *s);
@@ -89,7 +117,9 @@ static md_snap *compile(md_cfg *cfg, const char *spiffe_id)
     s->checked_gen = cfg->gen;
     mesh_err err = {0};
     const char *proxyless_id = md_proxyless_key_id(spiffe_id);
+    const char *sep = proxyless_id ? NULL : strchr(spiffe_id, MD_INSTANCE_KEY_SEP);
     int rc = proxyless_id ? xds_compile_proxyless(&cfg->cfg, proxyless_id, &s->snap, &err)
+             : sep        ? compile_instance(&cfg->cfg, spiffe_id, sep, &s->snap, &err)
                           : xds_compile_node(&cfg->cfg, spiffe_id, &s->snap, &err);
     if (rc != MESH_OK) {
         log_error("meshd", "compiling xDS for %s at config version %lld failed: %s; the "

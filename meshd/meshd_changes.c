@@ -24,6 +24,7 @@ void md_stream_facts_of(md_call *c, md_stream_facts *f)
         f->have_svid = s->svid.found;
         snprintf(f->serial, sizeof f->serial, "%s", s->svid.serial_hex);
         snprintf(f->presented, sizeof f->presented, "%s", s->presented_serial);
+        snprintf(f->instance, sizeof f->instance, "%s", s->instance);
         f->nb = s->svid.not_before;
         f->na = s->svid.not_after;
         f->ca_id = s->svid.ca_id;

@@ -20,6 +20,7 @@ typedef struct md_stream_facts {
     int have_svid;
     char serial[48];              /* of the SVID it holds */
     char presented[48];           /* of the certificate it connected with */
+    char instance[128];           /* its enrolled instance ("" = identity-wide) */
     int64_t nb, na, ca_id;        /* of the SVID it holds */
     int refused;                  /* its certificate is revoked; waiting for the node's name */
     int64_t connected_at;

@@ -186,7 +186,8 @@ typedef struct md_call {
     md_stream *stream;            /* ADS / SDS streams only */
     int plaintext;                /* came over the plaintext xDS port (meshd_proxyless.c) */
     struct md_call *reg_prev, *reg_next;  /* stream registry links */
-    int registered;
+    int registered;               /* linked: the watcher sees it */
+    int admitted;                 /* counted against its identity's stream limit */
 } md_call;
 
 /* 1 for the xDS streams (ADS, SDS and their Delta twins). */
@@ -219,12 +220,22 @@ typedef struct md_snap {
     xds_snapshot snap;
 } md_snap;
 
+/* The snapshot cache key of an enrolled instance: "<SPIFFE ID>#<instance>"
+ * (a SPIFFE ID cannot contain '#'; proxyless keys have their own prefix). */
+#define MD_INSTANCE_KEY_SEP '#'
+
 struct md_stream {
     ads_state st;                 /* SotW streams */
     ads_delta_state *delta;       /* Delta streams (heap), NULL for SotW */
-    char node_id[256];            /* Node.id as named by the first request, escaped */
+    char node_id[256];            /* Node.id as named by the first request, escaped; an
+                                   * enrolled instance when Node.id only repeats the identity */
     char row_id[530];             /* identity of its proxy-status row: md_stream_row_id */
-    char *view_key;               /* proxyless streams: snapshot cache key; NULL = spiffe_id */
+    char node_claim[256];         /* the first request's Node.id, "" if none */
+    char *view_key;               /* snapshot cache key (md_call_view_key); NULL = spiffe_id.
+                                   * Set before the call is registered, never changed after */
+    char instance[128];           /* the instance the peer's certificate was enrolled for
+                                   * ("" = identity-wide), from the store, not from Node.id */
+    int instance_known;           /* instance settled (the worker read the enrolment) */
     int node_known;
     int status_opened;
     int64_t reported_not_after;
@@ -267,13 +278,20 @@ void md_stream_free(md_stream *s);
 /* c->mu held: names the node after the first request's Node.id (the
  * verified SPIFFE ID when it has none); later requests change nothing.
  * Returns 0 when the stream was refused (its certificate is revoked: the
- * node's proxy-status row says so and the call is finished). */
+ * node's proxy-status row says so and the call is finished; or, once the
+ * instance is known too, Node.id claims another instance: md_stream_settle_*).
+ */
 int md_stream_note_node_locked(md_call *c, int has_node, const char *node_id);
 /* The identity a stream's proxy-status row is keyed by (with its node): the
  * verified SPIFFE ID; on the plaintext port, where the identity is only
  * claimed, "unverified:<claim>", so such a row can never share a key with a
  * verified one. Set when the node is noted. */
 const char *md_stream_row_id(const md_call *c);
+/* c->mu held, on an mTLS stream whose enrolled instance was just read: records
+ * it, and, if Node.id claimed to be another instance of the identity, refuses
+ * the stream (PERMISSION_DENIED, audited): a sidecar is served the instance its
+ * certificate was enrolled for, or nothing. Returns 0 when refused. */
+int md_stream_settle_instance_locked(md_call *c, const char *instance);
 /* c->mu held: queues the proxy-status open / SVID-expiry rows once the node is known. */
 void md_stream_status_sync_locked(md_call *c);
 /* What a SotW or Delta request ended as, for operators: ACK/NACK go to proxy
@@ -315,9 +333,12 @@ int md_stream_over_limit_locked(md_call *c, const char *type_url, const char *ve
 void md_delta_push_locked(md_call *c, const ads_view *v);
 
 /* Registry of live streams (the watcher walks it), counted per identity
- * (c->spiffe_id). md_registry_admit registers c unless its identity already
- * holds opts.max_streams_per_identity streams (MESH_EBUSY; *held = how many).
- * md_registry_add registers unconditionally. */
+ * (c->spiffe_id). md_registry_admit counts c against its identity unless that
+ * already holds opts.max_streams_per_identity streams (MESH_EBUSY; *held = how
+ * many); it does not link c, so a stream is admitted when it opens and is
+ * seen by the watcher only once md_registry_add links it (its view key set).
+ * md_registry_add links c (counting it too if it was not admitted); both are
+ * idempotent, and md_registry_remove undoes whichever happened. */
 int md_registry_admit(md_ctx *ctx, md_call *c, size_t *held);
 void md_registry_add(md_ctx *ctx, md_call *c);
 size_t md_registry_count_of(md_ctx *ctx, const char *spiffe_id);
@@ -345,6 +366,7 @@ typedef struct md_job {
     char *expired_svid;
     char *spiffe_id;              /* ROTATE */
     char *cert_pem;               /* ROTATE: a cert holding the public key to re-certify */
+    char instance[128];           /* ROTATE: the instance the new cert records */
     char rot_key[600];            /* ROTATE: "<spiffe id>|<pubkey sha>" */
     int64_t ttl;                  /* ROTATE */
     int64_t enqueued_ms;

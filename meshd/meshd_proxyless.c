@@ -277,6 +277,7 @@ static int settle_identity_locked(md_call *c, const ads_decoded *d)
         md_call_finish_locked(c, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
         return MESH_EBUSY;
     }
+    md_registry_add(ctx, c);
     j->kind = MD_JOB_STREAM_INIT;
     md_call_ref(c);
     j->call = c;
@@ -310,17 +311,19 @@ void md_job_proxyless_init(md_worker *w, md_job *j)
     pthread_mutex_unlock(&c->mu);
     if (gone)
         return;
-    store_registration reg;
-    memset(&reg, 0, sizeof reg);
+    /* Any registration of the identity will do (an instance or the identity
+     * as a whole): on this port the instance is only a claim anyway. */
+    int64_t n_reg = 0;
     mesh_err err = {0};
-    int rc = store_registration_get(w->st, c->spiffe_id, &reg, &err);
-    store_registration_free(&reg);
+    int rc = store_registration_count(w->st, c->spiffe_id, &n_reg, &err);
+    if (rc == MESH_OK && n_reg == 0)
+        rc = MESH_ENOTFOUND;
     if (rc != MESH_OK) {
         char msg[2 * sizeof c->spiffe_id + 100];
         pthread_mutex_lock(&c->mu);
         if (rc == MESH_ENOTFOUND) {
             snprintf(msg, sizeof msg, "Node.id %s is not a registered identity; register it "
-                     "with 'meshctl workload add %s'", c->spiffe_id, c->spiffe_id);
+                     "with 'meshctl workload add NAME --id %s'", c->spiffe_id, c->spiffe_id);
             refuse_locked(c, GRPC_STATUS_PERMISSION_DENIED, c->spiffe_id, msg);
         } else {
             log_warn("meshd", "proxyless stream of %s: reading its registration: %s",

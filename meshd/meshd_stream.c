@@ -7,7 +7,10 @@
  * stream's "view" — the peer's compiled snapshot and its secret set — is
  * built off the CQ thread (a worker on open, the watcher on changes) and
  * installed with md_stream_update_locked, which also pushes. Identity is
- * always the verified SPIFFE ID of the peer's certificate, never Node.id.
+ * always the verified SPIFFE ID of the peer's certificate, never Node.id; the
+ * instance (which workload of that identity) is what the certificate's
+ * enrolment recorded, read by the worker before the stream is registered. A
+ * Node.id naming another instance ends the stream (md_stream_settle_*).
  * Also the registry of live streams that the watcher walks. */
 #include "meshd/meshd_internal.h"
 
@@ -61,23 +64,28 @@ static size_t identity_count_locked(md_ctx *ctx, const char *key, int delta)
     return n;
 }
 
-static void registry_link_locked(md_ctx *ctx, md_call *c)
+static void registry_count_locked(md_ctx *ctx, md_call *c)
 {
-    md_call_ref(c);
-    c->reg_prev = NULL;
-    c->reg_next = ctx->reg_head;
-    if (ctx->reg_head)
-        ctx->reg_head->reg_prev = c;
-    ctx->reg_head = c;
-    ctx->reg_count++;
-    c->registered = 1;
+    if (c->admitted)
+        return;
     identity_count_locked(ctx, c->spiffe_id, +1);
+    c->admitted = 1;
 }
 
 void md_registry_add(md_ctx *ctx, md_call *c)
 {
     pthread_mutex_lock(&ctx->reg_mu);
-    registry_link_locked(ctx, c);
+    registry_count_locked(ctx, c);
+    if (!c->registered) {   /* linked once, however many paths reach here */
+        md_call_ref(c);
+        c->reg_prev = NULL;
+        c->reg_next = ctx->reg_head;
+        if (ctx->reg_head)
+            ctx->reg_head->reg_prev = c;
+        ctx->reg_head = c;
+        ctx->reg_count++;
+        c->registered = 1;
+    }
     pthread_mutex_unlock(&ctx->reg_mu);
 }
 
@@ -86,9 +94,9 @@ int md_registry_admit(md_ctx *ctx, md_call *c, size_t *held)
     pthread_mutex_lock(&ctx->reg_mu);
     size_t n = identity_count_locked(ctx, c->spiffe_id, 0);
     *held = n;
-    int ok = n < ctx->opts.max_streams_per_identity;
+    int ok = c->admitted || n < ctx->opts.max_streams_per_identity;
     if (ok)
-        registry_link_locked(ctx, c);
+        registry_count_locked(ctx, c);
     pthread_mutex_unlock(&ctx->reg_mu);
     return ok ? MESH_OK : MESH_EBUSY;
 }
@@ -115,7 +123,10 @@ void md_registry_remove(md_ctx *ctx, md_call *c)
         c->reg_prev = c->reg_next = NULL;
         c->registered = 0;
         ctx->reg_count--;
+    }
+    if (c->admitted) {
         identity_count_locked(ctx, c->spiffe_id, -1);
+        c->admitted = 0;
     }
     pthread_mutex_unlock(&ctx->reg_mu);
     if (was)
@@ -164,7 +175,9 @@ const char *md_stream_row_id(const md_call *c)
 void md_stream_status_sync_locked(md_call *c)
 {
     md_stream *s = c->stream;
-    if (!s->node_known)
+    /* An mTLS stream's row waits for its instance too: it names the row when
+     * Node.id does not (replicas of one identity are separate rows). */
+    if (!s->node_known || (!c->plaintext && !s->instance_known))
         return;
     if (!s->status_opened) {
         md_status_open(c->ctx, s->node_id, md_stream_row_id(c), c->peer_addr, s->svid.not_after);
@@ -365,11 +378,9 @@ void md_stream_open(md_call *c)
                       NULL, NULL, &err) != MESH_OK)
         s->presented_serial[0] = '\0';
     /* The client may have cancelled (or died) while we parsed its cert: then
-     * the close completion has already run md_stream_on_close, and a stream
-     * registered now would never be removed — a leaked call, refreshed by the
-     * watcher forever, that blocks shutdown. Checked and registered under
-     * c->mu, which md_call_on_close takes to set closed before it
-     * unregisters, so exactly one of the two sides sees the other. */
+     * the close completion has already run md_stream_on_close, and there is
+     * nothing to set up. The stream joins the registry only in the worker,
+     * once its instance (and so its view key) is known: see md_job_stream_init. */
     pthread_mutex_lock(&c->mu);
     if (c->closed) {
         pthread_mutex_unlock(&c->mu);
@@ -407,6 +418,46 @@ void md_stream_open(md_call *c)
              c->spiffe_id, c->peer_addr);
 }
 
+/* Whether the first request's Node.id may name a stream enrolled as
+ * s->instance: no claim, the identity itself, the instance, or
+ * "<identity>#<instance>" (the proxyless form). Any claim goes for an
+ * identity-wide enrolment, which is served the identity's view whatever it says. */
+static int claim_fits(const md_call *c, const md_stream *s)
+{
+    const char *claim = s->node_claim;
+    if (!claim[0] || !s->instance[0] || strcmp(claim, c->spiffe_id) == 0 ||
+        strcmp(claim, s->instance) == 0)
+        return 1;
+    size_t n = strlen(c->spiffe_id);
+    return strncmp(claim, c->spiffe_id, n) == 0 && claim[n] == MD_INSTANCE_KEY_SEP &&
+           strcmp(claim + n + 1, s->instance) == 0;
+}
+
+/* Both the claim and the enrolled instance are known: refuse a mismatch, and
+ * name the node (the instance, when Node.id only repeats the identity). */
+static int settle_locked(md_call *c)
+{
+    md_stream *s = c->stream;
+    if (!s->node_known || !s->instance_known)
+        return 1;
+    if (!claim_fits(c, s)) {
+        char msg[1200], detail[1700];
+        snprintf(msg, sizeof msg,
+                 "Node.id \"%.255s\" is not the instance this certificate was enrolled for "
+                 "(\"%.127s\" of %.300s); start the sidecar with --workload %.127s, or enrol "
+                 "it with a join token for that instance",
+                 s->node_id, s->instance, c->spiffe_id, s->instance);
+        snprintf(detail, sizeof detail, "node=%.255s: %s", s->node_id, msg);
+        md_audit_refusal(c->ctx, c, "xds.denied", s->instance, detail);
+        md_status_problem(c->ctx, s->node_id, md_stream_row_id(c), msg);
+        md_call_finish_locked(c, GRPC_STATUS_PERMISSION_DENIED, msg);
+        return 0;
+    }
+    if (s->instance[0] && (!s->node_claim[0] || strcmp(s->node_claim, c->spiffe_id) == 0))
+        snprintf(s->node_id, sizeof s->node_id, "%s", s->instance);
+    return 1;
+}
+
 int md_stream_note_node_locked(md_call *c, int has_node, const char *node_id)
 {
     md_stream *s = c->stream;
@@ -415,12 +466,12 @@ int md_stream_note_node_locked(md_call *c, int has_node, const char *node_id)
     /* Only the first request is sure to carry Node; without one the
      * identity names the node in proxy status. */
     char nb[256];
-    const char *node = has_node && node_id && node_id[0]
-                           ? mgrpc_printable(node_id, nb, sizeof nb)
-                           : c->spiffe_id;
+    int claimed = has_node && node_id && node_id[0];
+    const char *node = claimed ? mgrpc_printable(node_id, nb, sizeof nb) : c->spiffe_id;
     snprintf(s->node_id, sizeof s->node_id, "%.255s", node);
     snprintf(s->row_id, sizeof s->row_id, "%s%s", c->plaintext ? "unverified:" : "",
              c->spiffe_id);
+    snprintf(s->node_claim, sizeof s->node_claim, "%s", claimed ? s->node_id : "");
     s->node_known = 1;
     if (s->refusal) {
         /* Refused before the node was known: now its row can say why. */
@@ -428,7 +479,15 @@ int md_stream_note_node_locked(md_call *c, int has_node, const char *node_id)
         md_call_finish_locked(c, GRPC_STATUS_PERMISSION_DENIED, s->refusal);
         return 0;
     }
-    return 1;
+    return settle_locked(c);
+}
+
+int md_stream_settle_instance_locked(md_call *c, const char *instance)
+{
+    md_stream *s = c->stream;
+    snprintf(s->instance, sizeof s->instance, "%s", instance ? instance : "");
+    s->instance_known = 1;
+    return settle_locked(c);
 }
 
 static void log_request(md_call *c, const ads_request *req, const ads_req_result *res)

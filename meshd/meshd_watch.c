@@ -281,6 +281,7 @@ static void rotation_pass(md_ctx *ctx, md_call **calls, size_t n)
         j->kind = MD_JOB_ROTATE;
         j->spiffe_id = strdup(c->spiffe_id);
         j->cert_pem = strdup(c->peer_cert_pem);
+        snprintf(j->instance, sizeof j->instance, "%s", f.instance);
         snprintf(j->rot_key, sizeof j->rot_key, "%s", key);
         j->ttl = md_rotation_ttl(f.nb, f.na);
         if (!j->spiffe_id || !j->cert_pem) {

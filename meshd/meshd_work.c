@@ -61,6 +61,72 @@ int md_worker_ca(md_worker *w, mesh_ca **out, mesh_err *err)
     return MESH_OK;
 }
 
+/* The instance the certificate with serial `presented` was enrolled for, as
+ * its issuance record says ("" = identity-wide, also for a certificate meshd
+ * has no record of, which then gets the identity's view as before instances
+ * existed). MESH_OK or a store error. */
+static int enrolled_instance(mesh_store *st, const char *presented, char *out, size_t n,
+                             mesh_err *err)
+{
+    out[0] = '\0';
+    if (!presented[0])
+        return MESH_OK;
+    store_cert rec;
+    int rc = store_cert_get(st, presented, &rec, err);
+    if (rc == MESH_ENOTFOUND)
+        return MESH_OK;
+    if (rc == MESH_OK)
+        snprintf(out, n, "%s", rec.instance ? rec.instance : "");
+    store_cert_free(&rec);
+    return rc;
+}
+
+/* "<SPIFFE ID>#<instance>" (malloc'd), the snapshot key of an enrolled instance. */
+static char *instance_key(const char *spiffe_id, const char *instance)
+{
+    size_t len = strlen(spiffe_id) + 1 + strlen(instance) + 1;
+    char *key = malloc(len);
+    if (key)
+        snprintf(key, len, "%s%c%s", spiffe_id, MD_INSTANCE_KEY_SEP, instance);
+    return key;
+}
+
+/* Reads the stream's enrolled instance, gives the stream its view key and
+ * registers it (so the watcher sees it with its final key). 0 when the call
+ * is over or was refused. */
+static int settle_stream(md_worker *w, md_call *c, const char *presented)
+{
+    char instance[128];
+    mesh_err err = {0};
+    if (enrolled_instance(w->st, presented, instance, sizeof instance, &err) != MESH_OK) {
+        /* Without the instance the right view is unknown: the union of the
+         * identity's workloads could be another replica's. */
+        log_warn("meshd", "stream of %s (%s): reading the enrolment of certificate %s: %s",
+                 c->spiffe_id, c->peer_addr, presented, err.msg);
+        md_call_finish(c, GRPC_STATUS_UNAVAILABLE,
+                       "meshd cannot read its store right now; retry with backoff");
+        return 0;
+    }
+    char *key = instance[0] ? instance_key(c->spiffe_id, instance) : NULL;
+    if (instance[0] && !key) {
+        md_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "meshd is out of memory");
+        return 0;
+    }
+    pthread_mutex_lock(&c->mu);
+    int ok = !c->closed && !c->finishing && md_stream_settle_instance_locked(c, instance);
+    if (ok) {
+        c->stream->view_key = key;
+        key = NULL;
+        /* Under c->mu, which md_call_on_close takes to set closed before it
+         * unregisters: a call that closed meanwhile is never registered (it
+         * would leak, refreshed by the watcher forever, and block shutdown). */
+        md_registry_add(w->ctx, c);   /* takes reg_mu: a leaf lock under c->mu */
+    }
+    pthread_mutex_unlock(&c->mu);
+    free(key);
+    return ok;
+}
+
 void md_job_stream_init(md_worker *w, md_job *j)
 {
     md_call *c = j->call;
@@ -74,13 +140,13 @@ void md_job_stream_init(md_worker *w, md_job *j)
     char presented[48];
     snprintf(presented, sizeof presented, "%s", c->stream->presented_serial);
     pthread_mutex_unlock(&c->mu);
-    if (gone)
+    if (gone || !settle_stream(w, c, presented))
         return;
     /* Generations first: anything that changes after we read them makes the
      * watcher refresh this stream on its next pass. */
     uint64_t cert_gen = atomic_load(&ctx->cache.cert_gen);
     uint64_t cfg_gen = 0, bundle_gen = 0;
-    md_snap *snap = md_cache_snapshot(ctx, c->spiffe_id, &cfg_gen);
+    md_snap *snap = md_cache_snapshot(ctx, md_call_view_key(c), &cfg_gen);
     sds_bundle *bundle = md_cache_bundle(ctx, &bundle_gen);
     md_cas *cas = md_cache_cas(ctx);
     sds_svid svid;
@@ -126,8 +192,8 @@ void md_job_rotate(md_worker *w, md_job *j)
     if (rc == MESH_OK)
         rc = pem_read_cert(j->cert_pem, &x, &err);
     if (rc == MESH_OK)
-        rc = ca_issue_for_pubkey(ca, w->st, X509_get0_pubkey(x), j->spiffe_id, j->ttl, "meshd",
-                                 &iss, &err);
+        rc = ca_issue_for_pubkey(ca, w->st, X509_get0_pubkey(x), j->spiffe_id, j->instance,
+                                 j->ttl, "meshd", &iss, &err);
     if (rc != MESH_OK)
         log_error("meshd", "rotating the SVID of %s failed: %s", j->spiffe_id, err.msg);
     else

@@ -182,38 +182,61 @@ void store_ca_free(store_ca *ca);               /* frees members, not ca itself 
 void store_ca_free_list(store_ca *list, size_t n);
 
 /* ---- registrations ------------------------------------------------------- */
+/* Who may join. The identity is the service account, shared by every replica;
+ * a registration is one instance of it: `name` is the instance (the workload's
+ * name in the mesh config), with its own join tokens. name "" is the identity
+ * as a whole (any instance of it: one workload per identity), the only kind
+ * stores of schema 1 held; it stays valid.
+ * Keys: (name, spiffe_id) with name non-empty is the instance `name` (spiffe_id
+ * NULL = whatever its identity, else it must be this one); name "" (or NULL) is
+ * the identity-wide registration of spiffe_id. */
 typedef struct store_registration {
     int64_t id;
+    char *name;       /* the instance; "" = identity-wide */
     char *spiffe_id;
     char *selectors;  /* free-form "k:v,k:v" ("" if none) */
     char *address;    /* host:port of the workload's sidecar inbound ("" if none) */
     int64_t created_at;
 } store_registration;
 
-int store_registration_add(mesh_store *st, const char *spiffe_id, const char *selectors,
-                           const char *address, mesh_err *err);   /* MESH_EEXISTS on duplicate */
-int store_registration_get(mesh_store *st, const char *spiffe_id, store_registration *out,
-                           mesh_err *err);                        /* MESH_ENOTFOUND */
+/* MESH_EEXISTS for a second instance of one name, or a second identity-wide
+ * registration of one identity. */
+int store_registration_add(mesh_store *st, const char *name, const char *spiffe_id,
+                           const char *selectors, const char *address, mesh_err *err);
+/* MESH_ENOTFOUND (also when the instance belongs to another identity). */
+int store_registration_get(mesh_store *st, const char *name, const char *spiffe_id,
+                           store_registration *out, mesh_err *err);
+/* Ordered by SPIFFE ID, then name (the identity-wide one first). */
 int store_registration_list(mesh_store *st, store_registration **out, size_t *n_out,
                             mesh_err *err);
-/* Also deletes the registration's unused join tokens. */
-int store_registration_remove(mesh_store *st, const char *spiffe_id, mesh_err *err);
+/* How many registrations (of either kind) an identity has. */
+int store_registration_count(mesh_store *st, const char *spiffe_id, int64_t *n_out,
+                             mesh_err *err);
+/* Also deletes the registration's unused join tokens. MESH_ENOTFOUND. */
+int store_registration_remove(mesh_store *st, const char *name, const char *spiffe_id,
+                              mesh_err *err);
 void store_registration_free(store_registration *r);
 void store_registration_free_list(store_registration *list, size_t n);
 
 /* ---- join tokens (stored as SHA-256 hex of the token, never the token) --- */
+/* A token admits one registration: the instance `instance` of spiffe_id, or
+ * (instance "" or NULL) its identity-wide registration, which must exist
+ * (MESH_ENOTFOUND otherwise). */
 int store_token_add(mesh_store *st, const char *token_hash_hex, const char *spiffe_id,
-                    int64_t expires_at, mesh_err *err);
+                    const char *instance, int64_t expires_at, mesh_err *err);
 /* Atomically checks and spends a token: MESH_ENOTFOUND (unknown),
  * MESH_EEXPIRED (past expires_at), MESH_EPERM (already used). On success
- * *spiffe_id_out (malloc'd) is the identity the token was issued for. */
+ * *spiffe_id_out and *instance_out (malloc'd; "" for an identity-wide token;
+ * instance_out may be NULL) are what the token was issued for. */
 int store_token_consume(mesh_store *st, const char *token_hash_hex, int64_t now,
-                        char **spiffe_id_out, mesh_err *err);
+                        char **spiffe_id_out, char **instance_out, mesh_err *err);
 
 /* ---- issued certificates ------------------------------------------------- */
 typedef struct store_cert {
     char *serial_hex;      /* lowercase hex, no leading "0x" */
     char *spiffe_id;
+    char *instance;        /* the instance it was enrolled for ("" = identity-wide); a
+                            * renewal or recovery carries it over. NULL inserts "" */
     char *pubkey_sha256;   /* hex SHA-256 of the DER SubjectPublicKeyInfo */
     int64_t not_before, not_after, issued_at;
     int64_t ca_id;
@@ -305,10 +328,19 @@ typedef struct store_resource {
     char *source;     /* "mesh.yaml:12" where it was last applied from */
     int64_t version;  /* config version at which it last changed */
     int64_t updated_at;
+    char *apply_set;  /* the apply set that last applied it ("" = none): what a
+                       * `meshctl apply --prune` of that set may remove */
 } store_resource;
 
+/* Keeps the row's apply set (a new row gets none). */
 int store_resource_put(mesh_store *st, const char *kind, const char *name, const char *body,
                        const char *source, int *changed_out, mesh_err *err);
+/* The same, recording apply_set (NULL = keep) as the row's owner. An identical
+ * body whose source or apply set differ has those two updated without a new
+ * config version (*changed_out 0): provenance is not config. */
+int store_resource_put_from(mesh_store *st, const char *kind, const char *name,
+                            const char *body, const char *source, const char *apply_set,
+                            int *changed_out, mesh_err *err);
 int store_resource_delete(mesh_store *st, const char *kind, const char *name,
                           mesh_err *err);    /* MESH_ENOTFOUND */
 /* kind NULL = all kinds; ordered by kind, name. */

@@ -10,7 +10,8 @@
 #define CERT_COLUMNS STORE_CERT_COLUMNS
 
 static const char SQL_CERT_INSERT[] =
-    "INSERT INTO certs (" CERT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+    "INSERT INTO certs (" CERT_COLUMNS ") "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 static const char SQL_CERT_GET[] = "SELECT " CERT_COLUMNS " FROM certs WHERE serial_hex = ?1";
 /* Two list queries rather than "?1 IS NULL OR spiffe_id = ?1", which would
  * keep SQLite from using the spiffe_id index. rowid breaks issued_at ties in
@@ -49,6 +50,7 @@ int store_cert_read_row(sqlite3_stmt *s, store_cert *out)
     out->revoked_at = sqlite3_column_int64(s, 8);
     out->revoke_reason = store_col_dup(s, 9, &rc);
     out->cert_pem = store_col_dup(s, 10, &rc);
+    out->instance = store_col_dup(s, 11, &rc);
     if (rc != MESH_OK)
         store_cert_free(out);
     return rc;
@@ -89,6 +91,7 @@ int store_cert_insert(mesh_store *st, const store_cert *c, mesh_err *err)
     store_bind_int64(s, 9, c->revoked ? c->revoked_at : 0, &brc);
     store_bind_text(s, 10, c->revoked && c->revoke_reason ? c->revoke_reason : "", &brc);
     store_bind_text(s, 11, c->cert_pem, &brc);
+    store_bind_text(s, 12, c->instance ? c->instance : "", &brc);
     int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
     if (src == SQLITE_CONSTRAINT_PRIMARYKEY || src == SQLITE_CONSTRAINT_UNIQUE)
         rc = mesh_err_set(err, MESH_EEXISTS, "certificate serial %s is already recorded",
@@ -311,6 +314,7 @@ void store_cert_free(store_cert *c)
         return;
     free(c->serial_hex);
     free(c->spiffe_id);
+    free(c->instance);
     free(c->pubkey_sha256);
     free(c->revoke_reason);
     free(c->cert_pem);

@@ -128,7 +128,7 @@ void store_fmt_time(int64_t t, char out[32]);
 /* The columns store_cert_read_row expects, in order. */
 #define STORE_CERT_COLUMNS                                                                 \
     "serial_hex, spiffe_id, pubkey_sha256, not_before, not_after, issued_at, ca_id, "    \
-    "revoked, revoked_at, revoke_reason, cert_pem"
+    "revoked, revoked_at, revoke_reason, cert_pem, instance"
 int store_cert_read_row(sqlite3_stmt *s, store_cert *out);
 /* Steps s (bound; brc = the binding result) to the end, collecting rows of
  * STORE_CERT_COLUMNS, and releases it. */

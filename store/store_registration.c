@@ -1,95 +1,156 @@
-/* store/store_registration.c — workload registrations (who may join) and their
+/* store/store_registration.c — registrations (who may join) and their
  * one-time join tokens, kept as SHA-256 hashes only. Spending a token is one
- * conditional UPDATE, so of two processes redeeming it at once exactly one wins. */
+ * conditional UPDATE, so of two processes redeeming it at once exactly one wins.
+ *
+ * A registration is one instance of an identity, by name (the workload's name
+ * in the mesh config; replicas share the identity, each has its own name and
+ * tokens), or, name "", the identity as a whole: the only kind a store of
+ * schema 1 had, still accepted for identities with one workload. */
 #include "store/store_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#define REG_COLUMNS "id, name, spiffe_id, selectors, address, created_at"
+
 static const char SQL_REG_ADD[] =
-    "INSERT INTO registrations (spiffe_id, selectors, address, created_at) "
-    "VALUES (?1, ?2, ?3, ?4)";
-static const char SQL_REG_GET[] =
-    "SELECT id, spiffe_id, selectors, address, created_at FROM registrations WHERE spiffe_id = ?1";
+    "INSERT INTO registrations (name, spiffe_id, selectors, address, created_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char SQL_REG_GET_NAME[] =
+    "SELECT " REG_COLUMNS " FROM registrations WHERE name = ?1 AND name <> ''";
+static const char SQL_REG_GET_WIDE[] =
+    "SELECT " REG_COLUMNS " FROM registrations WHERE name = '' AND spiffe_id = ?1";
 static const char SQL_REG_LIST[] =
-    "SELECT id, spiffe_id, selectors, address, created_at FROM registrations ORDER BY spiffe_id";
-static const char SQL_REG_DELETE[] = "DELETE FROM registrations WHERE spiffe_id = ?1";
+    "SELECT " REG_COLUMNS " FROM registrations ORDER BY spiffe_id, name";
+static const char SQL_REG_COUNT[] = "SELECT count(*) FROM registrations WHERE spiffe_id = ?1";
+static const char SQL_REG_DELETE[] =
+    "DELETE FROM registrations WHERE name = ?1 AND spiffe_id = ?2";
 static const char SQL_TOKEN_DELETE_UNUSED[] =
-    "DELETE FROM join_tokens WHERE spiffe_id = ?1 AND used_at IS NULL";
-/* Inserts only if the identity is registered, atomically with respect to a
+    "DELETE FROM join_tokens WHERE instance = ?1 AND spiffe_id = ?2 AND used_at IS NULL";
+/* Inserts only if the registration exists, atomically with respect to a
  * concurrent store_registration_remove. */
 static const char SQL_TOKEN_ADD[] =
-    "INSERT INTO join_tokens (token_hash, spiffe_id, created_at, expires_at) "
-    "SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM registrations WHERE spiffe_id = ?2)";
+    "INSERT INTO join_tokens (token_hash, spiffe_id, instance, created_at, expires_at) "
+    "SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS "
+    "(SELECT 1 FROM registrations WHERE spiffe_id = ?2 AND name = ?3)";
 static const char SQL_TOKEN_SPEND[] =
     "UPDATE join_tokens SET used_at = ?2 "
-    "WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2 RETURNING spiffe_id";
+    "WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2 RETURNING spiffe_id, instance";
 static const char SQL_TOKEN_LOOKUP[] =
-    "SELECT spiffe_id, expires_at, used_at FROM join_tokens WHERE token_hash = ?1";
+    "SELECT spiffe_id, instance, expires_at, used_at FROM join_tokens WHERE token_hash = ?1";
+
+/* "instance web-1 (spiffe://...)" or "spiffe://..." for messages. */
+static void reg_label(const char *name, const char *spiffe_id, char *buf, size_t n)
+{
+    if (name && name[0])
+        snprintf(buf, n, "instance %.200s (%.600s)", name, spiffe_id ? spiffe_id : "?");
+    else
+        snprintf(buf, n, "%.600s", spiffe_id ? spiffe_id : "?");
+}
 
 static int store_reg_read_row(sqlite3_stmt *s, store_registration *out)
 {
     int rc = MESH_OK;
     memset(out, 0, sizeof *out);
     out->id = sqlite3_column_int64(s, 0);
-    out->spiffe_id = store_col_dup(s, 1, &rc);
-    out->selectors = store_col_dup(s, 2, &rc);
-    out->address = store_col_dup(s, 3, &rc);
-    out->created_at = sqlite3_column_int64(s, 4);
+    out->name = store_col_dup(s, 1, &rc);
+    out->spiffe_id = store_col_dup(s, 2, &rc);
+    out->selectors = store_col_dup(s, 3, &rc);
+    out->address = store_col_dup(s, 4, &rc);
+    out->created_at = sqlite3_column_int64(s, 5);
     if (rc != MESH_OK)
         store_registration_free(out);
     return rc;
 }
 
-int store_registration_add(mesh_store *st, const char *spiffe_id, const char *selectors,
-                           const char *address, mesh_err *err)
+int store_registration_add(mesh_store *st, const char *name, const char *spiffe_id,
+                           const char *selectors, const char *address, mesh_err *err)
 {
     int rc = store_require_spiffe_id(spiffe_id, "registration SPIFFE ID", err);
     if (rc != MESH_OK)
         return rc;
+    if (!name)
+        name = "";
     sqlite3_stmt *s;
     rc = store_stmt(st, SQL_REG_ADD, &s, err);
     if (rc != MESH_OK)
         return rc;
     int brc = SQLITE_OK;
-    store_bind_text(s, 1, spiffe_id, &brc);
-    store_bind_text(s, 2, selectors ? selectors : "", &brc);
-    store_bind_text(s, 3, address ? address : "", &brc);
-    store_bind_int64(s, 4, (int64_t)time(NULL), &brc);
+    store_bind_text(s, 1, name, &brc);
+    store_bind_text(s, 2, spiffe_id, &brc);
+    store_bind_text(s, 3, selectors ? selectors : "", &brc);
+    store_bind_text(s, 4, address ? address : "", &brc);
+    store_bind_int64(s, 5, (int64_t)time(NULL), &brc);
     int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src == SQLITE_CONSTRAINT_UNIQUE)
-        rc = mesh_err_set(err, MESH_EEXISTS, "registration %s already exists", spiffe_id);
-    else if (src != SQLITE_DONE)
-        rc = store_db_error(st, err, src, "adding registration %s", spiffe_id);
+    if (src == SQLITE_CONSTRAINT_UNIQUE) {
+        if (name[0])
+            rc = mesh_err_set(err, MESH_EEXISTS, "registration %s already exists", name);
+        else
+            rc = mesh_err_set(err, MESH_EEXISTS, "registration %s already exists", spiffe_id);
+    } else if (src != SQLITE_DONE) {
+        char label[900];
+        reg_label(name, spiffe_id, label, sizeof label);
+        rc = store_db_error(st, err, src, "adding registration %s", label);
+    }
     store_stmt_release(s);
     return rc;
 }
 
-int store_registration_get(mesh_store *st, const char *spiffe_id, store_registration *out,
-                           mesh_err *err)
+int store_registration_get(mesh_store *st, const char *name, const char *spiffe_id,
+                           store_registration *out, mesh_err *err)
 {
     memset(out, 0, sizeof *out);
+    int by_name = name && name[0];
+    int rc = by_name ? MESH_OK : store_require(spiffe_id, "registration SPIFFE ID", err);
+    if (rc != MESH_OK)
+        return rc;
+    sqlite3_stmt *s;
+    rc = store_stmt(st, by_name ? SQL_REG_GET_NAME : SQL_REG_GET_WIDE, &s, err);
+    if (rc != MESH_OK)
+        return rc;
+    int brc = SQLITE_OK;
+    store_bind_text(s, 1, by_name ? name : spiffe_id, &brc);
+    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
+    const char *key = by_name ? name : spiffe_id;
+    if (src == SQLITE_ROW) {
+        if (store_reg_read_row(s, out) != MESH_OK)
+            rc = mesh_err_set(err, MESH_ENOMEM, "out of memory reading registration %s", key);
+    } else if (src == SQLITE_DONE) {
+        rc = mesh_err_set(err, MESH_ENOTFOUND,
+                          "no registration for %s; add it with 'meshctl workload add'", key);
+    } else {
+        rc = store_db_error(st, err, src, "reading registration %s", key);
+    }
+    store_stmt_release(s);
+    if (rc == MESH_OK && by_name && spiffe_id && strcmp(out->spiffe_id, spiffe_id) != 0) {
+        rc = mesh_err_set(err, MESH_ENOTFOUND,
+                          "registration %s is an instance of %s, not of %s", name,
+                          out->spiffe_id, spiffe_id);
+        store_registration_free(out);
+    }
+    return rc;
+}
+
+int store_registration_count(mesh_store *st, const char *spiffe_id, int64_t *n_out,
+                             mesh_err *err)
+{
+    *n_out = 0;
     int rc = store_require(spiffe_id, "registration SPIFFE ID", err);
     if (rc != MESH_OK)
         return rc;
     sqlite3_stmt *s;
-    rc = store_stmt(st, SQL_REG_GET, &s, err);
+    rc = store_stmt(st, SQL_REG_COUNT, &s, err);
     if (rc != MESH_OK)
         return rc;
     int brc = SQLITE_OK;
     store_bind_text(s, 1, spiffe_id, &brc);
     int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src == SQLITE_ROW) {
-        if (store_reg_read_row(s, out) != MESH_OK)
-            rc = mesh_err_set(err, MESH_ENOMEM, "out of memory reading registration %s",
-                              spiffe_id);
-    } else if (src == SQLITE_DONE) {
-        rc = mesh_err_set(err, MESH_ENOTFOUND,
-                          "no registration for %s; add it with 'meshctl workload add'", spiffe_id);
-    } else {
-        rc = store_db_error(st, err, src, "reading registration %s", spiffe_id);
-    }
+    if (src == SQLITE_ROW)
+        *n_out = sqlite3_column_int64(s, 0);
+    else
+        rc = store_db_error(st, err, src, "counting the registrations of %s", spiffe_id);
     store_stmt_release(s);
     return rc;
 }
@@ -126,41 +187,50 @@ int store_registration_list(mesh_store *st, store_registration **out, size_t *n_
     return MESH_OK;
 }
 
-/* Runs a one-parameter DELETE; *deleted_out = rows removed. */
-static int store_delete_by_id(mesh_store *st, const char *sql, const char *spiffe_id,
-                              int64_t *deleted_out, mesh_err *err)
+/* Runs a two-parameter DELETE (name, spiffe_id); *deleted_out = rows removed. */
+static int store_delete_by_key(mesh_store *st, const char *sql, const char *name,
+                               const char *spiffe_id, int64_t *deleted_out, mesh_err *err)
 {
     sqlite3_stmt *s;
     int rc = store_stmt(st, sql, &s, err);
     if (rc != MESH_OK)
         return rc;
     int brc = SQLITE_OK;
-    store_bind_text(s, 1, spiffe_id, &brc);
+    store_bind_text(s, 1, name, &brc);
+    store_bind_text(s, 2, spiffe_id, &brc);
     int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
     if (src == SQLITE_DONE)
         *deleted_out = sqlite3_changes64(st->db);
     else
-        rc = store_db_error(st, err, src, "removing registration %s", spiffe_id);
+        rc = store_db_error(st, err, src, "removing registration %s",
+                            name[0] ? name : spiffe_id);
     store_stmt_release(s);
     return rc;
 }
 
-int store_registration_remove(mesh_store *st, const char *spiffe_id, mesh_err *err)
+int store_registration_remove(mesh_store *st, const char *name, const char *spiffe_id,
+                              mesh_err *err)
 {
-    int rc = store_require(spiffe_id, "registration SPIFFE ID", err);
+    if (!name)
+        name = "";
+    int rc = store_op_begin(st, 1, err);
     if (rc != MESH_OK)
         return rc;
-    rc = store_op_begin(st, 1, err);
-    if (rc != MESH_OK)
-        return rc;
+    /* The key decides which row: an instance by its name, else the
+     * identity-wide registration of spiffe_id. */
+    store_registration reg;
+    rc = store_registration_get(st, name, spiffe_id, &reg, err);
     int64_t n = 0;
-    rc = store_delete_by_id(st, SQL_REG_DELETE, spiffe_id, &n, err);
+    if (rc == MESH_OK)
+        rc = store_delete_by_key(st, SQL_REG_DELETE, reg.name, reg.spiffe_id, &n, err);
     if (rc == MESH_OK && n == 0)
-        rc = mesh_err_set(err, MESH_ENOTFOUND, "no registration for %s", spiffe_id);
+        rc = mesh_err_set(err, MESH_ENOTFOUND, "no registration for %s",
+                          name[0] ? name : spiffe_id);
     /* Spent tokens stay as the record of who joined; unused ones must not
      * outlive the registration they would admit. */
     if (rc == MESH_OK)
-        rc = store_delete_by_id(st, SQL_TOKEN_DELETE_UNUSED, spiffe_id, &n, err);
+        rc = store_delete_by_key(st, SQL_TOKEN_DELETE_UNUSED, reg.name, reg.spiffe_id, &n, err);
+    store_registration_free(&reg);   /* zeroed by the get when it failed */
     return store_op_end(st, rc, err);
 }
 
@@ -168,6 +238,7 @@ void store_registration_free(store_registration *r)
 {
     if (!r)
         return;
+    free(r->name);
     free(r->spiffe_id);
     free(r->selectors);
     free(r->address);
@@ -184,19 +255,23 @@ void store_registration_free_list(store_registration *list, size_t n)
 /* ---- join tokens ------------------------------------------------------------ */
 
 int store_token_add(mesh_store *st, const char *token_hash_hex, const char *spiffe_id,
-                    int64_t expires_at, mesh_err *err)
+                    const char *instance, int64_t expires_at, mesh_err *err)
 {
     int rc = store_require_hex(token_hash_hex, "join token hash", 64, 64, err);
     if (rc == MESH_OK)
         rc = store_require_spiffe_id(spiffe_id, "join token SPIFFE ID", err);
     if (rc != MESH_OK)
         return rc;
+    if (!instance)
+        instance = "";
+    char label[900];
+    reg_label(instance, spiffe_id, label, sizeof label);
     int64_t now = (int64_t)time(NULL);
     if (expires_at <= now) {
         char when[32];
         store_fmt_time(expires_at, when);
         return mesh_err_set(err, MESH_EINVAL, "join token for %s would already be expired (%s)",
-                            spiffe_id, when);
+                            label, when);
     }
     sqlite3_stmt *s;
     rc = store_stmt(st, SQL_TOKEN_ADD, &s, err);
@@ -205,18 +280,19 @@ int store_token_add(mesh_store *st, const char *token_hash_hex, const char *spif
     int brc = SQLITE_OK;
     store_bind_text(s, 1, token_hash_hex, &brc);
     store_bind_text(s, 2, spiffe_id, &brc);
-    store_bind_int64(s, 3, now, &brc);
-    store_bind_int64(s, 4, expires_at, &brc);
+    store_bind_text(s, 3, instance, &brc);
+    store_bind_int64(s, 4, now, &brc);
+    store_bind_int64(s, 5, expires_at, &brc);
     int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
     if (src == SQLITE_DONE) {
         if (sqlite3_changes64(st->db) == 0)
             rc = mesh_err_set(err, MESH_ENOTFOUND,
                               "cannot create a join token for %s: no such registration; add it "
-                              "with 'meshctl workload add'", spiffe_id);
+                              "with 'meshctl workload add'", label);
     } else if (src == SQLITE_CONSTRAINT_PRIMARYKEY || src == SQLITE_CONSTRAINT_UNIQUE) {
         rc = mesh_err_set(err, MESH_EEXISTS, "a join token with this hash already exists");
     } else {
-        rc = store_db_error(st, err, src, "adding a join token for %s", spiffe_id);
+        rc = store_db_error(st, err, src, "adding a join token for %s", label);
     }
     store_stmt_release(s);
     return rc;
@@ -234,20 +310,21 @@ static int store_token_explain(mesh_store *st, const char *token_hash_hex, mesh_
     store_bind_text(s, 1, token_hash_hex, &brc);
     int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
     if (src == SQLITE_ROW) {
-        const char *id = (const char *)sqlite3_column_text(s, 0);
-        char when[32];
-        if (sqlite3_column_type(s, 2) != SQLITE_NULL) {
-            store_fmt_time(sqlite3_column_int64(s, 2), when);
+        char label[900], when[32];
+        reg_label((const char *)sqlite3_column_text(s, 1), (const char *)sqlite3_column_text(s, 0),
+                  label, sizeof label);
+        if (sqlite3_column_type(s, 3) != SQLITE_NULL) {
+            store_fmt_time(sqlite3_column_int64(s, 3), when);
             rc = mesh_err_set(err, MESH_EPERM,
                               "join token for %s was already used at %s; a token works once, "
-                              "create a new one with 'meshctl workload add'",
-                              id ? id : "?", when);
+                              "create a new one with 'meshctl workload token'",
+                              label, when);
         } else {
-            store_fmt_time(sqlite3_column_int64(s, 1), when);
+            store_fmt_time(sqlite3_column_int64(s, 2), when);
             rc = mesh_err_set(err, MESH_EEXPIRED,
                               "join token for %s expired at %s; create a new one with "
-                              "'meshctl workload add'",
-                              id ? id : "?", when);
+                              "'meshctl workload token'",
+                              label, when);
         }
     } else if (src == SQLITE_DONE) {
         rc = mesh_err_set(err, MESH_ENOTFOUND,
@@ -261,9 +338,9 @@ static int store_token_explain(mesh_store *st, const char *token_hash_hex, mesh_
 }
 
 /* The atomic step: spends the token if it is unused and unexpired. *id_out
- * is set (malloc'd) only if this call spent it. */
+ * and *instance_out are set (malloc'd) only if this call spent it. */
 static int store_token_spend(mesh_store *st, const char *token_hash_hex, int64_t now,
-                             char **id_out, mesh_err *err)
+                             char **id_out, char **instance_out, mesh_err *err)
 {
     sqlite3_stmt *s;
     int rc = store_stmt(st, SQL_TOKEN_SPEND, &s, err);
@@ -275,6 +352,7 @@ static int store_token_spend(mesh_store *st, const char *token_hash_hex, int64_t
     int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
     if (src == SQLITE_ROW) {
         *id_out = store_col_dup(s, 0, &rc);
+        *instance_out = store_col_dup(s, 1, &rc);
         if (rc != MESH_OK)
             mesh_err_set(err, rc, "out of memory spending a join token");
         else
@@ -285,15 +363,19 @@ static int store_token_spend(mesh_store *st, const char *token_hash_hex, int64_t
     store_stmt_release(s);
     if (rc != MESH_OK) {
         free(*id_out);
+        free(*instance_out);
         *id_out = NULL;
+        *instance_out = NULL;
     }
     return rc;
 }
 
 int store_token_consume(mesh_store *st, const char *token_hash_hex, int64_t now,
-                        char **spiffe_id_out, mesh_err *err)
+                        char **spiffe_id_out, char **instance_out, mesh_err *err)
 {
     *spiffe_id_out = NULL;
+    if (instance_out)
+        *instance_out = NULL;
     int rc = store_require_hex(token_hash_hex, "join token hash", 64, 64, err);
     if (rc != MESH_OK)
         return rc;
@@ -302,15 +384,20 @@ int store_token_consume(mesh_store *st, const char *token_hash_hex, int64_t now,
     rc = store_op_begin(st, 1, err);
     if (rc != MESH_OK)
         return rc;
-    char *id = NULL;
-    rc = store_token_spend(st, token_hash_hex, now, &id, err);
+    char *id = NULL, *instance = NULL;
+    rc = store_token_spend(st, token_hash_hex, now, &id, &instance, err);
     if (rc == MESH_OK && !id)
         rc = store_token_explain(st, token_hash_hex, err);
     rc = store_op_end(st, rc, err);
     if (rc != MESH_OK) {
         free(id);
+        free(instance);
         return rc;
     }
     *spiffe_id_out = id;
+    if (instance_out)
+        *instance_out = instance;
+    else
+        free(instance);
     return MESH_OK;
 }

@@ -12,15 +12,22 @@
 #include <time.h>
 
 static const char SQL_RES_SAME[] =
-    "SELECT body = ?3 FROM resources WHERE kind = ?1 AND name = ?2";
+    "SELECT body = ?3, source = ?4 AND (?5 IS NULL OR apply_set = ?5) "
+    "FROM resources WHERE kind = ?1 AND name = ?2";
+/* ?7 NULL keeps the row's apply set (a new row gets none). */
 static const char SQL_RES_UPSERT[] =
-    "INSERT INTO resources (kind, name, body, source, version, updated_at) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+    "INSERT INTO resources (kind, name, body, source, version, updated_at, apply_set) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, COALESCE(?7, '')) "
     "ON CONFLICT (kind, name) DO UPDATE SET body = excluded.body, source = excluded.source, "
-    "version = excluded.version, updated_at = excluded.updated_at";
+    "version = excluded.version, updated_at = excluded.updated_at, "
+    "apply_set = COALESCE(?7, resources.apply_set)";
+/* Provenance only: no new config version, updated_at stays (it dates the body). */
+static const char SQL_RES_PROVENANCE[] =
+    "UPDATE resources SET source = ?3, apply_set = COALESCE(?4, apply_set) "
+    "WHERE kind = ?1 AND name = ?2";
 static const char SQL_RES_DELETE[] = "DELETE FROM resources WHERE kind = ?1 AND name = ?2";
 static const char SQL_RES_LIST[] =
-    "SELECT kind, name, body, source, version, updated_at FROM resources "
+    "SELECT kind, name, body, source, version, updated_at, apply_set FROM resources "
     "WHERE ?1 IS NULL OR kind = ?1 ORDER BY kind, name";
 static const char SQL_VERSION_BUMP[] =
     "UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key = 'config_version' "
@@ -79,11 +86,14 @@ static void store_config_version_used(mesh_store *st, int64_t version)
         st->tx_config_version = version;
 }
 
-/* *same_out: 1 if (kind, name) exists with exactly this body. */
+/* *same_out: 1 if (kind, name) exists with exactly this body; *same_prov_out:
+ * and with this source and (apply_set non-NULL) apply set. */
 static int store_resource_same(mesh_store *st, const char *kind, const char *name,
-                               const char *body, int *same_out, mesh_err *err)
+                               const char *body, const char *source, const char *apply_set,
+                               int *same_out, int *same_prov_out, mesh_err *err)
 {
     *same_out = 0;
+    *same_prov_out = 0;
     sqlite3_stmt *s;
     int rc = store_stmt(st, SQL_RES_SAME, &s, err);
     if (rc != MESH_OK)
@@ -92,9 +102,13 @@ static int store_resource_same(mesh_store *st, const char *kind, const char *nam
     store_bind_text(s, 1, kind, &brc);
     store_bind_text(s, 2, name, &brc);
     store_bind_text(s, 3, body, &brc);
+    store_bind_text(s, 4, source ? source : "", &brc);
+    store_bind_text(s, 5, apply_set, &brc);
     int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src == SQLITE_ROW)
+    if (src == SQLITE_ROW) {
         *same_out = sqlite3_column_int(s, 0) != 0;
+        *same_prov_out = sqlite3_column_int(s, 1) != 0;
+    }
     else if (src != SQLITE_DONE)
         rc = store_db_error(st, err, src, "reading %s %s", kind, name);
     store_stmt_release(s);
@@ -102,8 +116,8 @@ static int store_resource_same(mesh_store *st, const char *kind, const char *nam
 }
 
 static int store_resource_write(mesh_store *st, const char *kind, const char *name,
-                                const char *body, const char *source, int64_t version,
-                                mesh_err *err)
+                                const char *body, const char *source, const char *apply_set,
+                                int64_t version, mesh_err *err)
 {
     sqlite3_stmt *s;
     int rc = store_stmt(st, SQL_RES_UPSERT, &s, err);
@@ -116,6 +130,7 @@ static int store_resource_write(mesh_store *st, const char *kind, const char *na
     store_bind_text(s, 4, source ? source : "", &brc);
     store_bind_int64(s, 5, version, &brc);
     store_bind_int64(s, 6, (int64_t)time(NULL), &brc);
+    store_bind_text(s, 7, apply_set, &brc);
     int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
     if (src != SQLITE_DONE)
         rc = store_db_error(st, err, src, "writing %s %s", kind, name);
@@ -123,8 +138,35 @@ static int store_resource_write(mesh_store *st, const char *kind, const char *na
     return rc;
 }
 
+static int store_resource_write_provenance(mesh_store *st, const char *kind, const char *name,
+                                           const char *source, const char *apply_set,
+                                           mesh_err *err)
+{
+    sqlite3_stmt *s;
+    int rc = store_stmt(st, SQL_RES_PROVENANCE, &s, err);
+    if (rc != MESH_OK)
+        return rc;
+    int brc = SQLITE_OK;
+    store_bind_text(s, 1, kind, &brc);
+    store_bind_text(s, 2, name, &brc);
+    store_bind_text(s, 3, source ? source : "", &brc);
+    store_bind_text(s, 4, apply_set, &brc);
+    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
+    if (src != SQLITE_DONE)
+        rc = store_db_error(st, err, src, "recording where %s %s was applied from", kind, name);
+    store_stmt_release(s);
+    return rc;
+}
+
 int store_resource_put(mesh_store *st, const char *kind, const char *name, const char *body,
                        const char *source, int *changed_out, mesh_err *err)
+{
+    return store_resource_put_from(st, kind, name, body, source, NULL, changed_out, err);
+}
+
+int store_resource_put_from(mesh_store *st, const char *kind, const char *name,
+                            const char *body, const char *source, const char *apply_set,
+                            int *changed_out, mesh_err *err)
 {
     if (changed_out)
         *changed_out = 0;
@@ -139,13 +181,17 @@ int store_resource_put(mesh_store *st, const char *kind, const char *name, const
     rc = store_op_begin(st, 1, err);
     if (rc != MESH_OK)
         return rc;
-    int same = 0;
+    int same = 0, same_prov = 0;
     int64_t version = 0;
-    rc = store_resource_same(st, kind, name, body, &same, err);
+    rc = store_resource_same(st, kind, name, body, source, apply_set, &same, &same_prov, err);
     if (rc == MESH_OK && !same) {
         rc = store_config_version_next(st, &version, err);
         if (rc == MESH_OK)
-            rc = store_resource_write(st, kind, name, body, source, version, err);
+            rc = store_resource_write(st, kind, name, body, source, apply_set, version, err);
+    } else if (rc == MESH_OK && !same_prov && apply_set) {
+        /* The same resource, now applied from elsewhere: who owns it moves
+         * (so a prune of its old file leaves it alone); the config does not. */
+        rc = store_resource_write_provenance(st, kind, name, source, apply_set, err);
     }
     rc = store_op_end(st, rc, err);
     if (rc != MESH_OK)
@@ -200,6 +246,7 @@ static int store_resource_read_row(sqlite3_stmt *s, store_resource *out)
     out->source = store_col_dup(s, 3, &rc);
     out->version = sqlite3_column_int64(s, 4);
     out->updated_at = sqlite3_column_int64(s, 5);
+    out->apply_set = store_col_dup(s, 6, &rc);
     if (rc != MESH_OK)
         store_resource_free(out);
     return rc;
@@ -260,6 +307,7 @@ void store_resource_free(store_resource *r)
     free(r->name);
     free(r->body);
     free(r->source);
+    free(r->apply_set);
     memset(r, 0, sizeof *r);
 }
 

@@ -279,6 +279,41 @@ static const char *const store_migrations[] = {
     "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
     "CREATE TRIGGER store_seq_proxy_trust_delete AFTER DELETE ON proxy_trust\n"
     "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n",
+    /* 5 -> 6: instances. The identity is the service account, shared by every
+     * replica; what joins is one instance (a workload of the mesh config, by
+     * name) with its own join token. A registration is one instance (name) of
+     * an identity, or, name '', the identity as a whole: the only kind schema 1
+     * had, kept so that stores from before keep working (one workload per
+     * identity). A token and every cert record the instance they admit, so
+     * meshd knows a sidecar's instance from its verified enrolment; renewals
+     * carry it over. Resources record which apply set (the file they came
+     * from, `meshctl apply --prune`) last wrote them; '' = none. */
+    "CREATE TABLE registrations_v2 (\n"
+    "  id         INTEGER PRIMARY KEY,\n"
+    "  name       TEXT NOT NULL DEFAULT '',\n"
+    "  spiffe_id  TEXT NOT NULL,\n"
+    "  selectors  TEXT NOT NULL DEFAULT '',\n"
+    "  address    TEXT NOT NULL DEFAULT '',\n"
+    "  created_at INTEGER NOT NULL\n"
+    ");\n"
+    "INSERT INTO registrations_v2 (id, name, spiffe_id, selectors, address, created_at)\n"
+    "  SELECT id, '', spiffe_id, selectors, address, created_at FROM registrations;\n"
+    "DROP TABLE registrations;\n"
+    "ALTER TABLE registrations_v2 RENAME TO registrations;\n"
+    "CREATE UNIQUE INDEX registrations_name ON registrations (name) WHERE name <> '';\n"
+    "CREATE UNIQUE INDEX registrations_identity_wide ON registrations (spiffe_id)\n"
+    "  WHERE name = '';\n"
+    "CREATE INDEX registrations_spiffe_id ON registrations (spiffe_id, name);\n"
+    /* DROP TABLE took the change-counter triggers of 2 -> 3 with it. */
+    "CREATE TRIGGER store_seq_registrations_insert AFTER INSERT ON registrations\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_registrations_update AFTER UPDATE ON registrations\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_registrations_delete AFTER DELETE ON registrations\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "ALTER TABLE join_tokens ADD COLUMN instance TEXT NOT NULL DEFAULT '';\n"
+    "ALTER TABLE certs ADD COLUMN instance TEXT NOT NULL DEFAULT '';\n"
+    "ALTER TABLE resources ADD COLUMN apply_set TEXT NOT NULL DEFAULT '';\n",
 };
 
 int store_latest_schema_version(void)

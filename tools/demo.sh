@@ -3,7 +3,7 @@
 #
 # In a temporary directory, on 127.0.0.1 with the ports of examples/mesh.yaml:
 #   1. meshctl ca init, register the example's workloads (join tokens), apply the mesh
-#   2. start meshd, the four sidecars and their mesh-testapps
+#   2. start meshd, the five sidecars (three backend replicas of one identity) and their mesh-testapps
 #   3. traffic through the frontend sidecar to host "backend": the 90/10 split, the
 #      x-canary header rule, a tcp service over mTLS, meshctl proxy-status
 #   4. a route weight change pushed live, a call the authorization policy denies (403)
@@ -65,11 +65,11 @@ split() {
         sort | uniq -c | awk '{printf "%s%s: %d", sep, $2, $1; sep = ", "} END {print ""}'
 }
 rds_version() { curl -s -m 2 http://127.0.0.1:15901/config_dump | sed -n 's/.*"rds":{"version":"\([^"]*\)".*/\1/p'; }
-token_for() {   # token_for SPIFFE_ID FILE: registers and writes the join token (0600)
+token_for() {   # token_for NAME SPIFFE_ID FILE: registers instance NAME, writes its join token (0600)
     local out
-    out=$("$MESH_BIN/meshctl" --output json workload add "$1") || return 1
-    (umask 077; printf '%s\n' "$out" | sed -n 's/.*"token":"\(mjt_[^"]*\)".*/\1/p' >"$2")
-    [ -s "$2" ]
+    out=$("$MESH_BIN/meshctl" --output json workload add "$1" --id "$2") || return 1
+    (umask 077; printf '%s\n' "$out" | sed -n 's/.*"token":"\(mjt_[^"]*\)".*/\1/p' >"$3")
+    [ -s "$3" ]
 }
 # sidecar NAME SPIFFE_ID ADMIN_PORT: one sidecar for workload NAME.
 sidecar() {
@@ -83,44 +83,48 @@ for b in meshctl meshd mesh-sidecar mesh-testapp; do
 done
 command -v curl >/dev/null || die "curl is needed (tools/deps.sh installs it)"
 [ -r "$EXAMPLE" ] || die "cannot read $EXAMPLE"
-for p in 15001 15002 15003 15004 15005 15010 15101 15202 15203 15901 15902 15903 15904 15905 \
-         18080 18081 18082 18083 18432; do
+for p in 15001 15002 15003 15004 15005 15006 15010 15101 15202 15203 15205 15901 15902 15903 \
+         15904 15905 15906 18080 18081 18082 18083 18084 18432; do
     port_busy "$p" && die "port 127.0.0.1:$p is in use; the demo needs the ports of examples/mesh.yaml"
 done
 
 DEMO_DIR=$(mktemp -d /tmp/meshd-demo-XXXXXX) || die "cannot create a temporary directory"
 export MESHD_DB="$DEMO_DIR/meshd.db"
-printf '%smeshd demo%s: a CA, meshd, four sidecars and their apps on 127.0.0.1, then an outage drill.\n' "$B" "$N"
+printf '%smeshd demo%s: a CA, meshd, five sidecars and their apps on 127.0.0.1, then an outage drill.\n' "$B" "$N"
 say "working in $DEMO_DIR (MESHD_DB=$MESHD_DB)"
 
 step "1. A CA, the example's workloads, the mesh config (meshctl writes the store; meshd is not running yet)"
 show "$MESH_BIN/meshctl" ca init --trust-domain "$TD" || die "ca init"
 "$MESH_BIN/meshctl" ca bundle >"$DEMO_DIR/bundle.pem" || die "ca bundle"
 FRONTEND=spiffe://$TD/ns/default/sa/frontend
-declare -A ID=([frontend-1]=$FRONTEND [backend-v1-1]=spiffe://$TD/ns/default/sa/backend-v1
-               [backend-v2-1]=spiffe://$TD/ns/default/sa/backend-v2 [db-1]=spiffe://$TD/ns/default/sa/db)
-for w in frontend-1 backend-v1-1 backend-v2-1 db-1; do
-    token_for "${ID[$w]}" "$DEMO_DIR/$w.token" || die "workload add ${ID[$w]}"
-    ok "registered ${ID[$w]}; its one-time join token is in $w.token (0600), never on a command line"
-done
+BACKEND=spiffe://$TD/ns/default/sa/backend
+# The three backend replicas (two of v1, one v2 canary) share one identity: the service account.
+declare -A ID=([frontend-1]=$FRONTEND [backend-v1-1]=$BACKEND [backend-v1-2]=$BACKEND
+               [backend-v2-1]=$BACKEND [db-1]=spiffe://$TD/ns/default/sa/db)
 show "$MESH_BIN/meshctl" apply -f "$EXAMPLE" || die "apply"
+for w in frontend-1 backend-v1-1 backend-v1-2 backend-v2-1 db-1; do
+    token_for "$w" "${ID[$w]}" "$DEMO_DIR/$w.token" || die "workload add $w --id ${ID[$w]}"
+    ok "registered instance $w of ${ID[$w]}; its one-time join token is in $w.token (0600)"
+done
 
 step "2. meshd, then the apps and one sidecar per workload"
 start meshd "$MESH_BIN/meshd" --db "$MESHD_DB" --listen "$MESHD_ADDR"
 wait_port 15010 || die "meshd did not start (see $DEMO_DIR/meshd.log)"
 ok "meshd serves xDS/SDS and the CA on $MESHD_ADDR"
 start app-frontend "$MESH_BIN/mesh-testapp" --listen 127.0.0.1:18080 --name frontend
-start app-backend-v1 "$MESH_BIN/mesh-testapp" --listen 127.0.0.1:18081 --name backend-v1
-start app-backend-v2 "$MESH_BIN/mesh-testapp" --listen 127.0.0.1:18082 --name backend-v2
+start app-backend-v1-1 "$MESH_BIN/mesh-testapp" --listen 127.0.0.1:18081 --name backend-v1-1
+start app-backend-v1-2 "$MESH_BIN/mesh-testapp" --listen 127.0.0.1:18083 --name backend-v1-2
+start app-backend-v2-1 "$MESH_BIN/mesh-testapp" --listen 127.0.0.1:18082 --name backend-v2-1
 start app-db "$MESH_BIN/mesh-testapp" --listen 127.0.0.1:18432 --name db --tcp-echo
 sidecar frontend-1 "${ID[frontend-1]}" 15901
 sidecar backend-v1-1 "${ID[backend-v1-1]}" 15902
 sidecar backend-v2-1 "${ID[backend-v2-1]}" 15903
 sidecar db-1 "${ID[db-1]}" 15904
-for a in 15901 15902 15903 15904; do
+sidecar backend-v1-2 "${ID[backend-v1-2]}" 15905
+for a in 15901 15902 15903 15904 15905; do
     wait_ready "$a" || die "a sidecar is not ready (admin 127.0.0.1:$a; logs in $DEMO_DIR)"
 done
-ok "4 sidecars ready: each got its SVID from meshd (CSR, key never left it) and its config over ADS"
+ok "5 sidecars ready (3 backend replicas of one identity, each its own instance): each got its SVID from meshd (CSR, key never left it) and its config over ADS"
 say "frontend-1's certificate, from its admin endpoint:"
 curl -s http://127.0.0.1:15901/certs | sed -n 's/.*"current":{\([^}]*\)}.*/\1/p' | tr ',' '\n' |
     grep -E 'spiffe_id|serial|not_after|seconds_left' | sed 's/^/     /'
@@ -132,10 +136,11 @@ say "one request (curl -H 'Host: backend' 127.0.0.1:15101/demo); the app echoes 
 get backend | sed 's/,"/,\n       "/g; s/^/     /'
 echo
 say "the backend app sees the caller's SPIFFE ID in x-forwarded-client-cert: mTLS end to end"
-say "100 requests, the route's 90/10 split:      $(split 100)"
+say "100 requests, the route's 90/10 split between subsets v1 (2 replicas) and v2:"
+say "                                            $(split 100)"
 say "20 requests with 'x-canary: 1' (pinned to v2): $(split 20 'x-canary: 1')"
 echo_tcp=$(exec 3<>/dev/tcp/127.0.0.1/15202 && printf 'ping over mTLS\n' >&3 && timeout 3 head -n 1 <&3)
-say "tcp: backend-v1's local port 15202 -> db over mTLS, echo says: ${echo_tcp:-<nothing>}"
+say "tcp: backend-v1-1's local port 15202 -> db over mTLS, echo says: ${echo_tcp:-<nothing>}"
 echo
 show "$MESH_BIN/meshctl" proxy-status
 
@@ -154,26 +159,27 @@ done
 ok "frontend-1 runs route version $v (was $before) ${pushed} ms after the apply; no restart"
 say "100 requests now:                           $(split 100)"
 cat >"$DEMO_DIR/ledger.yaml" <<YAML
-# A new service that only backend-v1 may call.
+# A new service that only the backend identity may call.
 services:
-  - {name: ledger, protocol: http, port: 18083}
+  - {name: ledger, protocol: http, port: 18084}
 workloads:
   - {name: ledger-1, spiffe_id: "spiffe://$TD/ns/default/sa/ledger", service: ledger,
-     inbound: "127.0.0.1:15005", app: "127.0.0.1:18083"}
+     inbound: "127.0.0.1:15006", app: "127.0.0.1:18084"}
 routes:
   - {name: ledger, hosts: [ledger], rules: [{match: {prefix: /}, destinations: [{service: ledger}]}]}
 authorization:
-  - {service: ledger, allow: ["spiffe://$TD/ns/default/sa/backend-v1"]}
+  - {service: ledger, allow: ["$BACKEND"]}
 YAML
-token_for "spiffe://$TD/ns/default/sa/ledger" "$DEMO_DIR/ledger-1.token" || die "workload add ledger"
 show "$MESH_BIN/meshctl" apply -f "$DEMO_DIR/ledger.yaml" || die "apply ledger"
-start app-ledger "$MESH_BIN/mesh-testapp" --listen 127.0.0.1:18083 --name ledger
-sidecar ledger-1 "spiffe://$TD/ns/default/sa/ledger" 15905
-wait_ready 15905 || die "ledger-1 is not ready"
+token_for ledger-1 "spiffe://$TD/ns/default/sa/ledger" "$DEMO_DIR/ledger-1.token" ||
+    die "workload add ledger-1"
+start app-ledger "$MESH_BIN/mesh-testapp" --listen 127.0.0.1:18084 --name ledger
+sidecar ledger-1 "spiffe://$TD/ns/default/sa/ledger" 15906
+wait_ready 15906 || die "ledger-1 is not ready"
 for i in $(seq 1 50); do c=$(code ledger); [ "$c" = 403 ] && break; sleep 0.1; done
-say "frontend calls host 'ledger' (only backend-v1 may): HTTP $c"
+say "frontend calls host 'ledger' (only the backend identity may): HTTP $c"
 say "  $(get ledger | head -c 200)"
-say "  ledger-1 counted it: $(curl -s http://127.0.0.1:15905/stats | grep '^mesh_sidecar_rbac_denied_total')"
+say "  ledger-1 counted it: $(curl -s http://127.0.0.1:15906/stats | grep '^mesh_sidecar_rbac_denied_total')"
 [ "$c" = 403 ] || die "expected 403 from the ledger's authorization policy, got $c"
 
 step "5. The outage drill: kill the control plane, watch the budget run out, restart, recover"

@@ -193,9 +193,12 @@ static int check_revoked_peer(mesh_store *st, const store_cert *rec, X509 *x,
 }
 
 /* The presented client cert of a renewal must be one we issued and have not
- * revoked: TLS checked the chain, but only the store knows revocations. */
-static int check_mtls_peer(mesh_store *st, const cert_service_req *req, grpc_status_code *status,
-                           int *rekey, mesh_err *err)
+ * revoked: TLS checked the chain, but only the store knows revocations. Its
+ * record names the instance it was enrolled for, which the renewal keeps
+ * (instance, sizeof 128), and whose registration must still exist. */
+static int check_mtls_peer(mesh_store *st, const cert_service_req *req, char *instance,
+                           size_t instance_len, grpc_status_code *status, int *rekey,
+                           mesh_err *err)
 {
     char serial[48];
     X509 *x = NULL;
@@ -227,14 +230,18 @@ static int check_mtls_peer(mesh_store *st, const cert_service_req *req, grpc_sta
     }
     if (rec.revoked)
         rc = check_revoked_peer(st, &rec, x, req, rekey, err);
+    snprintf(instance, instance_len, "%s", rec.instance ? rec.instance : "");
     store_cert_free(&rec);
     X509_free(x);
     if (rc != MESH_OK)
         return rc;
     store_registration reg;
-    memset(&reg, 0, sizeof reg);
-    rc = store_registration_get(st, req->peer_spiffe_id, &reg, err);
+    rc = store_registration_get(st, instance, req->peer_spiffe_id, &reg, err);
     store_registration_free(&reg);
+    if (rc == MESH_ENOTFOUND && instance[0])
+        return mesh_err_set(err, MESH_EPERM,
+                            "instance %s of %s is no longer registered; renewal refused",
+                            instance, req->peer_spiffe_id);
     if (rc == MESH_ENOTFOUND)
         return mesh_err_set(err, MESH_EPERM, "%s is no longer registered; renewal refused",
                             req->peer_spiffe_id);
@@ -278,6 +285,7 @@ static int fill_response(mesh_ca *ca, mesh_store *st, ca_issued *iss, cert_servi
         out->chain[out->chain_len++] = root;
         root = NULL;
         snprintf(out->spiffe_id, sizeof out->spiffe_id, "%s", iss->spiffe_id);
+        snprintf(out->instance, sizeof out->instance, "%s", iss->instance);
         snprintf(out->serial_hex, sizeof out->serial_hex, "%s", iss->serial_hex);
         out->not_after = iss->not_after;
     }
@@ -332,7 +340,8 @@ int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req
 
     const char *authorised = NULL;
     char actor[600];
-    char *token_id = NULL;
+    char instance[128] = "";
+    char *token_id = NULL, *token_instance = NULL;
     svid_recover_result rec;
     memset(&rec, 0, sizeof rec);
     int rc;
@@ -342,7 +351,8 @@ int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req
         out->auth = "mtls";
         snprintf(actor, sizeof actor, "%s", req->peer_spiffe_id);
         int rekey = 0;
-        if ((rc = check_mtls_peer(st, req, status, &rekey, e)) != MESH_OK) {
+        if ((rc = check_mtls_peer(st, req, instance, sizeof instance, status, &rekey, e)) !=
+            MESH_OK) {
             audit_denied(st, req, actor, req->peer_spiffe_id, NULL, e);
             return rc;
         }
@@ -371,12 +381,16 @@ int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req
             audit_denied(st, req, STORE_AUDIT_UNAUTHENTICATED, "", NULL, e);
             return rc;
         }
-        rc = join_token_redeem(st, token, req->now, &token_id, e);
+        rc = join_token_redeem(st, token, req->now, &token_id, &token_instance, e);
         if (rc != MESH_OK) {
             *status = mgrpc_status_from_mesh(rc, MGRPC_FAULT_CREDENTIAL);
             audit_denied(st, req, STORE_AUDIT_UNAUTHENTICATED, "", NULL, e);
             return rc;
         }
+        /* The token binds the instance: the cert records it, and meshd
+         * serves that instance's config to whoever holds the cert. */
+        snprintf(instance, sizeof instance, "%s", token_instance);
+        free(token_instance);
         snprintf(actor, sizeof actor, "token:%s", token_id);
         authorised = token_id;
     } else if (req->expired_svid_b64) {
@@ -394,6 +408,7 @@ int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req
             return rc;
         }
         snprintf(actor, sizeof actor, "%s", rec.spiffe_id);
+        snprintf(instance, sizeof instance, "%s", rec.instance);
         authorised = rec.spiffe_id;
     } else {
         *status = GRPC_STATUS_UNAUTHENTICATED;
@@ -408,6 +423,7 @@ int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req
     ca_issue_req ireq = {
         .csr_pem = req->csr_pem,
         .authorised_id = authorised,
+        .instance = instance,
         .ttl_seconds = ttl,
         .actor = actor,
         .dns_names = NULL,

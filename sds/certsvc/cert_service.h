@@ -3,17 +3,22 @@
  * Decides who the caller is and whether it may have a certificate, then has
  * the CA sign the CSR. Three ways in, tried in this order:
  *   (a) mTLS: the SPIFFE ID of the verified client certificate (renewal).
- *       The presented cert must be one we issued and not revoked, and the
- *       identity must still be registered. The CSR must ask for that ID.
+ *       The presented cert must be one we issued and not revoked, and its
+ *       registration (the instance its record names, or the identity) must
+ *       still exist. The CSR must ask for that ID.
  *       One exception: a cert revoked as "superseded" may renew once with a
  *       NEW key (auth "rekey"), so a sidecar re-keys without a token.
  *   (b) join token: metadata "authorization: Bearer mjt_..." (first contact).
- *       The identity is the token's registration; the token is spent.
+ *       The identity and instance are the token's registration; the token is
+ *       spent.
  *   (c) expired-SVID recovery: metadata "x-meshd-expired-svid" carrying the
  *       base64 of an SVID's PEM, plus a CSR signed by the same key. The SVID
  *       must chain to one of our CAs (validity times ignored), be recorded and
  *       unrevoked in the store, and have expired less than the grace (7 days)
  *       ago. Audited as "cert.recover".
+ * The new cert records the instance the caller was enrolled as (the token's,
+ * or the one the presented or expired cert records): never from the request,
+ * so a sidecar cannot move itself to another instance of its identity.
  * A public key reported compromised (ca_revoke.h) is refused on every path,
  * on the token path before the token is spent.
  * Every refusal is audited ("cert.denied"), a validity_duration out of range
@@ -68,6 +73,7 @@ typedef struct cert_service_resp {
     char **roots;                 /* every root of the trust bundle */
     size_t n_roots;
     char spiffe_id[512];
+    char instance[128];           /* the instance the cert records ("" = identity-wide) */
     char serial_hex[48];
     int64_t not_after;
     const char *auth;             /* "mtls", "rekey", "token" or "recover" */

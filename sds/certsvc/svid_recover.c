@@ -242,7 +242,7 @@ int svid_recover_check(mesh_store *st, const char *svid_b64, const char *csr_pem
     if (na + grace < now) {
         rc = mesh_err_set(err, MESH_EEXPIRED,
                           "SVID %s of %s expired at %s, more than %lld days ago: the recovery "
-                          "window is closed; issue a new join token with 'meshctl workload add'",
+                          "window is closed; issue a new join token with 'meshctl workload token'",
                           out->serial_hex, out->spiffe_id, fmt_time(na, t1, sizeof t1),
                           (long long)(grace / 86400));
         goto out;
@@ -284,11 +284,17 @@ int svid_recover_check(mesh_store *st, const char *svid_b64, const char *csr_pem
                                    : mgrpc_status_from_mesh(rc, MGRPC_FAULT_SERVER);
         goto out;
     }
-    rc = store_registration_get(st, out->spiffe_id, &reg, err);
+    snprintf(out->instance, sizeof out->instance, "%s", rec.instance ? rec.instance : "");
+    rc = store_registration_get(st, out->instance, out->spiffe_id, &reg, err);
     if (rc == MESH_ENOTFOUND) {
         *status = GRPC_STATUS_PERMISSION_DENIED;
-        rc = mesh_err_set(err, MESH_EPERM, "%s is no longer registered; recovery refused",
-                          out->spiffe_id);
+        if (out->instance[0])
+            rc = mesh_err_set(err, MESH_EPERM,
+                              "instance %s of %s is no longer registered; recovery refused",
+                              out->instance, out->spiffe_id);
+        else
+            rc = mesh_err_set(err, MESH_EPERM, "%s is no longer registered; recovery refused",
+                              out->spiffe_id);
         goto out;
     }
     if (rc != MESH_OK) {

@@ -9,7 +9,8 @@
  *     key, and is not revoked, and that key was never reported compromised,
  *   - it expired less than `grace` seconds ago,
  *   - the CSR's self-signature verifies and its public key is the SVID's,
- *   - the identity is still registered.
+ *   - its registration (the instance the record names, or the identity) is
+ *     still there.
  * This is strictly weaker than nothing: possession of the key is proven by
  * the CSR signature, exactly as mTLS would prove it. The chain and the key
  * are checked first, so every later refusal has a verified requester
@@ -28,6 +29,7 @@
 
 typedef struct svid_recover_result {
     char spiffe_id[512];          /* read from the presented SVID: a claim until verified */
+    char instance[128];           /* the instance the expired SVID's record names ("" = none) */
     char serial_hex[48];
     int64_t not_after;
     /* 1 once the SVID chains to one of our CAs AND the CSR proves possession

@@ -2,11 +2,13 @@
  * (xds_compile.h; resource layout in docs/xds.md).
  *
  * This file decides WHAT a node gets; the other xds_compile_*.c files build
- * each resource. A node is a SPIFFE ID: every workload carrying it contributes
- * its inbound listener and local cluster, and its egress listeners pull in the
- * outbound clusters and endpoints they can reach. Nothing else goes in, so an
- * edit to a service this node cannot reach leaves its versions unchanged and
- * meshd pushes nothing to it. */
+ * each resource. A node is one enrolled instance (xds_compile_workload: the
+ * workload of that name) or, for an identity enrolled as a whole, a SPIFFE ID
+ * (every workload carrying it). Each contributes its inbound listener and local
+ * cluster, and its egress listeners pull in the outbound clusters and endpoints
+ * they can reach: whole services, and the subsets route destinations name.
+ * Nothing else goes in, so an edit to a service this node cannot reach leaves
+ * its versions unchanged and meshd pushes nothing to it. */
 #include "sds/compiler/xds_compile.h"
 
 #include <stdlib.h>
@@ -111,6 +113,31 @@ void xc_service_workloads(const xc_ctx *c, const char *svc, const mesh_workload 
     *n = end - lo;
 }
 
+const mesh_workload **xc_subset_workloads(xc_ctx *c, const mesh_service *svc,
+                                          const mesh_subset *sub, size_t *n_out)
+{
+    const mesh_workload *const *wl;
+    size_t n;
+    xc_service_workloads(c, svc->name, &wl, &n);
+    const mesh_workload **out = xc_array(&c->arena, n > 0 ? n : 1, sizeof *out);
+    if (out == NULL)
+        return xc_oom(c);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (sub == NULL || mesh_subset_selects(sub, wl[i]))
+            out[k++] = wl[i];
+    }
+    *n_out = k;
+    return out;
+}
+
+char *xc_outbound_name(xc_ctx *c, const char *svc, const char *subset)
+{
+    char *s = subset != NULL ? xc_printf(&c->arena, "outbound|%s|%s", svc, subset)
+                             : xc_printf(&c->arena, "outbound|%s", svc);
+    return s != NULL ? s : xc_oom(c);
+}
+
 const char *xc_where_workload(xc_ctx *c, const mesh_workload *w)
 {
     const char *s = xc_printf(&c->arena, "workload %s (%s)", w->name ? w->name : "<unnamed>",
@@ -136,8 +163,8 @@ int xc_emit(xc_ctx *c, enum xds_type t, const char *name, const ProtobufCMessage
         return mesh_err_set(c->err, MESH_EINVAL,
                             "xds compile for %s: %s needs resource \"%s\" (%s), which another "
                             "workload with the same SPIFFE ID defines differently; replicas "
-                            "sharing an identity must each name their workload in Node.id, or "
-                            "use distinct SPIFFE IDs",
+                            "sharing an identity are enrolled one by one ('meshctl workload add "
+                            "NAME --id <spiffe id>'), so that each is served its own workload",
                             c->spiffe_id, what, name, xds_type_url(t));
     }
     return xds_snapshot_add(c->snap, t, name, buf, len, c->err);
@@ -173,6 +200,34 @@ static int mark_http_reachable(xc_ctx *c, unsigned char *needed)
                     return unknown_service(c, who ? who : "a route", name);
                 }
                 needed[svc - cfg->services] = 1;
+            }
+        }
+    }
+    return MESH_OK;
+}
+
+int xc_mark_route_subsets(xc_ctx *c, uint64_t *needed_sub)
+{
+    const mesh_config *cfg = c->cfg;
+    for (size_t r = 0; r < cfg->n_routes; r++) {
+        const mesh_route *rt = &cfg->routes[r];
+        for (size_t k = 0; k < rt->n_rules; k++) {
+            for (size_t d = 0; d < rt->rules[k].n_destinations; d++) {
+                const mesh_destination *dst = &rt->rules[k].destinations[d];
+                if (dst->subset == NULL)
+                    continue;
+                const mesh_service *svc = xc_find_service(c, dst->service);
+                size_t idx = 0;
+                while (svc != NULL && idx < svc->n_subsets &&
+                       strcmp(nz(svc->subsets[idx].name), dst->subset) != 0)
+                    idx++;
+                if (svc == NULL || idx == svc->n_subsets || idx >= 64)
+                    return mesh_err_set(c->err, MESH_EINVAL,
+                                        "xds compile for %s: route %s (%s) rules[%zu] sends to "
+                                        "subset \"%s\" of service \"%s\", which is not defined",
+                                        c->spiffe_id, nz(rt->name), nz(rt->source), k,
+                                        dst->subset, nz(dst->service));
+                needed_sub[svc - cfg->services] |= (uint64_t)1 << idx;
             }
         }
     }
@@ -215,7 +270,7 @@ static int selected(const xc_ctx *c, const mesh_workload *w, const char *only)
 
 /* Compiles the workloads of the node's identity (only the one named `only`, if
  * not NULL), then what their egress listeners reach. */
-static int compile_all(xc_ctx *c, const char *only, unsigned char *needed)
+static int compile_all(xc_ctx *c, const char *only, unsigned char *needed, uint64_t *needed_sub)
 {
     const mesh_config *cfg = c->cfg;
     int http_egress = 0;
@@ -236,16 +291,27 @@ static int compile_all(xc_ctx *c, const char *only, unsigned char *needed)
     if (http_egress) {
         int rc = mark_http_reachable(c, needed);
         if (rc == MESH_OK)
+            rc = xc_mark_route_subsets(c, needed_sub);
+        if (rc == MESH_OK)
             rc = xc_outbound_routes(c);
         if (rc != MESH_OK)
             return rc;
     }
     for (size_t i = 0; i < cfg->n_services; i++) {
-        if (!needed[i])
-            continue;
-        int rc = xc_outbound_cluster(c, &cfg->services[i]);
-        if (rc == MESH_OK)
-            rc = xc_endpoints(c, &cfg->services[i]);
+        const mesh_service *svc = &cfg->services[i];
+        int rc = MESH_OK;
+        if (needed[i]) {
+            rc = xc_outbound_cluster(c, svc, NULL);
+            if (rc == MESH_OK)
+                rc = xc_endpoints(c, svc, NULL);
+        }
+        for (size_t k = 0; rc == MESH_OK && k < svc->n_subsets && k < 64; k++) {
+            if (!(needed_sub[i] & ((uint64_t)1 << k)))
+                continue;
+            rc = xc_outbound_cluster(c, svc, &svc->subsets[k]);
+            if (rc == MESH_OK)
+                rc = xc_endpoints(c, svc, &svc->subsets[k]);
+        }
         if (rc != MESH_OK)
             return rc;
     }
@@ -269,12 +335,17 @@ static int compile(const mesh_config *cfg, const char *spiffe_id, const char *on
     xc_ctx c = { .cfg = cfg, .spiffe_id = spiffe_id, .snap = out, .err = err ? err : &local };
     mesh_err_clear(c.err);
     unsigned char *needed = calloc(cfg->n_services > 0 ? cfg->n_services : 1, 1);
-    if (needed == NULL)
+    uint64_t *needed_sub = calloc(cfg->n_services > 0 ? cfg->n_services : 1, sizeof *needed_sub);
+    if (needed == NULL || needed_sub == NULL) {
+        free(needed);
+        free(needed_sub);
         return xc_oom_status(&c);
+    }
     int rc = xc_index(&c);
     if (rc == MESH_OK)
-        rc = compile_all(&c, only, needed);
+        rc = compile_all(&c, only, needed, needed_sub);
     free(needed);
+    free(needed_sub);
     xc_arena_free(&c.arena);
     if (rc != MESH_OK) {
         /* Never hand out half a config: the caller keeps serving the last good one. */

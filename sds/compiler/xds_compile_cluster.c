@@ -3,6 +3,9 @@
  *   CDS "outbound|<svc>"       EDS cluster (over ADS) with mTLS to peer sidecars; the
  *                              peer must present the SVID of a workload of <svc>.
  *   EDS "outbound|<svc>"       every workload of <svc>, at its sidecar's inbound address.
+ *   CDS/EDS "outbound|<svc>|<subset>"  the same for the workloads of one subset (those
+ *                              carrying every label of its selector), as Istio builds one
+ *                              cluster per DestinationRule subset.
  * Endpoints carry no health status other than HEALTHY: meshd does no health
  * checking, and a workload leaves the set when its registration leaves the config. */
 #include <stdlib.h>
@@ -110,12 +113,15 @@ int xc_local_cluster(xc_ctx *c, const mesh_workload *w, const mesh_service *svc)
     return xc_emit(c, XDS_CDS, name, &cl->base, what);
 }
 
-/* The SPIFFE IDs the peer sidecar of svc may present, sorted and unique. */
-static const char **service_sans(xc_ctx *c, const mesh_service *svc, size_t *n_out)
+/* The SPIFFE IDs the peer sidecar of svc (in sub, if not NULL) may present,
+ * sorted and unique. */
+static const char **service_sans(xc_ctx *c, const mesh_service *svc, const mesh_subset *sub,
+                                 size_t *n_out)
 {
-    const mesh_workload *const *wl;
     size_t n;
-    xc_service_workloads(c, svc->name, &wl, &n);
+    const mesh_workload **wl = xc_subset_workloads(c, svc, sub, &n);
+    if (wl == NULL)
+        return NULL;
     const char **ids = xc_array(&c->arena, n > 0 ? n : 1, sizeof *ids);
     if (ids == NULL)
         return xc_oom(c);
@@ -133,10 +139,11 @@ static const char **service_sans(xc_ctx *c, const mesh_service *svc, size_t *n_o
     return xc_sorted_unique(c, ids, k, n_out);
 }
 
-int xc_outbound_cluster(xc_ctx *c, const mesh_service *svc)
+int xc_outbound_cluster(xc_ctx *c, const mesh_service *svc, const mesh_subset *sub)
 {
-    char *name = xc_printf(&c->arena, "outbound|%s", svc->name);
-    const char *what = xc_printf(&c->arena, "service %s (%s)", svc->name,
+    char *name = xc_outbound_name(c, svc->name, sub ? sub->name : NULL);
+    const char *what = xc_printf(&c->arena, "service %s%s%s (%s)", svc->name,
+                                 sub ? " subset " : "", sub ? sub->name : "",
                                  svc->source ? svc->source : "config");
     Cluster *cl;
     Envoy__Extensions__TransportSockets__Tls__V3__UpstreamTlsContext *utls =
@@ -144,7 +151,7 @@ int xc_outbound_cluster(xc_ctx *c, const mesh_service *svc)
     if (!name || !what || !utls)
         return xc_oom_status(c);
     size_t n_sans;
-    const char **sans = service_sans(c, svc, &n_sans);
+    const char **sans = service_sans(c, svc, sub, &n_sans);
     if (sans == NULL)
         return xc_status(c);
     envoy__extensions__transport_sockets__tls__v3__upstream_tls_context__init(utls);
@@ -181,14 +188,15 @@ Envoy__Config__Cluster__V3__Cluster *xc_eds_cluster(xc_ctx *c, char *name, int l
     return cl;
 }
 
-int xc_endpoints(xc_ctx *c, const mesh_service *svc)
+int xc_endpoints(xc_ctx *c, const mesh_service *svc, const mesh_subset *sub)
 {
-    char *name = xc_printf(&c->arena, "outbound|%s", svc->name);
-    const mesh_workload *const *wl;
+    char *name = xc_outbound_name(c, svc->name, sub ? sub->name : NULL);
     size_t n;
     /* In (name, inbound) order: config order is store order, which may change
      * without any real change. */
-    xc_service_workloads(c, svc->name, &wl, &n);
+    const mesh_workload **wl = xc_subset_workloads(c, svc, sub, &n);
+    if (wl == NULL)
+        return xc_status(c);
     LbEndpoint **eps = xc_array(&c->arena, n, sizeof *eps);
     if (!name || !eps)
         return xc_oom_status(c);
@@ -202,5 +210,5 @@ int xc_endpoints(xc_ctx *c, const mesh_service *svc)
     Envoy__Config__Endpoint__V3__ClusterLoadAssignment *cla = load_assignment(c, name, eps, n);
     if (cla == NULL)
         return xc_status(c);
-    return xc_emit(c, XDS_EDS, name, &cla->base, "endpoints");
+    return xc_emit(c, XDS_EDS, name, &cla->base, sub ? "subset endpoints" : "endpoints");
 }

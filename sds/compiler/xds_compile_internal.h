@@ -89,6 +89,18 @@ const mesh_service *xc_find_service(const xc_ctx *c, const char *name);
 /* The workloads of a service, in (name, inbound) order: *first, *n into wl_by_svc. */
 void xc_service_workloads(const xc_ctx *c, const char *svc, const mesh_workload *const **first,
                           size_t *n);
+/* The same, only those of subset sub (NULL: all of them), in an arena array
+ * (NULL with ctx->err set when out of memory). */
+const mesh_workload **xc_subset_workloads(xc_ctx *c, const mesh_service *svc,
+                                          const mesh_subset *sub, size_t *n_out);
+/* The CDS and EDS name of a service's workloads, "outbound|<svc>", or of one of
+ * its subsets, "outbound|<svc>|<subset>" (subset NULL: the whole service).
+ * Arena-owned; NULL with ctx->err set when out of memory. */
+char *xc_outbound_name(xc_ctx *c, const char *svc, const char *subset);
+/* Marks, in needed_sub[i] (bit k = subset k of service i), every subset a
+ * route destination names. MESH_EINVAL for a destination naming an unknown
+ * service or subset (the validator refuses those first). */
+int xc_mark_route_subsets(xc_ctx *c, uint64_t *needed_sub);
 /* "workload web-1 (mesh.yaml:12)": how errors name a config resource. */
 const char *xc_where_workload(xc_ctx *c, const mesh_workload *w);
 
@@ -133,7 +145,8 @@ int xc_outbound_routes(xc_ctx *c);
 struct Envoy__Config__Route__V3__VirtualHost *xc_route_vhost(xc_ctx *c, const mesh_route *r);
 struct Envoy__Config__Route__V3__VirtualHost *xc_service_vhost(xc_ctx *c, const mesh_service *svc);
 int xc_local_cluster(xc_ctx *c, const mesh_workload *w, const mesh_service *svc);
-int xc_outbound_cluster(xc_ctx *c, const mesh_service *svc);
-int xc_endpoints(xc_ctx *c, const mesh_service *svc);
+/* sub NULL: the whole service's cluster / endpoints. */
+int xc_outbound_cluster(xc_ctx *c, const mesh_service *svc, const mesh_subset *sub);
+int xc_endpoints(xc_ctx *c, const mesh_service *svc, const mesh_subset *sub);
 
 #endif

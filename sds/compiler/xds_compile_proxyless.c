@@ -236,14 +236,27 @@ static int compile_all(xc_ctx *c)
         if (emitted && (rc = api_listener(c, hosts[i].h.host)) != MESH_OK)
             return rc;
     }
-    /* Every HTTP service is a possible destination (its own host or a route's). */
+    /* Every HTTP service is a possible destination (its own host or a route's),
+     * and so is every subset a route names. */
+    uint64_t *needed_sub = xc_array(&c->arena, c->cfg->n_services, sizeof *needed_sub);
+    if (needed_sub == NULL)
+        return xc_oom_status(c);
+    if ((rc = xc_mark_route_subsets(c, needed_sub)) != MESH_OK)
+        return rc;
     for (size_t i = 0; i < c->cfg->n_services; i++) {
         const mesh_service *svc = &c->cfg->services[i];
         if (svc->protocol != MESH_PROTO_HTTP)
             continue;
-        if ((rc = xp_cluster(c, svc)) != MESH_OK ||
-            (rc = xp_endpoints(c, svc, allowed[i])) != MESH_OK)
+        if ((rc = xp_cluster(c, svc, NULL)) != MESH_OK ||
+            (rc = xp_endpoints(c, svc, NULL, allowed[i])) != MESH_OK)
             return rc;
+        for (size_t k = 0; k < svc->n_subsets && k < 64; k++) {
+            if (!(needed_sub[i] & ((uint64_t)1 << k)))
+                continue;
+            if ((rc = xp_cluster(c, svc, &svc->subsets[k])) != MESH_OK ||
+                (rc = xp_endpoints(c, svc, &svc->subsets[k], allowed[i])) != MESH_OK)
+                return rc;
+        }
     }
     return MESH_OK;
 }

@@ -1,5 +1,5 @@
-/* sds/compiler/xds_compile_proxyless_cluster.c — CDS and EDS "outbound|<svc>" for proxyless gRPC
- * clients (xds_compile_proxyless.h).
+/* sds/compiler/xds_compile_proxyless_cluster.c — CDS and EDS "outbound|<svc>" (and
+ * "outbound|<svc>|<subset>") for proxyless gRPC clients (xds_compile_proxyless.h).
  *
  * The cluster has the sidecar's name but no transport socket: a proxyless client
  * speaks plaintext gRPC straight to the application (`app`), because it cannot
@@ -31,10 +31,11 @@
 
 typedef Envoy__Config__Endpoint__V3__LbEndpoint LbEndpoint;
 
-int xp_cluster(xc_ctx *c, const mesh_service *svc)
+int xp_cluster(xc_ctx *c, const mesh_service *svc, const mesh_subset *sub)
 {
-    char *name = xc_printf(&c->arena, "outbound|%s", svc->name);
-    const char *what = xc_printf(&c->arena, "service %s (%s), proxyless cluster", svc->name,
+    char *name = xc_outbound_name(c, svc->name, sub ? sub->name : NULL);
+    const char *what = xc_printf(&c->arena, "service %s%s%s (%s), proxyless cluster", svc->name,
+                                 sub ? " subset " : "", sub ? sub->name : "",
                                  svc->source ? svc->source : "config");
     if (!name || !what)
         return xc_oom_status(c);
@@ -66,13 +67,15 @@ static int cmp_endpoint(const void *a, const void *b)
     return x->port_value < y->port_value ? -1 : x->port_value > y->port_value;
 }
 
-/* The app endpoints of svc's workloads: IP literals only, sorted by address,
- * each address once. */
-static LbEndpoint **app_endpoints(xc_ctx *c, const mesh_service *svc, size_t *n_out)
+/* The app endpoints of svc's workloads (those in sub, if not NULL): IP
+ * literals only, sorted by address, each address once. */
+static LbEndpoint **app_endpoints(xc_ctx *c, const mesh_service *svc, const mesh_subset *sub,
+                                  size_t *n_out)
 {
-    const mesh_workload *const *wl;
     size_t n;
-    xc_service_workloads(c, svc->name, &wl, &n);
+    const mesh_workload **wl = xc_subset_workloads(c, svc, sub, &n);
+    if (wl == NULL)
+        return NULL;
     LbEndpoint **eps = xc_array(&c->arena, n, sizeof *eps);
     if (eps == NULL)
         return xc_oom(c);
@@ -104,9 +107,9 @@ static LbEndpoint **app_endpoints(xc_ctx *c, const mesh_service *svc, size_t *n_
     return eps;
 }
 
-int xp_endpoints(xc_ctx *c, const mesh_service *svc, int allowed)
+int xp_endpoints(xc_ctx *c, const mesh_service *svc, const mesh_subset *sub, int allowed)
 {
-    char *name = xc_printf(&c->arena, "outbound|%s", svc->name);
+    char *name = xc_outbound_name(c, svc->name, sub ? sub->name : NULL);
     Envoy__Config__Endpoint__V3__ClusterLoadAssignment *cla = xc_alloc(&c->arena, sizeof *cla);
     if (!name || !cla)
         return xc_oom_status(c);
@@ -114,7 +117,7 @@ int xp_endpoints(xc_ctx *c, const mesh_service *svc, int allowed)
     cla->cluster_name = name;
     size_t n = 0;
     LbEndpoint **eps = NULL;
-    if (allowed && (eps = app_endpoints(c, svc, &n)) == NULL)
+    if (allowed && (eps = app_endpoints(c, svc, sub, &n)) == NULL)
         return xc_status(c);
     if (n > 0) {
         Envoy__Config__Endpoint__V3__LocalityLbEndpoints *loc = xc_alloc(&c->arena, sizeof *loc);

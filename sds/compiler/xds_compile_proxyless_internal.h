@@ -22,10 +22,11 @@ typedef struct xp_host {
 /* RDS "<host>": one virtual host, domains [host], the rules a gRPC call can
  * match. *emitted = 0 when no rule can: then the host gets no RDS and no LDS. */
 int xp_route_config(xc_ctx *c, const xp_host *h, int *emitted);
-/* CDS "outbound|<svc>": EDS over ADS, ROUND_ROBIN, plaintext. */
-int xp_cluster(xc_ctx *c, const mesh_service *svc);
-/* EDS "outbound|<svc>": the service's workloads' app addresses when `allowed`,
- * else none. */
-int xp_endpoints(xc_ctx *c, const mesh_service *svc, int allowed);
+/* CDS "outbound|<svc>" (sub NULL) or "outbound|<svc>|<subset>": EDS over ADS,
+ * ROUND_ROBIN, plaintext. */
+int xp_cluster(xc_ctx *c, const mesh_service *svc, const mesh_subset *sub);
+/* EDS of the same name: the app addresses of the service's workloads (those of
+ * the subset) when `allowed`, else none. */
+int xp_endpoints(xc_ctx *c, const mesh_service *svc, const mesh_subset *sub, int allowed);
 
 #endif

@@ -3,7 +3,7 @@
  *
  * One virtual host per route (domains = its hosts, default [route name]); one per
  * HTTP service that no route claims (domains = [service name], everything to that
- * service). Rules stay in config order, because Envoy takes the first match.
+ * service). A destination with a subset goes to that subset's cluster. Rules stay in config order, because Envoy takes the first match.
  * Virtual hosts are sorted by name so the bytes, and hence the version, do not
  * depend on the order resources happen to come out of the store. */
 #include <stdlib.h>
@@ -76,10 +76,10 @@ static Envoy__Config__Route__V3__RetryPolicy *retry_policy(xc_ctx *c, uint32_t r
     return p->num_retries ? p : NULL;
 }
 
-static char *outbound_cluster(xc_ctx *c, const char *svc)
+/* outbound|<svc>, or outbound|<svc>|<subset> for a destination naming a subset. */
+static char *outbound_cluster(xc_ctx *c, const mesh_destination *d)
 {
-    char *s = xc_printf(&c->arena, "outbound|%s", svc);
-    return s ? s : xc_oom(c);
+    return xc_outbound_name(c, d->service, d->subset);
 }
 
 static Envoy__Config__Route__V3__RouteAction *rule_action(xc_ctx *c, const mesh_route_rule *rule,
@@ -100,7 +100,7 @@ static Envoy__Config__Route__V3__RouteAction *rule_action(xc_ctx *c, const mesh_
     }
     if (rule->n_destinations == 1) {
         a->cluster_specifier_case = ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__CLUSTER_SPECIFIER_CLUSTER;
-        if ((a->cluster = outbound_cluster(c, rule->destinations[0].service)) == NULL)
+        if ((a->cluster = outbound_cluster(c, &rule->destinations[0])) == NULL)
             return NULL;
     } else {
         Envoy__Config__Route__V3__WeightedCluster *wc = xc_alloc(&c->arena, sizeof *wc);
@@ -115,7 +115,7 @@ static Envoy__Config__Route__V3__RouteAction *rule_action(xc_ctx *c, const mesh_
             if (w == NULL)
                 return xc_oom(c);
             envoy__config__route__v3__weighted_cluster__cluster_weight__init(w);
-            if ((w->name = outbound_cluster(c, rule->destinations[d].service)) == NULL ||
+            if ((w->name = outbound_cluster(c, &rule->destinations[d])) == NULL ||
                 (w->weight = xc_u32(c, rule->destinations[d].weight)) == NULL)
                 return NULL;
             cw[d] = w;

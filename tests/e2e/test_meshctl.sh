@@ -76,7 +76,7 @@ YAML
 check_err "bad config names file, line and field" "bad.yaml:3" "$M" apply -f "$D/bad.yaml"
 v2=$(config_version)
 check "a failed apply changes nothing" test "$v1" = "$v2"
-check_err "deleting a referenced service is refused" "referenced" "$M" delete service backend-v1
+check_err "deleting a referenced service is refused" "referenced" "$M" delete service backend
 
 echo "meshctl: damaged store"
 head -c 4096 /dev/urandom >"$D/corrupt.db"

@@ -354,7 +354,7 @@ Test(ca_issue, for_pubkey_same_key_rotation)
     X509 *x = NULL;
     mesh_err err = {0};
     cr_assert_eq(pem_read_cert(first.cert_pem, &x, &err), MESH_OK);
-    cr_assert_eq(ca_issue_for_pubkey(ca, e.st, X509_get0_pubkey(x), TCA_ID_WEB, 1200, NULL,
+    cr_assert_eq(ca_issue_for_pubkey(ca, e.st, X509_get0_pubkey(x), TCA_ID_WEB, "", 1200, NULL,
                                      &second, &err),
                  MESH_OK, "%s", err.msg);
     verify_with_cli(&e, second.cert_pem, 1);
@@ -375,13 +375,13 @@ Test(ca_issue, for_pubkey_same_key_rotation)
     /* refused: foreign trust domain, weak key, bad TTL; nothing stored */
     int64_t n = tca_cert_count(e.st);
     cr_assert_eq(ca_issue_for_pubkey(ca, e.st, X509_get0_pubkey(x), "spiffe://evil.org/ns/a/sa/b",
-                                     0, "meshd", &second, &err),
+                                     "", 0, "meshd", &second, &err),
                  MESH_EINVAL);
     EVP_PKEY *weak = tca_key_rsa(1024);
-    cr_assert_eq(ca_issue_for_pubkey(ca, e.st, weak, TCA_ID_WEB, 0, "meshd", &second, &err),
+    cr_assert_eq(ca_issue_for_pubkey(ca, e.st, weak, TCA_ID_WEB, "", 0, "meshd", &second, &err),
                  MESH_EINVAL);
     cr_assert(strstr(err.msg, "public key is RSA-1024"), "%s", err.msg);
-    cr_assert_eq(ca_issue_for_pubkey(ca, e.st, X509_get0_pubkey(x), TCA_ID_WEB, -3, "meshd",
+    cr_assert_eq(ca_issue_for_pubkey(ca, e.st, X509_get0_pubkey(x), TCA_ID_WEB, "", -3, "meshd",
                                      &second, &err),
                  MESH_EINVAL);
     cr_assert_eq(tca_cert_count(e.st), n);

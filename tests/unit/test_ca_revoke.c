@@ -153,7 +153,7 @@ Test(ca_revoke, compromised_key_is_never_certified_again)
     cr_assert(strstr(err.msg, a), "the message names the revocation: %s", err.msg);
     cr_assert(strstr(err.msg, "new key"), "and what to do: %s", err.msg);
     /* meshd's same-key rotation. */
-    cr_assert_eq(ca_issue_for_pubkey(ca, env.st, key, TCA_ID_WEB, 3600, "meshd", &out, &err),
+    cr_assert_eq(ca_issue_for_pubkey(ca, env.st, key, TCA_ID_WEB, "", 3600, "meshd", &out, &err),
                  MESH_EPERM);
     cr_assert(strstr(err.msg, "compromised"), "%s", err.msg);
     /* Under another identity too. */

@@ -100,7 +100,7 @@ static void issue_for_pubkey(tca_env *e, mesh_ca *ca, EVP_PKEY *key)
 {
     ca_issued out;
     mesh_err err = {0};
-    cr_assert_eq(ca_issue_for_pubkey(ca, e->st, key, TCA_ID_WEB, 600, "test", &out, &err),
+    cr_assert_eq(ca_issue_for_pubkey(ca, e->st, key, TCA_ID_WEB, "", 600, "test", &out, &err),
                  MESH_OK, "%s", err.msg);
     assert_leaf_key(e->st, &out, key);
     ca_issued_free(&out);

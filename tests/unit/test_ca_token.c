@@ -12,7 +12,7 @@
 static void add_reg(tca_env *e, const char *id)
 {
     mesh_err err = {0};
-    cr_assert_eq(store_registration_add(e->st, id, "", "", &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(store_registration_add(e->st, "", id, "", "", &err), MESH_OK, "%s", err.msg);
 }
 
 static int is_b64url(char c)
@@ -34,13 +34,13 @@ Test(ca_token, create_needs_registration_and_valid_input)
     tca_setup(&e);
     char *tok = NULL;
     mesh_err err = {0};
-    cr_assert_eq(join_token_create(e.st, TCA_ID_WEB, 0, &tok, &err), MESH_ENOTFOUND);
+    cr_assert_eq(join_token_create(e.st, "", TCA_ID_WEB, 0, &tok, &err), MESH_ENOTFOUND);
     cr_assert(strstr(err.msg, "no registration for " TCA_ID_WEB), "%s", err.msg);
     cr_assert(strstr(err.msg, "meshctl workload add"), "%s", err.msg);
     cr_assert_null(tok);
-    cr_assert_eq(join_token_create(e.st, "spiffe://example.org/x/", 0, &tok, &err), MESH_EINVAL);
+    cr_assert_eq(join_token_create(e.st, "", "spiffe://example.org/x/", 0, &tok, &err), MESH_EINVAL);
     add_reg(&e, TCA_ID_WEB);
-    cr_assert_eq(join_token_create(e.st, TCA_ID_WEB, -1, &tok, &err), MESH_EINVAL);
+    cr_assert_eq(join_token_create(e.st, "", TCA_ID_WEB, -1, &tok, &err), MESH_EINVAL);
     cr_assert(strstr(err.msg, "out of range"), "%s", err.msg);
     cr_assert_null(tok);
     tca_teardown(&e);
@@ -53,8 +53,8 @@ Test(ca_token, create_format_storage_and_redeem_once)
     add_reg(&e, TCA_ID_WEB);
     char *tok = NULL, *tok2 = NULL;
     mesh_err err = {0};
-    cr_assert_eq(join_token_create(e.st, TCA_ID_WEB, 0, &tok, &err), MESH_OK, "%s", err.msg);
-    cr_assert_eq(join_token_create(e.st, TCA_ID_WEB, 0, &tok2, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(join_token_create(e.st, "", TCA_ID_WEB, 0, &tok, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(join_token_create(e.st, "", TCA_ID_WEB, 0, &tok2, &err), MESH_OK, "%s", err.msg);
     cr_assert_str_neq(tok, tok2);
     cr_assert_eq(strlen(tok), 4 + 43);
     cr_assert(strncmp(tok, "mjt_", 4) == 0);
@@ -75,19 +75,19 @@ Test(ca_token, create_format_storage_and_redeem_once)
 
     char *id = NULL;
     int64_t now = time(NULL);
-    cr_assert_eq(join_token_redeem(e.st, tok, now, &id, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(join_token_redeem(e.st, tok, now, &id, NULL, &err), MESH_OK, "%s", err.msg);
     cr_assert_str_eq(id, TCA_ID_WEB);
     free(id);
     id = NULL;
     /* a second use is refused */
-    cr_assert_eq(join_token_redeem(e.st, tok, now, &id, &err), MESH_EPERM);
+    cr_assert_eq(join_token_redeem(e.st, tok, now, &id, NULL, &err), MESH_EPERM);
     cr_assert(strstr(err.msg, "already used"), "%s", err.msg);
     cr_assert_null(strstr(err.msg, tok + 4), "no token text in messages");
     cr_assert_null(id);
     /* trailing newline (token read from a file) is tolerated */
     char withnl[64];
     snprintf(withnl, sizeof withnl, "%s\n", tok2);
-    cr_assert_eq(join_token_redeem(e.st, withnl, now, &id, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(join_token_redeem(e.st, withnl, now, &id, NULL, &err), MESH_OK, "%s", err.msg);
     free(id);
     free(tok);
     free(tok2);
@@ -102,13 +102,13 @@ Test(ca_token, expired)
     char *tok = NULL, *id = NULL;
     mesh_err err = {0};
     int64_t t0 = time(NULL);
-    cr_assert_eq(join_token_create(e.st, TCA_ID_WEB, 60, &tok, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(join_token_create(e.st, "", TCA_ID_WEB, 60, &tok, &err), MESH_OK, "%s", err.msg);
     int64_t t1 = time(NULL);
-    cr_assert_eq(join_token_redeem(e.st, tok, t1 + 60 + 1, &id, &err), MESH_EEXPIRED);
+    cr_assert_eq(join_token_redeem(e.st, tok, t1 + 60 + 1, &id, NULL, &err), MESH_EEXPIRED);
     cr_assert(strstr(err.msg, "expired"), "%s", err.msg);
     cr_assert_null(id);
     /* still valid just before its expiry (not spent by the failed attempt) */
-    cr_assert_eq(join_token_redeem(e.st, tok, t0 + 59, &id, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(join_token_redeem(e.st, tok, t0 + 59, &id, NULL, &err), MESH_OK, "%s", err.msg);
     free(id);
     free(tok);
     tca_teardown(&e);
@@ -135,14 +135,14 @@ Test(ca_token, malformed_and_unknown)
         "mjt_AAAAAAAAAAAAAAAAAAAA=AAAAAAAAAAAAAAAAAAAAAA",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        cr_expect_eq(join_token_redeem(e.st, bad[i], now, &id, &err), MESH_EINVAL, "'%s'",
+        cr_expect_eq(join_token_redeem(e.st, bad[i], now, &id, NULL, &err), MESH_EINVAL, "'%s'",
                      bad[i]);
         cr_expect(strstr(err.msg, "malformed") || strstr(err.msg, "empty"), "%s", err.msg);
         cr_expect_null(strstr(err.msg, "AAAAAAAA"), "token text echoed: %s", err.msg);
     }
-    cr_assert_eq(join_token_redeem(e.st, NULL, now, &id, &err), MESH_EINVAL);
+    cr_assert_eq(join_token_redeem(e.st, NULL, now, &id, NULL, &err), MESH_EINVAL);
     /* well-formed but never issued */
-    cr_assert_eq(join_token_redeem(e.st, good_shape, now, &id, &err), MESH_ENOTFOUND);
+    cr_assert_eq(join_token_redeem(e.st, good_shape, now, &id, NULL, &err), MESH_ENOTFOUND);
     cr_assert(strstr(err.msg, "not known"), "%s", err.msg);
     cr_assert_null(id);
     tca_teardown(&e);
@@ -155,9 +155,9 @@ Test(ca_token, removed_registration_kills_token)
     add_reg(&e, TCA_ID_DB);
     char *tok = NULL, *id = NULL;
     mesh_err err = {0};
-    cr_assert_eq(join_token_create(e.st, TCA_ID_DB, 0, &tok, &err), MESH_OK, "%s", err.msg);
-    cr_assert_eq(store_registration_remove(e.st, TCA_ID_DB, &err), MESH_OK, "%s", err.msg);
-    cr_assert_eq(join_token_redeem(e.st, tok, time(NULL), &id, &err), MESH_ENOTFOUND);
+    cr_assert_eq(join_token_create(e.st, "", TCA_ID_DB, 0, &tok, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(store_registration_remove(e.st, "", TCA_ID_DB, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(join_token_redeem(e.st, tok, time(NULL), &id, NULL, &err), MESH_ENOTFOUND);
     free(tok);
     tca_teardown(&e);
 }
@@ -171,10 +171,10 @@ Test(ca_token, create_inside_caller_transaction)
     mesh_err err = {0};
     char *tok = NULL, *id = NULL;
     cr_assert_eq(store_begin(e.st, &err), MESH_OK, "%s", err.msg);
-    cr_assert_eq(store_registration_add(e.st, TCA_ID_WEB, "", "", &err), MESH_OK, "%s", err.msg);
-    cr_assert_eq(join_token_create(e.st, TCA_ID_WEB, 0, &tok, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(store_registration_add(e.st, "", TCA_ID_WEB, "", "", &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(join_token_create(e.st, "", TCA_ID_WEB, 0, &tok, &err), MESH_OK, "%s", err.msg);
     cr_assert_eq(store_commit(e.st, &err), MESH_OK, "%s", err.msg);
-    cr_assert_eq(join_token_redeem(e.st, tok, time(NULL), &id, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(join_token_redeem(e.st, tok, time(NULL), &id, NULL, &err), MESH_OK, "%s", err.msg);
     cr_assert_str_eq(id, TCA_ID_WEB);
     free(id);
     free(tok);
@@ -206,7 +206,7 @@ Test(ca_token, tokens_pin_the_active_and_prepared_roots)
     root_fp(&e, "active", active);
     char *tok = NULL;
     mesh_err err = {0};
-    cr_assert_eq(join_token_create(e.st, TCA_ID_WEB, 0, &tok, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(join_token_create(e.st, "", TCA_ID_WEB, 0, &tok, &err), MESH_OK, "%s", err.msg);
     cr_assert_eq(strlen(tok), 47 + 44, "%s", tok);
     cr_assert_eq(tok[47], '.');
     join_token_parts p;
@@ -222,7 +222,7 @@ Test(ca_token, tokens_pin_the_active_and_prepared_roots)
     cr_assert_eq(ca_prepare(e.st, &o, &id, &err), MESH_OK, "%s", err.msg);
     root_fp(&e, "prepared", prepared);
     char *tok2 = NULL;
-    cr_assert_eq(join_token_create(e.st, TCA_ID_WEB, 0, &tok2, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(join_token_create(e.st, "", TCA_ID_WEB, 0, &tok2, &err), MESH_OK, "%s", err.msg);
     cr_assert_eq(join_token_parse(tok2, &p, &err), MESH_OK, "%s", err.msg);
     cr_assert_eq(p.n_pins, 2);
     cr_assert_str_eq(p.pins_hex[0], active);
@@ -232,7 +232,7 @@ Test(ca_token, tokens_pin_the_active_and_prepared_roots)
     char *who = NULL;
     char trailing[200];
     snprintf(trailing, sizeof trailing, "  %s\n", tok);
-    cr_assert_eq(join_token_redeem(e.st, trailing, time(NULL), &who, &err), MESH_OK, "%s",
+    cr_assert_eq(join_token_redeem(e.st, trailing, time(NULL), &who, NULL, &err), MESH_OK, "%s",
                  err.msg);
     cr_assert_str_eq(who, TCA_ID_WEB);
     free(who);
@@ -240,11 +240,11 @@ Test(ca_token, tokens_pin_the_active_and_prepared_roots)
     char bare[48];
     memcpy(bare, tok2, 47);
     bare[47] = '\0';
-    cr_assert_eq(join_token_redeem(e.st, bare, time(NULL), &who, &err), MESH_OK,
+    cr_assert_eq(join_token_redeem(e.st, bare, time(NULL), &who, NULL, &err), MESH_OK,
                  "a token works without its pins: %s", err.msg);
     free(who);
     who = NULL;
-    cr_assert_eq(join_token_redeem(e.st, tok2, time(NULL), &who, &err), MESH_EPERM,
+    cr_assert_eq(join_token_redeem(e.st, tok2, time(NULL), &who, NULL, &err), MESH_EPERM,
                  "and is then spent, pins or not");
     free(tok);
     free(tok2);

@@ -57,10 +57,10 @@ Test(config_parse, example_parses_and_validates)
     mesh_err_clear(&err);
     int rc = mesh_config_parse_file("examples/mesh.yaml", &cfg, &err);
     cr_assert_eq(rc, MESH_OK, "%s", err.msg);
-    cr_assert_eq(cfg.n_services, 4);
-    cr_assert_eq(cfg.n_workloads, 4);
+    cr_assert_eq(cfg.n_services, 3);
+    cr_assert_eq(cfg.n_workloads, 5);
     cr_assert_eq(cfg.n_routes, 1);
-    cr_assert_eq(cfg.n_authz, 3);
+    cr_assert_eq(cfg.n_authz, 2);
     rc = mesh_config_validate(&cfg, "example.org", &err);
     cr_assert_eq(rc, MESH_OK, "%s", err.msg);
 
@@ -74,9 +74,18 @@ Test(config_parse, example_parses_and_validates)
     cr_assert_null(mesh_config_find_service(&cfg, "nope"));
 
     const mesh_workload *w =
-        mesh_config_find_workload_by_id(&cfg, "spiffe://example.org/ns/default/sa/backend-v1");
+        mesh_config_find_workload_by_id(&cfg, "spiffe://example.org/ns/default/sa/backend");
     cr_assert_not_null(w);
-    cr_assert_str_eq(w->name, "backend-v1-1");
+    cr_assert_str_eq(w->name, "backend-v1-1", "the first of the identity's three replicas");
+    cr_assert_eq(w->n_labels, 1);
+    cr_assert_str_eq(w->labels[0].key, "version");
+    cr_assert_str_eq(w->labels[0].value, "v1");
+    const mesh_service *be = mesh_config_find_service(&cfg, "backend");
+    cr_assert_eq(be->n_subsets, 2);
+    const mesh_subset *v1 = mesh_config_find_subset(be, "v1");
+    cr_assert_not_null(v1);
+    cr_assert(mesh_subset_selects(v1, mesh_config_find_workload(&cfg, "backend-v1-2")));
+    cr_assert_not(mesh_subset_selects(v1, mesh_config_find_workload(&cfg, "backend-v2-1")));
     cr_assert_null(w->outbound);
     cr_assert_eq(w->n_tcp_outbound, 1);
     cr_assert_str_eq(w->tcp_outbound[0].service, "db");
@@ -90,6 +99,9 @@ Test(config_parse, example_parses_and_validates)
     cr_assert_str_eq(r->rules[0].headers[0].value, "1");
     cr_assert_eq(r->rules[1].n_destinations, 2);
     cr_assert_eq(r->rules[1].destinations[0].weight, 90);
+    cr_assert_str_eq(r->rules[1].destinations[0].service, "backend");
+    cr_assert_str_eq(r->rules[1].destinations[0].subset, "v1");
+    cr_assert_str_eq(r->rules[1].destinations[1].subset, "v2");
     cr_assert_eq(r->rules[1].destinations[1].weight, 10);
     cr_assert_eq(r->rules[1].timeout_ms, 2000);
     cr_assert_eq(r->rules[1].retries, 2);
@@ -152,7 +164,7 @@ Test(config_parse, unknown_keys_suggest_nearest)
                  "  - name: web\n"
                  "    colour: blue\n",
                  "mesh.yaml:3: services[0].colour: unknown field (expected one of: name, protocol, "
-                 "port, lb, connect_timeout)");
+                 "port, lb, connect_timeout, subsets)");
     expect_error(SVC_WEB "routes:\n"
                          "  - name: web\n"
                          "    rules:\n"

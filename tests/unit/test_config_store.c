@@ -69,7 +69,8 @@ static int apply_example(mesh_store *st, int *changed, mesh_err *err)
 {
     mesh_config cfg;
     mesh_err_clear(err);
-    cr_assert_eq(mesh_config_parse_file("examples/mesh.yaml", &cfg, err), MESH_OK, "%s", err->msg);
+    cr_assert_eq(mesh_config_parse_file("tests/unit/data/mesh_versions.yaml", &cfg, err), MESH_OK,
+                 "%s", err->msg);
     int rc = mesh_config_apply(st, &cfg, changed, err);
     mesh_config_free(&cfg);
     return rc;
@@ -129,8 +130,9 @@ Test(config_store, apply_writes_then_reapply_is_noop)
     size_t n;
     cr_assert_eq(store_resource_list(e.st, "route", &rows, &n, &err), MESH_OK);
     cr_assert_str_eq(rows[0].name, "backend");
-    cr_assert_eq(strncmp(rows[0].source, "examples/mesh.yaml:", 19), 0, "%s", rows[0].source);
-    cr_assert_gt(atoi(rows[0].source + 19), 0);
+    const char *fx = "tests/unit/data/mesh_versions.yaml:";
+    cr_assert_eq(strncmp(rows[0].source, fx, strlen(fx)), 0, "%s", rows[0].source);
+    cr_assert_gt(atoi(rows[0].source + strlen(fx)), 0);
     store_resource_free_list(rows, n);
 
     char *before = snapshot(e.st);
@@ -234,7 +236,7 @@ Test(config_store, failing_apply_writes_nothing)
     cr_assert_not_null(strstr(err.msg, "store:route/backend: rules[0].destinations[0].service: "
                                        "service \"backend-v2\" is tcp"),
                        "%s", err.msg);
-    cr_assert_not_null(strstr(err.msg, "last applied from examples/mesh.yaml:"), "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, "last applied from tests/unit/data/mesh_versions.yaml:"), "%s", err.msg);
     after = snapshot(e.st);
     cr_assert_str_eq(before, after);
     free(after);
@@ -307,7 +309,8 @@ Test(config_store, dry_run_changes_nothing)
     mesh_err err;
     int changed = -1;
     mesh_config cfg;
-    cr_assert_eq(mesh_config_parse_file("examples/mesh.yaml", &cfg, &err), MESH_OK);
+    cr_assert_eq(mesh_config_parse_file("tests/unit/data/mesh_versions.yaml", &cfg, &err),
+                 MESH_OK);
     char *before = snapshot(e.st);
     cr_assert_eq(mesh_config_apply_dry_run(e.st, &cfg, &changed, &err), MESH_OK, "%s", err.msg);
     cr_assert_eq(changed, 12);
@@ -393,10 +396,10 @@ Test(config_store, load_store_roundtrip)
         cr_assert_str_eq(s->source, cfg.services[i].source);
     }
     for (size_t i = 0; i < cfg.n_workloads; i++) {
-        const mesh_workload *w =
-            mesh_config_find_workload_by_id(&loaded, cfg.workloads[i].spiffe_id);
+        /* by name: replicas share their SPIFFE ID */
+        const mesh_workload *w = mesh_config_find_workload(&loaded, cfg.workloads[i].name);
         cr_assert_not_null(w);
-        cr_assert(config_workload_equal(w, &cfg.workloads[i]));
+        cr_assert(config_workload_equal(w, &cfg.workloads[i]), "%s", w->name);
         cr_assert_str_eq(w->source, cfg.workloads[i].source);
     }
     cr_assert(config_route_equal(&loaded.routes[0], &cfg.routes[0]));
@@ -470,5 +473,109 @@ Test(config_store, nested_transaction_is_refused)
     cr_assert_neq(apply_example(e.st, &changed, &err), MESH_OK);
     store_rollback(e.st);
     cr_assert_eq(count_rows(e.st, NULL), 0);
+    env_teardown(&e);
+}
+
+/* ---- declarative apply: apply sets, --prune, --dry-run (issue 13) ---------- */
+
+static int apply_set(mesh_store *st, const char *set, const char *yaml, int prune, int dry,
+                     mesh_apply_result *res, mesh_err *err)
+{
+    mesh_config cfg;
+    parse_ok("f.yaml", yaml, &cfg);
+    mesh_apply_opts o = {.apply_set = set, .prune = prune, .dry_run = dry};
+    int rc = mesh_config_apply_ex(st, &cfg, &o, res, err);
+    mesh_config_free(&cfg);
+    return rc;
+}
+
+static int stored(mesh_store *st, const char *kind, const char *name)
+{
+    mesh_config cfg;
+    mesh_err err = {0};
+    cr_assert_eq(mesh_config_load_store(st, &cfg, &err), MESH_OK, "%s", err.msg);
+    int found = 0;
+    if (strcmp(kind, "service") == 0)
+        found = mesh_config_find_service(&cfg, name) != NULL;
+    else
+        found = mesh_config_find_workload(&cfg, name) != NULL;
+    mesh_config_free(&cfg);
+    return found;
+}
+
+#define SVC(n, p) "  - {name: " n ", protocol: http, port: " p "}\n"
+#define WL(n, svc, port)                                                                         \
+    "  - {name: " n ", spiffe_id: \"spiffe://example.org/ns/d/sa/" svc "\", service: " svc      \
+    ", inbound: \"127.0.0.1:1" port "\", app: \"127.0.0.1:2" port "\"}\n"
+
+Test(config_store, prune_removes_only_what_the_set_no_longer_holds)
+{
+    env e;
+    env_setup(&e);
+    mesh_err err = {0};
+    mesh_apply_result r;
+    cr_assert_eq(apply_set(e.st, "a.yaml", "services:\n" SVC("web", "80") SVC("api", "81")
+                           "workloads:\n" WL("api-1", "api", "5001") WL("api-2", "api", "5002"),
+                           0, 0, &r, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(r.n_changes, 4);
+    mesh_apply_result_free(&r);
+    cr_assert_eq(apply_set(e.st, "b.yaml", "services:\n" SVC("extra", "82"), 0, 0, &r, &err),
+                 MESH_OK, "%s", err.msg);
+    mesh_apply_result_free(&r);
+    /* A resource of no set (as meshctl wrote them before apply sets). */
+    mesh_config none;
+    parse_ok("old.yaml", "services:\n" SVC("legacy", "83"), &none);
+    cr_assert_eq(mesh_config_apply(e.st, &none, NULL, &err), MESH_OK, "%s", err.msg);
+    mesh_config_free(&none);
+
+    const char *next = "services:\n" SVC("web", "80") SVC("api", "81")
+                       "workloads:\n" WL("api-1", "api", "5001");
+    /* Without --prune: nothing removed. */
+    cr_assert_eq(apply_set(e.st, "a.yaml", next, 0, 0, &r, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(r.n_changes, 0);
+    mesh_apply_result_free(&r);
+    cr_assert(stored(e.st, "workload", "api-2"));
+
+    /* Dry run: the removal is reported, nothing is written. */
+    int64_t v0 = store_config_version(e.st);
+    cr_assert_eq(apply_set(e.st, "a.yaml", next, 1, 1, &r, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(r.n_changes, 1);
+    cr_assert_eq(r.changes[0].what, MESH_CHANGE_REMOVE);
+    cr_assert_str_eq(r.changes[0].kind, "workload");
+    cr_assert_str_eq(r.changes[0].name, "api-2");
+    cr_assert_not_null(r.changes[0].before);
+    cr_assert_null(r.changes[0].after);
+    cr_assert_eq(r.unchanged, 3);
+    mesh_apply_result_free(&r);
+    cr_assert(stored(e.st, "workload", "api-2"), "a dry run writes nothing");
+    cr_assert_eq(store_config_version(e.st), v0);
+
+    /* Prune: api-2 goes; b.yaml's and the set-less service stay. */
+    cr_assert_eq(apply_set(e.st, "a.yaml", next, 1, 0, &r, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(r.n_changes, 1);
+    mesh_apply_result_free(&r);
+    cr_assert_not(stored(e.st, "workload", "api-2"));
+    cr_assert(stored(e.st, "service", "extra"), "another apply set is never pruned");
+    cr_assert(stored(e.st, "service", "legacy"), "a resource of no apply set is never pruned");
+    cr_assert_gt(store_config_version(e.st), v0);
+
+    /* A prune that would leave a dangling reference fails whole. */
+    cr_assert_eq(apply_set(e.st, "a.yaml", "services:\n" SVC("web", "80"), 1, 0, &r, &err),
+                 MESH_OK, "%s: api and api-1 leave together", err.msg);
+    mesh_apply_result_free(&r);
+    cr_assert_eq(apply_set(e.st, "c.yaml", "services:\n" SVC("api", "81") "workloads:\n"
+                           WL("api-1", "api", "5001"), 0, 0, &r, &err), MESH_OK, "%s", err.msg);
+    mesh_apply_result_free(&r);
+    cr_assert_eq(apply_set(e.st, "d.yaml", "workloads:\n" WL("api-9", "api", "5009"), 0, 0, &r,
+                           &err), MESH_OK, "%s", err.msg);
+    mesh_apply_result_free(&r);
+    cr_assert_eq(apply_set(e.st, "c.yaml", "workloads:\n" WL("api-1", "api", "5001"), 1, 0, &r,
+                           &err), MESH_EINVAL, "api is still the service of d.yaml's api-9");
+    cr_assert(strstr(err.msg, "--prune removes service/api"), "%s", err.msg);
+    cr_assert(stored(e.st, "service", "api"), "nothing was removed");
+
+    /* --prune needs a set. */
+    cr_assert_eq(apply_set(e.st, NULL, "services:\n" SVC("web", "80"), 1, 0, &r, &err),
+                 MESH_EINVAL);
     env_teardown(&e);
 }

@@ -71,7 +71,7 @@ Test(config_validate, references_must_resolve)
                         "      - match: {prefix: /}\n"
                         "        destinations: [{service: web, weight: 50}, {service: ghost}]\n",
                    NULL,
-                   "mesh.yaml:19: routes[0].rules[0].destinations[1].service: unknown service "
+                   "mesh.yaml:22: routes[0].rules[0].destinations[1].service: unknown service "
                    "\"ghost\"");
     expect_invalid(BASE "authorization:\n"                                        /* 18 */
                         "  - service: ghost\n"                                    /* 19 */
@@ -103,7 +103,7 @@ Test(config_validate, protocols_must_fit)
                         "      - match: {prefix: /}\n"
                         "        destinations: [{service: db}]\n",
                    NULL,
-                   "mesh.yaml:19: routes[0].rules[0].destinations[0].service: service \"db\" is "
+                   "mesh.yaml:22: routes[0].rules[0].destinations[0].service: service \"db\" is "
                    "tcp; routes only send to http services");
 }
 
@@ -136,16 +136,27 @@ Test(config_validate, unique_names_per_kind)
                    "authorization entry at authorization[0] (mesh.yaml:19)");
 }
 
-Test(config_validate, unique_workload_identity)
+/* The identity is the service account: replicas share it (issue 13). */
+Test(config_validate, replicas_share_an_identity)
 {
-    expect_invalid(BASE "  - name: web-2\n"
+    mesh_config cfg;
+    mesh_err err = {0};
+    const char *yaml = BASE "  - name: web-2\n"
+                            "    spiffe_id: spiffe://example.org/ns/default/sa/web\n"
+                            "    service: web\n"
+                            "    inbound: 127.0.0.1:15003\n"
+                            "    app: 127.0.0.1:18003\n";
+    cr_assert_eq(mesh_config_parse_buffer("mesh.yaml", yaml, strlen(yaml), &cfg, &err), MESH_OK,
+                 "%s", err.msg);
+    cr_assert_eq(mesh_config_validate(&cfg, "example.org", &err), MESH_OK, "%s", err.msg);
+    mesh_config_free(&cfg);
+    /* ... but each instance has its own name */
+    expect_invalid(BASE "  - name: web-1\n"
                         "    spiffe_id: spiffe://example.org/ns/default/sa/web\n"
                         "    service: web\n"
                         "    inbound: 127.0.0.1:15003\n"
                         "    app: 127.0.0.1:18003\n",
-                   NULL,
-                   "mesh.yaml:18: workloads[2].spiffe_id: spiffe://example.org/ns/default/sa/web "
-                   "is already the identity of workloads[0].spiffe_id (mesh.yaml:6)");
+                   NULL, "workloads[2].name: duplicate workload \"web-1\"");
 }
 
 Test(config_validate, route_hosts_unique_across_routes)

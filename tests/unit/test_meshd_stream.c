@@ -183,6 +183,9 @@ Test(meshd_registry, status_opens_once_the_node_is_known)
     cr_assert_eq(s->status_opened, 0, "no row without a node name");
     md_stream_note_node_locked(c, 1, "web-1");
     md_stream_status_sync_locked(c);
+    cr_assert_eq(s->status_opened, 0, "an mTLS stream's row waits for its enrolled instance");
+    cr_assert_eq(md_stream_settle_instance_locked(c, ""), 1);
+    md_stream_status_sync_locked(c);
     cr_assert_eq(s->status_opened, 1);
     cr_assert_eq(s->reported_not_after, 5000);
     s->svid.not_after = 9000; /* rotated */
@@ -667,5 +670,45 @@ Test(meshd_view, ack_without_a_bundle_or_a_node_records_nothing)
     md_status_stop(ctx);
     cr_assert_null(stored_roots("web-1"));
     view_free(&v);
+    tmd_call_free(c);
+}
+
+/* The instance is the enrolment's, never Node.id's (issue 13): a claim of another
+ * instance of the identity is refused once the enrolment is known, in either order. */
+Test(meshd_registry, node_id_cannot_claim_another_instance)
+{
+    md_call *c = tmd_call_new(ctx, MD_CALL_ADS, TSD_WEB);
+    md_stream *s = tmd_stream_new(c);
+    cr_assert_eq(md_stream_note_node_locked(c, 1, "web-1"), 1, "not refused before it is known");
+    cr_assert_eq(md_stream_settle_instance_locked(c, "web-2"), 0, "web-2's cert claiming web-1");
+    cr_assert_eq(tmd_queued(c), 1);
+    cr_assert_eq(tmd_queued_at(c, 0)->code, GRPC_STATUS_PERMISSION_DENIED);
+    cr_assert(strstr(tmd_queued_at(c, 0)->msg, "web-2"), "%s", tmd_queued_at(c, 0)->msg);
+    tmd_call_free(c);
+
+    c = tmd_call_new(ctx, MD_CALL_ADS, TSD_WEB); /* enrolment first, then the claim */
+    s = tmd_stream_new(c);
+    cr_assert_eq(md_stream_settle_instance_locked(c, "web-2"), 1);
+    cr_assert_eq(md_stream_note_node_locked(c, 1, "web-1"), 0);
+    tmd_call_free(c);
+
+    c = tmd_call_new(ctx, MD_CALL_ADS, TSD_WEB); /* Node.id = the identity: named by the instance */
+    s = tmd_stream_new(c);
+    cr_assert_eq(md_stream_settle_instance_locked(c, "web-2"), 1);
+    cr_assert_eq(md_stream_note_node_locked(c, 1, TSD_WEB), 1);
+    cr_assert_str_eq(s->node_id, "web-2");
+    tmd_call_free(c);
+
+    c = tmd_call_new(ctx, MD_CALL_ADS, TSD_WEB); /* its own name, or <identity>#<name> */
+    s = tmd_stream_new(c);
+    cr_assert_eq(md_stream_note_node_locked(c, 1, TSD_WEB "#web-2"), 1);
+    cr_assert_eq(md_stream_settle_instance_locked(c, "web-2"), 1);
+    tmd_call_free(c);
+
+    c = tmd_call_new(ctx, MD_CALL_ADS, TSD_WEB); /* identity-wide enrolment: any name */
+    s = tmd_stream_new(c);
+    cr_assert_eq(md_stream_note_node_locked(c, 1, "web-7"), 1);
+    cr_assert_eq(md_stream_settle_instance_locked(c, ""), 1);
+    cr_assert_str_eq(s->node_id, "web-7");
     tmd_call_free(c);
 }

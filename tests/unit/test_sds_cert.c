@@ -228,7 +228,7 @@ Test(sds_cert, mtls_renewal_needs_a_known_cert_and_registration)
     req.peer_spiffe_id = TSD_API;
     req.peer_cert_pem = leaf;
     mesh_err err = {0};
-    cr_assert_eq(store_registration_remove(env.st, TSD_API, &err), MESH_OK);
+    cr_assert_eq(store_registration_remove(env.st, "", TSD_API, &err), MESH_OK);
     call_result r;
     call(&req, &r);
     cr_assert_eq(r.status, GRPC_STATUS_PERMISSION_DENIED);
@@ -365,7 +365,7 @@ Test(sds_cert, recovery_needs_the_registration)
     char *hdr = b64(s.pem);
     char *csr = tsd_csr_for(s.key, TSD_API);
     mesh_err err = {0};
-    cr_assert_eq(store_registration_remove(env.st, TSD_API, &err), MESH_OK);
+    cr_assert_eq(store_registration_remove(env.st, "", TSD_API, &err), MESH_OK);
     cert_service_req req = base_req(csr);
     req.expired_svid_b64 = hdr;
     req.now = s.not_after + 10;
@@ -595,4 +595,53 @@ Test(sds_cert, refusals_go_to_the_audit_sink)
     cr_assert_str_eq(rows.actor, STORE_AUDIT_UNAUTHENTICATED);
     cr_assert_eq(tsd_audit_count(&env, "cert.denied", 0), 0, "not written directly");
     free(csr);
+}
+
+/* Identity per service account (issue 13): the token names an instance, the cert
+ * records it, and a renewal over mTLS keeps it whatever the request says. */
+Test(sds_cert, the_token_binds_the_instance_and_renewal_keeps_it)
+{
+    mesh_err err = {0};
+    cr_assert_eq(store_registration_add(env.st, "web-2", TSD_WEB, "", "", &err), MESH_OK, "%s",
+                 err.msg);
+    char *tok = NULL;
+    cr_assert_eq(join_token_create(env.st, "web-2", NULL, 3600, &tok, &err), MESH_OK, "%s",
+                 err.msg);
+    char *authz = bearer(tok);
+    EVP_PKEY *key;
+    char *csr = tsd_csr(TSD_WEB, &key);
+    cert_service_req req = base_req(csr);
+    req.authorization = authz;
+    call_result r;
+    call(&req, &r);
+    cr_assert_eq(r.rc, MESH_OK, "%s", r.err.msg);
+    cr_assert_str_eq(r.resp.spiffe_id, TSD_WEB);
+    cr_assert_str_eq(r.resp.instance, "web-2");
+    store_cert rec;
+    cr_assert_eq(store_cert_get(env.st, r.resp.serial_hex, &rec, &err), MESH_OK, "%s", err.msg);
+    cr_assert_str_eq(rec.instance, "web-2", "recorded with the cert");
+    store_cert_free(&rec);
+
+    char *leaf = strdup(r.resp.chain[0]);
+    cert_service_resp_free(&r.resp);
+    cert_service_req renew = base_req(csr);
+    renew.peer_spiffe_id = TSD_WEB;
+    renew.peer_cert_pem = leaf;
+    call(&renew, &r);
+    cr_assert_eq(r.rc, MESH_OK, "%s", r.err.msg);
+    cr_assert_str_eq(r.resp.auth, "mtls");
+    cr_assert_str_eq(r.resp.instance, "web-2", "a renewal keeps the enrolled instance");
+    cert_service_resp_free(&r.resp);
+
+    /* The instance's registration removed: its cert cannot renew, although the
+     * identity is still registered as a whole. */
+    cr_assert_eq(store_registration_remove(env.st, "web-2", NULL, &err), MESH_OK, "%s", err.msg);
+    call(&renew, &r);
+    cr_assert_eq(r.status, GRPC_STATUS_PERMISSION_DENIED, "%s", r.err.msg);
+    cr_assert(strstr(r.err.msg, "web-2"), "%s", r.err.msg);
+    free(leaf);
+    EVP_PKEY_free(key);
+    free(csr);
+    free(authz);
+    free(tok);
 }

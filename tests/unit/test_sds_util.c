@@ -23,8 +23,8 @@ void tsd_setup(tsd_env *e)
     int64_t id;
     cr_assert_eq(ca_init(e->st, &o, &id, &err), MESH_OK, "%s", err.msg);
     cr_assert_eq(ca_load(e->st, &e->ca, &err), MESH_OK, "%s", err.msg);
-    cr_assert_eq(store_registration_add(e->st, TSD_WEB, "", "", &err), MESH_OK, "%s", err.msg);
-    cr_assert_eq(store_registration_add(e->st, TSD_API, "", "", &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(store_registration_add(e->st, "", TSD_WEB, "", "", &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(store_registration_add(e->st, "", TSD_API, "", "", &err), MESH_OK, "%s", err.msg);
 }
 
 void tsd_teardown(tsd_env *e)
@@ -41,7 +41,7 @@ char *tsd_token(tsd_env *e, const char *id)
 {
     char *tok = NULL;
     mesh_err err = {0};
-    cr_assert_eq(join_token_create(e->st, id, 3600, &tok, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(join_token_create(e->st, "", id, 3600, &tok, &err), MESH_OK, "%s", err.msg);
     return tok;
 }
 

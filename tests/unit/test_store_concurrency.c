@@ -70,12 +70,12 @@ Test(store_concurrency, token_redeemed_once_across_processes, .init = setup, .fi
 {
     mesh_err err = {0};
     int64_t now = (int64_t)time(NULL);
-    cr_assert_eq(store_registration_add(env.st, TSTORE_ID_WEB, "", "", &err), MESH_OK);
+    cr_assert_eq(store_registration_add(env.st, "", TSTORE_ID_WEB, "", "", &err), MESH_OK);
     cr_assert_eq(store_begin(env.st, &err), MESH_OK);
     for (unsigned i = 0; i < N_TOKENS; i++) {
         char h[65];
         tstore_hex64(1000 + i, h);
-        cr_assert_eq(store_token_add(env.st, h, TSTORE_ID_WEB, now + 3600, &err), MESH_OK, "%s",
+        cr_assert_eq(store_token_add(env.st, h, TSTORE_ID_WEB, "", now + 3600, &err), MESH_OK, "%s",
                      err.msg);
     }
     cr_assert_eq(store_commit(env.st, &err), MESH_OK);
@@ -99,7 +99,7 @@ Test(store_concurrency, token_redeemed_once_across_processes, .init = setup, .fi
             for (unsigned i = 0; i < N_TOKENS; i++) {
                 char h[65], *id = NULL, r;
                 tstore_hex64(1000 + i, h);
-                int rc = store_token_consume(st, h, now, &id, NULL);
+                int rc = store_token_consume(st, h, now, &id, NULL, NULL);
                 r = rc == MESH_OK ? 'W' : rc == MESH_EPERM ? 'L' : 'E';
                 if (rc == MESH_OK && strcmp(id, TSTORE_ID_WEB) != 0)
                     r = 'X';

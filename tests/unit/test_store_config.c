@@ -165,11 +165,11 @@ Test(store_tx, rollback_discards_everything, .init = setup, .fini = teardown)
     mesh_err err = {0};
     cr_assert_eq(store_begin(env.st, &err), MESH_OK);
     put("service", "a", "1");
-    cr_assert_eq(store_registration_add(env.st, TSTORE_ID_WEB, "", "", &err), MESH_OK);
+    cr_assert_eq(store_registration_add(env.st, "", TSTORE_ID_WEB, "", "", &err), MESH_OK);
     store_rollback(env.st);
     cr_assert_eq(store_config_version(env.st), 0);
     store_registration r;
-    cr_assert_eq(store_registration_get(env.st, TSTORE_ID_WEB, &r, &err), MESH_ENOTFOUND);
+    cr_assert_eq(store_registration_get(env.st, "", TSTORE_ID_WEB, &r, &err), MESH_ENOTFOUND);
     store_resource *list = NULL;
     size_t n = 0;
     cr_assert_eq(store_resource_list(env.st, NULL, &list, &n, &err), MESH_OK);
@@ -189,10 +189,10 @@ Test(store_tx, failed_call_inside_tx_undoes_only_itself, .init = setup, .fini = 
 {
     mesh_err err = {0};
     cr_assert_eq(store_begin(env.st, &err), MESH_OK);
-    cr_assert_eq(store_registration_add(env.st, TSTORE_ID_WEB, "", "", &err), MESH_OK);
-    cr_assert_eq(store_registration_add(env.st, TSTORE_ID_WEB, "", "", &err), MESH_EEXISTS);
-    cr_assert_eq(store_registration_remove(env.st, TSTORE_ID_DB, &err), MESH_ENOTFOUND);
-    cr_assert_eq(store_registration_add(env.st, TSTORE_ID_DB, "", "", &err), MESH_OK);
+    cr_assert_eq(store_registration_add(env.st, "", TSTORE_ID_WEB, "", "", &err), MESH_OK);
+    cr_assert_eq(store_registration_add(env.st, "", TSTORE_ID_WEB, "", "", &err), MESH_EEXISTS);
+    cr_assert_eq(store_registration_remove(env.st, "", TSTORE_ID_DB, &err), MESH_ENOTFOUND);
+    cr_assert_eq(store_registration_add(env.st, "", TSTORE_ID_DB, "", "", &err), MESH_OK);
     cr_assert_eq(store_commit(env.st, &err), MESH_OK, "%s", err.msg);
     store_registration *list = NULL;
     size_t n = 0;

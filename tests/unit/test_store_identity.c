@@ -159,16 +159,16 @@ Test(store_ca, invalid_input, .init = setup, .fini = teardown)
 Test(store_registration, add_get_list_dup, .init = setup, .fini = teardown)
 {
     mesh_err err = {0};
-    cr_assert_eq(store_registration_add(env.st, TSTORE_ID_WEB, "unix:uid:1000", "127.0.0.1:15001",
+    cr_assert_eq(store_registration_add(env.st, "", TSTORE_ID_WEB, "unix:uid:1000", "127.0.0.1:15001",
                                         &err),
                  MESH_OK, "%s", err.msg);
-    cr_assert_eq(store_registration_add(env.st, TSTORE_ID_DB, NULL, NULL, &err), MESH_OK);
+    cr_assert_eq(store_registration_add(env.st, "", TSTORE_ID_DB, NULL, NULL, &err), MESH_OK);
 
-    cr_assert_eq(store_registration_add(env.st, TSTORE_ID_WEB, "", "", &err), MESH_EEXISTS);
+    cr_assert_eq(store_registration_add(env.st, "", TSTORE_ID_WEB, "", "", &err), MESH_EEXISTS);
     cr_assert_str_eq(err.msg, "registration " TSTORE_ID_WEB " already exists");
 
     store_registration r;
-    cr_assert_eq(store_registration_get(env.st, TSTORE_ID_WEB, &r, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(store_registration_get(env.st, "", TSTORE_ID_WEB, &r, &err), MESH_OK, "%s", err.msg);
     cr_assert_str_eq(r.spiffe_id, TSTORE_ID_WEB);
     cr_assert_str_eq(r.selectors, "unix:uid:1000");
     cr_assert_str_eq(r.address, "127.0.0.1:15001");
@@ -176,7 +176,7 @@ Test(store_registration, add_get_list_dup, .init = setup, .fini = teardown)
     cr_assert_geq(r.created_at, (int64_t)time(NULL) - 5);
     store_registration_free(&r);
 
-    cr_assert_eq(store_registration_get(env.st, "spiffe://example.org/ns/x/sa/y", &r, &err),
+    cr_assert_eq(store_registration_get(env.st, "", "spiffe://example.org/ns/x/sa/y", &r, &err),
                  MESH_ENOTFOUND);
     cr_assert_not_null(strstr(err.msg, "spiffe://example.org/ns/x/sa/y"), "%s", err.msg);
 
@@ -194,13 +194,13 @@ Test(store_registration, add_get_list_dup, .init = setup, .fini = teardown)
 Test(store_registration, invalid_input, .init = setup, .fini = teardown)
 {
     mesh_err err = {0};
-    cr_assert_eq(store_registration_add(env.st, NULL, "", "", &err), MESH_EINVAL);
-    cr_assert_eq(store_registration_add(env.st, "", "", "", &err), MESH_EINVAL);
-    cr_assert_eq(store_registration_add(env.st, "https://example.org/web", "", "", &err),
+    cr_assert_eq(store_registration_add(env.st, "", NULL, "", "", &err), MESH_EINVAL);
+    cr_assert_eq(store_registration_add(env.st, "", "", "", "", &err), MESH_EINVAL);
+    cr_assert_eq(store_registration_add(env.st, "", "https://example.org/web", "", "", &err),
                  MESH_EINVAL);
     cr_assert_not_null(strstr(err.msg, "spiffe://"), "%s", err.msg);
-    cr_assert_eq(store_registration_add(env.st, "spiffe://", "", "", &err), MESH_EINVAL);
-    cr_assert_eq(store_registration_remove(env.st, TSTORE_ID_WEB, &err), MESH_ENOTFOUND);
+    cr_assert_eq(store_registration_add(env.st, "", "spiffe://", "", "", &err), MESH_EINVAL);
+    cr_assert_eq(store_registration_remove(env.st, "", TSTORE_ID_WEB, &err), MESH_ENOTFOUND);
     store_registration *list = NULL;
     size_t n = 1;
     cr_assert_eq(store_registration_list(env.st, &list, &n, &err), MESH_OK);
@@ -216,30 +216,30 @@ Test(store_registration, remove_drops_unused_tokens_only, .init = setup, .fini =
     tstore_hex64(1, used);
     tstore_hex64(2, unused);
     tstore_hex64(3, other);
-    cr_assert_eq(store_registration_add(env.st, TSTORE_ID_WEB, "", "", &err), MESH_OK);
-    cr_assert_eq(store_registration_add(env.st, TSTORE_ID_DB, "", "", &err), MESH_OK);
-    cr_assert_eq(store_token_add(env.st, used, TSTORE_ID_WEB, exp, &err), MESH_OK, "%s", err.msg);
-    cr_assert_eq(store_token_add(env.st, unused, TSTORE_ID_WEB, exp, &err), MESH_OK);
-    cr_assert_eq(store_token_add(env.st, other, TSTORE_ID_DB, exp, &err), MESH_OK);
+    cr_assert_eq(store_registration_add(env.st, "", TSTORE_ID_WEB, "", "", &err), MESH_OK);
+    cr_assert_eq(store_registration_add(env.st, "", TSTORE_ID_DB, "", "", &err), MESH_OK);
+    cr_assert_eq(store_token_add(env.st, used, TSTORE_ID_WEB, "", exp, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(store_token_add(env.st, unused, TSTORE_ID_WEB, "", exp, &err), MESH_OK);
+    cr_assert_eq(store_token_add(env.st, other, TSTORE_ID_DB, "", exp, &err), MESH_OK);
     char *id = NULL;
-    cr_assert_eq(store_token_consume(env.st, used, exp - 100, &id, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(store_token_consume(env.st, used, exp - 100, &id, NULL, &err), MESH_OK, "%s", err.msg);
     free(id);
 
-    cr_assert_eq(store_registration_remove(env.st, TSTORE_ID_WEB, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(store_registration_remove(env.st, "", TSTORE_ID_WEB, &err), MESH_OK, "%s", err.msg);
     store_registration r;
-    cr_assert_eq(store_registration_get(env.st, TSTORE_ID_WEB, &r, &err), MESH_ENOTFOUND);
+    cr_assert_eq(store_registration_get(env.st, "", TSTORE_ID_WEB, &r, &err), MESH_ENOTFOUND);
 
     /* The unused token is gone, the spent one still reads as spent (kept as a
      * record), the other identity's token still works. */
-    cr_assert_eq(store_token_consume(env.st, unused, exp - 100, &id, &err), MESH_ENOTFOUND);
-    cr_assert_eq(store_token_consume(env.st, used, exp - 100, &id, &err), MESH_EPERM);
-    cr_assert_eq(store_token_consume(env.st, other, exp - 100, &id, &err), MESH_OK);
+    cr_assert_eq(store_token_consume(env.st, unused, exp - 100, &id, NULL, &err), MESH_ENOTFOUND);
+    cr_assert_eq(store_token_consume(env.st, used, exp - 100, &id, NULL, &err), MESH_EPERM);
+    cr_assert_eq(store_token_consume(env.st, other, exp - 100, &id, NULL, &err), MESH_OK);
     cr_assert_str_eq(id, TSTORE_ID_DB);
     free(id);
 
     /* Re-adding the identity works and does not resurrect tokens. */
-    cr_assert_eq(store_registration_add(env.st, TSTORE_ID_WEB, "", "", &err), MESH_OK);
-    cr_assert_eq(store_token_consume(env.st, unused, exp - 100, &id, &err), MESH_ENOTFOUND);
+    cr_assert_eq(store_registration_add(env.st, "", TSTORE_ID_WEB, "", "", &err), MESH_OK);
+    cr_assert_eq(store_token_consume(env.st, unused, exp - 100, &id, NULL, &err), MESH_ENOTFOUND);
 }
 
 /* ---- join tokens ---------------------------------------------------------------- */
@@ -250,22 +250,22 @@ Test(store_token, consume_once, .init = setup, .fini = teardown)
     int64_t now = (int64_t)time(NULL);
     char h[65];
     tstore_hex64(0xabc, h);
-    cr_assert_eq(store_registration_add(env.st, TSTORE_ID_WEB, "", "", &err), MESH_OK);
-    cr_assert_eq(store_token_add(env.st, h, TSTORE_ID_WEB, now + 3600, &err), MESH_OK, "%s",
+    cr_assert_eq(store_registration_add(env.st, "", TSTORE_ID_WEB, "", "", &err), MESH_OK);
+    cr_assert_eq(store_token_add(env.st, h, TSTORE_ID_WEB, "", now + 3600, &err), MESH_OK, "%s",
                  err.msg);
     char *id = NULL;
-    cr_assert_eq(store_token_consume(env.st, h, now, &id, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(store_token_consume(env.st, h, now, &id, NULL, &err), MESH_OK, "%s", err.msg);
     cr_assert_str_eq(id, TSTORE_ID_WEB);
     free(id);
     id = NULL;
     mesh_err_clear(&err);
-    cr_assert_eq(store_token_consume(env.st, h, now + 1, &id, &err), MESH_EPERM);
+    cr_assert_eq(store_token_consume(env.st, h, now + 1, &id, NULL, &err), MESH_EPERM);
     cr_assert_null(id);
     cr_assert_eq(err.code, MESH_EPERM);
     cr_assert_not_null(strstr(err.msg, "already used"), "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, TSTORE_ID_WEB), "%s", err.msg);
     /* Spent and since expired: still reported as spent. */
-    cr_assert_eq(store_token_consume(env.st, h, now + 7200, &id, &err), MESH_EPERM);
+    cr_assert_eq(store_token_consume(env.st, h, now + 7200, &id, NULL, &err), MESH_EPERM);
 }
 
 Test(store_token, expired_unknown_invalid, .init = setup, .fini = teardown)
@@ -275,28 +275,28 @@ Test(store_token, expired_unknown_invalid, .init = setup, .fini = teardown)
     char h[65], unknown[65];
     tstore_hex64(7, h);
     tstore_hex64(8, unknown);
-    cr_assert_eq(store_registration_add(env.st, TSTORE_ID_WEB, "", "", &err), MESH_OK);
-    cr_assert_eq(store_token_add(env.st, h, TSTORE_ID_WEB, now + 60, &err), MESH_OK);
+    cr_assert_eq(store_registration_add(env.st, "", TSTORE_ID_WEB, "", "", &err), MESH_OK);
+    cr_assert_eq(store_token_add(env.st, h, TSTORE_ID_WEB, "", now + 60, &err), MESH_OK);
     char *id = NULL;
-    cr_assert_eq(store_token_consume(env.st, h, now + 60, &id, &err), MESH_EEXPIRED);
+    cr_assert_eq(store_token_consume(env.st, h, now + 60, &id, NULL, &err), MESH_EEXPIRED);
     cr_assert_null(id);
     cr_assert_not_null(strstr(err.msg, "expired at"), "%s", err.msg);
-    cr_assert_eq(store_token_consume(env.st, h, now + 61, &id, &err), MESH_EEXPIRED);
+    cr_assert_eq(store_token_consume(env.st, h, now + 61, &id, NULL, &err), MESH_EEXPIRED);
     /* An expired attempt does not spend it: still valid at an earlier time. */
-    cr_assert_eq(store_token_consume(env.st, h, now + 59, &id, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(store_token_consume(env.st, h, now + 59, &id, NULL, &err), MESH_OK, "%s", err.msg);
     free(id);
     id = NULL;
 
-    cr_assert_eq(store_token_consume(env.st, unknown, now, &id, &err), MESH_ENOTFOUND);
+    cr_assert_eq(store_token_consume(env.st, unknown, now, &id, NULL, &err), MESH_ENOTFOUND);
     cr_assert_not_null(strstr(err.msg, "not recognised"), "%s", err.msg);
-    cr_assert_eq(store_token_consume(env.st, "abc", now, &id, &err), MESH_EINVAL);
-    cr_assert_eq(store_token_consume(env.st, NULL, now, &id, &err), MESH_EINVAL);
+    cr_assert_eq(store_token_consume(env.st, "abc", now, &id, NULL, &err), MESH_EINVAL);
+    cr_assert_eq(store_token_consume(env.st, NULL, now, &id, NULL, &err), MESH_EINVAL);
     char upper[65];
     tstore_hex64(0xABCDEF, upper);
     for (char *p = upper; *p; p++)
         if (*p >= 'a' && *p <= 'f')
             *p = (char)(*p - 'a' + 'A');
-    cr_assert_eq(store_token_consume(env.st, upper, now, &id, &err), MESH_EINVAL);
+    cr_assert_eq(store_token_consume(env.st, upper, now, &id, NULL, &err), MESH_EINVAL);
     cr_assert_null(id);
 }
 
@@ -306,13 +306,13 @@ Test(store_token, add_requires_registration_and_future_expiry, .init = setup, .f
     int64_t now = (int64_t)time(NULL);
     char h[65];
     tstore_hex64(9, h);
-    cr_assert_eq(store_token_add(env.st, h, TSTORE_ID_WEB, now + 60, &err), MESH_ENOTFOUND);
+    cr_assert_eq(store_token_add(env.st, h, TSTORE_ID_WEB, "", now + 60, &err), MESH_ENOTFOUND);
     cr_assert_not_null(strstr(err.msg, "no such registration"), "%s", err.msg);
-    cr_assert_eq(store_registration_add(env.st, TSTORE_ID_WEB, "", "", &err), MESH_OK);
-    cr_assert_eq(store_token_add(env.st, h, TSTORE_ID_WEB, now - 1, &err), MESH_EINVAL);
-    cr_assert_eq(store_token_add(env.st, "nothex", TSTORE_ID_WEB, now + 60, &err), MESH_EINVAL);
-    cr_assert_eq(store_token_add(env.st, h, "web", now + 60, &err), MESH_EINVAL);
-    cr_assert_eq(store_token_add(env.st, h, TSTORE_ID_WEB, now + 60, &err), MESH_OK, "%s",
+    cr_assert_eq(store_registration_add(env.st, "", TSTORE_ID_WEB, "", "", &err), MESH_OK);
+    cr_assert_eq(store_token_add(env.st, h, TSTORE_ID_WEB, "", now - 1, &err), MESH_EINVAL);
+    cr_assert_eq(store_token_add(env.st, "nothex", TSTORE_ID_WEB, "", now + 60, &err), MESH_EINVAL);
+    cr_assert_eq(store_token_add(env.st, h, "web", "", now + 60, &err), MESH_EINVAL);
+    cr_assert_eq(store_token_add(env.st, h, TSTORE_ID_WEB, "", now + 60, &err), MESH_OK, "%s",
                  err.msg);
-    cr_assert_eq(store_token_add(env.st, h, TSTORE_ID_WEB, now + 60, &err), MESH_EEXISTS);
+    cr_assert_eq(store_token_add(env.st, h, TSTORE_ID_WEB, "", now + 60, &err), MESH_EEXISTS);
 }

@@ -673,7 +673,7 @@ Test(xds_compile, replicas_sharing_an_identity)
     mesh_err err = { 0 };
     cr_assert_eq(xds_compile_node(&f.cfg, FX_REVIEWS_ID, &s, &err), MESH_EINVAL);
     cr_assert(strstr(err.msg, "inbound|reviews|local") != NULL, "%s", err.msg);
-    cr_assert(strstr(err.msg, "Node.id") != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "meshctl workload add NAME --id") != NULL, "%s", err.msg);
     for (int t = 0; t < XDS_TYPE_COUNT; t++)
         cr_assert_eq(s.types[t].n, 0, "a failed compile leaves nothing behind");
 
