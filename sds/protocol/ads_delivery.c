@@ -1,12 +1,15 @@
 /* sds/protocol/ads_delivery.c — the delivery-limit check of a whole mesh
- * config (see ads_delivery.h). Each SPIFFE ID is compiled once, however many
- * workloads share it. */
+ * config (see ads_delivery.h). Compiled as meshd serves it: a SPIFFE ID of one
+ * workload as that identity (xds_compile_node), each replica of a shared
+ * identity as its own instance (xds_compile_workload), since the union of
+ * replicas is no view any sidecar gets. */
 #include "sds/protocol/ads_delivery.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "sds/compiler/xds_compile.h"
+#include "sds/compiler/xds_compile_workload.h"
 #include "sds/protocol/ads_codec.h"
 
 /* The encoded size of the SotW response of one type of snap. */
@@ -28,10 +31,10 @@ static int response_size(const xds_snapshot *snap, enum xds_type t, size_t *out,
     return rc;
 }
 
-static int seen_before(const mesh_config *cfg, size_t i)
+static int identity_is_shared(const mesh_config *cfg, size_t i)
 {
-    for (size_t k = 0; k < i; k++)
-        if (strcmp(cfg->workloads[k].spiffe_id, cfg->workloads[i].spiffe_id) == 0)
+    for (size_t k = 0; k < cfg->n_workloads; k++)
+        if (k != i && strcmp(cfg->workloads[k].spiffe_id, cfg->workloads[i].spiffe_id) == 0)
             return 1;
     return 0;
 }
@@ -41,12 +44,12 @@ int ads_delivery_check(const mesh_config *cfg, size_t limit, mesh_err *err)
     size_t room = limit > ADS_DELIVERY_HEADROOM ? limit - ADS_DELIVERY_HEADROOM : 0;
     for (size_t i = 0; i < cfg->n_workloads; i++) {
         const mesh_workload *w = &cfg->workloads[i];
-        if (seen_before(cfg, i))
-            continue;
         xds_snapshot snap;
         memset(&snap, 0, sizeof snap);
         mesh_err e = {0};
-        int rc = xds_compile_node(cfg, w->spiffe_id, &snap, &e);
+        int rc = identity_is_shared(cfg, i)
+                     ? xds_compile_workload(cfg, w->spiffe_id, w->name, &snap, &e)
+                     : xds_compile_node(cfg, w->spiffe_id, &snap, &e);
         if (rc != MESH_OK) {
             xds_snapshot_free(&snap);
             return mesh_err_set(err, rc, "workload %s (%s): compiling its xDS config: %s",

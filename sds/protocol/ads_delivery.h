@@ -1,6 +1,6 @@
 /* sds/protocol/ads_delivery.h — does a mesh config fit the delivery limit?
  *
- * Compiles the config for every workload identity (sds/compiler) and encodes
+ * Compiles the config for every workload (sds/compiler) and encodes
  * each type's whole SotW response as meshd would send it (ads_codec), to
  * refuse, before it is stored, a config with a response bigger than
  * XDS_WIRE_MAX_MESSAGE (common/xds_wire.h): meshd would never send it, and the
@@ -18,7 +18,7 @@
  * sends. */
 #define ADS_DELIVERY_HEADROOM 1024
 
-/* MESH_OK if every identity's every response fits in limit bytes (less the
+/* MESH_OK if every workload's every response fits in limit bytes (less the
  * headroom); MESH_EINVAL naming the workload, its SPIFFE ID, the type and the
  * size of the first that does not; other codes if compiling fails. */
 int ads_delivery_check(const mesh_config *cfg, size_t limit, mesh_err *err);

@@ -72,3 +72,28 @@ Test(delivery, the_headroom_counts)
     cr_assert_eq(ads_delivery_check(&cfg, ADS_DELIVERY_HEADROOM, &err), MESH_EINVAL);
     mesh_config_free(&cfg);
 }
+
+/* Replicas sharing an identity are served per instance (their union is no
+ * sidecar's view, and does not compile: same listener names, other addresses),
+ * so the check compiles each replica alone and accepts them. */
+Test(delivery, replicas_sharing_an_identity_are_checked_one_by_one)
+{
+    static const char yaml[] =
+        "services:\n"
+        "  - {name: web, protocol: http, port: 18080}\n"
+        "workloads:\n"
+        "  - {name: web-1, spiffe_id: spiffe://example.org/ns/demo/sa/web, service: web,\n"
+        "     inbound: 127.0.0.1:15001, app: 127.0.0.1:18080, outbound: 127.0.0.1:15101}\n"
+        "  - {name: web-2, spiffe_id: spiffe://example.org/ns/demo/sa/web, service: web,\n"
+        "     inbound: 127.0.0.1:15002, app: 127.0.0.1:18081, outbound: 127.0.0.1:15102}\n";
+    mesh_config cfg = {0};
+    mesh_err err = {0};
+    cr_assert_eq(mesh_config_parse_buffer("mesh.yaml", yaml, strlen(yaml), &cfg, &err), MESH_OK,
+                 "%s", err.msg);
+    cr_assert_eq(ads_delivery_check(&cfg, XDS_WIRE_MAX_MESSAGE, &err), MESH_OK, "%s", err.msg);
+    /* and an over-limit replica is named by its own name */
+    cr_assert_eq(ads_delivery_check(&cfg, 2048, &err), MESH_EINVAL);
+    cr_assert(strstr(err.msg, "workload web-1 (spiffe://example.org/ns/demo/sa/web)"), "%s",
+              err.msg);
+    mesh_config_free(&cfg);
+}
