@@ -99,10 +99,15 @@ sc_stop() {
     wait "$pid" 2>/dev/null
 }
 
-# sc_web_api_up [MESHD ARGS...]: the mesh of test_sidecar_certs and test_sidecar_renew:
+# sc_web_api_up [MESHD ARGS...]: the two-sidecar mesh most sidecar tests start from:
 # web ($WEB, outbound listener on P_WEB_OUT) may call api ($API, a mesh-testapp on
-# P_API_APP); applies it, starts the app, meshd (with ARGS) and both sidecars, and
-# checks that each is up (after sc_mesh_init; join tokens in web.token and api.token).
+# P_API_APP); applies it, starts the app, meshd (with ARGS) and both sidecars (as
+# instances web-1 and api-1), and checks that each is up (after sc_mesh_init; join
+# tokens in web.token and api.token). Variations, set before the call:
+#   SC_ROUTES="..."      a routes: block (YAML, top level) for the mesh
+#   SC_AUTHZ_EXTRA="..." more authorization entries (YAML list items)
+#   SC_WEB_APP=1         also start web's own mesh-testapp on P_WEB_APP
+#   SC_WEB_ARGS="..."    more mesh-sidecar flags for web (split on spaces)
 sc_web_api_up() {
     sc_token "$WEB" "$E2E_DIR/web.token"
     sc_token "$API" "$E2E_DIR/api.token"
@@ -116,17 +121,23 @@ workloads:
      app: "127.0.0.1:$P_WEB_APP", outbound: "127.0.0.1:$P_WEB_OUT"}
   - {name: api-1, spiffe_id: "$API", service: api, inbound: "127.0.0.1:$P_API_IN",
      app: "127.0.0.1:$P_API_APP"}
+${SC_ROUTES:-}
 authorization:
   - {service: api, allow: ["$WEB"]}
+${SC_AUTHZ_EXTRA:-}
 YAML
     check "apply the mesh" "$M" apply -f "$E2E_DIR/mesh.yaml"
     start app-api "$MESH_BIN/mesh-testapp" --listen "127.0.0.1:$P_API_APP" --name api
     check "test app is up" wait_port "$P_API_APP" 10
+    if [ "${SC_WEB_APP:-0}" = 1 ]; then
+        start app-web "$MESH_BIN/mesh-testapp" --listen "127.0.0.1:$P_WEB_APP" --name web
+    fi
     sc_start_meshd "$@"
     check "meshd is up" wait_port "$MESHD_PORT" 10
-    sc_start_sidecar web "$WEB"
-    sc_start_sidecar api "$API"
-    check "sidecar web becomes ready" wait_for 15 sc_ready web
-    check "sidecar api becomes ready" wait_for 15 sc_ready api
+    # shellcheck disable=SC2086 # SC_WEB_ARGS is a list of flags
+    sc_start_sidecar web "$WEB" --workload web-1 ${SC_WEB_ARGS:-}
+    sc_start_sidecar api "$API" --workload api-1
+    check "sidecar web becomes ready" wait_for 20 sc_ready web
+    check "sidecar api becomes ready" wait_for 20 sc_ready api
     check "outbound listener is up" wait_port "$P_WEB_OUT" 10
 }

@@ -17,38 +17,13 @@ API=spiffe://$TD/ns/default/sa/api
 
 echo "hostile: setup"
 sc_mesh_init || { fail "CA init"; e2e_finish; exit 1; }
-sc_token "$WEB" "$D/web.token"
-sc_token "$API" "$D/api.token"
-sc_port P_WEB_IN; sc_port P_WEB_OUT; sc_port P_WEB_APP
-sc_port P_API_IN; sc_port P_API_APP
-cat >"$D/mesh.yaml" <<YAML
-services:
-  - {name: web, protocol: http, port: $P_WEB_APP}
-  - {name: api, protocol: http, port: $P_API_APP}
-workloads:
-  - {name: web-1, spiffe_id: "$WEB", service: web, inbound: "127.0.0.1:$P_WEB_IN",
-     app: "127.0.0.1:$P_WEB_APP", outbound: "127.0.0.1:$P_WEB_OUT"}
-  - {name: api-1, spiffe_id: "$API", service: api, inbound: "127.0.0.1:$P_API_IN",
-     app: "127.0.0.1:$P_API_APP"}
-routes:
+SC_ROUTES='routes:
   - name: api
     hosts: [api]
     rules:
       - match: {prefix: /}
-        destinations: [{service: api}]
-authorization:
-  - {service: api, allow: ["$WEB"]}
-YAML
-check "apply the mesh" "$M" apply -f "$D/mesh.yaml"
-start app-api "$MESH_BIN/mesh-testapp" --listen "127.0.0.1:$P_API_APP" --name api
-check "test app is up" wait_port "$P_API_APP" 10
-sc_start_meshd
-sc_start_sidecar web "$WEB" --workload web-1 --request-headers-timeout 1s --idle-timeout 2s
-sc_start_sidecar api "$API" --workload api-1
-for n in web api; do
-    check "sidecar $n becomes ready" wait_for 20 sc_ready "$n"
-done
-check "outbound listener is up" wait_port "$P_WEB_OUT" 10
+        destinations: [{service: api}]' \
+SC_WEB_ARGS="--request-headers-timeout 1s --idle-timeout 2s" sc_web_api_up
 check_out "a normal request goes through" '"app":"api"' sc_body api "$P_WEB_OUT" /hello
 
 # raw REQUEST: sends printf-style bytes to web's outbound listener and prints everything

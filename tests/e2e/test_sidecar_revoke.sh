@@ -27,32 +27,7 @@ API=spiffe://$TD/ns/default/sa/api
 
 echo "sidecar revoke: setup"
 sc_mesh_init || { fail "CA init"; e2e_finish; exit 1; }
-sc_token "$WEB" "$D/web.token"
-sc_token "$API" "$D/api.token"
-sc_port P_WEB_IN; sc_port P_WEB_OUT; sc_port P_WEB_APP; sc_port P_API_IN; sc_port P_API_APP
-cat >"$D/mesh.yaml" <<YAML
-services:
-  - {name: web, protocol: http, port: $P_WEB_APP}
-  - {name: api, protocol: http, port: $P_API_APP}
-workloads:
-  - {name: web-1, spiffe_id: "$WEB", service: web, inbound: "127.0.0.1:$P_WEB_IN",
-     app: "127.0.0.1:$P_WEB_APP", outbound: "127.0.0.1:$P_WEB_OUT"}
-  - {name: api-1, spiffe_id: "$API", service: api, inbound: "127.0.0.1:$P_API_IN",
-     app: "127.0.0.1:$P_API_APP"}
-authorization:
-  - {service: api, allow: ["$WEB"]}
-  - {service: web, allow: ["$API"]}
-YAML
-check "apply the mesh" "$M" apply -f "$D/mesh.yaml"
-start app-api "$MESH_BIN/mesh-testapp" --listen "127.0.0.1:$P_API_APP" --name api
-start app-web "$MESH_BIN/mesh-testapp" --listen "127.0.0.1:$P_WEB_APP" --name web
-sc_start_meshd
-check "meshd is up" wait_port "$MESHD_PORT" 10
-sc_start_sidecar web "$WEB" --workload web-1
-sc_start_sidecar api "$API" --workload api-1
-check "sidecar web becomes ready" wait_for 15 sc_ready web
-check "sidecar api becomes ready" wait_for 15 sc_ready api
-check "web's outbound listener is up" wait_port "$P_WEB_OUT" 10
+SC_WEB_APP=1 SC_AUTHZ_EXTRA='  - {service: web, allow: ["'"$API"'"]}' sc_web_api_up
 ok_flow() { [ "$(sc_get api "$P_WEB_OUT")" = 200 ]; }
 check "web -> api flows" wait_for 10 ok_flow
 
