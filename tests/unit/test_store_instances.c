@@ -74,6 +74,7 @@ Test(store_instances, a_token_admits_one_instance)
     /* Removing an instance drops its unused tokens only. */
     char *t3 = NULL;
     cr_assert_eq(join_token_create(env.st, "web-1", NULL, 0, &t3, &err), MESH_OK);
+    free(t2);   /* spent above */
     cr_assert_eq(join_token_create(env.st, "web-2", NULL, 0, &t2, &err), MESH_OK);
     cr_assert_eq(store_registration_remove(env.st, "web-1", NULL, &err), MESH_OK);
     cr_assert_eq(join_token_redeem(env.st, t3, now, &id, &inst, &err), MESH_ENOTFOUND);
