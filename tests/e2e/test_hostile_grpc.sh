@@ -76,6 +76,7 @@ check "a well-behaved sidecar gets its config" wait_for 15 has_types steady CDS 
 rss_before=$(rss_kb)
 
 echo "meshd: $STREAMS ADS streams on 3 connections, never read"
+flood_t0=$(date +%s)
 start flood "$XC" "${S[@]}" --state-dir "$D/web" "${WEB_SUBS[@]}" --streams "$STREAMS" \
     --connections 3 --no-read --summary --timeout 60s
 FLOOD_PID=$LAST_PID
@@ -86,10 +87,24 @@ check "streams over the identity's limit are refused" wait_for 20 \
 check "... with RESOURCE_EXHAUSTED and a message naming identity and limit" logged flood \
     '.status == "RESOURCE_EXHAUSTED" and (.message | contains("sa/web already holds 200 xDS streams") and contains("--max-streams-per-identity 200"))'
 check "meshd holds no more than the identity's limit of streams" \
-    test "$(grep -c 'refused: spiffe://example.org/ns/demo/sa/web already holds 200' "$D/meshd.log")" -ge 1
+    meshd_said 'spiffe://example.org/ns/demo/sa/web already holds 200 xDS streams'
 check "the refusal is audited" sh -c "'$M' audit --output json 2>/dev/null | grep -q xds.limit"
 sleep 2
 rss_flood=$(rss_kb)
+# One identity's refusals in a loop pass the audit rate limit (verified identities: a
+# burst of 100, then 5/s): rows and log lines stay bounded, and what was left out is
+# counted in an audit.suppressed row.
+refused=$(status_count flood RESOURCE_EXHAUSTED)
+limit_rows=$("$M" audit --limit 100000 --output json | jq '[.[] | select(.action == "xds.limit")] | length')
+limit_lines=$(grep -c 'sa/web already holds 200 xDS streams' "$D/meshd.log")
+flood_s=$(( $(date +%s) - flood_t0 + 1 ))
+echo "  ($refused streams refused: $limit_rows xds.limit audit rows, $limit_lines log lines in ${flood_s}s)"
+check "the refused streams outnumber the audit burst" test "$refused" -gt 150
+check "xds.limit audit rows stay within the rate limit (100 + 5/s)" \
+    test "$limit_rows" -le $((100 + 5 * flood_s))
+check "... and so do meshd's log lines about them" test "$limit_lines" -le $((100 + 5 * flood_s))
+check "what was not recorded is counted in an audit.suppressed row" wait_for 15 sh -c \
+    "'$M' audit --limit 100000 --output json | jq -e '.[] | select(.action == \"audit.suppressed\" and (.detail | contains(\"by verified identities were not recorded\")))' >/dev/null"
 echo "  (meshd RSS: ${rss_before} kB before, ${rss_flood} kB with the flood)"
 check "meshd RSS under the flood stays under 200 MB" test "$rss_flood" -lt 204800
 
