@@ -64,14 +64,15 @@ static int read_tag(walk *w, const uint8_t **p, const uint8_t *end, uint32_t *nu
     uint64_t tag;
     if (read_varint(w, p, end, &tag, "a field tag", desc) != 0)
         return -1;
+    /* A tag is 32 bits: protobuf-c and the C++ runtime both drop what a longer
+     * varint carries above them, so field numbers stop at 2^29 - 1. */
     *wt = (unsigned)(tag & 7);
-    if ((tag >> 3) == 0 || (tag >> 3) > MAX_FIELD_NUMBER) {
-        mesh_err_set(w->err, MESH_EINVAL, "field number %llu at offset %zu (in %s) is out of "
-                     "range (1 to %u)", (unsigned long long)(tag >> 3), offset_of(w, at),
-                     desc->name, MAX_FIELD_NUMBER);
+    *num = (uint32_t)tag >> 3;
+    if (*num == 0) {
+        mesh_err_set(w->err, MESH_EINVAL, "field number 0 at offset %zu (in %s) is out of range "
+                     "(1 to %u)", offset_of(w, at), desc->name, MAX_FIELD_NUMBER);
         return -1;
     }
-    *num = (uint32_t)(tag >> 3);
     return 0;
 }
 

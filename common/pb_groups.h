@@ -18,7 +18,8 @@
  * is written in one pass. A known field sent with the group wire type, an end
  * group without its start or naming another field, a group or field cut off by
  * the end of the message, a varint over 10 bytes, a length past the end, a
- * field number 0 or over 2^29-1, wire types 6 and 7, and nesting (messages
+ * field number 0 (a tag keeps its low 32 bits, as in protobuf-c and the C++
+ * runtime), wire types 6 and 7, and nesting (messages
  * and groups together) deeper than PB_GROUPS_MAX_DEPTH are refused with a
  * message naming the field number and the byte offset. */
 #ifndef MESH_COMMON_PB_GROUPS_H
