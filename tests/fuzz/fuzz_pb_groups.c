@@ -5,7 +5,7 @@
  * a refusal names an offset; a copy is shorter than its input, has no group
  * left (stripping it again changes nothing) and keeps protobuf-c's verdict
  * where the input had no group to drop; a message protobuf-c decodes as it is
- * is never refused by the walk, unless for its nesting depth. */
+ * is never refused by the walk, unless for its nesting depth or field number 0. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,9 +46,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc != MESH_OK) {
         if (rc != MESH_EINVAL || !strstr(err.msg, "offset") || out)
             abort();
-        /* What protobuf-c takes as it is, the walk takes too (it only adds the
-         * depth bound, protobuf's own). */
-        if (decodes(desc, buf, len) && !strstr(err.msg, "levels"))
+        /* What protobuf-c takes as it is, the walk takes too, but for two rules
+         * of the official runtimes that protobuf-c lacks: the depth bound, and
+         * field number 0 in a tag of more than one byte (protobuf-c refuses
+         * only the one-byte form). */
+        if (decodes(desc, buf, len) && !strstr(err.msg, "levels") &&
+            !strstr(err.msg, "field number 0 "))
             abort();
         return 0;
     }

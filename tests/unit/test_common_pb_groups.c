@@ -409,6 +409,14 @@ Test(pb_groups, bad_wire_types_and_field_numbers_are_refused)
     wbuf w3 = {0};
     put_tag(&w3, 0, 3);
     assert_refused(&w3, "field number 0 at offset 0", "out of range");
+    /* Field 0 in a two-byte tag: protobuf-c would take it (the fuzzer's find), the
+     * official runtimes do not. */
+    wbuf w0 = {0};
+    put_str(&w0, 4, XDS_TYPE_URL_SECRET);
+    put_byte(&w0, 0x80);
+    put_byte(&w0, 0x00);
+    put_varint(&w0, 96);
+    assert_refused(&w0, "field number 0 at offset", "out of range");
     wbuf w4 = {0};
     put_tag(&w4, 99, 3);
     /* A tag keeps its low 32 bits (protobuf-c and C++ alike): 2^29 << 3 is field 0. */
