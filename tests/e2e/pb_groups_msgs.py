@@ -68,6 +68,29 @@ def bad_group(num=99):
     return ld(4, SECRET) + tag(num, 3) + tag(1, 0) + varint(7) + tag(num - 1, 4)
 
 
+def deep_request(levels):
+    """Node.metadata: Structs nested `levels` deep (protobuf-c recursed until its stack
+    ran out). Each nested message is its parent's last field, so the prefixes are
+    computed inside out and joined once."""
+    chunks, size = [], 0
+    for _ in range(levels):
+        value = tag(5, 2) + varint(size)              # Value{struct_value: inner}
+        size += len(value)
+        entry_value = tag(2, 2) + varint(size)        # entry{value}
+        size += len(entry_value)
+        key = ld(1, "k")                              # entry{key}
+        size += len(key)
+        fields = tag(1, 2) + varint(size)             # Struct{fields: entry}
+        size += len(fields)
+        chunks.append(fields + key + entry_value + value)
+    meta = tag(3, 2) + varint(size)
+    size += len(meta)
+    node_id = ld(1, "deep-node")
+    size += len(node_id)
+    head = tag(2, 2) + varint(size) + node_id + meta
+    return head + b"".join(reversed(chunks)) + ld(4, SECRET)
+
+
 def write(path, data):
     with open(path, "wb") as f:
         f.write(data)
@@ -93,6 +116,7 @@ def main():
     write(os.path.join(d, "delta_groups.bin"), delta_request(node_id))
     write(os.path.join(d, "csr_group.bin"), csr_request())
     write(os.path.join(d, "csr_bad_group.bin"), tag(20, 3) + ld(1, "x"))
+    write(os.path.join(d, "deep.bin"), deep_request(30000))
 
 
 if __name__ == "__main__":

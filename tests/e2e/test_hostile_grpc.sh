@@ -6,7 +6,8 @@
 # and over without reading (the per-stream send-queue limit cancels it), and a peer
 # that stops answering (keepalive closes its connection); requests from a client newer
 # than our protos, with unknown fields of group wire type (skipped, as upstream does; a
-# broken group is INVALID_ARGUMENT saying where). Every refusal must say why.
+# broken group is INVALID_ARGUMENT saying where), and one nesting messages 30,000 deep
+# (refused past protobuf's 100 levels: it crashed meshd). Every refusal must say why.
 # Meanwhile a well-behaved sidecar keeps getting its pushes. Scaled for CI with
 # HOSTILE_STREAMS (default 3 x 600 streams); the full-scale figure (3 x 4,000) is in
 # docs/benchmarks.md ("Hostile clients"). Bounded: ~40 s.
@@ -68,6 +69,11 @@ check_err "CreateCertificate with an unclosed group gets INVALID_ARGUMENT saying
     '"INVALID_ARGUMENT","message":"IstioCertificateRequest of 5 bytes is not valid protobuf: group 20 at offset 0' \
     "$XC" "${S[@]}" --state-dir "$D/web" --raw-send "$D/csr_bad_group.bin" \
     --method /istio.v1.auth.IstioCertificateService/CreateCertificate --timeout 10s
+# 30,000 nested Structs in Node.metadata (446 KB): protobuf-c's recursive decoder ran
+# out of stack on it and meshd died with SIGSEGV.
+check_err "a request nested 30,000 deep gets INVALID_ARGUMENT, not a crash" \
+    'nests messages and groups deeper than 100 levels' \
+    "$XC" "${S[@]}" --state-dir "$D/web" --raw-send "$D/deep.bin" --timeout 10s
 check "meshd is still running" kill -0 "$MESHD_PID"
 
 start steady "$XC" "${S[@]}" --state-dir "$D/api" --sub 'cds=*' --sub 'lds=*' --sub sds=default \

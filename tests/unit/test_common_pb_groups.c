@@ -482,3 +482,60 @@ Test(pb_groups, delta_requests_and_certificate_requests_skip_groups)
     cr_assert(strstr(err.msg, "IstioCertificateRequest of 2 bytes is not valid protobuf: group "
                               "99"), "%s", err.msg);
 }
+
+/* ---- a hostile depth ------------------------------------------------------------------ */
+
+/* Writes backwards from the end of a buffer: a nested message is built inside out. */
+typedef struct rbuf {
+    uint8_t *b;
+    size_t start, cap;
+} rbuf;
+
+static void back_bytes(rbuf *r, const void *p, size_t n)
+{
+    cr_assert_geq(r->start, n);
+    r->start -= n;
+    memcpy(r->b + r->start, p, n);
+}
+
+static void back_len_tag(rbuf *r, uint32_t num, size_t end_of_field)
+{
+    uint8_t v[10];
+    size_t len = end_of_field - r->start, k = 0;
+    while (len >= 0x80) {
+        v[k++] = (uint8_t)(len | 0x80);
+        len >>= 7;
+    }
+    v[k++] = (uint8_t)len;
+    back_bytes(r, v, k);
+    uint8_t t = (uint8_t)(num << 3 | 2);
+    back_bytes(r, &t, 1);
+}
+
+/* 30,000 Structs in Node.metadata (~450 KB, under the 4 MiB receive limit): protobuf-c
+ * decodes nested messages recursively and ran out of stack on it (meshd crashed). Each
+ * nested message is the last field of its parent, so all of them end at one byte. */
+Test(pb_groups, a_hostile_depth_is_refused_before_protobuf_c_recurses)
+{
+    rbuf r = {.cap = 1 << 20};
+    r.b = malloc(r.cap);
+    cr_assert_not_null(r.b);
+    r.start = r.cap;
+    back_bytes(&r, "\x22\x03" "abc", 5); /* type_url, after the Node */
+    size_t end = r.start;                  /* where Node and everything in it ends */
+    for (int i = 0; i < 30000; i++) {
+        back_len_tag(&r, 5, end);          /* Value{struct_value: the Struct inside} */
+        back_len_tag(&r, 2, end);          /* map entry{value} */
+        back_bytes(&r, "\x0a\x01k", 3);    /* map entry{key}, before its value */
+        back_len_tag(&r, 1, end);          /* Struct{fields: the entry} */
+    }
+    back_len_tag(&r, 3, end);              /* Node.metadata */
+    back_bytes(&r, "\x0a\x04" "deep", 6); /* Node.id */
+    back_len_tag(&r, 2, end);              /* DiscoveryRequest.node */
+    ads_decoded d;
+    mesh_err err = {0};
+    cr_assert_eq(ads_request_decode(r.b + r.start, r.cap - r.start, &d, &err), MESH_EINVAL);
+    cr_assert(strstr(err.msg, "deeper than 100 levels") && strstr(err.msg, "google.protobuf"),
+              "%s", err.msg);
+    free(r.b);
+}
