@@ -252,10 +252,9 @@ void md_job_fetch(md_worker *w, md_job *j)
                                                  &revoked, &svid, &err);
     if (rc == MESH_OK && revoked) {
         char detail[300];
-        snprintf(detail, sizeof detail, "FetchSecrets peer=%s with revoked certificate %s",
-                 c->peer_addr, presented);
-        md_status_audit(ctx, c->spiffe_id, "sds.denied", presented, detail, 0);
-        log_warn("meshd", "%s", detail);
+        snprintf(detail, sizeof detail, "FetchSecrets with revoked certificate %s", presented);
+        /* Row and log line rate-limited together: a client may retry in a loop. */
+        md_audit_bound(ctx, c, LOG_WARN, "sds.denied", presented, detail);
         reply(c, NULL, 0, GRPC_STATUS_PERMISSION_DENIED,
               "the client certificate was revoked; get a new SVID");
         goto out;
