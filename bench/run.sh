@@ -2,12 +2,12 @@
 # bench/run.sh — every benchmark, a summary table, and one JSON file of results.
 #
 #   make bench                                  (sets MESH_BIN=build/bin)
-#   MESH_BIN=build/bin bench/run.sh [issue|fanout|dataplane ...]
+#   MESH_BIN=build/bin bench/run.sh [issue|fanout|dataplane|decode ...]
 #   BENCH_QUICK=1 MESH_BIN=build/bin bench/run.sh   smoke sizes, under a minute
 #
 # Installs the bench tools first (MESHD_DEPS_BENCH=1 tools/deps.sh: haproxy,
-# wrk, valgrind), then runs bench_issue.sh, bench_fanout.sh and
-# bench_dataplane.sh. A part whose binaries or tools are missing is skipped
+# wrk, valgrind), then runs bench_issue.sh, bench_fanout.sh,
+# bench_dataplane.sh and bench_decode.sh. A part whose binaries or tools are missing is skipped
 # with the reason; the others still run. Every figure comes with a reference
 # measured in the same invocation (see docs/benchmarks.md). Results:
 # $BUILD/bench-results/latest.json (also printed) plus a dated copy.
@@ -21,7 +21,7 @@ export MESH_BIN
 export BENCH_BUILD=${BENCH_BUILD:-$(dirname "$MESH_BIN")}
 export BENCH_QUICK=${BENCH_QUICK:-0}
 PARTS=("$@")
-[ ${#PARTS[@]} -eq 0 ] && PARTS=(issue fanout dataplane)
+[ ${#PARTS[@]} -eq 0 ] && PARTS=(issue fanout dataplane decode)
 
 echo "== bench: deps (MESHD_DEPS_BENCH=1 tools/deps.sh)"
 if ! MESHD_DEPS_BENCH=1 "$ROOT/tools/deps.sh"; then
@@ -44,7 +44,7 @@ t_all=$(date +%s)
 for part in "${PARTS[@]}"; do
     script="$HERE/bench_$part.sh"
     if [ ! -x "$script" ]; then
-        echo "bench: unknown part '$part' (issue, fanout, dataplane)" >&2
+        echo "bench: unknown part '$part' (issue, fanout, dataplane, decode)" >&2
         STATUS[$part]=failed
         continue
     fi
@@ -129,6 +129,19 @@ if [ "${STATUS[dataplane]:-}" = ok ]; then
         "sidecar $(field "$(line_of "$f" added_p50_ms_sidecar)" added_p50_ms_sidecar)/$(field "$(line_of "$f" added_p99_ms_sidecar)" added_p99_ms_sidecar), haproxy $(field "$(line_of "$f" added_p50_ms_haproxy)" added_p50_ms_haproxy)/$(field "$(line_of "$f" added_p99_ms_haproxy)" added_p99_ms_haproxy)"
 else
     printf '  %-38s %s\n' "data plane" "${STATUS[dataplane]:-not run}"
+fi
+
+f="$PARTS_DIR/decode.json"
+if [ "${STATUS[decode]:-}" = ok ]; then
+    for s in small envoy_ack envoy_ack_with_groups; do
+        l=$(line_of "$f" "$s")
+        [ -n "$l" ] || continue
+        printf '  %-38s %-40s %s\n' "DiscoveryRequest decode $s (ns)" \
+            "$(field "$l" pb_unpack_ns) ($(field "$l" bytes) bytes; walk $(field "$l" walk_ns))" \
+            "x$(field "$l" ratio_pb_unpack_to_plain) of protobuf-c's plain decode ($(field "$l" plain_ns))"
+    done
+else
+    printf '  %-38s %s\n' "decode" "${STATUS[decode]:-not run}"
 fi
 
 # ---- one JSON document --------------------------------------------------------------------

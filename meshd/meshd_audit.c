@@ -14,7 +14,9 @@
  * fate. What was dropped is never silent: an "audit.suppressed" row (and a
  * log line) says how many rows of which class were not written, and since
  * when, at the next admitted row or within MD_AUDIT_FLUSH_MS (the status
- * writer calls md_audit_flush). Successful actions are never limited. */
+ * writer calls md_audit_flush). Successful actions are never limited. The
+ * bounds a peer runs into (xds.limit, xds.overflow, xds.oversize: one client
+ * can hit them in a loop) take the same path, log line included. */
 #include "meshd/meshd_internal.h"
 
 #include <stdio.h>
@@ -70,6 +72,12 @@ void md_audit_flush(md_ctx *ctx, int64_t now_ms)
     pthread_mutex_unlock(&g->mu);
 }
 
+int64_t md_audit_now(md_ctx *ctx)
+{
+    int64_t fixed = ctx->audit_gate.fixed_now_ms;
+    return fixed > 0 ? fixed : md_now_ms();
+}
+
 int md_audit_admit(md_ctx *ctx, const char *actor, int64_t now_ms)
 {
     int k = strcmp(actor, STORE_AUDIT_UNAUTHENTICATED) == 0 ? MD_AUDIT_UNAUTH : MD_AUDIT_VERIFIED;
@@ -93,10 +101,12 @@ static const char *call_actor(const md_call *c, const char **claim)
     return STORE_AUDIT_UNAUTHENTICATED;
 }
 
-void md_audit_refusal_as(md_ctx *ctx, const char *actor, const char *claim, const char *peer,
-                         const char *action, const char *subject, const char *reason)
+/* One refusal's row and log line, if its class's bucket admits it. */
+static void refusal_at_level(md_ctx *ctx, enum log_level lvl, const char *actor,
+                             const char *claim, const char *peer, const char *action,
+                             const char *subject, const char *reason)
 {
-    if (!md_audit_admit(ctx, actor, md_now_ms()))
+    if (!md_audit_admit(ctx, actor, md_audit_now(ctx)))
         return;
     char quoted[700] = "";
     if (claim && claim[0]) {
@@ -108,8 +118,14 @@ void md_audit_refusal_as(md_ctx *ctx, const char *actor, const char *claim, cons
     snprintf(detail, sizeof detail, "peer=%s%s: %s", peer && peer[0] ? peer : "?", quoted,
              reason ? reason : "");
     md_status_audit_ungated(ctx, actor, action, subject, detail, 0);
-    log_warn("meshd", "%s refused for %s (subject %s): %s", action, actor,
-             subject && subject[0] ? subject : "-", detail);
+    log_msg(lvl, "meshd", "%s refused for %s (subject %s): %s", action, actor,
+            subject && subject[0] ? subject : "-", detail);
+}
+
+void md_audit_refusal_as(md_ctx *ctx, const char *actor, const char *claim, const char *peer,
+                         const char *action, const char *subject, const char *reason)
+{
+    refusal_at_level(ctx, LOG_WARN, actor, claim, peer, action, subject, reason);
 }
 
 void md_audit_refusal(md_ctx *ctx, const md_call *c, const char *action, const char *subject,
@@ -118,4 +134,12 @@ void md_audit_refusal(md_ctx *ctx, const md_call *c, const char *action, const c
     const char *claim;
     const char *actor = call_actor(c, &claim);
     md_audit_refusal_as(ctx, actor, claim, c->peer_addr, action, subject, reason);
+}
+
+void md_audit_bound(md_ctx *ctx, const md_call *c, enum log_level lvl, const char *action,
+                    const char *subject, const char *reason)
+{
+    const char *claim;
+    const char *actor = call_actor(c, &claim);
+    refusal_at_level(ctx, lvl, actor, claim, c->peer_addr, action, subject, reason);
 }

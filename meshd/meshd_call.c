@@ -235,17 +235,15 @@ static void overflow_locked(md_call *c, size_t adding, int total)
                  "to read them, over meshd's limit of %zu (--max-send-queue); a client must "
                  "read its stream to stay connected",
                  c->queued_bytes + adding, ctx->opts.max_send_queue);
-    log_warn("meshd", "%s from %s (%s): %s", c->method, c->spiffe_id[0] ? c->spiffe_id : "?",
-             c->peer_addr, msg);
-    char detail[600];
-    snprintf(detail, sizeof detail,
-             "%s peer=%s: %zu bytes queued behind a stalled send (limit %zu), %llu taken by "
-             "the transport before it stalled",
-             c->method, c->peer_addr, c->queued_bytes + adding, ctx->opts.max_send_queue,
+    char reason[900];
+    snprintf(reason, sizeof reason,
+             "%s: %s; %zu bytes queued behind a stalled send (limit %zu), %llu taken by the "
+             "transport before it stalled",
+             c->method, msg, c->queued_bytes + adding, ctx->opts.max_send_queue,
              (unsigned long long)c->sent_bytes);
-    log_info("meshd", "%s", detail);
-    md_status_audit(ctx, c->spiffe_id[0] ? c->spiffe_id : "anonymous", "xds.overflow",
-                    c->stream && c->stream->node_known ? c->stream->node_id : "", detail, 0);
+    /* Row and log line rate-limited together: many streams may overflow at once. */
+    md_audit_bound(ctx, c, LOG_WARN, "xds.overflow",
+                   c->stream && c->stream->node_known ? c->stream->node_id : "", reason);
     drop_queue_locked(c);
     c->finishing = 1;
     c->send_overflow = 1;

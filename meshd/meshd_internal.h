@@ -538,6 +538,7 @@ typedef struct md_audit_gate {
     pthread_mutex_t mu;
     mesh_rate rate[MD_AUDIT_CLASSES];
     uint64_t suppressed_total;    /* rows dropped since start (reported ones) */
+    int64_t fixed_now_ms;         /* > 0: the gate's clock stands still here (unit tests) */
 } md_audit_gate;
 
 int md_audit_gate_init(md_audit_gate *g);
@@ -547,6 +548,8 @@ void md_audit_gate_destroy(md_audit_gate *g);
 int md_audit_admit(md_ctx *ctx, const char *actor, int64_t now_ms);
 /* Reports every class's dropped rows that are older than MD_AUDIT_FLUSH_MS. */
 void md_audit_flush(md_ctx *ctx, int64_t now_ms);
+/* The gate's clock: md_now_ms(), or audit_gate.fixed_now_ms when a test set it. */
+int64_t md_audit_now(md_ctx *ctx);
 /* A refused call, audited and logged (rate-limited): the actor is the call's
  * verified SPIFFE ID, or "unauthenticated" with what it claimed in the detail;
  * peer address and reason in the detail. */
@@ -555,6 +558,11 @@ void md_audit_refusal(md_ctx *ctx, const md_call *c, const char *action, const c
 /* The same with the actor (verified material only), claim (or NULL) and peer given. */
 void md_audit_refusal_as(md_ctx *ctx, const char *actor, const char *claim, const char *peer,
                          const char *action, const char *subject, const char *reason);
+/* A bound a peer ran into (xds.limit, xds.overflow, xds.oversize): the same row
+ * and log line, at level lvl, under the same rate limit — one client hitting a
+ * bound in a loop must not flood the audit table or the log. */
+void md_audit_bound(md_ctx *ctx, const md_call *c, enum log_level lvl, const char *action,
+                    const char *subject, const char *reason);
 
 /* ---- server (meshd_server.c) --------------------------------------------------- */
 

@@ -129,7 +129,7 @@ void md_status_type(md_ctx *ctx, const char *node, const char *spiffe_id, const 
 void md_status_audit(md_ctx *ctx, const char *actor, const char *action, const char *subject,
                      const char *detail, int ok)
 {
-    if (!ok && !md_audit_admit(ctx, actor, md_now_ms()))
+    if (!ok && !md_audit_admit(ctx, actor, md_audit_now(ctx)))
         return;
     md_status_audit_ungated(ctx, actor, action, subject, detail, ok);
 }
@@ -243,7 +243,7 @@ static void *status_main(void *arg)
         if (stop && !list)
             break;
         if (!stop)
-            md_audit_flush(ctx, md_now_ms());
+            md_audit_flush(ctx, md_audit_now(ctx));
         /* Let a burst accumulate into one transaction. */
         if (!stop) {
             struct timespec ts = {0, 50 * 1000 * 1000};

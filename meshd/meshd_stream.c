@@ -208,9 +208,8 @@ int md_stream_over_limit_locked(md_call *c, const char *type_url, const char *ve
              "delivery limit; the proxy keeps its last config (make the mesh config smaller "
              "for this workload)",
              xds_wire_short_name(type_url) ? xds_wire_short_name(type_url) : type_url, version, len, XDS_WIRE_MAX_MESSAGE);
-    log_error("meshd", "node %s (%s): %s", s->node_id, c->spiffe_id, msg);
     md_status_type(c->ctx, s->node_id, md_stream_row_id(c), type_url, NULL, NULL, version, msg);
-    md_status_audit(c->ctx, c->spiffe_id, "xds.oversize", s->node_id, msg, 0);
+    md_audit_bound(c->ctx, c, LOG_ERROR, "xds.oversize", s->node_id, msg);
     return 1;
 }
 
@@ -320,7 +319,7 @@ void md_stream_update_locked(md_call *c, md_view_update *u)
 
 /* One identity holds as many streams as --max-streams-per-identity allows:
  * the next is refused, told why, and audited (a client opening streams in a
- * loop is worth an operator's look). */
+ * loop is worth an operator's look; rate-limited, as it may be thousands). */
 static void refuse_over_limit(md_call *c, size_t held)
 {
     md_ctx *ctx = c->ctx;
@@ -329,11 +328,7 @@ static void refuse_over_limit(md_call *c, size_t held)
              "%s already holds %zu xDS streams on meshd, its limit "
              "(--max-streams-per-identity %zu); close streams it no longer uses",
              c->spiffe_id, held, ctx->opts.max_streams_per_identity);
-    char detail[800];
-    snprintf(detail, sizeof detail, "%s peer=%s: %zu streams held, limit %zu", c->method,
-             c->peer_addr, held, ctx->opts.max_streams_per_identity);
-    md_status_audit(ctx, c->spiffe_id, "xds.limit", c->method, detail, 0);
-    log_warn("meshd", "%s from %s (%s) refused: %s", c->method, c->spiffe_id, c->peer_addr, msg);
+    md_audit_bound(ctx, c, LOG_WARN, "xds.limit", c->method, msg);
     md_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
 }
 

@@ -17,6 +17,7 @@
 #include "sds/protocol/ads_codec.h"
 #include "sds/certsvc/cert_service.h"
 #include "common/mgrpc.h"
+#include "common/pb_groups.h"
 #include "sds/protocol/sds_names.h"
 #include "sds/certsvc/svid_recover.h"
 
@@ -38,15 +39,16 @@ static char *md_value(const grpc_metadata_array *md, const char *key, size_t max
 
 static void csr_on_message(md_call *c, const uint8_t *buf, size_t len)
 {
+    /* pb_unpack: an unknown field of group wire type is skipped, as upstream does. */
+    mesh_err err = {0};
     Istio__V1__Auth__IstioCertificateRequest *m =
-        istio__v1__auth__istio_certificate_request__unpack(NULL, len, buf);
+        (Istio__V1__Auth__IstioCertificateRequest *)pb_unpack(
+            &istio__v1__auth__istio_certificate_request__descriptor, buf, len, &err);
     if (!m) {
-        char why[120];
-        snprintf(why, sizeof why, "request of %zu bytes is not a valid IstioCertificateRequest",
-                 len);
-        md_audit_refusal(c->ctx, c, "cert.denied", "", why);
-        md_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT,
-                       "IstioCertificateRequest is not valid protobuf");
+        md_audit_refusal(c->ctx, c, "cert.denied", "", err.msg);
+        md_call_finish(c, err.code == MESH_ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED
+                                                  : GRPC_STATUS_INVALID_ARGUMENT,
+                       err.msg);
         return;
     }
     int too_long = 0;
@@ -250,10 +252,9 @@ void md_job_fetch(md_worker *w, md_job *j)
                                                  &revoked, &svid, &err);
     if (rc == MESH_OK && revoked) {
         char detail[300];
-        snprintf(detail, sizeof detail, "FetchSecrets peer=%s with revoked certificate %s",
-                 c->peer_addr, presented);
-        md_status_audit(ctx, c->spiffe_id, "sds.denied", presented, detail, 0);
-        log_warn("meshd", "%s", detail);
+        snprintf(detail, sizeof detail, "FetchSecrets with revoked certificate %s", presented);
+        /* Row and log line rate-limited together: a client may retry in a loop. */
+        md_audit_bound(ctx, c, LOG_WARN, "sds.denied", presented, detail);
         reply(c, NULL, 0, GRPC_STATUS_PERMISSION_DENIED,
               "the client certificate was revoked; get a new SVID");
         goto out;

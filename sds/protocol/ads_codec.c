@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/pb_groups.h"
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 
 typedef Envoy__Service__Discovery__V3__DiscoveryRequest disc_req;
@@ -17,10 +18,12 @@ static const char *nz(const char *s)
 int ads_request_decode(const uint8_t *buf, size_t len, ads_decoded *out, mesh_err *err)
 {
     memset(out, 0, sizeof *out);
-    disc_req *m = envoy__service__discovery__v3__discovery_request__unpack(NULL, len, buf);
+    /* pb_unpack: an unknown field of group wire type is skipped, as upstream does. */
+    mesh_err why = {0};
+    disc_req *m = (disc_req *)pb_unpack(&envoy__service__discovery__v3__discovery_request__descriptor,
+                                        buf, len, &why);
     if (!m)
-        return mesh_err_set(err, MESH_EINVAL,
-                            "DiscoveryRequest of %zu bytes is not valid protobuf", len);
+        return mesh_err_set(err, why.code, "%s", why.msg);
     if (m->n_resource_names > ADS_MAX_NAMES) {
         size_t n = m->n_resource_names;
         envoy__service__discovery__v3__discovery_request__free_unpacked(m, NULL);

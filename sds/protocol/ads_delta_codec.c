@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/pb_groups.h"
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 
 typedef Envoy__Service__Discovery__V3__DeltaDiscoveryRequest delta_req;
@@ -59,10 +60,12 @@ int ads_delta_request_decode(const uint8_t *buf, size_t len, ads_delta_decoded *
                              mesh_err *err)
 {
     memset(out, 0, sizeof *out);
-    delta_req *m = envoy__service__discovery__v3__delta_discovery_request__unpack(NULL, len, buf);
+    /* pb_unpack: an unknown field of group wire type is skipped, as upstream does. */
+    mesh_err why = {0};
+    delta_req *m = (delta_req *)pb_unpack(
+        &envoy__service__discovery__v3__delta_discovery_request__descriptor, buf, len, &why);
     if (!m)
-        return mesh_err_set(err, MESH_EINVAL,
-                            "DeltaDiscoveryRequest of %zu bytes is not valid protobuf", len);
+        return mesh_err_set(err, why.code, "%s", why.msg);
     int rc = check_limits(m, err);
     size_t n = m->n_initial_resource_versions;
     if (rc == MESH_OK && n > 0) {

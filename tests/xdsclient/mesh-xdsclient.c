@@ -64,6 +64,8 @@ static const char usage[] =
     "                                   send-queue flood)\n"
     "  --summary | --quiet              one summary line / nothing per response\n"
     "  --raw-send FILE | --raw-size N   send these bytes (or N garbage bytes) as a message\n"
+    "                                   (with --delta: on a Delta stream, answers read as\n"
+    "                                   Delta responses)\n"
     "  --method PATH                    call PATH instead (with --raw-*)\n"
     "  --expect-status CODE             exit 0 when a stream ends with this gRPC status\n"
     "\n"

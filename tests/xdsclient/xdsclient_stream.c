@@ -606,6 +606,12 @@ static int open_stream(xcl_run *r, xcl_stream *s, grpc_channel *shared)
             /* 0xff bytes: an invalid protobuf tag, whatever the length. */
             memset(buf, 0xff, len);
         }
+        /* With --delta, what comes back is read (and ACKed) as Delta responses. */
+        if (o->delta && xcl_delta_new(o, r->id, s->idx, r->n, &s->delta, &err) != MESH_OK) {
+            fprintf(stderr, "mesh-xdsclient: %s\n", err.msg);
+            free(buf);
+            return -1;
+        }
         enqueue(s, buf, len);
         return 0;
     }
