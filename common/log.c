@@ -91,8 +91,11 @@ static size_t text_line(enum log_level lvl, const char *comp, const char *when, 
  * An escaped message is at most 6x its bytes; one that does not fit the line
  * is cut at a byte count that keeps the result under LOG_LINE_MAX. */
 static size_t json_line(enum log_level lvl, const char *comp, const char *when, const char *msg,
-                        int cut, char *line, size_t line_len)
+                        int cut, const log_field *fields, size_t n_fields, char *line,
+                        size_t line_len)
 {
+    if (n_fields > LOG_FIELDS_MAX)
+        n_fields = LOG_FIELDS_MAX;
     char part[LOG_MSG_MAX + sizeof cut_marker];
     size_t keep = strlen(msg);
     for (;;) {
@@ -109,6 +112,11 @@ static size_t json_line(enum log_level lvl, const char *comp, const char *when, 
         json_key_str(&j, "level", log_level_name(lvl));
         json_key_str(&j, "comp", comp);
         json_key_str(&j, "msg", part);
+        /* Fields go only into a line that still has room for the whole
+         * message (they repeat what it says); the first cut drops them. */
+        for (size_t i = 0; keep == strlen(msg) && i < n_fields; i++)
+            if (fields[i].key && fields[i].value)
+                json_key_str(&j, fields[i].key, fields[i].value);
         json_obj_end(&j);
         const char *t = json_text(&j);
         size_t tl = t ? strlen(t) : 0;
@@ -131,32 +139,54 @@ static size_t json_line(enum log_level lvl, const char *comp, const char *when, 
 }
 
 size_t log_format_line(enum log_format fmt, enum log_level lvl, const char *comp,
-                       const struct timespec *ts, const char *msg, int cut, char *out,
-                       size_t out_len)
+                       const struct timespec *ts, const char *msg, int cut,
+                       const log_field *fields, size_t n_fields, char *out, size_t out_len)
 {
     char when[96];
     rfc3339_ms(ts, when, sizeof when);
     if (fmt == LOG_FORMAT_JSON)
-        return json_line(lvl, comp, when, msg, cut, out, out_len);
+        return json_line(lvl, comp, when, msg, cut, fields, n_fields, out, out_len);
     return text_line(lvl, comp, when, msg, cut, out, out_len);
 }
 
-void log_msg(enum log_level lvl, const char *comp, const char *fmt, ...)
+static void emit(enum log_level lvl, const char *comp, const log_field *fields, size_t n_fields,
+                 const char *fmt, va_list ap)
 {
-    if ((int)lvl < atomic_load_explicit(&g_log_settings.threshold, memory_order_relaxed))
-        return;
     char msg[LOG_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
     int mn = vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     if (mn < 0)
         snprintf(msg, sizeof msg, "(unformattable log message)");
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     char line[LOG_LINE_MAX];
     log_format_line((enum log_format)atomic_load(&g_log_settings.format), lvl, comp, &ts, msg,
-                    mn > 0 && (size_t)mn >= sizeof msg, line, sizeof line);
+                    mn > 0 && (size_t)mn >= sizeof msg, fields, n_fields, line, sizeof line);
     /* One fputs per line so concurrent threads do not interleave mid-line. */
     fputs(line, stderr);
+}
+
+static int enabled(enum log_level lvl)
+{
+    return (int)lvl >= atomic_load_explicit(&g_log_settings.threshold, memory_order_relaxed);
+}
+
+void log_msg(enum log_level lvl, const char *comp, const char *fmt, ...)
+{
+    if (!enabled(lvl))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    emit(lvl, comp, NULL, 0, fmt, ap);
+    va_end(ap);
+}
+
+void log_msg_fields(enum log_level lvl, const char *comp, const log_field *fields,
+                    size_t n_fields, const char *fmt, ...)
+{
+    if (!enabled(lvl))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    emit(lvl, comp, fields, n_fields, fmt, ap);
+    va_end(ap);
 }

@@ -32,14 +32,29 @@ int log_level_parse(const char *s, enum log_level *out);
 const char *log_level_name(enum log_level lvl);
 void log_set_format(enum log_format fmt);
 int log_format_parse(const char *s, enum log_format *out);
+/* A structured field of a log line: in the JSON format it is a key of its
+ * own next to msg ("spiffe_id", "serial", "node", ...); the text format
+ * leaves fields out, because the call site's message already says the same
+ * in words. Keys are the call site's constants; values may be NULL (skipped)
+ * and are escaped like the message. At most LOG_FIELDS_MAX are written. */
+typedef struct log_field {
+    const char *key;
+    const char *value;
+} log_field;
+#define LOG_FIELDS_MAX 8
+
 /* Writes one complete line (with its newline, NUL-terminated) of msg into
  * out, as log_msg would print it at time ts; returns its length. out_len
- * should be LOG_LINE_MAX. */
+ * should be LOG_LINE_MAX. cut: msg was already cut by the formatter. */
 size_t log_format_line(enum log_format fmt, enum log_level lvl, const char *comp,
-                       const struct timespec *ts, const char *msg, int cut, char *out,
-                       size_t out_len);
+                       const struct timespec *ts, const char *msg, int cut,
+                       const log_field *fields, size_t n_fields, char *out, size_t out_len);
 void log_msg(enum log_level lvl, const char *comp, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* log_msg with structured fields (see log_field). */
+void log_msg_fields(enum log_level lvl, const char *comp, const log_field *fields,
+                    size_t n_fields, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 #define log_debug(comp, ...) log_msg(LOG_DEBUG, comp, __VA_ARGS__)
 #define log_info(comp, ...)  log_msg(LOG_INFO, comp, __VA_ARGS__)

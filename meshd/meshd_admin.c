@@ -50,9 +50,21 @@ int md_admin_check_listen(const char *addr, mesh_err *err)
         return mesh_err_set(err, MESH_EINVAL,
                             "--metrics-listen '%s': the port must be a number from 0 to 65535",
                             addr);
-    struct sockaddr_storage ss;
-    int len = (int)sizeof ss;
-    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &len) != 0)
+    /* An IP literal: IPv4, or IPv6 in brackets (a host name would make the
+     * bound address depend on the resolver). */
+    char host[64];
+    size_t hl = (size_t)(colon - addr);
+    int v6 = hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']';
+    const char *h = v6 ? addr + 1 : addr;
+    size_t n = v6 ? hl - 2 : hl;
+    unsigned char bin[sizeof(struct in6_addr)];
+    int ok = n < sizeof host;
+    if (ok) {
+        memcpy(host, h, n);
+        host[n] = '\0';
+        ok = inet_pton(v6 ? AF_INET6 : AF_INET, host, bin) == 1;
+    }
+    if (!ok)
         return mesh_err_set(err, MESH_EINVAL,
                             "--metrics-listen '%s': the host must be an IP address (IPv6 in "
                             "brackets), e.g. 127.0.0.1:15014 or [::1]:15014",

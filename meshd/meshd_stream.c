@@ -460,8 +460,10 @@ void md_stream_open(md_call *c)
     static const char *const labels[MD_CALL_KIND_COUNT] = {
         [MD_CALL_ADS] = "ADS", [MD_CALL_SDS] = "SDS", [MD_CALL_DADS] = "Delta ADS",
         [MD_CALL_DSDS] = "Delta SDS"};
-    log_info("meshd", "%s stream from %s (%s)", labels[c->kind] ? labels[c->kind] : "?",
-             c->spiffe_id, c->peer_addr);
+    const char *label = labels[c->kind] ? labels[c->kind] : "?";
+    log_field lf[] = {{"stream", label}, {"spiffe_id", c->spiffe_id}, {"peer", c->peer_addr}};
+    log_msg_fields(LOG_INFO, "meshd", lf, sizeof lf / sizeof lf[0], "%s stream from %s (%s)",
+                   label, c->spiffe_id, c->peer_addr);
 }
 
 /* Whether the first request's Node.id may name a stream enrolled as
@@ -551,8 +553,14 @@ static void log_request(md_call *c, const ads_request *req, const ads_req_result
     case ADS_REQ_NACK: {
         char ebuf[400];
         mgrpc_printable(req->error_message, ebuf, sizeof ebuf);
-        log_warn("meshd", "node %s (%s) NACKed %s version %s: %s", s->node_id, c->spiffe_id,
-                 ads_type_name(res->type), s->st.types[res->type].nack_version, ebuf);
+        log_field lf[] = {{"node", s->node_id},
+                          {"spiffe_id", c->spiffe_id},
+                          {"type", ads_type_name(res->type)},
+                          {"version", s->st.types[res->type].nack_version},
+                          {"error", ebuf}};
+        log_msg_fields(LOG_WARN, "meshd", lf, sizeof lf / sizeof lf[0],
+                       "node %s (%s) NACKed %s version %s: %s", s->node_id, c->spiffe_id,
+                       ads_type_name(res->type), s->st.types[res->type].nack_version, ebuf);
         break;
     }
     default:
@@ -675,8 +683,12 @@ void md_stream_on_close(md_call *c)
         md_status_close(c->ctx, s->node_id, md_stream_row_id(c));
         s->status_opened = 0;
     }
-    if (s)
-        log_info("meshd", "stream of %s (node %s) closed after %u requests, %u responses",
-                 c->spiffe_id, s->node_known ? s->node_id : "?", s->requests, s->responses);
+    if (s) {
+        log_field lf[] = {{"spiffe_id", c->spiffe_id}, {"node", s->node_known ? s->node_id : NULL}};
+        log_msg_fields(LOG_INFO, "meshd", lf, sizeof lf / sizeof lf[0],
+                       "stream of %s (node %s) closed after %u requests, %u responses",
+                       c->spiffe_id, s->node_known ? s->node_id : "?", s->requests,
+                       s->responses);
+    }
     pthread_mutex_unlock(&c->mu);
 }

@@ -232,8 +232,13 @@ void md_job_csr(md_worker *w, md_job *j)
         return;
     }
     istio__v1__auth__istio_certificate_response__pack(&r, buf);
-    log_info("meshd", "CreateCertificate: %s serial=%s via %s for %s", resp.spiffe_id,
-             resp.serial_hex, resp.auth, c->peer_addr);
+    log_field lf[] = {{"spiffe_id", resp.spiffe_id},
+                      {"serial", resp.serial_hex},
+                      {"auth", resp.auth},
+                      {"peer", c->peer_addr}};
+    log_msg_fields(LOG_INFO, "meshd", lf, sizeof lf / sizeof lf[0],
+                   "CreateCertificate: %s serial=%s via %s for %s", resp.spiffe_id,
+                   resp.serial_hex, resp.auth, c->peer_addr);
     /* Streams of this identity may hold this key: let the watcher look. */
     md_watch_cert_changed(ctx, resp.spiffe_id, NULL, 1);
     cert_service_resp_free(&resp);

@@ -166,10 +166,14 @@ if command -v promtool >/dev/null 2>&1; then
     check_out "every family has HELP and TYPE" "ok" awk '
         /^# HELP / { help[$3] = 1 } /^# TYPE / { type[$3] = 1 }
         !/^#/ { n = $1; sub(/\{.*/, "", n); sub(/_(bucket|sum|count)$/, "", n); fam[n] = 1 }
-        END { for (f in fam) if (!help[f] || !type[f]) { print "missing " f; exit 1 } print "ok" }' "$D/metrics.txt"
+        END { n = 0; for (f in fam) { n++; if (!help[f] || !type[f]) { print "missing " f; exit 1 } }
+              if (n < 14) { print "only " n " families"; exit 1 } print "ok" }' "$D/metrics.txt"
     check_out "histogram buckets end in +Inf" 'mesh_meshd_push_convergence_seconds_bucket{le="+Inf"}' cat "$D/metrics.txt"
     sc_admin web /stats/prometheus >"$D/sidecar-stats.txt"
     check "promtool accepts the sidecar's /stats/prometheus" promtool check metrics <"$D/sidecar-stats.txt"
+    check_out "the sidecar's /stats/prometheus is Prometheus text" "# TYPE mesh_sidecar_upstream_retries_total counter" \
+        grep -B1 '^# TYPE mesh_sidecar_upstream_retries_total' "$D/sidecar-stats.txt"
+    check_out "  ... with HELP on every family" "# HELP mesh_sidecar_upstream_retries_total" cat "$D/sidecar-stats.txt"
     check_out "the sidecar's /stats/prometheus has its counters" "mesh_sidecar_http_requests_total" cat "$D/sidecar-stats.txt"
 else
     missing_dep "promtool (Debian package prometheus; tools/deps.sh installs it)" "promtool checks skipped"
@@ -198,5 +202,9 @@ check_out "the sidecar refuses POST elsewhere" "405" http_code -X POST "http://1
 echo "meshd metrics: JSON lines"
 check_out "meshd's log is JSON lines" "lines" json_log "$D/meshd.log"
 check_out "the sidecar's log is JSON lines" "lines" json_log "$D/sc-web.log"
+check_out "structured fields: an issuance names its identity and path" \
+    "\"spiffe_id\":\"$WEB\",\"serial\":" grep '"msg":"CreateCertificate: ' "$D/meshd.log"
+check_out "structured fields: a NACK names node and type" '"node":"nack-node","spiffe_id":' \
+    grep 'NACKed' "$D/meshd.log"
 
 e2e_finish

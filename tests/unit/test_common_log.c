@@ -15,7 +15,8 @@ static const struct timespec at = {0, 123456789};
 static const char *json_line(const char *msg)
 {
     static char line[LOG_LINE_MAX];
-    size_t n = log_format_line(LOG_FORMAT_JSON, LOG_WARN, "meshd", &at, msg, 0, line, sizeof line);
+    size_t n = log_format_line(LOG_FORMAT_JSON, LOG_WARN, "meshd", &at, msg, 0, NULL, 0, line,
+                               sizeof line);
     cr_assert_eq(n, strlen(line));
     cr_assert_eq(line[n - 1], '\n', "one complete line");
     cr_assert_eq(strchr(line, '\n'), line + n - 1, "exactly one newline: %s", line);
@@ -69,15 +70,32 @@ Test(log_json, an_overlong_message_is_cut_into_one_valid_line)
 Test(log_json, a_message_cut_by_the_formatter_is_marked)
 {
     char line[LOG_LINE_MAX];
-    log_format_line(LOG_FORMAT_JSON, LOG_INFO, "c", &at, "partial", 1, line, sizeof line);
+    log_format_line(LOG_FORMAT_JSON, LOG_INFO, "c", &at, "partial", 1, NULL, 0, line, sizeof line);
     cr_assert_not_null(strstr(line, "\"msg\":\"partial...(cut)\"}\n"), "%s", line);
 }
 
 Test(log_text, format_is_unchanged)
 {
     char line[LOG_LINE_MAX];
-    log_format_line(LOG_FORMAT_TEXT, LOG_INFO, "ca", &at, "issued\nx", 0, line, sizeof line);
+    log_format_line(LOG_FORMAT_TEXT, LOG_INFO, "ca", &at, "issued\nx", 0, NULL, 0, line,
+                    sizeof line);
     cr_assert_str_eq(line, "1970-01-01T00:00:00.123Z level=info comp=ca issued\\nx\n");
+}
+
+Test(log_json, structured_fields_follow_msg_and_are_escaped)
+{
+    log_field f[] = {{"spiffe_id", "spiffe://example.org/ns/a/sa/b"},
+                     {"skipped", NULL},
+                     {"node", "n\"1\n\xff"}};
+    char line[LOG_LINE_MAX];
+    log_format_line(LOG_FORMAT_JSON, LOG_INFO, "meshd", &at, "m", 0, f, 3, line, sizeof line);
+    cr_assert_str_eq(line, "{\"ts\":\"1970-01-01T00:00:00.123Z\",\"level\":\"info\","
+                           "\"comp\":\"meshd\",\"msg\":\"m\","
+                           "\"spiffe_id\":\"spiffe://example.org/ns/a/sa/b\","
+                           "\"node\":\"n\\\"1\\n\\ufffd\"}\n");
+    /* The text format carries them in its message already. */
+    log_format_line(LOG_FORMAT_TEXT, LOG_INFO, "meshd", &at, "m", 0, f, 3, line, sizeof line);
+    cr_assert_str_eq(line, "1970-01-01T00:00:00.123Z level=info comp=meshd m\n");
 }
 
 Test(log_format, names_parse)
