@@ -118,6 +118,7 @@ sc_start_sidecar web "$WEB" --log-format json
 sc_start_sidecar api "$API"
 check "sidecar web becomes ready" wait_for 15 sc_ready web
 check "sidecar api becomes ready" wait_for 15 sc_ready api
+check "web's outbound listener is up" wait_port "$P_WEB_OUT" 10
 check_out "traffic flows web -> api" "200" sc_get api "$P_WEB_OUT"
 
 check "issuances: two SVIDs signed" metric_ge 'mesh_meshd_issuances_total{result="ok"}' 2
