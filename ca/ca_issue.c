@@ -354,9 +354,16 @@ static int sign_leaf(mesh_ca *ca, mesh_store *st, EVP_PKEY *pubkey, const X509_P
     if ((rc = fill_chain(ca, out, err)) != MESH_OK ||
         (rc = record(ca, st, out, spki_hex, now, actor, note, err)) != MESH_OK)
         goto fail;
-    log_info("ca", "issued SVID %s%s%s serial=%s not_after=%s actor=%s", out->spiffe_id,
-             out->instance[0] ? " instance=" : "", out->instance, out->serial_hex,
-             ca_fmt_time(na, t1, sizeof t1), actor);
+    const char *na_s = ca_fmt_time(na, t1, sizeof t1);
+    log_field lf[] = {{"spiffe_id", out->spiffe_id},
+                      {"instance", out->instance[0] ? out->instance : NULL},
+                      {"serial", out->serial_hex},
+                      {"not_after", na_s},
+                      {"actor", actor}};
+    log_msg_fields(LOG_INFO, "ca", lf, sizeof lf / sizeof lf[0],
+                   "issued SVID %s%s%s serial=%s not_after=%s actor=%s", out->spiffe_id,
+                   out->instance[0] ? " instance=" : "", out->instance, out->serial_hex, na_s,
+                   actor);
     return MESH_OK;
 fail:
     ca_issued_free(out);

@@ -118,8 +118,11 @@ static void refusal_at_level(md_ctx *ctx, enum log_level lvl, const char *actor,
     snprintf(detail, sizeof detail, "peer=%s%s: %s", peer && peer[0] ? peer : "?", quoted,
              reason ? reason : "");
     md_status_audit_ungated(ctx, actor, action, subject, detail, 0);
-    log_msg(lvl, "meshd", "%s refused for %s (subject %s): %s", action, actor,
-            subject && subject[0] ? subject : "-", detail);
+    log_field lf[] = {{"action", action}, {"actor", actor}, {"subject", subject},
+                      {"peer", peer}, {"claimed", claim}, {"reason", reason}};
+    log_msg_fields(lvl, "meshd", lf, sizeof lf / sizeof lf[0],
+                   "%s refused for %s (subject %s): %s", action, actor,
+                   subject && subject[0] ? subject : "-", detail);
 }
 
 void md_audit_refusal_as(md_ctx *ctx, const char *actor, const char *claim, const char *peer,

@@ -219,6 +219,20 @@ static void drop_queue_locked(md_call *c)
 /* The client is not reading what it is sent: end the call now. A status
  * cannot be queued (it would wait behind the stalled send), so the call is
  * cancelled, which also fails the send in flight. c->mu held. */
+/* A call's final status, once per call (mesh_meshd_grpc_calls_total, and
+ * mesh_meshd_issuances_total for CreateCertificate). */
+static void count_status(md_call *c, grpc_status_code code)
+{
+    md_metrics *m = &c->ctx->metrics;
+    int k = (int)c->kind, sc = (int)code;
+    if (sc < 0 || sc >= MD_GRPC_CODES)
+        sc = GRPC_STATUS_UNKNOWN;
+    if (k >= 0 && k < MD_METRIC_CALL_KINDS)
+        atomic_fetch_add(&m->calls[k][sc], 1);
+    if (c->kind == MD_CALL_CSR)
+        atomic_fetch_add(&m->issuances[sc], 1);
+}
+
 static void overflow_locked(md_call *c, size_t adding, int total)
 {
     md_ctx *ctx = c->ctx;
@@ -245,6 +259,8 @@ static void overflow_locked(md_call *c, size_t adding, int total)
     md_audit_bound(ctx, c, LOG_WARN, "xds.overflow",
                    c->stream && c->stream->node_known ? c->stream->node_id : "", reason);
     drop_queue_locked(c);
+    if (!c->finishing)
+        count_status(c, GRPC_STATUS_RESOURCE_EXHAUSTED);
     c->finishing = 1;
     c->send_overflow = 1;
     if (c->call)
@@ -326,6 +342,7 @@ void md_call_reply_locked(md_call *c, grpc_byte_buffer *bb, grpc_status_code cod
     o->code = code;
     o->msg = m;
     c->finishing = 1;
+    count_status(c, code);
     enqueue_locked(c, o);
 }
 
@@ -411,6 +428,9 @@ void md_call_on_recv(md_call *c, int ok)
 void md_call_on_close(md_call *c, int ok)
 {
     pthread_mutex_lock(&c->mu);
+    /* Over without a status of ours: the client cancelled or went away. */
+    if (!c->finishing && !c->closed)
+        count_status(c, GRPC_STATUS_CANCELLED);
     c->closed = 1;
     drop_queue_locked(c);
     pthread_mutex_unlock(&c->mu);

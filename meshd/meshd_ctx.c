@@ -46,7 +46,8 @@ int md_ctx_init(md_ctx *ctx, mesh_err *err)
         pthread_cond_init(&ctx->work.cv, NULL) != 0 ||
         pthread_mutex_init(&ctx->status.mu, NULL) != 0 ||
         pthread_cond_init(&ctx->status.cv, NULL) != 0 || md_tls_init(&ctx->tls) != MESH_OK ||
-        md_cache_init(&ctx->cache) != MESH_OK || md_audit_gate_init(&ctx->audit_gate) != MESH_OK)
+        md_cache_init(&ctx->cache) != MESH_OK || md_audit_gate_init(&ctx->audit_gate) != MESH_OK ||
+        md_metrics_init(&ctx->metrics) != MESH_OK)
         return mesh_err_set(err, MESH_EINTERNAL, "cannot initialise meshd's locks");
     if (ctx->opts.instance) {
         snprintf(ctx->instance, sizeof ctx->instance, "%s", ctx->opts.instance);

@@ -43,6 +43,7 @@ void md_delta_push_locked(md_call *c, const ads_view *v)
         }
         md_call_send_locked(c, mgrpc_buffer_take(buf, len));
         s->responses++;
+        md_stream_count_push_locked(c, o->type);
         log_debug("meshd", "delta push %s v=%s nonce=%s resources=%zu removed=%zu to %s (%s)",
                   ads_type_name(o->type), o->version, o->nonce, o->n, o->n_removed, s->node_id,
                   c->spiffe_id);

@@ -19,7 +19,14 @@ static const char usage[] =
     "  --svid-ttl DURATION    default SVID lifetime, 10s to 90d (default 24h)\n"
     "  --rotate-fraction F    renew SVIDs at this fraction of their lifetime (default 0.5,\n"
     "                         +-10% jitter), between 0.1 and 0.9\n"
-    "  --log-level LEVEL      debug|info|warn|error (default info)\n"
+    "  --log-level LEVEL      debug|info|warn|error (default info); at run time: SIGUSR1\n"
+    "                         one level more verbose, SIGUSR2 one less, or POST\n"
+    "                         /logging?level=LEVEL on the metrics listener\n"
+    "  --log-format FORMAT    text (default) or json (one JSON object per line)\n"
+    "  --metrics-listen HOST:PORT\n"
+    "                         serve /metrics (Prometheus), /healthz, /readyz and /logging\n"
+    "                         over plain HTTP on this address (off by default; e.g.\n"
+    "                         127.0.0.1:15014)\n"
     "  --instance NAME        this process's name in proxy status (default meshd-<host>-<pid>)\n"
     "  --cq-threads N         gRPC completion-queue threads (default 2)\n"
     "  --workers N            store/CA worker threads (default 2)\n"
@@ -81,7 +88,7 @@ int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err)
 
     enum { O_DB = 1000, O_LISTEN, O_TTL, O_FRAC, O_LOG, O_INST, O_CQ, O_WORK, O_POLL, O_MAXCSR,
            O_PLAIN, O_PLAIN_REMOTE, O_STREAMS_CONN, O_STREAMS_ID, O_SENDQ, O_SENDQ_TOTAL, O_KEEPALIVE,
-           O_KEEPALIVE_TIMEOUT };
+           O_KEEPALIVE_TIMEOUT, O_METRICS, O_LOG_FORMAT };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -101,6 +108,8 @@ int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err)
         {"max-send-queue-total", required_argument, NULL, O_SENDQ_TOTAL},
         {"keepalive", required_argument, NULL, O_KEEPALIVE},
         {"keepalive-timeout", required_argument, NULL, O_KEEPALIVE_TIMEOUT},
+        {"metrics-listen", required_argument, NULL, O_METRICS},
+        {"log-format", required_argument, NULL, O_LOG_FORMAT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -190,6 +199,16 @@ int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err)
             if (cli_duration_ms("--keepalive-timeout", optarg, DURATION_BARE_SECONDS, 1000,
                                 600000, &o->keepalive_timeout_ms, err) != MESH_OK)
                 return MESH_EINVAL;
+            break;
+        case O_METRICS:
+            if (md_admin_check_listen(optarg, err) != MESH_OK)
+                return MESH_EINVAL;
+            o->metrics_listen = optarg;
+            break;
+        case O_LOG_FORMAT:
+            if (log_format_parse(optarg, &o->log_format) != 0)
+                return mesh_err_set(err, MESH_EINVAL, "--log-format '%s': use text or json",
+                                    optarg);
             break;
         case 'h':
             fputs(usage, stdout);

@@ -38,6 +38,7 @@
 #include "sds/protocol/ads_state.h"
 #include "sds/protocol/sds_secret_set.h"
 #include "sds/compiler/xds_snapshot.h"
+#include "meshd/meshd_metrics.h"
 #include "meshd/meshd_status_rows.h"
 #include "store/store.h"
 
@@ -78,6 +79,8 @@ typedef struct md_opts {
     size_t max_send_queue_total;  /* ... and for all calls together */
     int64_t keepalive_ms;         /* ping an idle connection this often ... */
     int64_t keepalive_timeout_ms; /* ... and close it when the ping is not answered */
+    const char *metrics_listen;   /* /metrics, /healthz, /readyz, /logging; NULL = off */
+    enum log_format log_format;
 } md_opts;
 
 /* 0 = run, 1 = help printed (exit 0), <0 = error in err. */
@@ -255,6 +258,12 @@ struct md_stream {
      * response in flight, and those it last ACKed (meshd_trust.c). */
     char *sds_pending_roots;
     char *sds_acked_roots;
+    /* Push convergence (md_metrics.convergence): the store change a push
+     * carried (while md_stream_update_locked runs, else 0), the earliest
+     * change not yet converged and the types pushed for it awaiting ACK. */
+    int64_t push_change_ms;
+    int64_t conv_since_ms;
+    unsigned conv_types;
 };
 
 /* Called on a new ADS/SDS call: authenticates, registers, queues the first view. */
@@ -269,6 +278,7 @@ typedef struct md_view_update {
     uint64_t cert_gen;
     sds_bundle *bundle;           /* borrowed (a ref is taken) when non-NULL */
     uint64_t bundle_gen;
+    int64_t change_ms;            /* md_now_ms when the watcher saw the store change, 0 = none */
 } md_view_update;
 
 /* c->mu held: apply the update, then push whatever the client should now get. */
@@ -331,6 +341,9 @@ int md_stream_over_limit_locked(md_call *c, const char *type_url, const char *ve
                                 size_t len);
 /* c->mu held: sends what the Delta state machine says the view requires. */
 void md_delta_push_locked(md_call *c, const ads_view *v);
+/* c->mu held: a response of type t was queued on c (pushes counter and the
+ * push-convergence measurement, meshd_stream.c). */
+void md_stream_count_push_locked(md_call *c, enum ads_type t);
 
 /* Registry of live streams (the watcher walks it), counted per identity
  * (c->spiffe_id). md_registry_admit counts c against its identity unless that
@@ -631,6 +644,8 @@ struct md_ctx {
     md_watch watch;
     md_status status;
     md_audit_gate audit_gate;
+    md_metrics metrics;
+    md_admin *admin;              /* the metrics listener, NULL when off */
 };
 
 /* Locks, the cache, the TLS state, nonce prefix, instance name (ctx->opts set;

@@ -199,6 +199,7 @@ static void write_batch(md_ctx *ctx, md_ev *list)
 {
     md_status *s = &ctx->status;
     mesh_err err = {0};
+    int64_t t0 = md_mono_us();
     int in_tx = store_begin(s->st, &err) == MESH_OK;
     if (!in_tx)
         log_warn("meshd", "proxy status: %s; writing without a transaction", err.msg);
@@ -212,10 +213,19 @@ static void write_batch(md_ctx *ctx, md_ev *list)
         }
         ev_free(e);
     }
+    char problem[700] = "";
     if (in_tx && store_commit(s->st, &err) != MESH_OK) {
         store_rollback(s->st);
         log_error("meshd", "proxy status batch lost: %s", err.msg);
+        snprintf(problem, sizeof problem, "writing proxy status and audit rows failed: %s",
+                 err.msg);
+    } else if (!in_tx || failed) {
+        snprintf(problem, sizeof problem, "%zu proxy status/audit writes failed: %s", failed,
+                 err.msg);
     }
+    md_metrics_store_op(&ctx->metrics, MD_STORE_STATUS_WRITE, t0,
+                        problem[0] ? MESH_EIO : MESH_OK);
+    md_metrics_store_health(&ctx->metrics, MD_HEALTH_WRITE, problem[0] ? problem : NULL);
 }
 
 static void *status_main(void *arg)

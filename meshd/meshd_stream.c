@@ -213,7 +213,49 @@ int md_stream_over_limit_locked(md_call *c, const char *type_url, const char *ve
     return 1;
 }
 
-static void push_locked(md_call *c)
+/* ---- push convergence --------------------------------------------------------------- */
+
+void md_stream_count_push_locked(md_call *c, enum ads_type t)
+{
+    md_stream *s = c->stream;
+    atomic_fetch_add(&c->ctx->metrics.pushes[t], 1);
+    /* A push carrying a store change opens a measurement (the earliest
+     * change not yet converged); while one is open, every type sent joins
+     * it: what the client asks for next (RDS after LDS) is part of getting
+     * the change applied. */
+    if (s->push_change_ms > 0 && !s->conv_since_ms)
+        s->conv_since_ms = s->push_change_ms;
+    if (s->conv_since_ms)
+        s->conv_types |= 1u << t;
+}
+
+/* The client answered a response of type t. A NACK ends the measurement
+ * unobserved: that sidecar did not converge (mesh_meshd_xds_nacks_total). */
+static void conv_reply_locked(md_call *c, enum ads_type t, int ack)
+{
+    md_stream *s = c->stream;
+    if (!(s->conv_types & (1u << t)))
+        return;
+    if (ack) {
+        s->conv_types &= ~(1u << t);
+    } else {
+        s->conv_types = 0;
+        s->conv_since_ms = 0;
+    }
+}
+
+/* After a push pass: every type sent for the change is ACKed -> observed. */
+static void conv_settle_locked(md_call *c)
+{
+    md_stream *s = c->stream;
+    if (s->conv_since_ms && !s->conv_types) {
+        prom_hist_observe(&c->ctx->metrics.convergence,
+                          (double)(md_now_ms() - s->conv_since_ms) / 1000.0);
+        s->conv_since_ms = 0;
+    }
+}
+
+static void push_view_locked(md_call *c)
 {
     md_stream *s = c->stream;
     if (!s->view_ready || c->finishing || c->closed)
@@ -257,6 +299,7 @@ static void push_locked(md_call *c)
         }
         md_call_send_locked(c, mgrpc_buffer_take(buf, len));
         s->responses++;
+        md_stream_count_push_locked(c, sends[i].type);
         log_debug("meshd", "push %s v=%s nonce=%s resources=%zu to %s (%s)",
                   ads_type_name(sends[i].type), sends[i].version, sends[i].nonce, sends[i].n,
                   s->node_id, c->spiffe_id);
@@ -266,6 +309,12 @@ static void push_locked(md_call *c)
             md_trust_on_sds_sent_locked(c, sends[i].items, sends[i].n);
     }
     ads_send_free(sends, n);
+}
+
+static void push_locked(md_call *c)
+{
+    push_view_locked(c);
+    conv_settle_locked(c);
 }
 
 void md_stream_update_locked(md_call *c, md_view_update *u)
@@ -312,7 +361,9 @@ void md_stream_update_locked(md_call *c, md_view_update *u)
     if (s->secrets)
         s->view_ready = 1;
     md_stream_status_sync_locked(c);
+    s->push_change_ms = u->change_ms;
     push_locked(c);
+    s->push_change_ms = 0;
 }
 
 /* ---- requests -------------------------------------------------------------------- */
@@ -409,8 +460,10 @@ void md_stream_open(md_call *c)
     static const char *const labels[MD_CALL_KIND_COUNT] = {
         [MD_CALL_ADS] = "ADS", [MD_CALL_SDS] = "SDS", [MD_CALL_DADS] = "Delta ADS",
         [MD_CALL_DSDS] = "Delta SDS"};
-    log_info("meshd", "%s stream from %s (%s)", labels[c->kind] ? labels[c->kind] : "?",
-             c->spiffe_id, c->peer_addr);
+    const char *label = labels[c->kind] ? labels[c->kind] : "?";
+    log_field lf[] = {{"stream", label}, {"spiffe_id", c->spiffe_id}, {"peer", c->peer_addr}};
+    log_msg_fields(LOG_INFO, "meshd", lf, sizeof lf / sizeof lf[0], "%s stream from %s (%s)",
+                   label, c->spiffe_id, c->peer_addr);
 }
 
 /* Whether the first request's Node.id may name a stream enrolled as
@@ -500,8 +553,14 @@ static void log_request(md_call *c, const ads_request *req, const ads_req_result
     case ADS_REQ_NACK: {
         char ebuf[400];
         mgrpc_printable(req->error_message, ebuf, sizeof ebuf);
-        log_warn("meshd", "node %s (%s) NACKed %s version %s: %s", s->node_id, c->spiffe_id,
-                 ads_type_name(res->type), s->st.types[res->type].nack_version, ebuf);
+        log_field lf[] = {{"node", s->node_id},
+                          {"spiffe_id", c->spiffe_id},
+                          {"type", ads_type_name(res->type)},
+                          {"version", s->st.types[res->type].nack_version},
+                          {"error", ebuf}};
+        log_msg_fields(LOG_WARN, "meshd", lf, sizeof lf / sizeof lf[0],
+                       "node %s (%s) NACKed %s version %s: %s", s->node_id, c->spiffe_id,
+                       ads_type_name(res->type), s->st.types[res->type].nack_version, ebuf);
         break;
     }
     default:
@@ -586,6 +645,13 @@ int md_stream_note_reply_locked(md_call *c, enum ads_req_kind kind, const char *
     if ((kind == ADS_REQ_ACK || kind == ADS_REQ_NACK) &&
         strcmp(type_url, XDS_TYPE_URL_SECRET) == 0)
         md_trust_on_sds_reply_locked(c, kind);
+    enum ads_type t;
+    if ((kind == ADS_REQ_ACK || kind == ADS_REQ_NACK) && ads_type_parse(type_url, &t) == 0 &&
+        (int)t >= 0 && t < ADS_T_COUNT) {
+        md_metrics *m = &c->ctx->metrics;
+        atomic_fetch_add(kind == ADS_REQ_ACK ? &m->acks[t] : &m->nacks[t], 1);
+        conv_reply_locked(c, t, kind == ADS_REQ_ACK);
+    }
     switch (kind) {
     case ADS_REQ_DENIED: {
         char detail[1024];
@@ -617,8 +683,12 @@ void md_stream_on_close(md_call *c)
         md_status_close(c->ctx, s->node_id, md_stream_row_id(c));
         s->status_opened = 0;
     }
-    if (s)
-        log_info("meshd", "stream of %s (node %s) closed after %u requests, %u responses",
-                 c->spiffe_id, s->node_known ? s->node_id : "?", s->requests, s->responses);
+    if (s) {
+        log_field lf[] = {{"spiffe_id", c->spiffe_id}, {"node", s->node_known ? s->node_id : NULL}};
+        log_msg_fields(LOG_INFO, "meshd", lf, sizeof lf / sizeof lf[0],
+                       "stream of %s (node %s) closed after %u requests, %u responses",
+                       c->spiffe_id, s->node_known ? s->node_id : "?", s->requests,
+                       s->responses);
+    }
     pthread_mutex_unlock(&c->mu);
 }

@@ -157,6 +157,19 @@ static void reply(md_call *c, uint8_t *buf, size_t len, grpc_status_code code, c
     pthread_mutex_unlock(&c->mu);
 }
 
+static void count_token(md_metrics *m, enum cert_token_result r)
+{
+    static const int map[] = {[CERT_TOKEN_REDEEMED] = MD_TOKEN_OK,
+                              [CERT_TOKEN_EXPIRED] = MD_TOKEN_EXPIRED,
+                              [CERT_TOKEN_SPENT] = MD_TOKEN_SPENT,
+                              [CERT_TOKEN_UNKNOWN] = MD_TOKEN_UNKNOWN};
+    /* CERT_TOKEN_ERROR: the store failed mid-redeem, the token is unspent
+     * (counted under store errors, not here). */
+    if (r == CERT_TOKEN_NONE || r == CERT_TOKEN_ERROR)
+        return;
+    atomic_fetch_add(&m->tokens[map[r]], 1);
+}
+
 void md_job_csr(md_worker *w, md_job *j)
 {
     md_call *c = j->call;
@@ -183,7 +196,15 @@ void md_job_csr(md_worker *w, md_job *j)
     };
     cert_service_resp resp;
     grpc_status_code status;
+    int64_t t0 = md_mono_us();
     int rc = cert_service_create(ca, w->st, &req, &resp, &status, &err);
+    /* A refusal is the caller's doing, not the store's: only meshd's own
+     * trouble (INTERNAL, UNAVAILABLE) counts as a store error. */
+    md_metrics_store_op(&ctx->metrics, MD_STORE_ISSUE, t0,
+                        status == GRPC_STATUS_INTERNAL || status == GRPC_STATUS_UNAVAILABLE
+                            ? MESH_EIO
+                            : MESH_OK);
+    count_token(&ctx->metrics, resp.token_result);
     if (rc != MESH_OK) {
         /* Refusals were audited and logged (rate-limited) by csr_audit;
          * meshd's own trouble is worth a line each time. */
@@ -211,8 +232,13 @@ void md_job_csr(md_worker *w, md_job *j)
         return;
     }
     istio__v1__auth__istio_certificate_response__pack(&r, buf);
-    log_info("meshd", "CreateCertificate: %s serial=%s via %s for %s", resp.spiffe_id,
-             resp.serial_hex, resp.auth, c->peer_addr);
+    log_field lf[] = {{"spiffe_id", resp.spiffe_id},
+                      {"serial", resp.serial_hex},
+                      {"auth", resp.auth},
+                      {"peer", c->peer_addr}};
+    log_msg_fields(LOG_INFO, "meshd", lf, sizeof lf / sizeof lf[0],
+                   "CreateCertificate: %s serial=%s via %s for %s", resp.spiffe_id,
+                   resp.serial_hex, resp.auth, c->peer_addr);
     /* Streams of this identity may hold this key: let the watcher look. */
     md_watch_cert_changed(ctx, resp.spiffe_id, NULL, 1);
     cert_service_resp_free(&resp);

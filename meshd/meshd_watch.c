@@ -114,7 +114,10 @@ static void load_config(md_ctx *ctx, watch_local *l, int64_t version)
     mesh_config cfg;
     memset(&cfg, 0, sizeof cfg);
     mesh_err err = {0};
-    if (mesh_config_load_store(ctx->watch.st, &cfg, &err) != MESH_OK) {
+    int64_t t0 = md_mono_us();
+    int lrc = mesh_config_load_store(ctx->watch.st, &cfg, &err);
+    md_metrics_store_op(&ctx->metrics, MD_STORE_CONFIG_LOAD, t0, lrc);
+    if (lrc != MESH_OK) {
         mesh_config_free(&cfg);
         if (l->cfg_failed_version != version)
             log_error("meshd", "loading mesh config version %lld failed: %s; %s", (long long)version,
@@ -138,7 +141,10 @@ static int check_cas(md_ctx *ctx, watch_local *l)
     mesh_err err = {0};
     store_ca *list = NULL;
     size_t n = 0;
-    if (store_ca_list(ctx->watch.st, &list, &n, &err) != MESH_OK) {
+    int64_t t0 = md_mono_us();
+    int lrc = store_ca_list(ctx->watch.st, &list, &n, &err);
+    md_metrics_store_op(&ctx->metrics, MD_STORE_CA_LIST, t0, lrc);
+    if (lrc != MESH_OK) {
         log_warn("meshd", "reading the CA list: %s", err.msg);
         return 0;
     }
@@ -175,7 +181,7 @@ static int check_cas(md_ctx *ctx, watch_local *l)
 /* ---- applying changes to streams --------------------------------------------------- */
 
 static void refresh_streams(md_ctx *ctx, md_call **calls, size_t n, md_map *dirty, int full_scan,
-                            md_map *still_dirty)
+                            md_map *still_dirty, int64_t change_ms)
 {
     md_current cur;
     memset(&cur, 0, sizeof cur);
@@ -202,6 +208,7 @@ static void refresh_streams(md_ctx *ctx, md_call **calls, size_t n, md_map *dirt
             continue;
         md_view_update u;
         memset(&u, 0, sizeof u);
+        u.change_ms = change_ms;
         sds_svid svid;
         memset(&svid, 0, sizeof svid);
         if (plan.snap) {
@@ -215,15 +222,19 @@ static void refresh_streams(md_ctx *ctx, md_call **calls, size_t n, md_map *dirt
         if (plan.svid_lookup) {
             mesh_err err = {0};
             int revoked = 0;
-            if (sds_svid_lookup(ctx->watch.st, c->spiffe_id, c->pubkey_sha, cas->list, cas->n,
-                                now, f.presented, &revoked, &svid, &err) != MESH_OK) {
+            int64_t t0 = md_mono_us();
+            int lrc = sds_svid_lookup(ctx->watch.st, c->spiffe_id, c->pubkey_sha, cas->list,
+                                      cas->n, now, f.presented, &revoked, &svid, &err);
+            md_metrics_store_op(&ctx->metrics, MD_STORE_SVID_LOOKUP, t0, lrc);
+            if (lrc != MESH_OK) {
                 log_warn("meshd", "looking up the SVID of %s: %s", c->spiffe_id, err.msg);
                 md_map_put(still_dirty, c->spiffe_id, (void *)1, NULL);
             } else if (revoked) {
                 /* Send the new ROOTCA first: its CRL tells the sidecar itself
                  * (and it still reaches every peer through theirs). */
                 if (u.bundle) {
-                    md_view_update bu = {.bundle = u.bundle, .bundle_gen = u.bundle_gen};
+                    md_view_update bu = {.bundle = u.bundle, .bundle_gen = u.bundle_gen,
+                                         .change_ms = change_ms};
                     pthread_mutex_lock(&c->mu);
                     if (!c->closed && !c->finishing)
                         md_stream_update_locked(c, &bu);
@@ -396,7 +407,15 @@ static void watch_pass(md_ctx *ctx, watch_local *l, int first)
 {
     md_watch *w = &ctx->watch;
     mesh_store *st = w->st;
+    /* When this pass saw the change: push convergence counts from here. */
+    int64_t seen_ms = md_now_ms();
+    int64_t t0 = md_mono_us();
     int64_t dv = store_data_version(st);
+    md_metrics_store_op(&ctx->metrics, MD_STORE_POLL, t0, dv < 0 ? MESH_EIO : MESH_OK);
+    md_metrics_store_health(&ctx->metrics, MD_HEALTH_READ,
+                            dv < 0 ? "meshd cannot read the store (PRAGMA data_version "
+                                     "failed); serving the config and secrets it has"
+                                   : NULL);
     int changed = first || dv != l->last_dv;
     if (changed && !first) {
         /* Debounce: let a burst of commits (an apply of many resources,
@@ -481,7 +500,7 @@ static void watch_pass(md_ctx *ctx, watch_local *l, int first)
         free(ids);
     }
     if (calls) {
-        refresh_streams(ctx, calls, n, dirty, l->full_scan, still_dirty);
+        refresh_streams(ctx, calls, n, dirty, l->full_scan, still_dirty, seen_ms);
         l->full_scan = 0;
         now_ms = md_now_ms();
         if (now_ms - l->last_rotation_ms >= 1000 || md_map_count(dirty) > 0) {

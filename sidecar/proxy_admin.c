@@ -6,10 +6,13 @@
  *                 revoked), bundle roots, CRLs in force, whether stranded and why
  *   /config_dump  JSON: xDS versions per type, last rejection, listeners, route
  *                 tables, clusters with endpoints
- *   /stats        Prometheus text exposition
- * Only GET/HEAD. Nothing secret is exposed (no keys). */
+ *   /stats        Prometheus text exposition (also at /stats/prometheus, Envoy's path)
+ *   /logging      GET: the log level; POST /logging?level=debug|info|warn|error changes
+ *                 it, as Envoy's admin does
+ * GET/HEAD, and POST for /logging only. Nothing secret is exposed (no keys). */
 #include <arpa/inet.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +33,11 @@ static void reply(struct evhttp_request *req, int code, const char *ctype, const
     }
     evbuffer_add(b, body, strlen(body));
     evhttp_add_header(evhttp_request_get_output_headers(req), "content-type", ctype);
-    evhttp_send_reply(req, code, code == 200 ? "OK" : code == 503 ? "Service Unavailable"
-                                                   : "Not Found", b);
+    evhttp_send_reply(req, code, code == 200   ? "OK"
+                                 : code == 400 ? "Bad Request"
+                                 : code == 405 ? "Method Not Allowed"
+                                 : code == 503 ? "Service Unavailable"
+                                               : "Not Found", b);
     evbuffer_free(b);
 }
 
@@ -357,8 +363,12 @@ static void h_stats(dp_proxy *px, struct evhttp_request *req)
                         "authorization policy.\n# TYPE mesh_sidecar_rbac_denied_total counter\n"
                         "mesh_sidecar_rbac_denied_total %llu\n",
                         (unsigned long long)v.rbac_denied);
-    evbuffer_add_printf(b, "# TYPE mesh_sidecar_upstream_retries_total counter\n"
+    evbuffer_add_printf(b, "# HELP mesh_sidecar_upstream_retries_total Upstream requests "
+                        "retried by route retry policy.\n"
+                        "# TYPE mesh_sidecar_upstream_retries_total counter\n"
                         "mesh_sidecar_upstream_retries_total %llu\n"
+                        "# HELP mesh_sidecar_upstream_timeouts_total Upstream requests that "
+                        "hit the route timeout.\n"
                         "# TYPE mesh_sidecar_upstream_timeouts_total counter\n"
                         "mesh_sidecar_upstream_timeouts_total %llu\n",
                         (unsigned long long)v.retries, (unsigned long long)v.timeouts);
@@ -403,6 +413,41 @@ static void h_stats(dp_proxy *px, struct evhttp_request *req)
     evbuffer_free(b);
 }
 
+/* Envoy's admin shape: POST /logging?level=debug; GET shows the level. The
+ * endpoint is loopback-only (dp_admin_start), so the peer is on this host. */
+static void h_logging(struct evhttp_request *req)
+{
+    char body[200];
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        snprintf(body, sizeof body, "level: %s\n(POST /logging?level=debug|info|warn|error)\n",
+                 log_level_name(log_get_level()));
+        reply(req, 200, "text/plain", body);
+        return;
+    }
+    struct evkeyvalq q;
+    memset(&q, 0, sizeof q); /* an empty list; evhttp_parse_query_str initialises it */
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    const char *level = NULL;
+    if (query && evhttp_parse_query_str(query, &q) == 0)
+        level = evhttp_find_header(&q, "level");
+    enum log_level lvl;
+    if (!level || log_level_parse(level, &lvl) != 0) {
+        snprintf(body, sizeof body, "give ?level=debug|info|warn|error (got '%.40s')\n",
+                 level ? level : "");
+        evhttp_clear_headers(&q);
+        reply(req, 400, "text/plain", body);
+        return;
+    }
+    evhttp_clear_headers(&q);
+    enum log_level was = log_get_level();
+    log_set_level(lvl);
+    /* At warn so the change shows whatever the new threshold is. */
+    log_warn(DP_LOG, "log level changed from %s to %s (POST /logging)", log_level_name(was),
+             log_level_name(lvl));
+    snprintf(body, sizeof body, "level: %s\n", log_level_name(lvl));
+    reply(req, 200, "text/plain", body);
+}
+
 static void on_admin(struct evhttp_request *req, void *arg)
 {
     dp_proxy *px = arg;
@@ -410,17 +455,25 @@ static void on_admin(struct evhttp_request *req, void *arg)
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path)
         path = "/";
+    if (strcmp(path, "/logging") == 0) {
+        h_logging(req);
+        return;
+    }
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_POST) {
+        reply(req, 405, "text/plain", "only /logging takes POST\n");
+        return;
+    }
     if (strcmp(path, "/ready") == 0)
         h_ready(px, req);
     else if (strcmp(path, "/certs") == 0)
         h_certs(px, req);
     else if (strcmp(path, "/config_dump") == 0)
         h_config_dump(px, req);
-    else if (strcmp(path, "/stats") == 0)
+    else if (strcmp(path, "/stats") == 0 || strcmp(path, "/stats/prometheus") == 0)
         h_stats(px, req);
     else
         reply(req, 404, "text/plain", "unknown admin path; try /ready /certs /config_dump "
-              "/stats\n");
+              "/stats /stats/prometheus /logging\n");
 }
 
 static bool is_loopback(const struct sockaddr_storage *sa)
@@ -446,7 +499,7 @@ int dp_admin_start(dp_proxy *px, const char *address, mesh_err *err)
     px->admin = evhttp_new(px->base);
     if (!px->admin)
         return mesh_err_set(err, MESH_ENOMEM, "admin endpoint: out of memory");
-    evhttp_set_allowed_methods(px->admin, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_allowed_methods(px->admin, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
     evhttp_set_gencb(px->admin, on_admin, px);
     char host[64];
     if (sa.ss_family == AF_INET)

@@ -29,6 +29,7 @@ typedef struct sc_opts {
     int64_t request_headers_timeout_ms; /* --request-headers-timeout (default 10s) */
     int64_t idle_timeout_ms;    /* --idle-timeout (default 5m) */
     enum log_level log_level;
+    enum log_format log_format; /* --log-format text|json */
 } sc_opts;
 
 /* Parses argv. Returns MESH_OK, or an error to print with the usage hint;

@@ -23,7 +23,8 @@ void sc_usage(FILE *f)
           "  --workload NAME        the instance this sidecar runs, sent as Node.id. Optional: meshd\n"
           "                         serves the instance the join token enrolled ('meshctl workload\n"
           "                         add NAME --id ...') and refuses a NAME that is another one\n"
-          "  --admin IP:PORT        admin endpoint (loopback only): /ready /stats /config_dump /certs\n"
+          "  --admin IP:PORT        admin endpoint (loopback only): /ready /stats\n"
+          "                         /stats/prometheus /config_dump /certs, POST /logging?level=\n"
           "  --server-name NAME     name in meshd's certificate (default meshd)\n"
           "  --drain-time DURATION  on SIGTERM: stop accepting, let requests finish, at most 5m\n"
           "                         (default 2s)\n"
@@ -34,7 +35,9 @@ void sc_usage(FILE *f)
            "                         connection closed (100ms to 5m, default 10s)\n"
            "  --idle-timeout DURATION  keep-alive connections with no request are closed after\n"
            "                         this long, both sides (1s to 24h, default 5m)\n"
-          "  --log-level LEVEL      debug|info|warn|error (default info)\n"
+          "  --log-level LEVEL      debug|info|warn|error (default info); change it at run time\n"
+          "                         with POST /logging?level=LEVEL on the admin endpoint\n"
+          "  --log-format FORMAT    text (default) or json (one JSON object per line)\n"
           "  -h, --help             this text\n"
           "\n"
           "Durations are a whole number and a unit (ms, s, m, h, d), e.g. 500ms, 2s, 1m; a\n"
@@ -52,7 +55,8 @@ void sc_usage(FILE *f)
 
 enum {
     O_MESHD = 1000, O_BUNDLE, O_STATE, O_TOKEN, O_TOKEN_FILE, O_ID, O_WORKLOAD, O_ADMIN,
-    O_SERVER_NAME, O_DRAIN, O_RECONNECT_MAX, O_LOG, O_HEADERS_TIMEOUT, O_IDLE_TIMEOUT
+    O_SERVER_NAME, O_DRAIN, O_RECONNECT_MAX, O_LOG, O_HEADERS_TIMEOUT, O_IDLE_TIMEOUT,
+    O_LOG_FORMAT
 };
 
 int sc_parse_flags(int argc, char **argv, sc_opts *o, int *help, mesh_err *err)
@@ -77,6 +81,7 @@ int sc_parse_flags(int argc, char **argv, sc_opts *o, int *help, mesh_err *err)
         {"drain-time", required_argument, NULL, O_DRAIN},
         {"reconnect-max", required_argument, NULL, O_RECONNECT_MAX},
         {"log-level", required_argument, NULL, O_LOG},
+        {"log-format", required_argument, NULL, O_LOG_FORMAT},
         {"request-headers-timeout", required_argument, NULL, O_HEADERS_TIMEOUT},
         {"idle-timeout", required_argument, NULL, O_IDLE_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
@@ -110,6 +115,11 @@ int sc_parse_flags(int argc, char **argv, sc_opts *o, int *help, mesh_err *err)
         case O_LOG:
             if (cli_log_level("--log-level", optarg, &o->log_level, err) != MESH_OK)
                 return MESH_EINVAL;
+            break;
+        case O_LOG_FORMAT:
+            if (log_format_parse(optarg, &o->log_format) != 0)
+                return mesh_err_set(err, MESH_EINVAL, "--log-format '%s': use text or json",
+                                    optarg);
             break;
         case O_HEADERS_TIMEOUT:
             if (cli_duration_ms("--request-headers-timeout", optarg, DURATION_BARE_SECONDS, 100,

@@ -17,6 +17,7 @@ PKGS=(
   # and its runtime libraries (libclang_rt.fuzzer, asan, ubsan).
   clang libclang-rt-dev
   python3-grpcio python3-protobuf  # grpc C core's own xDS client, a second real proxyless client
+  prometheus  # promtool checks meshd's /metrics and the sidecar's /stats/prometheus (e2e)
 )
 # Node.js runs the wire-conformance suite (official Envoy protos from npm) and
 # the real third-party xDS client. A machine that already has node+npm (from

@@ -57,6 +57,7 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level(o.log_level);
+    log_set_format(o.log_format);
     mgrpc_log_setup_client(o.log_level);
 
     /* Signals are taken by sigwait in this thread only; every thread created

@@ -7,7 +7,8 @@
  * been killed), load config and bundle, start the status writer, workers,
  * gRPC server and watcher. SIGTERM/SIGINT: stop the watcher, stop accepting
  * and cancel every call, let the workers finish, mark proxies disconnected,
- * close the store. A SIGKILL at any point loses no issued certificate: the
+ * close the store. SIGUSR1/SIGUSR2 make the log one level more/less verbose.
+ * A SIGKILL at any point loses no issued certificate: the
  * store commits each one before the reply leaves. */
 #include "meshd/meshd_internal.h"
 
@@ -25,6 +26,7 @@ static int open_store(md_ctx *ctx, mesh_err *err)
     int rc = store_open(&ctx->main_st, ctx->opts.db_path, err);
     if (rc != MESH_OK)
         return rc;
+    atomic_store(&ctx->metrics.store_opened, 1);
     log_info("meshd", "store %s opened (%s)", ctx->opts.db_path,
              store_open_check(ctx->main_st));
     rc = ca_load(ctx->main_st, &ctx->main_ca, err);
@@ -36,12 +38,18 @@ static int open_store(md_ctx *ctx, mesh_err *err)
     if (rc != MESH_OK)
         return mesh_err_prefix(err, "loading the CA from %s", ctx->opts.db_path);
     snprintf(ctx->trust_domain, sizeof ctx->trust_domain, "%s", ca_trust_domain(ctx->main_ca));
+    atomic_store(&ctx->metrics.ca_loaded, 1);
     return MESH_OK;
 }
 
 static int start(md_ctx *ctx, mesh_err *err)
 {
     int rc;
+    /* The metrics listener first, so /readyz says 503 (and why) while the
+     * rest comes up, and /healthz answers from the start. */
+    if (ctx->opts.metrics_listen &&
+        (rc = md_admin_start(ctx, ctx->opts.metrics_listen, &ctx->admin, err)) != MESH_OK)
+        return rc;
     if ((rc = open_store(ctx, err)) != MESH_OK)
         return rc;
     /* TLS material first: gRPC fetches it when the port is added. */
@@ -64,12 +72,17 @@ static int start(md_ctx *ctx, mesh_err *err)
         return rc;
     if ((rc = md_work_start(ctx, err)) != MESH_OK)
         return rc;
-    return md_server_run(ctx, err);
+    if ((rc = md_server_run(ctx, err)) != MESH_OK)
+        return rc;
+    atomic_store(&ctx->metrics.serving, 1);
+    return MESH_OK;
 }
 
 static void stop(md_ctx *ctx)
 {
     atomic_store(&ctx->shutting_down, 1);
+    md_admin_stop(ctx->admin); /* it reads the registry and the cache */
+    ctx->admin = NULL;
     md_watch_stop(ctx);       /* no more pushes or rotations */
     md_server_stop(ctx);      /* cancel calls, wait for them, stop CQ threads */
     md_work_stop(ctx);        /* jobs left fail fast on cancelled calls */
@@ -79,6 +92,22 @@ static void stop(md_ctx *ctx)
     md_audit_gate_destroy(&ctx->audit_gate);
     ca_free(ctx->main_ca);
     store_close(ctx->main_st);
+    md_metrics_destroy(&ctx->metrics);
+}
+
+/* SIGUSR1: one level more verbose (towards debug), SIGUSR2: one less. */
+static void step_log_level(int step)
+{
+    int was = (int)log_get_level();
+    int lvl = was + step;
+    if (lvl < LOG_DEBUG)
+        lvl = LOG_DEBUG;
+    if (lvl > LOG_ERROR)
+        lvl = LOG_ERROR;
+    log_set_level((enum log_level)lvl);
+    /* At warn so the line shows at any threshold but error. */
+    log_warn("meshd", "log level changed from %s to %s (%s)", log_level_name((enum log_level)was),
+             log_level_name((enum log_level)lvl), step < 0 ? "SIGUSR1" : "SIGUSR2");
 }
 
 int main(int argc, char **argv)
@@ -93,6 +122,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(ctx.opts.log_level);
+    log_set_format(ctx.opts.log_format);
 
     /* Signals are taken synchronously by main; every thread (ours and
      * gRPC's) inherits the blocked mask. */
@@ -100,6 +130,8 @@ int main(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     /* A file size limit (ulimit -f) must make writes fail like a full disk
@@ -124,7 +156,8 @@ int main(int argc, char **argv)
              ctx.instance, ctx.trust_domain, (long long)ctx.opts.svid_ttl,
              ctx.opts.rotate_fraction);
     int sig = 0;
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && (sig == SIGUSR1 || sig == SIGUSR2))
+        step_log_level(sig == SIGUSR1 ? -1 : +1);
     log_info("meshd", "%s received: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     stop(&ctx);
     grpc_shutdown();

@@ -366,6 +366,7 @@ int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req
         out->auth = "token";
         *status = GRPC_STATUS_UNAUTHENTICATED;
         if (!token) {
+            out->token_result = CERT_TOKEN_UNKNOWN;
             rc = mesh_err_set(e, MESH_EINVAL,
                               "authorization metadata must be 'Bearer mjt_...' (a join token "
                               "from 'meshctl workload add')");
@@ -382,6 +383,11 @@ int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req
             return rc;
         }
         rc = join_token_redeem(st, token, req->now, &token_id, &token_instance, e);
+        out->token_result = rc == MESH_OK          ? CERT_TOKEN_REDEEMED
+                            : rc == MESH_EEXPIRED  ? CERT_TOKEN_EXPIRED
+                            : rc == MESH_EPERM     ? CERT_TOKEN_SPENT
+                            : rc == MESH_ENOTFOUND || rc == MESH_EINVAL ? CERT_TOKEN_UNKNOWN
+                                                   : CERT_TOKEN_ERROR;
         if (rc != MESH_OK) {
             *status = mgrpc_status_from_mesh(rc, MGRPC_FAULT_CREDENTIAL);
             audit_denied(st, req, STORE_AUDIT_UNAUTHENTICATED, "", NULL, e);
@@ -462,7 +468,9 @@ int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req
         /* The cert is stored and audited; only building the reply failed.
          * The client retries and gets a fresh one. */
         *status = mgrpc_status_from_mesh(rc, MGRPC_FAULT_SERVER);
+        enum cert_token_result spent = out->token_result;
         cert_service_resp_free(out);
+        out->token_result = spent;
         return rc;
     }
     *status = GRPC_STATUS_OK;

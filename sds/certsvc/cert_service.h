@@ -77,9 +77,16 @@ typedef struct cert_service_resp {
     char serial_hex[48];
     int64_t not_after;
     const char *auth;             /* "mtls", "rekey", "token" or "recover" */
+    /* Set on success and failure alike: what became of a join token the
+     * request presented (CERT_TOKEN_NONE when it carried none). */
+    enum cert_token_result {
+        CERT_TOKEN_NONE = 0, CERT_TOKEN_REDEEMED, CERT_TOKEN_EXPIRED, CERT_TOKEN_SPENT,
+        CERT_TOKEN_UNKNOWN, CERT_TOKEN_ERROR
+    } token_result;
 } cert_service_resp;
 
 /* On success returns MESH_OK and fills out. On failure returns the MESH_E*
+ * code (out->token_result still says what became of a token),
  * code, sets *status to the gRPC status to send and err to its message. */
 int cert_service_create(mesh_ca *ca, mesh_store *st, const cert_service_req *req,
                         cert_service_resp *out, grpc_status_code *status, mesh_err *err);

@@ -226,3 +226,32 @@ Test(meshd_flags, parses_again_after_a_refusal)
     cr_assert_eq(o.workers, 3);
     cr_assert_eq(o.cq_threads, 2, "options from the refused parse must not survive");
 }
+
+Test(meshd_flags, metrics_listen_and_log_format)
+{
+    md_opts o;
+    mesh_err err;
+    cr_assert_eq(PARSE(&o, &err, "--db", "x.db"), 0);
+    cr_assert_null(o.metrics_listen, "off by default");
+    cr_assert_eq(o.log_format, LOG_FORMAT_TEXT);
+    cr_assert_eq(PARSE(&o, &err, "--db", "x.db", "--metrics-listen", "127.0.0.1:15014",
+                       "--log-format", "json"),
+                 0, "%s", err.msg);
+    cr_assert_str_eq(o.metrics_listen, "127.0.0.1:15014");
+    cr_assert_eq(o.log_format, LOG_FORMAT_JSON);
+    cr_assert_eq(PARSE(&o, &err, "--db", "x.db", "--metrics-listen", "[::1]:0"), 0, "%s", err.msg);
+    REFUSED("the port must be a number from 0 to 65535", "--db", "x", "--metrics-listen",
+            "127.0.0.1:99999");
+    REFUSED("the port must be a number from 0 to 65535", "--db", "x", "--metrics-listen",
+            "127.0.0.1:-1");
+    REFUSED("the port must be a number from 0 to 65535", "--db", "x", "--metrics-listen",
+            "127.0.0.1:");
+    REFUSED("the port must be a number from 0 to 65535", "--db", "x", "--metrics-listen",
+            "127.0.0.1:80x");
+    REFUSED("give HOST:PORT", "--db", "x", "--metrics-listen", "15014");
+    REFUSED("give HOST:PORT", "--db", "x", "--metrics-listen", ":15014");
+    REFUSED("the host must be an IP address", "--db", "x", "--metrics-listen", "localhost:15014");
+    REFUSED("the host must be an IP address", "--db", "x", "--metrics-listen", "::1:15014");
+    REFUSED("--log-format 'xml': use text or json", "--db", "x", "--log-format", "xml");
+    REFUSED("--log-format 'JSON': use text or json", "--db", "x", "--log-format", "JSON");
+}

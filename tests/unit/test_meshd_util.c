@@ -57,6 +57,7 @@ void tmd_ctx_free(md_ctx *ctx)
     md_cache_destroy(&ctx->cache);
     md_tls_destroy(&ctx->tls);
     md_audit_gate_destroy(&ctx->audit_gate);
+    md_metrics_destroy(&ctx->metrics);
     pthread_mutex_destroy(&ctx->life_mu);
     pthread_cond_destroy(&ctx->life_cv);
     pthread_mutex_destroy(&ctx->reg_mu);
