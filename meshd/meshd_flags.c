@@ -1,6 +1,7 @@
 /* meshd/meshd_flags.c — meshd's command line. */
 #include "meshd/meshd_internal.h"
 #include "meshd/meshd_proxyless.h"
+#include "meshd/meshd_health.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -24,6 +25,11 @@ static const char usage[] =
     "  --cq-threads N         gRPC completion-queue threads (default 2)\n"
     "  --workers N            store/CA worker threads (default 2)\n"
     "  --poll-interval MS     store change polling (default 200ms), 10ms to 60s\n"
+    "  --endpoint-grace DURATION\n"
+    "                         serve a workload's endpoint UNHEALTHY in EDS once its sidecar\n"
+    "                         has held no xDS stream for this long (default 30s; counted\n"
+    "                         from meshd's start for one never seen); HEALTHY again as\n"
+    "                         soon as it reconnects; 0 = off (always HEALTHY), up to 24h\n"
     "  --max-pending-csr N    CreateCertificate requests queued before answering\n"
     "                         UNAVAILABLE (default 2048)\n"
     "  --xds-plaintext-listen HOST:PORT | unix:PATH\n"
@@ -78,10 +84,11 @@ int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err)
     o->max_send_queue_total = MD_DEFAULT_SEND_QUEUE_TOTAL;
     o->keepalive_ms = 30000;
     o->keepalive_timeout_ms = 10000;
+    o->endpoint_grace_s = MD_DEFAULT_ENDPOINT_GRACE_S;
 
     enum { O_DB = 1000, O_LISTEN, O_TTL, O_FRAC, O_LOG, O_INST, O_CQ, O_WORK, O_POLL, O_MAXCSR,
            O_PLAIN, O_PLAIN_REMOTE, O_STREAMS_CONN, O_STREAMS_ID, O_SENDQ, O_SENDQ_TOTAL, O_KEEPALIVE,
-           O_KEEPALIVE_TIMEOUT };
+           O_KEEPALIVE_TIMEOUT, O_GRACE };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -101,6 +108,7 @@ int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err)
         {"max-send-queue-total", required_argument, NULL, O_SENDQ_TOTAL},
         {"keepalive", required_argument, NULL, O_KEEPALIVE},
         {"keepalive-timeout", required_argument, NULL, O_KEEPALIVE_TIMEOUT},
+        {"endpoint-grace", required_argument, NULL, O_GRACE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -189,6 +197,11 @@ int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err)
         case O_KEEPALIVE_TIMEOUT:
             if (cli_duration_ms("--keepalive-timeout", optarg, DURATION_BARE_SECONDS, 1000,
                                 600000, &o->keepalive_timeout_ms, err) != MESH_OK)
+                return MESH_EINVAL;
+            break;
+        case O_GRACE:
+            if (cli_duration_s("--endpoint-grace", optarg, 0, 86400, &o->endpoint_grace_s,
+                               err) != MESH_OK)
                 return MESH_EINVAL;
             break;
         case 'h':

@@ -396,6 +396,9 @@ int store_proxy_set_problem(mesh_store *st, const char *node_id, const char *spi
 /* Marks every proxy held by meshd_instance disconnected (meshd start/stop). */
 int store_proxy_disconnect_all(mesh_store *st, const char *meshd_instance, mesh_err *err);
 int store_proxy_list(mesh_store *st, store_proxy **out, size_t *n_out, mesh_err *err);
+/* The rows alone (n_types 0): who is connected, to which meshd, last seen
+ * when; what meshd's endpoint health reads every second. */
+int store_proxy_list_rows(mesh_store *st, store_proxy **out, size_t *n_out, mesh_err *err);
 void store_proxy_free_list(store_proxy *list, size_t n);
 
 /* ---- trust bundle each proxy ACKed (written by meshd, read by `ca rotate`) */

@@ -345,6 +345,23 @@ int store_proxy_list(mesh_store *st, store_proxy **out, size_t *n_out, mesh_err 
     return MESH_OK;
 }
 
+int store_proxy_list_rows(mesh_store *st, store_proxy **out, size_t *n_out, mesh_err *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    int rc = store_op_begin(st, 0, err);
+    if (rc != MESH_OK)
+        return rc;
+    rc = store_proxy_read_all(st, out, n_out, err);
+    rc = store_op_end(st, rc, err);
+    if (rc != MESH_OK) {
+        store_proxy_free_list(*out, *n_out);
+        *out = NULL;
+        *n_out = 0;
+    }
+    return rc;
+}
+
 void store_proxy_free_list(store_proxy *list, size_t n)
 {
     for (size_t i = 0; i < n; i++)
