@@ -7,8 +7,6 @@
 
 #include "meshd/meshd_internal.h"
 
-#define UNVERIFIED_PREFIX "unverified:"
-
 bool md_health_endpoint_up(bool connected, int64_t last_seen, int64_t since, int64_t now,
                            int64_t grace_s)
 {
@@ -20,15 +18,7 @@ bool md_health_endpoint_up(bool connected, int64_t last_seen, int64_t since, int
 
 const char *md_health_row_instance(const char *row_spiffe_id, const char *node_id)
 {
-    if (!row_spiffe_id || !node_id ||
-        strncmp(row_spiffe_id, UNVERIFIED_PREFIX, strlen(UNVERIFIED_PREFIX)) == 0)
-        return NULL;
-    size_t n = strlen(row_spiffe_id);
-    if (strcmp(node_id, row_spiffe_id) == 0)
-        return "";
-    if (strncmp(node_id, row_spiffe_id, n) == 0 && node_id[n] == MD_INSTANCE_KEY_SEP)
-        return node_id + n + 1;
-    return node_id;
+    return store_proxy_instance_of(row_spiffe_id, node_id);
 }
 
 void md_health_tracker_free(md_health_tracker *t)

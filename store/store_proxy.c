@@ -180,6 +180,20 @@ int store_proxy_set_problem(mesh_store *st, const char *node_id, const char *spi
     return rc;
 }
 
+const char *store_proxy_instance_of(const char *spiffe_id, const char *node_id)
+{
+    static const char unverified[] = "unverified:";
+    if (!spiffe_id || !node_id || strncmp(spiffe_id, unverified, sizeof unverified - 1) == 0)
+        return NULL;
+    size_t n = strlen(spiffe_id);
+    if (strcmp(node_id, spiffe_id) == 0)
+        return "";
+    /* '#': meshd's instance key separator (a SPIFFE ID cannot contain it). */
+    if (strncmp(node_id, spiffe_id, n) == 0 && node_id[n] == '#')
+        return node_id + n + 1;
+    return node_id;
+}
+
 int store_proxy_disconnect_all(mesh_store *st, const char *meshd_instance, mesh_err *err)
 {
     int rc = store_require(meshd_instance, "meshd instance", err);
