@@ -15,6 +15,9 @@ e2e_setup
 WEB=spiffe://$TD/ns/default/sa/web
 API=spiffe://$TD/ns/default/sa/api
 GRACE=4
+# meshd's health flags; FLEET_EDS_MESHD_ARGS="" runs the same checks against a meshd
+# without endpoint health (how the defects were shown on the old code).
+read -r -a HEALTH_ARGS <<<"${FLEET_EDS_MESHD_ARGS---endpoint-grace ${GRACE}s}"
 
 echo "fleet-eds: setup"
 sc_mesh_init || { fail "CA init"; e2e_finish; exit 1; }
@@ -67,7 +70,7 @@ start app-a2 "$MESH_BIN/mesh-testapp" --listen "127.0.0.1:$P_A2_APP" --name api-
 check "apps are up" wait_port "$P_A2_APP" 10
 check_err "--endpoint-grace refuses a bad value" "--endpoint-grace" \
     "$MESH_BIN/meshd" --db "$MESHD_DB" --endpoint-grace 3x
-sc_start_meshd --endpoint-grace ${GRACE}s
+sc_start_meshd "${HEALTH_ARGS[@]}"
 check "meshd is up" wait_port "$MESHD_PORT" 10
 sc_start_sidecar web "$WEB" --workload web-1
 sc_start_sidecar api-1 "$API" --workload api-1
@@ -124,7 +127,7 @@ check "rows carry the identity" \
 check "connected rows have RFC 3339 times" \
     jq -e '.[] | select(.workload == "api-1") | .connected_at | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$")' "$D/ps.json"
 check "per-type versions, all ACKed" \
-    jq -e '.[] | select(.workload == "api-1") | [.types[] | .synced] | all and length >= 4' "$D/ps.json"
+    jq -e '.[] | select(.workload == "api-1") | [.types[] | .synced] | all and length >= 3' "$D/ps.json"
 check_out "text shows the workload column and states" "api-canary" "$M" proxy-status
 "$M" proxy-status >"$D/ps.txt"
 check "text: web-1 connected" grep -Eq '^web-1 +.*connected' "$D/ps.txt"
@@ -158,7 +161,7 @@ n=$(fails api 60)
 check "0 of 60 requests failed with meshd down (got $n)" test "$n" -eq 0
 check "web still holds the canary UNHEALTHY" health_is "outbound|api" "$P_C_IN" UNHEALTHY
 check "... and the replicas HEALTHY" health_is "outbound|api" "$P_A1_IN" HEALTHY
-sc_start_meshd --endpoint-grace ${GRACE}s
+sc_start_meshd "${HEALTH_ARGS[@]}"
 check "meshd is back" wait_port "$MESHD_PORT" 10
 check "web reconnects" wait_for 15 sh -c "'$M' proxy-status --output json | jq -e '.[] | select(.workload == \"web-1\") | .state == \"connected\"'"
 
