@@ -27,7 +27,7 @@ static const char usage[] =
     "  --poll-interval MS     store change polling (default 200ms), 10ms to 60s\n"
     "  --endpoint-grace DURATION\n"
     "                         serve a workload's endpoint UNHEALTHY in EDS once its sidecar\n"
-    "                         has held no xDS stream for this long (default 30s; counted\n"
+    "                         has held no xDS stream for this long (default 60s; counted\n"
     "                         from meshd's start for one never seen); HEALTHY again as\n"
     "                         soon as it reconnects; 0 = off (always HEALTHY), up to 24h\n"
     "  --max-pending-csr N    CreateCertificate requests queued before answering\n"

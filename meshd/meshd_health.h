@@ -22,7 +22,7 @@
 #include "sds/compiler/xds_health.h"
 #include "store/store.h"
 
-#define MD_DEFAULT_ENDPOINT_GRACE_S 30
+#define MD_DEFAULT_ENDPOINT_GRACE_S 60
 
 /* One workload's verdict. grace_s 0 = health is off (always healthy).
  * last_seen: when a stream of it was last open (0 = never); since: when
