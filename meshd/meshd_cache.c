@@ -51,12 +51,38 @@ static void snap_unref_void(void *p)
     md_snap_unref(p);
 }
 
-static void cfg_unref(md_cfg *c)
+void md_cfg_unref(md_cfg *c)
 {
     if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
-        mesh_config_free(&c->cfg);
+        if (c->base)
+            md_cfg_unref(c->base);
+        else
+            mesh_config_free(&c->cfg);
+        xds_health_free(&c->health);
         free(c);
     }
+}
+
+const mesh_config *md_cfg_config(const md_cfg *c)
+{
+    return c->base ? &c->base->cfg : &c->cfg;
+}
+
+md_cfg *md_cache_cfg_ref(md_ctx *ctx)
+{
+    md_cache *c = &ctx->cache;
+    pthread_mutex_lock(&c->mu);
+    md_cfg *cfg = c->cfg;
+    if (cfg)
+        atomic_fetch_add(&cfg->refs, 1);
+    pthread_mutex_unlock(&c->mu);
+    return cfg;
+}
+
+/* A copy of h (the set is small: the workloads that are down). */
+static int health_copy(xds_health *out, const xds_health *h, mesh_err *err)
+{
+    return xds_health_build(out, (const char *const *)h->unhealthy, h->n, err);
 }
 
 void md_cas_unref(md_cas *c)
@@ -70,7 +96,8 @@ void md_cas_unref(md_cas *c)
 void md_cache_destroy(md_cache *c)
 {
     md_map_free(c->snaps, snap_unref_void);
-    cfg_unref(c->cfg);
+    md_cfg_unref(c->cfg);
+    xds_health_free(&c->health);
     sds_bundle_unref(c->bundle);
     free(c->crl_pem);
     md_cas_unref(c->cas);
@@ -80,8 +107,8 @@ void md_cache_destroy(md_cache *c)
 /* The view of an enrolled instance ("<SPIFFE ID>#<instance>"): that workload
  * alone. One the config does not name (yet, or any more) gets nothing, not the
  * identity's other workloads. */
-static int compile_instance(const mesh_config *cfg, const char *key, const char *sep,
-                            xds_snapshot *out, mesh_err *err)
+static int compile_instance(const mesh_config *cfg, const xds_health *health, const char *key,
+                            const char *sep, xds_snapshot *out, mesh_err *err)
 {
     char id[600];
     size_t n = (size_t)(sep - key);
@@ -89,7 +116,7 @@ static int compile_instance(const mesh_config *cfg, const char *key, const char 
         return mesh_err_set(err, MESH_EINVAL, "snapshot key %s is too long", key);
     memcpy(id, key, n);
     id[n] = '\0';
-    int rc = xds_compile_workload(cfg, id, sep + 1, out, err);
+    int rc = xds_compile_workload_health(cfg, health, id, sep + 1, out, err);
     if (rc == MESH_ENOTFOUND) {
         log_warn("meshd", "instance %s of %s has no workload of that name and identity in the "
                           "mesh config; it is served no listeners or clusters",
@@ -118,9 +145,10 @@ static md_snap *compile(md_cfg *cfg, const char *spiffe_id)
     mesh_err err = {0};
     const char *proxyless_id = md_proxyless_key_id(spiffe_id);
     const char *sep = proxyless_id ? NULL : strchr(spiffe_id, MD_INSTANCE_KEY_SEP);
-    int rc = proxyless_id ? xds_compile_proxyless(&cfg->cfg, proxyless_id, &s->snap, &err)
-             : sep        ? compile_instance(&cfg->cfg, spiffe_id, sep, &s->snap, &err)
-                          : xds_compile_node(&cfg->cfg, spiffe_id, &s->snap, &err);
+    const mesh_config *mc = md_cfg_config(cfg);
+    int rc = proxyless_id ? xds_compile_proxyless(mc, proxyless_id, &s->snap, &err)
+             : sep ? compile_instance(mc, &cfg->health, spiffe_id, sep, &s->snap, &err)
+                   : xds_compile_node_health(mc, &cfg->health, spiffe_id, &s->snap, &err);
     if (rc != MESH_OK) {
         log_error("meshd", "compiling xDS for %s at config version %lld failed: %s; the "
                            "sidecar keeps its last good config",
@@ -173,7 +201,7 @@ md_snap *md_cache_snapshot(md_ctx *ctx, const char *spiffe_id, uint64_t *gen_out
         md_snap_ref(s);
     }
     pthread_mutex_unlock(&c->mu);
-    cfg_unref(cfg);
+    md_cfg_unref(cfg);
     return s;
 }
 
@@ -189,14 +217,60 @@ int md_cache_set_config(md_ctx *ctx, mesh_config *cfg, int64_t version, mesh_err
     n->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
     n->version = version;
+    /* The watcher is the only writer of c->health: reading it unlocked here
+     * (on the watcher) is not racy. */
+    if (health_copy(&n->health, &c->health, err) != MESH_OK) {
+        md_cfg_unref(n);
+        return MESH_ENOMEM;
+    }
     pthread_mutex_lock(&c->mu);
     n->gen = atomic_load(&c->cfg_gen) + 1;
     md_cfg *old = c->cfg;
     c->cfg = n;
     atomic_store(&c->cfg_gen, n->gen);
     pthread_mutex_unlock(&c->mu);
-    cfg_unref(old);
+    md_cfg_unref(old);
     return MESH_OK;
+}
+
+int md_cache_set_health(md_ctx *ctx, xds_health *h, mesh_err *err)
+{
+    md_cache *c = &ctx->cache;
+    if (xds_health_equal(&c->health, h)) {
+        xds_health_free(h);
+        return 0;
+    }
+    md_cfg *cur = md_cache_cfg_ref(ctx);
+    md_cfg *n = NULL;
+    if (cur) {
+        if ((n = calloc(1, sizeof *n)) == NULL || health_copy(&n->health, h, err) != MESH_OK) {
+            free(n);
+            md_cfg_unref(cur);
+            xds_health_free(h);
+            return mesh_err_set(err, MESH_ENOMEM, "out of memory installing endpoint health");
+        }
+        atomic_init(&n->refs, 1);
+        n->version = cur->version;
+        /* Share the loaded config: the owner is the generation without a base. */
+        n->base = cur->base ? cur->base : cur;
+        atomic_fetch_add(&n->base->refs, 1);
+    }
+    md_cfg_unref(cur);
+    pthread_mutex_lock(&c->mu);
+    xds_health old_health = c->health;
+    c->health = *h;
+    memset(h, 0, sizeof *h);
+    md_cfg *old = NULL;
+    if (n) {
+        n->gen = atomic_load(&c->cfg_gen) + 1;
+        old = c->cfg;
+        c->cfg = n;
+        atomic_store(&c->cfg_gen, n->gen);
+    }
+    pthread_mutex_unlock(&c->mu);
+    md_cfg_unref(old);
+    xds_health_free(&old_health);
+    return n ? 1 : 0;
 }
 
 void md_cache_recompile(md_ctx *ctx, char **ids, size_t n)

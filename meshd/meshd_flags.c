@@ -1,6 +1,7 @@
 /* meshd/meshd_flags.c — meshd's command line. */
 #include "meshd/meshd_internal.h"
 #include "meshd/meshd_proxyless.h"
+#include "meshd/meshd_health.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -31,6 +32,11 @@ static const char usage[] =
     "  --cq-threads N         gRPC completion-queue threads (default 2)\n"
     "  --workers N            store/CA worker threads (default 2)\n"
     "  --poll-interval MS     store change polling (default 200ms), 10ms to 60s\n"
+    "  --endpoint-grace DURATION\n"
+    "                         serve a workload's endpoint UNHEALTHY in EDS once its sidecar\n"
+    "                         has held no xDS stream for this long (default 60s; counted\n"
+    "                         from meshd's start for one never seen); HEALTHY again as\n"
+    "                         soon as it reconnects; 0 = off (always HEALTHY), up to 24h\n"
     "  --max-pending-csr N    CreateCertificate requests queued before answering\n"
     "                         UNAVAILABLE (default 2048)\n"
     "  --xds-plaintext-listen HOST:PORT | unix:PATH\n"
@@ -85,10 +91,11 @@ int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err)
     o->max_send_queue_total = MD_DEFAULT_SEND_QUEUE_TOTAL;
     o->keepalive_ms = 30000;
     o->keepalive_timeout_ms = 10000;
+    o->endpoint_grace_s = MD_DEFAULT_ENDPOINT_GRACE_S;
 
     enum { O_DB = 1000, O_LISTEN, O_TTL, O_FRAC, O_LOG, O_INST, O_CQ, O_WORK, O_POLL, O_MAXCSR,
            O_PLAIN, O_PLAIN_REMOTE, O_STREAMS_CONN, O_STREAMS_ID, O_SENDQ, O_SENDQ_TOTAL, O_KEEPALIVE,
-           O_KEEPALIVE_TIMEOUT, O_METRICS, O_LOG_FORMAT };
+           O_KEEPALIVE_TIMEOUT, O_METRICS, O_LOG_FORMAT, O_GRACE };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -110,6 +117,7 @@ int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err)
         {"keepalive-timeout", required_argument, NULL, O_KEEPALIVE_TIMEOUT},
         {"metrics-listen", required_argument, NULL, O_METRICS},
         {"log-format", required_argument, NULL, O_LOG_FORMAT},
+        {"endpoint-grace", required_argument, NULL, O_GRACE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -209,6 +217,11 @@ int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err)
             if (log_format_parse(optarg, &o->log_format) != 0)
                 return mesh_err_set(err, MESH_EINVAL, "--log-format '%s': use text or json",
                                     optarg);
+            break;
+        case O_GRACE:
+            if (cli_duration_s("--endpoint-grace", optarg, 0, 86400, &o->endpoint_grace_s,
+                               err) != MESH_OK)
+                return MESH_EINVAL;
             break;
         case 'h':
             fputs(usage, stdout);

@@ -37,6 +37,7 @@
 #include "sds/protocol/ads_delta_state.h"
 #include "sds/protocol/ads_state.h"
 #include "sds/protocol/sds_secret_set.h"
+#include "sds/compiler/xds_health.h"
 #include "sds/compiler/xds_snapshot.h"
 #include "meshd/meshd_metrics.h"
 #include "meshd/meshd_status_rows.h"
@@ -81,6 +82,7 @@ typedef struct md_opts {
     int64_t keepalive_timeout_ms; /* ... and close it when the ping is not answered */
     const char *metrics_listen;   /* /metrics, /healthz, /readyz, /logging; NULL = off */
     enum log_format log_format;
+    int64_t endpoint_grace_s;     /* EDS UNHEALTHY after this long without a stream; 0 = off */
 } md_opts;
 
 /* 0 = run, 1 = help printed (exit 0), <0 = error in err. */
@@ -428,7 +430,9 @@ typedef struct md_cfg {
     atomic_int refs;
     uint64_t gen;
     int64_t version;              /* store config_version it was loaded at */
-    mesh_config cfg;
+    mesh_config cfg;              /* empty when base is set */
+    struct md_cfg *base;          /* a health-only generation: the config is base's (ref held) */
+    xds_health health;            /* endpoints served UNHEALTHY (meshd_health.h) */
 } md_cfg;
 
 typedef struct md_cas {
@@ -446,7 +450,9 @@ typedef struct md_cache {
     uint64_t bundle_gen;
     char *crl_pem;                /* the CRLs the bundle carries ("" = none yet) */
     md_cas *cas;
-    atomic_uint_fast64_t cfg_gen; /* readable without the mutex */
+    xds_health health;            /* the current endpoint health (watcher writes) */
+    atomic_uint_fast64_t cfg_gen; /* readable without the mutex; bumped by a new config and
+                                   * by a change of endpoint health */
     atomic_uint_fast64_t ca_gen;  /* bumped when the active CA changes */
     atomic_uint_fast64_t cert_gen;/* bumped when certs changed (issued/revoked) */
 } md_cache;
@@ -461,6 +467,14 @@ void md_snap_unref(md_snap *s);
 md_snap *md_snap_ref(md_snap *s);
 /* Installs a freshly loaded config (moved in); drops compiled snapshots. */
 int md_cache_set_config(md_ctx *ctx, mesh_config *cfg, int64_t version, mesh_err *err);
+/* A new endpoint health set (moved in): returns 1 when it differs from the
+ * current one (a new generation: the caller recompiles and pushes, and only
+ * the views whose EDS changed get anything), 0 when not, <0 on error. */
+int md_cache_set_health(md_ctx *ctx, xds_health *h, mesh_err *err);
+/* The current config generation (ref taken; NULL when none) and its config. */
+md_cfg *md_cache_cfg_ref(md_ctx *ctx);
+const mesh_config *md_cfg_config(const md_cfg *c);
+void md_cfg_unref(md_cfg *c);
 /* Recompiles the given identities at the current config (watcher). */
 void md_cache_recompile(md_ctx *ctx, char **ids, size_t n);
 sds_bundle *md_cache_bundle(md_ctx *ctx, uint64_t *gen_out);

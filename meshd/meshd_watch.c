@@ -20,6 +20,11 @@
  * fleet issued at once renews spread out), as jobs on the worker pool; an
  * SVID from a CA that is no longer active is renewed at once (a CA rotation
  * re-signs every connected leaf from the new CA).
+ * And the endpoint health pass (meshd_health.h): once a second, and on every
+ * store change (a proxy-status row written by any meshd), it decides which
+ * workloads' sidecars have been away longer than --endpoint-grace; a change
+ * is a new snapshot generation, so only the views whose EDS carries one of
+ * those endpoints get a push.
  * And the prune pass: a retired CA whose last leaf has expired leaves the
  * bundle (ca_prune), checked when the CA list changes, when the last leaf
  * of a retired CA expires, and at least every minute.
@@ -37,6 +42,7 @@
 #include <time.h>
 
 #include "meshd/meshd_changes.h"
+#include "meshd/meshd_health.h"
 #include "meshd/meshd_proxyless.h"
 
 #define ROTATION_RETRY_S 30
@@ -59,6 +65,8 @@ typedef struct watch_local {
     int64_t closed_changed_ms;    /* ... when it last moved ... */
     uint64_t closed_at_trim;      /* ... and at the last malloc_trim */
     int64_t next_prune_at;        /* next look at the retired CAs (Unix s) */
+    md_health_tracker health;     /* endpoint health between passes */
+    int64_t last_health_s;        /* last health pass (Unix s) */
 } watch_local;
 
 static void mark_dirty(const char *key, void *val, void *map)
@@ -363,6 +371,67 @@ static void memory_pass(md_ctx *ctx, watch_local *l)
     l->closed_at_trim = closed;
 }
 
+/* ---- endpoint health ---------------------------------------------------------------- */
+
+static void log_health_changes(const xds_health *before, const xds_health *after, int64_t grace)
+{
+    for (size_t i = 0; i < after->n; i++)
+        if (!xds_health_is_unhealthy(before, after->unhealthy[i]))
+            log_warn("meshd", "workload %s: its sidecar has held no xDS stream for %llds "
+                              "(--endpoint-grace); its endpoint is UNHEALTHY in EDS until it "
+                              "reconnects",
+                     after->unhealthy[i], (long long)grace);
+    for (size_t i = 0; i < before->n; i++)
+        if (!xds_health_is_unhealthy(after, before->unhealthy[i]))
+            log_info("meshd", "workload %s: its endpoint is HEALTHY in EDS again",
+                     before->unhealthy[i]);
+}
+
+/* Returns 1 when the health set changed (a new generation to push). */
+static int health_pass(md_ctx *ctx, watch_local *l, int changed)
+{
+    int64_t grace = ctx->opts.endpoint_grace_s;
+    int64_t now = md_now();
+    if (grace <= 0 || (!changed && now == l->last_health_s))
+        return 0;
+    md_cfg *cfg = md_cache_cfg_ref(ctx);
+    if (!cfg)
+        return 0;
+    l->last_health_s = now;
+    mesh_err err = {0};
+    store_proxy *rows = NULL;
+    size_t n = 0;
+    xds_health h;
+    int rc = store_proxy_list_rows(ctx->watch.st, &rows, &n, &err);
+    if (rc == MESH_OK)
+        rc = md_health_compute(&l->health, md_cfg_config(cfg), rows, n, now, grace, &h, &err);
+    store_proxy_free_list(rows, n);
+    md_cfg_unref(cfg);
+    if (rc != MESH_OK) {
+        log_warn("meshd", "endpoint health: %s; endpoints keep their last health", err.msg);
+        return 0;
+    }
+    if (xds_health_equal(&h, &l->health.last)) {
+        xds_health_free(&h);
+        return 0;
+    }
+    xds_health copy;
+    if (xds_health_build(&copy, (const char *const *)h.unhealthy, h.n, &err) != MESH_OK) {
+        xds_health_free(&h);
+        return 0;
+    }
+    rc = md_cache_set_health(ctx, &h, &err);   /* takes h */
+    if (rc < 0) {
+        log_warn("meshd", "endpoint health: %s", err.msg);
+        xds_health_free(&copy);
+        return 0;
+    }
+    log_health_changes(&l->health.last, &copy, grace);
+    xds_health_free(&l->health.last);
+    l->health.last = copy;
+    return rc;
+}
+
 /* ---- pruning retired CAs ----------------------------------------------------------- */
 
 /* Returns 1 if a retired CA left the bundle (this connection's own commit,
@@ -487,6 +556,8 @@ static void watch_pass(md_ctx *ctx, watch_local *l, int first)
         return;
     }
 
+    if (health_pass(ctx, l, changed))
+        cfg_changed = 1;
     size_t n = 0;
     md_call **calls = md_registry_list(ctx, &n);
     if (cfg_changed && calls) {
@@ -596,6 +667,7 @@ void md_watch_stop(md_ctx *ctx)
     if (l) {
         free(l->ca_fp);
         ca_free(l->ca);
+        md_health_tracker_free(&l->health);
         md_map_free(l->deferred, NULL);
         free(l);
         w->local = NULL;

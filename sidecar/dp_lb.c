@@ -14,6 +14,9 @@ static size_t usable_set(const dp_endpoint *eps, size_t n, long avoid, size_t *o
         for (size_t i = 0; i < n; i++)
             if (eps[i].health == DP_HEALTH_DEGRADED)
                 out[k++] = i;
+    if (k == 0)   /* panic: nothing healthy, so everything (see dp_lb.h) */
+        for (size_t i = 0; i < n; i++)
+            out[k++] = i;
     if (avoid >= 0 && k > 1) {
         for (size_t i = 0; i < k; i++) {
             if ((long)out[i] == avoid) {
@@ -30,15 +33,19 @@ static long pick_rr(const dp_endpoint *eps, size_t n, uint64_t *cursor, long avo
 {
     /* Walk from the cursor so the order is the endpoints' order, which is
      * what operators expect to see in access logs. */
-    bool any_usable = false;
-    for (size_t i = 0; i < n; i++)
+    bool any_usable = false, any_degraded = false;
+    for (size_t i = 0; i < n; i++) {
         if (dp_health_usable(eps[i].health))
             any_usable = true;
+        if (eps[i].health == DP_HEALTH_DEGRADED)
+            any_degraded = true;
+    }
     long fallback = -1;
     for (size_t step = 0; step < n; step++) {
         size_t i = (size_t)((*cursor + step) % n);
-        bool ok = any_usable ? dp_health_usable(eps[i].health)
-                             : eps[i].health == DP_HEALTH_DEGRADED;
+        bool ok = any_usable     ? dp_health_usable(eps[i].health)
+                  : any_degraded ? eps[i].health == DP_HEALTH_DEGRADED
+                                 : true;   /* panic (dp_lb.h) */
         if (!ok)
             continue;
         if ((long)i == avoid) {

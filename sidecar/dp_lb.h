@@ -6,7 +6,12 @@
  * equal weights: sample two distinct usable endpoints at random and take the
  * one with fewer active requests (power of two choices), which avoids the
  * herd behaviour of a global "least" pick. Usable = health UNKNOWN or
- * HEALTHY; when none is, DEGRADED endpoints are used; otherwise no endpoint. */
+ * HEALTHY; when none is, DEGRADED endpoints are used; when there are none of
+ * those either, every endpoint is (Envoy's panic mode, with the threshold at
+ * its floor: only when no endpoint is healthy). UNHEALTHY, DRAINING and
+ * TIMEOUT endpoints take no traffic while one healthy endpoint remains; when
+ * all are down, trying one beats failing every request at once, because
+ * meshd's verdict (no xDS stream for a while) may be wrong about the app. */
 #ifndef MESH_SIDECAR_DP_LB_H
 #define MESH_SIDECAR_DP_LB_H
 

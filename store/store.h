@@ -393,9 +393,18 @@ int store_proxy_other_holder(mesh_store *st, const char *node_id, const char *sp
  * connected upsert clears it: the sidecar is back with a valid SVID. */
 int store_proxy_set_problem(mesh_store *st, const char *node_id, const char *spiffe_id,
                             const char *problem, int64_t now, mesh_err *err);
+/* The workload instance a row stands for, from its key: "" for a sidecar
+ * enrolled for the identity as a whole (its node is the SPIFFE ID), the part
+ * after '#' of "<SPIFFE ID>#<instance>", else the node itself. NULL for a
+ * row that proves no identity (the plaintext port's "unverified:<claim>").
+ * Points into node_id. */
+const char *store_proxy_instance_of(const char *spiffe_id, const char *node_id);
 /* Marks every proxy held by meshd_instance disconnected (meshd start/stop). */
 int store_proxy_disconnect_all(mesh_store *st, const char *meshd_instance, mesh_err *err);
 int store_proxy_list(mesh_store *st, store_proxy **out, size_t *n_out, mesh_err *err);
+/* The rows alone (n_types 0): who is connected, to which meshd, last seen
+ * when; what meshd's endpoint health reads every second. */
+int store_proxy_list_rows(mesh_store *st, store_proxy **out, size_t *n_out, mesh_err *err);
 void store_proxy_free_list(store_proxy *list, size_t n);
 
 /* ---- trust bundle each proxy ACKed (written by meshd, read by `ca rotate`) */

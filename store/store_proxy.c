@@ -180,6 +180,20 @@ int store_proxy_set_problem(mesh_store *st, const char *node_id, const char *spi
     return rc;
 }
 
+const char *store_proxy_instance_of(const char *spiffe_id, const char *node_id)
+{
+    static const char unverified[] = "unverified:";
+    if (!spiffe_id || !node_id || strncmp(spiffe_id, unverified, sizeof unverified - 1) == 0)
+        return NULL;
+    size_t n = strlen(spiffe_id);
+    if (strcmp(node_id, spiffe_id) == 0)
+        return "";
+    /* '#': meshd's instance key separator (a SPIFFE ID cannot contain it). */
+    if (strncmp(node_id, spiffe_id, n) == 0 && node_id[n] == '#')
+        return node_id + n + 1;
+    return node_id;
+}
+
 int store_proxy_disconnect_all(mesh_store *st, const char *meshd_instance, mesh_err *err)
 {
     int rc = store_require(meshd_instance, "meshd instance", err);
@@ -343,6 +357,23 @@ int store_proxy_list(mesh_store *st, store_proxy **out, size_t *n_out, mesh_err 
     *out = list;
     *n_out = n;
     return MESH_OK;
+}
+
+int store_proxy_list_rows(mesh_store *st, store_proxy **out, size_t *n_out, mesh_err *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    int rc = store_op_begin(st, 0, err);
+    if (rc != MESH_OK)
+        return rc;
+    rc = store_proxy_read_all(st, out, n_out, err);
+    rc = store_op_end(st, rc, err);
+    if (rc != MESH_OK) {
+        store_proxy_free_list(*out, *n_out);
+        *out = NULL;
+        *n_out = 0;
+    }
+    return rc;
 }
 
 void store_proxy_free_list(store_proxy *list, size_t n)

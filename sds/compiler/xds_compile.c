@@ -318,8 +318,8 @@ static int compile_all(xc_ctx *c, const char *only, unsigned char *needed, uint6
     return MESH_OK;
 }
 
-static int compile(const mesh_config *cfg, const char *spiffe_id, const char *only,
-                   xds_snapshot *out, mesh_err *err)
+static int compile(const mesh_config *cfg, const xds_health *health, const char *spiffe_id,
+                   const char *only, xds_snapshot *out, mesh_err *err)
 {
     if (out == NULL)
         return mesh_err_set(err, MESH_EINVAL, "xds compile: no output snapshot");
@@ -332,7 +332,8 @@ static int compile(const mesh_config *cfg, const char *spiffe_id, const char *on
     memcpy(out->spiffe_id, spiffe_id, strlen(spiffe_id) + 1);
 
     mesh_err local;
-    xc_ctx c = { .cfg = cfg, .spiffe_id = spiffe_id, .snap = out, .err = err ? err : &local };
+    xc_ctx c = { .cfg = cfg, .spiffe_id = spiffe_id, .snap = out, .err = err ? err : &local,
+                 .health = health };
     mesh_err_clear(c.err);
     unsigned char *needed = calloc(cfg->n_services > 0 ? cfg->n_services : 1, 1);
     uint64_t *needed_sub = calloc(cfg->n_services > 0 ? cfg->n_services : 1, sizeof *needed_sub);
@@ -360,16 +361,29 @@ static int compile(const mesh_config *cfg, const char *spiffe_id, const char *on
 int xds_compile_node(const mesh_config *cfg, const char *spiffe_id, xds_snapshot *out,
                      mesh_err *err)
 {
-    return compile(cfg, spiffe_id, NULL, out, err);
+    return compile(cfg, NULL, spiffe_id, NULL, out, err);
+}
+
+int xds_compile_node_health(const mesh_config *cfg, const xds_health *health,
+                            const char *spiffe_id, xds_snapshot *out, mesh_err *err)
+{
+    return compile(cfg, health, spiffe_id, NULL, out, err);
 }
 
 int xds_compile_workload(const mesh_config *cfg, const char *spiffe_id,
                          const char *workload_name, xds_snapshot *out, mesh_err *err)
+{
+    return xds_compile_workload_health(cfg, NULL, spiffe_id, workload_name, out, err);
+}
+
+int xds_compile_workload_health(const mesh_config *cfg, const xds_health *health,
+                                const char *spiffe_id, const char *workload_name,
+                                xds_snapshot *out, mesh_err *err)
 {
     if (workload_name == NULL || workload_name[0] == '\0') {
         if (out != NULL)
             memset(out, 0, sizeof *out);
         return mesh_err_set(err, MESH_EINVAL, "xds compile: empty workload name");
     }
-    return compile(cfg, spiffe_id, workload_name, out, err);
+    return compile(cfg, health, spiffe_id, workload_name, out, err);
 }

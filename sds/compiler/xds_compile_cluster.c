@@ -6,8 +6,10 @@
  *   CDS/EDS "outbound|<svc>|<subset>"  the same for the workloads of one subset (those
  *                              carrying every label of its selector), as Istio builds one
  *                              cluster per DestinationRule subset.
- * Endpoints carry no health status other than HEALTHY: meshd does no health
- * checking, and a workload leaves the set when its registration leaves the config. */
+ * An endpoint is HEALTHY unless meshd's health set (xds_health.h) names its
+ * workload: then UNHEALTHY (its sidecar has not been connected to meshd for
+ * the grace), which sidecars and Envoy skip while another endpoint is
+ * healthy. The local app endpoint is always HEALTHY: meshd cannot see it. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,7 +55,8 @@ static Envoy__Config__Cluster__V3__Cluster__LbPolicy lb_policy(const mesh_servic
                                             : ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__ROUND_ROBIN;
 }
 
-static LbEndpoint *lb_endpoint(xc_ctx *c, const char *hostport, const char *what)
+static LbEndpoint *lb_endpoint(xc_ctx *c, const char *hostport, const char *what,
+                               int unhealthy)
 {
     LbEndpoint *le = xc_alloc(&c->arena, sizeof *le);
     Envoy__Config__Endpoint__V3__Endpoint *ep = xc_alloc(&c->arena, sizeof *ep);
@@ -65,7 +68,8 @@ static LbEndpoint *lb_endpoint(xc_ctx *c, const char *hostport, const char *what
     envoy__config__endpoint__v3__lb_endpoint__init(le);
     le->host_identifier_case = ENVOY__CONFIG__ENDPOINT__V3__LB_ENDPOINT__HOST_IDENTIFIER_ENDPOINT;
     le->endpoint = ep;
-    le->health_status = ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__HEALTHY;
+    le->health_status = unhealthy ? ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__UNHEALTHY
+                                  : ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__HEALTHY;
     return le;
 }
 
@@ -100,7 +104,7 @@ int xc_local_cluster(xc_ctx *c, const mesh_workload *w, const mesh_service *svc)
     LbEndpoint **eps = xc_array(&c->arena, 1, sizeof *eps);
     if (!what || !name || !cl || !eps)
         return xc_oom_status(c);
-    if ((eps[0] = lb_endpoint(c, w->app, what)) == NULL)
+    if ((eps[0] = lb_endpoint(c, w->app, what, 0)) == NULL)
         return xc_status(c);
     envoy__config__cluster__v3__cluster__init(cl);
     cl->name = name;
@@ -204,7 +208,8 @@ int xc_endpoints(xc_ctx *c, const mesh_service *svc, const mesh_subset *sub)
         const char *what = xc_printf(&c->arena, "%s inbound", xc_where_workload(c, wl[i]));
         if (what == NULL)
             return xc_oom_status(c);
-        if ((eps[i] = lb_endpoint(c, wl[i]->inbound, what)) == NULL)
+        if ((eps[i] = lb_endpoint(c, wl[i]->inbound, what,
+                                  xds_health_is_unhealthy(c->health, wl[i]->name))) == NULL)
             return xc_status(c);
     }
     Envoy__Config__Endpoint__V3__ClusterLoadAssignment *cla = load_assignment(c, name, eps, n);

@@ -20,6 +20,7 @@
 #include "common/error.h"
 #include "common/xds_wire.h"
 #include "config/mesh_config.h"
+#include "sds/compiler/xds_health.h"
 #include "sds/compiler/xds_snapshot.h"
 
 #include "envoy/config/cluster/v3/cluster.pb-c.h"
@@ -71,6 +72,7 @@ typedef struct xc_ctx {
     xds_snapshot *snap;
     xc_arena arena;
     mesh_err *err;        /* never NULL: xds_compile_node substitutes its own */
+    const xds_health *health;   /* endpoints served UNHEALTHY in EDS; NULL = none */
     /* Indexes built once per compile, so that a node of a mesh with thousands of
      * services costs O(n log n), not O(services x workloads). */
     const mesh_service **svc_by_name;   /* sorted by name */

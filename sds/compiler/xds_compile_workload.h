@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "config/mesh_config.h"
+#include "sds/compiler/xds_health.h"
 #include "sds/compiler/xds_snapshot.h"
 
 /* Like xds_compile_node, restricted to the workload named workload_name, which
@@ -20,5 +21,13 @@
  * the caller can fall back to xds_compile_node. */
 int xds_compile_workload(const mesh_config *cfg, const char *spiffe_id,
                          const char *workload_name, xds_snapshot *out, mesh_err *err);
+
+/* xds_compile_node and xds_compile_workload with meshd's endpoint health: the
+ * EDS endpoints of the workloads `health` names are UNHEALTHY (NULL = none). */
+int xds_compile_node_health(const mesh_config *cfg, const xds_health *health,
+                            const char *spiffe_id, xds_snapshot *out, mesh_err *err);
+int xds_compile_workload_health(const mesh_config *cfg, const xds_health *health,
+                                const char *spiffe_id, const char *workload_name,
+                                xds_snapshot *out, mesh_err *err);
 
 #endif

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "sds/compiler/xds_compile.h"
+#include "sds/compiler/xds_compile_workload.h"
 #include "sds/compiler/xds_compile_proxyless.h"
 #include "sds/compiler/xds_compile_secret.h"
 #include "tests/unit/test_xds_compile_fixture.h"
@@ -82,11 +83,12 @@ static int dump_type(const char *dir, const char *node, const xds_snapshot *s, e
     return rc;
 }
 
-static int dump_node(const char *dir, const char *node, const mesh_config *cfg, const char *id)
+static int dump_node_health(const char *dir, const char *node, const mesh_config *cfg,
+                            const char *id, const xds_health *health)
 {
     xds_snapshot s;
     mesh_err err = { 0 };
-    if (xds_compile_node(cfg, id, &s, &err) != MESH_OK) {
+    if (xds_compile_node_health(cfg, health, id, &s, &err) != MESH_OK) {
         fprintf(stderr, "xds_dump: compile %s: %s\n", id, err.msg);
         return -1;
     }
@@ -94,6 +96,26 @@ static int dump_node(const char *dir, const char *node, const mesh_config *cfg, 
     for (int t = 0; t < XDS_TYPE_COUNT && rc == 0; t++)
         rc = dump_type(dir, node, &s, (enum xds_type)t);
     xds_snapshot_free(&s);
+    return rc;
+}
+
+static int dump_node(const char *dir, const char *node, const mesh_config *cfg, const char *id)
+{
+    return dump_node_health(dir, node, cfg, id, NULL);
+}
+
+/* web's view while meshd serves reviews-1 UNHEALTHY (its sidecar away past
+ * --endpoint-grace): LbEndpoint.health_status = UNHEALTHY, checked with the
+ * official protos as "web-health". */
+static int dump_web_health(const char *dir, const mesh_config *cfg)
+{
+    const char *down[] = { "reviews-1" };
+    xds_health h;
+    mesh_err err = { 0 };
+    if (xds_health_build(&h, down, 1, &err) != MESH_OK)
+        return -1;
+    int rc = dump_node_health(dir, "web-health", cfg, FX_WEB_ID, &h);
+    xds_health_free(&h);
     return rc;
 }
 
@@ -155,7 +177,8 @@ int main(int argc, char **argv)
     xds_fixture_init(&f);
     if (dump_node(argv[1], "web", &f.cfg, FX_WEB_ID) != 0 ||
         dump_node(argv[1], "reviews", &f.cfg, FX_REVIEWS_ID) != 0 ||
-        dump_node(argv[1], "db", &f.cfg, FX_DB_ID) != 0 || dump_secrets(argv[1]) != 0)
+        dump_node(argv[1], "db", &f.cfg, FX_DB_ID) != 0 || dump_secrets(argv[1]) != 0 ||
+        dump_web_health(argv[1], &f.cfg) != 0)
         return 1;
     if (dump_proxyless(argv[1], "grpc-web", &f.cfg, FX_WEB_ID) != 0 ||
         dump_proxyless(argv[1], "grpc-stranger", &f.cfg, "spiffe://mesh.test/ns/default/sa/stranger") != 0)

@@ -141,6 +141,17 @@ eq(Object.keys(webL).sort(), ['inbound|15001', 'outbound|http', 'outbound|tcp|db
   eq(le.map((e) => [sock(e.endpoint.address), e.health_status]), [['127.0.0.1:15002', 'HEALTHY']], 'reviews endpoints');
 }
 
+// ---- web while meshd serves reviews-1 UNHEALTHY (issue 13: endpoint health)
+{
+  const eds = byName(resp('web-health', 'EDS'), 'cluster_name');
+  const le = eds['outbound|reviews'].endpoints[0].lb_endpoints;
+  eq(le.map((e) => [sock(e.endpoint.address), e.health_status]), [['127.0.0.1:15002', 'UNHEALTHY']],
+    'reviews endpoint UNHEALTHY (LbEndpoint.health_status, core.v3.HealthStatus)');
+  eq(load('web-health.EDS').version_info !== load('web.EDS').version_info, true, 'a new EDS version');
+  for (const t of ['CDS', 'LDS', 'RDS'])
+    eq(load(`web-health.${t}`).version_info, load(`web.${t}`).version_info, `${t} unchanged by health`);
+}
+
 // ---- reviews and db: inbound RBAC
 {
   const l = resp('reviews', 'LDS')[0];

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "sds/compiler/xds_compile.h"
+#include "sds/compiler/xds_compile_workload.h"
 #include "sidecar/dp_config.h"
 #include "sidecar/xds_translate.h"
 #include "tests/unit/test_xds_compile_fixture.h"
@@ -18,11 +19,12 @@ static const enum xdsc_type to_sidecar[XDS_TYPE_COUNT] = {
 };
 
 /* 0 if the sidecar takes every type of the node's snapshot and the result freezes. */
-static int check_node(const char *variant, const mesh_config *cfg, const char *id)
+static int check_node_health(const char *variant, const mesh_config *cfg, const char *id,
+                             const xds_health *health, dp_health want_reviews)
 {
     xds_snapshot s;
     mesh_err err = { 0 };
-    if (xds_compile_node(cfg, id, &s, &err) != MESH_OK) {
+    if (xds_compile_node_health(cfg, health, id, &s, &err) != MESH_OK) {
         printf("FAIL %s %s: compile: %s\n", variant, id, err.msg);
         return 1;
     }
@@ -47,9 +49,26 @@ static int check_node(const char *variant, const mesh_config *cfg, const char *i
         printf("FAIL %s %s: sidecar config does not freeze: %s\n", variant, id, err.msg);
         bad = 1;
     }
+    const dp_cluster *rc = bad ? NULL : dp_config_find_cluster(dp, "outbound|reviews", NULL);
+    if (rc) {
+        size_t n = 0;
+        const dp_endpoint *eps = dp_config_cluster_endpoints(dp, rc, &n);
+        for (size_t i = 0; i < n; i++)
+            if (eps[i].health != want_reviews) {
+                printf("FAIL %s %s: reviews endpoint %s is %s in the sidecar, want %s\n", variant,
+                       id, eps[i].address, dp_health_name(eps[i].health),
+                       dp_health_name(want_reviews));
+                bad = 1;
+            }
+    }
     dp_config_unref(dp);
     xds_snapshot_free(&s);
     return bad;
+}
+
+static int check_node(const char *variant, const mesh_config *cfg, const char *id)
+{
+    return check_node_health(variant, cfg, id, NULL, DP_HEALTH_HEALTHY);
 }
 
 static int check_all(const char *variant, const mesh_config *cfg)
@@ -85,6 +104,21 @@ int main(void)
     f.authz[0].n_allow = 0;
     f.cfg.n_authz = 1;        /* nobody may call reviews or db */
     bad |= check_all("deny-all services", &f.cfg);
+
+    /* meshd's endpoint health reaches the sidecar's host records. */
+    xds_fixture_init(&f);
+    const char *down[] = { "reviews-1" };
+    xds_health h;
+    mesh_err err = { 0 };
+    if (xds_health_build(&h, down, 1, &err) != MESH_OK) {
+        bad = 1;
+    } else {
+        int b = check_node_health("endpoint health", &f.cfg, FX_WEB_ID, &h, DP_HEALTH_UNHEALTHY);
+        if (!b)
+            printf("ok   endpoint health: UNHEALTHY reaches the sidecar\n");
+        bad |= b;
+        xds_health_free(&h);
+    }
 
     printf(bad ? "xds_sidecar_check: FAILED\n" : "xds_sidecar_check: the sidecar accepts all\n");
     return bad;

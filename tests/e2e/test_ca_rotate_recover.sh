@@ -66,7 +66,7 @@ start_api_with_bundle() {
 }
 start_api_with_bundle "$D/bundle-new.pem"
 check "api takes the new bundle in" wait_for 10 grep -q "is new since the last start" "$D/sc-api.log"
-check "api reconnects to meshd" wait_for 15 sh -c "'$M' proxy-status | grep -q 'sa/api .*up'"
+check "api reconnects to meshd" wait_for 15 sh -c "'$M' proxy-status | grep -Eq 'sa/api +(connected|stale)'"
 check "api gets an SVID from the new CA" wait_for 15 sh -c \
     "'$M' cert list --id '$API' --output json | grep -q '\"ca_id\":2'"
 check "web -> api works again" wait_for 15 sh -c "test \"\$(curl -s -m 3 -o /dev/null -w '%{http_code}' -H 'Host: api' http://127.0.0.1:$P_WEB_OUT/)\" = 200"
@@ -93,7 +93,7 @@ check "it trusts the root the token pins" wait_for 15 grep -q "the join token pi
 check "api gets an SVID from the newest CA" wait_for 15 sh -c \
     "'$M' cert list --id '$API' --output json | grep -q '\"ca_id\":3'"
 check "web -> api works again" wait_for 20 sh -c "test \"\$(curl -s -m 3 -o /dev/null -w '%{http_code}' -H 'Host: api' http://127.0.0.1:$P_WEB_OUT/)\" = 200"
-check "api is connected to meshd" wait_for 10 sh -c "'$M' proxy-status | grep -q 'sa/api .*up'"
+check "api is connected to meshd" wait_for 10 sh -c "'$M' proxy-status | grep -Eq 'sa/api +(connected|stale)'"
 sc_stop "$PID_api"
 start_api_with_bundle "$D/bundle-new.pem"
 check "after a restart it is ready at once" wait_for 10 sc_ready api

@@ -228,16 +228,28 @@ Test(sidecar_lb, round_robin_order_skips_unhealthy)
                  "the only endpoint is used even if it is the one to avoid");
 }
 
-Test(sidecar_lb, none_usable_and_degraded_fallback)
+Test(sidecar_lb, degraded_then_panic_fallback)
 {
     uint64_t cur = 0;
     dp_rng rng;
     dp_rng_seed(&rng, 1);
     dp_endpoint bad[2] = {{.address = "a", .health = DP_HEALTH_UNHEALTHY},
                           {.address = "b", .health = DP_HEALTH_DRAINING}};
-    cr_assert_eq(dp_lb_pick(DP_LB_ROUND_ROBIN, bad, 2, NULL, &cur, &rng, -1), -1);
-    cr_assert_eq(dp_lb_pick(DP_LB_LEAST_REQUEST, bad, 2, NULL, &cur, &rng, -1), -1);
+    /* Panic: nothing healthy or degraded, so every endpoint takes traffic
+     * (in turn for round robin; avoid still moves a retry to the other). */
+    cr_assert_eq(dp_lb_pick(DP_LB_ROUND_ROBIN, bad, 2, NULL, &cur, &rng, -1), 0);
+    cr_assert_eq(dp_lb_pick(DP_LB_ROUND_ROBIN, bad, 2, NULL, &cur, &rng, -1), 1);
+    cr_assert_eq(dp_lb_pick(DP_LB_ROUND_ROBIN, bad, 2, NULL, &cur, &rng, 0), 1);
+    int seen[2] = {0};
+    for (int i = 0; i < 200; i++) {
+        long k = dp_lb_pick(DP_LB_LEAST_REQUEST, bad, 2, NULL, &cur, &rng, -1);
+        cr_assert(k == 0 || k == 1);
+        seen[k]++;
+    }
+    cr_assert(seen[0] > 0 && seen[1] > 0, "panic spreads over all: %d/%d", seen[0], seen[1]);
+    cr_assert_eq(dp_lb_pick(DP_LB_LEAST_REQUEST, bad, 2, NULL, &cur, &rng, 1), 0);
     cr_assert_eq(dp_lb_pick(DP_LB_ROUND_ROBIN, NULL, 0, NULL, &cur, &rng, -1), -1);
+    cr_assert_eq(dp_lb_pick(DP_LB_LEAST_REQUEST, NULL, 0, NULL, &cur, &rng, -1), -1);
     dp_endpoint deg[2] = {{.address = "a", .health = DP_HEALTH_UNHEALTHY},
                           {.address = "b", .health = DP_HEALTH_DEGRADED}};
     cr_assert_eq(dp_lb_pick(DP_LB_ROUND_ROBIN, deg, 2, NULL, &cur, &rng, -1), 1);
