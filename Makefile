@@ -22,8 +22,8 @@ SAN     ?=
 CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wstrict-prototypes -Wmissing-prototypes -fno-strict-aliasing $(SAN) $(EXTRA_CFLAGS)
 GEN     := $(BUILD)/gen
-CPPFLAGS := -I. -I$(GEN)
-LDLIBS  := -lssl -lcrypto -lsqlite3 -lgrpc -lgpr -lprotobuf-c -levent -levent_openssl \
+CPPFLAGS := -I. -I$(GEN) -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+LDLIBS  := -lssl -lcrypto -lsqlite3 -lpq -lgrpc -lgpr -lprotobuf-c -levent -levent_openssl \
            -levent_pthreads -lyaml -lhttp_parser -lpthread -lm
 LDFLAGS := $(SAN)
 
