@@ -61,6 +61,8 @@ const char *store_open_check(const mesh_store *st);
 /* Closes the handle; the last handle of the store to close records a clean
  * close in the witness once SQLite has checkpointed and removed the WAL. */
 void store_close(mesh_store *st);
+/* Does this --db value name a PostgreSQL store (postgres:// or postgresql://)? */
+int store_db_is_postgres(const char *db);
 /* The file path, or the PostgreSQL URL without its password. */
 const char *store_path(const mesh_store *st);
 /* "sqlite" or "postgres". */

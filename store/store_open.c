@@ -17,6 +17,11 @@ int store_is_pg_url(const char *db)
     return db && (strncmp(db, "postgres://", 11) == 0 || strncmp(db, "postgresql://", 13) == 0);
 }
 
+int store_db_is_postgres(const char *db)
+{
+    return store_is_pg_url(db);
+}
+
 /* "sqlite:///var/lib/meshd/mesh.db" -> "/var/lib/meshd/mesh.db"; a plain
  * path is itself. Only the empty authority is accepted (no host). */
 static int sqlite_path_of(const char *db, const char **path_out, mesh_err *err)

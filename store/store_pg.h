@@ -8,9 +8,11 @@
 
 #include "store/store_internal.h"
 
-/* The transaction-level advisory lock every writer takes: "MSHD" in ASCII,
- * as SQLite's application_id. Advisory locks are per database. */
-#define STORE_PG_WRITE_LOCK_KEY "1297303620"
+/* The transaction-level advisory lock every writer takes: ("MSHD" in ASCII,
+ * as SQLite's application_id; the store's schema). Advisory locks are per
+ * database; the second key keeps stores in different schemas of one
+ * database (staging, production, tests) from waiting for each other. */
+#define STORE_PG_WRITE_LOCK "pg_advisory_xact_lock(1297303620, hashtext(current_schema()))"
 
 /* Runs a parameterless statement or script (PQexec). */
 int store_pg_run(mesh_store *st, const char *sql, mesh_err *err);

@@ -344,7 +344,7 @@ static int pg_in_transaction(mesh_store *st)
  * serialises them, so the per-table read-then-write logic stays correct.
  * Waiting is bounded by lock_timeout (STORE_BUSY_TIMEOUT_MS): MESH_EBUSY. */
 static const char SQL_BEGIN_WRITE[] =
-    "BEGIN; SELECT pg_advisory_xact_lock(" STORE_PG_WRITE_LOCK_KEY ")";
+    "BEGIN; SELECT " STORE_PG_WRITE_LOCK;
 /* A read sees one snapshot for the whole call, like SQLite's deferred read. */
 static const char SQL_BEGIN_READ[] = "BEGIN ISOLATION LEVEL REPEATABLE READ";
 

@@ -48,22 +48,19 @@ void tstore_setup_any(tstore_env *env, int open_store)
         return;
     }
     tstore_setup(env, 0);
-    /* A database per test: nothing leaks from one test into the next. */
+    /* A schema per test (quicker than a database): nothing leaks from one
+     * test into the next, and the store sees only its own tables. */
     static unsigned counter;
     snprintf(env->pg_db, sizeof env->pg_db, "meshtest_%d_%u_%x", (int)getpid(), ++counter,
              (unsigned)rand());
     char sql[160];
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", env->pg_db);
+    snprintf(sql, sizeof sql, "CREATE SCHEMA %s", env->pg_db);
     pg_admin(sql);
-    /* The URL of the maintenance database with its last path part replaced. */
     const char *url = getenv("MESH_TEST_PG_URL");
-    const char *slash = strrchr(url, '/');
-    cr_assert(slash && slash > strstr(url, "://") + 2, "MESH_TEST_PG_URL %s names no database",
-              url);
-    int n = snprintf(env->path, sizeof env->path, "%.*s/%s", (int)(slash - url), url,
+    cr_assert(!strchr(url, '?'), "MESH_TEST_PG_URL %s: give it without parameters", url);
+    int n = snprintf(env->path, sizeof env->path, "%s?options=-csearch_path%%3D%s", url,
                      env->pg_db);
     cr_assert(n > 0 && (size_t)n < sizeof env->path, "MESH_TEST_PG_URL %s is too long", url);
-    env->pg_fresh = 1;
     if (open_store) {
         mesh_err err = {0};
         store_open_opts create = {.create = 1};
@@ -78,7 +75,7 @@ void tstore_teardown(tstore_env *env)
     env->st = NULL;
     if (env->pg_db[0]) {
         char sql[160];
-        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", env->pg_db);
+        snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", env->pg_db);
         pg_admin(sql);
         env->pg_db[0] = '\0';
     }
