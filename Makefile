@@ -2,7 +2,7 @@
 #
 #   make            build every binary into $(BUILD)/bin
 #   make test       install deps (tools/deps.sh), build, run unit + end-to-end tests
-#   make check      the same tests without the deps step
+#   make check      the same tests without the deps step (unit, unit-pg, e2e)
 #   make unit       Criterion unit tests only
 #   make unit-pg    the store's unit tests against a throwaway PostgreSQL (tests/pg/)
 #   make e2e        end-to-end tests only (real processes on 127.0.0.1)
@@ -120,6 +120,7 @@ NPROC := $(shell nproc 2>/dev/null || echo 2)
 check:
 	$(MAKE) -j$(NPROC) all $(UNIT_BIN)
 	$(MAKE) unit
+	$(MAKE) unit-pg
 	$(MAKE) e2e
 
 unit: $(UNIT_BIN)
