@@ -125,7 +125,7 @@ int store_pg_open(mesh_store *st, const char *url, int create, mesh_err *err)
         return mesh_err_set(err, MESH_ENOTFOUND,
                             "PostgreSQL database %s holds no meshd store; check the --db URL, "
                             "or create a new store with 'meshctl ca init --db %s "
-                            "--trust-domain <your.domain>'",
+                            "--key-dir DIR --trust-domain <your.domain>'",
                             st->path, st->path);
     int v = 0;
     if ((rc = store_pg_read_schema_version(st, &v, err)) != MESH_OK)
