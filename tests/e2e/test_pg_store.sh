@@ -17,7 +17,7 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     exit
 fi
 PG_DIR=$(mktemp -d /tmp/meshd-e2e-pg-XXXXXX)
-pg_cleanup() { e2e_cleanup; "$REPO/tests/pg/pg_stop.sh" "$PG_DIR"; }
+pg_cleanup() { e2e_cleanup; "$REPO/tests/pg/pg_stop.sh" "$PG_DIR" 2>/dev/null; rm -rf "$PG_DIR"; }
 trap pg_cleanup EXIT
 if ! PG_URL=$("$REPO/tests/pg/pg_start.sh" "$PG_DIR" 2>"$D/pg_start.log"); then
     fail "a throwaway PostgreSQL starts" "$(cat "$D/pg_start.log")"

@@ -22,6 +22,14 @@ if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
   exit 1
 fi
 
+# initdb's helpers write to /dev/null as the unprivileged user: a /dev/null
+# that is not the character device (replaced by a plain file) fails them.
+if [ ! -c /dev/null ]; then
+  echo "pg_start: /dev/null is not a character device on this machine; initdb cannot" \
+       "run (restore it: mknod -m 666 /dev/null c 1 3)" >&2
+  exit 1
+fi
+
 dir=${1:-}
 if [ -z "$dir" ]; then
   dir=$(mktemp -d /tmp/meshd-pg-XXXXXX)
