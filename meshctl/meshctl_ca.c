@@ -74,6 +74,10 @@ int ctl_ca_parse(ctl_ctx *c, int argc, char **argv, ctl_ca_args *a)
         return ctl_usage_error(c, "unexpected argument '%s'", argv[optind]);
     if (a->mode < 0)
         return ctl_usage_error(c, "--prepare, --activate and --prune are separate steps: give one");
+    if (!a->key_dir[0] && c->db_path && store_db_is_postgres(c->db_path))
+        return ctl_usage_error(c, "a PostgreSQL store keeps no files beside it: give --key-dir "
+                                  "DIR, the directory (on this machine) for the CA's private "
+                                  "keys");
     if (!a->key_dir[0])
         ctl_default_key_dir(c->db_path ? c->db_path : "./meshd.db", a->key_dir,
                             sizeof a->key_dir);

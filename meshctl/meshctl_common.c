@@ -61,7 +61,7 @@ char *ctl_trust_domain(ctl_ctx *c)
     if (rc == MESH_ENOTFOUND)
         mesh_err_set(&err, MESH_ENOTFOUND,
                      "no CA in %s yet: run 'meshctl ca init --trust-domain <td>' first",
-                     c->db_path);
+                     store_path(st));
     if (rc != MESH_OK) {
         ctl_fail(c, &err);
         return NULL;

@@ -1,6 +1,10 @@
-/* store/store.h — the SQLite store, meshd's source of truth.
+/* store/store.h — the store, meshd's source of truth.
  *
- * One file (WAL mode, synchronous=FULL, busy timeout) holds: settings (trust
+ * Two backends behind this one API (docs/store.md): an SQLite file, the
+ * embedded default, and a PostgreSQL database through libpq, chosen by the
+ * --db value: "/path/meshd.db" or "sqlite:///path" versus "postgres://...".
+ * Both run the same numbered migrations. The SQLite file (WAL mode,
+ * synchronous=FULL, busy timeout) holds: settings (trust
  * domain, ...), CA material metadata (certs in PEM; private keys live in 0600
  * files whose path is recorded here), registrations, join tokens (SHA-256
  * hashes only), issued SVIDs, mesh config resources with versions, proxy
@@ -57,7 +61,12 @@ const char *store_open_check(const mesh_store *st);
 /* Closes the handle; the last handle of the store to close records a clean
  * close in the witness once SQLite has checkpointed and removed the WAL. */
 void store_close(mesh_store *st);
+/* Does this --db value name a PostgreSQL store (postgres:// or postgresql://)? */
+int store_db_is_postgres(const char *db);
+/* The file path, or the PostgreSQL URL without its password. */
 const char *store_path(const mesh_store *st);
+/* "sqlite" or "postgres". */
+const char *store_backend_name(const mesh_store *st);
 int store_schema_version(mesh_store *st);
 int store_latest_schema_version(void);
 

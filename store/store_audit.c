@@ -35,19 +35,19 @@ int store_audit(mesh_store *st, const char *actor, const char *action, const cha
             goto out;
         }
     }
-    sqlite3_stmt *s;
+    store_q *s;
     rc = store_stmt(st, SQL_AUDIT_INSERT, &s, err);
     if (rc != MESH_OK)
         goto out;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_int64(s, 1, (int64_t)time(NULL), &brc);
     store_bind_text(s, 2, esc[0], &brc);
     store_bind_text(s, 3, esc[1], &brc);
     store_bind_text(s, 4, esc[2], &brc);
     store_bind_text(s, 5, esc[3], &brc);
     store_bind_int64(s, 6, ok ? 1 : 0, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src != SQLITE_DONE)
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src != STORE_DONE)
         rc = store_db_error(st, err, src, "writing audit entry %s", esc[1]);
     store_stmt_release(s);
 out:
@@ -65,17 +65,17 @@ static void store_audit_free_members(store_audit_entry *e)
     memset(e, 0, sizeof *e);
 }
 
-static int store_audit_read_row(sqlite3_stmt *s, store_audit_entry *out)
+static int store_audit_read_row(store_q *s, store_audit_entry *out)
 {
     int rc = MESH_OK;
     memset(out, 0, sizeof *out);
-    out->id = sqlite3_column_int64(s, 0);
-    out->at = sqlite3_column_int64(s, 1);
+    out->id = store_col_int64(s, 0);
+    out->at = store_col_int64(s, 1);
     out->actor = store_col_dup(s, 2, &rc);
     out->action = store_col_dup(s, 3, &rc);
     out->subject = store_col_dup(s, 4, &rc);
     out->detail = store_col_dup(s, 5, &rc);
-    out->ok = sqlite3_column_int(s, 6) != 0;
+    out->ok = store_col_int(s, 6) != 0;
     if (rc != MESH_OK)
         store_audit_free_members(out);
     return rc;
@@ -90,16 +90,16 @@ int store_audit_list(mesh_store *st, size_t limit, store_audit_entry **out, size
         limit = STORE_AUDIT_DEFAULT_LIMIT;
     if (limit > (size_t)INT64_MAX)
         limit = (size_t)INT64_MAX;
-    sqlite3_stmt *s;
+    store_q *s;
     int rc = store_stmt(st, SQL_AUDIT_LIST, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_int64(s, 1, (int64_t)limit, &brc);
     store_audit_entry *list = NULL;
     size_t n = 0, cap = 0;
     int src = brc;
-    while (brc == SQLITE_OK && (src = sqlite3_step(s)) == SQLITE_ROW) {
+    while (brc == STORE_OK && (src = store_step(s)) == STORE_ROW) {
         if (store_grow((void **)&list, &cap, n, sizeof *list) != MESH_OK ||
             store_audit_read_row(s, &list[n]) != MESH_OK) {
             rc = mesh_err_set(err, MESH_ENOMEM, "out of memory listing the audit log");
@@ -107,7 +107,7 @@ int store_audit_list(mesh_store *st, size_t limit, store_audit_entry **out, size
         }
         n++;
     }
-    if (rc == MESH_OK && src != SQLITE_DONE)
+    if (rc == MESH_OK && src != STORE_DONE)
         rc = store_db_error(st, err, src, "listing the audit log");
     store_stmt_release(s);
     if (rc != MESH_OK) {

@@ -13,7 +13,8 @@
 
 static const char SQL_CA_INSERT[] =
     "INSERT INTO cas (state, cert_pem, chain_pem, key_path, serial_hex, subject, key_type, "
-    "not_before, not_after, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+    "not_before, not_after, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+    "RETURNING id"; /* RETURNING: both backends hand back the new id the same way */
 static const char SQL_CA_LIST[] = "SELECT " CA_COLUMNS " FROM cas ORDER BY id";
 static const char SQL_CA_ACTIVE[] = "SELECT " CA_COLUMNS " FROM cas WHERE state = 'active'";
 static const char SQL_CA_ACTIVE_ID[] = "SELECT id FROM cas WHERE state = 'active'";
@@ -32,11 +33,11 @@ static int store_ca_state_valid(const char *state, mesh_err *err)
                         state ? state : "(null)");
 }
 
-static int store_ca_read_row(sqlite3_stmt *s, store_ca *out)
+static int store_ca_read_row(store_q *s, store_ca *out)
 {
     int rc = MESH_OK;
     memset(out, 0, sizeof *out);
-    out->id = sqlite3_column_int64(s, 0);
+    out->id = store_col_int64(s, 0);
     out->state = store_col_dup(s, 1, &rc);
     out->cert_pem = store_col_dup(s, 2, &rc);
     out->chain_pem = store_col_dup(s, 3, &rc);
@@ -44,9 +45,9 @@ static int store_ca_read_row(sqlite3_stmt *s, store_ca *out)
     out->serial_hex = store_col_dup(s, 5, &rc);
     out->subject = store_col_dup(s, 6, &rc);
     out->key_type = store_col_dup(s, 7, &rc);
-    out->not_before = sqlite3_column_int64(s, 8);
-    out->not_after = sqlite3_column_int64(s, 9);
-    out->created_at = sqlite3_column_int64(s, 10);
+    out->not_before = store_col_int64(s, 8);
+    out->not_after = store_col_int64(s, 9);
+    out->created_at = store_col_int64(s, 10);
     if (rc != MESH_OK)
         store_ca_free(out);
     return rc;
@@ -55,10 +56,10 @@ static int store_ca_read_row(sqlite3_stmt *s, store_ca *out)
 /* Id of the active CA for error messages; 0 if none or unknown. */
 static int64_t store_ca_active_id(mesh_store *st)
 {
-    sqlite3_stmt *s;
+    store_q *s;
     if (store_stmt(st, SQL_CA_ACTIVE_ID, &s, NULL) != MESH_OK)
         return 0;
-    int64_t id = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    int64_t id = store_step(s) == STORE_ROW ? store_col_int64(s, 0) : 0;
     store_stmt_release(s);
     return id;
 }
@@ -87,11 +88,11 @@ int store_ca_insert(mesh_store *st, const store_ca *ca, int64_t *id_out, mesh_er
                             "CA %s: not_after (%lld) must be later than not_before (%lld)",
                             ca->serial_hex, (long long)ca->not_after, (long long)ca->not_before);
 
-    sqlite3_stmt *s;
+    store_q *s;
     rc = store_stmt(st, SQL_CA_INSERT, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, ca->state, &brc);
     store_bind_text(s, 2, ca->cert_pem, &brc);
     store_bind_text(s, 3, ca->chain_pem ? ca->chain_pem : "", &brc);
@@ -102,11 +103,11 @@ int store_ca_insert(mesh_store *st, const store_ca *ca, int64_t *id_out, mesh_er
     store_bind_int64(s, 8, ca->not_before, &brc);
     store_bind_int64(s, 9, ca->not_after, &brc);
     store_bind_int64(s, 10, ca->created_at ? ca->created_at : (int64_t)time(NULL), &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src == SQLITE_DONE) {
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src == STORE_ROW) {
         if (id_out)
-            *id_out = sqlite3_last_insert_rowid(st->db);
-    } else if (src == SQLITE_CONSTRAINT_UNIQUE) {
+            *id_out = store_col_int64(s, 0);
+    } else if (src == STORE_UNIQUE) {
         store_stmt_release(s);
         return mesh_err_set(err, MESH_EEXISTS,
                             "cannot add CA %s as active: CA id %lld is already active; add it "
@@ -123,14 +124,14 @@ int store_ca_list(mesh_store *st, store_ca **out, size_t *n_out, mesh_err *err)
 {
     *out = NULL;
     *n_out = 0;
-    sqlite3_stmt *s;
+    store_q *s;
     int rc = store_stmt(st, SQL_CA_LIST, &s, err);
     if (rc != MESH_OK)
         return rc;
     store_ca *list = NULL;
     size_t n = 0, cap = 0;
     int src;
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((src = store_step(s)) == STORE_ROW) {
         if (store_grow((void **)&list, &cap, n, sizeof *list) != MESH_OK ||
             store_ca_read_row(s, &list[n]) != MESH_OK) {
             rc = mesh_err_set(err, MESH_ENOMEM, "out of memory listing CAs");
@@ -138,7 +139,7 @@ int store_ca_list(mesh_store *st, store_ca **out, size_t *n_out, mesh_err *err)
         }
         n++;
     }
-    if (rc == MESH_OK && src != SQLITE_DONE)
+    if (rc == MESH_OK && src != STORE_DONE)
         rc = store_db_error(st, err, src, "listing CAs");
     store_stmt_release(s);
     if (rc != MESH_OK) {
@@ -153,15 +154,15 @@ int store_ca_list(mesh_store *st, store_ca **out, size_t *n_out, mesh_err *err)
 int store_ca_get_active(mesh_store *st, store_ca *out, mesh_err *err)
 {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *s;
+    store_q *s;
     int rc = store_stmt(st, SQL_CA_ACTIVE, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int src = sqlite3_step(s);
-    if (src == SQLITE_ROW) {
+    int src = store_step(s);
+    if (src == STORE_ROW) {
         if (store_ca_read_row(s, out) != MESH_OK)
             rc = mesh_err_set(err, MESH_ENOMEM, "out of memory reading the active CA");
-    } else if (src == SQLITE_DONE) {
+    } else if (src == STORE_DONE) {
         rc = mesh_err_set(err, MESH_ENOTFOUND,
                           "store %s has no active CA; run 'meshctl ca init' first", st->path);
     } else {
@@ -176,18 +177,18 @@ int store_ca_set_state(mesh_store *st, int64_t id, const char *state, mesh_err *
     int rc = store_ca_state_valid(state, err);
     if (rc != MESH_OK)
         return rc;
-    sqlite3_stmt *s;
+    store_q *s;
     rc = store_stmt(st, SQL_CA_SET_STATE, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_int64(s, 1, id, &brc);
     store_bind_text(s, 2, state, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src == SQLITE_DONE) {
-        if (sqlite3_changes64(st->db) == 0)
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src == STORE_DONE) {
+        if (store_changes(st) == 0)
             rc = mesh_err_set(err, MESH_ENOTFOUND, "CA id %lld not found", (long long)id);
-    } else if (src == SQLITE_CONSTRAINT_UNIQUE) {
+    } else if (src == STORE_UNIQUE) {
         store_stmt_release(s);
         return mesh_err_set(err, MESH_EEXISTS,
                             "cannot make CA id %lld active: CA id %lld is active; retire it "

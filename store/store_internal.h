@@ -1,6 +1,7 @@
 /* store/store_internal.h — what the store's .c files share and nobody else sees:
- * the handle layout, the prepared-statement cache, SQLite error mapping,
- * binding/column helpers and the "one operation = one transaction" helpers. */
+ * the handle layout, the backend boundary (a small statement layer with an
+ * SQLite and a PostgreSQL implementation), error mapping, binding/column
+ * helpers and the "one operation = one transaction" helpers. */
 #ifndef MESH_STORE_STORE_INTERNAL_H
 #define MESH_STORE_STORE_INTERNAL_H
 
@@ -23,19 +24,76 @@
 /* The in-process write gate of one database file (store_gate.c). */
 typedef struct store_gate store_gate;
 
+/* One prepared statement of either backend. Each backend's statement struct
+ * begins with this, so the per-table files hold a store_q * and never see
+ * sqlite3_stmt or PGresult (docs/store.md, "The backend boundary"). */
+typedef struct store_q {
+    mesh_store *st;
+} store_q;
+
+/* What store_step and the binding helpers report, backend-neutral. On
+ * STORE_FAILED (and on the two constraint codes) the backend has recorded
+ * the MESH_E* status and the server's message in the handle, for
+ * store_db_error. */
+enum store_step_rc {
+    STORE_OK = 0,       /* binding succeeded */
+    STORE_ROW,          /* a result row is ready */
+    STORE_DONE,         /* the statement ran to completion */
+    STORE_UNIQUE,       /* a UNIQUE or PRIMARY KEY constraint refused the row */
+    STORE_FOREIGN_KEY,  /* a FOREIGN KEY constraint refused the row */
+    STORE_FAILED,       /* anything else: see st->last_code / st->last_msg */
+};
+
+/* The operations a backend provides (store_sqlite_stmt.c, store_pg_stmt.c).
+ * SQL text is one string for both where the dialects agree: "?N"
+ * placeholders, which the PostgreSQL backend rewrites to "$N". */
+typedef struct store_backend {
+    const char *name;   /* "sqlite" or "postgres" */
+    int (*prepare)(mesh_store *st, const char *sql, store_q **out, mesh_err *err);
+    void (*bind_text)(store_q *q, int idx, const char *v, int *rc);
+    void (*bind_int64)(store_q *q, int idx, int64_t v, int *rc);
+    int (*step)(store_q *q);
+    int (*col_is_null)(store_q *q, int col);
+    int64_t (*col_int64)(store_q *q, int col);
+    const char *(*col_text)(store_q *q, int col);   /* NULL for SQL NULL */
+    void (*release)(store_q *q);                    /* reset for reuse */
+    void (*free_q)(store_q *q);                     /* when the handle closes */
+    int64_t (*changes)(mesh_store *st);             /* rows the last statement changed */
+    /* A statement without parameters or rows, or a script of several. */
+    int (*exec)(mesh_store *st, const char *sql, mesh_err *err);
+    int (*in_transaction)(mesh_store *st);          /* a transaction is open (maybe failed) */
+    /* Outermost transactions: write = serialised with every other writer
+     * of the store (SQLite: BEGIN IMMEDIATE after the write gate;
+     * PostgreSQL: BEGIN plus a transaction-level advisory lock), read =
+     * one consistent snapshot. */
+    int (*begin)(mesh_store *st, int write, mesh_err *err);
+    void (*end_tx)(mesh_store *st);                 /* after COMMIT/ROLLBACK of an outermost tx */
+    int (*schema_version)(mesh_store *st);
+    int64_t (*data_version)(mesh_store *st);
+    void (*close)(mesh_store *st);
+} store_backend;
+
+extern const store_backend store_sqlite_backend;
+extern const store_backend store_pg_backend;
+
 typedef struct store_cached_stmt {
     const char *sql;      /* key: the address of a static SQL string */
-    sqlite3_stmt *stmt;
+    store_q *q;           /* the backend's statement */
 } store_cached_stmt;
 
 struct mesh_store {
-    sqlite3 *db;
-    char *path;
+    const store_backend *be;
+    sqlite3 *db;                /* SQLite backend */
+    struct pg_conn *pg;         /* PostgreSQL backend: libpq's PGconn */
+    char *path;                 /* as given to store_open (a PostgreSQL URL keeps no password) */
     int in_tx;                  /* inside store_begin .. store_commit/rollback */
     int op_depth;               /* nesting of store_op_begin (savepoints inside a user tx) */
     int64_t tx_config_version;  /* config version already bumped in this user tx, 0 = none */
     store_cached_stmt *stmts;   /* prepared once per handle, reused (issuance is a hot path) */
     size_t n_stmts, cap_stmts;
+    int64_t last_changes;       /* rows changed by the last statement (PostgreSQL) */
+    int last_code;              /* MESH_E* of the last failed statement */
+    char last_msg[512];         /* its message from the database */
     store_gate *gate;           /* shared with this process's other handles on the file; may be NULL */
     int gate_held;              /* this handle is inside the gate (an explicit write transaction) */
     /* Integrity (store_sqlite_*.c): the witness file beside the database. */
@@ -51,34 +109,57 @@ struct mesh_store {
 };
 
 /* ---- errors ----------------------------------------------------------------- */
-/* Maps an SQLite result code to a MESH_E* status and writes "<context>: <sqlite
- * message> (store <path>)" into err. Returns the status. */
-int store_db_error(mesh_store *st, mesh_err *err, int sqlite_rc, const char *fmt, ...)
+/* After a failed store_step (src is its result): writes "<context>: <database
+ * message> (store <path>)<advice>" into err and returns the MESH_E* status
+ * the backend recorded (MESH_EINVAL for constraint failures). */
+int store_db_error(mesh_store *st, mesh_err *err, int src, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* What an operator should do about a class of failure ("" if nothing). */
+const char *store_error_hint(const mesh_store *st, int code);
+/* Records a failure for store_db_error (backends call it). */
+void store_record_failure(mesh_store *st, int code, const char *msg);
+
+/* ---- SQLite only (store_sqlite_stmt.c) ---------------------------------------- */
+/* Maps an SQLite result code to a MESH_E* status. */
 int store_map_sqlite_rc(int sqlite_rc);
+/* store_db_error for an SQLite result code (the sqlite-only files). */
+int store_sqlite_error(mesh_store *st, mesh_err *err, int sqlite_rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Did a failed write (extended SQLite code) fail for lack of space: a full
  * file system or the file size limit? Then it is MESH_ENOSPC, not EIO. */
 int store_write_hit_space_limit(const mesh_store *st, int sqlite_rc);
+/* The raw SQLite statement behind the cache, for the sqlite-only files. */
+int store_sqlite_stmt(mesh_store *st, const char *sql, sqlite3_stmt **out, mesh_err *err);
+void store_sqlite_stmt_release(sqlite3_stmt *s);
 
-/* ---- statements ------------------------------------------------------------- */
+/* ---- statements (either backend) ---------------------------------------------- */
 /* Returns a ready-to-bind statement for sql (a static string: the cache is keyed
  * by its address). Release it with store_stmt_release once done so it does not
  * keep a read snapshot open. */
-int store_stmt(mesh_store *st, const char *sql, sqlite3_stmt **out, mesh_err *err);
-void store_stmt_release(sqlite3_stmt *s);
+int store_stmt(mesh_store *st, const char *sql, store_q **out, mesh_err *err);
+void store_stmt_release(store_q *q);
 void store_stmt_cache_free(mesh_store *st);
+/* The cache itself, for backends: the entry for sql, or NULL. */
+store_q *store_stmt_cached(mesh_store *st, const char *sql);
+int store_stmt_cache_add(mesh_store *st, const char *sql, store_q *q);
 
 /* Runs a statement without parameters or result rows (BEGIN, SAVEPOINT, ...). */
 int store_exec(mesh_store *st, const char *sql, mesh_err *err);
 
-/* Binding helpers keep the first failure in *rc (an SQLite code), so a run of
- * binds is checked once. A NULL string binds SQL NULL. */
-void store_bind_text(sqlite3_stmt *s, int idx, const char *v, int *rc);
-void store_bind_int64(sqlite3_stmt *s, int idx, int64_t v, int *rc);
+/* Binding helpers keep the first failure in *rc (STORE_OK until then), so a
+ * run of binds is checked once. A NULL string binds SQL NULL. */
+void store_bind_text(store_q *q, int idx, const char *v, int *rc);
+void store_bind_int64(store_q *q, int idx, int64_t v, int *rc);
+int store_step(store_q *q);
+int store_col_is_null(store_q *q, int col);
+int64_t store_col_int64(store_q *q, int col);
+int store_col_int(store_q *q, int col);
+const char *store_col_text(store_q *q, int col);
+int64_t store_changes(mesh_store *st);
 
 /* Copies a text column (NULL column -> ""). On allocation failure returns NULL
  * and sets *rc to MESH_ENOMEM; *rc is left alone otherwise. */
-char *store_col_dup(sqlite3_stmt *s, int col, int *rc);
+char *store_col_dup(store_q *q, int col, int *rc);
 
 /* ---- transactions ----------------------------------------------------------- */
 /* Brackets one store call that runs several statements. Outside store_begin it
@@ -106,9 +187,19 @@ int store_gate_enter(mesh_store *st, int64_t *waited_ms, mesh_err *err);
 void store_gate_leave(mesh_store *st);
 
 /* ---- schema ----------------------------------------------------------------- */
-/* Applies pending migrations, each in its own BEGIN IMMEDIATE transaction that
- * re-reads user_version so concurrent openers apply each migration once. */
-int store_migrate(mesh_store *st, mesh_err *err);
+/* Applies pending migrations, each in its own write transaction that re-reads
+ * the schema version so concurrent openers apply each migration once
+ * (store_schema.c: SQLite; store_pg_schema.c: PostgreSQL). */
+int store_sqlite_migrate(mesh_store *st, mesh_err *err);
+void store_sqlite_close(mesh_store *st);
+int store_sqlite_schema_version(mesh_store *st);
+int store_pg_migrate(mesh_store *st, mesh_err *err);
+
+/* ---- opening (store_sqlite_open.c, store_pg_open.c) ----------------------------- */
+int store_sqlite_open(mesh_store *st, int create, mesh_err *err);
+int store_pg_open(mesh_store *st, const char *url, int create, mesh_err *err);
+/* Does this --db value name a PostgreSQL database (postgres:// or postgresql://)? */
+int store_is_pg_url(const char *db);
 
 /* ---- input checks ----------------------------------------------------------- */
 /* Non-empty string; otherwise MESH_EINVAL naming the field. */
@@ -129,10 +220,10 @@ void store_fmt_time(int64_t t, char out[32]);
 #define STORE_CERT_COLUMNS                                                                 \
     "serial_hex, spiffe_id, pubkey_sha256, not_before, not_after, issued_at, ca_id, "    \
     "revoked, revoked_at, revoke_reason, cert_pem, instance"
-int store_cert_read_row(sqlite3_stmt *s, store_cert *out);
+int store_cert_read_row(store_q *s, store_cert *out);
 /* Steps s (bound; brc = the binding result) to the end, collecting rows of
  * STORE_CERT_COLUMNS, and releases it. */
-int store_cert_collect(mesh_store *st, sqlite3_stmt *s, int brc, store_cert **out,
+int store_cert_collect(mesh_store *st, store_q *s, int brc, store_cert **out,
                        size_t *n_out, mesh_err *err);
 
 /* Dynamic array growth for list results: ensures room for one more element. */

@@ -20,17 +20,18 @@
 static const char SQL_PROXY_UPSERT[] =
     "INSERT INTO proxies (spiffe_id, node_id, peer, connected, connected_at, last_seen, "
     "  svid_not_after, meshd_instance) "
-    "VALUES (?2, ?1, COALESCE(?3, ''), ?4, CASE WHEN ?4 THEN ?7 ELSE 0 END, ?7, "
+    "VALUES (?2, ?1, COALESCE(?3, ''), ?4, CASE WHEN ?4 <> 0 THEN ?7 ELSE 0 END, ?7, "
     "  ?5, COALESCE(?6, '')) "
     "ON CONFLICT (spiffe_id, node_id) DO UPDATE SET "
-    "  peer = COALESCE(?3, peer), "
-    "  connected_at = CASE WHEN ?4 AND NOT connected THEN ?7 ELSE connected_at END, "
+    "  peer = COALESCE(?3, proxies.peer), "
+    "  connected_at = CASE WHEN ?4 <> 0 AND proxies.connected = 0 THEN ?7 "
+    "    ELSE proxies.connected_at END, "
     "  connected = ?4, "
     "  last_seen = ?7, "
     "  svid_not_after = ?5, "
-    "  meshd_instance = COALESCE(?6, meshd_instance), "
-    "  problem = CASE WHEN ?4 THEN '' ELSE problem END "
-    "WHERE ?4 OR NOT connected OR ?6 IS NULL OR meshd_instance = ?6";
+    "  meshd_instance = COALESCE(?6, proxies.meshd_instance), "
+    "  problem = CASE WHEN ?4 <> 0 THEN '' ELSE proxies.problem END "
+    "WHERE ?4 <> 0 OR proxies.connected = 0 OR ?6 IS NULL OR proxies.meshd_instance = ?6";
 /* The problem of one (identity, node) row: a refused identity never touches
  * another identity's row of the same Node.id. */
 static const char SQL_PROXY_PROBLEM[] =
@@ -43,13 +44,13 @@ static const char SQL_PROXY_TYPE_UPSERT[] =
     "VALUES (?8, ?1, ?2, COALESCE(?3, ''), COALESCE(?4, ''), COALESCE(?5, ''), "
     "  COALESCE(?6, ''), ?7) "
     "ON CONFLICT (spiffe_id, node_id, type_url) DO UPDATE SET "
-    "  sent_version = COALESCE(?3, sent_version), "
-    "  acked_version = COALESCE(?4, acked_version), "
-    "  nack_version = COALESCE(?5, nack_version), "
-    "  nack_error = COALESCE(?6, nack_error), "
+    "  sent_version = COALESCE(?3, proxy_types.sent_version), "
+    "  acked_version = COALESCE(?4, proxy_types.acked_version), "
+    "  nack_version = COALESCE(?5, proxy_types.nack_version), "
+    "  nack_error = COALESCE(?6, proxy_types.nack_error), "
     "  updated_at = ?7";
 static const char SQL_PROXY_DISCONNECT_ALL[] =
-    "UPDATE proxies SET connected = 0 WHERE meshd_instance = ?1 AND connected";
+    "UPDATE proxies SET connected = 0 WHERE meshd_instance = ?1 AND connected <> 0";
 static const char SQL_PROXY_LIST[] =
     "SELECT node_id, spiffe_id, peer, connected, connected_at, last_seen, svid_not_after, "
     "meshd_instance, problem FROM proxies ORDER BY node_id, spiffe_id";
@@ -57,7 +58,7 @@ static const char SQL_PROXY_TYPE_LIST[] =
     "SELECT node_id, spiffe_id, type_url, sent_version, acked_version, nack_version, "
     "nack_error, updated_at FROM proxy_types ORDER BY node_id, spiffe_id, type_url";
 static const char SQL_PROXY_OTHER_HOLDER[] =
-    "SELECT spiffe_id, peer FROM proxies WHERE node_id = ?1 AND spiffe_id <> ?2 AND connected "
+    "SELECT spiffe_id, peer FROM proxies WHERE node_id = ?1 AND spiffe_id <> ?2 AND connected <> 0 "
     "ORDER BY connected_at LIMIT 1";
 
 int store_proxy_upsert(mesh_store *st, const char *node_id, const char *spiffe_id,
@@ -69,11 +70,11 @@ int store_proxy_upsert(mesh_store *st, const char *node_id, const char *spiffe_i
         rc = store_require(spiffe_id, "proxy SPIFFE ID", err);
     if (rc != MESH_OK)
         return rc;
-    sqlite3_stmt *s;
+    store_q *s;
     rc = store_stmt(st, SQL_PROXY_UPSERT, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, node_id, &brc);
     store_bind_text(s, 2, spiffe_id, &brc);
     store_bind_text(s, 3, peer, &brc);
@@ -81,8 +82,8 @@ int store_proxy_upsert(mesh_store *st, const char *node_id, const char *spiffe_i
     store_bind_int64(s, 5, svid_not_after, &brc);
     store_bind_text(s, 6, meshd_instance, &brc);
     store_bind_int64(s, 7, now, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src != SQLITE_DONE)
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src != STORE_DONE)
         rc = store_db_error(st, err, src, "recording status of proxy %s (%s)", node_id,
                             spiffe_id);
     store_stmt_release(s);
@@ -101,11 +102,11 @@ int store_proxy_type_update(mesh_store *st, const char *node_id, const char *spi
         rc = store_require(type_url, "type URL", err);
     if (rc != MESH_OK)
         return rc;
-    sqlite3_stmt *s;
+    store_q *s;
     rc = store_stmt(st, SQL_PROXY_TYPE_UPSERT, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, node_id, &brc);
     store_bind_text(s, 2, type_url, &brc);
     store_bind_text(s, 3, sent_version, &brc);
@@ -114,12 +115,12 @@ int store_proxy_type_update(mesh_store *st, const char *node_id, const char *spi
     store_bind_text(s, 6, nack_error, &brc);
     store_bind_int64(s, 7, now, &brc);
     store_bind_text(s, 8, spiffe_id, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src == SQLITE_CONSTRAINT_FOREIGNKEY)
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src == STORE_FOREIGN_KEY)
         rc = mesh_err_set(err, MESH_ENOTFOUND,
                           "proxy %s (%s) is not known; record it with store_proxy_upsert first",
                           node_id, spiffe_id);
-    else if (src != SQLITE_DONE)
+    else if (src != STORE_DONE)
         rc = store_db_error(st, err, src, "recording %s status of proxy %s", type_url, node_id);
     store_stmt_release(s);
     return rc;
@@ -136,20 +137,20 @@ int store_proxy_other_holder(mesh_store *st, const char *node_id, const char *sp
         rc = store_require(spiffe_id, "proxy SPIFFE ID", err);
     if (rc != MESH_OK)
         return rc;
-    sqlite3_stmt *s;
+    store_q *s;
     rc = store_stmt(st, SQL_PROXY_OTHER_HOLDER, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, node_id, &brc);
     store_bind_text(s, 2, spiffe_id, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src == SQLITE_ROW) {
-        const char *h = (const char *)sqlite3_column_text(s, 0);
-        const char *p = (const char *)sqlite3_column_text(s, 1);
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src == STORE_ROW) {
+        const char *h = store_col_text(s, 0);
+        const char *p = store_col_text(s, 1);
         snprintf(holder, holder_len, "%s", h ? h : "");
         snprintf(peer, peer_len, "%s", p ? p : "");
-    } else if (src != SQLITE_DONE) {
+    } else if (src != STORE_DONE) {
         rc = store_db_error(st, err, src, "looking up who holds proxy node %s", node_id);
     }
     store_stmt_release(s);
@@ -164,17 +165,17 @@ int store_proxy_set_problem(mesh_store *st, const char *node_id, const char *spi
         rc = store_require(spiffe_id, "proxy SPIFFE ID", err);
     if (rc != MESH_OK)
         return rc;
-    sqlite3_stmt *s;
+    store_q *s;
     rc = store_stmt(st, SQL_PROXY_PROBLEM, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, node_id, &brc);
     store_bind_text(s, 2, spiffe_id, &brc);
     store_bind_int64(s, 3, now, &brc);
     store_bind_text(s, 4, problem ? problem : "", &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src != SQLITE_DONE)
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src != STORE_DONE)
         rc = store_db_error(st, err, src, "recording the problem of proxy %s", node_id);
     store_stmt_release(s);
     return rc;
@@ -199,14 +200,14 @@ int store_proxy_disconnect_all(mesh_store *st, const char *meshd_instance, mesh_
     int rc = store_require(meshd_instance, "meshd instance", err);
     if (rc != MESH_OK)
         return rc;
-    sqlite3_stmt *s;
+    store_q *s;
     rc = store_stmt(st, SQL_PROXY_DISCONNECT_ALL, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, meshd_instance, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src != SQLITE_DONE)
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src != STORE_DONE)
         rc = store_db_error(st, err, src, "marking proxies of meshd %s disconnected",
                             meshd_instance);
     store_stmt_release(s);
@@ -236,17 +237,17 @@ static void store_proxy_free_members(store_proxy *p)
     memset(p, 0, sizeof *p);
 }
 
-static int store_proxy_read_row(sqlite3_stmt *s, store_proxy *out)
+static int store_proxy_read_row(store_q *s, store_proxy *out)
 {
     int rc = MESH_OK;
     memset(out, 0, sizeof *out);
     out->node_id = store_col_dup(s, 0, &rc);
     out->spiffe_id = store_col_dup(s, 1, &rc);
     out->peer = store_col_dup(s, 2, &rc);
-    out->connected = sqlite3_column_int(s, 3) != 0;
-    out->connected_at = sqlite3_column_int64(s, 4);
-    out->last_seen = sqlite3_column_int64(s, 5);
-    out->svid_not_after = sqlite3_column_int64(s, 6);
+    out->connected = store_col_int(s, 3) != 0;
+    out->connected_at = store_col_int64(s, 4);
+    out->last_seen = store_col_int64(s, 5);
+    out->svid_not_after = store_col_int64(s, 6);
     out->meshd_instance = store_col_dup(s, 7, &rc);
     out->problem = store_col_dup(s, 8, &rc);
     if (rc != MESH_OK)
@@ -254,7 +255,7 @@ static int store_proxy_read_row(sqlite3_stmt *s, store_proxy *out)
     return rc;
 }
 
-static int store_proxy_type_read_row(sqlite3_stmt *s, store_proxy_type_status *t)
+static int store_proxy_type_read_row(store_q *s, store_proxy_type_status *t)
 {
     int rc = MESH_OK;
     memset(t, 0, sizeof *t);
@@ -263,7 +264,7 @@ static int store_proxy_type_read_row(sqlite3_stmt *s, store_proxy_type_status *t
     t->acked_version = store_col_dup(s, 4, &rc);
     t->nack_version = store_col_dup(s, 5, &rc);
     t->nack_error = store_col_dup(s, 6, &rc);
-    t->updated_at = sqlite3_column_int64(s, 7);
+    t->updated_at = store_col_int64(s, 7);
     if (rc != MESH_OK)
         store_proxy_type_free(t);
     return rc;
@@ -272,13 +273,13 @@ static int store_proxy_type_read_row(sqlite3_stmt *s, store_proxy_type_status *t
 /* Reads all proxies, ordered by node_id. */
 static int store_proxy_read_all(mesh_store *st, store_proxy **out, size_t *n_out, mesh_err *err)
 {
-    sqlite3_stmt *s;
+    store_q *s;
     int rc = store_stmt(st, SQL_PROXY_LIST, &s, err);
     if (rc != MESH_OK)
         return rc;
     size_t cap = 0;
     int src;
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((src = store_step(s)) == STORE_ROW) {
         if (store_grow((void **)out, &cap, *n_out, sizeof **out) != MESH_OK ||
             store_proxy_read_row(s, &(*out)[*n_out]) != MESH_OK) {
             rc = mesh_err_set(err, MESH_ENOMEM, "out of memory listing proxies");
@@ -286,7 +287,7 @@ static int store_proxy_read_all(mesh_store *st, store_proxy **out, size_t *n_out
         }
         (*n_out)++;
     }
-    if (rc == MESH_OK && src != SQLITE_DONE)
+    if (rc == MESH_OK && src != STORE_DONE)
         rc = store_db_error(st, err, src, "listing proxies");
     store_stmt_release(s);
     return rc;
@@ -303,15 +304,15 @@ static int key_cmp(const store_proxy *p, const char *node, const char *id)
  * (node_id, spiffe_id), so one merge pass suffices. */
 static int store_proxy_read_types(mesh_store *st, store_proxy *list, size_t n, mesh_err *err)
 {
-    sqlite3_stmt *s;
+    store_q *s;
     int rc = store_stmt(st, SQL_PROXY_TYPE_LIST, &s, err);
     if (rc != MESH_OK)
         return rc;
     size_t i = 0, cap = 0;
     int src;
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *node = (const char *)sqlite3_column_text(s, 0);
-        const char *id = (const char *)sqlite3_column_text(s, 1);
+    while ((src = store_step(s)) == STORE_ROW) {
+        const char *node = store_col_text(s, 0);
+        const char *id = store_col_text(s, 1);
         if (!node || !id) {
             rc = mesh_err_set(err, MESH_ENOMEM, "out of memory listing proxy status");
             break;
@@ -330,7 +331,7 @@ static int store_proxy_read_types(mesh_store *st, store_proxy *list, size_t n, m
         }
         p->n_types++;
     }
-    if (rc == MESH_OK && src != SQLITE_DONE)
+    if (rc == MESH_OK && src != STORE_DONE)
         rc = store_db_error(st, err, src, "listing proxy status");
     store_stmt_release(s);
     return rc;

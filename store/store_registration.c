@@ -50,16 +50,16 @@ static void reg_label(const char *name, const char *spiffe_id, char *buf, size_t
         snprintf(buf, n, "%.600s", spiffe_id ? spiffe_id : "?");
 }
 
-static int store_reg_read_row(sqlite3_stmt *s, store_registration *out)
+static int store_reg_read_row(store_q *s, store_registration *out)
 {
     int rc = MESH_OK;
     memset(out, 0, sizeof *out);
-    out->id = sqlite3_column_int64(s, 0);
+    out->id = store_col_int64(s, 0);
     out->name = store_col_dup(s, 1, &rc);
     out->spiffe_id = store_col_dup(s, 2, &rc);
     out->selectors = store_col_dup(s, 3, &rc);
     out->address = store_col_dup(s, 4, &rc);
-    out->created_at = sqlite3_column_int64(s, 5);
+    out->created_at = store_col_int64(s, 5);
     if (rc != MESH_OK)
         store_registration_free(out);
     return rc;
@@ -73,23 +73,23 @@ int store_registration_add(mesh_store *st, const char *name, const char *spiffe_
         return rc;
     if (!name)
         name = "";
-    sqlite3_stmt *s;
+    store_q *s;
     rc = store_stmt(st, SQL_REG_ADD, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, name, &brc);
     store_bind_text(s, 2, spiffe_id, &brc);
     store_bind_text(s, 3, selectors ? selectors : "", &brc);
     store_bind_text(s, 4, address ? address : "", &brc);
     store_bind_int64(s, 5, (int64_t)time(NULL), &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src == SQLITE_CONSTRAINT_UNIQUE) {
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src == STORE_UNIQUE) {
         if (name[0])
             rc = mesh_err_set(err, MESH_EEXISTS, "registration %s already exists", name);
         else
             rc = mesh_err_set(err, MESH_EEXISTS, "registration %s already exists", spiffe_id);
-    } else if (src != SQLITE_DONE) {
+    } else if (src != STORE_DONE) {
         char label[900];
         reg_label(name, spiffe_id, label, sizeof label);
         rc = store_db_error(st, err, src, "adding registration %s", label);
@@ -106,18 +106,18 @@ int store_registration_get(mesh_store *st, const char *name, const char *spiffe_
     int rc = by_name ? MESH_OK : store_require(spiffe_id, "registration SPIFFE ID", err);
     if (rc != MESH_OK)
         return rc;
-    sqlite3_stmt *s;
+    store_q *s;
     rc = store_stmt(st, by_name ? SQL_REG_GET_NAME : SQL_REG_GET_WIDE, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, by_name ? name : spiffe_id, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
+    int src = brc == STORE_OK ? store_step(s) : brc;
     const char *key = by_name ? name : spiffe_id;
-    if (src == SQLITE_ROW) {
+    if (src == STORE_ROW) {
         if (store_reg_read_row(s, out) != MESH_OK)
             rc = mesh_err_set(err, MESH_ENOMEM, "out of memory reading registration %s", key);
-    } else if (src == SQLITE_DONE) {
+    } else if (src == STORE_DONE) {
         rc = mesh_err_set(err, MESH_ENOTFOUND,
                           "no registration for %s; add it with 'meshctl workload add'", key);
     } else {
@@ -140,15 +140,15 @@ int store_registration_count(mesh_store *st, const char *spiffe_id, int64_t *n_o
     int rc = store_require(spiffe_id, "registration SPIFFE ID", err);
     if (rc != MESH_OK)
         return rc;
-    sqlite3_stmt *s;
+    store_q *s;
     rc = store_stmt(st, SQL_REG_COUNT, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, spiffe_id, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src == SQLITE_ROW)
-        *n_out = sqlite3_column_int64(s, 0);
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src == STORE_ROW)
+        *n_out = store_col_int64(s, 0);
     else
         rc = store_db_error(st, err, src, "counting the registrations of %s", spiffe_id);
     store_stmt_release(s);
@@ -160,14 +160,14 @@ int store_registration_list(mesh_store *st, store_registration **out, size_t *n_
 {
     *out = NULL;
     *n_out = 0;
-    sqlite3_stmt *s;
+    store_q *s;
     int rc = store_stmt(st, SQL_REG_LIST, &s, err);
     if (rc != MESH_OK)
         return rc;
     store_registration *list = NULL;
     size_t n = 0, cap = 0;
     int src;
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((src = store_step(s)) == STORE_ROW) {
         if (store_grow((void **)&list, &cap, n, sizeof *list) != MESH_OK ||
             store_reg_read_row(s, &list[n]) != MESH_OK) {
             rc = mesh_err_set(err, MESH_ENOMEM, "out of memory listing registrations");
@@ -175,7 +175,7 @@ int store_registration_list(mesh_store *st, store_registration **out, size_t *n_
         }
         n++;
     }
-    if (rc == MESH_OK && src != SQLITE_DONE)
+    if (rc == MESH_OK && src != STORE_DONE)
         rc = store_db_error(st, err, src, "listing registrations");
     store_stmt_release(s);
     if (rc != MESH_OK) {
@@ -191,16 +191,16 @@ int store_registration_list(mesh_store *st, store_registration **out, size_t *n_
 static int store_delete_by_key(mesh_store *st, const char *sql, const char *name,
                                const char *spiffe_id, int64_t *deleted_out, mesh_err *err)
 {
-    sqlite3_stmt *s;
+    store_q *s;
     int rc = store_stmt(st, sql, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, name, &brc);
     store_bind_text(s, 2, spiffe_id, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src == SQLITE_DONE)
-        *deleted_out = sqlite3_changes64(st->db);
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src == STORE_DONE)
+        *deleted_out = store_changes(st);
     else
         rc = store_db_error(st, err, src, "removing registration %s",
                             name[0] ? name : spiffe_id);
@@ -273,23 +273,23 @@ int store_token_add(mesh_store *st, const char *token_hash_hex, const char *spif
         return mesh_err_set(err, MESH_EINVAL, "join token for %s would already be expired (%s)",
                             label, when);
     }
-    sqlite3_stmt *s;
+    store_q *s;
     rc = store_stmt(st, SQL_TOKEN_ADD, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, token_hash_hex, &brc);
     store_bind_text(s, 2, spiffe_id, &brc);
     store_bind_text(s, 3, instance, &brc);
     store_bind_int64(s, 4, now, &brc);
     store_bind_int64(s, 5, expires_at, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src == SQLITE_DONE) {
-        if (sqlite3_changes64(st->db) == 0)
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src == STORE_DONE) {
+        if (store_changes(st) == 0)
             rc = mesh_err_set(err, MESH_ENOTFOUND,
                               "cannot create a join token for %s: no such registration; add it "
                               "with 'meshctl workload add'", label);
-    } else if (src == SQLITE_CONSTRAINT_PRIMARYKEY || src == SQLITE_CONSTRAINT_UNIQUE) {
+    } else if (src == STORE_UNIQUE) {
         rc = mesh_err_set(err, MESH_EEXISTS, "a join token with this hash already exists");
     } else {
         rc = store_db_error(st, err, src, "adding a join token for %s", label);
@@ -302,31 +302,31 @@ int store_token_add(mesh_store *st, const char *token_hash_hex, const char *spif
  * decision was already made atomically by the UPDATE. */
 static int store_token_explain(mesh_store *st, const char *token_hash_hex, mesh_err *err)
 {
-    sqlite3_stmt *s;
+    store_q *s;
     int rc = store_stmt(st, SQL_TOKEN_LOOKUP, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, token_hash_hex, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src == SQLITE_ROW) {
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src == STORE_ROW) {
         char label[900], when[32];
-        reg_label((const char *)sqlite3_column_text(s, 1), (const char *)sqlite3_column_text(s, 0),
+        reg_label(store_col_text(s, 1), store_col_text(s, 0),
                   label, sizeof label);
-        if (sqlite3_column_type(s, 3) != SQLITE_NULL) {
-            store_fmt_time(sqlite3_column_int64(s, 3), when);
+        if (!store_col_is_null(s, 3)) {
+            store_fmt_time(store_col_int64(s, 3), when);
             rc = mesh_err_set(err, MESH_EPERM,
                               "join token for %s was already used at %s; a token works once, "
                               "create a new one with 'meshctl workload token'",
                               label, when);
         } else {
-            store_fmt_time(sqlite3_column_int64(s, 2), when);
+            store_fmt_time(store_col_int64(s, 2), when);
             rc = mesh_err_set(err, MESH_EEXPIRED,
                               "join token for %s expired at %s; create a new one with "
                               "'meshctl workload token'",
                               label, when);
         }
-    } else if (src == SQLITE_DONE) {
+    } else if (src == STORE_DONE) {
         rc = mesh_err_set(err, MESH_ENOTFOUND,
                           "join token not recognised (mistyped, or its registration was "
                           "removed)");
@@ -342,23 +342,23 @@ static int store_token_explain(mesh_store *st, const char *token_hash_hex, mesh_
 static int store_token_spend(mesh_store *st, const char *token_hash_hex, int64_t now,
                              char **id_out, char **instance_out, mesh_err *err)
 {
-    sqlite3_stmt *s;
+    store_q *s;
     int rc = store_stmt(st, SQL_TOKEN_SPEND, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, token_hash_hex, &brc);
     store_bind_int64(s, 2, now, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src == SQLITE_ROW) {
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src == STORE_ROW) {
         *id_out = store_col_dup(s, 0, &rc);
         *instance_out = store_col_dup(s, 1, &rc);
         if (rc != MESH_OK)
             mesh_err_set(err, rc, "out of memory spending a join token");
         else
-            src = sqlite3_step(s);   /* the UPDATE completes with the statement */
+            src = store_step(s);   /* the UPDATE completes with the statement */
     }
-    if (rc == MESH_OK && src != SQLITE_DONE)
+    if (rc == MESH_OK && src != STORE_DONE)
         rc = store_db_error(st, err, src, "spending a join token");
     store_stmt_release(s);
     if (rc != MESH_OK) {

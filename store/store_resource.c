@@ -30,10 +30,10 @@ static const char SQL_RES_LIST[] =
     "SELECT kind, name, body, source, version, updated_at, apply_set FROM resources "
     "WHERE ?1 IS NULL OR kind = ?1 ORDER BY kind, name";
 static const char SQL_VERSION_BUMP[] =
-    "UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key = 'config_version' "
-    "RETURNING CAST(value AS INTEGER)";
+    "UPDATE settings SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT) "
+    "WHERE key = 'config_version' RETURNING CAST(value AS BIGINT)";
 static const char SQL_VERSION_GET[] =
-    "SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'config_version'";
+    "SELECT CAST(value AS BIGINT) FROM settings WHERE key = 'config_version'";
 
 static int store_resource_kind_valid(const char *kind, mesh_err *err)
 {
@@ -58,21 +58,21 @@ static int store_config_version_next(mesh_store *st, int64_t *version_out, mesh_
         *version_out = st->tx_config_version;
         return MESH_OK;
     }
-    sqlite3_stmt *s;
+    store_q *s;
     int rc = store_stmt(st, SQL_VERSION_BUMP, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int src = sqlite3_step(s);
-    if (src == SQLITE_ROW) {
-        *version_out = sqlite3_column_int64(s, 0);
-        src = sqlite3_step(s);
-    } else if (src == SQLITE_DONE) {
+    int src = store_step(s);
+    if (src == STORE_ROW) {
+        *version_out = store_col_int64(s, 0);
+        src = store_step(s);
+    } else if (src == STORE_DONE) {
         store_stmt_release(s);
         return mesh_err_set(err, MESH_ECORRUPT,
                             "store %s has no config_version setting; restore it from a backup",
                             st->path);
     }
-    if (src != SQLITE_DONE)
+    if (src != STORE_DONE)
         rc = store_db_error(st, err, src, "bumping the config version");
     store_stmt_release(s);
     return rc;
@@ -94,22 +94,22 @@ static int store_resource_same(mesh_store *st, const char *kind, const char *nam
 {
     *same_out = 0;
     *same_prov_out = 0;
-    sqlite3_stmt *s;
+    store_q *s;
     int rc = store_stmt(st, SQL_RES_SAME, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, kind, &brc);
     store_bind_text(s, 2, name, &brc);
     store_bind_text(s, 3, body, &brc);
     store_bind_text(s, 4, source ? source : "", &brc);
     store_bind_text(s, 5, apply_set, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src == SQLITE_ROW) {
-        *same_out = sqlite3_column_int(s, 0) != 0;
-        *same_prov_out = sqlite3_column_int(s, 1) != 0;
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src == STORE_ROW) {
+        *same_out = store_col_int(s, 0) != 0;
+        *same_prov_out = store_col_int(s, 1) != 0;
     }
-    else if (src != SQLITE_DONE)
+    else if (src != STORE_DONE)
         rc = store_db_error(st, err, src, "reading %s %s", kind, name);
     store_stmt_release(s);
     return rc;
@@ -119,11 +119,11 @@ static int store_resource_write(mesh_store *st, const char *kind, const char *na
                                 const char *body, const char *source, const char *apply_set,
                                 int64_t version, mesh_err *err)
 {
-    sqlite3_stmt *s;
+    store_q *s;
     int rc = store_stmt(st, SQL_RES_UPSERT, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, kind, &brc);
     store_bind_text(s, 2, name, &brc);
     store_bind_text(s, 3, body, &brc);
@@ -131,8 +131,8 @@ static int store_resource_write(mesh_store *st, const char *kind, const char *na
     store_bind_int64(s, 5, version, &brc);
     store_bind_int64(s, 6, (int64_t)time(NULL), &brc);
     store_bind_text(s, 7, apply_set, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src != SQLITE_DONE)
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src != STORE_DONE)
         rc = store_db_error(st, err, src, "writing %s %s", kind, name);
     store_stmt_release(s);
     return rc;
@@ -142,17 +142,17 @@ static int store_resource_write_provenance(mesh_store *st, const char *kind, con
                                            const char *source, const char *apply_set,
                                            mesh_err *err)
 {
-    sqlite3_stmt *s;
+    store_q *s;
     int rc = store_stmt(st, SQL_RES_PROVENANCE, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, kind, &brc);
     store_bind_text(s, 2, name, &brc);
     store_bind_text(s, 3, source ? source : "", &brc);
     store_bind_text(s, 4, apply_set, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src != SQLITE_DONE)
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src != STORE_DONE)
         rc = store_db_error(st, err, src, "recording where %s %s was applied from", kind, name);
     store_stmt_release(s);
     return rc;
@@ -214,17 +214,17 @@ int store_resource_delete(mesh_store *st, const char *kind, const char *name, me
     rc = store_op_begin(st, 1, err);
     if (rc != MESH_OK)
         return rc;
-    sqlite3_stmt *s;
+    store_q *s;
     int64_t version = 0;
     rc = store_stmt(st, SQL_RES_DELETE, &s, err);
     if (rc == MESH_OK) {
-        int brc = SQLITE_OK;
+        int brc = STORE_OK;
         store_bind_text(s, 1, kind, &brc);
         store_bind_text(s, 2, name, &brc);
-        int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-        if (src != SQLITE_DONE)
+        int src = brc == STORE_OK ? store_step(s) : brc;
+        if (src != STORE_DONE)
             rc = store_db_error(st, err, src, "deleting %s %s", kind, name);
-        else if (sqlite3_changes64(st->db) == 0)
+        else if (store_changes(st) == 0)
             rc = mesh_err_set(err, MESH_ENOTFOUND, "no %s named %s", kind, name);
         store_stmt_release(s);
     }
@@ -236,7 +236,7 @@ int store_resource_delete(mesh_store *st, const char *kind, const char *name, me
     return rc;
 }
 
-static int store_resource_read_row(sqlite3_stmt *s, store_resource *out)
+static int store_resource_read_row(store_q *s, store_resource *out)
 {
     int rc = MESH_OK;
     memset(out, 0, sizeof *out);
@@ -244,8 +244,8 @@ static int store_resource_read_row(sqlite3_stmt *s, store_resource *out)
     out->name = store_col_dup(s, 1, &rc);
     out->body = store_col_dup(s, 2, &rc);
     out->source = store_col_dup(s, 3, &rc);
-    out->version = sqlite3_column_int64(s, 4);
-    out->updated_at = sqlite3_column_int64(s, 5);
+    out->version = store_col_int64(s, 4);
+    out->updated_at = store_col_int64(s, 5);
     out->apply_set = store_col_dup(s, 6, &rc);
     if (rc != MESH_OK)
         store_resource_free(out);
@@ -260,16 +260,16 @@ int store_resource_list(mesh_store *st, const char *kind, store_resource **out, 
     int rc = kind ? store_resource_kind_valid(kind, err) : MESH_OK;
     if (rc != MESH_OK)
         return rc;
-    sqlite3_stmt *s;
+    store_q *s;
     rc = store_stmt(st, SQL_RES_LIST, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, kind, &brc);
     store_resource *list = NULL;
     size_t n = 0, cap = 0;
     int src = brc;
-    while (brc == SQLITE_OK && (src = sqlite3_step(s)) == SQLITE_ROW) {
+    while (brc == STORE_OK && (src = store_step(s)) == STORE_ROW) {
         if (store_grow((void **)&list, &cap, n, sizeof *list) != MESH_OK ||
             store_resource_read_row(s, &list[n]) != MESH_OK) {
             rc = mesh_err_set(err, MESH_ENOMEM, "out of memory listing resources");
@@ -277,7 +277,7 @@ int store_resource_list(mesh_store *st, const char *kind, store_resource **out, 
         }
         n++;
     }
-    if (rc == MESH_OK && src != SQLITE_DONE)
+    if (rc == MESH_OK && src != STORE_DONE)
         rc = store_db_error(st, err, src, "listing resources");
     store_stmt_release(s);
     if (rc != MESH_OK) {
@@ -291,10 +291,10 @@ int store_resource_list(mesh_store *st, const char *kind, store_resource **out, 
 
 int64_t store_config_version(mesh_store *st)
 {
-    sqlite3_stmt *s;
+    store_q *s;
     if (store_stmt(st, SQL_VERSION_GET, &s, NULL) != MESH_OK)
         return -1;
-    int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    int64_t v = store_step(s) == STORE_ROW ? store_col_int64(s, 0) : -1;
     store_stmt_release(s);
     return v;
 }

@@ -41,10 +41,10 @@ int store_cert_list_by_pubkey(mesh_store *st, const char *pubkey_sha256, int64_t
     int rc = store_require_hex(pubkey_sha256, "public key SHA-256", 64, 64, err);
     if (rc != MESH_OK)
         return rc;
-    sqlite3_stmt *s;
+    store_q *s;
     if ((rc = store_stmt(st, SQL_CERT_BY_PUBKEY, &s, err)) != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, pubkey_sha256, &brc);
     store_bind_int64(s, 2, now, &brc);
     return store_cert_collect(st, s, brc, out, n_out, err);
@@ -55,11 +55,11 @@ int store_cert_list_revoked_for_ca(mesh_store *st, int64_t ca_id, int64_t min_no
 {
     *out = NULL;
     *n_out = 0;
-    sqlite3_stmt *s;
+    store_q *s;
     int rc = store_stmt(st, SQL_CERT_REVOKED_FOR_CA, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_int64(s, 1, ca_id, &brc);
     store_bind_int64(s, 2, min_not_after, &brc);
     return store_cert_collect(st, s, brc, out, n_out, err);
@@ -73,15 +73,15 @@ int store_cert_set_revoke_reason(mesh_store *st, const char *serial_hex, const c
         rc = store_require(reason, "revocation reason", err);
     if (rc != MESH_OK)
         return rc;
-    sqlite3_stmt *s;
+    store_q *s;
     if ((rc = store_stmt(st, SQL_CERT_SET_REASON, &s, err)) != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, serial_hex, &brc);
     store_bind_text(s, 2, reason, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    int64_t changed = src == SQLITE_DONE ? sqlite3_changes64(st->db) : 0;
-    if (src != SQLITE_DONE)
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    int64_t changed = src == STORE_DONE ? store_changes(st) : 0;
+    if (src != STORE_DONE)
         rc = store_db_error(st, err, src, "changing the revocation reason of %s", serial_hex);
     else if (changed == 0)
         rc = mesh_err_set(err, MESH_ENOTFOUND, "no revoked certificate with serial %s",
@@ -102,19 +102,19 @@ int store_key_compromised_add(mesh_store *st, const char *pubkey_sha256, const c
         rc = store_require(spiffe_id, "SPIFFE ID", err);
     if (rc != MESH_OK)
         return rc;
-    sqlite3_stmt *s;
+    store_q *s;
     if ((rc = store_stmt(st, SQL_KEY_ADD, &s, err)) != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, pubkey_sha256, &brc);
     store_bind_text(s, 2, serial_hex, &brc);
     store_bind_text(s, 3, spiffe_id, &brc);
     store_bind_int64(s, 4, now, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src == SQLITE_CONSTRAINT_PRIMARYKEY || src == SQLITE_CONSTRAINT_UNIQUE)
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src == STORE_UNIQUE)
         rc = mesh_err_set(err, MESH_EEXISTS, "public key sha256:%s is already recorded as "
                           "compromised", pubkey_sha256);
-    else if (src != SQLITE_DONE)
+    else if (src != STORE_DONE)
         rc = store_db_error(st, err, src, "recording compromised key sha256:%s", pubkey_sha256);
     store_stmt_release(s);
     return rc;
@@ -127,22 +127,22 @@ int store_key_compromised_get(mesh_store *st, const char *pubkey_sha256,
     int rc = store_require(pubkey_sha256, "public key SHA-256", err);
     if (rc != MESH_OK)
         return rc;
-    sqlite3_stmt *s;
+    store_q *s;
     if ((rc = store_stmt(st, SQL_KEY_GET, &s, err)) != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, pubkey_sha256, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src == SQLITE_ROW) {
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src == STORE_ROW) {
         out->pubkey_sha256 = store_col_dup(s, 0, &rc);
         out->serial_hex = store_col_dup(s, 1, &rc);
         out->spiffe_id = store_col_dup(s, 2, &rc);
-        out->reported_at = sqlite3_column_int64(s, 3);
+        out->reported_at = store_col_int64(s, 3);
         if (rc != MESH_OK) {
             store_compromised_key_free(out);
             rc = mesh_err_set(err, MESH_ENOMEM, "out of memory");
         }
-    } else if (src == SQLITE_DONE) {
+    } else if (src == STORE_DONE) {
         rc = mesh_err_set(err, MESH_ENOTFOUND, "public key sha256:%s is not reported "
                           "compromised", pubkey_sha256);
     } else {
@@ -165,15 +165,15 @@ void store_compromised_key_free(store_compromised_key *k)
 
 /* ---- CRLs ------------------------------------------------------------------------ */
 
-static int crl_read_row(sqlite3_stmt *s, store_crl *out)
+static int crl_read_row(store_q *s, store_crl *out)
 {
     int rc = MESH_OK;
     memset(out, 0, sizeof *out);
-    out->ca_id = sqlite3_column_int64(s, 0);
-    out->crl_number = sqlite3_column_int64(s, 1);
-    out->this_update = sqlite3_column_int64(s, 2);
-    out->next_update = sqlite3_column_int64(s, 3);
-    out->n_entries = sqlite3_column_int64(s, 4);
+    out->ca_id = store_col_int64(s, 0);
+    out->crl_number = store_col_int64(s, 1);
+    out->this_update = store_col_int64(s, 2);
+    out->next_update = store_col_int64(s, 3);
+    out->n_entries = store_col_int64(s, 4);
     out->entries_sha256 = store_col_dup(s, 5, &rc);
     out->crl_pem = store_col_dup(s, 6, &rc);
     if (rc != MESH_OK)
@@ -184,17 +184,17 @@ static int crl_read_row(sqlite3_stmt *s, store_crl *out)
 int store_crl_get(mesh_store *st, int64_t ca_id, store_crl *out, mesh_err *err)
 {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *s;
+    store_q *s;
     int rc = store_stmt(st, SQL_CRL_GET, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_int64(s, 1, ca_id, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src == SQLITE_ROW)
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src == STORE_ROW)
         rc = crl_read_row(s, out) == MESH_OK ? MESH_OK
                                              : mesh_err_set(err, MESH_ENOMEM, "out of memory");
-    else if (src == SQLITE_DONE)
+    else if (src == STORE_DONE)
         rc = mesh_err_set(err, MESH_ENOTFOUND, "CA #%lld has no CRL yet", (long long)ca_id);
     else
         rc = store_db_error(st, err, src, "reading the CRL of CA #%lld", (long long)ca_id);
@@ -215,10 +215,10 @@ int store_crl_put(mesh_store *st, const store_crl *c, mesh_err *err)
         return mesh_err_set(err, MESH_EINVAL, "CRL of CA #%lld: number %lld must be positive "
                             "and nextUpdate later than thisUpdate", (long long)c->ca_id,
                             (long long)c->crl_number);
-    sqlite3_stmt *s;
+    store_q *s;
     if ((rc = store_stmt(st, SQL_CRL_PUT, &s, err)) != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_int64(s, 1, c->ca_id, &brc);
     store_bind_int64(s, 2, c->crl_number, &brc);
     store_bind_int64(s, 3, c->this_update, &brc);
@@ -226,11 +226,11 @@ int store_crl_put(mesh_store *st, const store_crl *c, mesh_err *err)
     store_bind_int64(s, 5, c->n_entries, &brc);
     store_bind_text(s, 6, c->entries_sha256, &brc);
     store_bind_text(s, 7, c->crl_pem, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src == SQLITE_CONSTRAINT_FOREIGNKEY)
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src == STORE_FOREIGN_KEY)
         rc = mesh_err_set(err, MESH_EINVAL, "CRL names CA #%lld, which does not exist",
                           (long long)c->ca_id);
-    else if (src != SQLITE_DONE)
+    else if (src != STORE_DONE)
         rc = store_db_error(st, err, src, "storing the CRL of CA #%lld", (long long)c->ca_id);
     store_stmt_release(s);
     return rc;
@@ -240,14 +240,14 @@ int store_crl_list(mesh_store *st, store_crl **out, size_t *n_out, mesh_err *err
 {
     *out = NULL;
     *n_out = 0;
-    sqlite3_stmt *s;
+    store_q *s;
     int rc = store_stmt(st, SQL_CRL_LIST, &s, err);
     if (rc != MESH_OK)
         return rc;
     store_crl *list = NULL;
     size_t n = 0, cap = 0;
     int src;
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((src = store_step(s)) == STORE_ROW) {
         if (store_grow((void **)&list, &cap, n, sizeof *list) != MESH_OK ||
             crl_read_row(s, &list[n]) != MESH_OK) {
             rc = mesh_err_set(err, MESH_ENOMEM, "out of memory listing CRLs");
@@ -255,7 +255,7 @@ int store_crl_list(mesh_store *st, store_crl **out, size_t *n_out, mesh_err *err
         }
         n++;
     }
-    if (rc == MESH_OK && src != SQLITE_DONE)
+    if (rc == MESH_OK && src != STORE_DONE)
         rc = store_db_error(st, err, src, "listing CRLs");
     store_stmt_release(s);
     if (rc != MESH_OK) {

@@ -324,13 +324,13 @@ int store_latest_schema_version(void)
 static const char SQL_USER_VERSION[] = "PRAGMA user_version";
 static const char SQL_FK_CHECK[] = "PRAGMA foreign_key_check";
 
-int store_schema_version(mesh_store *st)
+int store_sqlite_schema_version(mesh_store *st)
 {
     sqlite3_stmt *s;
-    if (store_stmt(st, SQL_USER_VERSION, &s, NULL) != MESH_OK)
+    if (store_sqlite_stmt(st, SQL_USER_VERSION, &s, NULL) != MESH_OK)
         return -1;
     int v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
-    store_stmt_release(s);
+    store_sqlite_stmt_release(s);
     return v;
 }
 
@@ -353,7 +353,7 @@ static int store_apply_migration(mesh_store *st, int from, mesh_err *err)
     }
 
     sqlite3_stmt *s;
-    int rc = store_stmt(st, SQL_FK_CHECK, &s, err);
+    int rc = store_sqlite_stmt(st, SQL_FK_CHECK, &s, err);
     if (rc != MESH_OK)
         return rc;
     src = sqlite3_step(s);
@@ -363,8 +363,8 @@ static int store_apply_migration(mesh_store *st, int from, mesh_err *err)
                           "in table %s; the migration was rolled back",
                           from, from + 1, st->path, (const char *)sqlite3_column_text(s, 0));
     else if (src != SQLITE_DONE)
-        rc = store_db_error(st, err, src, "checking foreign keys after migration %d", from + 1);
-    store_stmt_release(s);
+        rc = store_sqlite_error(st, err, src, "checking foreign keys after migration %d", from + 1);
+    store_sqlite_stmt_release(s);
     if (rc != MESH_OK)
         return rc;
 
@@ -373,11 +373,11 @@ static int store_apply_migration(mesh_store *st, int from, mesh_err *err)
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", from + 1);
     src = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
     if (src != SQLITE_OK)
-        return store_db_error(st, err, src, "recording schema version %d", from + 1);
+        return store_sqlite_error(st, err, src, "recording schema version %d", from + 1);
     return MESH_OK;
 }
 
-int store_migrate(mesh_store *st, mesh_err *err)
+int store_sqlite_migrate(mesh_store *st, mesh_err *err)
 {
     int latest = store_latest_schema_version();
     for (;;) {

@@ -14,18 +14,18 @@ int store_setting_get(mesh_store *st, const char *key, char **value_out, mesh_er
     int rc = store_require(key, "setting key", err);
     if (rc != MESH_OK)
         return rc;
-    sqlite3_stmt *s;
+    store_q *s;
     rc = store_stmt(st, SQL_SETTING_GET, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, key, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src == SQLITE_ROW) {
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src == STORE_ROW) {
         *value_out = store_col_dup(s, 0, &rc);
         if (rc != MESH_OK)
             mesh_err_set(err, rc, "out of memory reading setting %s", key);
-    } else if (src == SQLITE_DONE) {
+    } else if (src == STORE_DONE) {
         rc = mesh_err_set(err, MESH_ENOTFOUND, "setting %s is not set", key);
     } else {
         rc = store_db_error(st, err, src, "reading setting %s", key);
@@ -47,15 +47,15 @@ int store_setting_set(mesh_store *st, const char *key, const char *value, mesh_e
         return mesh_err_set(err, MESH_EINVAL,
                             "setting config_version is maintained by the store itself "
                             "and cannot be set");
-    sqlite3_stmt *s;
+    store_q *s;
     rc = store_stmt(st, SQL_SETTING_SET, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, key, &brc);
     store_bind_text(s, 2, value, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src != SQLITE_DONE)
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src != STORE_DONE)
         rc = store_db_error(st, err, src, "writing setting %s", key);
     store_stmt_release(s);
     return rc;

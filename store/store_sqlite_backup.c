@@ -218,6 +218,11 @@ int store_backup(mesh_store *st, const char *dest, int overwrite, store_backup_i
         return rc;
     if (st->in_tx)
         return mesh_err_set(err, MESH_EINVAL, "store_backup inside a transaction");
+    if (st->be != &store_sqlite_backend)
+        return mesh_err_set(err, MESH_EINVAL,
+                            "'store backup' copies an SQLite file; back a PostgreSQL store up "
+                            "with the server's tools (pg_dump, or base backups with WAL "
+                            "archiving)");
     if ((rc = check_dest(st, dest, overwrite, err)) != MESH_OK)
         return rc;
     char tmp[PATH_MAX];
@@ -409,6 +414,10 @@ int store_restore(const char *path, const char *backup, int force, store_restore
         rc = store_require(backup, "backup path", err);
     if (rc != MESH_OK)
         return rc;
+    if (store_is_pg_url(path))
+        return mesh_err_set(err, MESH_EINVAL,
+                            "'store restore' replaces an SQLite file; restore a PostgreSQL "
+                            "store with the server's tools (pg_restore, point-in-time recovery)");
     struct stat bsb;
     if (stat(backup, &bsb) != 0)
         return file_error(err, "cannot read backup", backup);

@@ -341,6 +341,10 @@ int store_check(const char *path, const store_check_opts *opts, store_check_repo
     int rc = store_require(path, "store path", err);
     if (rc != MESH_OK)
         return rc;
+    if (store_is_pg_url(path))
+        return mesh_err_set(err, MESH_EINVAL,
+                            "'store check' examines an SQLite file; a PostgreSQL store is "
+                            "checked by the server itself (data checksums, amcheck)");
     int modify = opts && (opts->repair || opts->accept_loss);
     int fd = -1;
     store_witness_rec w;

@@ -142,12 +142,12 @@ static void store_note_commit(mesh_store *st)
     if (st->witness_fd < 0 || !st->store_id[0])
         return;
     sqlite3_stmt *s;
-    if (store_stmt(st, SQL_READ_SEQ, &s, NULL) != MESH_OK)
+    if (store_sqlite_stmt(st, SQL_READ_SEQ, &s, NULL) != MESH_OK)
         return;
     int64_t seq = -1;
     if (sqlite3_step(s) == SQLITE_ROW)
         seq = sqlite3_column_int64(s, 0);
-    store_stmt_release(s);
+    store_sqlite_stmt_release(s);
     if (seq <= st->witnessed_seq)
         return; /* nothing that matters changed (proxy status, ...) */
     raise_arg a = {.store_id = st->store_id, .seq = seq};
@@ -222,10 +222,10 @@ int store_sqlite_install_commit_hook(mesh_store *st, mesh_err *err)
     /* Prepared now so the hook never grows the statement cache from inside
      * a commit. */
     sqlite3_stmt *s;
-    int rc = store_stmt(st, SQL_READ_SEQ, &s, err);
+    int rc = store_sqlite_stmt(st, SQL_READ_SEQ, &s, err);
     if (rc != MESH_OK)
         return rc;
-    store_stmt_release(s);
+    store_sqlite_stmt_release(s);
     sqlite3_wal_hook(st->db, store_wal_hook, st);
     return MESH_OK;
 }

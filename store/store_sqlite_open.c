@@ -52,7 +52,6 @@ static const char SQL_JOURNAL_WAL[] = "PRAGMA journal_mode = WAL";
 static const char SQL_SYNC_FULL[] = "PRAGMA synchronous = FULL";
 static const char SQL_FK_ON[] = "PRAGMA foreign_keys = ON";
 static const char SQL_FK_OFF[] = "PRAGMA foreign_keys = OFF";
-static const char SQL_DATA_VERSION[] = "PRAGMA data_version";
 
 /* ---- the file itself ------------------------------------------------------------ */
 
@@ -150,7 +149,7 @@ static int store_read_failed(mesh_store *st, mesh_err *err, int src, const char 
 {
     if (store_map_sqlite_rc(src) == MESH_ECORRUPT)
         return store_corrupt(st, err, sqlite3_errmsg(st->db));
-    return store_db_error(st, err, src, "%s", what);
+    return store_sqlite_error(st, err, src, "%s", what);
 }
 
 /* store_stmt for a file not yet trusted: preparing may be the first read of
@@ -158,7 +157,7 @@ static int store_read_failed(mesh_store *st, mesh_err *err, int src, const char 
 static int store_stmt_untrusted(mesh_store *st, const char *sql, sqlite3_stmt **out,
                                 mesh_err *err)
 {
-    int rc = store_stmt(st, sql, out, err);
+    int rc = store_sqlite_stmt(st, sql, out, err);
     if (rc == MESH_ECORRUPT)
         return store_corrupt(st, err, sqlite3_errmsg(st->db));
     return rc;
@@ -176,7 +175,7 @@ static int store_query_int(mesh_store *st, const char *sql, int64_t *out, mesh_e
         *out = sqlite3_column_int64(s, 0);
     else
         rc = store_read_failed(st, err, src, sql);
-    store_stmt_release(s);
+    store_sqlite_stmt_release(s);
     return rc;
 }
 
@@ -273,7 +272,7 @@ static int store_compare_witness(mesh_store *st, int schema, const store_witness
 static int store_set_wal(mesh_store *st, mesh_err *err)
 {
     sqlite3_stmt *s;
-    int rc = store_stmt(st, SQL_JOURNAL_WAL, &s, err);
+    int rc = store_sqlite_stmt(st, SQL_JOURNAL_WAL, &s, err);
     if (rc != MESH_OK)
         return rc;
     int src = sqlite3_step(s);
@@ -287,9 +286,9 @@ static int store_set_wal(mesh_store *st, mesh_err *err)
                               "store on a local file system",
                               st->path, mode ? mode : "?");
     } else {
-        rc = store_db_error(st, err, src, "enabling WAL journal mode");
+        rc = store_sqlite_error(st, err, src, "enabling WAL journal mode");
     }
-    store_stmt_release(s);
+    store_sqlite_stmt_release(s);
     return rc;
 }
 
@@ -302,7 +301,7 @@ static int store_connect(mesh_store *st, mesh_err *err)
                               SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
                               NULL);
     if (src != SQLITE_OK)
-        return store_db_error(st, err, src, "opening store");
+        return store_sqlite_error(st, err, src, "opening store");
     sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
     /* Defensive mode: no writable_schema tricks that could corrupt the file. */
     sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
@@ -390,7 +389,7 @@ static int store_bind_witness(mesh_store *st, mesh_err *err)
     int64_t seq = 0;
     int src = store_sqlite_read_counter(st->db, store_schema_version(st), &seq, st->store_id);
     if (src != SQLITE_OK)
-        return store_db_error(st, err, src, "reading the store's change counter");
+        return store_sqlite_error(st, err, src, "reading the store's change counter");
     if (!st->store_id[0])
         return mesh_err_set(err, MESH_EINTERNAL, "store %s has no store id after migration",
                             st->path);
@@ -527,7 +526,7 @@ static int store_open_steps(mesh_store *st, int create, mesh_err *err)
     if (rc == MESH_OK)
         rc = store_exec(st, SQL_FK_OFF, err);
     if (rc == MESH_OK)
-        rc = store_migrate(st, err);
+        rc = store_sqlite_migrate(st, err);
     if (rc == MESH_OK)
         rc = store_exec(st, SQL_FK_ON, err);
     if (rc == MESH_OK)
@@ -541,63 +540,31 @@ static int store_open_steps(mesh_store *st, int create, mesh_err *err)
     return MESH_OK;
 }
 
-int store_open_with(mesh_store **out, const char *path, const store_open_opts *opts,
-                    mesh_err *err)
+/* The SQLite half of store_open_with (store_open.c made st). */
+int store_sqlite_open(mesh_store *st, int create, mesh_err *err)
 {
-    if (!out)
-        return mesh_err_set(err, MESH_EINVAL, "store_open: no output handle");
-    *out = NULL;
-    int rc = store_require(path, "store path", err);
-    if (rc != MESH_OK)
-        return rc;
-    mesh_store *st = calloc(1, sizeof *st);
-    if (!st || !(st->path = strdup(path))) {
-        free(st);
-        return mesh_err_set(err, MESH_ENOMEM, "out of memory opening store %s", path);
-    }
     st->witness_fd = -1;
     st->opener_pid = getpid();
     st->last_check = "none";
-    rc = store_open_steps(st, opts && opts->create, err);
+    int rc = store_open_steps(st, create, err);
     if (rc != MESH_OK) {
         /* Closing the last connection would checkpoint a leftover WAL into
          * the main file: not into a file we just refused. */
         if (st->db)
             sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-        store_close(st);
         return rc;
     }
     st->open_ok = 1;
     store_gate_attach(st);
-    log_debug("store", "opened %s (schema v%d, %s)", path, store_latest_schema_version(),
-              st->last_check);
-    *out = st;
     return MESH_OK;
 }
 
-int store_open(mesh_store **out, const char *path, mesh_err *err)
+void store_sqlite_close(mesh_store *st)
 {
-    return store_open_with(out, path, NULL, err);
-}
-
-const char *store_open_check(const mesh_store *st)
-{
-    return st ? st->last_check : "none";
-}
-
-void store_close(mesh_store *st)
-{
-    if (!st)
-        return;
     /* A fork()ed child shares the parent's lock on the witness: it must not
      * release it or speak for the session. */
     int ours = st->opener_pid == getpid();
     if (st->db) {
-        if (st->in_tx) {
-            log_warn("store", "closing store %s with an open transaction; rolling it back",
-                     st->path);
-            store_rollback(st);
-        }
         store_gate_detach(st);
         store_stmt_cache_free(st);
         int last = ours && st->open_ok && st->session_held &&
@@ -613,19 +580,4 @@ void store_close(mesh_store *st)
             store_session_end(st->witness_fd);
         close(st->witness_fd);
     }
-    free(st->path);
-    free(st);
-}
-
-const char *store_path(const mesh_store *st)
-{
-    return st->path;
-}
-
-int64_t store_data_version(mesh_store *st)
-{
-    int64_t v = -1;
-    if (store_query_int(st, SQL_DATA_VERSION, &v, NULL) != MESH_OK)
-        return -1;
-    return v;
 }

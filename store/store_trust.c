@@ -15,8 +15,9 @@ static const char SQL_TRUST_UPSERT[] =
     "INSERT INTO proxy_trust (spiffe_id, node_id, roots, acked_at, meshd_instance) "
     "  VALUES (?1, ?2, ?3, ?4, COALESCE(?5, '')) "
     "ON CONFLICT (spiffe_id, node_id) DO UPDATE SET roots = ?3, acked_at = ?4, "
-    "  meshd_instance = COALESCE(?5, meshd_instance)";
-/* BINARY collation: byte order, which is strcmp's (ca_rollout.c searches it). */
+    "  meshd_instance = COALESCE(?5, proxy_trust.meshd_instance)";
+/* BINARY collation (PostgreSQL: COLLATE "C"): byte order, which is strcmp's
+ * (ca_rollout.c searches it). */
 static const char SQL_TRUST_LIST[] =
     "SELECT spiffe_id, node_id, roots, acked_at, meshd_instance FROM proxy_trust "
     "ORDER BY spiffe_id, node_id";
@@ -32,18 +33,18 @@ int store_proxy_trust_set(mesh_store *st, const char *node_id, const char *spiff
         return rc;
     if (!roots)
         return mesh_err_set(err, MESH_EINVAL, "missing trust roots for proxy %s", node_id);
-    sqlite3_stmt *s;
+    store_q *s;
     rc = store_stmt(st, SQL_TRUST_UPSERT, &s, err);
     if (rc != MESH_OK)
         return rc;
-    int brc = SQLITE_OK;
+    int brc = STORE_OK;
     store_bind_text(s, 1, spiffe_id, &brc);
     store_bind_text(s, 2, node_id, &brc);
     store_bind_text(s, 3, roots, &brc);
     store_bind_int64(s, 4, now, &brc);
     store_bind_text(s, 5, meshd_instance, &brc);
-    int src = brc == SQLITE_OK ? sqlite3_step(s) : brc;
-    if (src != SQLITE_DONE)
+    int src = brc == STORE_OK ? store_step(s) : brc;
+    if (src != STORE_DONE)
         rc = store_db_error(st, err, src, "recording the trust bundle proxy %s ACKed", node_id);
     store_stmt_release(s);
     return rc;
@@ -63,14 +64,14 @@ int store_proxy_trust_list(mesh_store *st, store_proxy_trust **out, size_t *n_ou
 {
     *out = NULL;
     *n_out = 0;
-    sqlite3_stmt *s;
+    store_q *s;
     int rc = store_stmt(st, SQL_TRUST_LIST, &s, err);
     if (rc != MESH_OK)
         return rc;
     store_proxy_trust *list = NULL;
     size_t n = 0, cap = 0;
     int src;
-    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((src = store_step(s)) == STORE_ROW) {
         if (store_grow((void **)&list, &cap, n, sizeof *list) != MESH_OK) {
             rc = mesh_err_set(err, MESH_ENOMEM, "out of memory listing proxy trust");
             break;
@@ -81,7 +82,7 @@ int store_proxy_trust_list(mesh_store *st, store_proxy_trust **out, size_t *n_ou
         t->spiffe_id = store_col_dup(s, 0, &crc);
         t->node_id = store_col_dup(s, 1, &crc);
         t->roots = store_col_dup(s, 2, &crc);
-        t->acked_at = sqlite3_column_int64(s, 3);
+        t->acked_at = store_col_int64(s, 3);
         t->meshd_instance = store_col_dup(s, 4, &crc);
         if (crc != MESH_OK) {
             trust_free_members(t);
@@ -90,7 +91,7 @@ int store_proxy_trust_list(mesh_store *st, store_proxy_trust **out, size_t *n_ou
         }
         n++;
     }
-    if (rc == MESH_OK && src != SQLITE_DONE)
+    if (rc == MESH_OK && src != STORE_DONE)
         rc = store_db_error(st, err, src, "listing proxy trust");
     store_stmt_release(s);
     if (rc != MESH_OK) {

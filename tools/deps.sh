@@ -9,6 +9,9 @@ PKGS=(
   openssl libssl-dev
   libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev protobuf-compiler
   libsqlite3-dev sqlite3
+  # The PostgreSQL store backend (libpq) and the throwaway server its tests
+  # start (tests/pg/pg_start.sh, make unit-pg; docs/store.md).
+  libpq-dev postgresql
   libcriterion-dev
   libevent-dev libyaml-dev libhttp-parser-dev
   curl ca-certificates

@@ -27,16 +27,18 @@ static int open_store(md_ctx *ctx, mesh_err *err)
     if (rc != MESH_OK)
         return rc;
     atomic_store(&ctx->metrics.store_opened, 1);
-    log_info("meshd", "store %s opened (%s)", ctx->opts.db_path,
+    /* store_path: a PostgreSQL URL without its password. */
+    const char *db = store_path(ctx->main_st);
+    log_info("meshd", "store %s opened (%s, %s)", db, store_backend_name(ctx->main_st),
              store_open_check(ctx->main_st));
     rc = ca_load(ctx->main_st, &ctx->main_ca, err);
     if (rc == MESH_ENOTFOUND)
         return mesh_err_set(err, rc,
                             "no CA initialised in %s; run 'meshctl ca init --db %s "
                             "--trust-domain <your.domain>' first",
-                            ctx->opts.db_path, ctx->opts.db_path);
+                            db, db);
     if (rc != MESH_OK)
-        return mesh_err_prefix(err, "loading the CA from %s", ctx->opts.db_path);
+        return mesh_err_prefix(err, "loading the CA from %s", db);
     snprintf(ctx->trust_domain, sizeof ctx->trust_domain, "%s", ca_trust_domain(ctx->main_ca));
     atomic_store(&ctx->metrics.ca_loaded, 1);
     return MESH_OK;

@@ -14,7 +14,7 @@
 
 static tstore_env env;
 
-static void setup(void) { tstore_setup(&env, 1); }
+static void setup(void) { tstore_setup_any(&env, 1); }
 static void setup_empty(void) { tstore_setup(&env, 0); }
 static void teardown(void) { tstore_teardown(&env); }
 

@@ -14,7 +14,7 @@
 
 static tstore_env env;
 
-static void setup(void) { tstore_setup(&env, 1); }
+static void setup(void) { tstore_setup_any(&env, 1); }
 static void teardown(void) { tstore_teardown(&env); }
 
 TestSuite(store_instances, .init = setup, .fini = teardown);
@@ -155,6 +155,8 @@ static void downgrade_to_schema_5(void)
 
 Test(store_instances, migration_keeps_identity_wide_registrations)
 {
+    if (tstore_on_pg())
+        cr_skip_test("rewrites an SQLite file to schema 5; every PostgreSQL store is new");
     tstore_add_ca(env.st, "active", "01");
     store_close(env.st);
     env.st = NULL;

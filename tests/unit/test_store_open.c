@@ -263,6 +263,34 @@ Test(store_open, bad_paths, .init = setup_empty, .fini = teardown)
     cr_assert_null(st);
 }
 
+/* The --db forms: a path, sqlite:///absolute/path, and nothing else. */
+Test(store_open, db_url_forms, .init = setup_empty, .fini = teardown)
+{
+    mesh_store *st = NULL;
+    mesh_err err = {0};
+    char url[200];
+    snprintf(url, sizeof url, "sqlite://%s", env.path);
+    cr_assert_eq(store_open_with(&st, url, &create, &err), MESH_OK, "%s", err.msg);
+    cr_assert_str_eq(store_path(st), env.path, "the URL names the same file");
+    cr_assert_str_eq(store_backend_name(st), "sqlite");
+    store_close(st);
+    st = NULL;
+    cr_assert(tstore_file_exists(env.path));
+    cr_assert_eq(store_open(&st, env.path, &err), MESH_OK, "a path opens the same store");
+    store_close(st);
+    st = NULL;
+    /* A relative path or a host in an SQLite URL, an unknown scheme: refused. */
+    cr_assert_eq(store_open_with(&st, "sqlite://mesh.db", &create, &err), MESH_EINVAL);
+    cr_assert_not_null(strstr(err.msg, "absolute path"), "%s", err.msg);
+    cr_assert_eq(store_open_with(&st, "mysql://127.0.0.1/mesh", &create, &err), MESH_EINVAL);
+    cr_assert_not_null(strstr(err.msg, "unknown scheme"), "%s", err.msg);
+    cr_assert_null(st);
+    cr_assert(store_db_is_postgres("postgres://u@127.0.0.1/db"));
+    cr_assert(store_db_is_postgres("postgresql://u@127.0.0.1/db"));
+    cr_assert(!store_db_is_postgres("/var/lib/meshd/postgres://x"));
+    cr_assert(!store_db_is_postgres(env.path));
+}
+
 Test(store_open, data_version_sees_other_handles_commits, .init = setup_open, .fini = teardown)
 {
     mesh_store *other = NULL;

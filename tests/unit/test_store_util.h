@@ -11,16 +11,25 @@
 #define TSTORE_ID_WEB "spiffe://example.org/ns/default/sa/web"
 #define TSTORE_ID_DB  "spiffe://example.org/ns/default/sa/db"
 
-/* One test's world: a private directory under /tmp and a store inside it. */
+/* One test's world: a private directory under /tmp and a store inside it:
+ * an SQLite file there, or (tstore_setup_any with MESH_TEST_PG_URL set) a
+ * fresh PostgreSQL schema of its own. */
 typedef struct tstore_env {
     char dir[64];
-    char path[128];
+    char path[128];     /* the --db value: a file path or a postgres:// URL */
+    char pg_db[64];     /* the PostgreSQL schema made for this test ("" = SQLite) */
     mesh_store *st;
 } tstore_env;
 
-/* Makes the directory; opens env->path when open_store is non-zero. */
+/* Makes the directory; opens env->path (an SQLite file) when open_store is
+ * non-zero. For suites about the SQLite file itself (integrity, backup). */
 void tstore_setup(tstore_env *env, int open_store);
-/* Closes the store (if open) and removes the directory with its files. */
+/* The same for backend-neutral suites: when MESH_TEST_PG_URL names a
+ * PostgreSQL server (make unit-pg), env->path is a new, empty schema there. */
+void tstore_setup_any(tstore_env *env, int open_store);
+/* Is this run against PostgreSQL (MESH_TEST_PG_URL set)? */
+int tstore_on_pg(void);
+/* Closes the store (if open), drops the test's schema, removes the directory. */
 void tstore_teardown(tstore_env *env);
 
 /* Inserts a CA row in the given state and returns its id (asserts on failure). */
