@@ -6,8 +6,8 @@
  *   CDS/EDS "outbound|<svc>|<subset>"  the same for the workloads of one subset (those
  *                              carrying every label of its selector), as Istio builds one
  *                              cluster per DestinationRule subset.
- * Endpoints carry no health status other than HEALTHY: meshd does no health
- * checking, and a workload leaves the set when its registration leaves the config. */
+ * The outbound cluster carries the service's outlier detection, health checks and
+ * circuit breakers (xds_compile_health.c): the caller's sidecar applies them. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,7 +159,8 @@ int xc_outbound_cluster(xc_ctx *c, const mesh_service *svc, const mesh_subset *s
         return xc_status(c);
 
     if ((cl = xc_eds_cluster(c, name, lb_policy(svc), svc)) == NULL ||
-        (cl->transport_socket = xc_tls_socket(c, XDS_TYPE_URL_UPSTREAM_TLS, &utls->base)) == NULL)
+        (cl->transport_socket = xc_tls_socket(c, XDS_TYPE_URL_UPSTREAM_TLS, &utls->base)) == NULL ||
+        xc_cluster_health(c, cl, svc) != MESH_OK)
         return xc_status(c);
     return xc_emit(c, XDS_CDS, name, &cl->base, what);
 }
