@@ -370,6 +370,9 @@ void dp_upconn_untrack(dp_upconn *uc);
 
 /* ---- admin (proxy_admin.c) --------------------------------------------------------- */
 int dp_admin_start(dp_proxy *px, const char *address, mesh_err *err);
+struct evhttp_request;
+/* /clusters (proxy_admin_clusters.c): Envoy's text lines, or its JSON shape. */
+void dp_admin_clusters(dp_proxy *px, struct evhttp_request *req, bool as_json);
 void dp_admin_stop(dp_proxy *px);
 
 #endif
