@@ -40,7 +40,10 @@ int64_t dp_outlier_next_ejection_ms(const dp_outlier_host *h, const dp_outlier_c
     int64_t base = cfg->base_ejection_ms > 0 ? cfg->base_ejection_ms : DP_DEFAULT_BASE_EJECTION_MS;
     if (base >= max)
         return base;
-    return (int64_t)level >= max / base ? max : base * (int64_t)level;
+    if ((int64_t)level > max / base)
+        return max;     /* also keeps base x level from overflowing */
+    int64_t ms = base * (int64_t)level;
+    return ms > max ? max : ms;
 }
 
 bool dp_outlier_record(dp_outlier_host *h, const dp_outlier_cfg *cfg, int result,
