@@ -11,31 +11,6 @@
 
 static const char *const hc_names[] = {"none", "http", "tcp"};  /* enum mesh_health_check_kind */
 
-void config_service_health_defaults(mesh_service *s)
-{
-    s->outlier = (mesh_outlier){
-        .consecutive_5xx = CONFIG_DEFAULT_OUTLIER_5XX,
-        .consecutive_gateway_failure = 0,
-        .interval_ms = CONFIG_DEFAULT_OUTLIER_INTERVAL_MS,
-        .base_ejection_ms = CONFIG_DEFAULT_BASE_EJECTION_MS,
-        .max_ejection_ms = CONFIG_DEFAULT_MAX_EJECTION_MS,
-        .max_ejection_percent = CONFIG_DEFAULT_MAX_EJECTION_PCT,
-    };
-    memset(&s->health_check, 0, sizeof s->health_check);
-    memset(&s->circuit_breakers, 0, sizeof s->circuit_breakers);
-}
-
-const mesh_outlier *config_service_outlier(const mesh_service *s, mesh_outlier *buf)
-{
-    static const mesh_outlier unset;
-    if (memcmp(&s->outlier, &unset, sizeof unset) != 0)
-        return &s->outlier;
-    mesh_service d;
-    config_service_health_defaults(&d);
-    *buf = d.outlier;
-    return buf;
-}
-
 static int get_u32(cfg_ctx *c, yaml_node_t *n, const cfg_field *f, int64_t min, int64_t max,
                    uint32_t *out)
 {
