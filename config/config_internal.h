@@ -29,6 +29,19 @@
 #define CONFIG_DEFAULT_CONNECT_MS     1000
 #define CONFIG_DEFAULT_ROUTE_TIMEOUT  "15s"
 #define CONFIG_MAX_RETRIES            10
+/* Outlier detection defaults: Envoy's (consecutive_5xx 5, interval 10 s, base
+ * ejection 30 s, max ejection 300 s, max 10 % ejected), which Istio keeps. */
+#define CONFIG_DEFAULT_OUTLIER_5XX          5
+#define CONFIG_DEFAULT_OUTLIER_INTERVAL_MS  10000
+#define CONFIG_DEFAULT_BASE_EJECTION_MS     30000
+#define CONFIG_DEFAULT_MAX_EJECTION_MS      300000
+#define CONFIG_DEFAULT_MAX_EJECTION_PCT     10
+/* Active health check defaults (when a service asks for one). */
+#define CONFIG_DEFAULT_HC_PATH              "/healthz"
+#define CONFIG_DEFAULT_HC_INTERVAL_MS       5000
+#define CONFIG_DEFAULT_HC_TIMEOUT_MS        1000
+#define CONFIG_DEFAULT_HC_UNHEALTHY         2
+#define CONFIG_DEFAULT_HC_HEALTHY           1
 #define CONFIG_MAX_WEIGHT             100
 #define CONFIG_NAME_MAX               63
 #define CONFIG_HTTP_PATH_MAX          1024
@@ -105,6 +118,8 @@ typedef struct config_fault {
 } config_fault;
 
 int config_check_service(const mesh_service *s, config_fault *f);
+/* Outlier detection on with its defaults, no health check, no explicit limits. */
+void config_service_health_defaults(mesh_service *s);
 /* At most CONFIG_MAX_LABELS, each key and value well-formed, sorted by key
  * without repeats; field names the list ("labels", "subsets[1].labels"). */
 int config_check_labels(const mesh_label *l, size_t n, const char *field, config_fault *f);

@@ -17,6 +17,7 @@ void config_service_free(mesh_service *s)
     for (size_t i = 0; i < s->n_subsets; i++)
         config_subset_free(&s->subsets[i]);
     free(s->subsets);
+    free(s->health_check.path);
     free(s->source);
     memset(s, 0, sizeof *s);
 }
@@ -139,11 +140,26 @@ static int strv_eq(char **a, size_t na, char **b, size_t nb)
     return 1;
 }
 
+static int outlier_eq(const mesh_service *a, const mesh_service *b)
+{
+    mesh_outlier ba, bb;
+    return memcmp(config_service_outlier(a, &ba), config_service_outlier(b, &bb),
+                  sizeof ba) == 0;
+}
+
 int config_service_equal(const mesh_service *a, const mesh_service *b)
 {
     if (!(str_eq(a->name, b->name) && a->protocol == b->protocol && a->port == b->port &&
           a->lb == b->lb && a->connect_timeout_ms == b->connect_timeout_ms &&
-          a->n_subsets == b->n_subsets))
+          a->n_subsets == b->n_subsets &&
+          outlier_eq(a, b) &&
+          a->health_check.kind == b->health_check.kind &&
+          str_eq(a->health_check.path, b->health_check.path) &&
+          a->health_check.interval_ms == b->health_check.interval_ms &&
+          a->health_check.timeout_ms == b->health_check.timeout_ms &&
+          a->health_check.unhealthy_threshold == b->health_check.unhealthy_threshold &&
+          a->health_check.healthy_threshold == b->health_check.healthy_threshold &&
+          memcmp(&a->circuit_breakers, &b->circuit_breakers, sizeof a->circuit_breakers) == 0))
         return 0;
     for (size_t i = 0; i < a->n_subsets; i++)
         if (!str_eq(a->subsets[i].name, b->subsets[i].name) ||
@@ -172,7 +188,8 @@ static int rule_eq(const mesh_route_rule *a, const mesh_route_rule *b)
 {
     if (!(str_eq(a->prefix, b->prefix) && str_eq(a->path, b->path) &&
           a->n_headers == b->n_headers && a->n_destinations == b->n_destinations &&
-          a->timeout_ms == b->timeout_ms && a->retries == b->retries))
+          a->timeout_ms == b->timeout_ms && a->retries == b->retries &&
+          a->per_try_timeout_ms == b->per_try_timeout_ms))
         return 0;
     for (size_t i = 0; i < a->n_headers; i++)
         if (!str_eq(a->headers[i].name, b->headers[i].name) ||

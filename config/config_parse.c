@@ -141,9 +141,12 @@ static int parse_subsets(cfg_ctx *c, yaml_node_t *n, const cfg_field *f, mesh_se
 
 static int parse_service(cfg_ctx *c, yaml_node_t *n, mesh_service *s)
 {
-    enum { F_NAME, F_PROTOCOL, F_PORT, F_LB, F_CONNECT_TIMEOUT, F_SUBSETS };
+    enum { F_NAME, F_PROTOCOL, F_PORT, F_LB, F_CONNECT_TIMEOUT, F_SUBSETS, F_OUTLIER, F_HC,
+           F_BREAKERS };
     cfg_field f[] = {{"name", 0, 0}, {"protocol", 0, 0}, {"port", 0, 0}, {"lb", 0, 0},
-                     {"connect_timeout", 0, 0}, {"subsets", 0, 0}};
+                     {"connect_timeout", 0, 0}, {"subsets", 0, 0},
+                     {"outlier_detection", 0, 0}, {"health_check", 0, 0},
+                     {"circuit_breakers", 0, 0}};
     int rc = cfg_map(c, n, f, N_FIELDS(f));
     if (rc != MESH_OK)
         return rc;
@@ -155,7 +158,8 @@ static int parse_service(cfg_ctx *c, yaml_node_t *n, mesh_service *s)
         (rc = cfg_get_int(c, n, &f[F_PORT], 1, 1, 65535, &port)) != MESH_OK ||
         (rc = cfg_get_enum(c, n, &f[F_LB], 0, lb_names, 2, &lb)) != MESH_OK ||
         (rc = cfg_get_duration(c, n, &f[F_CONNECT_TIMEOUT], 0, &s->connect_timeout_ms)) != MESH_OK ||
-        (rc = parse_subsets(c, n, &f[F_SUBSETS], s)) != MESH_OK)
+        (rc = parse_subsets(c, n, &f[F_SUBSETS], s)) != MESH_OK ||
+        (rc = cfg_parse_service_health(c, &f[F_OUTLIER], &f[F_HC], &f[F_BREAKERS], s)) != MESH_OK)
         return rc;
     s->protocol = (enum mesh_protocol)proto;
     s->lb = (enum mesh_lb)lb;
@@ -297,9 +301,9 @@ static int parse_destination(cfg_ctx *c, yaml_node_t *n, mesh_destination *d)
 
 static int parse_rule(cfg_ctx *c, yaml_node_t *n, mesh_route_rule *r)
 {
-    enum { F_MATCH, F_DEST, F_TIMEOUT, F_RETRIES };
+    enum { F_MATCH, F_DEST, F_TIMEOUT, F_RETRIES, F_PER_TRY };
     cfg_field f[] = {{"match", 0, 0}, {"destinations", 0, 0}, {"timeout", 0, 0},
-                     {"retries", 0, 0}};
+                     {"retries", 0, 0}, {"per_try_timeout", 0, 0}};
     int rc = cfg_map(c, n, f, N_FIELDS(f));
     if (rc != MESH_OK)
         return rc;
@@ -335,7 +339,8 @@ static int parse_rule(cfg_ctx *c, yaml_node_t *n, mesh_route_rule *r)
     }
     int64_t retries = 0;
     if ((rc = cfg_get_duration(c, n, &f[F_TIMEOUT], 0, &r->timeout_ms)) != MESH_OK ||
-        (rc = cfg_get_int(c, n, &f[F_RETRIES], 0, 0, CONFIG_MAX_RETRIES, &retries)) != MESH_OK)
+        (rc = cfg_get_int(c, n, &f[F_RETRIES], 0, 0, CONFIG_MAX_RETRIES, &retries)) != MESH_OK ||
+        (rc = cfg_get_duration(c, n, &f[F_PER_TRY], 0, &r->per_try_timeout_ms)) != MESH_OK)
         return rc;
     r->retries = (uint32_t)retries;
     return MESH_OK;

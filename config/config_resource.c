@@ -8,6 +8,7 @@
 #include "config/config_internal.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,64 @@ static int check_duration_range(int64_t ms, int allow_zero, char *why, size_t n)
     return 0;
 }
 
+static int check_service_health(const mesh_service *s, config_fault *f)
+{
+    const mesh_outlier *o = &s->outlier;
+    bool outlier_on = o->consecutive_5xx > 0 || o->consecutive_gateway_failure > 0;
+    if (outlier_on) {
+        if (check_duration_range(o->interval_ms, 0, f->why, sizeof f->why) != 0)
+            return fault(f, "outlier_detection.interval");
+        if (check_duration_range(o->base_ejection_ms, 0, f->why, sizeof f->why) != 0)
+            return fault(f, "outlier_detection.base_ejection_time");
+        if (check_duration_range(o->max_ejection_ms, 0, f->why, sizeof f->why) != 0)
+            return fault(f, "outlier_detection.max_ejection_time");
+        if (o->max_ejection_ms && o->base_ejection_ms > o->max_ejection_ms) {
+            whyf(f, "must be at least base_ejection_time (the ejection time grows up to it)");
+            return fault(f, "outlier_detection.max_ejection_time");
+        }
+    }
+    if (o->max_ejection_percent > 100) {
+        whyf(f, "must be 0..100, got %u", o->max_ejection_percent);
+        return fault(f, "outlier_detection.max_ejection_percent");
+    }
+    const mesh_health_check *h = &s->health_check;
+    if (h->kind == MESH_HC_NONE)
+        return 0;
+    if (h->kind != MESH_HC_HTTP && h->kind != MESH_HC_TCP) {
+        whyf(f, "must be http or tcp");
+        return fault(f, "health_check.type");
+    }
+    if (h->kind == MESH_HC_HTTP &&
+        (!h->path || config_check_http_path(h->path, f->why, sizeof f->why) != 0)) {
+        if (!h->path)
+            whyf(f, "required for an http health check");
+        return fault(f, "health_check.path");
+    }
+    if (h->kind == MESH_HC_TCP && h->path) {
+        whyf(f, "only an http health check has a path");
+        return fault(f, "health_check.path");
+    }
+    if (check_duration_range(h->interval_ms, 0, f->why, sizeof f->why) != 0 || !h->interval_ms)
+        return fault(f, "health_check.interval");
+    if (check_duration_range(h->timeout_ms, 0, f->why, sizeof f->why) != 0 || !h->timeout_ms)
+        return fault(f, "health_check.timeout");
+    if (h->timeout_ms > h->interval_ms) {
+        whyf(f, "must not exceed the interval (%lld ms): one probe at a time",
+             (long long)h->interval_ms);
+        return fault(f, "health_check.timeout");
+    }
+    if (h->unhealthy_threshold < 1 || h->healthy_threshold < 1) {
+        whyf(f, "must be at least 1");
+        return fault(f, h->unhealthy_threshold < 1 ? "health_check.unhealthy_threshold"
+                                                  : "health_check.healthy_threshold");
+    }
+    if (s->protocol == MESH_PROTO_TCP && h->kind == MESH_HC_HTTP) {
+        whyf(f, "a tcp service takes a tcp health check (type: tcp)");
+        return fault(f, "health_check.type");
+    }
+    return 0;
+}
+
 int config_check_service(const mesh_service *s, config_fault *f)
 {
     memset(f, 0, sizeof *f);
@@ -71,6 +130,8 @@ int config_check_service(const mesh_service *s, config_fault *f)
     }
     if (check_duration_range(s->connect_timeout_ms, 0, f->why, sizeof f->why) != 0)
         return fault(f, "connect_timeout");
+    if (check_service_health(s, f) != 0)
+        return -1;
     if (s->n_subsets > CONFIG_MAX_SUBSETS) {
         snprintf(f->why, sizeof f->why, "at most %d subsets per service, got %zu",
                  CONFIG_MAX_SUBSETS, s->n_subsets);
@@ -305,6 +366,8 @@ static int check_rule(const mesh_route_rule *r, size_t ri, config_fault *f)
         snprintf(f->why, sizeof f->why, "must be 0..%d, got %u", CONFIG_MAX_RETRIES, r->retries);
         return fault(f, "rules[%zu].retries", ri);
     }
+    if (check_duration_range(r->per_try_timeout_ms, 1, f->why, sizeof f->why) != 0)
+        return fault(f, "rules[%zu].per_try_timeout", ri);
     return 0;
 }
 

@@ -196,6 +196,54 @@ static void kv_labels(yw *w, const char *k, const mesh_label *l, size_t n)
     map_end(w);
 }
 
+/* Written only where they differ from the defaults, so services from before
+ * these knobs keep their stored bytes (and an upgrade changes no version). */
+static void emit_service_health(yw *w, const mesh_service *s)
+{
+    mesh_service def;
+    config_service_health_defaults(&def);
+    mesh_outlier obuf;
+    const mesh_outlier *o = config_service_outlier(s, &obuf);
+    if (memcmp(o, &def.outlier, sizeof *o) != 0) {
+        key(w, "outlier_detection");
+        map_start(w);
+        kv_int(w, "consecutive_5xx", o->consecutive_5xx);
+        kv_int(w, "consecutive_gateway_failure", o->consecutive_gateway_failure);
+        kv_duration(w, "interval", o->interval_ms);
+        kv_duration(w, "base_ejection_time", o->base_ejection_ms);
+        kv_duration(w, "max_ejection_time", o->max_ejection_ms);
+        kv_int(w, "max_ejection_percent", o->max_ejection_percent);
+        map_end(w);
+    }
+    const mesh_health_check *h = &s->health_check;
+    if (h->kind != MESH_HC_NONE) {
+        key(w, "health_check");
+        map_start(w);
+        kv_str(w, "type", h->kind == MESH_HC_HTTP ? "http" : "tcp");
+        if (h->kind == MESH_HC_HTTP)
+            kv_str(w, "path", h->path);
+        kv_duration(w, "interval", h->interval_ms);
+        kv_duration(w, "timeout", h->timeout_ms);
+        kv_int(w, "unhealthy_threshold", h->unhealthy_threshold);
+        kv_int(w, "healthy_threshold", h->healthy_threshold);
+        map_end(w);
+    }
+    const mesh_circuit_breakers *b = &s->circuit_breakers;
+    if (b->max_connections || b->max_pending_requests || b->max_requests || b->max_retries) {
+        key(w, "circuit_breakers");
+        map_start(w);
+        if (b->max_connections)
+            kv_int(w, "max_connections", b->max_connections);
+        if (b->max_pending_requests)
+            kv_int(w, "max_pending_requests", b->max_pending_requests);
+        if (b->max_requests)
+            kv_int(w, "max_requests", b->max_requests);
+        if (b->max_retries)
+            kv_int(w, "max_retries", b->max_retries);
+        map_end(w);
+    }
+}
+
 static void emit_service(yw *w, const mesh_service *s)
 {
     const char *proto = config_protocol_name(s->protocol);
@@ -219,6 +267,7 @@ static void emit_service(yw *w, const mesh_service *s)
         }
         seq_end(w);
     }
+    emit_service_health(w, s);
     map_end(w);
 }
 
@@ -286,6 +335,8 @@ static void emit_rule(yw *w, const mesh_route_rule *r)
     if (r->timeout_ms)
         kv_duration(w, "timeout", r->timeout_ms);
     kv_int(w, "retries", r->retries);
+    if (r->per_try_timeout_ms)
+        kv_duration(w, "per_try_timeout", r->per_try_timeout_ms);
     map_end(w);
 }
 

@@ -80,4 +80,9 @@ int cfg_get_string_list(cfg_ctx *c, yaml_node_t *map, const cfg_field *f, int re
 
 char *cfg_strdup(cfg_ctx *c, const yaml_node_t *at, const char *s);
 
+/* A service's outlier_detection, health_check and circuit_breakers mappings
+ * (config_parse_health.c); defaults first, absent fields keep them. */
+int cfg_parse_service_health(cfg_ctx *c, const cfg_field *outlier, const cfg_field *hc,
+                             const cfg_field *breakers, mesh_service *s);
+
 #endif

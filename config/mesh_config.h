@@ -10,14 +10,22 @@
  *
  * YAML shape (see examples/mesh.yaml and docs/config.md):
  *   services:       [{name, protocol: http|tcp, port, lb: round_robin|least_request,
- *                     connect_timeout: 1s, subsets: [{name, labels: {k: v}}] (optional)}]
+ *                     connect_timeout: 1s, subsets: [{name, labels: {k: v}}] (optional),
+ *                     outlier_detection: {consecutive_5xx, consecutive_gateway_failure,
+ *                       interval, base_ejection_time, max_ejection_time,
+ *                       max_ejection_percent} (optional; on by default),
+ *                     health_check: {type: http|tcp, path, interval, timeout,
+ *                       unhealthy_threshold, healthy_threshold} (optional; off by default),
+ *                     circuit_breakers: {max_connections, max_pending_requests,
+ *                       max_requests, max_retries} (optional)}]
  *   workloads:      [{name, spiffe_id, service, inbound: host:port, app: host:port,
  *                     labels: {k: v} (optional),
  *                     outbound: host:port (HTTP egress listener, optional),
  *                     tcp_outbound: [{service, listen: host:port}] (optional)}]
  *   routes:         [{name, hosts: [..] (default [name]), rules: [{match: {prefix|path,
  *                     headers: [{name, exact|prefix|present}]}, destinations: [{service,
- *                     subset (optional), weight}], timeout: 2s, retries: N}]}]
+ *                     subset (optional), weight}], timeout: 2s, retries: N,
+ *                     per_try_timeout: 1s (optional)}]}]
  *   authorization:  [{service, allow: [spiffe ids]}]   (no entry = deny all callers)
  * A workload is one instance: many may share a SPIFFE ID (the service account),
  * each with its own name and addresses. A service's subsets select its
@@ -43,6 +51,46 @@ typedef struct mesh_label {
     char *value;
 } mesh_label;
 
+/* Passive health checking of a service's endpoints by every caller's sidecar
+ * (Envoy's Cluster.outlier_detection). On by default, with Envoy's and
+ * Istio's defaults; consecutive_5xx = 0 and consecutive_gateway_failure = 0
+ * turn it off. Connect failures and resets count as 503. */
+typedef struct mesh_outlier {
+    uint32_t consecutive_5xx;           /* default 5 */
+    uint32_t consecutive_gateway_failure; /* 502/503/504 only; default 0 (off) */
+    int64_t interval_ms;                /* default 10 s: how often ejections are re-examined */
+    int64_t base_ejection_ms;           /* default 30 s; times the host's ejection count */
+    int64_t max_ejection_ms;            /* default 300 s: cap of the growing ejection time */
+    uint32_t max_ejection_percent;      /* default 10 (at least one host may always go) */
+} mesh_outlier;
+/* All zero (a service built in code) means the defaults: this gives the
+ * values in force (buf holds them when they are the defaults). */
+struct mesh_service;
+const mesh_outlier *config_service_outlier(const struct mesh_service *s, mesh_outlier *buf);
+
+enum mesh_health_check_kind { MESH_HC_NONE = 0, MESH_HC_HTTP = 1, MESH_HC_TCP = 2 };
+
+/* Active health checking (Envoy's Cluster.health_checks), opt-in: every
+ * caller's sidecar probes each endpoint through its sidecar's mTLS inbound
+ * listener (HTTP GET path expecting 2xx from the app, or a TCP+mTLS connect). */
+typedef struct mesh_health_check {
+    enum mesh_health_check_kind kind;   /* NONE: no active checks */
+    char *path;                         /* http: default "/healthz" */
+    int64_t interval_ms;                /* default 5 s (+ up to 10 % jitter) */
+    int64_t timeout_ms;                 /* default 1 s */
+    uint32_t unhealthy_threshold;       /* default 2 failures in a row */
+    uint32_t healthy_threshold;         /* default 1 success */
+} mesh_health_check;
+
+/* Per-cluster limits in every caller's sidecar (Envoy's circuit breakers;
+ * 0 = Envoy's default: 1024 / 1024 / 1024 / 3). */
+typedef struct mesh_circuit_breakers {
+    uint32_t max_connections;
+    uint32_t max_pending_requests;
+    uint32_t max_requests;
+    uint32_t max_retries;
+} mesh_circuit_breakers;
+
 /* A named part of a service: the workloads that carry every label of the selector. */
 typedef struct mesh_subset {
     char *name;
@@ -58,6 +106,9 @@ typedef struct mesh_service {
     int64_t connect_timeout_ms; /* default 1000 */
     mesh_subset *subsets;       /* in config order */
     size_t n_subsets;
+    mesh_outlier outlier;
+    mesh_health_check health_check;
+    mesh_circuit_breakers circuit_breakers;
     char *source;               /* "file:line" */
 } mesh_service;
 
@@ -102,7 +153,8 @@ typedef struct mesh_route_rule {
     mesh_destination *destinations;
     size_t n_destinations;
     int64_t timeout_ms;         /* 0 = default 15 s */
-    uint32_t retries;
+    uint32_t retries;           /* each retry goes to a host no earlier attempt used */
+    int64_t per_try_timeout_ms; /* 0 = none (only the route timeout) */
 } mesh_route_rule;
 
 typedef struct mesh_route {

@@ -156,6 +156,8 @@ static void route_dup(dp_route *d, const dp_route *s, bool *ok)
     }
     d->timeout_ms = s->timeout_ms;
     d->retries = s->retries;
+    d->per_try_timeout_ms = s->per_try_timeout_ms;
+    d->retry_other_hosts = s->retry_other_hosts;
     d->total_weight = s->total_weight;
 }
 
@@ -219,6 +221,8 @@ static void cluster_free(dp_cluster *c)
     free_strv(c->san_ids, c->n_san);
     free(c->eds_service_name);
     endpoints_free(c->endpoints, c->n_endpoints);
+    free(c->hc.path);
+    free(c->hc.host);
 }
 
 static int cluster_dup(dp_cluster *d, const dp_cluster *s)
@@ -235,6 +239,21 @@ static int cluster_dup(dp_cluster *d, const dp_cluster *s)
     d->eds_service_name = dup_checked(s->eds_service_name, &ok);
     d->endpoints = endpoints_dup(s->endpoints, s->n_endpoints, &ok);
     d->n_endpoints = d->endpoints ? s->n_endpoints : 0;
+    d->outlier = s->outlier;
+    d->hc = s->hc;
+    d->hc.path = dup_or_null(s->hc.path);
+    d->hc.host = dup_or_null(s->hc.host);
+    if ((s->hc.path && !d->hc.path) || (s->hc.host && !d->hc.host))
+        ok = false;
+    d->breakers = s->breakers;
+    if (!d->breakers.set)
+        d->breakers = (dp_breaker_cfg){
+            .set = true,
+            .max_connections = DP_DEFAULT_MAX_CONNECTIONS,
+            .max_pending_requests = DP_DEFAULT_MAX_PENDING,
+            .max_requests = DP_DEFAULT_MAX_REQUESTS,
+            .max_retries = DP_DEFAULT_MAX_RETRIES,
+        };
     if (!ok) {
         cluster_free(d);
         return MESH_ENOMEM;

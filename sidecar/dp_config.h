@@ -40,6 +40,16 @@
 #define DP_DEFAULT_ROUTE_TIMEOUT_MS   15000
 /* Envoy's default cluster connect_timeout is 5 s; meshd's services say 1 s. */
 #define DP_DEFAULT_CONNECT_TIMEOUT_MS 5000
+/* Envoy's outlier detection defaults for fields left unset. */
+#define DP_DEFAULT_BASE_EJECTION_MS   30000
+#define DP_DEFAULT_MAX_EJECTION_MS    300000
+#define DP_DEFAULT_OUTLIER_INTERVAL_MS 10000
+/* Envoy's default circuit breaker thresholds (a cluster without circuit_breakers
+ * has them too). */
+#define DP_DEFAULT_MAX_CONNECTIONS    1024
+#define DP_DEFAULT_MAX_PENDING        1024
+#define DP_DEFAULT_MAX_REQUESTS       1024
+#define DP_DEFAULT_MAX_RETRIES        3
 
 typedef enum dp_listener_kind {
     DP_LISTENER_INBOUND_HTTP = 0,   /* mTLS in, RBAC per request, HTTP/1.1 to the local app */
@@ -100,6 +110,10 @@ typedef struct dp_route {
     size_t n_clusters;
     int64_t timeout_ms;         /* 0 = no timeout */
     uint32_t retries;           /* extra attempts on connect failure / 5xx (idempotent methods) */
+    int64_t per_try_timeout_ms; /* 0 = none: each attempt has the rest of timeout_ms */
+    /* previous_hosts retry host predicate: a retry avoids every host earlier
+     * attempts used (false: only the one that just failed). */
+    bool retry_other_hosts;
 
     uint64_t total_weight;      /* filled by dp_config_freeze */
 } dp_route;
@@ -142,6 +156,47 @@ typedef struct dp_endpoint {
     socklen_t sa_len;
 } dp_endpoint;
 
+/* Cluster.outlier_detection (dp_health.h). */
+typedef struct dp_outlier_cfg {
+    bool enabled;                   /* the message was present */
+    uint32_t consecutive_5xx;       /* 0: not enforced */
+    uint32_t consecutive_gateway_failure;   /* 0: not enforced */
+    int64_t interval_ms;
+    int64_t base_ejection_ms;
+    int64_t max_ejection_ms;
+    uint32_t max_ejection_percent;
+} dp_outlier_cfg;
+
+typedef enum dp_hc_kind {
+    DP_HC_NONE = 0,
+    DP_HC_HTTP,                     /* GET path, 2xx = healthy */
+    DP_HC_TCP,                      /* connect (and mTLS handshake) = healthy */
+} dp_hc_kind;
+
+/* Cluster.health_checks[0] (dp_health.h; probes in proxy_hc.c). */
+typedef struct dp_health_check_cfg {
+    dp_hc_kind kind;
+    char *path;                     /* http */
+    char *host;                     /* http: Host header; NULL = the cluster name */
+    int64_t timeout_ms;
+    int64_t interval_ms;
+    int64_t interval_jitter_ms;
+    uint32_t interval_jitter_percent;
+    uint32_t unhealthy_threshold;
+    uint32_t healthy_threshold;
+} dp_health_check_cfg;
+
+/* Cluster.circuit_breakers, DEFAULT priority. With set false the limits are
+ * Envoy's defaults (filled by dp_config_add_cluster); with set true they are
+ * taken as given (the xDS translator fills defaults for unset fields). */
+typedef struct dp_breaker_cfg {
+    bool set;
+    uint32_t max_connections;
+    uint32_t max_pending_requests;
+    uint32_t max_requests;
+    uint32_t max_retries;
+} dp_breaker_cfg;
+
 typedef struct dp_cluster {
     char *name;
     dp_lb_policy lb;
@@ -159,6 +214,9 @@ typedef struct dp_cluster {
     char *eds_service_name;
     dp_endpoint *endpoints;
     size_t n_endpoints;
+    dp_outlier_cfg outlier;
+    dp_health_check_cfg hc;
+    dp_breaker_cfg breakers;
 } dp_cluster;
 
 typedef struct dp_load_assignment {

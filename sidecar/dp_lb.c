@@ -3,95 +3,121 @@
 
 #include <stdlib.h>
 
-/* Writes the usable endpoint indices into out; returns how many. */
-static size_t usable_set(const dp_endpoint *eps, size_t n, long avoid, size_t *out)
+static bool flag(const bool *v, size_t i)
 {
+    return v != NULL && v[i];
+}
+
+/* Marks in ok[] the endpoints a pick may take, in Envoy's order of
+ * preference: usable by EDS and not down here (ejected, failed health
+ * check), unless fewer than DP_LB_PANIC_PERCENT of the EDS-usable ones are
+ * (panic: the local view is not trusted, every EDS-usable one is taken);
+ * DEGRADED ones only when nothing else is; every endpoint when none is
+ * healthy or degraded either. Then the tried ones are dropped
+ * if that leaves any. Returns how many are marked. */
+static size_t candidates(const dp_lb_input *in, bool *ok)
+{
+    size_t n_eds = 0, n_up = 0;
+    for (size_t i = 0; i < in->n; i++) {
+        bool eds = dp_health_usable(in->eps[i].health);
+        n_eds += eds;
+        n_up += eds && !flag(in->down, i);
+    }
+    bool panic = n_up * 100 < (size_t)DP_LB_PANIC_PERCENT * n_eds;
     size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (dp_health_usable(eps[i].health))
-            out[k++] = i;
-    if (k == 0)
-        for (size_t i = 0; i < n; i++)
-            if (eps[i].health == DP_HEALTH_DEGRADED)
-                out[k++] = i;
-    if (k == 0)   /* panic: nothing healthy, so everything (see dp_lb.h) */
-        for (size_t i = 0; i < n; i++)
-            out[k++] = i;
-    if (avoid >= 0 && k > 1) {
-        for (size_t i = 0; i < k; i++) {
-            if ((long)out[i] == avoid) {
-                out[i] = out[k - 1];
-                k--;
-                break;
-            }
-        }
+    for (size_t i = 0; i < in->n; i++) {
+        bool eds = dp_health_usable(in->eps[i].health);
+        ok[i] = n_eds > 0 ? eds && (panic || !flag(in->down, i))
+                          : in->eps[i].health == DP_HEALTH_DEGRADED;
+        k += ok[i];
+    }
+    if (k == 0) {   /* EDS panic: nothing healthy or degraded, so everything (dp_lb.h) */
+        for (size_t i = 0; i < in->n; i++)
+            ok[i] = true;
+        k = in->n;
+    }
+    size_t untried = 0;
+    for (size_t i = 0; i < in->n; i++)
+        untried += ok[i] && !flag(in->tried, i);
+    if (untried > 0 && untried < k) {
+        for (size_t i = 0; i < in->n; i++)
+            if (flag(in->tried, i))
+                ok[i] = false;
+        k = untried;
     }
     return k;
 }
 
-static long pick_rr(const dp_endpoint *eps, size_t n, uint64_t *cursor, long avoid)
+static long pick_rr(const dp_lb_input *in, const bool *ok, uint64_t *cursor)
 {
     /* Walk from the cursor so the order is the endpoints' order, which is
      * what operators expect to see in access logs. */
-    bool any_usable = false, any_degraded = false;
-    for (size_t i = 0; i < n; i++) {
-        if (dp_health_usable(eps[i].health))
-            any_usable = true;
-        if (eps[i].health == DP_HEALTH_DEGRADED)
-            any_degraded = true;
-    }
-    long fallback = -1;
-    for (size_t step = 0; step < n; step++) {
-        size_t i = (size_t)((*cursor + step) % n);
-        bool ok = any_usable     ? dp_health_usable(eps[i].health)
-                  : any_degraded ? eps[i].health == DP_HEALTH_DEGRADED
-                                 : true;   /* panic (dp_lb.h) */
-        if (!ok)
-            continue;
-        if ((long)i == avoid) {
-            if (fallback < 0)
-                fallback = (long)i;
-            continue;
+    for (size_t step = 0; step < in->n; step++) {
+        size_t i = (size_t)((*cursor + step) % in->n);
+        if (ok[i]) {
+            *cursor = *cursor + step + 1;
+            return (long)i;
         }
-        *cursor = *cursor + step + 1;
-        return (long)i;
     }
-    if (fallback >= 0)
-        *cursor = (uint64_t)fallback + 1;
-    return fallback;
+    return -1;
 }
 
-static long pick_lr(const dp_endpoint *eps, size_t n, const uint32_t *active, dp_rng *rng,
-                    long avoid)
+static long pick_lr(const dp_lb_input *in, const bool *ok, size_t k, dp_rng *rng)
 {
-    size_t stack[64];
-    size_t *set = n <= 64 ? stack : malloc(n * sizeof *set);
-    if (!set)
+    if (k == 0)
         return -1;
-    size_t k = usable_set(eps, n, avoid, set);
-    long res = -1;
-    if (k == 1) {
-        res = (long)set[0];
-    } else if (k > 1) {
-        size_t a = (size_t)dp_rng_below(rng, k);
-        size_t b = (size_t)dp_rng_below(rng, k - 1);
+    size_t a = 0, b = 0;
+    if (k > 1) {
+        a = (size_t)dp_rng_below(rng, k);
+        b = (size_t)dp_rng_below(rng, k - 1);
         if (b >= a)
             b++;                /* two distinct samples */
-        size_t ia = set[a], ib = set[b];
-        uint32_t la = active ? active[ia] : 0, lb = active ? active[ib] : 0;
-        res = (long)(lb < la ? ib : ia);
     }
-    if (set != stack)
-        free(set);
+    long ia = -1, ib = -1;
+    for (size_t i = 0, j = 0; i < in->n; i++) {
+        if (!ok[i])
+            continue;
+        if (j == a)
+            ia = (long)i;
+        if (j == b)
+            ib = (long)i;
+        j++;
+    }
+    uint32_t la = in->active ? in->active[ia] : 0, lb = in->active ? in->active[ib] : 0;
+    return lb < la ? ib : ia;
+}
+
+long dp_lb_pick_from(dp_lb_policy policy, const dp_lb_input *in, uint64_t *rr_cursor,
+                     dp_rng *rng)
+{
+    if (in->n == 0)
+        return -1;
+    bool stack[64];
+    bool *ok = in->n <= 64 ? stack : malloc(in->n * sizeof *ok);
+    if (!ok)
+        return -1;
+    size_t k = candidates(in, ok);
+    long res = policy == DP_LB_LEAST_REQUEST ? pick_lr(in, ok, k, rng) : pick_rr(in, ok, rr_cursor);
+    if (ok != stack)
+        free(ok);
     return res;
 }
 
 long dp_lb_pick(dp_lb_policy policy, const dp_endpoint *eps, size_t n, const uint32_t *active,
                 uint64_t *rr_cursor, dp_rng *rng, long avoid)
 {
-    if (n == 0)
-        return -1;
-    if (policy == DP_LB_LEAST_REQUEST)
-        return pick_lr(eps, n, active, rng, avoid);
-    return pick_rr(eps, n, rr_cursor, avoid);
+    bool stack[64];
+    bool *tried = NULL;
+    if (avoid >= 0 && (size_t)avoid < n) {
+        tried = n <= 64 ? stack : calloc(n, sizeof *tried);
+        if (!tried)
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            tried[i] = (long)i == avoid;
+    }
+    dp_lb_input in = {.eps = eps, .n = n, .active = active, .tried = tried};
+    long res = dp_lb_pick_from(policy, &in, rr_cursor, rng);
+    if (tried && tried != stack)
+        free(tried);
+    return res;
 }

@@ -41,6 +41,13 @@ int64_t dp_now(void)
     return (int64_t)time(NULL);
 }
 
+int64_t dp_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void dp_stat_inc(_Atomic uint64_t *c)
 {
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
@@ -688,6 +695,14 @@ void dp_proxy_get_stats(dp_proxy *px, dp_stats_view *o)
     o->tls_refused_revoked = info.refused_revoked;
     o->active_down = ld(&px->st.active_down);
     o->active_up = ld(&px->st.active_up);
+    o->outlier_ejections = ld(&px->st.outlier_ejections);
+    o->per_try_timeouts = ld(&px->st.per_try_timeouts);
+    o->hc_ok = ld(&px->st.hc_ok);
+    o->hc_failed = ld(&px->st.hc_failed);
+    o->overflow_cx = ld(&px->st.overflow_cx);
+    o->overflow_pending = ld(&px->st.overflow_pending);
+    o->overflow_rq = ld(&px->st.overflow_rq);
+    o->overflow_retry = ld(&px->st.overflow_retry);
     for (int t = 0; t < DP_XDS_TYPE_COUNT; t++) {
         o->xds_updates[t] = ld(&px->st.xds_updates[t]);
         o->xds_rejections[t] = ld(&px->st.xds_rejections[t]);

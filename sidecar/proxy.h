@@ -109,6 +109,12 @@ typedef struct dp_stats_view {
     uint64_t closed_revoked;        /* live connections closed: a cert on them got revoked */
     uint64_t tls_refused_revoked;   /* handshakes refused: the peer's cert is revoked */
     uint64_t active_down, active_up;
+    uint64_t outlier_ejections;     /* hosts ejected by outlier detection */
+    uint64_t per_try_timeouts;      /* attempts abandoned at the per-try timeout */
+    uint64_t hc_ok, hc_failed;      /* active health check probes */
+    /* circuit breakers: refused for max_connections, max_pending_requests,
+     * max_requests, max_retries */
+    uint64_t overflow_cx, overflow_pending, overflow_rq, overflow_retry;
     uint64_t xds_updates[DP_XDS_TYPE_COUNT], xds_rejections[DP_XDS_TYPE_COUNT];
 } dp_stats_view;
 

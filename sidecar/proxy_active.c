@@ -139,7 +139,8 @@ oom:
     return mesh_err_set(err, MESH_ENOMEM, "out of memory building the runtime config");
 }
 
-dp_ep_rt *dp_active_pick(dp_proxy *px, dp_active *a, size_t ci, const dp_ep_rt *avoid)
+dp_ep_rt *dp_active_pick(dp_proxy *px, dp_active *a, size_t ci, const dp_ep_rt *const *tried,
+                         size_t n_tried)
 {
     if (ci >= a->n_crt)
         return NULL;
@@ -149,18 +150,65 @@ dp_ep_rt *dp_active_pick(dp_proxy *px, dp_active *a, size_t ci, const dp_ep_rt *
     dp_cluster_rt *rt = &a->crt[ci];
     if (n == 0 || rt->n_eps != n)
         return NULL;
-    uint32_t stack[64];
-    uint32_t *active = n <= 64 ? stack : malloc(n * sizeof *active);
-    if (!active)
-        return NULL;
-    long avoid_i = -1;
+    uint32_t active_stack[64];
+    bool down_stack[64], tried_stack[64];
+    uint32_t *active = n <= 64 ? active_stack : calloc(n, sizeof *active);
+    bool *down = n <= 64 ? down_stack : calloc(n, sizeof *down);
+    bool *tr = n <= 64 ? tried_stack : calloc(n, sizeof *tr);
+    dp_ep_rt *res = NULL;
+    if (!active || !down || !tr)
+        goto out;
+    int64_t now = dp_mono_ms();
     for (size_t i = 0; i < n; i++) {
-        active[i] = rt->eps[i]->active_rq;
-        if (rt->eps[i] == avoid)
-            avoid_i = (long)i;
+        dp_ep_rt *ep = rt->eps[i];
+        active[i] = ep->active_rq;
+        down[i] = dp_outlier_ejected(&ep->od, now) || ep->hc.failed;
+        tr[i] = false;
+        for (size_t k = 0; k < n_tried; k++)
+            if (tried[k] == ep)
+                tr[i] = true;
     }
-    long k = dp_lb_pick(c->lb, eps, n, active, &rt->rr_cursor, &px->rng, avoid_i);
-    if (active != stack)
+    dp_lb_input in = {.eps = eps, .n = n, .active = active, .down = down, .tried = tr};
+    long k = dp_lb_pick_from(c->lb, &in, &rt->rr_cursor, &px->rng);
+    res = k < 0 ? NULL : rt->eps[k];
+out:
+    if (n > 64) {
         free(active);
-    return k < 0 ? NULL : rt->eps[k];
+        free(down);
+        free(tr);
+    }
+    return res;
+}
+
+void dp_active_record(dp_proxy *px, dp_active *a, size_t ci, dp_ep_rt *ep, int result)
+{
+    if (!ep)
+        return;
+    bool failed = result < 0 || result >= 500;
+    ep->rq_total++;
+    if (failed)
+        ep->rq_error++;
+    else
+        ep->rq_success++;
+    if (result == DP_RESULT_CONNECT_FAILED)
+        ep->cx_connect_fail++;
+    if (ci >= a->n_crt)
+        return;
+    const dp_cluster *c = dp_config_cluster_at(a->cfg, ci);
+    if (!c->outlier.enabled)
+        return;
+    dp_cluster_rt *rt = &a->crt[ci];
+    int64_t now = dp_mono_ms();
+    size_t ejected = 0;
+    for (size_t i = 0; i < rt->n_eps; i++)
+        if (rt->eps[i] != ep && dp_outlier_ejected(&rt->eps[i]->od, now))
+            ejected++;
+    int64_t ms = dp_outlier_next_ejection_ms(&ep->od, &c->outlier, now);
+    if (dp_outlier_record(&ep->od, &c->outlier, result, now, ejected, rt->n_eps)) {
+        dp_stat_inc(&px->st.outlier_ejections);
+        log_info(DP_LOG, "outlier detection: ejected %s of cluster '%s' for %lld ms (ejection "
+                 "%llu of this host; %zu of %zu hosts of the cluster now ejected)", ep->addr,
+                 c->name, (long long)ms, (unsigned long long)ep->od.ejections_total,
+                 ejected + 1, rt->n_eps);
+    }
 }

@@ -9,6 +9,8 @@
  *   /stats        Prometheus text exposition (also at /stats/prometheus, Envoy's path)
  *   /logging      GET: the log level; POST /logging?level=debug|info|warn|error changes
  *                 it, as Envoy's admin does
+ *   /clusters     each upstream host's health flags, ejection and request counts, in
+ *                 Envoy's text shape or ?format=json (proxy_admin_clusters.c)
  * GET/HEAD, and POST for /logging only. Nothing secret is exposed (no keys). */
 #include <arpa/inet.h>
 #include <event2/http.h>
@@ -372,6 +374,27 @@ static void h_stats(dp_proxy *px, struct evhttp_request *req)
                         "# TYPE mesh_sidecar_upstream_timeouts_total counter\n"
                         "mesh_sidecar_upstream_timeouts_total %llu\n",
                         (unsigned long long)v.retries, (unsigned long long)v.timeouts);
+    evbuffer_add_printf(b, "# HELP mesh_sidecar_outlier_ejections_total Upstream hosts "
+                        "ejected by outlier detection.\n"
+                        "# TYPE mesh_sidecar_outlier_ejections_total counter\n"
+                        "mesh_sidecar_outlier_ejections_total %llu\n"
+                        "# HELP mesh_sidecar_upstream_per_try_timeouts_total Attempts "
+                        "abandoned at the route's per-try timeout.\n"
+                        "# TYPE mesh_sidecar_upstream_per_try_timeouts_total counter\n"
+                        "mesh_sidecar_upstream_per_try_timeouts_total %llu\n",
+                        (unsigned long long)v.outlier_ejections,
+                        (unsigned long long)v.per_try_timeouts);
+    handshake_counter(b, "mesh_sidecar_health_checks_total",
+                      "Active health check probes of upstream hosts.", v.hc_ok, v.hc_failed);
+    evbuffer_add_printf(b, "# HELP mesh_sidecar_upstream_overflow_total Requests or "
+                        "connections refused by a circuit breaker, by limit.\n"
+                        "# TYPE mesh_sidecar_upstream_overflow_total counter\n"
+                        "mesh_sidecar_upstream_overflow_total{limit=\"max_connections\"} %llu\n"
+                        "mesh_sidecar_upstream_overflow_total{limit=\"max_pending_requests\"} %llu\n"
+                        "mesh_sidecar_upstream_overflow_total{limit=\"max_requests\"} %llu\n"
+                        "mesh_sidecar_upstream_overflow_total{limit=\"max_retries\"} %llu\n",
+                        (unsigned long long)v.overflow_cx, (unsigned long long)v.overflow_pending,
+                        (unsigned long long)v.overflow_rq, (unsigned long long)v.overflow_retry);
     evbuffer_add_printf(b, "# HELP mesh_sidecar_tls_refused_expired_total Handshakes refused "
                         "because our SVID had expired (fail closed).\n"
                         "# TYPE mesh_sidecar_tls_refused_expired_total counter\n"
@@ -471,9 +494,12 @@ static void on_admin(struct evhttp_request *req, void *arg)
         h_config_dump(px, req);
     else if (strcmp(path, "/stats") == 0 || strcmp(path, "/stats/prometheus") == 0)
         h_stats(px, req);
-    else
+    else if (strcmp(path, "/clusters") == 0) {
+        const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+        dp_admin_clusters(px, req, q && strstr(q, "format=json"));
+    } else
         reply(req, 404, "text/plain", "unknown admin path; try /ready /certs /config_dump "
-              "/stats /stats/prometheus /logging\n");
+              "/stats /stats/prometheus /logging /clusters\n");
 }
 
 static bool is_loopback(const struct sockaddr_storage *sa)

@@ -95,7 +95,9 @@ static void reset_exchange(dp_http_session *s)
     x->flags = 0;
     x->status = 0;
     x->attempts_left = 0;
-    x->last_failed = NULL;
+    x->n_tried = 0;
+    x->other_hosts = false;
+    x->per_try_ms = 0;
 }
 
 /* ---- the exchange's state changes ---------------------------------------------------- */
@@ -435,9 +437,10 @@ static int http_init(dp_session *base)
     s->x.pending = evbuffer_new();
     s->resume_ev = event_new(evb, -1, 0, on_resume, s);
     s->x.timeout_ev = evtimer_new(evb, dp_http_on_timeout, s);
+    s->x.try_ev = evtimer_new(evb, dp_http_on_try_timeout, s);
     s->head_ev = evtimer_new(evb, on_head_timeout, s);
     dp_http_reader_init(&s->rd, HTTP_REQUEST, &req_cbs, s);
-    if (!s->x.pending || !s->resume_ev || !s->x.timeout_ev || !s->head_ev)
+    if (!s->x.pending || !s->resume_ev || !s->x.timeout_ev || !s->x.try_ev || !s->head_ev)
         return MESH_ENOMEM;
     return MESH_OK;
 }
@@ -502,6 +505,8 @@ static void http_release(dp_session *base)
         event_free(s->resume_ev);
     if (s->x.timeout_ev)
         event_free(s->x.timeout_ev);
+    if (s->x.try_ev)
+        event_free(s->x.try_ev);
     if (s->head_ev)
         event_free(s->head_ev);
     if (s->x.pending)

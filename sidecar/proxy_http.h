@@ -89,6 +89,9 @@ enum {
     DP_HX_F_FREE_RETRY_USED = 1u << 11, /* the one retry for a stale pooled connection */
 };
 
+/* Attempts of one exchange: 1 + at most 10 retries + the free one. */
+#define DP_HX_MAX_TRIED 12
+
 typedef struct dp_http_exchange {
     dp_hx_state state;
     unsigned flags;
@@ -105,8 +108,14 @@ typedef struct dp_http_exchange {
                                      * connection, so that a kill inside its callbacks
                                      * frees nothing it is using */
     dp_ep_rt *ep;                   /* endpoint of this attempt (active_rq counted) */
-    const dp_ep_rt *last_failed;    /* compared by address only: "try another" */
+    /* Endpoints earlier attempts used, compared by address only: a retry
+     * tries another (all of them with previous_hosts, else the last). */
+    const dp_ep_rt *tried[DP_HX_MAX_TRIED];
+    size_t n_tried;
+    bool other_hosts;               /* the route's previous_hosts predicate */
+    int64_t per_try_ms;             /* the route's per-try timeout; 0 = none */
     struct event *timeout_ev;       /* route / listener timeout of the exchange */
+    struct event *try_ev;           /* per-try timeout of the attempt (until its response head) */
 } dp_http_exchange;
 
 typedef struct dp_http_session {
@@ -170,6 +179,10 @@ bool dp_http_replay_possible(const dp_http_session *s);
 void dp_http_flush_request(dp_http_session *s);
 /* The route timeout fired (arg: the session). */
 void dp_http_on_timeout(evutil_socket_t fd, short what, void *arg);
+/* The attempt's per-try timeout fired (arg: the session). */
+void dp_http_on_try_timeout(evutil_socket_t fd, short what, void *arg);
+/* The attempt's result for its endpoint's outlier detection and counters. */
+void dp_http_record_result(dp_http_session *s, int result);
 
 /* ---- the response (proxy_http_response.c) ----------------------------------------------- */
 /* The attempt's connection becomes the response source: reader and callbacks. */

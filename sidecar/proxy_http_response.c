@@ -32,6 +32,8 @@ static int resp_on_head(void *arg, dp_http_reader *r)
          * stays AWAITING_RESPONSE, which tells resp_on_done what ended. */
         return 0;
     }
+    evtimer_del(x->try_ev);     /* the per-try timeout ends with the response head */
+    dp_http_record_result(s, h->status);
     if (h->status >= 500 && can_retry_5xx(s)) {
         dp_hx_set(x, DP_HX_F_RETRY_5XX, true);
         return -1;      /* stop parsing this response; it is thrown away */
@@ -113,6 +115,7 @@ static void feed_response(dp_http_session *s, bool eof)
         snprintf(why, sizeof why, "upstream %s sent a malformed HTTP response: %s",
                  uc->ep->addr, dp_http_reader_error(&x->resp));
         if (!dp_hx_response_started(x->state)) {
+            dp_http_record_result(s, 502);
             dp_http_attempt_failed(s, 502, why, false);
         } else {
             log_info(DP_LOG, "%s; resetting the downstream connection", why);
@@ -162,6 +165,10 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     snprintf(why, sizeof why, "upstream connect error or disconnect/reset before headers: %s "
              "(%s, cluster '%s')", detail, uc->ep->addr, uc->ep->cluster);
     if (!dp_hx_response_started(s->x.state)) {
+        /* A pooled connection the server had closed is the pool's race, not
+         * the host failing (the free retry covers it). */
+        if (!dp_hx_has(&s->x, DP_HX_F_REUSED_CONN))
+            dp_http_record_result(s, DP_RESULT_CONNECT_FAILED);
         dp_http_attempt_failed(s, 503, why, false);
     } else {
         log_info(DP_LOG, "upstream %s closed mid-response (%s); resetting the downstream "

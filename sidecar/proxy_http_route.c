@@ -20,6 +20,8 @@ static void start_attempt(dp_http_session *s);
 void dp_http_release_attempt(dp_http_session *s, bool reusable)
 {
     dp_http_exchange *x = &s->x;
+    if (x->try_ev)
+        evtimer_del(x->try_ev);
     if (x->up) {
         dp_upconn *uc = x->up;
         x->up = NULL;
@@ -49,10 +51,24 @@ static void retry(dp_http_session *s)
         start_attempt(s);
 }
 
+void dp_http_record_result(dp_http_session *s, int result)
+{
+    dp_http_exchange *x = &s->x;
+    if (x->ep && x->act)
+        dp_active_record(s->base.px, x->act, x->ci, x->ep, result);
+}
+
+/* The attempt's endpoint is one the next attempt should avoid. */
+static void remember_tried(dp_http_exchange *x)
+{
+    if (x->ep && x->n_tried < DP_HX_MAX_TRIED)
+        x->tried[x->n_tried++] = x->ep;
+}
+
 void dp_http_attempt_failed(dp_http_session *s, int status, const char *why, bool before_send)
 {
     dp_http_exchange *x = &s->x;
-    x->last_failed = x->ep;
+    remember_tried(x);
     bool was_reused = dp_hx_has(x, DP_HX_F_REUSED_CONN);
     dp_http_release_attempt(s, false);
     if (!dp_hx_response_started(x->state) && dp_http_replay_possible(s)) {
@@ -80,7 +96,7 @@ void dp_http_retry_5xx(dp_http_session *s)
 {
     dp_http_exchange *x = &s->x;
     dp_hx_set(x, DP_HX_F_RETRY_5XX, false);
-    x->last_failed = x->ep;
+    remember_tried(x);
     dp_http_release_attempt(s, false);
     x->attempts_left--;
     dp_stat_inc(&s->base.px->st.retries);
@@ -140,8 +156,10 @@ static void attach(dp_http_session *s)
 static void on_up_ready(void *owner, dp_upconn *uc, int rc, const char *why)
 {
     dp_http_session *s = owner;
-    if (rc != MESH_OK)
+    if (rc != MESH_OK) {
+        dp_http_record_result(s, DP_RESULT_CONNECT_FAILED);
         dp_http_attempt_failed(s, 503, why, true);
+    }
     else
         attach(s);
 }
@@ -160,7 +178,10 @@ static const dp_up_ops up_ops = {.ready = on_up_ready, .dead = on_up_dead};
 static void start_attempt(dp_http_session *s)
 {
     dp_http_exchange *x = &s->x;
-    dp_ep_rt *ep = dp_active_pick(s->base.px, x->act, x->ci, x->last_failed);
+    /* previous_hosts: every host tried so far; otherwise the last one. */
+    const dp_ep_rt *const *avoid = x->other_hosts ? x->tried : x->tried + (x->n_tried - 1);
+    dp_ep_rt *ep = dp_active_pick(s->base.px, x->act, x->ci, x->n_tried ? avoid : NULL,
+                                  x->other_hosts ? x->n_tried : x->n_tried > 0);
     if (!ep) {
         dp_http_local_reply(s, 503, false, "no healthy upstream for cluster '%s'",
                             x->cluster->name);
@@ -180,14 +201,34 @@ static void start_attempt(dp_http_session *s)
     }
     x->up = uc;
     dp_hx_set(x, DP_HX_F_REUSED_CONN, ready);
+    if (x->per_try_ms > 0)
+        dp_timer_ms(x->try_ev, x->per_try_ms);
     if (ready)
         attach(s);
+}
+
+void dp_http_on_try_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    dp_http_session *s = arg;
+    dp_http_exchange *x = &s->x;
+    if (dp_hx_response_started(x->state) || !x->up)
+        return;     /* disarmed at the response head; a late callback */
+    dp_stat_inc(&s->base.px->st.per_try_timeouts);
+    dp_http_record_result(s, DP_RESULT_TIMEOUT);
+    char why[400];
+    snprintf(why, sizeof why, "upstream per-try timeout after %lld ms (%s, cluster '%s')",
+             (long long)x->per_try_ms, x->ep ? x->ep->addr : "?", x->cluster->name);
+    /* What was sent may have been processed: only idempotent requests go
+     * again (dp_http_attempt_failed's rule for bytes sent). */
+    dp_http_attempt_failed(s, 504, why, false);
 }
 
 void dp_http_on_timeout(evutil_socket_t fd, short what, void *arg)
 {
     dp_http_session *s = arg;
     dp_stat_inc(&s->base.px->st.timeouts);
+    if (!dp_hx_response_started(s->x.state))
+        dp_http_record_result(s, DP_RESULT_TIMEOUT);
     if (!dp_hx_response_started(s->x.state))
         dp_http_local_reply(s, 504, false, "upstream request timeout");
     else
@@ -199,6 +240,8 @@ void dp_http_on_timeout(evutil_socket_t fd, short what, void *arg)
 static bool pick_cluster(dp_http_session *s, const dp_listener *l, const char **cname,
                          int64_t *timeout_ms, uint32_t *retries)
 {
+    s->x.other_hosts = false;
+    s->x.per_try_ms = 0;
     dp_proxy *px = s->base.px;
     if (s->base.inbound) {
         const char *peer = s->base.peer_id;
@@ -241,6 +284,8 @@ static bool pick_cluster(dp_http_session *s, const dp_listener *l, const char **
     *cname = dp_route_pick_cluster(r, &px->rng);
     *timeout_ms = r->timeout_ms;
     *retries = r->retries;
+    s->x.other_hosts = r->retry_other_hosts;
+    s->x.per_try_ms = r->per_try_timeout_ms;
     return true;
 }
 

@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "sidecar/dp_health.h"
 #include "sidecar/proxy.h"
 
 #define DP_LOG "dp"
@@ -51,10 +52,18 @@ typedef struct dp_ep_rt {
     uint32_t n_idle;
     struct dp_ep_rt *hnext;
     dp_proxy *px;
+    /* This sidecar's view of the host (dp_health.h), kept across EDS pushes. */
+    dp_outlier_host od;
+    dp_hc_host hc;
+    struct dp_hc_probe *probe;      /* active health checking (proxy_hc.c); NULL: none */
+    /* For /clusters: requests finished with a response below 500 / with a
+     * 5xx, a connect failure, a reset or a timeout. */
+    uint64_t rq_total, rq_success, rq_error, cx_connect_fail;
 } dp_ep_rt;
 
 typedef struct dp_cluster_rt {
     uint64_t rr_cursor;
+    struct dp_cluster_load *load;   /* shared by snapshots, by cluster name (circuit breakers) */
     dp_ep_rt **eps;                 /* aligned with dp_config_cluster_endpoints() */
     size_t n_eps;
 } dp_cluster_rt;
@@ -79,6 +88,8 @@ typedef struct dp_stats {
     _Atomic uint64_t up_hs_ok, up_hs_failed, down_hs_ok, down_hs_failed;
     _Atomic uint64_t rbac_denied, retries, timeouts, tls_refused_expired, closed_cert_expiry;
     _Atomic uint64_t closed_revoked, tls_refused_revoked;
+    _Atomic uint64_t outlier_ejections, per_try_timeouts, hc_ok, hc_failed;
+    _Atomic uint64_t overflow_cx, overflow_pending, overflow_rq, overflow_retry;
     _Atomic uint64_t active_down, active_up;
     _Atomic uint64_t xds_updates[DP_XDS_TYPE_COUNT], xds_rejections[DP_XDS_TYPE_COUNT];
 } dp_stats;
@@ -155,6 +166,7 @@ struct dp_proxy {
 
 /* ---- helpers (proxy.c) ---------------------------------------------------------- */
 int64_t dp_now(void);                       /* unix seconds */
+int64_t dp_mono_ms(void);                   /* CLOCK_MONOTONIC milliseconds */
 void dp_stat_inc(_Atomic uint64_t *c);
 void dp_stat_dec(_Atomic uint64_t *c);
 /* Class index for rq_by_class: 1..5, 0 for "no response" (reset). */
@@ -170,8 +182,15 @@ dp_active *dp_active_ref(dp_active *a);
 void dp_active_unref(dp_proxy *px, dp_active *a);
 void dp_ep_ref(dp_ep_rt *ep);
 void dp_ep_unref(dp_ep_rt *ep);
-/* Picks an endpoint of cluster index ci; NULL when none is usable. */
-dp_ep_rt *dp_active_pick(dp_proxy *px, dp_active *a, size_t ci, const dp_ep_rt *avoid);
+/* Picks an endpoint of cluster index ci that is up in EDS and in our own view
+ * (not ejected, not failing health checks; dp_lb.h), other than the tried
+ * ones if possible; NULL when none is usable. */
+dp_ep_rt *dp_active_pick(dp_proxy *px, dp_active *a, size_t ci, const dp_ep_rt *const *tried,
+                         size_t n_tried);
+/* A request on ep (of cluster index ci) finished with result (an HTTP status,
+ * DP_RESULT_CONNECT_FAILED or DP_RESULT_TIMEOUT): counted for /clusters and
+ * fed to the cluster's outlier detection, which may eject ep. */
+void dp_active_record(dp_proxy *px, dp_active *a, size_t ci, dp_ep_rt *ep, int result);
 
 /* ---- upstream connections (proxy_upstream.c) ---------------------------------------- */
 typedef struct dp_up_ops {
@@ -351,6 +370,9 @@ void dp_upconn_untrack(dp_upconn *uc);
 
 /* ---- admin (proxy_admin.c) --------------------------------------------------------- */
 int dp_admin_start(dp_proxy *px, const char *address, mesh_err *err);
+struct evhttp_request;
+/* /clusters (proxy_admin_clusters.c): Envoy's text lines, or its JSON shape. */
+void dp_admin_clusters(dp_proxy *px, struct evhttp_request *req, bool as_json);
 void dp_admin_stop(dp_proxy *px);
 
 #endif

@@ -153,6 +153,8 @@ static void on_up_ready(void *owner, dp_upconn *uc, int rc, const char *why)
 {
     tsess *s = owner;
     const char *lname = s->base.listener;
+    dp_active_record(s->base.px, s->act, s->ci, s->ep,
+                     rc == MESH_OK ? DP_RESULT_CONNECTED : DP_RESULT_CONNECT_FAILED);
     if (rc != MESH_OK) {
         s->last_failed = s->ep;
         release_up(s);
@@ -186,7 +188,8 @@ static const dp_up_ops up_ops = {.ready = on_up_ready, .dead = on_up_dead};
 static void connect_next(tsess *s)
 {
     s->attempts++;
-    dp_ep_rt *ep = dp_active_pick(s->base.px, s->act, s->ci, s->last_failed);
+    dp_ep_rt *ep = dp_active_pick(s->base.px, s->act, s->ci, &s->last_failed,
+                                  s->last_failed ? 1 : 0);
     if (!ep) {
         log_info(DP_LOG, "tcp '%s': no healthy upstream for cluster '%s'", s->base.listener,
                  s->cl->name);

@@ -5,7 +5,9 @@
  * sidecars, endpoints by name over ADS). DNS and original-destination
  * clusters are refused: the sidecar never resolves names on the request path.
  * An UpstreamTlsContext makes the cluster mTLS with exact SPIFFE SAN
- * matchers; it must use our SDS secrets. */
+ * matchers; it must use our SDS secrets. Outlier detection, one HTTP or TCP
+ * health check and the DEFAULT-priority circuit breaker thresholds are taken
+ * with Envoy's defaults for unset fields (dp_health.h, proxy_hc.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +122,125 @@ static int upstream_tls(const Envoy__Config__Core__V3__TransportSocket *ts, cons
     return rc;
 }
 
+static int duration_or(const Google__Protobuf__Duration *d, int64_t dflt, const char *what,
+                       const char *field, int64_t *out, mesh_err *err)
+{
+    *out = dflt;
+    if (!d)
+        return MESH_OK;
+    char w[448];
+    xdsc_tr_what(w, sizeof w, "%s: %s", what, field);
+    return xdsc_tr_duration_ms(d, w, out, err);
+}
+
+static uint32_t u32_or(const Google__Protobuf__UInt32Value *v, uint32_t dflt)
+{
+    return v ? v->value : dflt;
+}
+
+/* Envoy's defaults for unset fields: consecutive_5xx 5 enforced 100 %,
+ * gateway failures 5 enforced 0 %, interval 10 s, ejection 30 s up to 300 s,
+ * at most 10 % ejected. */
+static int outlier_from(const Envoy__Config__Cluster__V3__OutlierDetection *od,
+                        const char *what, dp_outlier_cfg *o, mesh_err *err)
+{
+    char w[400];
+    xdsc_tr_what(w, sizeof w, "%s: outlier_detection", what);
+    o->enabled = true;
+    o->consecutive_5xx = u32_or(od->enforcing_consecutive_5xx, 100) > 0
+                             ? u32_or(od->consecutive_5xx, 5) : 0;
+    o->consecutive_gateway_failure = u32_or(od->enforcing_consecutive_gateway_failure, 0) > 0
+                                         ? u32_or(od->consecutive_gateway_failure, 5) : 0;
+    o->max_ejection_percent = u32_or(od->max_ejection_percent, 10);
+    if (o->max_ejection_percent > 100)
+        return mesh_err_set(err, MESH_EINVAL, "%s: max_ejection_percent %u exceeds 100", w,
+                            o->max_ejection_percent);
+    if (od->split_external_local_origin_errors)
+        return mesh_err_set(err, MESH_EINVAL, "%s: split_external_local_origin_errors is not "
+                            "supported (connect failures count as 503)", w);
+    int rc;
+    if ((rc = duration_or(od->interval, DP_DEFAULT_OUTLIER_INTERVAL_MS, w, "interval",
+                          &o->interval_ms, err)) != MESH_OK ||
+        (rc = duration_or(od->base_ejection_time, DP_DEFAULT_BASE_EJECTION_MS, w,
+                          "base_ejection_time", &o->base_ejection_ms, err)) != MESH_OK ||
+        (rc = duration_or(od->max_ejection_time, DP_DEFAULT_MAX_EJECTION_MS, w,
+                          "max_ejection_time", &o->max_ejection_ms, err)) != MESH_OK)
+        return rc;
+    if (o->interval_ms <= 0 || o->base_ejection_ms <= 0 || o->max_ejection_ms <= 0)
+        return mesh_err_set(err, MESH_EINVAL, "%s: interval, base_ejection_time and "
+                            "max_ejection_time must be > 0", w);
+    return MESH_OK;
+}
+
+static int health_check_from(const Envoy__Config__Cluster__V3__Cluster *c, const char *what,
+                             dp_health_check_cfg *h, mesh_err *err)
+{
+    char w[400];
+    xdsc_tr_what(w, sizeof w, "%s: health_checks[0]", what);
+    if (c->n_health_checks > 1)
+        return mesh_err_set(err, MESH_EINVAL, "%s: health_checks: %zu given, at most 1 is "
+                            "supported", what, c->n_health_checks);
+    const Envoy__Config__Core__V3__HealthCheck *hc = c->health_checks[0];
+    switch (hc->health_checker_case) {
+    case ENVOY__CONFIG__CORE__V3__HEALTH_CHECK__HEALTH_CHECKER_HTTP_HEALTH_CHECK:
+        h->kind = DP_HC_HTTP;
+        h->path = hc->http_health_check->path;
+        if (!h->path || h->path[0] != '/')
+            return mesh_err_set(err, MESH_EINVAL, "%s: http_health_check.path must start "
+                                "with '/'", w);
+        if (strpbrk(h->path, " \r\n\t"))
+            return mesh_err_set(err, MESH_EINVAL, "%s: http_health_check.path contains "
+                                "whitespace", w);
+        h->host = hc->http_health_check->host[0] ? hc->http_health_check->host : NULL;
+        if (h->host && strpbrk(h->host, " \r\n\t"))
+            return mesh_err_set(err, MESH_EINVAL, "%s: http_health_check.host contains "
+                                "whitespace", w);
+        break;
+    case ENVOY__CONFIG__CORE__V3__HEALTH_CHECK__HEALTH_CHECKER_TCP_HEALTH_CHECK:
+        h->kind = DP_HC_TCP;
+        break;
+    default:
+        return mesh_err_set(err, MESH_EINVAL, "%s: only http_health_check and "
+                            "tcp_health_check are supported", w);
+    }
+    if (!hc->timeout || !hc->interval || !hc->unhealthy_threshold || !hc->healthy_threshold)
+        return mesh_err_set(err, MESH_EINVAL, "%s: timeout, interval, unhealthy_threshold and "
+                            "healthy_threshold are required", w);
+    int rc;
+    if ((rc = duration_or(hc->timeout, 0, w, "timeout", &h->timeout_ms, err)) != MESH_OK ||
+        (rc = duration_or(hc->interval, 0, w, "interval", &h->interval_ms, err)) != MESH_OK ||
+        (rc = duration_or(hc->interval_jitter, 0, w, "interval_jitter", &h->interval_jitter_ms,
+                          err)) != MESH_OK)
+        return rc;
+    if (h->timeout_ms <= 0 || h->interval_ms <= 0)
+        return mesh_err_set(err, MESH_EINVAL, "%s: timeout and interval must be > 0", w);
+    h->interval_jitter_percent = hc->interval_jitter_percent;
+    h->unhealthy_threshold = hc->unhealthy_threshold->value;
+    h->healthy_threshold = hc->healthy_threshold->value;
+    if (h->unhealthy_threshold == 0 || h->healthy_threshold == 0)
+        return mesh_err_set(err, MESH_EINVAL, "%s: thresholds must be >= 1", w);
+    return MESH_OK;
+}
+
+static int breakers_from(const Envoy__Config__Cluster__V3__CircuitBreakers *cb, const char *what,
+                         dp_breaker_cfg *b, mesh_err *err)
+{
+    for (size_t i = 0; i < cb->n_thresholds; i++) {
+        const Envoy__Config__Cluster__V3__CircuitBreakers__Thresholds *t = cb->thresholds[i];
+        if (t->priority != ENVOY__CONFIG__CORE__V3__ROUTING_PRIORITY__DEFAULT)
+            continue;   /* the sidecar has no HIGH priority traffic */
+        b->set = true;
+        b->max_connections = u32_or(t->max_connections, DP_DEFAULT_MAX_CONNECTIONS);
+        b->max_pending_requests = u32_or(t->max_pending_requests, DP_DEFAULT_MAX_PENDING);
+        b->max_requests = u32_or(t->max_requests, DP_DEFAULT_MAX_REQUESTS);
+        b->max_retries = u32_or(t->max_retries, DP_DEFAULT_MAX_RETRIES);
+        return MESH_OK;
+    }
+    (void)what;
+    (void)err;
+    return MESH_OK;
+}
+
 static int cluster_from(const Envoy__Config__Cluster__V3__Cluster *c, const char *what,
                         dp_cluster *dc, xdsc_names *san, ep_buf *eps, mesh_err *err)
 {
@@ -147,6 +268,21 @@ static int cluster_from(const Envoy__Config__Cluster__V3__Cluster *c, const char
             return rc;
         if (dc->connect_timeout_ms == 0)
             return mesh_err_set(err, MESH_EINVAL, "%s: connect_timeout must be > 0", what);
+    }
+    if (c->outlier_detection) {
+        int rc = outlier_from(c->outlier_detection, what, &dc->outlier, err);
+        if (rc != MESH_OK)
+            return rc;
+    }
+    if (c->n_health_checks > 0) {
+        int rc = health_check_from(c, what, &dc->hc, err);
+        if (rc != MESH_OK)
+            return rc;
+    }
+    if (c->circuit_breakers) {
+        int rc = breakers_from(c->circuit_breakers, what, &dc->breakers, err);
+        if (rc != MESH_OK)
+            return rc;
     }
     if (c->transport_socket) {
         int rc = upstream_tls(c->transport_socket, what, san, err);

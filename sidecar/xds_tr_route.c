@@ -12,6 +12,10 @@
 #include "sidecar/xds_translate.h"
 #include "sidecar/xds_translate_internal.h"
 
+#define DP_PREVIOUS_HOSTS_NAME "envoy.retry_host_predicates.previous_hosts"
+#define DP_PREVIOUS_HOSTS_TYPE \
+    "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+
 #define MAX_VHOSTS 4096
 #define MAX_ROUTES 4096
 
@@ -65,6 +69,36 @@ static int header_matcher(const Envoy__Config__Route__V3__HeaderMatcher *h, cons
         return mesh_err_set(err, MESH_EINVAL, "%s: header '%s': unsupported match kind", what,
                             h->name);
     }
+}
+
+/* per_try_timeout and the retry host predicates. previous_hosts is the one
+ * predicate there is; host_selection_retry_max_attempts needs no value here,
+ * because the load balancer leaves the earlier hosts out of the pick instead
+ * of re-drawing until it misses them. */
+static int retry_extras(const Envoy__Config__Route__V3__RetryPolicy *rp, const char *what,
+                        dp_route *out, mesh_err *err)
+{
+    if (rp->per_try_timeout) {
+        int rc = xdsc_tr_duration_ms(rp->per_try_timeout, what, &out->per_try_timeout_ms, err);
+        if (rc != MESH_OK)
+            return rc;
+    }
+    for (size_t i = 0; i < rp->n_retry_host_predicate; i++) {
+        const Envoy__Config__Route__V3__RetryPolicy__RetryHostPredicate *p =
+            rp->retry_host_predicate[i];
+        bool by_name = strcmp(p->name, DP_PREVIOUS_HOSTS_NAME) == 0;
+        bool by_type = p->config_type_case ==
+                           ENVOY__CONFIG__ROUTE__V3__RETRY_POLICY__RETRY_HOST_PREDICATE__CONFIG_TYPE_TYPED_CONFIG &&
+                       p->typed_config && strcmp(p->typed_config->type_url, DP_PREVIOUS_HOSTS_TYPE) == 0;
+        if (!by_name && !by_type) {
+            char q[160];
+            return mesh_err_set(err, MESH_EINVAL, "%s: retry_host_predicate[%zu] '%s' is not "
+                                "supported (only %s)", what, i,
+                                xdsc_tr_quote(p->name, q, sizeof q), DP_PREVIOUS_HOSTS_NAME);
+        }
+        out->retry_other_hosts = true;
+    }
+    return MESH_OK;
 }
 
 static int route_action(const Envoy__Config__Route__V3__RouteAction *a,
@@ -127,6 +161,7 @@ static int route_action(const Envoy__Config__Route__V3__RouteAction *a,
         if (out->retries > 10)
             return mesh_err_set(err, MESH_EINVAL, "%s: num_retries %u exceeds 10", what,
                                 out->retries);
+        return retry_extras(rp, what, out, err);
     }
     return MESH_OK;
 }

@@ -9,7 +9,9 @@
  * An endpoint is HEALTHY unless meshd's health set (xds_health.h) names its
  * workload: then UNHEALTHY (its sidecar has not been connected to meshd for
  * the grace), which sidecars and Envoy skip while another endpoint is
- * healthy. The local app endpoint is always HEALTHY: meshd cannot see it. */
+ * healthy. The local app endpoint is always HEALTHY: meshd cannot see it.
+ * The outbound cluster carries the service's outlier detection, health checks and
+ * circuit breakers (xds_compile_health.c): the caller's sidecar applies them. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -163,7 +165,8 @@ int xc_outbound_cluster(xc_ctx *c, const mesh_service *svc, const mesh_subset *s
         return xc_status(c);
 
     if ((cl = xc_eds_cluster(c, name, lb_policy(svc), svc)) == NULL ||
-        (cl->transport_socket = xc_tls_socket(c, XDS_TYPE_URL_UPSTREAM_TLS, &utls->base)) == NULL)
+        (cl->transport_socket = xc_tls_socket(c, XDS_TYPE_URL_UPSTREAM_TLS, &utls->base)) == NULL ||
+        xc_cluster_health(c, cl, svc) != MESH_OK)
         return xc_status(c);
     return xc_emit(c, XDS_CDS, name, &cl->base, what);
 }

@@ -53,6 +53,11 @@
  * said so (503). 5xx in general would replay non-idempotent requests. */
 #define XC_RETRY_ON           "connect-failure,refused-stream,retriable-status-codes"
 #define XC_RETRY_STATUS       503
+/* Retries avoid the hosts earlier attempts used; the load balancer gets this
+ * many tries to find one (Istio's value). */
+#define XC_PREVIOUS_HOSTS          "envoy.retry_host_predicates.previous_hosts"
+#define XC_PREVIOUS_HOSTS_TYPE     "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+#define XC_HOST_SELECTION_ATTEMPTS 5
 
 /* ---- arena ---------------------------------------------------------------- */
 typedef struct xc_block xc_block;
@@ -150,5 +155,11 @@ int xc_local_cluster(xc_ctx *c, const mesh_workload *w, const mesh_service *svc)
 /* sub NULL: the whole service's cluster / endpoints. */
 int xc_outbound_cluster(xc_ctx *c, const mesh_service *svc, const mesh_subset *sub);
 int xc_endpoints(xc_ctx *c, const mesh_service *svc, const mesh_subset *sub);
+/* Outlier detection, health checks and circuit breakers of svc on cl
+ * (xds_compile_health.c); the previous_hosts predicate on a retry policy. */
+int xc_cluster_health(xc_ctx *c, Envoy__Config__Cluster__V3__Cluster *cl,
+                      const mesh_service *svc);
+struct Envoy__Config__Route__V3__RetryPolicy;
+int xc_retry_previous_hosts(xc_ctx *c, struct Envoy__Config__Route__V3__RetryPolicy *p);
 
 #endif

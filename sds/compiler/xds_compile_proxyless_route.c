@@ -137,6 +137,11 @@ static int adapt_action(xc_ctx *c, RouteAction *a, const mesh_route_rule *rule)
         a->retry_policy->retry_on = XP_RETRY_ON;
         a->retry_policy->n_retriable_status_codes = 0;
         a->retry_policy->retriable_status_codes = NULL;
+        /* gRPC picks hosts itself and has no per-try timeout (gRFC A44). */
+        a->retry_policy->n_retry_host_predicate = 0;
+        a->retry_policy->retry_host_predicate = NULL;
+        a->retry_policy->host_selection_retry_max_attempts = 0;
+        a->retry_policy->per_try_timeout = NULL;
     }
     return MESH_OK;
 }

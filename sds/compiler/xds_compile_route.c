@@ -61,7 +61,8 @@ static Envoy__Config__Route__V3__HeaderMatcher *header_matcher(xc_ctx *c,
     return m;
 }
 
-static Envoy__Config__Route__V3__RetryPolicy *retry_policy(xc_ctx *c, uint32_t retries)
+static Envoy__Config__Route__V3__RetryPolicy *retry_policy(xc_ctx *c, uint32_t retries,
+                                                           int64_t per_try_timeout_ms)
 {
     Envoy__Config__Route__V3__RetryPolicy *p = xc_alloc(&c->arena, sizeof *p);
     uint32_t *codes = xc_array(&c->arena, 1, sizeof *codes);
@@ -72,8 +73,11 @@ static Envoy__Config__Route__V3__RetryPolicy *retry_policy(xc_ctx *c, uint32_t r
     codes[0] = XC_RETRY_STATUS;
     p->n_retriable_status_codes = 1;
     p->retriable_status_codes = codes;
-    p->num_retries = xc_u32(c, retries);
-    return p->num_retries ? p : NULL;
+    if ((p->num_retries = xc_u32(c, retries)) == NULL || xc_retry_previous_hosts(c, p) != MESH_OK)
+        return NULL;
+    if (per_try_timeout_ms > 0 && (p->per_try_timeout = xc_duration_ms(c, per_try_timeout_ms)) == NULL)
+        return NULL;
+    return p;
 }
 
 /* outbound|<svc>, or outbound|<svc>|<subset> for a destination naming a subset. */
@@ -129,7 +133,8 @@ static Envoy__Config__Route__V3__RouteAction *rule_action(xc_ctx *c, const mesh_
     int64_t timeout = rule->timeout_ms > 0 ? rule->timeout_ms : XC_DEFAULT_ROUTE_MS;
     if ((a->timeout = xc_duration_ms(c, timeout)) == NULL)
         return NULL;
-    if (rule->retries > 0 && (a->retry_policy = retry_policy(c, rule->retries)) == NULL)
+    if ((rule->retries > 0 || rule->per_try_timeout_ms > 0) &&
+        (a->retry_policy = retry_policy(c, rule->retries, rule->per_try_timeout_ms)) == NULL)
         return NULL;
     return a;
 }

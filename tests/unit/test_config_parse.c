@@ -164,7 +164,8 @@ Test(config_parse, unknown_keys_suggest_nearest)
                  "  - name: web\n"
                  "    colour: blue\n",
                  "mesh.yaml:3: services[0].colour: unknown field (expected one of: name, protocol, "
-                 "port, lb, connect_timeout, subsets)");
+                 "port, lb, connect_timeout, subsets, outlier_detection, health_check, "
+                 "circuit_breakers)");
     expect_error(SVC_WEB "routes:\n"
                          "  - name: web\n"
                          "    rules:\n"
