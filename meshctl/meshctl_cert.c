@@ -57,6 +57,38 @@ static int read_small_file(const char *path, size_t max, char **out, mesh_err *e
     return MESH_OK;
 }
 
+/* Writes the chain to path. A regular file (or a new one) is replaced
+ * atomically, so a reader never sees half a chain; anything else (/dev/null,
+ * /dev/stdout, a FIFO) is written in place: renaming over it would replace a
+ * device node with a file, as root even /dev/null. */
+static int write_chain(const char *path, const char *pem, mesh_err *err)
+{
+    size_t len = strlen(pem);
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        int fd = open(path, O_WRONLY);
+        ssize_t n = fd >= 0 ? write(fd, pem, len) : -1;
+        int saved = errno;
+        if (fd >= 0)
+            close(fd);
+        if (n != (ssize_t)len)
+            return mesh_err_set(err, MESH_EIO, "cannot write %s: %s", path,
+                                n < 0 ? strerror(saved) : "short write");
+        return MESH_OK;
+    }
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, pem, len) != (ssize_t)len || fsync(fd) != 0 || close(fd) != 0 ||
+        rename(tmp, path) != 0) {
+        int saved = errno;
+        if (fd >= 0)
+            unlink(tmp);
+        return mesh_err_set(err, MESH_EIO, "cannot write %s: %s", path, strerror(saved));
+    }
+    return MESH_OK;
+}
+
 static int cert_issue(ctl_ctx *c, int argc, char **argv)
 {
     static const struct option opts[] = {{"csr", required_argument, 0, 'c'},
@@ -108,22 +140,11 @@ static int cert_issue(ctl_ctx *c, int argc, char **argv)
     free(csr);
     if (rc != MESH_OK)
         return ctl_fail(c, &err);
-    if (out_path) {
-        /* The cert is public, but write it atomically: a reader never sees half a chain. */
-        char tmp[4096];
-        snprintf(tmp, sizeof tmp, "%s.tmp.%d", out_path, (int)getpid());
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        size_t len = strlen(issued.chain_pem);
-        if (fd < 0 || write(fd, issued.chain_pem, len) != (ssize_t)len || fsync(fd) != 0 ||
-            close(fd) != 0 || rename(tmp, out_path) != 0) {
-            mesh_err_set(&err, MESH_EIO, "cannot write %s: %s (the cert %s is stored; "
-                         "'meshctl cert show %s' prints it)", out_path, strerror(errno),
-                         issued.serial_hex, issued.serial_hex);
-            if (fd >= 0)
-                unlink(tmp);
-            ca_issued_free(&issued);
-            return ctl_fail(c, &err);
-        }
+    if (out_path && write_chain(out_path, issued.chain_pem, &err) != MESH_OK) {
+        mesh_err_prefix(&err, "the cert %s is stored ('meshctl cert show %s' prints it), but",
+                        issued.serial_hex, issued.serial_hex);
+        ca_issued_free(&issued);
+        return ctl_fail(c, &err);
     }
     char nb[32], na[32];
     ctl_format_time(issued.not_before, nb, sizeof nb);

@@ -57,6 +57,16 @@ check_err "TTL above 90 days is refused" "90" "$M" cert issue --csr "$D/w.csr" -
 check_err "bad TTL is a usage error" "duration" "$M" cert issue --csr "$D/w.csr" --id "$ID" --ttl soon
 n_after=$(stored_certs)
 check "refused requests stored no cert" test "$n_before" -eq "$n_after"
+# --out to something that is not a regular file (a FIFO here, /dev/null in real
+# life) is written in place: renaming a temp file over it replaced the node with
+# a file (as root even /dev/null).
+mkfifo "$D/out.fifo"
+timeout 10 cat "$D/out.fifo" >"$D/fifo.got" &
+FIFO_READER=$!
+check "cert issue --out FIFO succeeds" timeout 10 "$M" cert issue --csr "$D/w.csr" --id "$ID" --ttl 1h --out "$D/out.fifo"
+wait "$FIFO_READER"
+check "... the FIFO is still a FIFO" test -p "$D/out.fifo"
+check "... and its reader got the chain" grep -q "BEGIN CERTIFICATE" "$D/fifo.got"
 check_out "revoke" "revoked" "$M" cert revoke "$serial" --reason keyCompromise
 check_err "revoking twice is refused" "already" "$M" cert revoke "$serial"
 check_out "cert show reports the revocation" "keyCompromise" "$M" cert show "$serial"
