@@ -14,6 +14,7 @@
  * scrape never delays a gRPC completion queue or the watcher. It is started
  * before the store is opened: /readyz answers 503 while meshd comes up. */
 #include "meshd/meshd_internal.h"
+#include "common/log_admin.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -119,43 +120,17 @@ static int peer_is_loopback(struct evhttp_request *req)
     return 0;
 }
 
-/* Envoy's admin shape: POST /logging?level=debug. GET shows the level. */
+/* Envoy's admin shape (common/log_admin.c); a POST only from this host. */
 static void h_logging(md_admin *a, struct evhttp_request *req)
 {
-    char body[200];
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-        snprintf(body, sizeof body, "level: %s\n(POST /logging?level=debug|info|warn|error)\n",
-                 log_level_name(log_get_level()));
-        reply(req, 200, "OK", "text/plain", body);
-        return;
-    }
-    if (!peer_is_loopback(req)) {
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_POST && !peer_is_loopback(req)) {
         reply(req, 403, "Forbidden", "text/plain",
               "changing the log level is allowed from this host (loopback) only\n");
         return;
     }
-    struct evkeyvalq q;
-    memset(&q, 0, sizeof q); /* an empty list; evhttp_parse_query_str initialises it */
-    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    const char *level = NULL;
-    if (query && evhttp_parse_query_str(query, &q) == 0)
-        level = evhttp_find_header(&q, "level");
-    enum log_level lvl;
-    if (!level || log_level_parse(level, &lvl) != 0) {
-        snprintf(body, sizeof body, "give ?level=debug|info|warn|error (got '%.40s')\n",
-                 level ? level : "");
-        evhttp_clear_headers(&q);
-        reply(req, 400, "Bad Request", "text/plain", body);
-        return;
-    }
-    evhttp_clear_headers(&q);
-    enum log_level was = log_get_level();
-    log_set_level(lvl);
-    /* Said at warn so the change shows whatever the new threshold is. */
-    log_warn("meshd", "log level changed from %s to %s (POST /logging)", log_level_name(was),
-             log_level_name(lvl));
-    snprintf(body, sizeof body, "level: %s\n", log_level_name(lvl));
-    reply(req, 200, "OK", "text/plain", body);
+    char body[200];
+    int code = log_admin_logging(req, "meshd", body, sizeof body);
+    reply(req, code, code == 200 ? "OK" : "Bad Request", "text/plain", body);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)

@@ -22,6 +22,7 @@
 
 #include "common/json_out.h"
 #include "common/log.h"
+#include "common/log_admin.h"
 #include "sidecar/dp_addr.h"
 #include "sidecar/proxy_internal.h"
 #include "sidecar/tls_util.h"
@@ -436,39 +437,12 @@ static void h_stats(dp_proxy *px, struct evhttp_request *req)
     evbuffer_free(b);
 }
 
-/* Envoy's admin shape: POST /logging?level=debug; GET shows the level. The
- * endpoint is loopback-only (dp_admin_start), so the peer is on this host. */
+/* Envoy's admin shape (common/log_admin.c). The endpoint is loopback-only
+ * (dp_admin_start), so the peer is on this host. */
 static void h_logging(struct evhttp_request *req)
 {
     char body[200];
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-        snprintf(body, sizeof body, "level: %s\n(POST /logging?level=debug|info|warn|error)\n",
-                 log_level_name(log_get_level()));
-        reply(req, 200, "text/plain", body);
-        return;
-    }
-    struct evkeyvalq q;
-    memset(&q, 0, sizeof q); /* an empty list; evhttp_parse_query_str initialises it */
-    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    const char *level = NULL;
-    if (query && evhttp_parse_query_str(query, &q) == 0)
-        level = evhttp_find_header(&q, "level");
-    enum log_level lvl;
-    if (!level || log_level_parse(level, &lvl) != 0) {
-        snprintf(body, sizeof body, "give ?level=debug|info|warn|error (got '%.40s')\n",
-                 level ? level : "");
-        evhttp_clear_headers(&q);
-        reply(req, 400, "text/plain", body);
-        return;
-    }
-    evhttp_clear_headers(&q);
-    enum log_level was = log_get_level();
-    log_set_level(lvl);
-    /* At warn so the change shows whatever the new threshold is. */
-    log_warn(DP_LOG, "log level changed from %s to %s (POST /logging)", log_level_name(was),
-             log_level_name(lvl));
-    snprintf(body, sizeof body, "level: %s\n", log_level_name(lvl));
-    reply(req, 200, "text/plain", body);
+    reply(req, log_admin_logging(req, DP_LOG, body, sizeof body), "text/plain", body);
 }
 
 static void on_admin(struct evhttp_request *req, void *arg)
