@@ -19,10 +19,21 @@ void config_service_health_defaults(mesh_service *s)
     memset(&s->circuit_breakers, 0, sizeof s->circuit_breakers);
 }
 
+/* Field by field: mesh_outlier has padding (after max_ejection_percent), which
+ * a compound literal leaves undefined, so memcmp would compare stack garbage. */
+int config_outlier_equal(const mesh_outlier *a, const mesh_outlier *b)
+{
+    return a->consecutive_5xx == b->consecutive_5xx &&
+           a->consecutive_gateway_failure == b->consecutive_gateway_failure &&
+           a->interval_ms == b->interval_ms && a->base_ejection_ms == b->base_ejection_ms &&
+           a->max_ejection_ms == b->max_ejection_ms &&
+           a->max_ejection_percent == b->max_ejection_percent;
+}
+
 const mesh_outlier *config_service_outlier(const mesh_service *s, mesh_outlier *buf)
 {
     static const mesh_outlier unset;
-    if (memcmp(&s->outlier, &unset, sizeof unset) != 0)
+    if (!config_outlier_equal(&s->outlier, &unset))
         return &s->outlier;
     mesh_service d;
     config_service_health_defaults(&d);

@@ -143,8 +143,7 @@ static int strv_eq(char **a, size_t na, char **b, size_t nb)
 static int outlier_eq(const mesh_service *a, const mesh_service *b)
 {
     mesh_outlier ba, bb;
-    return memcmp(config_service_outlier(a, &ba), config_service_outlier(b, &bb),
-                  sizeof ba) == 0;
+    return config_outlier_equal(config_service_outlier(a, &ba), config_service_outlier(b, &bb));
 }
 
 int config_service_equal(const mesh_service *a, const mesh_service *b)
@@ -159,7 +158,10 @@ int config_service_equal(const mesh_service *a, const mesh_service *b)
           a->health_check.timeout_ms == b->health_check.timeout_ms &&
           a->health_check.unhealthy_threshold == b->health_check.unhealthy_threshold &&
           a->health_check.healthy_threshold == b->health_check.healthy_threshold &&
-          memcmp(&a->circuit_breakers, &b->circuit_breakers, sizeof a->circuit_breakers) == 0))
+          a->circuit_breakers.max_connections == b->circuit_breakers.max_connections &&
+          a->circuit_breakers.max_pending_requests == b->circuit_breakers.max_pending_requests &&
+          a->circuit_breakers.max_requests == b->circuit_breakers.max_requests &&
+          a->circuit_breakers.max_retries == b->circuit_breakers.max_retries))
         return 0;
     for (size_t i = 0; i < a->n_subsets; i++)
         if (!str_eq(a->subsets[i].name, b->subsets[i].name) ||

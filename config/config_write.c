@@ -204,7 +204,7 @@ static void emit_service_health(yw *w, const mesh_service *s)
     config_service_health_defaults(&def);
     mesh_outlier obuf;
     const mesh_outlier *o = config_service_outlier(s, &obuf);
-    if (memcmp(o, &def.outlier, sizeof *o) != 0) {
+    if (!config_outlier_equal(o, &def.outlier)) {
         key(w, "outlier_detection");
         map_start(w);
         kv_int(w, "consecutive_5xx", o->consecutive_5xx);

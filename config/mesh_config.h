@@ -67,6 +67,8 @@ typedef struct mesh_outlier {
  * values in force (buf holds them when they are the defaults). */
 struct mesh_service;
 const mesh_outlier *config_service_outlier(const struct mesh_service *s, mesh_outlier *buf);
+/* 1 when every field is equal (not memcmp: the struct has padding). */
+int config_outlier_equal(const mesh_outlier *a, const mesh_outlier *b);
 
 enum mesh_health_check_kind { MESH_HC_NONE = 0, MESH_HC_HTTP = 1, MESH_HC_TCP = 2 };
 

@@ -123,6 +123,37 @@ Test(config_write, canonical_service_text)
     free(y);
 }
 
+/* The struct's padding is not part of its value: defaults written over a
+ * dirty buffer still count as the defaults (the fuzzer found the canonical
+ * YAML growing an outlier_detection block when padding held stack bytes). */
+Test(config_write, outlier_defaults_ignore_padding)
+{
+    mesh_service s;
+    memset(&s, 0, sizeof s);
+    s.name = "web";
+    s.protocol = MESH_PROTO_HTTP;
+    s.port = 8080;
+    s.lb = MESH_LB_ROUND_ROBIN;
+    s.connect_timeout_ms = 1000;
+    config_service_health_defaults(&s);
+    memset(&s.outlier, 0x5A, sizeof s.outlier);
+    s.outlier.consecutive_5xx = CONFIG_DEFAULT_OUTLIER_5XX;
+    s.outlier.consecutive_gateway_failure = 0;
+    s.outlier.interval_ms = CONFIG_DEFAULT_OUTLIER_INTERVAL_MS;
+    s.outlier.base_ejection_ms = CONFIG_DEFAULT_BASE_EJECTION_MS;
+    s.outlier.max_ejection_ms = CONFIG_DEFAULT_MAX_EJECTION_MS;
+    s.outlier.max_ejection_percent = CONFIG_DEFAULT_MAX_EJECTION_PCT;
+    char *y = mesh_service_to_yaml(&s);
+    cr_assert_not_null(y);
+    cr_assert_null(strstr(y, "outlier_detection"), "%s", y);
+    mesh_service clean = s;
+    config_service_health_defaults(&clean);
+cr_assert(config_outlier_equal(&s.outlier, &clean.outlier));
+    clean.outlier.max_ejection_percent = 20;
+cr_assert_not(config_outlier_equal(&s.outlier, &clean.outlier));
+    free(y);
+}
+
 Test(config_write, canonical_workload_text)
 {
     mesh_tcp_outbound t = {.service = "db", .listen = "127.0.0.1:15202"};
