@@ -1,7 +1,9 @@
 /* common/cli.c — command-line flag values (see cli.h). */
 #include "common/cli.h"
+#include "common/suggest.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
@@ -156,9 +158,68 @@ int cli_log_level(const char *flag, const char *value, enum log_level *out, mesh
     return MESH_OK;
 }
 
-int cli_bad_option(int argc, char **argv, const char *hint, mesh_err *err)
+int cli_bad_option(int argc, char **argv, const struct option *longopts, const char *hint,
+                   mesh_err *err)
 {
     const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
-    return mesh_err_set(err, MESH_EINVAL, "unknown or incomplete option '%s'%s", arg,
-                        hint ? hint : "");
+    if (!hint)
+        hint = "";
+    /* The flag's name: "--name" or "--name=value" (getopt_long's forms). */
+    char name[96] = "";
+    if (arg[0] == '-' && arg[1] == '-' && arg[2]) {
+        size_t n = strcspn(arg + 2, "=");
+        if (n < sizeof name) {
+            memcpy(name, arg + 2, n);
+            name[n] = '\0';
+        }
+    }
+    const char *names[256];
+    size_t nn = 0;
+    for (size_t i = 0; longopts && longopts[i].name && nn < 256; i++) {
+        if (name[0] && strcmp(longopts[i].name, name) == 0 &&
+            longopts[i].has_arg == required_argument)
+            return mesh_err_set(err, MESH_EINVAL, "option '--%s' needs a value%s", name, hint);
+        names[nn++] = longopts[i].name;
+    }
+    const char *close = name[0] ? mesh_suggest(name, names, nn) : NULL;
+    if (close)
+        return mesh_err_set(err, MESH_EINVAL, "unknown option '%s'; did you mean '--%s'?%s", arg,
+                            close, hint);
+    return mesh_err_set(err, MESH_EINVAL, "unknown option '%s'%s", arg, hint);
+}
+
+int cli_listen_addr(const char *flag, const char *value, long min_port, const char *example,
+                    mesh_err *err)
+{
+    const char *colon = value ? strrchr(value, ':') : NULL;
+    if (!colon || colon == value)
+        return mesh_err_set(err, MESH_EINVAL, "%s '%s': give HOST:PORT, e.g. %s", flag,
+                            value ? value : "", example);
+    const char *p = colon + 1;
+    long port = 0;
+    size_t digits = strspn(p, "0123456789");
+    if (digits > 0 && digits <= 5 && p[digits] == '\0')
+        port = strtol(p, NULL, 10);
+    if (digits == 0 || digits > 5 || p[digits] != '\0' || port < min_port || port > 65535)
+        return mesh_err_set(err, MESH_EINVAL, "%s '%s': the port must be a number from %ld to 65535",
+                            flag, value, min_port);
+    /* An IP literal: IPv4, or IPv6 in brackets (a host name would make the
+     * bound address depend on the resolver). */
+    char host[64];
+    size_t hl = (size_t)(colon - value);
+    int v6 = hl >= 2 && value[0] == '[' && value[hl - 1] == ']';
+    const char *h = v6 ? value + 1 : value;
+    size_t n = v6 ? hl - 2 : hl;
+    unsigned char bin[sizeof(struct in6_addr)];
+    int ok = n < sizeof host;
+    if (ok) {
+        memcpy(host, h, n);
+        host[n] = '\0';
+        ok = inet_pton(v6 ? AF_INET6 : AF_INET, host, bin) == 1;
+    }
+    if (!ok)
+        return mesh_err_set(err, MESH_EINVAL,
+                            "%s '%s': the host must be an IP address (IPv6 in brackets), e.g. %s",
+                            flag, value, example);
+    return MESH_OK;
 }

@@ -39,9 +39,18 @@ int cli_duration_s(const char *flag, const char *value, int64_t lo_s, int64_t hi
 /* debug, info, warn or error. */
 int cli_log_level(const char *flag, const char *value, enum log_level *out, mesh_err *err);
 
-/* After getopt_long returned '?' (an unknown option, or one without its
- * value): "unknown or incomplete option '--x'", then hint
+/* A listen address: an IP literal (IPv6 in brackets) and a port from
+ * min_port to 65535, e.g. 127.0.0.1:15010 or [::1]:15010; example goes in the
+ * error. (A host name would make the bound address depend on the resolver.) */
+int cli_listen_addr(const char *flag, const char *value, long min_port, const char *example,
+                    mesh_err *err);
+
+/* After getopt_long returned '?': "option '--x' needs a value" for a known
+ * flag given without one, else "unknown option '--x'" with "; did you mean
+ * '--y'?" when one of longopts (may be NULL) is close, then hint
  * ("; see --help") unless NULL. */
-int cli_bad_option(int argc, char **argv, const char *hint, mesh_err *err);
+struct option;
+int cli_bad_option(int argc, char **argv, const struct option *longopts, const char *hint,
+                   mesh_err *err);
 
 #endif

@@ -94,8 +94,6 @@ const char *config_header_kind_name(enum mesh_header_match m);
  * to the lowest index whose string appeared before (at *first), 0 if all are
  * distinct, -1 if out of memory. icase compares ASCII case-insensitively. */
 int config_first_dup(char *const *v, size_t n, int icase, size_t *dup, size_t *first);
-/* The candidate closest to s (edit distance <= 2 or a case-only difference), or NULL. */
-const char *config_suggest(const char *s, const char *const *candidates, size_t n);
 /* Writes s as a double-quoted, escaped, length-capped string for error messages. */
 void config_quote(const char *s, char *buf, size_t n);
 

@@ -15,6 +15,7 @@
  * field by path. Resources that came from the store rather than the
  * operator's input (see config_validate_ex) are named "store:<kind>/<name>". */
 #include "config/config_internal.h"
+#include "common/suggest.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -240,7 +241,7 @@ static int unknown_subset(const vctx *v, size_t route, const mesh_destination *d
         if (w > 0 && (size_t)w < sizeof list - used)
             used += (size_t)w;
     }
-    const char *hint = config_suggest(d->subset, names, n);
+    const char *hint = mesh_suggest(d->subset, names, n);
     char mean[100] = "";
     if (hint)
         snprintf(mean, sizeof mean, "; did you mean \"%s\"?", hint);

@@ -7,6 +7,7 @@
  * them nested in lists expand exponentially (a "billion laughs" config), and
  * written-out configs are easier to review anyway. */
 #include "config/config_yaml_internal.h"
+#include "common/suggest.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -308,7 +309,7 @@ int cfg_map(cfg_ctx *c, yaml_node_t *map, cfg_field *fields, size_t n)
                 if (w > 0 && (size_t)w < sizeof list - used)
                     used += (size_t)w;
             }
-            const char *hint = config_suggest(ks, names, nn);
+            const char *hint = mesh_suggest(ks, names, nn);
             size_t mark = cfg_push_key(c, shown);
             if (hint)
                 rc = cfg_fail(c, k, "unknown field; did you mean \"%s\"?", hint);
@@ -512,7 +513,7 @@ int cfg_get_enum(cfg_ctx *c, yaml_node_t *map, const cfg_field *f, int required,
     }
     char q[128];
     config_quote(scalar_text(n), q, sizeof q);
-    const char *hint = config_suggest(scalar_text(n), names, n_names);
+    const char *hint = mesh_suggest(scalar_text(n), names, n_names);
     if (hint)
         rc = cfg_fail(c, n, "must be one of %s, got %s; did you mean \"%s\"?", list, q, hint);
     else

@@ -275,7 +275,7 @@ int drill_parse_opts(int argc, char **argv, int json_stdout, const char *db_path
         case O_HELP:
         case 'h':
             return DRILL_OPTS_HELP;
-        default: return cli_bad_option(argc, argv, NULL, err);
+        default: return cli_bad_option(argc, argv, opts, NULL, err);
         }
     }
     if (optind < argc)

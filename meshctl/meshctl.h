@@ -40,7 +40,8 @@ int ctl_print_list(ctl_ctx *c, json_out *j);
 /* Flag values (meshctl_common.c), checked by common/cli.h: 0, or the usage
  * error's exit status (2) after printing it. Durations: a bare number is
  * seconds, for every meshctl flag. ctl_bad_option follows getopt's '?'. */
-int ctl_bad_option(ctl_ctx *c, int argc, char **argv);
+struct option;
+int ctl_bad_option(ctl_ctx *c, int argc, char **argv, const struct option *opts);
 int ctl_flag_long(ctl_ctx *c, const char *flag, const char *value, long lo, long hi, long *out);
 int ctl_flag_double(ctl_ctx *c, const char *flag, const char *value, double lo, double hi,
                     double *out);

@@ -58,7 +58,7 @@ static int parse_args(ctl_ctx *c, int argc, char **argv, apply_args *a)
         case 'p': a->prune = 1; break;
         case 's': a->apply_set = optarg; break;
         case 'S': a->skip_size_check = 1; break;
-        default: return ctl_bad_option(c, argc, argv);
+        default: return ctl_bad_option(c, argc, argv, opts);
         }
     }
     if (!a->file)

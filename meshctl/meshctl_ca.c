@@ -67,7 +67,7 @@ int ctl_ca_parse(ctl_ctx *c, int argc, char **argv, ctl_ca_args *a)
             a->mode = a->mode ? -1 : 'a';
             break;
         }
-        default: return ctl_bad_option(c, argc, argv);
+        default: return ctl_bad_option(c, argc, argv, opts);
         }
     }
     if (optind < argc)

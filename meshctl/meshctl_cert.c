@@ -112,7 +112,7 @@ static int cert_issue(ctl_ctx *c, int argc, char **argv)
                                           &ttl)))
                 return rc;
             break;
-        default: return ctl_bad_option(c, argc, argv);
+        default: return ctl_bad_option(c, argc, argv, opts);
         }
     }
     if (!csr_path || !id)
@@ -213,7 +213,7 @@ static int cert_list(ctl_ctx *c, int argc, char **argv)
         else if (ch == 'a')
             all = 1;
         else
-            return ctl_bad_option(c, argc, argv);
+            return ctl_bad_option(c, argc, argv, opts);
     }
     mesh_store *st = ctl_store(c);
     if (!st)
@@ -357,7 +357,7 @@ static int cert_revoke(ctl_ctx *c, int argc, char **argv)
         if (ch == 'r')
             reason = optarg;
         else
-            return ctl_bad_option(c, argc, argv);
+            return ctl_bad_option(c, argc, argv, opts);
     }
     if (optind + 1 != argc)
         return ctl_usage_error(c, "cert revoke needs one SERIAL");

@@ -8,10 +8,10 @@
 
 #include "common/cli.h"
 
-int ctl_bad_option(ctl_ctx *c, int argc, char **argv)
+int ctl_bad_option(ctl_ctx *c, int argc, char **argv, const struct option *opts)
 {
     mesh_err err = {0};
-    cli_bad_option(argc, argv, NULL, &err);
+    cli_bad_option(argc, argv, opts, NULL, &err);
     return ctl_usage_error(c, "%s", err.msg);
 }
 

@@ -19,7 +19,7 @@ int ctl_cmd_audit(ctl_ctx *c, int argc, char **argv)
     int rc;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (ch != 'l')
-            return ctl_bad_option(c, argc, argv);
+            return ctl_bad_option(c, argc, argv, opts);
         if ((rc = ctl_flag_long(c, "--limit", optarg, 1, 100000, &limit)))
             return rc;
     }

@@ -237,7 +237,7 @@ static int store_check_cmd(ctl_ctx *c, int argc, char **argv)
         switch (ch) {
         case 'r': o.repair = 1; break;
         case 'a': o.accept_loss = 1; break;
-        default: return ctl_bad_option(c, argc, argv);
+        default: return ctl_bad_option(c, argc, argv, opts);
         }
     }
     if (optind < argc)
@@ -286,7 +286,7 @@ static int store_backup_cmd(ctl_ctx *c, int argc, char **argv)
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (ch != 'o')
-            return ctl_bad_option(c, argc, argv);
+            return ctl_bad_option(c, argc, argv, opts);
         overwrite = 1;
     }
     if (optind + 1 != argc)
@@ -353,7 +353,7 @@ static int store_restore_cmd(ctl_ctx *c, int argc, char **argv)
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (ch != 'f')
-            return ctl_bad_option(c, argc, argv);
+            return ctl_bad_option(c, argc, argv, opts);
         force = 1;
     }
     if (optind + 1 != argc)

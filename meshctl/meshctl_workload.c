@@ -61,7 +61,7 @@ static int parse_wl_opts(ctl_ctx *c, int argc, char **argv, int allow_reg_flags,
             if ((rc = ctl_flag_duration_s(c, "--token-ttl", optarg, 1, CLI_NO_MAX, &o->token_ttl)))
                 return rc;
             break;
-        default: return ctl_bad_option(c, argc, argv);
+        default: return ctl_bad_option(c, argc, argv, opts);
         }
     }
     if (!allow_reg_flags && (o->address || o->selectors || o->spiffe_id))

@@ -14,6 +14,7 @@
  * scrape never delays a gRPC completion queue or the watcher. It is started
  * before the store is opened: /readyz answers 503 while meshd comes up. */
 #include "meshd/meshd_internal.h"
+#include "common/cli.h"
 #include "common/log_admin.h"
 
 #include <arpa/inet.h>
@@ -41,36 +42,7 @@ struct md_admin {
 
 int md_admin_check_listen(const char *addr, mesh_err *err)
 {
-    const char *colon = strrchr(addr, ':');
-    if (!colon || colon == addr)
-        return mesh_err_set(err, MESH_EINVAL,
-                            "--metrics-listen '%s': give HOST:PORT, e.g. 127.0.0.1:15014", addr);
-    char *end = NULL;
-    long port = strtol(colon + 1, &end, 10);
-    if (!colon[1] || *end || port < 0 || port > 65535)
-        return mesh_err_set(err, MESH_EINVAL,
-                            "--metrics-listen '%s': the port must be a number from 0 to 65535",
-                            addr);
-    /* An IP literal: IPv4, or IPv6 in brackets (a host name would make the
-     * bound address depend on the resolver). */
-    char host[64];
-    size_t hl = (size_t)(colon - addr);
-    int v6 = hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']';
-    const char *h = v6 ? addr + 1 : addr;
-    size_t n = v6 ? hl - 2 : hl;
-    unsigned char bin[sizeof(struct in6_addr)];
-    int ok = n < sizeof host;
-    if (ok) {
-        memcpy(host, h, n);
-        host[n] = '\0';
-        ok = inet_pton(v6 ? AF_INET6 : AF_INET, host, bin) == 1;
-    }
-    if (!ok)
-        return mesh_err_set(err, MESH_EINVAL,
-                            "--metrics-listen '%s': the host must be an IP address (IPv6 in "
-                            "brackets), e.g. 127.0.0.1:15014 or [::1]:15014",
-                            addr);
-    return MESH_OK;
+    return cli_listen_addr("--metrics-listen", addr, 0, "127.0.0.1:15014", err);
 }
 
 static void reply(struct evhttp_request *req, int code, const char *reason, const char *ctype,

@@ -128,7 +128,11 @@ int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err)
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
         case O_DB: o->db_path = optarg; break;
-        case O_LISTEN: o->listen = optarg; break;
+        case O_LISTEN:
+            if (cli_listen_addr("--listen", optarg, 1, "127.0.0.1:15010", err) != MESH_OK)
+                return MESH_EINVAL;
+            o->listen = optarg;
+            break;
         case O_TTL:
             if (cli_duration_s("--svid-ttl", optarg, CA_MIN_SVID_TTL, CA_MAX_SVID_TTL,
                                &o->svid_ttl, err) != MESH_OK)
@@ -227,7 +231,7 @@ int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err)
             fputs(usage, stdout);
             return 1;
         default:
-            return cli_bad_option(argc, argv, "; see --help", err);
+            return cli_bad_option(argc, argv, longopts, "; see --help", err);
         }
     }
     if (optind < argc)

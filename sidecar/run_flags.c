@@ -132,7 +132,7 @@ int sc_parse_flags(int argc, char **argv, sc_opts *o, int *help, mesh_err *err)
                 return MESH_EINVAL;
             break;
         case 'h': *help = 1; return MESH_OK;
-        default: return cli_bad_option(argc, argv, NULL, err);
+        default: return cli_bad_option(argc, argv, longopts, NULL, err);
         }
     }
     if (optind < argc)

@@ -180,7 +180,9 @@ Test(drill_opts, messages_name_the_value_and_the_range)
     cr_assert_eq(PARSE(&o, &err, "--reconnect-max", "10ms"), MESH_EINVAL);
     cr_assert_str_eq(err.msg, "--reconnect-max '10ms': must be between 250ms and 1h");
     cr_assert_eq(PARSE(&o, &err, "--bogus"), MESH_EINVAL);
-    cr_assert_str_eq(err.msg, "unknown or incomplete option '--bogus'");
+    cr_assert_str_eq(err.msg, "unknown option '--bogus'");
+    cr_assert_eq(PARSE(&o, &err, "--sidcars", "2"), MESH_EINVAL);
+    cr_assert_str_eq(err.msg, "unknown option '--sidcars'; did you mean '--sidecars'?");
     cr_assert_eq(PARSE(&o, &err, "--sidecars", "2", "now"), MESH_EINVAL);
     cr_assert_str_eq(err.msg, "drill: unexpected argument 'now'");
     cr_assert_eq(PARSE(&o, &err, "--ttl", "soon"), MESH_EINVAL);

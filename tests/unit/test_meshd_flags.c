@@ -112,7 +112,17 @@ Test(meshd_flags, unknown_option_and_stray_argument)
 {
     REFUSED("'--no-such-flag'", "--db", "m.db", "--no-such-flag");
     REFUSED("unexpected argument 'extra'", "--db", "m.db", "extra");
-    REFUSED("'--workers'", "--db", "m.db", "--workers"); /* value missing */
+    REFUSED("option '--workers' needs a value", "--db", "m.db", "--workers");
+    REFUSED("did you mean '--svid-ttl'?", "--db", "m.db", "--svid-tll", "1h");
+}
+
+Test(meshd_flags, listen_address_checked)
+{
+    REFUSED("--listen '127.0.0.1:99999': the port must be a number from 1 to 65535", "--db",
+            "m.db", "--listen", "127.0.0.1:99999");
+    REFUSED("--listen 'localhost:15010': the host must be an IP address", "--db", "m.db",
+            "--listen", "localhost:15010");
+    REFUSED("--listen '15010': give HOST:PORT", "--db", "m.db", "--listen", "15010");
 }
 
 Test(meshd_flags, svid_ttl_out_of_range_or_garbage)

@@ -374,7 +374,7 @@ int xcl_parse_opts(int argc, char **argv, xcl_opts *o, mesh_err *err)
         case O_DELTA: o->delta = 1; break;
         case O_DELTA_STATE: o->delta_state = optarg; break;
         case 'h': fputs(usage, stdout); return 1;
-        default: return cli_bad_option(argc, argv, "; see --help", err);
+        default: return cli_bad_option(argc, argv, lo, "; see --help", err);
         }
     }
     if (optind < argc)
