@@ -56,8 +56,9 @@ usage_case "--expect-fail-closed with an outage shorter than the TTL is refused"
     "--expect-fail-closed" --expect-fail-closed --ttl 20s --outage 5s
 usage_case "JSON and CSV both on stdout are refused" "stdout" --json - --csv -
 usage_case "an unknown option is refused" "unknown" --bogus
+usage_case "a mistyped option gets a suggestion" "did you mean '--sidecars'" --sidcars 2
 usage_case "a stray argument is refused" "unexpected argument" now
-usage_case "a missing option value is refused" "incomplete" --ttl
+usage_case "a missing option value is refused" "needs a value" --ttl
 usage_case "--target needs the kill and start commands" "--kill-cmd" --target 127.0.0.1:1
 usage_case "--target needs a HOST:PORT" "--target" --target nowhere --kill-cmd x --start-cmd y
 usage_case "--target with --ttl is refused" "--ttl" --target 127.0.0.1:1 --kill-cmd x \
