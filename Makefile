@@ -46,6 +46,17 @@ $(GEN_STAMP): $(PROTOS)
 
 $(GEN_C): $(GEN_STAMP)
 
+# The git revision every binary reports (common/version.c); rewritten only
+# when it changed, so an unchanged tree rebuilds nothing.
+$(GEN)/mesh_build.h: FORCE
+	@mkdir -p $(GEN)
+	@rev=$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown); \
+	  printf '#define MESH_BUILD_REV "%s"\n' "$$rev" > $@.tmp; \
+	  if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+$(BUILD)/obj/common/version.o: $(GEN)/mesh_build.h
+.PHONY: FORCE
+FORCE:
+
 # ---- the library every binary and test links ----------------------------------
 # One folder, one job (docs/architecture.md): every folder but tools/ is library
 # code with unit tests; tools/ holds only the mains.

@@ -3,6 +3,7 @@
 #ifndef MESH_MESHCTL_MESHCTL_H
 #define MESH_MESHCTL_MESHCTL_H
 
+#include <stdio.h>
 #include <stdint.h>
 
 #include "common/error.h"
@@ -76,5 +77,12 @@ int ctl_cmd_proxy_status(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_audit(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_store(ctl_ctx *c, int argc, char **argv);   /* meshctl_store.c */
 int ctl_cmd_drill(ctl_ctx *c, int argc, char **argv);   /* drill/drill.c */
+int ctl_cmd_version(ctl_ctx *c, int argc, char **argv); /* meshctl_version.c */
+
+/* Help (meshctl_help.c): the whole text; one command's part (-1 if cmd is
+ * not a command); the command closest to a mistyped word, or NULL. */
+void ctl_help_all(FILE *out);
+int ctl_help_command(FILE *out, const char *cmd);
+const char *ctl_suggest_command(const char *word);
 
 #endif

@@ -4,7 +4,9 @@
  * how to create a CA; the end of a listing. */
 #include "meshctl/meshctl.h"
 
+#include <getopt.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/cli.h"
 
@@ -12,6 +14,19 @@ int ctl_bad_option(ctl_ctx *c, int argc, char **argv, const struct option *opts)
 {
     mesh_err err = {0};
     cli_bad_option(argc, argv, opts, NULL, &err);
+    /* Not close to a flag of this subcommand: maybe one of meshctl's own
+     * (--output, --db, --init), which may follow the command word too. */
+    static const struct option globals[] = {{"db", required_argument, 0, 0},
+                                            {"output", required_argument, 0, 0},
+                                            {"init", no_argument, 0, 0},
+                                            {"json", no_argument, 0, 0},
+                                            {0, 0, 0, 0}};
+    if (!strstr(err.msg, "did you mean") && !strstr(err.msg, "needs a value")) {
+        mesh_err g = {0};
+        cli_bad_option(argc, argv, globals, NULL, &g);
+        if (strstr(g.msg, "did you mean"))
+            err = g;
+    }
     return ctl_usage_error(c, "%s", err.msg);
 }
 

@@ -19,6 +19,7 @@
 
 #include "common/mgrpc.h"
 #include "sidecar/run.h"
+#include "common/version.h"
 
 /* Stops accepting and waits up to drain_ms for active connections to end. */
 static void drain(dp_proxy *px, int64_t drain_ms)
@@ -48,6 +49,8 @@ int main(int argc, char **argv)
     sc_opts o;
     int help = 0;
     mesh_err err = {0};
+    if (mesh_version_flag(argc, argv, "mesh-sidecar", stdout))
+        return 0;
     if (sc_parse_flags(argc, argv, &o, &help, &err) != MESH_OK) {
         fprintf(stderr, "mesh-sidecar: %s\n(see mesh-sidecar --help)\n", err.msg);
         return 2;

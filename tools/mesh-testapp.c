@@ -34,6 +34,7 @@
 #include "common/log.h"
 #include "sidecar/dp_addr.h"
 #include "sidecar/http_msg.h"
+#include "common/version.h"
 
 typedef struct conn conn;
 
@@ -315,6 +316,8 @@ int main(int argc, char **argv)
 {
     const char *listen = NULL;
     app a = {.name = "testapp"};
+    if (mesh_version_flag(argc, argv, "mesh-testapp", stdout))
+        return 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
             listen = argv[++i];

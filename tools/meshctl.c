@@ -13,49 +13,8 @@
 
 #include "common/escape.h"
 #include "common/log.h"
-
-static const char usage_text[] =
-    "usage: meshctl [--db PATH] [--output text|json] [--init] COMMAND ...\n"
-    "\n"
-    "  ca init --trust-domain TD [--key-type ec-p256|rsa-3072] [--ttl 10y] [--key-dir DIR]\n"
-    "          [--import-cert F --import-key F [--import-chain F]]\n"
-    "  ca show | ca bundle\n"
-    "  ca rotate [--timeout 5m] [--force] [--key-type T] [--ttl D] [--import-cert F ...]\n"
-    "          new CA: publish its root, wait until every sidecar ACKed it, then activate\n"
-    "  ca rotate --prepare | --activate ID [--timeout D] [--force] | --prune   (single steps)\n"
-    "  workload add NAME --id SPIFFE_ID [--address HOST:PORT] [--selectors K:V,..] [--token-ttl 1h]\n"
-    "                                   one instance (the workload NAME of the mesh config) of an\n"
-    "                                   identity replicas share; 'workload add SPIFFE_ID' registers\n"
-    "                                   the identity as a whole (one workload per identity)\n"
-    "  workload token NAME|SPIFFE_ID [--token-ttl 1h]    (a new join token)\n"
-    "  workload list | workload remove NAME|SPIFFE_ID\n"
-    "  cert issue --csr FILE --id SPIFFE_ID [--ttl 24h] [--out FILE]\n"
-    "  cert list [--id SPIFFE_ID] [--all] | cert show SERIAL\n"
-    "  cert revoke SERIAL [--reason unspecified|keyCompromise|superseded|cessationOfOperation|\n"
-    "                             affiliationChanged|privilegeWithdrawn|cACompromise|aACompromise]\n"
-    "                                   keyCompromise revokes every certificate of the key\n"
-    "  apply -f FILE [--prune] [--dry-run] [--apply-set NAME] [--skip-size-check]\n"
-    "                                   write mesh config (services, workloads, routes, authorization);\n"
-    "                                   --prune removes what this file (its apply set, default its\n"
-    "                                   absolute path) applied before and no longer holds;\n"
-    "                                   --dry-run shows each add/update/remove, writes nothing;\n"
-    "                                   refused if a workload's compiled xDS response would exceed\n"
-    "                                   the 4 MiB delivery limit (--skip-size-check: store it anyway,\n"
-    "                                   meshd will not send that response)\n"
-    "  get [services|workloads|routes|authorization]\n"
-    "  delete KIND NAME\n"
-    "  proxy-status                     sidecars, ACKed versions, last NACK, seconds to SVID expiry\n"
-    "  audit [--limit N]\n"
-    "  store check [--repair] [--accept-loss]   full integrity check, store vs its witness\n"
-    "  store backup PATH [--overwrite]          online backup (safe while meshd runs)\n"
-    "  store restore BACKUP [--force]           put a backup in place (meshd stopped)\n"
-    "  drill [--sidecars N] [--ttl 60s] [--rate 50] [--outage D] [--json F] [--csv F] [--svg F]\n"
-    "        [--expect-...]   control-plane outage drill on 127.0.0.1 ('meshctl drill --help')\n"
-    "\n"
-    "The store path comes from --db or $MESHD_DB. Only 'ca init' creates a new store\n"
-    "(or any command given --init); a missing or empty store is refused otherwise.\n"
-    "Durations are a whole number and a unit (ms, s, m, h, d, y), e.g. 90s, 24h, 10y; a\n"
-    "bare number is seconds.\n";
+#include "common/suggest.h"
+#include "common/version.h"
 
 static mesh_store *open_store(ctl_ctx *c, int create)
 {
@@ -157,12 +116,30 @@ static const struct {
     {"audit", ctl_cmd_audit},
     {"store", ctl_cmd_store},
     {"drill", ctl_cmd_drill},
+    {"version", ctl_cmd_version},
 };
+
+/* `meshctl CMD --help` / `-h`: that command's help, exit 0. The drill has a
+ * full help text of its own and answers --help itself. */
+static int wants_help(int argc, char **argv)
+{
+    if (strcmp(argv[0], "drill") == 0)
+        return 0;
+    for (int k = 1; k < argc; k++) {
+        if (strcmp(argv[k], "--") == 0)
+            return 0;
+        if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0)
+            return 1;
+    }
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
     ctl_ctx c = {.db_path = getenv("MESHD_DB")};
     log_set_level(LOG_WARN);
+    if (mesh_version_flag(argc, argv, "meshctl", stdout))
+        return 0;
     int i = 1;
     /* Global flags come before the command word. */
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -170,7 +147,7 @@ int main(int argc, char **argv)
             c.db_path = argv[++i];
         } else if (strncmp(argv[i], "--db=", 5) == 0) {
             c.db_path = argv[i] + 5;
-        } else if (strcmp(argv[i], "--output") == 0 && i + 1 < argc) {
+        } else if ((strcmp(argv[i], "--output") == 0 || strcmp(argv[i], "-o") == 0) && i + 1 < argc) {
             const char *o = argv[++i];
             if (strcmp(o, "json") == 0)
                 c.json = 1;
@@ -181,15 +158,33 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--init") == 0) {
             c.init = 1;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            fputs(usage_text, stdout);
+            ctl_help_all(stdout);
             return 0;
         } else {
-            return ctl_usage_error(&c, "unknown global option '%s'", argv[i]);
+            static const char *const globals[] = {"--db", "--output", "--json", "--init",
+                                                  "--help", "--version"};
+            const char *close = mesh_suggest(argv[i], globals, sizeof globals / sizeof *globals);
+            return close ? ctl_usage_error(&c, "unknown global option '%s'; did you mean '%s'?",
+                                           argv[i], close)
+                         : ctl_usage_error(&c, "unknown global option '%s'", argv[i]);
         }
     }
-    if (i >= argc || strcmp(argv[i], "help") == 0) {
-        fputs(usage_text, i >= argc ? stderr : stdout);
-        return i >= argc ? 2 : 0;
+    if (i >= argc) {
+        ctl_help_all(stderr);
+        return 2;
+    }
+    if (strcmp(argv[i], "help") == 0) {
+        if (i + 1 >= argc || strcmp(argv[i + 1], "--help") == 0 ||
+            strcmp(argv[i + 1], "-h") == 0) {
+            ctl_help_all(stdout);
+            return 0;
+        }
+        if (ctl_help_command(stdout, argv[i + 1]) == 0)
+            return 0;
+        const char *close = ctl_suggest_command(argv[i + 1]);
+        return close ? ctl_usage_error(&c, "help: unknown command '%s'; did you mean '%s'?",
+                                       argv[i + 1], close)
+                     : ctl_usage_error(&c, "help: unknown command '%s'", argv[i + 1]);
     }
     /* Global flags may also follow the command word: pull --db/--output out. */
     char **rest = calloc((size_t)(argc - i) + 1, sizeof *rest);
@@ -201,7 +196,7 @@ int main(int argc, char **argv)
             c.db_path = argv[++k];
         } else if (strcmp(argv[k], "--init") == 0) {
             c.init = 1;
-        } else if (strcmp(argv[k], "--output") == 0 && k + 1 < argc) {
+        } else if ((strcmp(argv[k], "--output") == 0 || strcmp(argv[k], "-o") == 0) && k + 1 < argc) {
             const char *o = argv[++k];
             if (strcmp(o, "json") == 0) {
                 c.json = 1;
@@ -216,12 +211,18 @@ int main(int argc, char **argv)
     int rc = -1;
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
         if (strcmp(rest[0], commands[k].name) == 0) {
-            rc = commands[k].fn(&c, n, rest);
+            if (wants_help(n, rest))
+                rc = ctl_help_command(stdout, rest[0]);
+            else
+                rc = commands[k].fn(&c, n, rest);
             break;
         }
     }
-    if (rc == -1)
-        rc = ctl_usage_error(&c, "unknown command '%s'", rest[0]);
+    if (rc == -1) {
+        const char *close = ctl_suggest_command(rest[0]);
+        rc = close ? ctl_usage_error(&c, "unknown command '%s'; did you mean '%s'?", rest[0], close)
+                   : ctl_usage_error(&c, "unknown command '%s'", rest[0]);
+    }
     free(rest);
     if (c.st)
         store_close(c.st);

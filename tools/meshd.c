@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "common/mgrpc.h"
+#include "common/version.h"
 
 static int open_store(md_ctx *ctx, mesh_err *err)
 {
@@ -116,6 +117,8 @@ int main(int argc, char **argv)
 {
     static md_ctx ctx; /* large; lives for the whole process */
     mesh_err err = {0};
+    if (mesh_version_flag(argc, argv, "meshd", stdout))
+        return 0;
     int prc = md_opts_parse(argc, argv, &ctx.opts, &err);
     if (prc == 1)
         return 0;

@@ -19,6 +19,7 @@
 
 #include "common/cli.h"
 #include "common/mgrpc.h"
+#include "common/version.h"
 
 static const char usage[] =
     "usage: mesh-xdsclient [options]\n"
@@ -418,6 +419,8 @@ int main(int argc, char **argv)
 {
     xcl_opts o;
     mesh_err err = {0};
+    if (mesh_version_flag(argc, argv, "mesh-xdsclient", stdout))
+        return 0;
     int prc = xcl_parse_opts(argc, argv, &o, &err);
     if (prc == 1)
         return 0;
