@@ -129,6 +129,12 @@ void json_str(json_out *j, const char *s)
         puts_(j, "null");
 }
 
+void json_raw(json_out *j, const char *value)
+{
+    sep(j);
+    puts_(j, value);
+}
+
 void json_int(json_out *j, int64_t v)
 {
     char b[32];

@@ -34,6 +34,9 @@ void json_int(json_out *j, int64_t v);
 void json_num(json_out *j, double v);
 void json_bool(json_out *j, int v);
 void json_null(json_out *j);
+/* One complete JSON value written by another json_out (json_text of it),
+ * inserted as is: lets a caller build a value aside and drop it on error. */
+void json_raw(json_out *j, const char *value);
 
 void json_key_str(json_out *j, const char *key, const char *s);
 void json_key_int(json_out *j, const char *key, int64_t v);

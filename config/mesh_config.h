@@ -277,6 +277,11 @@ char *mesh_authorization_to_yaml(const mesh_authorization *a);
 /* A whole config as one YAML document in the input shape (re-appliable). */
 char *mesh_config_to_yaml(const mesh_config *cfg);
 
+/* A resource's canonical YAML (as stored) as one JSON value appended to out
+ * (config_json.c); on error out is unchanged. */
+struct json_out;
+int config_yaml_to_json(const char *yaml, size_t len, struct json_out *out, mesh_err *err);
+
 const mesh_service *mesh_config_find_service(const mesh_config *cfg, const char *name);
 const mesh_workload *mesh_config_find_workload(const mesh_config *cfg, const char *name);
 /* The first workload with that SPIFFE ID (replicas may share it). */

@@ -57,6 +57,12 @@ int ctl_cmd_get(ctl_ctx *c, int argc, char **argv)
             json_key_int(&j, "version", list[i].version);
             json_key_str(&j, "source", list[i].source);
             json_key_str(&j, "yaml", list[i].body);
+            /* The same as a JSON object, for jq; null if it cannot be one. */
+            mesh_err jerr = {0};
+            json_key(&j, "spec");
+            if (!list[i].body ||
+                config_yaml_to_json(list[i].body, strlen(list[i].body), &j, &jerr) != MESH_OK)
+                json_null(&j);
             json_obj_end(&j);
         } else {
             printf("# %s/%s (version %lld, from %s)\n%s\n", ctl_esc(c, list[i].kind),

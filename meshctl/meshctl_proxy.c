@@ -92,6 +92,7 @@ static void row_json(json_out *j, const ps_row *r, int64_t now)
     time_or_null(j, "last_seen_at", p->connected ? now : p->last_seen);
     json_key_str(j, "meshd_instance", p->meshd_instance);
     json_key_int(j, "svid_not_after", p->svid_not_after);
+    time_or_null(j, "svid_expires_at", p->svid_not_after);
     json_key_int(j, "svid_seconds_left", p->svid_not_after ? p->svid_not_after - now : 0);
     json_key_bool(j, "stranded", p->problem[0] != '\0');
     json_key_str(j, "problem", p->problem);

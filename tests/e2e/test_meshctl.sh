@@ -88,6 +88,9 @@ v2=$(config_version)
 check "a failed apply changes nothing" test "$v1" = "$v2"
 check_err "deleting a referenced service is refused" "referenced" "$M" delete service backend
 
+check "get -o json gives each resource as a JSON object (spec), not only YAML text" \
+    bash -c "'$M' get --output json | jq -e '.resources | length > 0 and all(.[]; (.spec | type) == \"object\" and .spec.name != null or .kind == \"authorization\")'"
+
 echo "meshctl: damaged store"
 head -c 4096 /dev/urandom >"$D/corrupt.db"
 sum=$(md5sum <"$D/corrupt.db")

@@ -7,6 +7,7 @@
 
 #include "config/config_internal.h"
 #include "config/mesh_config.h"
+#include "common/json_out.h"
 
 static void load_example(mesh_config *cfg)
 {
@@ -247,4 +248,81 @@ Test(config_write, authorization_empty_allow)
     free(y);
     mesh_config cfg = {.authz = &a, .n_authz = 1};
     roundtrip_resource(CONFIG_KIND_AUTHZ, &cfg, 0);
+}
+
+/* `meshctl get -o json` gives each resource as a JSON object: types follow
+ * the canonical YAML's quoting, and a bad body leaves the output untouched. */
+static char *to_json(const char *yaml, int *rc)
+{
+    json_out j;
+    json_init(&j);
+    json_arr_begin(&j);
+    json_int(&j, 1);
+    mesh_err err = {0};
+    *rc = config_yaml_to_json(yaml, strlen(yaml), &j, &err);
+    json_arr_end(&j);
+    char *s = strdup(json_text(&j));
+    json_free(&j);
+    return s;
+}
+
+Test(config_write, yaml_to_json_types)
+{
+    int rc;
+    char *s = to_json("name: web\nport: 8080\nquoted: \"8080\"\nneg: -3\nzero_lead: 0700\n"
+                      "on: true\noff: false\nnothing: null\ndur: 1s\n"
+                      "list:\n- a\n- 2\nmap:\n  k: v\n", &rc);
+    cr_assert_eq(rc, MESH_OK);
+    cr_assert_str_eq(s, "[1,{\"name\":\"web\",\"port\":8080,\"quoted\":\"8080\",\"neg\":-3,"
+                        "\"zero_lead\":\"0700\",\"on\":true,\"off\":false,\"nothing\":null,"
+                        "\"dur\":\"1s\",\"list\":[\"a\",2],\"map\":{\"k\":\"v\"}}]");
+    free(s);
+    /* The canonical writer's own output round-trips to JSON. */
+    mesh_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    load_example(&cfg);
+    char *y = config_resource_to_yaml(CONFIG_KIND_SERVICE, &cfg, 0);
+    s = to_json(y, &rc);
+    cr_assert_eq(rc, MESH_OK, "%s", y);
+    cr_assert_not_null(strstr(s, "\"name\":"));
+    free(s);
+    free(y);
+    mesh_config_free(&cfg);
+}
+
+Test(config_write, yaml_to_json_bad_input_changes_nothing)
+{
+    int rc;
+    char *s = to_json("a: [unclosed\n", &rc);
+    cr_assert_eq(rc, MESH_EINVAL);
+    cr_assert_str_eq(s, "[1]");
+    free(s);
+    s = to_json("a: &x 1\nb: *x\n", &rc); /* an alias is its anchor's value */
+    cr_assert_eq(rc, MESH_OK);
+    cr_assert_str_eq(s, "[1,{\"a\":1,\"b\":1}]");
+    free(s);
+    /* ... but aliases that multiply (10^6 nodes from a few lines) are refused. */
+    s = to_json("a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+                "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+                "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+                "f: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n", &rc);
+    cr_assert_eq(rc, MESH_EINVAL);
+    cr_assert_str_eq(s, "[1]");
+    free(s);
+    s = to_json("? [a, b]\n: c\n", &rc); /* a non-scalar key */
+    cr_assert_eq(rc, MESH_EINVAL);
+    cr_assert_str_eq(s, "[1]");
+    free(s);
+    /* Nesting past the bound is refused, not recursed into. */
+    char deep[512] = "";
+    for (int i = 0; i < 40; i++)
+        strcat(deep, "[");
+    for (int i = 0; i < 40; i++)
+        strcat(deep, "]");
+    s = to_json(deep, &rc);
+    cr_assert_eq(rc, MESH_EINVAL);
+    cr_assert_str_eq(s, "[1]");
+    free(s);
 }
