@@ -30,7 +30,18 @@ typedef struct vctx {
     const char *td;
     size_t n_input[CONFIG_KIND_COUNT];
     mesh_err *err;
+    mesh_config_warnings *all;  /* collect every error here (meshctl validate), or NULL: stop at the first */
+    int oom;                    /* collecting ran out of memory */
 } vctx;
+
+static int warn_push(mesh_config_warnings *w, const char *msg, mesh_err *err);
+
+/* After a check failed with rc: go on to the next resource (collecting every
+ * error) or stop here. */
+static int keep_going(const vctx *v, int rc)
+{
+    return v->all && rc == MESH_EINVAL && !v->oom;
+}
 
 typedef struct idx_entry {
     const char *key;
@@ -77,6 +88,16 @@ static int vfail_at(const vctx *v, enum config_kind k, size_t i, const char *at,
     va_end(ap);
     char full[sizeof v->err->msg];
     vformat(v, k, i, at, field, msg, full, sizeof full);
+    if (v->all) {
+        /* The first error stays in err; each one goes to the list. */
+        mesh_err dummy = {0};
+        if (warn_push(v->all, full, &dummy) != MESH_OK) {
+            ((vctx *)v)->oom = 1;
+            return mesh_err_set(v->err, MESH_ENOMEM, "collecting config errors: out of memory");
+        }
+        if (v->all->n > 1)
+            return MESH_EINVAL;
+    }
     return mesh_err_set(v->err, MESH_EINVAL, "%s", full);
 }
 
@@ -171,19 +192,36 @@ static int check_resources(const vctx *v)
 {
     const mesh_config *c = v->cfg;
     config_fault f;
+    int rc, failed = 0;
     for (size_t i = 0; i < c->n_services; i++)
-        if (config_check_service(&c->services[i], &f) != 0)
-            return vfail(v, CONFIG_KIND_SERVICE, i, f.field, "%s", f.why);
+        if (config_check_service(&c->services[i], &f) != 0) {
+            rc = vfail(v, CONFIG_KIND_SERVICE, i, f.field, "%s", f.why);
+            if (!keep_going(v, rc))
+                return rc;
+            failed = 1;
+        }
     for (size_t i = 0; i < c->n_workloads; i++)
-        if (config_check_workload(&c->workloads[i], v->td, &f) != 0)
-            return vfail(v, CONFIG_KIND_WORKLOAD, i, f.field, "%s", f.why);
+        if (config_check_workload(&c->workloads[i], v->td, &f) != 0) {
+            rc = vfail(v, CONFIG_KIND_WORKLOAD, i, f.field, "%s", f.why);
+            if (!keep_going(v, rc))
+                return rc;
+            failed = 1;
+        }
     for (size_t i = 0; i < c->n_routes; i++)
-        if (config_check_route(&c->routes[i], &f) != 0)
-            return vfail(v, CONFIG_KIND_ROUTE, i, f.field, "%s", f.why);
+        if (config_check_route(&c->routes[i], &f) != 0) {
+            rc = vfail(v, CONFIG_KIND_ROUTE, i, f.field, "%s", f.why);
+            if (!keep_going(v, rc))
+                return rc;
+            failed = 1;
+        }
     for (size_t i = 0; i < c->n_authz; i++)
-        if (config_check_authorization(&c->authz[i], v->td, &f) != 0)
-            return vfail(v, CONFIG_KIND_AUTHZ, i, f.field, "%s", f.why);
-    return MESH_OK;
+        if (config_check_authorization(&c->authz[i], v->td, &f) != 0) {
+            rc = vfail(v, CONFIG_KIND_AUTHZ, i, f.field, "%s", f.why);
+            if (!keep_going(v, rc))
+                return rc;
+            failed = 1;
+        }
+    return failed ? MESH_EINVAL : MESH_OK;
 }
 
 /* Builds the sorted name index of kind k; *out is malloc'd. */
@@ -209,8 +247,11 @@ static int name_index(const vctx *v, enum config_kind k, idx_entry **out, size_t
         else
             rc = vfail(v, k, e[dup].idx, "name", "duplicate %s \"%s\" (also defined at %s)",
                        config_kind_name(k), e[dup].key, r);
-        free(e);
-        return rc;
+        if (!keep_going(v, rc)) {
+            free(e);
+            return rc;
+        }
+        /* collecting: go on with the index (a lookup finds one of the two) */
     }
     *out = e;
     *n_out = n;
@@ -250,26 +291,41 @@ static int unknown_subset(const vctx *v, size_t route, const mesh_destination *d
                     d->subset, mean, list);
 }
 
+/* One failed reference: *failed is set; 1 when validation stops here (the
+ * first error, or out of memory), 0 to go on with the next (collecting). */
+static int stop_at(const vctx *v, int rc, int *failed)
+{
+    *failed = 1;
+    return !keep_going(v, rc);
+}
+
 static int check_refs(const vctx *v, const idx_entry *svc_idx)
 {
     const mesh_config *c = v->cfg;
+    int rc, failed = 0;
     for (size_t i = 0; i < c->n_workloads; i++) {
         const mesh_workload *w = &c->workloads[i];
-        if (!find_svc(v, svc_idx, w->service))
-            return vfail(v, CONFIG_KIND_WORKLOAD, i, "service",
-                         "unknown service \"%s\" (define it under services)", w->service);
+        if (!find_svc(v, svc_idx, w->service)) {
+            rc = vfail(v, CONFIG_KIND_WORKLOAD, i, "service",
+                       "unknown service \"%s\" (define it under services)", w->service);
+            if (stop_at(v, rc, &failed))
+                return rc;
+        }
         for (size_t t = 0; t < w->n_tcp_outbound; t++) {
             char field[64];
             snprintf(field, sizeof field, "tcp_outbound[%zu].service", t);
             const mesh_service *s = find_svc(v, svc_idx, w->tcp_outbound[t].service);
+            rc = MESH_OK;
             if (!s)
-                return vfail(v, CONFIG_KIND_WORKLOAD, i, field, "unknown service \"%s\"",
-                             w->tcp_outbound[t].service);
-            if (s->protocol != MESH_PROTO_TCP)
-                return vfail(v, CONFIG_KIND_WORKLOAD, i, field,
-                             "service \"%s\" is http; tcp_outbound only proxies tcp services "
-                             "(reach http services through outbound)",
-                             s->name);
+                rc = vfail(v, CONFIG_KIND_WORKLOAD, i, field, "unknown service \"%s\"",
+                           w->tcp_outbound[t].service);
+            else if (s->protocol != MESH_PROTO_TCP)
+                rc = vfail(v, CONFIG_KIND_WORKLOAD, i, field,
+                           "service \"%s\" is http; tcp_outbound only proxies tcp services "
+                           "(reach http services through outbound)",
+                           s->name);
+            if (rc != MESH_OK && stop_at(v, rc, &failed))
+                return rc;
         }
     }
     for (size_t i = 0; i < c->n_routes; i++) {
@@ -281,24 +337,32 @@ static int check_refs(const vctx *v, const idx_entry *svc_idx)
                 char field[96];
                 snprintf(field, sizeof field, "rules[%zu].destinations[%zu].service", ri, d);
                 const mesh_service *s = find_svc(v, svc_idx, name);
-                if (!s)
-                    return vfail_at(v, CONFIG_KIND_ROUTE, i, dst->source, field,
-                                    "unknown service \"%s\"", name);
-                if (s->protocol != MESH_PROTO_HTTP)
-                    return vfail_at(v, CONFIG_KIND_ROUTE, i, dst->source, field,
-                                    "service \"%s\" is tcp; routes only send to http services",
-                                    name);
-                snprintf(field, sizeof field, "rules[%zu].destinations[%zu].subset", ri, d);
-                if (dst->subset && !mesh_config_find_subset(s, dst->subset))
-                    return unknown_subset(v, i, dst, field, s);
+                rc = MESH_OK;
+                if (!s) {
+                    rc = vfail_at(v, CONFIG_KIND_ROUTE, i, dst->source, field,
+                                  "unknown service \"%s\"", name);
+                } else if (s->protocol != MESH_PROTO_HTTP) {
+                    rc = vfail_at(v, CONFIG_KIND_ROUTE, i, dst->source, field,
+                                  "service \"%s\" is tcp; routes only send to http services",
+                                  name);
+                } else if (dst->subset && !mesh_config_find_subset(s, dst->subset)) {
+                    snprintf(field, sizeof field, "rules[%zu].destinations[%zu].subset", ri, d);
+                    rc = unknown_subset(v, i, dst, field, s);
+                }
+                if (rc != MESH_OK && stop_at(v, rc, &failed))
+                    return rc;
             }
         }
     }
-    for (size_t i = 0; i < c->n_authz; i++)
-        if (!find_svc(v, svc_idx, c->authz[i].service))
-            return vfail(v, CONFIG_KIND_AUTHZ, i, "service", "unknown service \"%s\"",
-                         c->authz[i].service);
-    return MESH_OK;
+    for (size_t i = 0; i < c->n_authz; i++) {
+        if (!find_svc(v, svc_idx, c->authz[i].service)) {
+            rc = vfail(v, CONFIG_KIND_AUTHZ, i, "service", "unknown service \"%s\"",
+                       c->authz[i].service);
+            if (stop_at(v, rc, &failed))
+                return rc;
+        }
+    }
+    return failed ? MESH_EINVAL : MESH_OK;
 }
 
 static int check_route_hosts(const vctx *v)
@@ -438,39 +502,75 @@ out:
     return rc;
 }
 
+static int validate(vctx *v)
+{
+    if (v->td && *v->td) {
+        mesh_err e;
+        mesh_err_clear(&e);
+        /* the trust domain comes from the store; a bad one is not the file's fault */
+        if (spiffe_id_valid_trust_domain(v->td, &e) != MESH_OK)
+            return mesh_err_set(v->err, MESH_EINVAL, "trust domain \"%s\" is not valid: %s",
+                                v->td, e.msg);
+    }
+    int rc = check_resources(v), failed = 0;
+    if (rc != MESH_OK && !keep_going(v, rc))
+        return rc;
+    failed |= rc != MESH_OK;
+    idx_entry *svc = NULL, *tmp = NULL;
+    size_t n_svc = 0, n_tmp = 0;
+    if ((rc = name_index(v, CONFIG_KIND_SERVICE, &svc, &n_svc)) != MESH_OK)
+        return rc;
+    for (int k = CONFIG_KIND_WORKLOAD; k < CONFIG_KIND_COUNT; k++) {
+        rc = name_index(v, (enum config_kind)k, &tmp, &n_tmp);
+        if (rc == MESH_OK)
+            free(tmp);
+        else if (!keep_going(v, rc))
+            break;
+        failed |= rc != MESH_OK;
+    }
+    /* Each later phase runs when the earlier ones passed, or when collecting. */
+    if (rc == MESH_OK || keep_going(v, rc)) {
+        rc = check_refs(v, svc);
+        failed |= rc != MESH_OK;
+    }
+    if (rc == MESH_OK || keep_going(v, rc)) {
+        rc = check_route_hosts(v);
+        failed |= rc != MESH_OK;
+    }
+    if (rc == MESH_OK || keep_going(v, rc)) {
+        rc = check_listeners(v);
+        failed |= rc != MESH_OK;
+    }
+    free(svc);
+    if (v->oom)
+        return MESH_ENOMEM;
+    return rc != MESH_OK ? rc : failed ? MESH_EINVAL : MESH_OK;
+}
+
 int config_validate_ex(const mesh_config *cfg, const char *trust_domain,
                        const size_t n_input[CONFIG_KIND_COUNT], mesh_err *err)
 {
     vctx v = {.cfg = cfg, .td = trust_domain, .err = err};
     for (int k = 0; k < CONFIG_KIND_COUNT; k++)
         v.n_input[k] = n_input ? n_input[k] : config_kind_count((enum config_kind)k, cfg);
-    if (trust_domain && *trust_domain) {
-        mesh_err e;
-        mesh_err_clear(&e);
-        /* the trust domain comes from the store; a bad one is not the file's fault */
-        if (spiffe_id_valid_trust_domain(trust_domain, &e) != MESH_OK)
-            return mesh_err_set(err, MESH_EINVAL, "trust domain \"%s\" is not valid: %s",
-                                trust_domain, e.msg);
+    return validate(&v);
+}
+
+int mesh_config_validate_all(const mesh_config *cfg, const char *trust_domain,
+                             mesh_config_warnings *errors, mesh_err *err)
+{
+    if (!cfg || !errors)
+        return mesh_err_set(err, MESH_EINVAL, "no config to validate");
+    vctx v = {.cfg = cfg, .td = trust_domain, .err = err, .all = errors};
+    for (int k = 0; k < CONFIG_KIND_COUNT; k++)
+        v.n_input[k] = config_kind_count((enum config_kind)k, cfg);
+    int rc = validate(&v);
+    /* An error outside the per-resource checks (the trust domain) is in err only. */
+    if (rc == MESH_EINVAL && errors->n == 0) {
+        mesh_err dummy = {0};
+        if (warn_push(errors, err->msg, &dummy) != MESH_OK)
+            return mesh_err_set(err, MESH_ENOMEM, "collecting config errors: out of memory");
     }
-    int rc = check_resources(&v);
-    if (rc != MESH_OK)
-        return rc;
-    idx_entry *svc = NULL, *tmp = NULL;
-    size_t n_svc = 0, n_tmp = 0;
-    if ((rc = name_index(&v, CONFIG_KIND_SERVICE, &svc, &n_svc)) != MESH_OK)
-        return rc;
-    for (int k = CONFIG_KIND_WORKLOAD; k < CONFIG_KIND_COUNT && rc == MESH_OK; k++) {
-        rc = name_index(&v, (enum config_kind)k, &tmp, &n_tmp);
-        if (rc == MESH_OK)
-            free(tmp);
-    }
-    if (rc == MESH_OK)
-        rc = check_refs(&v, svc);
-    if (rc == MESH_OK)
-        rc = check_route_hosts(&v);
-    if (rc == MESH_OK)
-        rc = check_listeners(&v);
-    free(svc);
     return rc;
 }
 
@@ -533,6 +633,94 @@ static int warn_not_enforced(vctx *v, size_t i, mesh_config_warnings *w, mesh_er
 
 /* A subset nothing selects is valid (the replicas may not be declared yet, or
  * were just scaled away) but a route sending it traffic gets 503s. */
+/* Weights that do not sum to 100 are valid (each destination gets its share
+ * of the sum, as Envoy's weighted_clusters) but "95 + 15" is usually a typo. */
+static int warn_weights(const vctx *v, mesh_config_warnings *w, mesh_err *err)
+{
+    const mesh_config *c = v->cfg;
+    for (size_t i = 0; i < c->n_routes; i++) {
+        const mesh_route *r = &c->routes[i];
+        for (size_t ri = 0; ri < r->n_rules; ri++) {
+            const mesh_route_rule *rule = &r->rules[ri];
+            if (rule->n_destinations < 2)
+                continue;
+            uint64_t sum = 0;
+            for (size_t d = 0; d < rule->n_destinations; d++)
+                sum += rule->destinations[d].weight;
+            if (sum == 100 || sum == 0)
+                continue;
+            char shares[300] = "";
+            size_t used = 0;
+            for (size_t d = 0; d < rule->n_destinations; d++) {
+                const mesh_destination *dst = &rule->destinations[d];
+                int n = snprintf(shares + used, sizeof shares - used, "%s%s%s%s %.0f%%",
+                                 d ? ", " : "", dst->service, dst->subset ? "/" : "",
+                                 dst->subset ? dst->subset : "",
+                                 100.0 * (double)dst->weight / (double)sum);
+                if (n < 0 || (size_t)n >= sizeof shares - used)
+                    break;
+                used += (size_t)n;
+            }
+            char field[48], msg[500], full[900];
+            snprintf(field, sizeof field, "rules[%zu].destinations", ri);
+            snprintf(msg, sizeof msg,
+                     "the weights sum to %llu, not 100: each destination gets its share of the "
+                     "sum (%s)",
+                     (unsigned long long)sum, shares);
+            vformat(v, CONFIG_KIND_ROUTE, i, NULL, field, msg, full, sizeof full);
+            int rc = warn_push(w, full, err);
+            if (rc != MESH_OK)
+                return rc;
+        }
+    }
+    return MESH_OK;
+}
+
+/* A route sends traffic to a service whose sidecar lets nobody in
+ * (authorization is deny by default): every such request gets 403. */
+static int warn_unreachable(const vctx *v, mesh_config_warnings *w, mesh_err *err)
+{
+    const mesh_config *c = v->cfg;
+    for (size_t i = 0; i < c->n_routes; i++) {
+        const mesh_route *r = &c->routes[i];
+        for (size_t ri = 0; ri < r->n_rules; ri++) {
+            for (size_t d = 0; d < r->rules[ri].n_destinations; d++) {
+                const char *svc = r->rules[ri].destinations[d].service;
+                int seen = 0; /* warn once per route and service */
+                for (size_t e = 0; e < ri && !seen; e++)
+                    for (size_t x = 0; x < r->rules[e].n_destinations && !seen; x++)
+                        seen = strcmp(r->rules[e].destinations[x].service, svc) == 0;
+                for (size_t x = 0; x < d && !seen; x++)
+                    seen = strcmp(r->rules[ri].destinations[x].service, svc) == 0;
+                int defined = 0; /* an unknown service is an error of its own */
+                for (size_t k = 0; k < c->n_services && !defined; k++)
+                    defined = strcmp(c->services[k].name, svc) == 0;
+                if (seen || !defined)
+                    continue;
+                const mesh_authorization *a = NULL;
+                for (size_t k = 0; k < c->n_authz && !a; k++)
+                    if (strcmp(c->authz[k].service, svc) == 0)
+                        a = &c->authz[k];
+                if (a && a->n_allow > 0)
+                    continue;
+                char field[96], msg[400], full[800];
+                snprintf(field, sizeof field, "rules[%zu].destinations[%zu].service", ri, d);
+                snprintf(msg, sizeof msg,
+                         a ? "service \"%s\" allows no caller (its authorization entry has an "
+                             "empty allow list): every request routed to it gets 403"
+                           : "service \"%s\" has no authorization entry, so its sidecar refuses "
+                             "every caller (deny by default): add one that allows the callers",
+                         svc);
+                vformat(v, CONFIG_KIND_ROUTE, i, NULL, field, msg, full, sizeof full);
+                int rc = warn_push(w, full, err);
+                if (rc != MESH_OK)
+                    return rc;
+            }
+        }
+    }
+    return MESH_OK;
+}
+
 int config_warn_ex(const mesh_config *cfg, const size_t n_input[CONFIG_KIND_COUNT],
                    mesh_config_warnings *w, mesh_err *err)
 {
@@ -582,6 +770,10 @@ int config_warn_ex(const mesh_config *cfg, const size_t n_input[CONFIG_KIND_COUN
         }
     }
     free(by_svc);
+    if (rc == MESH_OK)
+        rc = warn_weights(&v, w, err);
+    if (rc == MESH_OK)
+        rc = warn_unreachable(&v, w, err);
     return rc;
 }
 

@@ -199,6 +199,12 @@ typedef struct mesh_config_warnings {
     char **msgs;                /* "mesh.yaml:12: services[1].subsets[0]: ..." */
     size_t n;
 } mesh_config_warnings;
+/* As mesh_config_validate, but goes on past the first error: every error of
+ * the per-resource checks and references, the first of each later phase
+ * (duplicate hosts, shared listeners), each appended to errors
+ * (meshctl validate). err holds the first; MESH_EINVAL if any. */
+int mesh_config_validate_all(const mesh_config *cfg, const char *trust_domain,
+                             mesh_config_warnings *errors, mesh_err *err);
 /* Appends the warnings of cfg (a validated config) to w; MESH_ENOMEM only. */
 int mesh_config_warn(const mesh_config *cfg, mesh_config_warnings *w, mesh_err *err);
 void mesh_config_warnings_free(mesh_config_warnings *w);

@@ -46,6 +46,10 @@ static const ctl_help_entry help_entries[] = {
      "                                   refused if a workload's compiled xDS response would exceed\n"
      "                                   the 4 MiB delivery limit (--skip-size-check: store it anyway,\n"
      "                                   meshd will not send that response)\n"},
+    {"validate",
+     "  validate -f FILE [--trust-domain TD]\n"
+     "                                   check a mesh config file without a store or writing:\n"
+     "                                   every error and warning; exit 0 valid, 1 not\n"},
     {"get", "  get [services|workloads|routes|authorization]\n"},
     {"delete", "  delete KIND NAME\n"},
     {"proxy-status",

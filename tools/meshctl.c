@@ -110,6 +110,7 @@ static const struct {
     {"workload", ctl_cmd_workload},
     {"cert", ctl_cmd_cert},
     {"apply", ctl_cmd_apply},
+    {"validate", ctl_cmd_validate},
     {"get", ctl_cmd_get},
     {"delete", ctl_cmd_delete},
     {"proxy-status", ctl_cmd_proxy_status},

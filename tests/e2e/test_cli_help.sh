@@ -15,7 +15,7 @@ exit_is() {
 }
 
 echo "meshctl: help for every command"
-for cmd in ca workload cert apply get delete proxy-status audit store drill version help; do
+for cmd in ca workload cert apply validate get delete proxy-status audit store drill version help; do
     check_out "meshctl $cmd --help exits 0 with usage" "usage: meshctl" "$M" "$cmd" --help
     check_out "meshctl help $cmd exits 0 with usage" "usage: meshctl" "$M" help "$cmd"
 done

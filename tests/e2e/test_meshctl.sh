@@ -91,6 +91,39 @@ check_err "deleting a referenced service is refused" "referenced" "$M" delete se
 check "get -o json gives each resource as a JSON object (spec), not only YAML text" \
     bash -c "'$M' get --output json | jq -e '.resources | length > 0 and all(.[]; (.spec | type) == \"object\" and .spec.name != null or .kind == \"authorization\")'"
 
+echo "meshctl: validate (no store needed, every error, warnings)"
+cat >"$D/multi.yaml" <<'YAML'
+services:
+  - {name: api, protocol: http, port: 9090, subsets: [{name: v1, labels: {version: v1}}]}
+workloads:
+  - {name: api-1, spiffe_id: "spiffe://other.org/ns/default/sa/api", service: apii,
+     inbound: "127.0.0.1:15003", app: "127.0.0.1:9090", labels: {version: v1}}
+routes:
+  - name: api
+    hosts: [api]
+    rules:
+      - match: {prefix: /}
+        destinations: [{service: api, subset: v1, weight: 95}, {service: api, subset: v3, weight: 15}]
+YAML
+vout=$(env -u MESHD_DB "$M" validate -f "$D/multi.yaml" --trust-domain example.org 2>&1)
+vrc=$?
+check "validate of a bad file exits 1" test "$vrc" -eq 1
+check "validate reports the trust-domain error" grep -qF "is not in the mesh's trust domain" <<<"$vout"
+check "validate reports the unknown service too" grep -qF 'unknown service "apii"' <<<"$vout"
+check "validate reports the unknown subset too" grep -qF 'has no subset "v3"' <<<"$vout"
+check "validate warns about weights off 100" grep -qF "weights sum to 110, not 100" <<<"$vout"
+check "validate warns about a service nobody may call" grep -qF "has no authorization entry" <<<"$vout"
+check "validate sums it up" grep -qF "invalid, 3 errors" <<<"$vout"
+check_out "validate -o json lists every error" "3" \
+    bash -c "env -u MESHD_DB '$M' -o json validate -f '$D/multi.yaml' --trust-domain example.org | jq '.errors | length'"
+check_out "a valid file passes without a store" "valid, 0 errors" \
+    env -u MESHD_DB "$M" validate -f "$REPO/examples/mesh.yaml" --trust-domain example.org
+v_before=$(config_version)
+check_out "validate with the store's trust domain" "valid, 0 errors" "$M" validate -f "$REPO/examples/mesh.yaml"
+check "validate writes nothing to the store" test "$v_before" = "$(config_version)"
+check_err "validate names a missing file" "$D/none.yaml" env -u MESHD_DB "$M" validate -f "$D/none.yaml"
+check_err "validate needs -f" "validate needs -f FILE" env -u MESHD_DB "$M" validate
+
 echo "meshctl: damaged store"
 head -c 4096 /dev/urandom >"$D/corrupt.db"
 sum=$(md5sum <"$D/corrupt.db")

@@ -299,3 +299,103 @@ Test(config_validate, many_workloads_fast)
     cfg.n_services = 0;
     mesh_config_free(&cfg);
 }
+
+/* meshctl validate: every error, not only the first, in file order per
+ * phase; the first one is also in err (what apply reports). */
+Test(config_validate, all_errors_collected)
+{
+    mesh_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    parse_ok(BASE "  - name: api-2\n"                                   /* 18 */
+                  "    spiffe_id: spiffe://other.org/ns/default/sa/api\n" /* 19 */
+                  "    service: apii\n"                                 /* 20 */
+                  "    inbound: 127.0.0.1:15003\n"
+                  "    app: 127.0.0.1:18003\n"
+                  "routes:\n"
+                  "  - name: r\n"
+                  "    hosts: [api]\n"
+                  "    rules:\n"
+                  "      - match: {prefix: /}\n"
+                  "        destinations: [{service: nosuch}]\n"
+                  "      - match: {prefix: /x}\n"
+                  "        destinations: [{service: db}]\n"
+                  "authorization:\n"
+                  "  - {service: ghost, allow: []}\n",
+             &cfg);
+    mesh_config_warnings all = {0};
+    mesh_err err = {0};
+    cr_assert_eq(mesh_config_validate_all(&cfg, "example.org", &all, &err), MESH_EINVAL);
+    cr_assert_eq(all.n, 5, "got %zu", all.n);
+    cr_assert(strstr(all.msgs[0], "mesh.yaml:18: workloads[2].spiffe_id") &&
+                  strstr(all.msgs[0], "trust domain"), "%s", all.msgs[0]);
+    cr_assert(strstr(all.msgs[1], "unknown service \"apii\""), "%s", all.msgs[1]);
+    cr_assert(strstr(all.msgs[2], "unknown service \"nosuch\""), "%s", all.msgs[2]);
+    cr_assert(strstr(all.msgs[3], "service \"db\" is tcp"), "%s", all.msgs[3]);
+    cr_assert(strstr(all.msgs[4], "authorization[0].service: unknown service \"ghost\""), "%s",
+              all.msgs[4]);
+    cr_assert_str_eq(err.msg, all.msgs[0]);
+    /* mesh_config_validate still stops at the first, with the same text */
+    mesh_err first = {0};
+    cr_assert_eq(mesh_config_validate(&cfg, "example.org", &first), MESH_EINVAL);
+    cr_assert_str_eq(first.msg, all.msgs[0]);
+    mesh_config_warnings_free(&all);
+    /* a valid config collects nothing */
+    mesh_config ok;
+    memset(&ok, 0, sizeof ok);
+    parse_ok(BASE, &ok);
+    cr_assert_eq(mesh_config_validate_all(&ok, "example.org", &all, &err), MESH_OK);
+    cr_assert_eq(all.n, 0);
+    /* a bad trust domain (not the file's fault) is the one error */
+    cr_assert_eq(mesh_config_validate_all(&ok, "Bad_TD!", &all, &err), MESH_EINVAL);
+    cr_assert_eq(all.n, 1);
+    cr_assert(strstr(all.msgs[0], "trust domain"), "%s", all.msgs[0]);
+    mesh_config_warnings_free(&all);
+    mesh_config_free(&ok);
+    mesh_config_free(&cfg);
+}
+
+/* Valid but likely mistakes: weights off 100, a route to a service that
+ * lets nobody in. One warning per (route, service); none for a service that
+ * does not exist (that is an error already). */
+Test(config_validate, weight_and_unreachable_warnings)
+{
+    mesh_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    parse_ok(BASE "routes:\n"
+                  "  - name: r\n"
+                  "    hosts: [api]\n"
+                  "    rules:\n"
+                  "      - match: {prefix: /}\n"
+                  "        destinations: [{service: api, weight: 95}, {service: web, weight: 15}]\n"
+                  "      - match: {prefix: /y}\n"
+                  "        destinations: [{service: api}]\n"
+                  "authorization:\n"
+                  "  - {service: web, allow: []}\n",
+             &cfg);
+    cr_assert_eq(mesh_config_validate(&cfg, "example.org", &(mesh_err){0}), MESH_OK);
+    mesh_config_warnings w = {0};
+    mesh_err err = {0};
+    cr_assert_eq(mesh_config_warn(&cfg, &w, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(w.n, 3, "got %zu", w.n);
+    cr_assert(strstr(w.msgs[0], "weights sum to 110, not 100") &&
+                  strstr(w.msgs[0], "api 86%, web 14%"), "%s", w.msgs[0]);
+    cr_assert(strstr(w.msgs[1], "service \"api\" has no authorization entry"), "%s", w.msgs[1]);
+    cr_assert(strstr(w.msgs[2], "service \"web\" allows no caller"), "%s", w.msgs[2]);
+    mesh_config_warnings_free(&w);
+    mesh_config_free(&cfg);
+    /* weights of 100 and an allowed caller: quiet */
+    memset(&cfg, 0, sizeof cfg);
+    parse_ok(BASE "routes:\n"
+                  "  - name: r\n"
+                  "    hosts: [api]\n"
+                  "    rules:\n"
+                  "      - match: {prefix: /}\n"
+                  "        destinations: [{service: api, weight: 90}, {service: web, weight: 10}]\n"
+                  "authorization:\n"
+                  "  - {service: web, allow: [spiffe://example.org/ns/default/sa/api]}\n"
+                  "  - {service: api, allow: [spiffe://example.org/ns/default/sa/web]}\n",
+             &cfg);
+    cr_assert_eq(mesh_config_warn(&cfg, &w, &err), MESH_OK);
+    cr_assert_eq(w.n, 0, "%s", w.n ? w.msgs[0] : "");
+    mesh_config_free(&cfg);
+}

@@ -154,7 +154,7 @@ Test(drill_opts, the_e2e_usage_errors)
     REFUSED_DB(E2E_DB, "stdout", "--json", "-", "--csv", "-");
     REFUSED_DB(E2E_DB, "unknown", "--bogus");
     REFUSED_DB(E2E_DB, "unexpected argument", "now");
-    REFUSED_DB(E2E_DB, "incomplete", "--ttl");
+    REFUSED_DB(E2E_DB, "needs a value", "--ttl");
     REFUSED_DB(E2E_DB, "--kill-cmd", "--target", "127.0.0.1:1");
     REFUSED_DB(E2E_DB, "--target", "--target", "nowhere", "--kill-cmd", "x", "--start-cmd",
                "y");

@@ -45,7 +45,7 @@ Test(meshctl_help, all_lists_every_command)
     FILE *f = open_memstream(&buf, &len);
     ctl_help_all(f);
     fclose(f);
-    const char *cmds[] = {"  ca ", "  workload ", "  cert ", "  apply ", "  get ", "  delete ",
+    const char *cmds[] = {"  ca ", "  workload ", "  cert ", "  apply ", "  validate ", "  get ", "  delete ",
                           "  proxy-status ", "  audit ", "  store ", "  drill ", "  version ",
                           "  help "};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
