@@ -11,6 +11,9 @@
 #   make fuzz-smoke the same targets, a few seconds each over their seed corpora
 #   make bench      benchmarks with same-run reference figures
 #   make demo       the README's main command: deps, build, a live demo
+#   make man        man pages from each binary's --help (help2man) into $(BUILD)/man
+#   make install    binaries, man pages, bash completion, systemd units and sysusers
+#                   under PREFIX (default /usr/local), staged under DESTDIR if set
 #   make clean
 #
 # BUILD selects the output directory so that several builds (asan, a helper's
@@ -193,7 +196,39 @@ demo: deps
 clean:
 	rm -rf build build-asan build-*
 
-.PHONY: all deps test check unit unit-pg unit-one e2e asan fuzz fuzz-build fuzz-smoke bench demo clean
+# ---- installation (dist/README.md) ---------------------------------------------
+PREFIX  ?= /usr/local
+DESTDIR ?=
+INSTALL_BINS := meshd mesh-sidecar meshctl
+BINDIR   = $(PREFIX)/bin
+MAN1DIR  = $(PREFIX)/share/man/man1
+COMPDIR  = $(PREFIX)/share/bash-completion/completions
+UNITDIR  = $(PREFIX)/lib/systemd/system
+SYSUSERSDIR = $(PREFIX)/lib/sysusers.d
+MAN_DESC_meshd        := SPIFFE certificate authority and Envoy-compatible xDS/SDS server
+MAN_DESC_mesh-sidecar := the meshd data-plane proxy: mTLS between workloads, routes, authorization
+MAN_DESC_meshctl      := operator CLI for meshd: CA, workloads, mesh config, certificates, drills
+MAN_PAGES := $(addprefix $(BUILD)/man/,$(addsuffix .1,$(INSTALL_BINS)))
+
+$(BUILD)/man/%.1: $(BUILD)/bin/%
+	@mkdir -p $(dir $@)
+	help2man --no-info --no-discard-stderr --name="$(MAN_DESC_$*)" --output=$@ $<
+
+man: $(MAN_PAGES)
+
+install: $(addprefix $(BUILD)/bin/,$(INSTALL_BINS)) $(MAN_PAGES)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MAN1DIR) $(DESTDIR)$(COMPDIR) \
+	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	install -m 0755 $(addprefix $(BUILD)/bin/,$(INSTALL_BINS)) $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(MAN_PAGES) $(DESTDIR)$(MAN1DIR)/
+	install -m 0644 dist/bash-completion/meshctl $(DESTDIR)$(COMPDIR)/meshctl
+	install -m 0644 dist/sysusers/meshd.conf $(DESTDIR)$(SYSUSERSDIR)/meshd.conf
+	for u in meshd.service mesh-sidecar@.service; do \
+	  sed 's|@BINDIR@|$(BINDIR)|g' dist/systemd/$$u.in > $(DESTDIR)$(UNITDIR)/$$u && \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+
+.PHONY: all deps test check unit unit-pg unit-one e2e asan fuzz fuzz-build fuzz-smoke bench demo clean man install
 .DEFAULT_GOAL := all
 
 -include $(shell find $(BUILD)/obj $(BUILD)/fuzz -name '*.d' 2>/dev/null)

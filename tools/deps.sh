@@ -21,6 +21,8 @@ PKGS=(
   clang libclang-rt-dev
   python3-grpcio python3-protobuf  # grpc C core's own xDS client, a second real proxyless client
   prometheus  # promtool checks meshd's /metrics and the sidecar's /stats/prometheus (e2e)
+  help2man    # make man / make install: man pages from each binary's --help
+  systemd     # systemd-analyze verify checks the installed units (e2e test_install.sh)
 )
 # Node.js runs the wire-conformance suite (official Envoy protos from npm) and
 # the real third-party xDS client. A machine that already has node+npm (from
