@@ -80,8 +80,10 @@ static const char help_tail[] =
     "bare number is seconds. 'meshctl COMMAND --help' shows one command.\n"
     "\n"
     "Exit status: 0 done; 1 the operation failed (the message says why; with --output json\n"
-    "it is a JSON object on stderr); 2 usage: an unknown command, flag or value; 3 drill\n"
-    "only: an --expect-... was not met or a mesh process crashed.\n";
+    "it is a JSON object on stderr); 2 usage: an unknown command, flag or value. Two\n"
+    "commands say more: drill exits 3 when an --expect-... was not met or a mesh process\n"
+    "crashed; store check exits 3 when the store is damaged, 4 when it disagrees with its\n"
+    "witness (moved backwards, or lost commits).\n";
 
 static const ctl_help_entry *find(const char *cmd)
 {
