@@ -79,6 +79,7 @@ int ctl_cmd_store(ctl_ctx *c, int argc, char **argv);   /* meshctl_store.c */
 int ctl_cmd_drill(ctl_ctx *c, int argc, char **argv);   /* drill/drill.c */
 int ctl_cmd_version(ctl_ctx *c, int argc, char **argv); /* meshctl_version.c */
 int ctl_cmd_validate(ctl_ctx *c, int argc, char **argv); /* meshctl_validate.c */
+int ctl_cmd_describe(ctl_ctx *c, int argc, char **argv); /* meshctl_describe.c */
 
 /* Help (meshctl_help.c): the whole text; one command's part (-1 if cmd is
  * not a command); the command closest to a mistyped word, or NULL. */

@@ -54,6 +54,10 @@ static const ctl_help_entry help_entries[] = {
     {"delete", "  delete KIND NAME\n"},
     {"proxy-status",
      "  proxy-status                     sidecars, ACKed versions, last NACK, seconds to SVID expiry\n"},
+    {"describe",
+     "  describe workload NAME           one instance from every side: identity, labels and\n"
+     "                                   subsets, SVID, sidecar state, who may call it, what it may\n"
+     "                                   call, the routes that send it traffic (and their share)\n"},
     {"audit", "  audit [--limit N]\n"},
     {"store",
      "  store check [--repair] [--accept-loss]   full integrity check, store vs its witness\n"

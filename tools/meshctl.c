@@ -114,6 +114,7 @@ static const struct {
     {"get", ctl_cmd_get},
     {"delete", ctl_cmd_delete},
     {"proxy-status", ctl_cmd_proxy_status},
+    {"describe", ctl_cmd_describe},
     {"audit", ctl_cmd_audit},
     {"store", ctl_cmd_store},
     {"drill", ctl_cmd_drill},

@@ -15,7 +15,7 @@ exit_is() {
 }
 
 echo "meshctl: help for every command"
-for cmd in ca workload cert apply validate get delete proxy-status audit store drill version help; do
+for cmd in ca workload cert apply validate describe get delete proxy-status audit store drill version help; do
     check_out "meshctl $cmd --help exits 0 with usage" "usage: meshctl" "$M" "$cmd" --help
     check_out "meshctl help $cmd exits 0 with usage" "usage: meshctl" "$M" help "$cmd"
 done
@@ -52,6 +52,15 @@ check_err "an unknown word gets no wild guess" "unknown command 'frobnicate'" "$
 
 echo "meshd and mesh-sidecar: flags"
 ca_init
+"$M" apply -f "$REPO/examples/mesh.yaml" >/dev/null
+check_out "describe workload names its identity and callers" "May be called by" \
+    "$M" describe workload backend-v2-1
+check_out "describe workload -o json lists the routes to it" "100" \
+    bash -c "'$M' -o json describe workload backend-v2-1 | jq '.routes[0].share_percent'"
+check_err "describe of an unknown workload suggests one" 'did you mean "frontend-1"?' \
+    "$M" describe workload frontend-2
+check "describe of an unknown workload exits 1" exit_is 1 "$M" describe workload frontend-2
+check "describe of another kind is a usage error" exit_is 2 "$M" describe pod x
 P=$(free_port)
 check_err "meshd --listen port 99999 is refused" "must be a number from 1 to 65535" \
     "$MD" --db "$MESHD_DB" --listen 127.0.0.1:99999

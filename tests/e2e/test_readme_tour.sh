@@ -48,5 +48,8 @@ check "the backend saw the frontend's SPIFFE ID (mTLS)" \
 check "proxy-status lists the sidecars" grep -q "backend-2" "$out"
 check "the sidecar's /certs names its identity" \
     grep -q '"spiffe_id":"spiffe://example.org/ns/default/sa/frontend"' "$out"
+check "describe shows who may call backend-2" \
+    bash -c "grep -q 'May be called by' '$out' && grep -q 'sa/frontend  (frontend-1)' '$out'"
+check "describe shows the route that reaches it" grep -q "route backend rule 0 (prefix /): 100% to backend" "$out"
 check "no tour process is left running" bash -c "! pgrep -f -- '[m]esh-sidecar --meshd 127.0.0.1:$P ' >/dev/null && ! pgrep -f -- '[m]eshd --db $D/tour/' >/dev/null"
 e2e_finish

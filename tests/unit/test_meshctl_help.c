@@ -46,7 +46,7 @@ Test(meshctl_help, all_lists_every_command)
     ctl_help_all(f);
     fclose(f);
     const char *cmds[] = {"  ca ", "  workload ", "  cert ", "  apply ", "  validate ", "  get ", "  delete ",
-                          "  proxy-status ", "  audit ", "  store ", "  drill ", "  version ",
+                          "  proxy-status ", "  describe ", "  audit ", "  store ", "  drill ", "  version ",
                           "  help "};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         cr_assert_not_null(strstr(buf, cmds[i]), "%s missing", cmds[i]);
