@@ -81,6 +81,9 @@ int ctl_cmd_version(ctl_ctx *c, int argc, char **argv); /* meshctl_version.c */
 int ctl_cmd_validate(ctl_ctx *c, int argc, char **argv); /* meshctl_validate.c */
 int ctl_cmd_describe(ctl_ctx *c, int argc, char **argv); /* meshctl_describe.c */
 
+/* "key": [msgs...] (errors, warnings). */
+void ctl_json_key_strings(json_out *j, const char *key, char *const *msgs, size_t n);
+
 /* Help (meshctl_help.c): the whole text; one command's part (-1 if cmd is
  * not a command); the command closest to a mistyped word, or NULL. */
 void ctl_help_all(FILE *out);

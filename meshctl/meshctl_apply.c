@@ -186,11 +186,7 @@ static int print_json(const apply_args *a, const char *set, size_t total,
         json_obj_end(&j);
     }
     json_arr_end(&j);
-    json_key(&j, "warnings");
-    json_arr_begin(&j);
-    for (size_t i = 0; i < r->warnings.n; i++)
-        json_str(&j, r->warnings.msgs[i]);
-    json_arr_end(&j);
+    ctl_json_key_strings(&j, "warnings", r->warnings.msgs, r->warnings.n);
     json_obj_end(&j);
     return ctl_print_json(&j);
 }

@@ -93,3 +93,12 @@ int ctl_print_list(ctl_ctx *c, json_out *j)
     json_arr_end(j);
     return ctl_print_json(j);
 }
+
+void ctl_json_key_strings(json_out *j, const char *key, char *const *msgs, size_t n)
+{
+    json_key(j, key);
+    json_arr_begin(j);
+    for (size_t i = 0; i < n; i++)
+        json_str(j, msgs[i]);
+    json_arr_end(j);
+}

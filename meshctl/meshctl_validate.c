@@ -34,16 +34,8 @@ static int print_report(ctl_ctx *c, const validate_report *r)
         json_key_str(&j, "file", r->file);
         json_key_bool(&j, "valid", r->errors.n == 0);
         json_key_str(&j, "trust_domain", r->trust_domain);
-        json_key(&j, "errors");
-        json_arr_begin(&j);
-        for (size_t i = 0; i < r->errors.n; i++)
-            json_str(&j, r->errors.msgs[i]);
-        json_arr_end(&j);
-        json_key(&j, "warnings");
-        json_arr_begin(&j);
-        for (size_t i = 0; i < r->warnings.n; i++)
-            json_str(&j, r->warnings.msgs[i]);
-        json_arr_end(&j);
+        ctl_json_key_strings(&j, "errors", r->errors.msgs, r->errors.n);
+        ctl_json_key_strings(&j, "warnings", r->warnings.msgs, r->warnings.n);
         json_obj_end(&j);
         if (ctl_print_json(&j) != 0)
             return 1;
