@@ -135,6 +135,14 @@ void json_raw(json_out *j, const char *value)
     puts_(j, value);
 }
 
+void json_raw_members(json_out *j, const char *members)
+{
+    if (!members || !*members)
+        return;
+    sep(j);
+    puts_(j, members);
+}
+
 void json_int(json_out *j, int64_t v)
 {
     char b[32];

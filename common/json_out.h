@@ -37,6 +37,9 @@ void json_null(json_out *j);
 /* One complete JSON value written by another json_out (json_text of it),
  * inserted as is: lets a caller build a value aside and drop it on error. */
 void json_raw(json_out *j, const char *value);
+/* Members of an object written by another json_out, without its braces
+ * ("\"a\":1,\"b\":2"), added to the object being written; "" adds none. */
+void json_raw_members(json_out *j, const char *members);
 
 void json_key_str(json_out *j, const char *key, const char *s);
 void json_key_int(json_out *j, const char *key, int64_t v);
