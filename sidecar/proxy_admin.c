@@ -5,7 +5,8 @@
  *   /certs        JSON: current/next SVID (serial, SPIFFE ID, notAfter, seconds left,
  *                 revoked), bundle roots, CRLs in force, whether stranded and why
  *   /config_dump  JSON: xDS versions per type, last rejection, listeners, route
- *                 tables, clusters with endpoints
+ *                 tables, clusters with endpoints, and "configs": Envoy's ConfigDump
+ *                 of the accepted resources as meshd sent them (proxy_admin_dump.c)
  *   /stats        Prometheus text exposition (also at /stats/prometheus, Envoy's path)
  *   /logging      GET: the log level; POST /logging?level=debug|info|warn|error changes
  *                 it, as Envoy's admin does
@@ -299,6 +300,7 @@ static void h_config_dump(dp_proxy *px, struct evhttp_request *req)
     json_obj_begin(&j);
     xds_status_json(px, &j);
     config_json(px, &j);
+    dp_admin_envoy_configs(&j, px->opts.state_dir);
     json_obj_end(&j);
     reply_json(req, &j);
 }

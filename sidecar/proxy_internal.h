@@ -375,4 +375,9 @@ struct evhttp_request;
 void dp_admin_clusters(dp_proxy *px, struct evhttp_request *req, bool as_json);
 void dp_admin_stop(dp_proxy *px);
 
+/* /config_dump's "configs": Envoy's ConfigDump of the responses persisted in
+ * state_dir (NULL: an empty list); proxy_admin_dump.c. */
+struct json_out;
+void dp_admin_envoy_configs(struct json_out *j, const char *state_dir);
+
 #endif

@@ -20,6 +20,11 @@ static const char *const file_names[XDSC_TYPE_COUNT] = {
     [XDSC_LDS] = "xds-lds.pb", [XDSC_RDS] = "xds-rds.pb",
 };
 
+const char *xdsc_persist_file(enum xdsc_type t)
+{
+    return (unsigned)t < XDSC_TYPE_COUNT ? file_names[t] : NULL;
+}
+
 static int type_path(const char *dir, enum xdsc_type t, char *buf, size_t len, mesh_err *err)
 {
     int n = snprintf(buf, len, "%s/%s", dir, file_names[t]);

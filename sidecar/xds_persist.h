@@ -31,6 +31,9 @@ int xdsc_persist_save(const char *dir, enum xdsc_type t, const char *version,
 int xdsc_persist_load(const char *dir, enum xdsc_type t,
                       Envoy__Service__Discovery__V3__DiscoveryResponse **out, mesh_err *err);
 
+/* The file name of type t's response in the state directory ("xds-lds.pb"). */
+const char *xdsc_persist_file(enum xdsc_type t);
+
 /* Removes every persisted type (tests, and a sidecar whose identity changed). */
 void xdsc_persist_clear(const char *dir);
 

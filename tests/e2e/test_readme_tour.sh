@@ -51,5 +51,7 @@ check "the sidecar's /certs names its identity" \
 check "describe shows who may call backend-2" \
     bash -c "grep -q 'May be called by' '$out' && grep -q 'sa/frontend  (frontend-1)' '$out'"
 check "describe shows the route that reaches it" grep -q "route backend rule 0 (prefix /): 100% to backend" "$out"
+check "the sidecar's /config_dump is Envoy's ConfigDump" \
+    grep -q 'type.googleapis.com/envoy.admin.v3.ListenersConfigDump' "$out"
 check "no tour process is left running" bash -c "! pgrep -f -- '[m]esh-sidecar --meshd 127.0.0.1:$P ' >/dev/null && ! pgrep -f -- '[m]eshd --db $D/tour/' >/dev/null"
 e2e_finish

@@ -84,6 +84,21 @@ check "cert pool is 0600" test "$(stat -c %a "$D/state-web/cert-pool")" = 600
 check "persisted LDS is 0600" test "$(stat -c %a "$D/state-web/xds-lds.pb")" = 600
 check "the join token is not in the logs" sh -c "! grep -qF '$(cat "$D/web.token")' '$D/sc-web.log'"
 check_out "config_dump shows the ADS connection" '"connected":true' sc_admin web /config_dump
+sc_admin web /config_dump >"$D/dump.json"
+check "config_dump carries Envoy's ConfigDump list (clusters, endpoints, listeners, routes, secrets)" \
+    jq -e '[.configs[]."@type"] == ["type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+        "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump",
+        "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
+        "type.googleapis.com/envoy.admin.v3.RoutesConfigDump",
+        "type.googleapis.com/envoy.admin.v3.SecretsConfigDump"]' "$D/dump.json"
+check "config_dump's listeners are typed Envoy resources with typed filters" \
+    jq -e '.configs[2].dynamic_listeners[0].active_state.listener."@type" ==
+        "type.googleapis.com/envoy.config.listener.v3.Listener" and
+        ([.configs[2].dynamic_listeners[].active_state.listener.filter_chains[].filters[].typed_config."@type"]
+         | length > 0)' "$D/dump.json"
+check "config_dump's clusters carry their version" \
+    jq -e '.configs[0].version_info | length > 0' "$D/dump.json"
+check "config_dump shows no private key" bash -c "! grep -q 'PRIVATE KEY' '$D/dump.json'"
 
 # CPU ticks (user+sys) of a process, from /proc.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
