@@ -505,6 +505,13 @@ int dp_proxy_new(const dp_proxy_opts *opts, dp_proxy **out, mesh_err *err)
     }
     if (dp_sessions_init(px, err) != MESH_OK)
         goto fail;
+    if (!(px->metrics = dp_metrics_new())) {
+        mesh_err_set(err, MESH_ENOMEM, "out of memory creating the request metrics");
+        goto fail;
+    }
+    if (opts->access_log && dp_access_log_open(opts->access_log, px->base, &px->alog, err) != MESH_OK)
+        goto fail;
+    px->opts.access_log = NULL;         /* not kept: the caller's string */
     event_add(px->mb_ev, NULL);
     struct timeval sec = {1, 0};
     event_add(px->tick_ev, &sec);
@@ -586,6 +593,10 @@ void dp_proxy_free(dp_proxy *px)
         lrt_free(l);
     }
     dp_admin_stop(px);
+    dp_access_log_close(px->alog);      /* flushes: the last requests are not lost */
+    px->alog = NULL;
+    dp_metrics_free(px->metrics);
+    px->metrics = NULL;
     dp_active_unref(px, px->active);
     px->active = NULL;
     mailbox_refuse_all(px, "data plane freed");

@@ -52,6 +52,8 @@ typedef struct dp_proxy_opts {
                                          * after it; 0 = DP_REQUEST_HEADERS_TIMEOUT_MS */
     uint32_t max_idle_per_endpoint; /* pooled upstream connections per endpoint; 0 = 64 */
     size_t retry_buffer_bytes;      /* request bytes kept for a retry; 0 = 64 KiB */
+    const char *access_log;         /* JSON-lines access log: a file (appended) or "-"
+                                     * for stdout; NULL = none (dp_access_log.h) */
     const char *state_dir;          /* the xDS client's (persisted responses), for
                                      * /config_dump's Envoy-shaped "configs"; NULL = none.
                                      * Borrowed: must outlive the proxy */

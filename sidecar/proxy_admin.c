@@ -24,6 +24,7 @@
 #include "common/json_out.h"
 #include "common/log.h"
 #include "common/log_admin.h"
+#include "common/prom_out.h"
 #include "sidecar/dp_addr.h"
 #include "sidecar/proxy_internal.h"
 #include "sidecar/tls_util.h"
@@ -433,6 +434,18 @@ static void h_stats(dp_proxy *px, struct evhttp_request *req)
                         "an SVID.\n# TYPE mesh_sidecar_cert_seconds_left gauge\n");
     if (left != CERT_POOL_NO_SVID)
         evbuffer_add_printf(b, "mesh_sidecar_cert_seconds_left %lld\n", (long long)left);
+    evbuffer_add_printf(b, "# HELP mesh_sidecar_access_log_dropped_total Access log lines "
+                        "dropped because the log did not keep up (4 MiB pending).\n"
+                        "# TYPE mesh_sidecar_access_log_dropped_total counter\n"
+                        "mesh_sidecar_access_log_dropped_total %llu\n",
+                        (unsigned long long)dp_access_log_dropped(px->alog));
+    prom_out p;
+    prom_init(&p);
+    dp_metrics_write(px->metrics, &p);
+    const char *mt = prom_text(&p);
+    if (mt)
+        evbuffer_add(b, mt, strlen(mt));
+    prom_free(&p);
     evhttp_add_header(evhttp_request_get_output_headers(req), "content-type",
                       "text/plain; version=0.0.4");
     evhttp_send_reply(req, 200, "OK", b);

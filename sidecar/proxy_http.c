@@ -98,6 +98,11 @@ static void reset_exchange(dp_http_session *s)
     x->n_tried = 0;
     x->other_hosts = false;
     x->per_try_ms = 0;
+    x->start_us = x->start_mono_us = 0;
+    x->bytes_in = x->bytes_out = 0;
+    x->route_name = NULL;
+    x->attempts = 0;
+    x->last_host[0] = x->last_peer[0] = '\0';
 }
 
 /* ---- the exchange's state changes ---------------------------------------------------- */
@@ -134,8 +139,10 @@ bool dp_http_step(dp_http_session *s, dp_hx_event ev)
         return false;
     }
     x->state = to;
-    if (ev == DP_HX_EV_RESPONSE_DONE)
+    if (ev == DP_HX_EV_RESPONSE_DONE) {
         dp_stat_inc(&s->base.px->st.rq_by_class[dir_index(s)][dp_code_class(x->status)]);
+        dp_http_observe(s);
+    }
     switch (to) {
     case DP_HX_IDLE:            /* only ever entered by the end of an exchange */
         end_exchange(s);
@@ -205,6 +212,7 @@ int dp_http_send_response_head(dp_http_session *s, const dp_http_head *h)
 
 int dp_http_send_response_body(dp_http_session *s, const char *at, size_t len)
 {
+    s->x.bytes_out += len;
     struct evbuffer *out = bufferevent_get_output(s->base.down);
     return dp_hx_has(&s->x, DP_HX_F_RESP_CHUNKED) ? dp_wire_chunk(out, at, len)
                                                    : evbuffer_add(out, at, len);
@@ -260,6 +268,7 @@ static int req_on_head(void *arg, dp_http_reader *r)
     evtimer_del(s->head_ev);
     if (!dp_http_step(s, DP_HX_EV_REQUEST_HEAD))
         return -1;
+    dp_http_observe_start(x);
     dp_hx_set(x, DP_HX_F_KEEP_ALIVE, h->keep_alive);
     dp_hx_set(x, DP_HX_F_HTTP10, h->major == 1 && h->minor == 0);
     dp_hx_set(x, DP_HX_F_HEAD_METHOD, h->method == HTTP_HEAD);
@@ -310,6 +319,7 @@ static int req_on_head(void *arg, dp_http_reader *r)
 static int req_on_body(void *arg, const char *at, size_t len)
 {
     dp_http_session *s = arg;
+    s->x.bytes_in += len;
     if (s->x.state == DP_HX_DRAINING_REQUEST)
         return 0;
     int rc = s->rd.head.chunked ? dp_wire_chunk(s->x.pending, at, len)
@@ -498,8 +508,11 @@ static void http_stop(dp_session *base)
 static void http_release(dp_session *base)
 {
     dp_http_session *s = hs_of(base);
-    if (dp_hx_in_flight(s->x.state))    /* no response: counted as a reset */
+    if (dp_hx_in_flight(s->x.state)) {  /* no response: counted as a reset */
         dp_stat_inc(&base->px->st.rq_by_class[dir_index(s)][0]);
+        s->x.status = 0;
+        dp_http_observe(s);
+    }
     reset_exchange(s);
     if (s->resume_ev)
         event_free(s->resume_ev);

@@ -116,6 +116,14 @@ typedef struct dp_http_exchange {
     int64_t per_try_ms;             /* the route's per-try timeout; 0 = none */
     struct event *timeout_ev;       /* route / listener timeout of the exchange */
     struct event *try_ev;           /* per-try timeout of the attempt (until its response head) */
+    /* For the access log and the per-cluster metrics (proxy_http_observe.c). */
+    int64_t start_us;               /* wall clock at the request head; 0: no head yet */
+    int64_t start_mono_us;
+    uint64_t bytes_in, bytes_out;   /* request / response body bytes */
+    const char *route_name;         /* in act's config, or NULL */
+    uint32_t attempts;
+    char last_host[64];             /* the last attempt's endpoint ("" none) */
+    char last_peer[DP_SPIFFE_ID_MAX + 1]; /* outbound: the upstream's verified SPIFFE ID */
 } dp_http_exchange;
 
 typedef struct dp_http_session {
@@ -142,6 +150,13 @@ static inline void dp_hx_set(dp_http_exchange *x, unsigned f, bool on)
 {
     x->flags = on ? x->flags | f : x->flags & ~f;
 }
+
+/* ---- observation (proxy_http_observe.c) ----------------------------------------------- */
+/* The exchange finished (response done, or reset with none): one access log
+ * line and one metrics sample. */
+void dp_http_observe(dp_http_session *s);
+/* The request head arrived: the exchange's clocks start. */
+void dp_http_observe_start(dp_http_exchange *x);
 
 /* ---- the connection (proxy_http.c) ---------------------------------------------------- */
 /* Moves the exchange on (see above); false if the session died doing so. */

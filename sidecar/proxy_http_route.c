@@ -25,6 +25,8 @@ void dp_http_release_attempt(dp_http_session *s, bool reusable)
     if (x->up) {
         dp_upconn *uc = x->up;
         x->up = NULL;
+        if (uc->tls)
+            snprintf(x->last_peer, sizeof x->last_peer, "%s", uc->peer_id);
         dp_hx_set(x, DP_HX_F_UP_READ_PAUSED, false);
         if (reusable)
             dp_up_release(uc, true);
@@ -32,6 +34,8 @@ void dp_http_release_attempt(dp_http_session *s, bool reusable)
             dp_up_close(uc);
     }
     if (x->ep) {
+        snprintf(x->last_host, sizeof x->last_host, "%s", x->ep->addr);
+        x->attempts++;
         if (x->ep->active_rq > 0)
             x->ep->active_rq--;
         dp_ep_unref(x->ep);
@@ -282,6 +286,7 @@ static bool pick_cluster(dp_http_session *s, const dp_listener *l, const char **
         return false;
     }
     *cname = dp_route_pick_cluster(r, &px->rng);
+    s->x.route_name = r->name && r->name[0] ? r->name : rt->name;
     *timeout_ms = r->timeout_ms;
     *retries = r->retries;
     s->x.other_hosts = r->retry_other_hosts;

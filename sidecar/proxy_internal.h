@@ -27,6 +27,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "sidecar/dp_access_log.h"
+#include "sidecar/dp_metrics.h"
 #include "sidecar/dp_health.h"
 #include "sidecar/proxy.h"
 
@@ -157,6 +159,8 @@ struct dp_proxy {
     size_t n_pub_ports;
 
     dp_stats st;
+    dp_metrics *metrics;            /* per cluster/route/peer (loop thread only) */
+    dp_access_log *alog;            /* NULL: no access log */
 
     pthread_mutex_t xds_mu;
     dp_xds_status xds[DP_XDS_TYPE_COUNT];

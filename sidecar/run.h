@@ -28,6 +28,7 @@ typedef struct sc_opts {
     int64_t reconnect_max_ms;   /* --reconnect-max (default 30s) */
     int64_t request_headers_timeout_ms; /* --request-headers-timeout (default 10s) */
     int64_t idle_timeout_ms;    /* --idle-timeout (default 5m) */
+    const char *access_log;     /* --access-log FILE|- (NULL: none) */
     enum log_level log_level;
     enum log_format log_format; /* --log-format text|json */
 } sc_opts;

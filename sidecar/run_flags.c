@@ -35,6 +35,10 @@ void sc_usage(FILE *f)
            "                         connection closed (100ms to 5m, default 10s)\n"
            "  --idle-timeout DURATION  keep-alive connections with no request are closed after\n"
            "                         this long, both sides (1s to 24h, default 5m)\n"
+          "  --access-log FILE      one JSON object per HTTP exchange (start_time, method, path,\n"
+          "                         response_code, duration_ms, bytes, upstream_host,\n"
+          "                         peer_spiffe_id, request_id, ...), appended to FILE, or - for\n"
+          "                         stdout; off by default\n"
           "  --log-level LEVEL      debug|info|warn|error (default info); change it at run time\n"
           "                         with POST /logging?level=LEVEL on the admin endpoint\n"
           "  --log-format FORMAT    text (default) or json (one JSON object per line)\n"
@@ -56,7 +60,7 @@ void sc_usage(FILE *f)
 enum {
     O_MESHD = 1000, O_BUNDLE, O_STATE, O_TOKEN, O_TOKEN_FILE, O_ID, O_WORKLOAD, O_ADMIN,
     O_SERVER_NAME, O_DRAIN, O_RECONNECT_MAX, O_LOG, O_HEADERS_TIMEOUT, O_IDLE_TIMEOUT,
-    O_LOG_FORMAT
+    O_LOG_FORMAT, O_ACCESS_LOG
 };
 
 int sc_parse_flags(int argc, char **argv, sc_opts *o, int *help, mesh_err *err)
@@ -84,6 +88,7 @@ int sc_parse_flags(int argc, char **argv, sc_opts *o, int *help, mesh_err *err)
         {"log-format", required_argument, NULL, O_LOG_FORMAT},
         {"request-headers-timeout", required_argument, NULL, O_HEADERS_TIMEOUT},
         {"idle-timeout", required_argument, NULL, O_IDLE_TIMEOUT},
+        {"access-log", required_argument, NULL, O_ACCESS_LOG},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -130,6 +135,12 @@ int sc_parse_flags(int argc, char **argv, sc_opts *o, int *help, mesh_err *err)
             if (cli_duration_ms("--idle-timeout", optarg, DURATION_BARE_SECONDS, 1000, 86400000,
                                 &o->idle_timeout_ms, err) != MESH_OK)
                 return MESH_EINVAL;
+            break;
+        case O_ACCESS_LOG:
+            if (!optarg[0])
+                return mesh_err_set(err, MESH_EINVAL, "--access-log needs a file, or - for "
+                                    "stdout");
+            o->access_log = optarg;
             break;
         case 'h': *help = 1; return MESH_OK;
         default: return cli_bad_option(argc, argv, longopts, NULL, err);

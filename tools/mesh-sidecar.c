@@ -83,6 +83,7 @@ int main(int argc, char **argv)
     dp_proxy *px = NULL;
     xdsc_client *xc = NULL;
     dp_proxy_opts po = {.pool = pool, .admin_address = o.admin, .state_dir = o.state_dir,
+                        .access_log = o.access_log,
                         .request_headers_timeout_ms = o.request_headers_timeout_ms,
                         .idle_timeout_ms = o.idle_timeout_ms};
     if (dp_proxy_new(&po, &px, &err) != MESH_OK || dp_proxy_start(px, &err) != MESH_OK) {

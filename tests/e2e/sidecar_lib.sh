@@ -108,6 +108,7 @@ sc_stop() {
 #   SC_AUTHZ_EXTRA="..." more authorization entries (YAML list items)
 #   SC_WEB_APP=1         also start web's own mesh-testapp on P_WEB_APP
 #   SC_WEB_ARGS="..."    more mesh-sidecar flags for web (split on spaces)
+#   SC_API_ARGS="..."    the same for api
 sc_web_api_up() {
     sc_token "$WEB" "$E2E_DIR/web.token"
     sc_token "$API" "$E2E_DIR/api.token"
@@ -136,7 +137,8 @@ YAML
     check "meshd is up" wait_port "$MESHD_PORT" 10
     # shellcheck disable=SC2086 # SC_WEB_ARGS is a list of flags
     sc_start_sidecar web "$WEB" --workload web-1 ${SC_WEB_ARGS:-}
-    sc_start_sidecar api "$API" --workload api-1
+    # shellcheck disable=SC2086
+    sc_start_sidecar api "$API" --workload api-1 ${SC_API_ARGS:-}
     check "sidecar web becomes ready" wait_for 20 sc_ready web
     check "sidecar api becomes ready" wait_for 20 sc_ready api
     check "outbound listener is up" wait_port "$P_WEB_OUT" 10

@@ -123,7 +123,24 @@ static const char stats_fresh[] =
     "mesh_sidecar_xds_rejections_total{type=\"sds\"} 0\n"
     "# HELP mesh_sidecar_cert_seconds_left Seconds until the current SVID expires (negative: "
     "expired; the outage budget). Absent without an SVID.\n"
-    "# TYPE mesh_sidecar_cert_seconds_left gauge\n";
+    "# TYPE mesh_sidecar_cert_seconds_left gauge\n"
+    "# HELP mesh_sidecar_access_log_dropped_total Access log lines dropped because the log did "
+    "not keep up (4 MiB pending).\n"
+    "# TYPE mesh_sidecar_access_log_dropped_total counter\n"
+    "mesh_sidecar_access_log_dropped_total 0\n"
+    "# HELP mesh_sidecar_cluster_requests_total HTTP exchanges finished, by direction, upstream "
+    "cluster, route, peer SPIFFE ID (inbound: the caller; outbound: the upstream) and response "
+    "class (reset = no response).\n"
+    "# TYPE mesh_sidecar_cluster_requests_total counter\n"
+    "# HELP mesh_sidecar_cluster_request_duration_seconds Time from the request head to the end "
+    "of the response, by direction, cluster, route and peer.\n"
+    "# TYPE mesh_sidecar_cluster_request_duration_seconds histogram\n"
+    "# HELP mesh_sidecar_cluster_request_bytes_total Request body bytes received from the client, "
+    "by direction, cluster, route and peer.\n"
+    "# TYPE mesh_sidecar_cluster_request_bytes_total counter\n"
+    "# HELP mesh_sidecar_cluster_response_bytes_total Response body bytes sent to the client, by "
+    "direction, cluster, route and peer.\n"
+    "# TYPE mesh_sidecar_cluster_response_bytes_total counter\n";
 
 Test(sidecar_admin, stats_exposition_is_stable)
 {
@@ -194,7 +211,7 @@ Test(sidecar_admin, config_dump_shape_is_stable)
                            "\"cds\":{\"version\":\"\",\"updates\":0,\"rejections\":0},"
                            "\"eds\":{\"version\":\"\",\"updates\":0,\"rejections\":0},"
                            "\"sds\":{\"version\":\"\",\"updates\":0,\"rejections\":0}},"
-                           "\"listeners\":[],\"route_tables\":[],\"clusters\":[]}");
+                           "\"listeners\":[],\"route_tables\":[],\"clusters\":[],\"configs\":[]}");
 
     mesh_err e;
     dp_config *c = config();
@@ -237,7 +254,7 @@ Test(sidecar_admin, config_dump_shape_is_stable)
              "\"endpoints\":[{\"address\":\"127.0.0.1:7001\",\"health\":\"HEALTHY\","
              "\"active_requests\":0,\"idle_connections\":0},"
              "{\"address\":\"127.0.0.1:7002\",\"health\":\"UNHEALTHY\","
-             "\"active_requests\":0,\"idle_connections\":0}]}]}",
+             "\"active_requests\":0,\"idle_connections\":0}]}],\"configs\":[]}",
              dp_proxy_listener_port(r.px, "inbound|http"),
              dp_proxy_listener_port(r.px, "outbound|http"),
              dp_proxy_listener_port(r.px, "outbound|tcp"), DP_DEFAULT_CONNECT_TIMEOUT_MS);
