@@ -499,10 +499,28 @@ typedef struct md_watch {
     md_map *rot_backoff;          /* rot_key -> int64_t* retry-after (failed rotations) */
     mesh_store *st;
     void *local;                  /* watcher-thread-only state (meshd_watch.c) */
+    /* Change notification (meshd_notify.c): a thread waits on the store's
+     * notifier and sets poked (under mu) to wake the watcher at once; the
+     * --poll-interval poll stays as the safety net. */
+    int poked;
+    atomic_int notify_live;       /* notifications work now (else poll faster) */
+    int notify_after_commit;      /* a poke means the change is visible (PostgreSQL) */
+    store_notifier *notifier;     /* NULL: polling only */
+    pthread_t notify_th;
+    int notify_started;
+    int notify_stop_fd;           /* eventfd that ends the notify thread; -1 = none */
 } md_watch;
 
 int md_watch_start(md_ctx *ctx, mesh_err *err);
 void md_watch_stop(md_ctx *ctx);
+/* The notify thread (meshd_notify.c): MESH_OK also when notifications are
+ * unavailable (logged; the watcher polls). Stopped before the watcher. */
+int md_notify_start(md_ctx *ctx, mesh_err *err);
+void md_notify_stop(md_ctx *ctx);
+/* Wakes the watcher as a store change notification does. */
+void md_watch_poke(md_watch *w);
+/* While notifications do not work the watcher polls at least this often. */
+#define MD_POLL_FALLBACK_MS 200
 /* A worker issued (or failed to issue) a cert for spiffe_id; rot_key non-NULL
  * for rotations. Wakes the watcher. */
 void md_watch_cert_changed(md_ctx *ctx, const char *spiffe_id, const char *rot_key, int ok);

@@ -471,8 +471,26 @@ static void sleep_ms(int64_t ms)
     nanosleep(&ts, NULL);
 }
 
-/* One pass. first = startup (synchronous, before the server starts). */
-static void watch_pass(md_ctx *ctx, watch_local *l, int first)
+/* Takes the notify thread's poke (1 when there was one). */
+static int take_poke(md_watch *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int p = w->poked;
+    w->poked = 0;
+    pthread_mutex_unlock(&w->mu);
+    return p;
+}
+
+/* SQLite's inotify event comes with the write of the WAL, a moment before
+ * the commit is visible (the WAL index is updated after the fsync): when a
+ * poke finds no new data_version, look again a few times shortly after
+ * (10 + 20 + 40 + 80 ms at most) rather than leave it to the next poll. */
+#define POKE_RECHECKS 4
+#define POKE_RECHECK_MS 10
+
+/* One pass. first = startup (synchronous, before the server starts);
+ * poked = the store notifier reported a commit. */
+static void watch_pass(md_ctx *ctx, watch_local *l, int first, int poked)
 {
     md_watch *w = &ctx->watch;
     mesh_store *st = w->st;
@@ -480,20 +498,33 @@ static void watch_pass(md_ctx *ctx, watch_local *l, int first)
     int64_t seen_ms = md_now_ms();
     int64_t t0 = md_mono_us();
     int64_t dv = store_data_version(st);
+    int after_commit = w->notify_after_commit && atomic_load(&w->notify_live);
+    for (int i = 0; poked && !first && !after_commit && dv >= 0 && dv == l->last_dv &&
+                    i < POKE_RECHECKS; i++) {
+        sleep_ms((int64_t)POKE_RECHECK_MS << i);
+        dv = store_data_version(st);
+    }
     md_metrics_store_op(&ctx->metrics, MD_STORE_POLL, t0, dv < 0 ? MESH_EIO : MESH_OK);
     md_metrics_store_health(&ctx->metrics, MD_HEALTH_READ,
                             dv < 0 ? "meshd cannot read the store (PRAGMA data_version "
                                      "failed); serving the config and secrets it has"
                                    : NULL);
-    int changed = first || dv != l->last_dv;
+    int changed = first || dv != l->last_dv || (poked && after_commit);
     if (changed && !first) {
         /* Debounce: let a burst of commits (an apply of many resources,
-         * a CA rotation's several steps) settle into one push. */
+         * a CA rotation's several steps) settle into one push: another
+         * notification, or (without notifications that come after the
+         * commit) another data_version, starts another round. On
+         * PostgreSQL data_version also moves for commits elsewhere in the
+         * cluster, so with LISTEN working only notifications count. */
         for (int i = 0; i < DEBOUNCE_MAX_ROUNDS; i++) {
             sleep_ms(ctx->opts.debounce_ms);
             int64_t again = store_data_version(st);
-            if (again == dv)
+            int more = take_poke(w);
+            if (!more && (after_commit || again == dv)) {
+                dv = again;
                 break;
+            }
             dv = again;
         }
     }
@@ -594,20 +625,28 @@ static void *watch_main(void *arg)
     md_watch *w = &ctx->watch;
     watch_local *l = w->local;
     for (;;) {
+        /* With notifications the poll is only the safety net; without
+         * them (none on this system, or the listener is reconnecting) the
+         * watcher polls at least every MD_POLL_FALLBACK_MS. */
+        int64_t wait_ms = ctx->opts.poll_ms;
+        if (!atomic_load(&w->notify_live) && wait_ms > MD_POLL_FALLBACK_MS)
+            wait_ms = MD_POLL_FALLBACK_MS;
         pthread_mutex_lock(&w->mu);
-        if (!w->stop && md_map_count(w->dirty) == 0) {
+        if (!w->stop && !w->poked && md_map_count(w->dirty) == 0) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
-            int64_t ns = ts.tv_nsec + ctx->opts.poll_ms * 1000000LL;
+            int64_t ns = ts.tv_nsec + wait_ms * 1000000LL;
             ts.tv_sec += (time_t)(ns / 1000000000LL);
             ts.tv_nsec = (long)(ns % 1000000000LL);
             pthread_cond_timedwait(&w->cv, &w->mu, &ts);
         }
         int stop = w->stop;
+        int poked = w->poked;
+        w->poked = 0;
         pthread_mutex_unlock(&w->mu);
         if (stop)
             break;
-        watch_pass(ctx, l, 0);
+        watch_pass(ctx, l, 0, poked);
     }
     return NULL;
 }
@@ -638,12 +677,16 @@ int md_watch_start(md_ctx *ctx, mesh_err *err)
         return mesh_err_prefix(err, "opening the store for the watcher");
     /* Synchronous first pass: config, CA list and bundle are in place
      * before the first client can connect. */
-    watch_pass(ctx, l, 1);
+    watch_pass(ctx, l, 1, 0);
     if (!ctx->cache.bundle)
         return mesh_err_set(err, MESH_EINTERNAL, "could not load the trust bundle at startup");
     if (pthread_create(&w->th, NULL, watch_main, ctx) != 0)
         return mesh_err_set(err, MESH_EINTERNAL, "cannot start the watcher thread");
     w->started = 1;
+    /* After the first pass: what was committed before it is in its view. */
+    rc = md_notify_start(ctx, err);
+    if (rc != MESH_OK)
+        return rc;
     return MESH_OK;
 }
 
@@ -655,6 +698,7 @@ static void free_ptr(void *p)
 void md_watch_stop(md_ctx *ctx)
 {
     md_watch *w = &ctx->watch;
+    md_notify_stop(ctx);
     if (w->started) {
         pthread_mutex_lock(&w->mu);
         w->stop = 1;

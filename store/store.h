@@ -74,6 +74,35 @@ int store_latest_schema_version(void);
  * it to notice `meshctl apply` while running. */
 int64_t store_data_version(mesh_store *st);
 
+/* ---- change notifications (store_notify.c) --------------------------------
+ * Wakes a reader when another connection (meshctl, a worker, another meshd
+ * replica) commits a change, so meshd need not poll (docs/store.md, "Change
+ * notification"). PostgreSQL: a connection of its own that LISTENs on the
+ * channel the store's triggers NOTIFY at commit (migration 6 -> 7); a
+ * notification arrives once the change is visible. SQLite: an inotify watch
+ * on the database's directory for writes to the file and its -wal; the
+ * event may come a little before the commit is visible (the WAL index is
+ * updated after the write), so the reader re-checks data_version shortly
+ * after. Either way a slow poll stays the safety net. */
+typedef struct store_notifier store_notifier;
+int store_notifier_open(const char *db, store_notifier **out, mesh_err *err);
+/* A descriptor to poll for POLLIN; -1 while there is none (PostgreSQL
+ * connection lost: call store_notifier_reconnect). */
+int store_notifier_fd(const store_notifier *n);
+/* Consumes what is pending. 1: something may have changed; 0: nothing for
+ * this store (e.g. a notification of a store in another schema); <0: the
+ * watch broke (err says why; the fd is gone until a reconnect). */
+int store_notifier_drain(store_notifier *n, mesh_err *err);
+/* Re-establishes a broken watch. MESH_OK when it works again (the caller
+ * must look at the store: changes may have been missed meanwhile). */
+int store_notifier_reconnect(store_notifier *n, mesh_err *err);
+/* 1 when a notification means the change is already visible (PostgreSQL),
+ * 0 when it may come slightly earlier (SQLite). */
+int store_notifier_after_commit(const store_notifier *n);
+/* "listen" (PostgreSQL LISTEN/NOTIFY) or "inotify". */
+const char *store_notifier_kind(const store_notifier *n);
+void store_notifier_close(store_notifier *n);
+
 /* Explicit transactions (BEGIN IMMEDIATE). Nested calls are an error. */
 int store_begin(mesh_store *st, mesh_err *err);
 int store_commit(mesh_store *st, mesh_err *err);
