@@ -541,6 +541,8 @@ typedef struct md_status {
     size_t n;
     mesh_store *st;
     md_status_rows rows;          /* what each node's rows say (writer thread only) */
+    int64_t last_heartbeat;       /* replica heartbeat (writer thread only) */
+    int heartbeat_failing;
 } md_status;
 
 int md_status_start(md_ctx *ctx, mesh_err *err);

@@ -67,6 +67,7 @@ typedef struct watch_local {
     int64_t next_prune_at;        /* next look at the retired CAs (Unix s) */
     md_health_tracker health;     /* endpoint health between passes */
     int64_t last_health_s;        /* last health pass (Unix s) */
+    int store_down;               /* the last poll could not read the store */
 } watch_local;
 
 static void mark_dirty(const char *key, void *val, void *map)
@@ -505,10 +506,28 @@ static void watch_pass(md_ctx *ctx, watch_local *l, int first, int poked)
         dv = store_data_version(st);
     }
     md_metrics_store_op(&ctx->metrics, MD_STORE_POLL, t0, dv < 0 ? MESH_EIO : MESH_OK);
-    md_metrics_store_health(&ctx->metrics, MD_HEALTH_READ,
-                            dv < 0 ? "meshd cannot read the store (PRAGMA data_version "
-                                     "failed); serving the config and secrets it has"
-                                   : NULL);
+    if (dv < 0) {
+        char why[600];
+        snprintf(why, sizeof why,
+                 "meshd cannot read its store %s; serving the config and secrets it has, "
+                 "new certificates are refused (UNAVAILABLE) until the store is back",
+                 store_path(st));
+        md_metrics_store_health(&ctx->metrics, MD_HEALTH_READ, why);
+        if (!l->store_down)
+            log_error("meshd", "%s", why);
+        l->store_down = 1;
+        if (!first) {
+            /* Nothing can be loaded now, and every pass would log the same
+             * failures: keep what is served, look again on the next poll
+             * (a new data_version then reloads everything). */
+            return;
+        }
+    } else {
+        md_metrics_store_health(&ctx->metrics, MD_HEALTH_READ, NULL);
+        if (l->store_down)
+            log_info("meshd", "store %s is readable again", store_path(st));
+        l->store_down = 0;
+    }
     int changed = first || dv != l->last_dv || (poked && after_commit);
     if (changed && !first) {
         /* Debounce: let a burst of commits (an apply of many resources,
@@ -632,7 +651,9 @@ static void *watch_main(void *arg)
         if (!atomic_load(&w->notify_live) && wait_ms > MD_POLL_FALLBACK_MS)
             wait_ms = MD_POLL_FALLBACK_MS;
         pthread_mutex_lock(&w->mu);
-        if (!w->stop && !w->poked && md_map_count(w->dirty) == 0) {
+        /* While the store is unreadable, in-process notifications wait for
+         * the next poll too (a pass could do nothing with them). */
+        if (!w->stop && !w->poked && (l->store_down || md_map_count(w->dirty) == 0)) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             int64_t ns = ts.tv_nsec + wait_ms * 1000000LL;

@@ -407,6 +407,9 @@ typedef struct store_proxy {
     int64_t svid_not_after;
     char *meshd_instance; /* which meshd process holds the stream */
     char *problem;        /* why the sidecar is stranded ("" if not), e.g. its SVID was revoked */
+    int stale;            /* its row says connected, but the replica holding the stream has
+                           * stopped or not heartbeaten for STORE_REPLICA_STALE_S: read as
+                           * not connected (connected = 0), last_seen = its last heartbeat */
     store_proxy_type_status *types;
     size_t n_types;
 } store_proxy;
@@ -444,6 +447,40 @@ int store_proxy_list(mesh_store *st, store_proxy **out, size_t *n_out, mesh_err 
  * when; what meshd's endpoint health reads every second. */
 int store_proxy_list_rows(mesh_store *st, store_proxy **out, size_t *n_out, mesh_err *err);
 void store_proxy_free_list(store_proxy *list, size_t n);
+
+/* ---- meshd replicas (store_replica.c; written by meshd, read by meshctl) ---
+ * Every meshd registers itself under its instance name (--instance; the
+ * name proxy rows record in meshd_instance) and heartbeats every
+ * STORE_REPLICA_HEARTBEAT_S. A proxy row held by a replica whose heartbeat is
+ * older than STORE_REPLICA_STALE_S, or that stopped, reads as not connected
+ * (store_proxy.stale): a replica that crashed or lost the store does not
+ * leave its sidecars "connected" forever. Rows of an instance with no
+ * replicas row (a meshd before schema 7) are taken as they are. */
+#define STORE_REPLICA_HEARTBEAT_S 2
+#define STORE_REPLICA_STALE_S 10
+
+typedef struct store_replica {
+    char *id;             /* the instance name */
+    char *address;        /* its xDS listen address */
+    int64_t pid;
+    int64_t started, heartbeat;
+    int64_t stopped;      /* Unix s of a clean stop, 0 while it runs */
+} store_replica;
+
+/* Registers (or, after a restart, re-registers) replica id. With
+ * starting, in the same transaction, marks every proxy row it held
+ * disconnected: a process that starts holds no stream yet, whatever its
+ * previous run left behind (without: a running replica whose row vanished). */
+int store_replica_register(mesh_store *st, const char *id, const char *address, int64_t pid,
+                           int starting, int64_t now, mesh_err *err);
+/* MESH_ENOTFOUND when the row is gone (deleted by an operator): register again. */
+int store_replica_heartbeat(mesh_store *st, const char *id, int64_t now, mesh_err *err);
+int store_replica_stop(mesh_store *st, const char *id, int64_t now, mesh_err *err);
+/* Ordered by id. */
+int store_replica_list(mesh_store *st, store_replica **out, size_t *n_out, mesh_err *err);
+void store_replica_free_list(store_replica *list, size_t n);
+/* "up", "stale" (no heartbeat for STORE_REPLICA_STALE_S) or "stopped". */
+const char *store_replica_state(const store_replica *r, int64_t now);
 
 /* ---- trust bundle each proxy ACKed (written by meshd, read by `ca rotate`) */
 typedef struct store_proxy_trust {

@@ -55,6 +55,7 @@ for r in 1 2 3; do
     # shellcheck disable=SC2046
     start "web-r$r" "$XC" $(srv "$r") --state-dir "$D/web" --sub 'rds=outbound|http' \
         --node-id "web-r$r" --timeout 300s
+    eval "WEB_PID_R$r=$LAST_PID"
 done
 for r in 1 2 3; do
     check "the client of r$r has its first RDS" wait_count 15 "web-r$r" RDS 1
@@ -94,5 +95,75 @@ echo "  push convergence, one replica (r1), $ROUNDS applies: p50 ${p50} ms, p90 
 read -r a50 a90 amax <<<"$(stats)"
 echo "  push convergence, all 3 replicas, $((ROUNDS * 3)) pushes: p50 ${a50} ms, p90 ${a90} ms, max ${amax} ms"
 check "one replica's p50 is well under 100 ms (${p50} ms)" test "${p50:-1000}" -lt 100
+
+echo "every replica sees what the others did"
+all_listed() {
+    test "$("$M" proxy-status --output json | jq -r '[.[] | select(.node_id | startswith("web-r"))
+        | "\(.node_id)@\(.meshd_instance)"] | sort | join(" ")')" = "web-r1@r1 web-r2@r2 web-r3@r3"
+}
+check "proxy-status (any replica's rows, one store) lists the sidecars of all three" all_listed
+replicas_up() { test "$("$M" replicas --output json | jq '[.[] | select(.state == "up")] | length')" -eq "$1"; }
+check "meshctl replicas lists three replicas up" replicas_up 3
+check_out "with their addresses" "127.0.0.1:${PORTS[1]}" "$M" replicas
+# One token presented at two replicas at the same instant: exactly one enrols.
+race_ok=1
+for round in 1 2 3 4 5; do
+    tok=$(workload_token "$WEB")
+    # shellcheck disable=SC2046
+    "$XC" $(srv 1) --token "$tok" --id "$WEB" --state-dir "$D/race-a$round" --no-stream \
+        >"$D/race-a$round.log" 2>&1 &
+    a=$!
+    # shellcheck disable=SC2046
+    "$XC" $(srv 2) --token "$tok" --id "$WEB" --state-dir "$D/race-b$round" --no-stream \
+        >"$D/race-b$round.log" 2>&1 &
+    b=$!
+    wa=0; wb=0
+    wait "$a" && wa=1
+    wait "$b" && wb=1
+    if [ $((wa + wb)) -ne 1 ]; then
+        race_ok=0
+        echo "  round $round: $((wa + wb)) of 2 enrolled with one token"
+    fi
+done
+check "a join token presented at two replicas at once enrols exactly once (5 rounds)" \
+    test "$race_ok" -eq 1
+check "serials are unique across replicas" test "$(psql -Atq "$MESHD_DB" -c \
+    'SELECT count(*) - count(DISTINCT serial_hex) FROM certs')" -eq 0
+# A revocation made once (meshctl, the store) is enforced by every replica.
+rserial=$(openssl x509 -in "$D/web/cert.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
+"$M" cert revoke "$rserial" --reason keyCompromise >/dev/null
+for r in 2 3; do
+    # shellcheck disable=SC2046
+    check_err "replica r$r refuses to renew the revoked SVID" "revoked" \
+        "$XC" $(srv "$r") --state-dir "$D/web" --renew --no-stream
+done
+check "replica r3 closes the stream of the revoked SVID" wait_for 10 not_running "$WEB_PID_R3"
+check_out "and says why" "revoked" cat "$D/web-r3.log"
+
+echo "a replica that crashes"
+enrol_fresh() { # enrol_fresh DIR REPLICA
+    # shellcheck disable=SC2046
+    "$XC" $(srv "$2") --token "$(workload_token "$API")" --id "$API" --state-dir "$D/$1" \
+        --no-stream >/dev/null
+}
+"$M" workload add "$API" >/dev/null 2>&1
+check "api enrols at r3" enrol_fresh api 3
+# shellcheck disable=SC2046
+start api-r3 "$XC" $(srv 3) --state-dir "$D/api" --sub 'cds=*' --node-id api-r3 --timeout 300s
+check "api's stream at r3 is up" wait_count 15 api-r3 CDS 1
+check "proxy-status shows api-r3 connected" wait_for 10 node_connected api-r3 true
+kill -KILL "$MESHD_PID_R3"
+node_lost() { "$M" proxy-status --output json | json_is 'any(.[]; .node_id == "api-r3" and .state == "lost" and .connected == false and .replica_lost == true)'; }
+check "after r3's heartbeat is over ${STALE_S:-10} s old its sidecar reads lost, not connected" \
+    wait_for 20 node_lost
+replica_state() { test "$("$M" replicas --output json | jq -r --arg r "$1" '.[] | select(.id == $r) | .state')" = "$2"; }
+check "meshctl replicas shows r3 stale" replica_state r3 stale
+check "and r1 up" replica_state r1 up
+start meshd-r3b "$MD" --db "$MESHD_DB" --listen 127.0.0.1:"${PORTS[2]}" --instance r3 \
+    --poll-interval 60s
+check "r3 restarts" wait_port "${PORTS[2]}" 15
+check "the restarted r3 is up" wait_for 10 replica_state r3 up
+node_down() { "$M" proxy-status --output json | json_is 'any(.[]; .node_id == "api-r3" and .state == "down")'; }
+check "it cleared its old rows: api-r3 is down (not lost, not connected)" wait_for 10 node_down
 
 e2e_finish
