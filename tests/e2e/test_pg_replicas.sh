@@ -153,6 +153,7 @@ start api-r3 "$XC" $(srv 3) --state-dir "$D/api" --sub 'cds=*' --node-id api-r3 
 check "api's stream at r3 is up" wait_count 15 api-r3 CDS 1
 check "proxy-status shows api-r3 connected" wait_for 10 node_connected api-r3 true
 kill -KILL "$MESHD_PID_R3"
+wait "$MESHD_PID_R3" 2>/dev/null
 node_lost() { "$M" proxy-status --output json | json_is 'any(.[]; .node_id == "api-r3" and .state == "lost" and .connected == false and .replica_lost == true)'; }
 check "after r3's heartbeat is over ${STALE_S:-10} s old its sidecar reads lost, not connected" \
     wait_for 20 node_lost
