@@ -455,6 +455,9 @@ typedef struct md_cache {
                                    * by a change of endpoint health */
     atomic_uint_fast64_t ca_gen;  /* bumped when the active CA changes */
     atomic_uint_fast64_t cert_gen;/* bumped when certs changed (issued/revoked) */
+    md_map *enrolled;             /* certificate serial -> enrolled instance (malloc'd), as
+                                   * read from the store: a stream that reconnects while
+                                   * the store is unreachable still gets its view */
 } md_cache;
 
 int md_cache_init(md_cache *c);
@@ -485,6 +488,18 @@ md_cas *md_cache_cas(md_ctx *ctx);
  * Returns 1 when it changed, 0 when not, <0 on error (err set). */
 int md_cache_set_crl(md_ctx *ctx, const char *crl_pem, mesh_err *err);
 void md_cas_unref(md_cas *c);
+/* The instance a certificate was enrolled for, as a worker last read it from
+ * the store (at most MD_ENROLLED_MAX serials are kept); md_cache_enrolment
+ * returns 1 and copies it when known. Only used while the store cannot be
+ * read: the store stays the source of truth. A certificate this replica saw
+ * refused as revoked is forgotten (md_cache_forget_enrolment); one revoked
+ * while it was never connected here is not known to be revoked during an
+ * outage and gets its own instance's config, not secrets (the SVID lookup
+ * needs the store). */
+#define MD_ENROLLED_MAX 100000
+void md_cache_remember_enrolment(md_ctx *ctx, const char *serial, const char *instance);
+int md_cache_enrolment(md_ctx *ctx, const char *serial, char *out, size_t n);
+void md_cache_forget_enrolment(md_ctx *ctx, const char *serial);
 
 /* ---- watcher (meshd_watch.c) ---------------------------------------------------- */
 

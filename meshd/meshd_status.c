@@ -248,6 +248,10 @@ static void heartbeat(md_ctx *ctx)
                                     0, now, &err);
     }
     if (rc != MESH_OK) {
+        char problem[700];
+        snprintf(problem, sizeof problem, "recording this replica's heartbeat failed: %s",
+                 err.msg);
+        md_metrics_store_health(&ctx->metrics, MD_HEALTH_WRITE, problem);
         if (!s->heartbeat_failing)
             log_warn("meshd", "replica heartbeat: %s; after %ds without one, other replicas and "
                               "meshctl read this replica's sidecars as not connected",
@@ -255,6 +259,9 @@ static void heartbeat(md_ctx *ctx)
         s->heartbeat_failing = 1;
         return;
     }
+    /* A committed write: the store takes writes again (a failed status
+     * batch would otherwise keep /readyz at 503 until the next event). */
+    md_metrics_store_health(&ctx->metrics, MD_HEALTH_WRITE, NULL);
     if (s->heartbeat_failing)
         log_info("meshd", "replica heartbeat recorded again");
     s->heartbeat_failing = 0;
