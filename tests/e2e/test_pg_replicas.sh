@@ -45,8 +45,8 @@ done
 for r in 1 2 3; do
     check "replica r$r listens" wait_port "${PORTS[$((r - 1))]}" 15
 done
-check_out "replicas say changes are notified (LISTEN)" "store changes are notified (listen)" \
-    cat "$D/meshd-r1.log"
+notified() { grep -q "store changes are notified (listen)" "$D/meshd-r$1.log"; }
+for r in 1 2 3; do check "replica r$r says changes are notified (LISTEN)" wait_for 10 notified "$r"; done
 srv() { echo --server 127.0.0.1:"${PORTS[$(($1 - 1))]}" --bundle "$D/bundle.pem"; }
 # shellcheck disable=SC2046
 check "web enrols at replica r1" \
@@ -140,13 +140,33 @@ done
 check "replica r3 closes the stream of the revoked SVID" wait_for 10 not_running "$WEB_PID_R3"
 check_out "and says why" "revoked" cat "$D/web-r3.log"
 
+echo "a CA rotation made once reaches the sidecars of every replica"
+"$M" workload add "$API" >/dev/null
+# shellcheck disable=SC2046
+check "api enrols at r1" "$XC" $(srv 1) --token "$(workload_token "$API")" --id "$API" \
+    --state-dir "$D/api-rot" --no-stream
+for r in 1 2; do
+    # shellcheck disable=SC2046
+    start "rot-r$r" "$XC" $(srv "$r") --state-dir "$D/api-rot" --sub sds=ROOTCA \
+        --node-id "rot-r$r" --timeout 300s
+done
+for r in 1 2; do check "rot-r$r has the trust bundle" wait_count 15 "rot-r$r" SDS 1; done
+rot_out=$("$M" ca rotate --key-dir "$D/keys" --timeout 30s 2>&1)
+rot_rc=$?
+echo "$rot_out" >"$D/rotate.out"
+check "ca rotate activates: the sidecars at r1 and r2 ACKed the new roots" test "$rot_rc" -eq 0
+for r in 1 2; do
+    check "rot-r$r was pushed the new trust bundle by its replica" wait_count 10 "rot-r$r" SDS 2
+done
+[ -n "${E2E_VERBOSE:-}" ] && echo "$rot_out"
+"$M" ca bundle >"$D/bundle.pem"   # meshd's serving certs now come from the new CA
+
 echo "a replica that crashes"
 enrol_fresh() { # enrol_fresh DIR REPLICA
     # shellcheck disable=SC2046
     "$XC" $(srv "$2") --token "$(workload_token "$API")" --id "$API" --state-dir "$D/$1" \
         --no-stream >/dev/null
 }
-"$M" workload add "$API" >/dev/null 2>&1
 check "api enrols at r3" enrol_fresh api 3
 # shellcheck disable=SC2046
 start api-r3 "$XC" $(srv 3) --state-dir "$D/api" --sub 'cds=*' --node-id api-r3 --timeout 300s
