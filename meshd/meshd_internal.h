@@ -6,10 +6,12 @@
  *               completions, closes. They never touch SQLite.
  *   worker x M  jobs that need the store or the CA: CreateCertificate, FetchSecrets,
  *               a new stream's first view (snapshot + secrets), SVID rotations
- *   watcher     polls the store for changes (config, CA/bundle, certs), recompiles
+ *   notify      waits for the store's change notifications and wakes the watcher
+ *   watcher     looks at store changes (config, CA/bundle, certs), recompiles
  *               snapshots for connected identities, pushes, schedules rotations,
  *               renews meshd's own serving cert
  *   status      writes proxy status and audit rows in batches (one transaction)
+ *               and the replica's heartbeat
  * Every thread that needs SQLite has its own mesh_store handle.
  *
  * Lock order: a call's mutex may be held while taking the leaf locks of the

@@ -1,8 +1,11 @@
 /* meshd/meshd_watch.c — the watcher: notices store changes and pushes them; rotates SVIDs.
  *
- * Every --poll-interval (200 ms) it reads PRAGMA data_version. When another
- * connection committed (meshctl, a worker, another meshd), it waits for the
- * burst to settle (--debounce 100 ms) and then looks at what changed:
+ * The store's change notification wakes it (meshd_notify.c: LISTEN/NOTIFY on
+ * PostgreSQL, inotify on SQLite) when another connection committed (meshctl,
+ * a worker, another meshd); every --poll-interval (1 s) it also reads the
+ * data version (PRAGMA data_version on SQLite) in case a notification was
+ * lost. It waits for the burst to settle (debounce 20 ms) and then looks at
+ * what changed:
  *   - config_version: reload the mesh config, recompile the snapshots of the
  *     identities that are connected (only those), push the types whose
  *     version changed to the streams that subscribe to them;
