@@ -71,6 +71,7 @@ typedef struct watch_local {
     md_health_tracker health;     /* endpoint health between passes */
     int64_t last_health_s;        /* last health pass (Unix s) */
     int store_down;               /* the last poll could not read the store */
+    int64_t next_poll_ms;         /* when the safety-net poll reads the data version */
 } watch_local;
 
 static void mark_dirty(const char *key, void *val, void *map)
@@ -492,23 +493,44 @@ static int take_poke(md_watch *w)
 #define POKE_RECHECKS 4
 #define POKE_RECHECK_MS 10
 
+/* The passes that run on time (endpoint health, rotation, the serving cert,
+ * memory) need the loop at least this often, whatever --poll-interval is. */
+#define WATCH_TICK_MS 1000
+
+/* The poll interval in force: --poll-interval, or MD_POLL_FALLBACK_MS at
+ * most while notifications do not work. */
+static int64_t poll_interval_ms(md_ctx *ctx)
+{
+    int64_t ms = ctx->opts.poll_ms;
+    if (!atomic_load(&ctx->watch.notify_live) && ms > MD_POLL_FALLBACK_MS)
+        ms = MD_POLL_FALLBACK_MS;
+    return ms;
+}
+
 /* One pass. first = startup (synchronous, before the server starts);
- * poked = the store notifier reported a commit. */
-static void watch_pass(md_ctx *ctx, watch_local *l, int first, int poked)
+ * poked = the store notifier reported a commit; look = read the data
+ * version (poked, the poll is due, or in-process changes), else a timer
+ * tick that only runs the timed passes. */
+static void watch_pass(md_ctx *ctx, watch_local *l, int first, int poked, int look)
 {
     md_watch *w = &ctx->watch;
     mesh_store *st = w->st;
     /* When this pass saw the change: push convergence counts from here. */
     int64_t seen_ms = md_now_ms();
+    if (!first && !look && l->store_down)
+        return;
+    if (first || look)
+        l->next_poll_ms = seen_ms + poll_interval_ms(ctx);
     int64_t t0 = md_mono_us();
-    int64_t dv = store_data_version(st);
+    int64_t dv = first || look ? store_data_version(st) : l->last_dv;
     int after_commit = w->notify_after_commit && atomic_load(&w->notify_live);
     for (int i = 0; poked && !first && !after_commit && dv >= 0 && dv == l->last_dv &&
                     i < POKE_RECHECKS; i++) {
         sleep_ms((int64_t)POKE_RECHECK_MS << i);
         dv = store_data_version(st);
     }
-    md_metrics_store_op(&ctx->metrics, MD_STORE_POLL, t0, dv < 0 ? MESH_EIO : MESH_OK);
+    if (first || look)
+        md_metrics_store_op(&ctx->metrics, MD_STORE_POLL, t0, dv < 0 ? MESH_EIO : MESH_OK);
     if (dv < 0) {
         char why[600];
         snprintf(why, sizeof why,
@@ -649,10 +671,16 @@ static void *watch_main(void *arg)
     for (;;) {
         /* With notifications the poll is only the safety net; without
          * them (none on this system, or the listener is reconnecting) the
-         * watcher polls at least every MD_POLL_FALLBACK_MS. */
-        int64_t wait_ms = ctx->opts.poll_ms;
-        if (!atomic_load(&w->notify_live) && wait_ms > MD_POLL_FALLBACK_MS)
-            wait_ms = MD_POLL_FALLBACK_MS;
+         * watcher polls at least every MD_POLL_FALLBACK_MS. It wakes at
+         * least every WATCH_TICK_MS for the timed passes. */
+        int64_t now_ms = md_now_ms();
+        if (l->next_poll_ms > now_ms + poll_interval_ms(ctx))
+            l->next_poll_ms = now_ms + poll_interval_ms(ctx); /* notifications just broke */
+        int64_t wait_ms = l->next_poll_ms - now_ms;
+        if (wait_ms > WATCH_TICK_MS)
+            wait_ms = WATCH_TICK_MS;
+        if (wait_ms < 1)
+            wait_ms = 1;
         pthread_mutex_lock(&w->mu);
         /* While the store is unreadable, in-process notifications wait for
          * the next poll too (a pass could do nothing with them). */
@@ -666,11 +694,13 @@ static void *watch_main(void *arg)
         }
         int stop = w->stop;
         int poked = w->poked;
+        int in_process = md_map_count(w->dirty) > 0;
         w->poked = 0;
         pthread_mutex_unlock(&w->mu);
         if (stop)
             break;
-        watch_pass(ctx, l, 0, poked);
+        int look = poked || in_process || md_now_ms() >= l->next_poll_ms;
+        watch_pass(ctx, l, 0, poked, look);
     }
     return NULL;
 }
@@ -701,7 +731,7 @@ int md_watch_start(md_ctx *ctx, mesh_err *err)
         return mesh_err_prefix(err, "opening the store for the watcher");
     /* Synchronous first pass: config, CA list and bundle are in place
      * before the first client can connect. */
-    watch_pass(ctx, l, 1, 0);
+    watch_pass(ctx, l, 1, 0, 1);
     if (!ctx->cache.bundle)
         return mesh_err_set(err, MESH_EINTERNAL, "could not load the trust bundle at startup");
     if (pthread_create(&w->th, NULL, watch_main, ctx) != 0)
