@@ -75,6 +75,7 @@ int ctl_cmd_delete(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_get(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_proxy_status(ctl_ctx *c, int argc, char **argv);
 int ctl_cmd_audit(ctl_ctx *c, int argc, char **argv);
+int ctl_cmd_replicas(ctl_ctx *c, int argc, char **argv); /* meshctl_replicas.c */
 int ctl_cmd_store(ctl_ctx *c, int argc, char **argv);   /* meshctl_store.c */
 int ctl_cmd_drill(ctl_ctx *c, int argc, char **argv);   /* drill/drill.c */
 int ctl_cmd_version(ctl_ctx *c, int argc, char **argv); /* meshctl_version.c */

@@ -58,6 +58,9 @@ static const ctl_help_entry help_entries[] = {
      "  describe workload NAME           one instance from every side: identity, labels and\n"
      "                                   subsets, SVID, sidecar state, who may call it, what it may\n"
      "                                   call, the routes that send it traffic (and their share)\n"},
+    {"replicas",
+     "  replicas                         meshd replicas of the store: address, up/stale/stopped,\n"
+     "                                   last heartbeat, sidecars held\n"},
     {"audit", "  audit [--limit N]\n"},
     {"store",
      "  store check [--repair] [--accept-loss]   full integrity check, store vs its witness\n"

@@ -91,6 +91,7 @@ static void row_json(json_out *j, const ps_row *r, int64_t now)
     json_key_int(j, "last_seen", p->last_seen);
     time_or_null(j, "last_seen_at", p->connected ? now : p->last_seen);
     json_key_str(j, "meshd_instance", p->meshd_instance);
+    json_key_bool(j, "replica_lost", p->stale);
     json_key_int(j, "svid_not_after", p->svid_not_after);
     time_or_null(j, "svid_expires_at", p->svid_not_after);
     json_key_int(j, "svid_seconds_left", p->svid_not_after ? p->svid_not_after - now : 0);

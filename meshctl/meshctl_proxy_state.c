@@ -20,6 +20,8 @@ ctl_type_state ctl_type_state_of(const store_proxy_type_status *t, int connected
 
 ctl_proxy_state ctl_proxy_state_of(const store_proxy *p)
 {
+    if (p->stale)
+        return CTL_PROXY_LOST;
     if (!p->connected)
         return CTL_PROXY_DOWN;
     for (size_t i = 0; i < p->n_types; i++) {
@@ -36,6 +38,7 @@ const char *ctl_proxy_state_name(ctl_proxy_state s)
     case CTL_PROXY_CONNECTED: return "connected";
     case CTL_PROXY_STALE: return "stale";
     case CTL_PROXY_DOWN: return "down";
+    case CTL_PROXY_LOST: return "lost";
     }
     return "down";
 }

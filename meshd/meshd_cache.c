@@ -23,7 +23,8 @@ int md_cache_init(md_cache *c)
     if (pthread_mutex_init(&c->mu, NULL) != 0)
         return MESH_EINTERNAL;
     c->snaps = md_map_new(4096);
-    if (!c->snaps)
+    c->enrolled = md_map_new(4096);
+    if (!c->snaps || !c->enrolled)
         return MESH_ENOMEM;
     atomic_init(&c->cfg_gen, 0);
     atomic_init(&c->ca_gen, 1);
@@ -93,8 +94,15 @@ void md_cas_unref(md_cas *c)
     }
 }
 
+static void free_void(void *p)
+{
+    free(p);
+}
+
 void md_cache_destroy(md_cache *c)
 {
+    md_map_free(c->enrolled, free_void);
+    c->enrolled = NULL;
     md_map_free(c->snaps, snap_unref_void);
     md_cfg_unref(c->cfg);
     xds_health_free(&c->health);
@@ -404,4 +412,46 @@ int md_cache_set_crl(md_ctx *ctx, const char *crl_pem, mesh_err *err)
     free(old_crl);
     sds_bundle_unref(old_b);
     return 1;
+}
+
+/* ---- enrolments seen (for a store outage) ------------------------------------ */
+
+void md_cache_remember_enrolment(md_ctx *ctx, const char *serial, const char *instance)
+{
+    md_cache *c = &ctx->cache;
+    if (!serial || !serial[0])
+        return;
+    pthread_mutex_lock(&c->mu);
+    const char *had = c->enrolled ? md_map_get(c->enrolled, serial) : NULL;
+    if (c->enrolled && (!had || strcmp(had, instance) != 0) &&
+        (had || md_map_count(c->enrolled) < MD_ENROLLED_MAX)) {
+        char *v = strdup(instance);
+        void *old = NULL;
+        if (v && md_map_put(c->enrolled, serial, v, &old) != MESH_OK)
+            free(v);
+        free(old);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+int md_cache_enrolment(md_ctx *ctx, const char *serial, char *out, size_t n)
+{
+    md_cache *c = &ctx->cache;
+    pthread_mutex_lock(&c->mu);
+    const char *v = c->enrolled && serial ? md_map_get(c->enrolled, serial) : NULL;
+    if (v)
+        snprintf(out, n, "%s", v);
+    pthread_mutex_unlock(&c->mu);
+    return v != NULL;
+}
+
+void md_cache_forget_enrolment(md_ctx *ctx, const char *serial)
+{
+    md_cache *c = &ctx->cache;
+    if (!serial || !serial[0])
+        return;
+    pthread_mutex_lock(&c->mu);
+    if (c->enrolled)
+        free(md_map_remove(c->enrolled, serial));
+    pthread_mutex_unlock(&c->mu);
 }

@@ -31,7 +31,9 @@ static const char usage[] =
     "  --instance NAME        this process's name in proxy status (default meshd-<host>-<pid>)\n"
     "  --cq-threads N         gRPC completion-queue threads (default 2)\n"
     "  --workers N            store/CA worker threads (default 2)\n"
-    "  --poll-interval MS     store change polling (default 200ms), 10ms to 60s\n"
+    "  --poll-interval MS     safety-net poll of the store (default 1s), 10ms to 60s: changes\n"
+    "                         are notified (PostgreSQL LISTEN/NOTIFY, inotify on SQLite); while\n"
+    "                         notifications do not work meshd polls at least every 200ms\n"
     "  --endpoint-grace DURATION\n"
     "                         serve a workload's endpoint UNHEALTHY in EDS once its sidecar\n"
     "                         has held no xDS stream for this long (default 60s; counted\n"
@@ -82,8 +84,8 @@ int md_opts_parse(int argc, char **argv, md_opts *o, mesh_err *err)
     o->log_level = LOG_INFO;
     o->cq_threads = 2;
     o->workers = 2;
-    o->poll_ms = 200;
-    o->debounce_ms = 100;
+    o->poll_ms = 1000;
+    o->debounce_ms = 20;
     o->max_pending_csr = 2048;
     o->max_streams_per_conn = MD_DEFAULT_STREAMS_PER_CONN;
     o->max_streams_per_identity = MD_DEFAULT_STREAMS_PER_IDENTITY;

@@ -6,10 +6,12 @@
  *               completions, closes. They never touch SQLite.
  *   worker x M  jobs that need the store or the CA: CreateCertificate, FetchSecrets,
  *               a new stream's first view (snapshot + secrets), SVID rotations
- *   watcher     polls the store for changes (config, CA/bundle, certs), recompiles
+ *   notify      waits for the store's change notifications and wakes the watcher
+ *   watcher     looks at store changes (config, CA/bundle, certs), recompiles
  *               snapshots for connected identities, pushes, schedules rotations,
  *               renews meshd's own serving cert
  *   status      writes proxy status and audit rows in batches (one transaction)
+ *               and the replica's heartbeat
  * Every thread that needs SQLite has its own mesh_store handle.
  *
  * Lock order: a call's mutex may be held while taking the leaf locks of the
@@ -455,6 +457,9 @@ typedef struct md_cache {
                                    * by a change of endpoint health */
     atomic_uint_fast64_t ca_gen;  /* bumped when the active CA changes */
     atomic_uint_fast64_t cert_gen;/* bumped when certs changed (issued/revoked) */
+    md_map *enrolled;             /* certificate serial -> enrolled instance (malloc'd), as
+                                   * read from the store: a stream that reconnects while
+                                   * the store is unreachable still gets its view */
 } md_cache;
 
 int md_cache_init(md_cache *c);
@@ -485,6 +490,18 @@ md_cas *md_cache_cas(md_ctx *ctx);
  * Returns 1 when it changed, 0 when not, <0 on error (err set). */
 int md_cache_set_crl(md_ctx *ctx, const char *crl_pem, mesh_err *err);
 void md_cas_unref(md_cas *c);
+/* The instance a certificate was enrolled for, as a worker last read it from
+ * the store (at most MD_ENROLLED_MAX serials are kept); md_cache_enrolment
+ * returns 1 and copies it when known. Only used while the store cannot be
+ * read: the store stays the source of truth. A certificate this replica saw
+ * refused as revoked is forgotten (md_cache_forget_enrolment); one revoked
+ * while it was never connected here is not known to be revoked during an
+ * outage and gets its own instance's config, not secrets (the SVID lookup
+ * needs the store). */
+#define MD_ENROLLED_MAX 100000
+void md_cache_remember_enrolment(md_ctx *ctx, const char *serial, const char *instance);
+int md_cache_enrolment(md_ctx *ctx, const char *serial, char *out, size_t n);
+void md_cache_forget_enrolment(md_ctx *ctx, const char *serial);
 
 /* ---- watcher (meshd_watch.c) ---------------------------------------------------- */
 
@@ -499,10 +516,28 @@ typedef struct md_watch {
     md_map *rot_backoff;          /* rot_key -> int64_t* retry-after (failed rotations) */
     mesh_store *st;
     void *local;                  /* watcher-thread-only state (meshd_watch.c) */
+    /* Change notification (meshd_notify.c): a thread waits on the store's
+     * notifier and sets poked (under mu) to wake the watcher at once; the
+     * --poll-interval poll stays as the safety net. */
+    int poked;
+    atomic_int notify_live;       /* notifications work now (else poll faster) */
+    int notify_after_commit;      /* a poke means the change is visible (PostgreSQL) */
+    store_notifier *notifier;     /* NULL: polling only */
+    pthread_t notify_th;
+    int notify_started;
+    int notify_stop_fd;           /* eventfd that ends the notify thread; -1 = none */
 } md_watch;
 
 int md_watch_start(md_ctx *ctx, mesh_err *err);
 void md_watch_stop(md_ctx *ctx);
+/* The notify thread (meshd_notify.c): MESH_OK also when notifications are
+ * unavailable (logged; the watcher polls). Stopped before the watcher. */
+int md_notify_start(md_ctx *ctx, mesh_err *err);
+void md_notify_stop(md_ctx *ctx);
+/* Wakes the watcher as a store change notification does. */
+void md_watch_poke(md_watch *w);
+/* While notifications do not work the watcher polls at least this often. */
+#define MD_POLL_FALLBACK_MS 200
 /* A worker issued (or failed to issue) a cert for spiffe_id; rot_key non-NULL
  * for rotations. Wakes the watcher. */
 void md_watch_cert_changed(md_ctx *ctx, const char *spiffe_id, const char *rot_key, int ok);
@@ -523,6 +558,8 @@ typedef struct md_status {
     size_t n;
     mesh_store *st;
     md_status_rows rows;          /* what each node's rows say (writer thread only) */
+    int64_t last_heartbeat;       /* replica heartbeat (writer thread only) */
+    int heartbeat_failing;
 } md_status;
 
 int md_status_start(md_ctx *ctx, mesh_err *err);

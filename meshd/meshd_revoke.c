@@ -74,6 +74,8 @@ void md_stream_refuse_revoked(md_call *c, mesh_store *st)
     pthread_mutex_lock(&c->mu);
     snprintf(serial, sizeof serial, "%s", c->stream ? c->stream->presented_serial : "");
     pthread_mutex_unlock(&c->mu);
+    /* Never again served from memory during a store outage. */
+    md_cache_forget_enrolment(c->ctx, serial);
     char why[2048];
     refusal_text(st, c->spiffe_id, serial, why, sizeof why);
     /* Audited and logged (rate-limited) with the verified identity as actor. */

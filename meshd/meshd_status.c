@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include <string.h>
+#include <unistd.h>
 
 enum md_ev_kind { EV_OPEN, EV_SVID, EV_CLOSE, EV_TYPE, EV_AUDIT, EV_PROBLEM, EV_TRUST };
 
@@ -228,6 +229,45 @@ static void write_batch(md_ctx *ctx, md_ev *list)
     md_metrics_store_health(&ctx->metrics, MD_HEALTH_WRITE, problem[0] ? problem : NULL);
 }
 
+/* The replica's heartbeat (store_replica.h), from this thread: it has a
+ * store handle of its own and wakes at least every STORE_REPLICA_HEARTBEAT_S.
+ * Not from the watcher: on SQLite its own commit would wake it (inotify) for
+ * a change its connection cannot see. A row that vanished is registered
+ * again (its proxies are this process's now: the status rows rewrite them). */
+static void heartbeat(md_ctx *ctx)
+{
+    md_status *s = &ctx->status;
+    int64_t now = md_now();
+    if (now - s->last_heartbeat < STORE_REPLICA_HEARTBEAT_S)
+        return;
+    mesh_err err = {0};
+    int rc = store_replica_heartbeat(s->st, ctx->instance, now, &err);
+    if (rc == MESH_ENOTFOUND) {
+        log_warn("meshd", "%s", err.msg);
+        rc = store_replica_register(s->st, ctx->instance, ctx->opts.listen, (int64_t)getpid(),
+                                    0, now, &err);
+    }
+    if (rc != MESH_OK) {
+        char problem[700];
+        snprintf(problem, sizeof problem, "recording this replica's heartbeat failed: %s",
+                 err.msg);
+        md_metrics_store_health(&ctx->metrics, MD_HEALTH_WRITE, problem);
+        if (!s->heartbeat_failing)
+            log_warn("meshd", "replica heartbeat: %s; after %ds without one, other replicas and "
+                              "meshctl read this replica's sidecars as not connected",
+                     err.msg, STORE_REPLICA_STALE_S);
+        s->heartbeat_failing = 1;
+        return;
+    }
+    /* A committed write: the store takes writes again (a failed status
+     * batch would otherwise keep /readyz at 503 until the next event). */
+    md_metrics_store_health(&ctx->metrics, MD_HEALTH_WRITE, NULL);
+    if (s->heartbeat_failing)
+        log_info("meshd", "replica heartbeat recorded again");
+    s->heartbeat_failing = 0;
+    s->last_heartbeat = now;
+}
+
 static void *status_main(void *arg)
 {
     md_ctx *ctx = arg;
@@ -239,7 +279,7 @@ static void *status_main(void *arg)
         while (!s->head && !s->stop) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += MD_AUDIT_FLUSH_MS / 2000;
+            until.tv_sec += STORE_REPLICA_HEARTBEAT_S; /* < MD_AUDIT_FLUSH_MS / 2 */
             if (pthread_cond_timedwait(&s->cv, &s->mu, &until) != 0)
                 break;
         }
@@ -252,8 +292,10 @@ static void *status_main(void *arg)
             write_batch(ctx, list);
         if (stop && !list)
             break;
-        if (!stop)
+        if (!stop) {
             md_audit_flush(ctx, md_audit_now(ctx));
+            heartbeat(ctx);
+        }
         /* Let a burst accumulate into one transaction. */
         if (!stop) {
             struct timespec ts = {0, 50 * 1000 * 1000};
@@ -313,6 +355,8 @@ void md_status_stop(md_ctx *ctx)
         mesh_err err = {0};
         if (store_proxy_disconnect_all(s->st, ctx->instance, &err) != MESH_OK)
             log_warn("meshd", "marking proxies disconnected: %s", err.msg);
+        if (store_replica_stop(s->st, ctx->instance, md_now(), &err) != MESH_OK)
+            log_warn("meshd", "recording this replica's stop: %s", err.msg);
         store_close(s->st);
         s->st = NULL;
     }

@@ -1,8 +1,11 @@
 /* meshd/meshd_watch.c — the watcher: notices store changes and pushes them; rotates SVIDs.
  *
- * Every --poll-interval (200 ms) it reads PRAGMA data_version. When another
- * connection committed (meshctl, a worker, another meshd), it waits for the
- * burst to settle (--debounce 100 ms) and then looks at what changed:
+ * The store's change notification wakes it (meshd_notify.c: LISTEN/NOTIFY on
+ * PostgreSQL, inotify on SQLite) when another connection committed (meshctl,
+ * a worker, another meshd); every --poll-interval (1 s) it also reads the
+ * data version (PRAGMA data_version on SQLite) in case a notification was
+ * lost. It waits for the burst to settle (debounce 20 ms) and then looks at
+ * what changed:
  *   - config_version: reload the mesh config, recompile the snapshots of the
  *     identities that are connected (only those), push the types whose
  *     version changed to the streams that subscribe to them;
@@ -67,6 +70,8 @@ typedef struct watch_local {
     int64_t next_prune_at;        /* next look at the retired CAs (Unix s) */
     md_health_tracker health;     /* endpoint health between passes */
     int64_t last_health_s;        /* last health pass (Unix s) */
+    int store_down;               /* the last poll could not read the store */
+    int64_t next_poll_ms;         /* when the safety-net poll reads the data version */
 } watch_local;
 
 static void mark_dirty(const char *key, void *val, void *map)
@@ -471,29 +476,99 @@ static void sleep_ms(int64_t ms)
     nanosleep(&ts, NULL);
 }
 
-/* One pass. first = startup (synchronous, before the server starts). */
-static void watch_pass(md_ctx *ctx, watch_local *l, int first)
+/* Takes the notify thread's poke (1 when there was one). */
+static int take_poke(md_watch *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int p = w->poked;
+    w->poked = 0;
+    pthread_mutex_unlock(&w->mu);
+    return p;
+}
+
+/* SQLite's inotify event comes with the write of the WAL, a moment before
+ * the commit is visible (the WAL index is updated after the fsync): when a
+ * poke finds no new data_version, look again a few times shortly after
+ * (10 + 20 + 40 + 80 ms at most) rather than leave it to the next poll. */
+#define POKE_RECHECKS 4
+#define POKE_RECHECK_MS 10
+
+/* The passes that run on time (endpoint health, rotation, the serving cert,
+ * memory) need the loop at least this often, whatever --poll-interval is. */
+#define WATCH_TICK_MS 1000
+
+/* The poll interval in force: --poll-interval, or MD_POLL_FALLBACK_MS at
+ * most while notifications do not work. */
+static int64_t poll_interval_ms(md_ctx *ctx)
+{
+    int64_t ms = ctx->opts.poll_ms;
+    if (!atomic_load(&ctx->watch.notify_live) && ms > MD_POLL_FALLBACK_MS)
+        ms = MD_POLL_FALLBACK_MS;
+    return ms;
+}
+
+/* One pass. first = startup (synchronous, before the server starts);
+ * poked = the store notifier reported a commit; look = read the data
+ * version (poked, the poll is due, or in-process changes), else a timer
+ * tick that only runs the timed passes. */
+static void watch_pass(md_ctx *ctx, watch_local *l, int first, int poked, int look)
 {
     md_watch *w = &ctx->watch;
     mesh_store *st = w->st;
     /* When this pass saw the change: push convergence counts from here. */
     int64_t seen_ms = md_now_ms();
+    if (!first && !look && l->store_down)
+        return;
+    if (first || look)
+        l->next_poll_ms = seen_ms + poll_interval_ms(ctx);
     int64_t t0 = md_mono_us();
-    int64_t dv = store_data_version(st);
-    md_metrics_store_op(&ctx->metrics, MD_STORE_POLL, t0, dv < 0 ? MESH_EIO : MESH_OK);
-    md_metrics_store_health(&ctx->metrics, MD_HEALTH_READ,
-                            dv < 0 ? "meshd cannot read the store (PRAGMA data_version "
-                                     "failed); serving the config and secrets it has"
-                                   : NULL);
-    int changed = first || dv != l->last_dv;
+    int64_t dv = first || look ? store_data_version(st) : l->last_dv;
+    int after_commit = w->notify_after_commit && atomic_load(&w->notify_live);
+    for (int i = 0; poked && !first && !after_commit && dv >= 0 && dv == l->last_dv &&
+                    i < POKE_RECHECKS; i++) {
+        sleep_ms((int64_t)POKE_RECHECK_MS << i);
+        dv = store_data_version(st);
+    }
+    if (first || look)
+        md_metrics_store_op(&ctx->metrics, MD_STORE_POLL, t0, dv < 0 ? MESH_EIO : MESH_OK);
+    if (dv < 0) {
+        char why[600];
+        snprintf(why, sizeof why,
+                 "meshd cannot read its store %s; serving the config and secrets it has, "
+                 "new certificates are refused (UNAVAILABLE) until the store is back",
+                 store_path(st));
+        md_metrics_store_health(&ctx->metrics, MD_HEALTH_READ, why);
+        if (!l->store_down)
+            log_error("meshd", "%s", why);
+        l->store_down = 1;
+        if (!first) {
+            /* Nothing can be loaded now, and every pass would log the same
+             * failures: keep what is served, look again on the next poll
+             * (a new data_version then reloads everything). */
+            return;
+        }
+    } else {
+        md_metrics_store_health(&ctx->metrics, MD_HEALTH_READ, NULL);
+        if (l->store_down)
+            log_info("meshd", "store %s is readable again", store_path(st));
+        l->store_down = 0;
+    }
+    int changed = first || dv != l->last_dv || (poked && after_commit);
     if (changed && !first) {
         /* Debounce: let a burst of commits (an apply of many resources,
-         * a CA rotation's several steps) settle into one push. */
+         * a CA rotation's several steps) settle into one push: another
+         * notification, or (without notifications that come after the
+         * commit) another data_version, starts another round. On
+         * PostgreSQL data_version also moves for commits elsewhere in the
+         * cluster, so with LISTEN working only notifications count. */
         for (int i = 0; i < DEBOUNCE_MAX_ROUNDS; i++) {
             sleep_ms(ctx->opts.debounce_ms);
             int64_t again = store_data_version(st);
-            if (again == dv)
+            int more = take_poke(w);
+            if (!more && (after_commit || again == dv)) {
+                dv = again;
                 break;
+            }
             dv = again;
         }
     }
@@ -594,20 +669,38 @@ static void *watch_main(void *arg)
     md_watch *w = &ctx->watch;
     watch_local *l = w->local;
     for (;;) {
+        /* With notifications the poll is only the safety net; without
+         * them (none on this system, or the listener is reconnecting) the
+         * watcher polls at least every MD_POLL_FALLBACK_MS. It wakes at
+         * least every WATCH_TICK_MS for the timed passes. */
+        int64_t now_ms = md_now_ms();
+        if (l->next_poll_ms > now_ms + poll_interval_ms(ctx))
+            l->next_poll_ms = now_ms + poll_interval_ms(ctx); /* notifications just broke */
+        int64_t wait_ms = l->next_poll_ms - now_ms;
+        if (wait_ms > WATCH_TICK_MS)
+            wait_ms = WATCH_TICK_MS;
+        if (wait_ms < 1)
+            wait_ms = 1;
         pthread_mutex_lock(&w->mu);
-        if (!w->stop && md_map_count(w->dirty) == 0) {
+        /* While the store is unreadable, in-process notifications wait for
+         * the next poll too (a pass could do nothing with them). */
+        if (!w->stop && !w->poked && (l->store_down || md_map_count(w->dirty) == 0)) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
-            int64_t ns = ts.tv_nsec + ctx->opts.poll_ms * 1000000LL;
+            int64_t ns = ts.tv_nsec + wait_ms * 1000000LL;
             ts.tv_sec += (time_t)(ns / 1000000000LL);
             ts.tv_nsec = (long)(ns % 1000000000LL);
             pthread_cond_timedwait(&w->cv, &w->mu, &ts);
         }
         int stop = w->stop;
+        int poked = w->poked;
+        int in_process = md_map_count(w->dirty) > 0;
+        w->poked = 0;
         pthread_mutex_unlock(&w->mu);
         if (stop)
             break;
-        watch_pass(ctx, l, 0);
+        int look = poked || in_process || md_now_ms() >= l->next_poll_ms;
+        watch_pass(ctx, l, 0, poked, look);
     }
     return NULL;
 }
@@ -638,12 +731,16 @@ int md_watch_start(md_ctx *ctx, mesh_err *err)
         return mesh_err_prefix(err, "opening the store for the watcher");
     /* Synchronous first pass: config, CA list and bundle are in place
      * before the first client can connect. */
-    watch_pass(ctx, l, 1);
+    watch_pass(ctx, l, 1, 0, 1);
     if (!ctx->cache.bundle)
         return mesh_err_set(err, MESH_EINTERNAL, "could not load the trust bundle at startup");
     if (pthread_create(&w->th, NULL, watch_main, ctx) != 0)
         return mesh_err_set(err, MESH_EINTERNAL, "cannot start the watcher thread");
     w->started = 1;
+    /* After the first pass: what was committed before it is in its view. */
+    rc = md_notify_start(ctx, err);
+    if (rc != MESH_OK)
+        return rc;
     return MESH_OK;
 }
 
@@ -655,6 +752,7 @@ static void free_ptr(void *p)
 void md_watch_stop(md_ctx *ctx)
 {
     md_watch *w = &ctx->watch;
+    md_notify_stop(ctx);
     if (w->started) {
         pthread_mutex_lock(&w->mu);
         w->stop = 1;

@@ -98,7 +98,15 @@ static int settle_stream(md_worker *w, md_call *c, const char *presented)
 {
     char instance[128];
     mesh_err err = {0};
-    if (enrolled_instance(w->st, presented, instance, sizeof instance, &err) != MESH_OK) {
+    if (enrolled_instance(w->st, presented, instance, sizeof instance, &err) == MESH_OK) {
+        md_cache_remember_enrolment(w->ctx, presented, instance);
+    } else if (md_cache_enrolment(w->ctx, presented, instance, sizeof instance)) {
+        /* The store is unreachable, but this replica has read the enrolment
+         * before: a sidecar that reconnects keeps being served what we hold. */
+        log_warn("meshd", "stream of %s (%s): reading the enrolment of certificate %s: %s; "
+                          "serving it the instance it was enrolled for as last read",
+                 c->spiffe_id, c->peer_addr, presented, err.msg);
+    } else {
         /* Without the instance the right view is unknown: the union of the
          * identity's workloads could be another replica's. */
         log_warn("meshd", "stream of %s (%s): reading the enrolment of certificate %s: %s",

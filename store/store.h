@@ -74,6 +74,35 @@ int store_latest_schema_version(void);
  * it to notice `meshctl apply` while running. */
 int64_t store_data_version(mesh_store *st);
 
+/* ---- change notifications (store_notify.c) --------------------------------
+ * Wakes a reader when another connection (meshctl, a worker, another meshd
+ * replica) commits a change, so meshd need not poll (docs/store.md, "Change
+ * notification"). PostgreSQL: a connection of its own that LISTENs on the
+ * channel the store's triggers NOTIFY at commit (migration 6 -> 7); a
+ * notification arrives once the change is visible. SQLite: an inotify watch
+ * on the database's directory for writes to the file and its -wal; the
+ * event may come a little before the commit is visible (the WAL index is
+ * updated after the write), so the reader re-checks data_version shortly
+ * after. Either way a slow poll stays the safety net. */
+typedef struct store_notifier store_notifier;
+int store_notifier_open(const char *db, store_notifier **out, mesh_err *err);
+/* A descriptor to poll for POLLIN; -1 while there is none (PostgreSQL
+ * connection lost: call store_notifier_reconnect). */
+int store_notifier_fd(const store_notifier *n);
+/* Consumes what is pending. 1: something may have changed; 0: nothing for
+ * this store (e.g. a notification of a store in another schema); <0: the
+ * watch broke (err says why; the fd is gone until a reconnect). */
+int store_notifier_drain(store_notifier *n, mesh_err *err);
+/* Re-establishes a broken watch. MESH_OK when it works again (the caller
+ * must look at the store: changes may have been missed meanwhile). */
+int store_notifier_reconnect(store_notifier *n, mesh_err *err);
+/* 1 when a notification means the change is already visible (PostgreSQL),
+ * 0 when it may come slightly earlier (SQLite). */
+int store_notifier_after_commit(const store_notifier *n);
+/* "listen" (PostgreSQL LISTEN/NOTIFY) or "inotify". */
+const char *store_notifier_kind(const store_notifier *n);
+void store_notifier_close(store_notifier *n);
+
 /* Explicit transactions (BEGIN IMMEDIATE). Nested calls are an error. */
 int store_begin(mesh_store *st, mesh_err *err);
 int store_commit(mesh_store *st, mesh_err *err);
@@ -378,6 +407,9 @@ typedef struct store_proxy {
     int64_t svid_not_after;
     char *meshd_instance; /* which meshd process holds the stream */
     char *problem;        /* why the sidecar is stranded ("" if not), e.g. its SVID was revoked */
+    int stale;            /* its row says connected, but the replica holding the stream has
+                           * stopped or not heartbeaten for STORE_REPLICA_STALE_S: read as
+                           * not connected (connected = 0), last_seen = its last heartbeat */
     store_proxy_type_status *types;
     size_t n_types;
 } store_proxy;
@@ -415,6 +447,40 @@ int store_proxy_list(mesh_store *st, store_proxy **out, size_t *n_out, mesh_err 
  * when; what meshd's endpoint health reads every second. */
 int store_proxy_list_rows(mesh_store *st, store_proxy **out, size_t *n_out, mesh_err *err);
 void store_proxy_free_list(store_proxy *list, size_t n);
+
+/* ---- meshd replicas (store_replica.c; written by meshd, read by meshctl) ---
+ * Every meshd registers itself under its instance name (--instance; the
+ * name proxy rows record in meshd_instance) and heartbeats every
+ * STORE_REPLICA_HEARTBEAT_S. A proxy row held by a replica whose heartbeat is
+ * older than STORE_REPLICA_STALE_S, or that stopped, reads as not connected
+ * (store_proxy.stale): a replica that crashed or lost the store does not
+ * leave its sidecars "connected" forever. Rows of an instance with no
+ * replicas row (a meshd before schema 7) are taken as they are. */
+#define STORE_REPLICA_HEARTBEAT_S 2
+#define STORE_REPLICA_STALE_S 10
+
+typedef struct store_replica {
+    char *id;             /* the instance name */
+    char *address;        /* its xDS listen address */
+    int64_t pid;
+    int64_t started, heartbeat;
+    int64_t stopped;      /* Unix s of a clean stop, 0 while it runs */
+} store_replica;
+
+/* Registers (or, after a restart, re-registers) replica id. With
+ * starting, in the same transaction, marks every proxy row it held
+ * disconnected: a process that starts holds no stream yet, whatever its
+ * previous run left behind (without: a running replica whose row vanished). */
+int store_replica_register(mesh_store *st, const char *id, const char *address, int64_t pid,
+                           int starting, int64_t now, mesh_err *err);
+/* MESH_ENOTFOUND when the row is gone (deleted by an operator): register again. */
+int store_replica_heartbeat(mesh_store *st, const char *id, int64_t now, mesh_err *err);
+int store_replica_stop(mesh_store *st, const char *id, int64_t now, mesh_err *err);
+/* Ordered by id. */
+int store_replica_list(mesh_store *st, store_replica **out, size_t *n_out, mesh_err *err);
+void store_replica_free_list(store_replica *list, size_t n);
+/* "up", "stale" (no heartbeat for STORE_REPLICA_STALE_S) or "stopped". */
+const char *store_replica_state(const store_replica *r, int64_t now);
 
 /* ---- trust bundle each proxy ACKed (written by meshd, read by `ca rotate`) */
 typedef struct store_proxy_trust {

@@ -200,6 +200,9 @@ int store_sqlite_open(mesh_store *st, int create, mesh_err *err);
 int store_pg_open(mesh_store *st, const char *url, int create, mesh_err *err);
 /* Does this --db value name a PostgreSQL database (postgres:// or postgresql://)? */
 int store_is_pg_url(const char *db);
+/* The file an SQLite --db value names ("sqlite:///p" -> "/p", a path is
+ * itself; *path_out points into db); MESH_EINVAL for another scheme. */
+int store_sqlite_path_of(const char *db, const char **path_out, mesh_err *err);
 
 /* ---- input checks ----------------------------------------------------------- */
 /* Non-empty string; otherwise MESH_EINVAL naming the field. */

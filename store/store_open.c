@@ -24,7 +24,7 @@ int store_db_is_postgres(const char *db)
 
 /* "sqlite:///var/lib/meshd/mesh.db" -> "/var/lib/meshd/mesh.db"; a plain
  * path is itself. Only the empty authority is accepted (no host). */
-static int sqlite_path_of(const char *db, const char **path_out, mesh_err *err)
+int store_sqlite_path_of(const char *db, const char **path_out, mesh_err *err)
 {
     *path_out = db;
     if (strncmp(db, SQLITE_SCHEME, sizeof SQLITE_SCHEME - 1) != 0) {
@@ -55,7 +55,7 @@ int store_open_with(mesh_store **out, const char *path, const store_open_opts *o
         return rc;
     int pg = store_is_pg_url(path);
     const char *file = path;
-    if (!pg && (rc = sqlite_path_of(path, &file, err)) != MESH_OK)
+    if (!pg && (rc = store_sqlite_path_of(path, &file, err)) != MESH_OK)
         return rc;
     mesh_store *st = calloc(1, sizeof *st);
     if (!st)

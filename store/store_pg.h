@@ -24,4 +24,20 @@ int store_pg_session_setup(mesh_store *st, mesh_err *err);
 int store_pg_schema_version(mesh_store *st);
 int store_pg_read_schema_version(mesh_store *st, int *version, mesh_err *err);
 
+/* "postgres://user:secret@host/db" -> "postgres://user:***@host/db" (malloc'd). */
+char *store_pg_redact_url(const char *url);
+
+/* The channel every store's change triggers NOTIFY (migration 6 -> 7); the
+ * payload is the schema of the table that changed, so stores in other
+ * schemas of the database are told apart. */
+#define STORE_PG_CHANNEL "meshd_changes"
+
+/* The PostgreSQL side of store_notifier (store_pg_notify.c). */
+typedef struct store_pg_listener store_pg_listener;
+int store_pg_listen_open(const char *url, store_pg_listener **out, mesh_err *err);
+int store_pg_listen_fd(const store_pg_listener *l);
+int store_pg_listen_drain(store_pg_listener *l, mesh_err *err);
+int store_pg_listen_reconnect(store_pg_listener *l, mesh_err *err);
+void store_pg_listen_close(store_pg_listener *l);
+
 #endif

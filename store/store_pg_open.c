@@ -13,7 +13,7 @@
 #include "common/log.h"
 
 /* "postgres://user:secret@host/db" -> "postgres://user:***@host/db". */
-static char *redact_url(const char *url)
+char *store_pg_redact_url(const char *url)
 {
     char *copy = strdup(url);
     if (!copy)
@@ -106,7 +106,7 @@ static int pg_connect(mesh_store *st, const char *url, mesh_err *err)
 
 int store_pg_open(mesh_store *st, const char *url, int create, mesh_err *err)
 {
-    if (!(st->path = redact_url(url)))
+    if (!(st->path = store_pg_redact_url(url)))
         return mesh_err_set(err, MESH_ENOMEM, "out of memory opening a PostgreSQL store");
     int rc = pg_connect(st, url, err);
     int has_store = 0;

@@ -213,6 +213,53 @@ static const char *const store_pg_migrations[] = {
     "ALTER TABLE join_tokens ADD COLUMN instance " T " NOT NULL DEFAULT '';\n"
     "ALTER TABLE certs ADD COLUMN instance " T " NOT NULL DEFAULT '';\n"
     "ALTER TABLE resources ADD COLUMN apply_set " T " NOT NULL DEFAULT '';\n",
+
+    /* 6 -> 7: meshd replicas (as in store_schema.c), and change
+     * notification: every table a watcher follows NOTIFYs STORE_PG_CHANNEL
+     * with its schema when a statement changed it; the server sends it at
+     * commit (once per transaction: equal notifications are folded) and
+     * never for a rolled-back one. This is what PRAGMA data_version and
+     * inotify do for SQLite (store_notify.c). Statement-level: one call per
+     * statement, not per row. replicas is left out: a heartbeat is not a
+     * change anyone must act on at once (staleness is a matter of time,
+     * which the watcher's once-a-second health pass reads). */
+    "CREATE TABLE replicas (\n"
+    "  id        " T " PRIMARY KEY NOT NULL,\n"
+    "  address   " T " NOT NULL DEFAULT '',\n"
+    "  pid       BIGINT NOT NULL DEFAULT 0,\n"
+    "  started   BIGINT NOT NULL,\n"
+    "  heartbeat BIGINT NOT NULL,\n"
+    "  stopped   BIGINT NOT NULL DEFAULT 0\n"
+    ");\n"
+    "CREATE FUNCTION meshd_notify_change() RETURNS trigger LANGUAGE plpgsql AS $f$\n"
+    "BEGIN\n"
+    "  PERFORM pg_notify('" STORE_PG_CHANNEL "', TG_TABLE_SCHEMA);\n"
+    "  RETURN NULL;\n"
+    "END $f$;\n"
+    "CREATE TRIGGER meshd_notify_settings AFTER INSERT OR UPDATE OR DELETE ON settings\n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION meshd_notify_change();\n"
+    "CREATE TRIGGER meshd_notify_cas AFTER INSERT OR UPDATE OR DELETE ON cas\n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION meshd_notify_change();\n"
+    "CREATE TRIGGER meshd_notify_registrations AFTER INSERT OR UPDATE OR DELETE ON registrations\n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION meshd_notify_change();\n"
+    "CREATE TRIGGER meshd_notify_join_tokens AFTER INSERT OR UPDATE OR DELETE ON join_tokens\n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION meshd_notify_change();\n"
+    "CREATE TRIGGER meshd_notify_certs AFTER INSERT OR UPDATE OR DELETE ON certs\n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION meshd_notify_change();\n"
+    "CREATE TRIGGER meshd_notify_resources AFTER INSERT OR UPDATE OR DELETE ON resources\n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION meshd_notify_change();\n"
+    "CREATE TRIGGER meshd_notify_audit AFTER INSERT OR UPDATE OR DELETE ON audit\n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION meshd_notify_change();\n"
+    "CREATE TRIGGER meshd_notify_compromised_keys AFTER INSERT OR UPDATE OR DELETE ON compromised_keys\n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION meshd_notify_change();\n"
+    "CREATE TRIGGER meshd_notify_crls AFTER INSERT OR UPDATE OR DELETE ON crls\n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION meshd_notify_change();\n"
+    "CREATE TRIGGER meshd_notify_proxy_trust AFTER INSERT OR UPDATE OR DELETE ON proxy_trust\n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION meshd_notify_change();\n"
+    "CREATE TRIGGER meshd_notify_proxies AFTER INSERT OR UPDATE OR DELETE ON proxies\n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION meshd_notify_change();\n"
+    "CREATE TRIGGER meshd_notify_proxy_types AFTER INSERT OR UPDATE OR DELETE ON proxy_types\n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION meshd_notify_change();\n",
 };
 
 #undef T

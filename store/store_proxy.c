@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A row is one instance of one identity: (spiffe_id, node_id). The identity
  * is the verified SPIFFE ID of the stream (never the node's claim), so a
@@ -51,9 +52,24 @@ static const char SQL_PROXY_TYPE_UPSERT[] =
     "  updated_at = ?7";
 static const char SQL_PROXY_DISCONNECT_ALL[] =
     "UPDATE proxies SET connected = 0 WHERE meshd_instance = ?1 AND connected <> 0";
+/* A row held by a replica that stopped or went quiet (heartbeat before ?1 =
+ * now - STORE_REPLICA_STALE_S) reads as not connected and stale, seen last
+ * at that replica's last heartbeat: a crashed replica's sidecars are away
+ * (EDS health counts its grace from then), not "connected" forever. A row
+ * of an instance without a replicas row (a meshd before schema 7) is read
+ * as it is. */
+#define PROXY_HELD_BY_QUIET_REPLICA \
+    "p.connected <> 0 AND r.id IS NOT NULL AND (r.stopped <> 0 OR r.heartbeat < ?1)"
 static const char SQL_PROXY_LIST[] =
-    "SELECT node_id, spiffe_id, peer, connected, connected_at, last_seen, svid_not_after, "
-    "meshd_instance, problem FROM proxies ORDER BY node_id, spiffe_id";
+    "SELECT p.node_id, p.spiffe_id, p.peer, "
+    "  CASE WHEN p.connected <> 0 AND NOT (" PROXY_HELD_BY_QUIET_REPLICA ") THEN 1 ELSE 0 END, "
+    "  p.connected_at, "
+    "  CASE WHEN " PROXY_HELD_BY_QUIET_REPLICA " AND r.heartbeat > p.last_seen "
+    "    THEN r.heartbeat ELSE p.last_seen END, "
+    "  p.svid_not_after, p.meshd_instance, p.problem, "
+    "  CASE WHEN " PROXY_HELD_BY_QUIET_REPLICA " THEN 1 ELSE 0 END "
+    "FROM proxies p LEFT JOIN replicas r ON r.id = p.meshd_instance "
+    "ORDER BY p.node_id, p.spiffe_id";
 static const char SQL_PROXY_TYPE_LIST[] =
     "SELECT node_id, spiffe_id, type_url, sent_version, acked_version, nack_version, "
     "nack_error, updated_at FROM proxy_types ORDER BY node_id, spiffe_id, type_url";
@@ -250,6 +266,7 @@ static int store_proxy_read_row(store_q *s, store_proxy *out)
     out->svid_not_after = store_col_int64(s, 6);
     out->meshd_instance = store_col_dup(s, 7, &rc);
     out->problem = store_col_dup(s, 8, &rc);
+    out->stale = store_col_int(s, 9) != 0;
     if (rc != MESH_OK)
         store_proxy_free_members(out);
     return rc;
@@ -277,6 +294,13 @@ static int store_proxy_read_all(mesh_store *st, store_proxy **out, size_t *n_out
     int rc = store_stmt(st, SQL_PROXY_LIST, &s, err);
     if (rc != MESH_OK)
         return rc;
+    int brc = STORE_OK;
+    store_bind_int64(s, 1, (int64_t)time(NULL) - STORE_REPLICA_STALE_S, &brc);
+    if (brc != STORE_OK) {
+        rc = store_db_error(st, err, brc, "listing proxies");
+        store_stmt_release(s);
+        return rc;
+    }
     size_t cap = 0;
     int src;
     while ((src = store_step(s)) == STORE_ROW) {

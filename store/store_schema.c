@@ -314,6 +314,28 @@ static const char *const store_migrations[] = {
     "ALTER TABLE join_tokens ADD COLUMN instance TEXT NOT NULL DEFAULT '';\n"
     "ALTER TABLE certs ADD COLUMN instance TEXT NOT NULL DEFAULT '';\n"
     "ALTER TABLE resources ADD COLUMN apply_set TEXT NOT NULL DEFAULT '';\n",
+
+    /* 6 -> 7: meshd replicas (issue 14). Each meshd registers itself under
+     * its instance name (the name proxy rows record in meshd_instance) and
+     * heartbeats; a proxy row held by a replica whose heartbeat is older
+     * than STORE_REPLICA_STALE_S reads as not connected (store_replica.c),
+     * so a crashed replica does not leave its sidecars "connected". stopped
+     * is the time of a clean shutdown, 0 while it runs. Followed by the
+     * change counter like every table but proxy status. */
+    "CREATE TABLE replicas (\n"
+    "  id        TEXT PRIMARY KEY NOT NULL,\n"
+    "  address   TEXT NOT NULL DEFAULT '',\n"
+    "  pid       INTEGER NOT NULL DEFAULT 0,\n"
+    "  started   INTEGER NOT NULL,\n"
+    "  heartbeat INTEGER NOT NULL,\n"
+    "  stopped   INTEGER NOT NULL DEFAULT 0\n"
+    ");\n"
+    "CREATE TRIGGER store_seq_replicas_insert AFTER INSERT ON replicas\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_replicas_update AFTER UPDATE ON replicas\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n"
+    "CREATE TRIGGER store_seq_replicas_delete AFTER DELETE ON replicas\n"
+    "  BEGIN UPDATE store_integrity SET seq = seq + 1 WHERE id = 1; END;\n",
 };
 
 int store_latest_schema_version(void)

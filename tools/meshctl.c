@@ -116,6 +116,7 @@ static const struct {
     {"proxy-status", ctl_cmd_proxy_status},
     {"describe", ctl_cmd_describe},
     {"audit", ctl_cmd_audit},
+    {"replicas", ctl_cmd_replicas},
     {"store", ctl_cmd_store},
     {"drill", ctl_cmd_drill},
     {"version", ctl_cmd_version},

@@ -3,8 +3,8 @@
  * Startup: open the store (never creating one; clear error if it is missing,
  * damaged or moved backwards, see store.h), load the active CA
  * (clear error if none: "run meshctl ca init"), issue meshd's own serving
- * cert, mark proxies of this instance disconnected (a previous run may have
- * been killed), load config and bundle, start the status writer, workers,
+ * cert, register this replica and mark proxies of this instance disconnected
+ * (a previous run may have been killed), load config and bundle, start the status writer, workers,
  * gRPC server and watcher. SIGTERM/SIGINT: stop the watcher, stop accepting
  * and cancel every call, let the workers finish, mark proxies disconnected,
  * close the store. SIGUSR1/SIGUSR2 make the log one level more/less verbose.
@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/mgrpc.h"
 #include "common/version.h"
@@ -67,8 +68,11 @@ static int start(md_ctx *ctx, mesh_err *err)
      * mistake on a taken port changes nothing. */
     if ((rc = md_server_bind(ctx, err)) != MESH_OK)
         return rc;
-    if ((rc = store_proxy_disconnect_all(ctx->main_st, ctx->instance, err)) != MESH_OK)
-        return mesh_err_prefix(err, "resetting proxy status");
+    /* Registers this replica (heartbeats follow from the status writer) and
+     * marks the proxies an earlier run of this instance held disconnected. */
+    if ((rc = store_replica_register(ctx->main_st, ctx->instance, ctx->opts.listen,
+                                     (int64_t)getpid(), 1, md_now(), err)) != MESH_OK)
+        return mesh_err_prefix(err, "registering this meshd replica");
     if ((rc = md_status_start(ctx, err)) != MESH_OK)
         return rc;
     if ((rc = md_watch_start(ctx, err)) != MESH_OK) /* first pass: config, bundle */

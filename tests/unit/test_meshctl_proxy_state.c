@@ -72,3 +72,21 @@ Test(meshctl_proxy_state, row_instance)
                      "api-2");
     cr_assert_null(store_proxy_instance_of("unverified:x", "api-1"));
 }
+
+/* A row held by a replica that went quiet (store_proxy.stale, issue 14): "lost",
+ * whatever its types say, and its types are not SYNCED (it reads as not connected). */
+Test(meshctl_proxy_state, row_of_a_quiet_replica_is_lost)
+{
+    store_proxy_type_status t = ty("v2", "v2", "");
+    store_proxy p;
+    memset(&p, 0, sizeof p);
+    p.types = &t;
+    p.n_types = 1;
+    p.connected = 0;
+    p.stale = 1;
+    cr_assert_eq(ctl_proxy_state_of(&p), CTL_PROXY_LOST);
+    cr_assert_str_eq(ctl_proxy_state_name(CTL_PROXY_LOST), "lost");
+    cr_assert_eq(ctl_type_state_of(&t, p.connected), CTL_TYPE_LAST);
+    p.stale = 0;
+    cr_assert_eq(ctl_proxy_state_of(&p), CTL_PROXY_DOWN);
+}

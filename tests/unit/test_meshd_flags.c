@@ -49,8 +49,8 @@ Test(meshd_flags, defaults)
     cr_assert_null(o.instance);
     cr_assert_eq(o.cq_threads, 2);
     cr_assert_eq(o.workers, 2);
-    cr_assert_eq(o.poll_ms, 200);
-    cr_assert_eq(o.debounce_ms, 100);
+    cr_assert_eq(o.poll_ms, 1000, "the poll is the safety net: changes are notified");
+    cr_assert_eq(o.debounce_ms, 20);
     cr_assert_eq(o.max_pending_csr, 2048);
     cr_assert_null(o.plain_listen);
     cr_assert_eq(o.plain_remote, 0);

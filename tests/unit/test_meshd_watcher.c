@@ -469,3 +469,66 @@ Test(meshd_watcher_prune, retired_ca_leaves_the_bundle_after_its_last_leaf)
     cr_assert(one_root, "the smaller bundle was not installed");
     cr_assert_eq(tsd_audit_count(&env, "ca.remove", 1), 1);
 }
+
+/* Change notification (meshd/meshd_notify.c): with the safety-net poll a minute
+ * apart, a config committed by another connection (meshctl apply) still reaches
+ * the cache within a second, because the store's inotify event wakes the watcher.
+ * Before notifications the watcher saw it only at its next poll. */
+static void slow_poll_setup(void)
+{
+    grpc_init();
+    tsd_setup(&env);
+    apply_yaml(TMD_MESH_YAML);
+    ctx = tmd_ctx_new(env.db);
+    ctx->opts.poll_ms = 60000;
+    ctx->opts.debounce_ms = 10;
+    mesh_err err = {0};
+    cr_assert_eq(md_watch_start(ctx, &err), MESH_OK, "%s", err.msg);
+}
+
+TestSuite(meshd_watcher_notify, .init = slow_poll_setup, .fini = teardown, .timeout = 60);
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+Test(meshd_watcher_notify, a_commit_wakes_the_watcher_without_polling)
+{
+    cr_assert_eq(atomic_load(&ctx->watch.notify_live), 1, "notifications are on (inotify)");
+    for (int round = 0; round < 3; round++) {
+        uint64_t gen = atomic_load(&ctx->cache.cfg_gen);
+        char *yaml = strdup(TMD_MESH_YAML);
+        char *p = strstr(yaml, "outbound: 127.0.0.1:15101");
+        cr_assert_not_null(p);
+        char port[8];
+        snprintf(port, sizeof port, "%d", 15111 + round);
+        memcpy(p + strlen("outbound: 127.0.0.1:"), port, 5);
+        int64_t t0 = mono_ms();
+        apply_yaml(yaml);
+        free(yaml);
+        int seen = 0;
+        while (mono_ms() - t0 < 1000 && !(seen = atomic_load(&ctx->cache.cfg_gen) > gen))
+            sleep_ms(2);
+        cr_assert(seen, "round %d: the applied config was not loaded within 1 s (poll 60 s)",
+                  round);
+    }
+}
+
+Test(meshd_watcher_notify, without_notifications_the_fallback_poll_still_sees_it)
+{
+    /* The notifier gone (as when inotify is unavailable): the watcher must
+     * fall back to polling every MD_POLL_FALLBACK_MS, not wait a minute. */
+    md_notify_stop(ctx);
+    md_watch_poke(&ctx->watch); /* let the watcher re-read its wait interval */
+    sleep_ms(50);
+    uint64_t gen = atomic_load(&ctx->cache.cfg_gen);
+    char *yaml = strdup(TMD_MESH_YAML);
+    char *p = strstr(yaml, "outbound: 127.0.0.1:15101");
+    memcpy(p, "outbound: 127.0.0.1:15121", 25);
+    apply_yaml(yaml);
+    free(yaml);
+    cr_assert(wait_for_generation(gen + 1), "the fallback poll did not see the change");
+}

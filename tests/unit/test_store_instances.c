@@ -134,6 +134,7 @@ static void downgrade_to_schema_5(void)
              "ALTER TABLE join_tokens DROP COLUMN instance;"
              "ALTER TABLE certs DROP COLUMN instance;"
              "ALTER TABLE resources DROP COLUMN apply_set;"
+             "DROP TABLE replicas;" /* migration 6 -> 7 */
              "PRAGMA user_version = 5;"
              "COMMIT;");
     /* What such a store held: one registration per identity, a pending token, a cert. */

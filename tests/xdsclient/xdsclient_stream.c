@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/support/alloc.h>
@@ -464,9 +465,15 @@ static void on_response(xcl_run *r, xcl_stream *s, const uint8_t *p, size_t len)
         size_t cap = 64 * 1024, off = 0;
         char *buf = malloc(cap);
         if (buf) {
-            off += (size_t)snprintf(buf, cap, "{\"stream\":%d,\"t_ms\":%lld,\"type\":\"%s\","
-                                              "\"type_url\":",
-                                    s->idx, (long long)t, tname);
+            /* wall_ms: Unix milliseconds at receipt, so a test can measure push
+             * convergence across processes (several clients, several meshd). */
+            struct timespec wall;
+            clock_gettime(CLOCK_REALTIME, &wall);
+            off += (size_t)snprintf(buf, cap, "{\"stream\":%d,\"t_ms\":%lld,\"wall_ms\":%lld,"
+                                              "\"type\":\"%s\",\"type_url\":",
+                                    s->idx, (long long)t,
+                                    (long long)wall.tv_sec * 1000 + wall.tv_nsec / 1000000,
+                                    tname);
             xcl_json_str(buf, cap, &off, m->type_url);
             off += (size_t)snprintf(buf + off, cap - off, ",\"version\":");
             xcl_json_str(buf, cap, &off, m->version_info);
