@@ -6,6 +6,7 @@ bytes: no protoc step) for test_sidecar_grpc.sh. Service mesh.Test:
   ServerStream -> int(request) messages b"<name>:<i>"
   Bidi         -> echoes every message
   Sleep        -> sleeps float(request) seconds, noting a cancellation in <dir>/cancelled-<name>
+  Flood        -> int(request) messages of 1 MiB (the slow-reader test)
   Fail         -> NOT_FOUND "no such thing" with no message sent (a trailers-only response)
 usage: grpc_app.py HOST:PORT NAME DIR"""
 import os
@@ -34,6 +35,12 @@ def server_stream(req, ctx):
         yield tag + b":%d" % i
 
 
+def flood(req, ctx):
+    chunk = b"f" * (1024 * 1024)
+    for _ in range(int(req)):
+        yield chunk
+
+
 def bidi(it, ctx):
     for m in it:
         yield m
@@ -60,6 +67,7 @@ handlers = grpc.method_handlers_generic_handler("mesh.Test", {
     "Who": grpc.unary_unary_rpc_method_handler(who),
     "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream),
     "Bidi": grpc.stream_stream_rpc_method_handler(bidi),
+    "Flood": grpc.unary_stream_rpc_method_handler(flood),
     "Sleep": grpc.unary_unary_rpc_method_handler(sleep),
     "Fail": grpc.unary_unary_rpc_method_handler(fail),
 })

@@ -47,6 +47,14 @@ try:
         sent = [b"m%05d" % i for i in range(n)]
         got = list(ch.stream_stream("/mesh.Test/Bidi")(iter(sent), timeout=60))
         out(got == sent, "bidi %d sent, %d back in order: %s" % (n, len(got), got == sent))
+    elif case == "stall":       # 1 MiB messages; read one, stall ARG seconds, read the rest
+        n, pause = 128, float(arg)
+        it = ch.unary_stream("/mesh.Test/Flood")(str(n).encode(), timeout=120)
+        got = len(next(it))
+        print("stalling", flush=True)
+        time.sleep(pause)
+        count = 1 + sum(1 for _ in it)
+        out(count == n and got == 1024 * 1024, "stalled reader got %d of %d messages" % (count, n))
     elif case == "big":
         body = bytes(range(256)) * (16 * MB // 256)
         resp = uu("Unary")(body, timeout=60)

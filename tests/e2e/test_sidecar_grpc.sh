@@ -95,6 +95,26 @@ check_out "RBAC refusal as PERMISSION_DENIED" "ok StatusCode.PERMISSION_DENIED" 
 check_out "an unknown host as UNIMPLEMENTED (404)" "ok StatusCode.UNIMPLEMENTED" gc nosuch code UNIMPLEMENTED
 check_out "40 calls on one connection spread over both endpoints" "ok spread" gc api spread 40
 
+echo "sidecar grpc: flow control end to end"
+# A client that stops reading a 128 MiB server stream: each sidecar holds what the HTTP/2
+# windows allow (64 KiB per stream, 1 MiB per connection, plus 1 MiB of socket backlog),
+# not the stream. Before and while it stalls, the resident memory of every sidecar on the
+# path is sampled.
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+path_rss() { echo $(( $(rss_kb "$PID_web") + $(rss_kb "$PID_api_1") + $(rss_kb "$PID_api_2") )); }
+before=$(path_rss)
+gc api stall 4 >"$D/stall.out" 2>&1 &
+stall_pid=$!
+wait_for 10 grep -q stalling "$D/stall.out"
+sleep 2.5
+during=$(path_rss)
+echo "  (sidecars' RSS: ${before} kB before, ${during} kB with the reader stalled)"
+check "a stalled reader of 128 MiB grows the sidecars by < 24 MiB (got $(( (during - before) / 1024 )) MiB)" \
+    test $((during - before)) -lt $((24 * 1024))
+wait "$stall_pid"
+check_out "the stalled reader then gets every message" "ok stalled reader got 128 of 128" \
+    cat "$D/stall.out"
+
 echo "sidecar grpc: the listener still speaks HTTP/1.1"
 check_out "HTTP/1.1 to an http service on the same listener" "200" sc_get plain "$P_WEB_OUT" /
 check_out "HTTP/1.1 to a grpc service is refused, not mistranslated" "502" sc_get api "$P_WEB_OUT" /
