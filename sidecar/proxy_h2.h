@@ -58,6 +58,7 @@ typedef struct dp_h2_xchg {
     dp_active *act;
     size_t ci;
     dp_ep_rt *ep;               /* holds a ref, active_rq counted */
+    struct event *timer;        /* the route timeout or the client's grpc-timeout */
 } dp_h2_xchg;
 
 struct dp_h2_session {
@@ -94,6 +95,12 @@ const nghttp2_nv *dp_h2_hdrs_find(const dp_h2_hdrs *h, const char *name);
 int dp_h2_hdrs_forward(const dp_h2_hdrs *src, const nghttp2_nv *extra, size_t n_extra,
                        dp_h2_hdrs *out);
 dp_h2_xchg *dp_h2_xchg_new(dp_h2_session *d, int32_t down_id);
+/* gRPC's grpc-timeout ("1-8 digits" + H M S m u n) in milliseconds, rounded up; -1 if
+ * malformed. */
+int64_t dp_h2_grpc_timeout_ms(const char *v, size_t len);
+/* Arms the exchange's deadline (ms > 0): at expiry a 504 / DEADLINE_EXCEEDED before the
+ * response, a reset after it, and the upstream stream cancelled. */
+void dp_h2_arm_timeout(dp_h2_xchg *x, int64_t ms);
 /* Both sides are done: unlinked and freed. */
 void dp_h2_xchg_maybe_free(dp_h2_xchg *x);
 /* A reply from the sidecar itself on the downstream stream. */

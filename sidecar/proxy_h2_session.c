@@ -159,7 +159,7 @@ static const char *hval(const dp_h2_hdrs *h, const char *name, size_t *len)
 
 /* Inbound: RBAC, then the local cluster. Outbound: the route table's choice. NULL after a
  * local reply. */
-static const char *pick_cluster(dp_h2_xchg *x, const dp_listener *l)
+static const char *pick_cluster(dp_h2_xchg *x, const dp_listener *l, int64_t *timeout_ms)
 {
     dp_session *base = &x->d->h1.base;
     dp_proxy *px = base->px;
@@ -171,6 +171,7 @@ static const char *pick_cluster(dp_h2_xchg *x, const dp_listener *l)
                               "service (listener '%s')", base->peer_id, l->name);
             return NULL;
         }
+        *timeout_ms = l->timeout_ms;
         return l->local_cluster;
     }
     const dp_route_table *rt = dp_config_find_route_table(x->act->cfg, l->route_table);
@@ -205,6 +206,7 @@ static const char *pick_cluster(dp_h2_xchg *x, const dp_listener *l)
                           vh ? "" : " (no virtual host matches the host)");
         return NULL;
     }
+    *timeout_ms = r->timeout_ms;
     return dp_route_pick_cluster(r, &px->rng);
 }
 
@@ -224,9 +226,18 @@ void dp_h2_route(dp_h2_xchg *x)
         dp_h2_local_reply(x, 503, "listener '%s' was removed", x->d->h1.base.listener);
         return;
     }
-    const char *cname = pick_cluster(x, l);
+    int64_t timeout_ms = 0;
+    const char *cname = pick_cluster(x, l, &timeout_ms);
     if (!cname)
         return;
+    /* The client's grpc-timeout is honoured, within the route's timeout when it has one
+     * (Envoy's max_stream_duration.grpc_timeout_header_max with the route timeout as max). */
+    size_t gtlen;
+    const char *gt = x->grpc ? hval(&x->req, "grpc-timeout", &gtlen) : NULL;
+    int64_t gms = gt ? dp_h2_grpc_timeout_ms(gt, gtlen) : -1;
+    if (gms > 0 && (timeout_ms <= 0 || gms < timeout_ms))
+        timeout_ms = gms;
+    dp_h2_arm_timeout(x, timeout_ms);
     const dp_cluster *cl = dp_config_find_cluster(x->act->cfg, cname, &x->ci);
     if (!cl) {
         dp_h2_local_reply(x, 503, "cluster '%s' not found (not yet received from meshd?)", cname);

@@ -194,7 +194,7 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
     x->up_closed = true;
     list_unlink(&up->streams, x);
     up->n_streams--;
-    if (x->d && !x->down_closed && !x->resp_end) {
+    if (x->d && !x->down_closed && !x->resp_end && !x->local) {
         /* The app (or the peer sidecar) reset the stream: so does the client's. */
         if (!x->resp_started && code == NGHTTP2_REFUSED_STREAM) {
             dp_h2_local_reply(x, 503, "upstream refused the stream");

@@ -140,10 +140,58 @@ static void unlink_down(dp_h2_xchg *x)
     x->d = NULL;
 }
 
+int64_t dp_h2_grpc_timeout_ms(const char *v, size_t len)
+{
+    if (len < 2 || len > 9)
+        return -1;
+    int64_t n = 0;
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        n = n * 10 + (v[i] - '0');
+    }
+    switch (v[len - 1]) {
+    case 'H': return n * 3600000;
+    case 'M': return n * 60000;
+    case 'S': return n * 1000;
+    case 'm': return n;
+    case 'u': return (n + 999) / 1000;
+    case 'n': return (n + 999999) / 1000000;
+    default: return -1;
+    }
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    dp_h2_xchg *x = arg;
+    if (!x->d || x->down_closed || x->resp_end)
+        return;
+    dp_stat_inc(&x->px->st.timeouts);
+    dp_h2_up_cancel(x, NGHTTP2_CANCEL);
+    if (!x->resp_started) {
+        dp_h2_local_reply(x, 504, "upstream request timeout");
+    } else {
+        nghttp2_submit_rst_stream(x->d->ng, NGHTTP2_FLAG_NONE, x->down_id, NGHTTP2_CANCEL);
+        dp_h2_down_schedule(x->d);
+    }
+}
+
+void dp_h2_arm_timeout(dp_h2_xchg *x, int64_t ms)
+{
+    if (ms <= 0)
+        return;
+    if (!x->timer)
+        x->timer = evtimer_new(x->px->base, on_timeout, x);
+    if (x->timer)
+        dp_timer_ms(x->timer, ms);
+}
+
 void dp_h2_xchg_maybe_free(dp_h2_xchg *x)
 {
     if (!x->down_closed || (x->up && !x->up_closed))
         return;
+    if (x->timer)
+        event_free(x->timer);
     dp_h2_up_detach(x);
     unlink_down(x);
     if (x->ep) {

@@ -67,6 +67,15 @@ try:
         except grpc.RpcError as e:
             out(e.code() == grpc.StatusCode.DEADLINE_EXCEEDED and time.time() - t0 < 3,
                 "%s after %.2fs" % (e.code(), time.time() - t0))
+    elif case == "slow":        # no client deadline: the sidecar's route timeout answers
+        t0 = time.time()
+        try:
+            uu("Sleep")(b"5")
+            out(False, "no timeout")
+        except grpc.RpcError as e:
+            out(e.code() == grpc.StatusCode.DEADLINE_EXCEEDED and
+                e.details() == "upstream request timeout" and time.time() - t0 < 4,
+                "%s %r after %.2fs" % (e.code(), e.details(), time.time() - t0))
     elif case == "cancel":
         fut = uu("Sleep").future(b"5", timeout=10)
         time.sleep(0.5)

@@ -45,6 +45,13 @@ workloads:
      app: "127.0.0.1:$P_S_APP"}
   - {name: plain-1, spiffe_id: "$PLAIN", service: plain, inbound: "127.0.0.1:$P_P_IN",
      app: "127.0.0.1:$P_P_APP"}
+routes:
+  - name: api-slow
+    hosts: [api-slow]
+    rules:
+      - match: {prefix: /mesh.Test/}
+        destinations: [{service: api}]
+        timeout: 1s
 authorization:
   - {service: api, allow: ["$WEB"]}
   - {service: plain, allow: ["$WEB"]}
@@ -86,6 +93,8 @@ check_out "server streaming, 1000 messages" "ok 1000 messages" gc api stream 100
 check_out "bidi streaming, 10,000 messages in order" "ok bidi 10000" gc api bidi 10000
 check_out "a 16 MB message both ways" "ok 16 MB round trip" gc api big
 check_out "a deadline that expires" "ok StatusCode.DEADLINE_EXCEEDED" gc api deadline
+check_out "the route timeout ends a slow call as DEADLINE_EXCEEDED" \
+    "ok StatusCode.DEADLINE_EXCEEDED 'upstream request timeout'" gc api-slow slow
 rm -f "$D"/cancelled-*
 check_out "a cancelled call" "ok cancelled" gc api cancel
 check "the cancellation (RST_STREAM) reached the app through both sidecars" \

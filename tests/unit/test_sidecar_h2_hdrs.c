@@ -73,3 +73,19 @@ Test(sidecar_h2_hdrs, limits)
                                 strlen(big)), MESH_EINVAL, "over 64 KiB in all is refused");
     dp_h2_hdrs_free(&h);
 }
+
+Test(sidecar_h2_hdrs, grpc_timeout)
+{
+    cr_assert_eq(dp_h2_grpc_timeout_ms("1S", 2), 1000);
+    cr_assert_eq(dp_h2_grpc_timeout_ms("250m", 4), 250);
+    cr_assert_eq(dp_h2_grpc_timeout_ms("2M", 2), 120000);
+    cr_assert_eq(dp_h2_grpc_timeout_ms("1H", 2), 3600000);
+    cr_assert_eq(dp_h2_grpc_timeout_ms("1500u", 5), 2, "rounded up");
+    cr_assert_eq(dp_h2_grpc_timeout_ms("1n", 2), 1, "never 0");
+    cr_assert_eq(dp_h2_grpc_timeout_ms("99999999S", 9), 99999999000LL, "8 digits");
+    cr_assert_eq(dp_h2_grpc_timeout_ms("999999999S", 10), -1, "9 digits");
+    cr_assert_eq(dp_h2_grpc_timeout_ms("S", 1), -1);
+    cr_assert_eq(dp_h2_grpc_timeout_ms("10", 2), -1, "no unit");
+    cr_assert_eq(dp_h2_grpc_timeout_ms("1s", 2), -1, "units are case-sensitive");
+    cr_assert_eq(dp_h2_grpc_timeout_ms("-1S", 3), -1);
+}
