@@ -588,6 +588,7 @@ void dp_proxy_free(dp_proxy *px)
     }
     /* Sessions first: they hold snapshot and endpoint references. */
     dp_sessions_free_all(px);
+    dp_h2_up_free_all(px);
     while (px->listeners) {
         dp_lrt *l = px->listeners;
         px->listeners = l->next;

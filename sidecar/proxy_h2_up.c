@@ -476,3 +476,14 @@ void dp_h2_up_detach(dp_h2_xchg *x)
     x->up = NULL;
     dp_h2_up_schedule(up);
 }
+
+void dp_h2_up_free_all(dp_proxy *px)
+{
+    dp_upconn *uc = px->upconns;
+    while (uc) {
+        dp_upconn *next = uc->all_next;
+        if (uc->ops == &h2_up_ops && uc->owner)
+            up_fail(uc->owner, "data plane freed");
+        uc = next;
+    }
+}

@@ -362,6 +362,8 @@ extern const dp_session_ops dp_tcp_session_ops;
 /* HTTP listeners that take HTTP/2 (proxy_h2_session.c): h2 by prior knowledge or ALPN,
  * otherwise the HTTP/1.1 session above. */
 extern const dp_session_ops dp_h2_session_ops;
+/* Proxy teardown, after the sessions: the shared HTTP/2 upstream connections nobody owns. */
+void dp_h2_up_free_all(dp_proxy *px);
 
 /* ---- revocation on live connections (proxy_revoke.c) --------------------------------- */
 /* The cert pool's CRL listener (any thread): flags the change and wakes the loop. */
