@@ -65,6 +65,10 @@ static void up_fail(dp_h2_up *up, const char *why)
             x->up_closed = true;
             if (x->d && !x->down_closed) {
                 if (!x->resp_started) {
+                    /* Counted against the host (outlier detection, /clusters) once. */
+                    if (x->act && x->ep)
+                        dp_active_record(up->px, x->act, x->ci, x->ep,
+                                         DP_RESULT_CONNECT_FAILED);
                     dp_h2_local_reply(x, 503, "upstream connect error or disconnect/reset "
                                       "before headers: %s", why);
                 } else if (!x->resp_end) {
@@ -332,7 +336,6 @@ static void on_ready(void *owner, dp_upconn *uc, int rc, const char *why)
 {
     dp_h2_up *up = owner;
     if (rc != MESH_OK) {
-        dp_active_record(up->px, up->act, 0, up->ep, DP_RESULT_CONNECT_FAILED);
         up_fail(up, why);
         return;
     }

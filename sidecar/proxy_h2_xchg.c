@@ -380,6 +380,7 @@ void dp_h2_local_reply(dp_h2_xchg *x, int status, const char *fmt, ...)
         snprintf(code, sizeof code, "%d", grpc_code_for(status));
         const nghttp2_nv nv[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
                                  NV("grpc-status", code), NV("grpc-message", enc)};
+        x->resp_end = true;
         nghttp2_submit_response(x->d->ng, x->down_id, nv, 4, NULL);
     } else {
         snprintf(code, sizeof code, "%d", status);

@@ -52,6 +52,12 @@ routes:
       - match: {prefix: /mesh.Test/}
         destinations: [{service: api}]
         timeout: 1s
+  - name: api-stream          # long streams: more than the default 15 s route timeout
+    hosts: [api-stream]
+    rules:
+      - match: {prefix: /mesh.Test/}
+        destinations: [{service: api}]
+        timeout: 10m
 authorization:
   - {service: api, allow: ["$WEB"]}
   - {service: plain, allow: ["$WEB"]}
@@ -111,15 +117,19 @@ echo "sidecar grpc: flow control end to end"
 # path is sampled.
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 path_rss() { echo $(( $(rss_kb "$PID_web") + $(rss_kb "$PID_api_1") + $(rss_kb "$PID_api_2") )); }
+# ASan's quarantine keeps freed memory resident: a looser bound there (the unbounded
+# design grows by more than the 128 MiB stream either way).
+limit=24
+ldd "$MESH_BIN/mesh-sidecar" 2>/dev/null | grep -q libasan && limit=64
 before=$(path_rss)
-gc api stall 4 >"$D/stall.out" 2>&1 &
+gc api-stream stall 4 >"$D/stall.out" 2>&1 &
 stall_pid=$!
 wait_for 10 grep -q stalling "$D/stall.out"
 sleep 2.5
 during=$(path_rss)
 echo "  (sidecars' RSS: ${before} kB before, ${during} kB with the reader stalled)"
-check "a stalled reader of 128 MiB grows the sidecars by < 24 MiB (got $(( (during - before) / 1024 )) MiB)" \
-    test $((during - before)) -lt $((24 * 1024))
+check "a stalled reader of 128 MiB grows the sidecars by < $limit MiB (got $(( (during - before) / 1024 )) MiB)" \
+    test $((during - before)) -lt $((limit * 1024))
 wait "$stall_pid"
 check_out "the stalled reader then gets every message" "ok stalled reader got 128 of 128" \
     cat "$D/stall.out"
