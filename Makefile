@@ -28,7 +28,7 @@ CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unu
 GEN     := $(BUILD)/gen
 CPPFLAGS := -I. -I$(GEN) -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 LDLIBS  := -lssl -lcrypto -lsqlite3 -lpq -lgrpc -lgpr -lprotobuf-c -levent -levent_openssl \
-           -levent_pthreads -lyaml -lhttp_parser -lpthread -lm
+           -levent_pthreads -lyaml -lhttp_parser -lnghttp2 -lpthread -lm
 LDFLAGS := $(SAN)
 
 # ---- generated protobuf-c code -------------------------------------------------

@@ -46,6 +46,10 @@
     XDS_TYPE_URL_PREFIX "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 #define XDS_TYPE_URL_DOWNSTREAM_TLS \
     XDS_TYPE_URL_PREFIX "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+/* A Cluster's typed_extension_protocol_options key and the Any inside: the upstream's
+ * HTTP version (explicit HTTP/2 for http2 and grpc services). */
+#define XDS_EXT_HTTP_PROTOCOL_OPTIONS "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+#define XDS_TYPE_URL_HTTP_PROTOCOL_OPTIONS XDS_TYPE_URL_PREFIX XDS_EXT_HTTP_PROTOCOL_OPTIONS
 #define XDS_TYPE_URL_UPSTREAM_TLS \
     XDS_TYPE_URL_PREFIX "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 

@@ -51,6 +51,8 @@ const char *config_protocol_name(enum mesh_protocol p)
     switch (p) {
     case MESH_PROTO_HTTP: return "http";
     case MESH_PROTO_TCP: return "tcp";
+    case MESH_PROTO_HTTP2: return "http2";
+    case MESH_PROTO_GRPC: return "grpc";
     default: return NULL;
     }
 }

@@ -17,7 +17,7 @@
 
 #define N_FIELDS(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char *const protocol_names[] = {"http", "tcp"};         /* enum mesh_protocol order */
+static const char *const protocol_names[] = {"http", "tcp", "http2", "grpc"}; /* enum mesh_protocol order */
 static const char *const lb_names[] = {"round_robin", "least_request"}; /* enum mesh_lb order */
 
 static int set_source(cfg_ctx *c, yaml_node_t *n, char **out)
@@ -154,7 +154,7 @@ static int parse_service(cfg_ctx *c, yaml_node_t *n, mesh_service *s)
     int64_t port = 0;
     s->connect_timeout_ms = CONFIG_DEFAULT_CONNECT_MS;
     if ((rc = cfg_get_string(c, n, &f[F_NAME], 1, &s->name)) != MESH_OK ||
-        (rc = cfg_get_enum(c, n, &f[F_PROTOCOL], 1, protocol_names, 2, &proto)) != MESH_OK ||
+        (rc = cfg_get_enum(c, n, &f[F_PROTOCOL], 1, protocol_names, 4, &proto)) != MESH_OK ||
         (rc = cfg_get_int(c, n, &f[F_PORT], 1, 1, 65535, &port)) != MESH_OK ||
         (rc = cfg_get_enum(c, n, &f[F_LB], 0, lb_names, 2, &lb)) != MESH_OK ||
         (rc = cfg_get_duration(c, n, &f[F_CONNECT_TIMEOUT], 0, &s->connect_timeout_ms)) != MESH_OK ||

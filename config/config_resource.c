@@ -108,6 +108,13 @@ static int check_service_health(const mesh_service *s, config_fault *f)
         whyf(f, "a tcp service takes a tcp health check (type: tcp)");
         return fault(f, "health_check.type");
     }
+    /* The prober speaks HTTP/1.1 and the inbound side of an HTTP/2 service does not
+     * translate to the app's h2c; a tcp probe (connect + mTLS) is what works today. */
+    if (mesh_protocol_is_h2(s->protocol) && h->kind == MESH_HC_HTTP) {
+        whyf(f, "%s services take a tcp health check (type: tcp) for now: the http "
+             "probe speaks HTTP/1.1", config_protocol_name(s->protocol));
+        return fault(f, "health_check.type");
+    }
     return 0;
 }
 
@@ -117,7 +124,7 @@ int config_check_service(const mesh_service *s, config_fault *f)
     if (config_check_name(s->name, f->why, sizeof f->why) != 0)
         return fault(f, "name");
     if (!config_protocol_name(s->protocol)) {
-        snprintf(f->why, sizeof f->why, "must be http or tcp");
+        snprintf(f->why, sizeof f->why, "must be http, http2, grpc or tcp");
         return fault(f, "protocol");
     }
     if (s->port < 1 || s->port > 65535) {

@@ -321,15 +321,16 @@ static int check_refs(const vctx *v, const idx_entry *svc_idx)
                            w->tcp_outbound[t].service);
             else if (s->protocol != MESH_PROTO_TCP)
                 rc = vfail(v, CONFIG_KIND_WORKLOAD, i, field,
-                           "service \"%s\" is http; tcp_outbound only proxies tcp services "
+                           "service \"%s\" is %s; tcp_outbound only proxies tcp services "
                            "(reach http services through outbound)",
-                           s->name);
+                           s->name, config_protocol_name(s->protocol));
             if (rc != MESH_OK && stop_at(v, rc, &failed))
                 return rc;
         }
     }
     for (size_t i = 0; i < c->n_routes; i++) {
         const mesh_route *r = &c->routes[i];
+        const mesh_service *first = NULL;   /* the route's first destination: its HTTP version */
         for (size_t ri = 0; ri < r->n_rules; ri++) {
             for (size_t d = 0; d < r->rules[ri].n_destinations; d++) {
                 const mesh_destination *dst = &r->rules[ri].destinations[d];
@@ -341,14 +342,27 @@ static int check_refs(const vctx *v, const idx_entry *svc_idx)
                 if (!s) {
                     rc = vfail_at(v, CONFIG_KIND_ROUTE, i, dst->source, field,
                                   "unknown service \"%s\"", name);
-                } else if (s->protocol != MESH_PROTO_HTTP) {
+                } else if (!mesh_protocol_is_http(s->protocol)) {
                     rc = vfail_at(v, CONFIG_KIND_ROUTE, i, dst->source, field,
-                                  "service \"%s\" is tcp; routes only send to http services",
+                                  "service \"%s\" is tcp; routes only send to http services "
+                                  "(http, http2 or grpc)",
                                   name);
+                } else if (first && mesh_protocol_is_h2(first->protocol) !=
+                                        mesh_protocol_is_h2(s->protocol)) {
+                    /* The sidecar does not translate between HTTP/1.1 and HTTP/2 yet, so
+                     * the hosts of one route must lead to one HTTP version. */
+                    rc = vfail_at(v, CONFIG_KIND_ROUTE, i, dst->source, field,
+                                  "service \"%s\" is %s but \"%s\" is %s; one route's "
+                                  "destinations must all be http or all http2/grpc (the "
+                                  "sidecar does not translate between HTTP/1.1 and HTTP/2)",
+                                  name, config_protocol_name(s->protocol), first->name,
+                                  config_protocol_name(first->protocol));
                 } else if (dst->subset && !mesh_config_find_subset(s, dst->subset)) {
                     snprintf(field, sizeof field, "rules[%zu].destinations[%zu].subset", ri, d);
                     rc = unknown_subset(v, i, dst, field, s);
                 }
+                if (s && !first && mesh_protocol_is_http(s->protocol))
+                    first = s;
                 if (rc != MESH_OK && stop_at(v, rc, &failed))
                     return rc;
             }

@@ -9,7 +9,7 @@
  * must be 0..100, got 140".
  *
  * YAML shape (see examples/mesh.yaml and docs/config.md):
- *   services:       [{name, protocol: http|tcp, port, lb: round_robin|least_request,
+ *   services:       [{name, protocol: http|http2|grpc|tcp, port, lb: round_robin|least_request,
  *                     connect_timeout: 1s, subsets: [{name, labels: {k: v}}] (optional),
  *                     outlier_detection: {consecutive_5xx, consecutive_gateway_failure,
  *                       interval, base_ejection_time, max_ejection_time,
@@ -41,7 +41,21 @@
 #include "common/error.h"
 #include "store/store.h"
 
-enum mesh_protocol { MESH_PROTO_HTTP = 0, MESH_PROTO_TCP = 1 };
+/* http2 and grpc are HTTP services whose sidecars speak HTTP/2 end to end (h2c from and to
+ * the app, h2 over mTLS between sidecars); grpc is http2 that gRPC clients call. Everything
+ * that routes HTTP (routes, virtual hosts, health checks) treats the three alike. */
+enum mesh_protocol { MESH_PROTO_HTTP = 0, MESH_PROTO_TCP = 1, MESH_PROTO_HTTP2 = 2, MESH_PROTO_GRPC = 3 };
+
+static inline int mesh_protocol_is_http(enum mesh_protocol p)
+{
+    return p == MESH_PROTO_HTTP || p == MESH_PROTO_HTTP2 || p == MESH_PROTO_GRPC;
+}
+
+/* The sidecars carry the service as HTTP/2 (compiled to HttpProtocolOptions + ALPN h2). */
+static inline int mesh_protocol_is_h2(enum mesh_protocol p)
+{
+    return p == MESH_PROTO_HTTP2 || p == MESH_PROTO_GRPC;
+}
 enum mesh_lb { MESH_LB_ROUND_ROBIN = 0, MESH_LB_LEAST_REQUEST = 1 };
 enum mesh_header_match { MESH_HDR_EXACT = 0, MESH_HDR_PREFIX = 1, MESH_HDR_PRESENT = 2 };
 

@@ -215,7 +215,11 @@ static void print_text(describe_ctx *d)
         if (!authz_allows(&d->cfg->authz[i], w->spiffe_id))
             continue;
         const mesh_service *s = find_service(d->cfg, d->cfg->authz[i].service);
-        const char *how = !s ? "" : s->protocol == MESH_PROTO_TCP ? "tcp" : "http";
+        const char *how = !s                              ? ""
+                          : s->protocol == MESH_PROTO_TCP   ? "tcp"
+                          : s->protocol == MESH_PROTO_HTTP2 ? "http2"
+                          : s->protocol == MESH_PROTO_GRPC  ? "grpc"
+                                                            : "http";
         int has_tcp = 0;
         for (size_t k = 0; k < w->n_tcp_outbound; k++)
             if (strcmp(w->tcp_outbound[k].service, d->cfg->authz[i].service) == 0) {
@@ -225,7 +229,7 @@ static void print_text(describe_ctx *d)
             }
         if (!has_tcp)
             printf("  %s (%s%s)\n", ctl_esc(c, d->cfg->authz[i].service), how,
-                   s && s->protocol == MESH_PROTO_HTTP
+                   s && mesh_protocol_is_http(s->protocol)
                        ? (w->outbound ? ", through its outbound listener" : ", but it has no outbound listener")
                        : s ? ", but it has no tcp_outbound for it" : "");
         any = 1;

@@ -72,11 +72,27 @@ out:
 
 /* ---- contexts ------------------------------------------------------------------ */
 
+/* The address marks an accepted connection whose listener takes HTTP/2 (its value is
+ * never read or written). */
+static const char h2_marker = 'h';
+
+void cert_pool_ssl_offer_h2(SSL *ssl)
+{
+    SSL_set_app_data(ssl, (void *)&h2_marker);
+}
+
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg)
 {
     static const unsigned char h1[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    static const unsigned char h2[] = {2, 'h', '2'};
     unsigned char *sel = NULL;
+    /* "h2" only where the listener serves HTTP/2 (an http2/grpc service's inbound). */
+    if (SSL_get_app_data(ssl) == &h2_marker &&
+        SSL_select_next_proto(&sel, outlen, h2, sizeof h2, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
+        *out = sel;
+        return SSL_TLSEXT_ERR_OK;
+    }
     if (SSL_select_next_proto(&sel, outlen, h1, sizeof h1, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
         *out = sel;
         return SSL_TLSEXT_ERR_OK;

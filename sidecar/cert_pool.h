@@ -148,6 +148,9 @@ bool cert_pool_tick(cert_pool *p, int64_t now);
  * SSL_new). MESH_ENOTFOUND: no SVID or no bundle yet; MESH_EEXPIRED: the
  * current SVID is past notAfter (fail closed). */
 int cert_pool_server_ctx(cert_pool *p, int64_t now, SSL_CTX **out, mesh_err *err);
+/* Lets the server's ALPN choose "h2" on this accepted connection when the client offers it
+ * (its listener takes HTTP/2); otherwise "http/1.1" or none. Call before the handshake. */
+void cert_pool_ssl_offer_h2(SSL *ssl);
 int cert_pool_client_ctx(cert_pool *p, int64_t now, SSL_CTX **out, mesh_err *err);
 
 /* An SVID and a bundle are present, the SVID has not expired, is not

@@ -90,6 +90,7 @@ static int listener_dup(dp_listener *d, const dp_listener *s)
     d->name = dup_checked(s->name, &ok);
     d->address = dup_checked(s->address ? s->address : "", &ok);
     d->kind = s->kind;
+    d->h2 = s->h2;
     d->allowed_ids = dup_strv(s->allowed_ids, s->n_allowed, &ok);
     d->n_allowed = d->allowed_ids ? s->n_allowed : 0;
     d->local_cluster = dup_or_null(s->local_cluster);
@@ -233,6 +234,7 @@ static int cluster_dup(dp_cluster *d, const dp_cluster *s)
     d->lb = s->lb;
     d->connect_timeout_ms = s->connect_timeout_ms;
     d->tls = s->tls;
+    d->h2 = s->h2;
     d->san_ids = dup_strv(s->san_ids, s->n_san, &ok);
     d->n_san = d->san_ids ? s->n_san : 0;
     d->eds = s->eds;

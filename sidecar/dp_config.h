@@ -51,6 +51,20 @@
 #define DP_DEFAULT_MAX_REQUESTS       1024
 #define DP_DEFAULT_MAX_RETRIES        3
 
+/* HTTP/2 on one hop (http2 and grpc services; docs/dataplane.md, HTTP/2). On a listener:
+ * it takes HTTP/2 (outbound: h2c with prior knowledge; inbound: ALPN "h2"). On a cluster:
+ * the upstream speaks it (h2 over mTLS to a peer sidecar, h2c to the local app). The
+ * numbers are what this side advertises in SETTINGS; 0 = the DP_H2_DEFAULT_* value. */
+#define DP_H2_DEFAULT_MAX_STREAMS     100u
+#define DP_H2_DEFAULT_STREAM_WINDOW   65536u
+#define DP_H2_DEFAULT_CONN_WINDOW     1048576u
+typedef struct dp_h2_cfg {
+    bool enabled;
+    uint32_t max_concurrent_streams;
+    uint32_t stream_window;
+    uint32_t connection_window;
+} dp_h2_cfg;
+
 typedef enum dp_listener_kind {
     DP_LISTENER_INBOUND_HTTP = 0,   /* mTLS in, RBAC per request, HTTP/1.1 to the local app */
     DP_LISTENER_INBOUND_TCP,        /* mTLS in, RBAC per connection, bytes to the local app */
@@ -70,6 +84,7 @@ typedef struct dp_listener {
     int64_t timeout_ms;         /* inbound http: per-request timeout, 0 = none */
     char *cluster;              /* outbound tcp: target cluster */
     char *route_table;          /* outbound http: RDS route_config_name */
+    dp_h2_cfg h2;               /* http listeners: HTTP/2 accepted too */
 
     /* Filled by dp_config_freeze; ignored by dp_config_add_listener. */
     struct sockaddr_storage sa;
@@ -217,6 +232,7 @@ typedef struct dp_cluster {
     dp_outlier_cfg outlier;
     dp_health_check_cfg hc;
     dp_breaker_cfg breakers;
+    dp_h2_cfg h2;               /* the upstream speaks HTTP/2 */
 } dp_cluster;
 
 typedef struct dp_load_assignment {

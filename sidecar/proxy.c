@@ -123,7 +123,8 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     bool http = l->kind == DP_LISTENER_INBOUND_HTTP || l->kind == DP_LISTENER_OUTBOUND_HTTP;
-    dp_session_accept(px, l, fd, http ? &dp_http_session_ops : &dp_tcp_session_ops);
+    dp_session_accept(px, l, fd, !http ? &dp_tcp_session_ops
+                                 : l->h2.enabled ? &dp_h2_session_ops : &dp_http_session_ops);
 }
 
 static void on_accept_error(struct evconnlistener *lev, void *arg)
@@ -587,6 +588,7 @@ void dp_proxy_free(dp_proxy *px)
     }
     /* Sessions first: they hold snapshot and endpoint references. */
     dp_sessions_free_all(px);
+    dp_h2_up_free_all(px);
     while (px->listeners) {
         dp_lrt *l = px->listeners;
         px->listeners = l->next;

@@ -319,6 +319,12 @@ void dp_http_route(dp_http_session *s)
                             "meshd?)", cname);
         return;
     }
+    if (cl->h2.enabled) {
+        /* Its connections speak HTTP/2 (proxy_h2_up.c); no HTTP/1.1 -> HTTP/2 translation. */
+        dp_http_local_reply(s, 502, false, "cluster '%s' speaks HTTP/2; the sidecar does not "
+                            "translate HTTP/1.1 to HTTP/2 (use an HTTP/2 client)", cname);
+        return;
+    }
     x->cluster = cl;
     x->attempts_left = retries;
     if (dp_hx_has(x, DP_HX_F_IDEMPOTENT))

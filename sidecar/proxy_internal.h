@@ -58,6 +58,7 @@ typedef struct dp_ep_rt {
     dp_outlier_host od;
     dp_hc_host hc;
     struct dp_hc_probe *probe;      /* active health checking (proxy_hc.c); NULL: none */
+    struct dp_h2_up *h2_up;         /* the shared HTTP/2 connection new streams use (proxy_h2_up.c) */
     /* For /clusters: requests finished with a response below 500 / with a
      * 5xx, a connect failure, a reset or a timeout. */
     uint64_t rq_total, rq_success, rq_error, cx_connect_fail;
@@ -358,6 +359,11 @@ static inline bool dp_session_dead(const dp_session *s)
 /* The two protocols' ops (proxy_http.c, proxy_tcp.c). */
 extern const dp_session_ops dp_http_session_ops;
 extern const dp_session_ops dp_tcp_session_ops;
+/* HTTP listeners that take HTTP/2 (proxy_h2_session.c): h2 by prior knowledge or ALPN,
+ * otherwise the HTTP/1.1 session above. */
+extern const dp_session_ops dp_h2_session_ops;
+/* Proxy teardown, after the sessions: the shared HTTP/2 upstream connections nobody owns. */
+void dp_h2_up_free_all(dp_proxy *px);
 
 /* ---- revocation on live connections (proxy_revoke.c) --------------------------------- */
 /* The cert pool's CRL listener (any thread): flags the change and wakes the loop. */

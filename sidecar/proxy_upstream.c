@@ -250,7 +250,8 @@ dp_upconn *dp_up_get(dp_proxy *px, dp_ep_rt *ep, const dp_cluster *cl, bool http
                      const dp_up_ops *ops, void *owner, bool *ready_now, char *why,
                      size_t whylen)
 {
-    dp_upconn *uc = take_pooled(ep, cl, http);
+    /* HTTP/2 connections are shared by streams (proxy_h2_up.c), never pooled here. */
+    dp_upconn *uc = cl->h2.enabled ? NULL : take_pooled(ep, cl, http);
     if (uc) {
         uc->ops = ops;
         uc->owner = owner;
@@ -278,7 +279,10 @@ dp_upconn *dp_up_get(dp_proxy *px, dp_ep_rt *ep, const dp_cluster *cl, bool http
             snprintf(why, whylen, "out of memory creating a TLS session");
             return NULL;
         }
-        if (http) {
+        if (http && cl->h2.enabled) {
+            static const unsigned char alpn[] = {2, 'h', '2'};
+            SSL_set_alpn_protos(ssl, alpn, sizeof alpn);
+        } else if (http) {
             static const unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
             SSL_set_alpn_protos(ssl, alpn, sizeof alpn);
         }

@@ -284,6 +284,11 @@ static int cluster_from(const Envoy__Config__Cluster__V3__Cluster *c, const char
         if (rc != MESH_OK)
             return rc;
     }
+    {
+        int rc = xdsc_tr_cluster_h2(c, what, &dc->h2, err);
+        if (rc != MESH_OK)
+            return rc;
+    }
     if (c->transport_socket) {
         int rc = upstream_tls(c->transport_socket, what, san, err);
         if (rc != MESH_OK)

@@ -23,6 +23,7 @@ typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConn
 /* What the filters of one chain amount to. */
 typedef struct chain_facts {
     bool tls;
+    bool alpn_h2;               /* the DownstreamTlsContext offers "h2" */
     bool have_rbac;
     xdsc_names allowed;
     Hcm *hcm;                   /* owned; terminal filter when set */
@@ -40,7 +41,7 @@ static void facts_free(chain_facts *f)
 }
 
 static int downstream_tls(const Envoy__Config__Core__V3__TransportSocket *ts, const char *what,
-                          mesh_err *err)
+                          bool *alpn_h2, mesh_err *err)
 {
     char w[400];
     xdsc_tr_what(w, sizeof w, "%s: transport_socket", what);
@@ -60,6 +61,9 @@ static int downstream_tls(const Envoy__Config__Core__V3__TransportSocket *ts, co
                           "mTLS only)", w);
     else
         rc = xdsc_tr_tls_context(d->common_tls_context, w, NULL, err);
+    for (size_t i = 0; rc == MESH_OK && i < d->common_tls_context->n_alpn_protocols; i++)
+        if (strcmp(d->common_tls_context->alpn_protocols[i], "h2") == 0)
+            *alpn_h2 = true;
     envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__free_unpacked(d, NULL);
     return rc;
 }
@@ -246,7 +250,7 @@ static int listener_from(const Envoy__Config__Listener__V3__Listener *ls, const 
     const Envoy__Config__Listener__V3__FilterChain *fc = ls->filter_chains[0];
     xdsc_tr_what(w, sizeof w, "%s: filter_chains[0]", what);
     if (fc->transport_socket) {
-        rc = downstream_tls(fc->transport_socket, w, err);
+        rc = downstream_tls(fc->transport_socket, w, &f->alpn_h2, err);
         if (rc != MESH_OK)
             return rc;
         f->tls = true;
@@ -262,6 +266,8 @@ static int listener_from(const Envoy__Config__Listener__V3__Listener *ls, const 
         char hw[448];
         xdsc_tr_what(hw, sizeof hw, "%s: http_connection_manager", w);
         rc = http_filters(f->hcm, hw, f->tls, f, err);
+        if (rc == MESH_OK)
+            rc = xdsc_tr_listener_h2(f->hcm, f->tls, f->alpn_h2, hw, &l->h2, err);
         if (rc != MESH_OK)
             return rc;
         if (f->tls) {

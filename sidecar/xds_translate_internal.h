@@ -51,6 +51,16 @@ int xdsc_tr_route_table_build(const Envoy__Config__Route__V3__RouteConfiguration
                               const char *what, dp_route_table *out, mesh_err *err);
 void xdsc_tr_route_table_release(dp_route_table *rt);
 
+/* HTTP/2 of a cluster (typed_extension_protocol_options) and of an HTTP listener (HCM
+ * codec; alpn_h2: its DownstreamTlsContext offers "h2"); xds_tr_h2.c. */
+struct Envoy__Config__Cluster__V3__Cluster;
+struct Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager;
+int xdsc_tr_cluster_h2(const struct Envoy__Config__Cluster__V3__Cluster *c, const char *what,
+                       dp_h2_cfg *out, mesh_err *err);
+int xdsc_tr_listener_h2(
+    const struct Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager *h,
+    bool tls, bool alpn_h2, const char *what, dp_h2_cfg *out, mesh_err *err);
+
 /* snprintf for error-context strings ("listener 'x': filter_chains[0]"):
  * truncation is acceptable there, so it is not diagnosed. */
 void xdsc_tr_what(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -14,12 +14,14 @@ PKGS=(
   libpq-dev postgresql
   libcriterion-dev
   libevent-dev libyaml-dev libhttp-parser-dev
+  libnghttp2-dev  # HTTP/2 in the sidecar (http2 and grpc services; docs/dataplane.md)
   curl ca-certificates
   jq  # the e2e tests read JSON with it
   # libFuzzer targets only (make fuzz, make fuzz-smoke; docs/fuzzing.md): clang
   # and its runtime libraries (libclang_rt.fuzzer, asan, ubsan).
   clang libclang-rt-dev
   python3-grpcio python3-protobuf  # grpc C core's own xDS client, a second real proxyless client
+  # (python3-grpcio is also the gRPC client and server of tests/e2e/test_sidecar_grpc.sh)
   prometheus  # promtool checks meshd's /metrics and the sidecar's /stats/prometheus (e2e)
   help2man    # make man / make install: man pages from each binary's --help
   systemd     # systemd-analyze verify checks the installed units (e2e test_install.sh)

@@ -184,7 +184,7 @@ static int mark_http_reachable(xc_ctx *c, unsigned char *needed)
 {
     const mesh_config *cfg = c->cfg;
     for (size_t i = 0; i < cfg->n_services; i++) {
-        if (cfg->services[i].protocol == MESH_PROTO_HTTP)
+        if (mesh_protocol_is_http(cfg->services[i].protocol))
             needed[i] = 1;
     }
     for (size_t r = 0; r < cfg->n_routes; r++) {

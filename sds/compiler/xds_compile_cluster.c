@@ -116,6 +116,9 @@ int xc_local_cluster(xc_ctx *c, const mesh_workload *w, const mesh_service *svc)
     if ((cl->connect_timeout = xc_duration_ms(c, connect_ms(svc))) == NULL ||
         (cl->load_assignment = load_assignment(c, name, eps, 1)) == NULL)
         return xc_status(c);
+    /* An http2/grpc app is reached with h2c (prior knowledge), as gRPC servers expect. */
+    if (mesh_protocol_is_h2(svc->protocol) && xc_cluster_h2(c, cl) != MESH_OK)
+        return xc_status(c);
     return xc_emit(c, XDS_CDS, name, &cl->base, what);
 }
 
@@ -163,10 +166,16 @@ int xc_outbound_cluster(xc_ctx *c, const mesh_service *svc, const mesh_subset *s
     envoy__extensions__transport_sockets__tls__v3__upstream_tls_context__init(utls);
     if ((utls->common_tls_context = xc_common_tls(c, sans, n_sans)) == NULL)
         return xc_status(c);
+    /* HTTP/2 to the peer sidecar: ALPN "h2" only, so a peer that cannot speak it fails
+     * the handshake instead of being sent frames it would read as HTTP/1.1. */
+    if (mesh_protocol_is_h2(svc->protocol) &&
+        xc_tls_alpn(c, utls->common_tls_context, 0) != MESH_OK)
+        return xc_status(c);
 
     if ((cl = xc_eds_cluster(c, name, lb_policy(svc), svc)) == NULL ||
         (cl->transport_socket = xc_tls_socket(c, XDS_TYPE_URL_UPSTREAM_TLS, &utls->base)) == NULL ||
-        xc_cluster_health(c, cl, svc) != MESH_OK)
+        xc_cluster_health(c, cl, svc) != MESH_OK ||
+        (mesh_protocol_is_h2(svc->protocol) && xc_cluster_h2(c, cl) != MESH_OK))
         return xc_status(c);
     return xc_emit(c, XDS_CDS, name, &cl->base, what);
 }

@@ -159,6 +159,15 @@ int xc_endpoints(xc_ctx *c, const mesh_service *svc, const mesh_subset *sub);
  * (xds_compile_health.c); the previous_hosts predicate on a retry policy. */
 int xc_cluster_health(xc_ctx *c, Envoy__Config__Cluster__V3__Cluster *cl,
                       const mesh_service *svc);
+/* HTTP/2 pieces for http2 and grpc services (xds_compile_h2.c): the cluster's upstream
+ * speaks HTTP/2 (typed_extension_protocol_options); the ALPN list of a TLS context
+ * ("h2", then "http/1.1" when with_http11); the HCM's Http2ProtocolOptions. */
+int xc_cluster_h2(xc_ctx *c, Envoy__Config__Cluster__V3__Cluster *cl);
+int xc_tls_alpn(xc_ctx *c, Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *t,
+                int with_http11);
+struct Envoy__Config__Core__V3__Http2ProtocolOptions *xc_h2_options(xc_ctx *c);
+/* Does the mesh hold any http2 or grpc service (the outbound listener then takes h2c)? */
+int xc_mesh_has_h2(const xc_ctx *c);
 struct Envoy__Config__Route__V3__RetryPolicy;
 int xc_retry_previous_hosts(xc_ctx *c, struct Envoy__Config__Route__V3__RetryPolicy *p);
 

@@ -11,6 +11,7 @@
 
 #include "sds/compiler/xds_compile_internal.h"
 
+#include "envoy/config/core/v3/protocol.pb-c.h"
 #include "envoy/config/listener/v3/listener.pb-c.h"
 #include "envoy/config/rbac/v3/rbac.pb-c.h"
 #include "envoy/config/route/v3/route.pb-c.h"
@@ -301,13 +302,21 @@ int xc_inbound_listener(xc_ctx *c, const mesh_workload *w, const mesh_service *s
     if ((dtls->common_tls_context = xc_common_tls(c, NULL, 0)) == NULL ||
         (dtls->require_client_certificate = xc_bool(c, 1)) == NULL)
         return xc_status(c);
+    /* An http2/grpc service's callers negotiate HTTP/2 by ALPN; HTTP/1.1 stays offered
+     * (health probes, peers that cannot speak h2). */
+    if (mesh_protocol_is_h2(svc->protocol) &&
+        xc_tls_alpn(c, dtls->common_tls_context, 1) != MESH_OK)
+        return xc_status(c);
     Envoy__Config__Core__V3__TransportSocket *ts = xc_tls_socket(c, XDS_TYPE_URL_DOWNSTREAM_TLS, &dtls->base);
     if (ts == NULL)
         return xc_status(c);
 
     size_t n_filters;
-    if (svc->protocol == MESH_PROTO_HTTP) {
+    if (mesh_protocol_is_http(svc->protocol)) {
         Hcm *hcm = inbound_hcm(c, stat, name, svc, local);
+        if (hcm != NULL && mesh_protocol_is_h2(svc->protocol) &&
+            (hcm->http2_protocol_options = xc_h2_options(c)) == NULL)
+            hcm = NULL;
         if (hcm == NULL || (filters[0] = net_filter(c, XC_FILTER_HCM, XDS_TYPE_URL_HCM, &hcm->base)) == NULL)
             return xc_status(c);
         n_filters = 1;
@@ -360,6 +369,10 @@ int xc_outbound_http_listener(xc_ctx *c, const mesh_workload *w)
     hcm->rds = rds;
     hcm->n_http_filters = 1;
     hcm->http_filters = hf;
+    /* h2c with prior knowledge is taken only when some service speaks HTTP/2, so a mesh
+     * without one keeps today's listener byte for byte. */
+    if (xc_mesh_has_h2(c) && (hcm->http2_protocol_options = xc_h2_options(c)) == NULL)
+        return xc_status(c);
     if ((filters[0] = net_filter(c, XC_FILTER_HCM, XDS_TYPE_URL_HCM, &hcm->base)) == NULL)
         return xc_status(c);
     return emit_listener(c, "outbound|http", "outbound_http", addr,

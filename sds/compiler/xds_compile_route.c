@@ -334,7 +334,7 @@ int xc_outbound_routes(xc_ctx *c)
     }
     for (size_t i = 0; i < cfg->n_services; i++) {
         const mesh_service *svc = &cfg->services[i];
-        if (svc->protocol != MESH_PROTO_HTTP ||
+        if (!mesh_protocol_is_http(svc->protocol) ||
             host_claimed(claimed, n_claimed, svc->name))
             continue;
         if ((vhs[n++] = xc_service_vhost(c, svc)) == NULL)

@@ -183,5 +183,13 @@ int main(int argc, char **argv)
     if (dump_proxyless(argv[1], "grpc-web", &f.cfg, FX_WEB_ID) != 0 ||
         dump_proxyless(argv[1], "grpc-stranger", &f.cfg, "spiffe://mesh.test/ns/default/sa/stranger") != 0)
         return 1;
+    /* web and reviews as grpc services: the HTTP/2 shapes (HCM http2_protocol_options,
+     * ALPN, the clusters' HttpProtocolOptions) decoded and validated like the rest. */
+    xds_fixture_init(&f);
+    f.services[0].protocol = MESH_PROTO_GRPC;
+    f.services[1].protocol = MESH_PROTO_GRPC;
+    if (dump_node(argv[1], "h2-web", &f.cfg, FX_WEB_ID) != 0 ||
+        dump_node(argv[1], "h2-reviews", &f.cfg, FX_REVIEWS_ID) != 0)
+        return 1;
     return 0;
 }

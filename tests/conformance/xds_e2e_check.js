@@ -166,6 +166,38 @@ eq(Object.keys(webL).sort(), ['inbound|15001', 'outbound|http', 'outbound|tcp|db
   eq(f[1].typed_config.cluster, 'inbound|db|local', 'db local cluster');
 }
 
+// ---- HTTP/2: web and reviews as grpc services (h2-web, h2-reviews), and the plain fixture
+// untouched by it
+{
+  const HPO = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+  const H2 = { max_concurrent_streams: { value: 100 }, initial_stream_window_size: { value: 65536 },
+               initial_connection_window_size: { value: 1048576 } };
+  const out = byName(resp('h2-web', 'LDS'))['outbound|http'];
+  const ohcm = out.filter_chains[0].filters[0].typed_config;
+  eq(ohcm.http2_protocol_options, H2, 'h2 outbound HCM http2_protocol_options (h2c prior knowledge)');
+  const pout = byName(resp('web', 'LDS'))['outbound|http'].filter_chains[0].filters[0].typed_config;
+  eq(pout.http2_protocol_options, undefined, 'no h2 service: outbound HCM without http2_protocol_options');
+  const cds = byName(resp('h2-web', 'CDS'));
+  const up = cds['outbound|reviews'];
+  eq(Object.keys(up.typed_extension_protocol_options || {}), [HPO], 'outbound cluster extension key');
+  const hpo = up.typed_extension_protocol_options[HPO];
+  eq(hpo['@type'], T + HPO, 'HttpProtocolOptions @type');
+  eq(hpo.explicit_http_config.http2_protocol_options, H2, 'explicit_http_config.http2_protocol_options');
+  eq(up.transport_socket.typed_config.common_tls_context.alpn_protocols, ['h2'], 'upstream ALPN h2');
+  eq(cds['inbound|web|local'].typed_extension_protocol_options[HPO].explicit_http_config.http2_protocol_options,
+    H2, 'local app cluster speaks h2c');
+  eq(cds['outbound|db'].typed_extension_protocol_options, undefined, 'tcp cluster: no HttpProtocolOptions');
+  const pcds = byName(resp('web', 'CDS'));
+  eq(pcds['outbound|reviews'].typed_extension_protocol_options, undefined, 'http cluster: no HttpProtocolOptions');
+  eq(pcds['outbound|reviews'].transport_socket.typed_config.common_tls_context.alpn_protocols, undefined,
+    'http cluster: no ALPN list');
+  const inb = resp('h2-reviews', 'LDS')[0].filter_chains[0];
+  eq(inb.transport_socket.typed_config.common_tls_context.alpn_protocols, ['h2', 'http/1.1'], 'inbound ALPN h2, http/1.1');
+  const ihcm = inb.filters[0].typed_config;
+  eq(ihcm.http2_protocol_options, H2, 'inbound HCM http2_protocol_options');
+  eq(ihcm.codec_type, undefined, 'inbound codec AUTO (HTTP/1.1 callers still served)');
+}
+
 // ---- secrets
 {
   const d = load('secret.default');

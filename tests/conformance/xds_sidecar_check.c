@@ -105,6 +105,11 @@ int main(void)
     f.cfg.n_authz = 1;        /* nobody may call reviews or db */
     bad |= check_all("deny-all services", &f.cfg);
 
+    xds_fixture_init(&f);
+    f.services[0].protocol = MESH_PROTO_GRPC;
+    f.services[1].protocol = MESH_PROTO_HTTP2;
+    bad |= check_all("grpc and http2 services (HTTP/2 shapes)", &f.cfg);
+
     /* meshd's endpoint health reaches the sidecar's host records. */
     xds_fixture_init(&f);
     const char *down[] = { "reviews-1" };

@@ -209,6 +209,21 @@ Test(config_parse, wrong_types)
     expect_error("? [a, b]\n: c\n", "mesh.yaml:1: keys must be non-empty strings");
 }
 
+Test(config_parse, http2_protocols)
+{
+    expect_error("services:\n"
+                 "  - name: web\n"
+                 "    protocol: http3\n"
+                 "    port: 8080\n",
+                 "mesh.yaml:3: services[0].protocol: must be one of");
+    expect_error("services:\n"
+                 "  - name: api\n"
+                 "    protocol: grpc\n"
+                 "    port: 8080\n"
+                 "    health_check: {type: http, path: /healthz, interval: 5s, timeout: 1s}\n",
+                 "grpc services take a tcp health check (type: tcp) for now");
+}
+
 Test(config_parse, missing_and_null_required_fields)
 {
     expect_error("services:\n"
@@ -428,11 +443,11 @@ Test(config_parse, enums)
     expect_error("services:\n"
                  "  - name: web\n"
                  "    protocol: udp\n",
-                 "mesh.yaml:3: services[0].protocol: must be one of http, tcp, got \"udp\"");
+                 "mesh.yaml:3: services[0].protocol: must be one of http, tcp, http2, grpc, got \"udp\"");
     expect_error("services:\n"
                  "  - name: web\n"
                  "    protocol: htpp\n",
-                 "mesh.yaml:3: services[0].protocol: must be one of http, tcp, got \"htpp\"; did "
+                 "mesh.yaml:3: services[0].protocol: must be one of http, tcp, http2, grpc, got \"htpp\"; did "
                  "you mean \"http\"?");
     expect_error("services:\n"
                  "  - name: web\n"

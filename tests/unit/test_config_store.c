@@ -440,7 +440,7 @@ Test(config_store, damaged_rows_are_reported)
     int rc = mesh_config_load_store(e.st, &cfg, &err);
     cr_assert_eq(rc, MESH_ECORRUPT);
     cr_assert_str_eq(err.msg,
-                     "store:service/web:2: protocol: must be one of http, tcp, got \"udp\"");
+                     "store:service/web:2: protocol: must be one of http, tcp, http2, grpc, got \"udp\"");
     cr_assert_eq(cfg.n_services, 0);
 
     cr_assert_eq(store_resource_put(e.st, "service", "web",

@@ -107,6 +107,53 @@ Test(config_validate, protocols_must_fit)
                    "tcp; routes only send to http services");
 }
 
+/* http2 and grpc are HTTP services to routes, but one route must not mix HTTP versions
+ * (the sidecar does not translate between HTTP/1.1 and HTTP/2), and the HTTP/1.1 health
+ * probe cannot check them. */
+Test(config_validate, http2_and_grpc_services)
+{
+    const char *h2 = "services:\n"
+                     "  - {name: web, protocol: http, port: 8080}\n"
+                     "  - {name: api, protocol: grpc, port: 8081}\n"
+                     "  - {name: api2, protocol: http2, port: 8082}\n"
+                     "  - {name: db, protocol: tcp, port: 5432}\n";
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml, "%sroutes:\n"
+             "  - name: api\n"
+             "    rules:\n"
+             "      - match: {prefix: /pkg.Svc/}\n"
+             "        destinations: [{service: api, weight: 50}, {service: api2, weight: 50}]\n",
+             h2);
+    mesh_config cfg;
+    parse_ok(yaml, &cfg);
+    mesh_err err;
+    cr_assert_eq(mesh_config_validate(&cfg, NULL, &err), MESH_OK, "%s", err.msg);
+    cr_assert_eq(cfg.services[1].protocol, MESH_PROTO_GRPC);
+    cr_assert_eq(cfg.services[2].protocol, MESH_PROTO_HTTP2);
+    mesh_config_free(&cfg);
+
+    snprintf(yaml, sizeof yaml, "%sroutes:\n"
+             "  - name: api\n"
+             "    rules:\n"
+             "      - match: {prefix: /v1}\n"
+             "        destinations: [{service: api}]\n"
+             "      - match: {prefix: /}\n"
+             "        destinations: [{service: web}]\n",
+             h2);
+    expect_invalid(yaml, NULL,
+                   "routes[0].rules[1].destinations[0].service: service \"web\" is http but "
+                   "\"api\" is grpc; one route's destinations must all be http or all http2/grpc");
+    snprintf(yaml, sizeof yaml, "%sworkloads:\n"
+             "  - name: w-1\n"
+             "    spiffe_id: spiffe://example.org/ns/default/sa/w\n"
+             "    service: web\n"
+             "    inbound: 127.0.0.1:15001\n"
+             "    app: 127.0.0.1:18001\n"
+             "    tcp_outbound: [{service: api, listen: 127.0.0.1:15203}]\n",
+             h2);
+    expect_invalid(yaml, NULL, "service \"api\" is grpc; tcp_outbound only proxies tcp services");
+}
+
 Test(config_validate, unique_names_per_kind)
 {
     expect_invalid("services:\n"
@@ -248,7 +295,7 @@ Test(config_validate, built_in_code)
     svc.protocol = (enum mesh_protocol)7;
     rc = mesh_config_validate(&cfg, NULL, &err);
     cr_assert_eq(rc, MESH_EINVAL);
-    cr_assert_str_eq(err.msg, "<config>: services[0].protocol: must be http or tcp");
+    cr_assert_str_eq(err.msg, "<config>: services[0].protocol: must be http, http2, grpc or tcp");
     svc.protocol = MESH_PROTO_HTTP;
     svc.connect_timeout_ms = 0;
     rc = mesh_config_validate(&cfg, NULL, &err);

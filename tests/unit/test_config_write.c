@@ -124,6 +124,31 @@ Test(config_write, canonical_service_text)
     free(y);
 }
 
+/* http2 and grpc survive the store's canonical YAML (rows are re-parsed by meshd). */
+Test(config_write, http2_and_grpc_roundtrip)
+{
+    const enum mesh_protocol ps[] = {MESH_PROTO_HTTP2, MESH_PROTO_GRPC};
+    const char *names[] = {"http2", "grpc"};
+    for (size_t i = 0; i < 2; i++) {
+        mesh_service s = {.name = "api", .protocol = ps[i], .port = 9000,
+                          .connect_timeout_ms = 1000};
+        char *y = mesh_service_to_yaml(&s);
+        char want[64];
+        snprintf(want, sizeof want, "protocol: %s\n", names[i]);
+        cr_assert_not_null(strstr(y, want), "%s", y);
+        mesh_service back;
+        memset(&back, 0, sizeof back);
+        mesh_err err;
+        mesh_err_clear(&err);
+        cr_assert_eq(config_parse_resource("body", y, strlen(y), CONFIG_KIND_SERVICE, &back, &err),
+                     MESH_OK, "%s", err.msg);
+        cr_assert_eq(back.protocol, ps[i]);
+        cr_assert(config_service_equal(&back, &s), "%s", y);
+        config_service_free(&back);
+        free(y);
+    }
+}
+
 /* The struct's padding is not part of its value: defaults written over a
  * dirty buffer still count as the defaults (the fuzzer found the canonical
  * YAML growing an outlier_detection block when padding held stack bytes). */
