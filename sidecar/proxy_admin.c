@@ -424,6 +424,7 @@ static void h_stats(dp_proxy *px, struct evhttp_request *req)
                         "mesh_sidecar_active_connections{side=\"downstream\"} %llu\n"
                         "mesh_sidecar_active_connections{side=\"upstream\"} %llu\n",
                         (unsigned long long)v.active_down, (unsigned long long)v.active_up);
+    dp_admin_cluster_stats(px, b);
     xds_counter(b, "mesh_sidecar_xds_updates_total", "xDS versions applied (ACK).",
                 v.xds_updates);
     xds_counter(b, "mesh_sidecar_xds_rejections_total", "xDS versions rejected (NACK).",
