@@ -173,6 +173,8 @@ static void route_json(json_out *j, const dp_route *r)
     json_arr_end(j);
     json_key_int(j, "timeout_ms", r->timeout_ms);
     json_key_int(j, "retries", r->retries);
+    json_key_int(j, "per_try_timeout_ms", r->per_try_timeout_ms);
+    json_key_bool(j, "retry_previous_hosts", r->retry_other_hosts);
     json_obj_end(j);
 }
 
