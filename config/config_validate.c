@@ -617,34 +617,6 @@ static int cmp_wl_service(const void *a, const void *b)
     return strcmp(x->service, y->service);
 }
 
-/* Active health checks and circuit breakers are compiled into Envoy's fields
- * (Envoy and other xDS clients apply them) but mesh-sidecar does not act on
- * them yet (docs/dataplane.md): say so rather than let the operator believe
- * they protect the service. */
-static int warn_not_enforced(vctx *v, size_t i, mesh_config_warnings *w, mesh_err *err)
-{
-    const mesh_service *s = &v->cfg->services[i];
-    const mesh_circuit_breakers *cb = &s->circuit_breakers;
-    const char *what[2] = {NULL, NULL};
-    if (s->health_check.kind != MESH_HC_NONE)
-        what[0] = "health_check";
-    if (cb->max_connections || cb->max_pending_requests || cb->max_requests || cb->max_retries)
-        what[1] = "circuit_breakers";
-    for (int k = 0; k < 2; k++) {
-        if (!what[k])
-            continue;
-        char msg[300], full[600];
-        snprintf(msg, sizeof msg,
-                 "is sent to the sidecars in Envoy's fields, but mesh-sidecar does not enforce "
-                 "it yet (outlier detection and retries do protect the service)");
-        vformat(v, CONFIG_KIND_SERVICE, i, NULL, what[k], msg, full, sizeof full);
-        int rc = warn_push(w, full, err);
-        if (rc != MESH_OK)
-            return rc;
-    }
-    return MESH_OK;
-}
-
 /* A subset nothing selects is valid (the replicas may not be declared yet, or
  * were just scaled away) but a route sending it traffic gets 503s. */
 /* Weights that do not sum to 100 are valid (each destination gets its share
@@ -751,8 +723,7 @@ int config_warn_ex(const mesh_config *cfg, const size_t n_input[CONFIG_KIND_COUN
     int rc = MESH_OK;
     for (size_t i = 0; i < cfg->n_services && rc == MESH_OK; i++) {
         const mesh_service *s = &cfg->services[i];
-        rc = warn_not_enforced(&v, i, w, err);
-        if (rc != MESH_OK || s->n_subsets == 0)
+        if (s->n_subsets == 0)
             continue;
         /* the service's workloads: a run in by_svc */
         size_t lo = 0, hi = cfg->n_workloads;

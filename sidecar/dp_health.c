@@ -105,6 +105,17 @@ bool dp_hc_record(dp_hc_host *h, const dp_health_check_cfg *cfg, bool success)
     return false;
 }
 
+int64_t dp_hc_first_delay_ms(const dp_health_check_cfg *cfg, uint64_t r)
+{
+    int64_t interval = cfg->interval_ms > 0 ? cfg->interval_ms : 1000;
+    int64_t jitter = cfg->interval_jitter_ms + interval * (int64_t)cfg->interval_jitter_percent / 100;
+    if (jitter <= 0)
+        jitter = interval / 10;
+    if (jitter > interval)
+        jitter = interval;
+    return (int64_t)(r % (uint64_t)(jitter + 1));
+}
+
 int64_t dp_hc_next_delay_ms(const dp_health_check_cfg *cfg, uint64_t r)
 {
     int64_t interval = cfg->interval_ms > 0 ? cfg->interval_ms : 1000;

@@ -15,8 +15,9 @@
  *
  * Active health checking: consecutive probe results flip a host to failed after
  * unhealthy_threshold failures and back after healthy_threshold successes. A new host
- * starts healthy and is probed at once (no traffic is held back waiting for a first
- * probe; a dead one is found within one probe timeout). */
+ * starts healthy and is first probed within the jitter (no traffic is held back waiting
+ * for a first probe, unlike Envoy, which marks a new host failed_active_hc until its
+ * first probe passes). */
 #ifndef MESH_SIDECAR_DP_HEALTH_H
 #define MESH_SIDECAR_DP_HEALTH_H
 
@@ -62,6 +63,11 @@ typedef struct dp_hc_host {
 
 /* Records one probe result; returns true if the host's state changed. */
 bool dp_hc_record(dp_hc_host *h, const dp_health_check_cfg *cfg, bool success);
+
+/* The delay until a new host's first probe: a random part (from r) of the
+ * jitter, or of a tenth of the interval when there is no jitter, so that
+ * sidecars started together do not probe in step. */
+int64_t dp_hc_first_delay_ms(const dp_health_check_cfg *cfg, uint64_t r);
 
 /* The delay until the next probe: interval plus a jitter drawn from r (a random
  * value the caller supplies, so tests choose it), of interval_jitter_ms plus

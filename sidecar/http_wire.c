@@ -175,12 +175,22 @@ int dp_wire_response_head(struct evbuffer *out, const dp_http_head *h, bool is_h
 int dp_wire_local_reply(struct evbuffer *out, int code, const char *body, bool is_head_req,
                         bool keep_alive, bool client_http10, const char *request_id)
 {
+    return dp_wire_local_reply_ex(out, code, body, is_head_req, keep_alive, client_http10,
+                                  request_id, NULL);
+}
+
+int dp_wire_local_reply_ex(struct evbuffer *out, int code, const char *body, bool is_head_req,
+                           bool keep_alive, bool client_http10, const char *request_id,
+                           const char *extra_field)
+{
     size_t bl = strlen(body);
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\n"
                         "content-length: %zu\r\n", code,
                         http_status_str((enum http_status)code), bl + 1);
     if (request_id && *request_id)
         evbuffer_add_printf(out, "x-request-id: %s\r\n", request_id);
+    if (extra_field)
+        evbuffer_add_printf(out, "%s\r\n", extra_field);
     if (!keep_alive)
         evbuffer_add_printf(out, "connection: close\r\n");
     else if (client_http10)

@@ -72,6 +72,12 @@ int dp_wire_response_head(struct evbuffer *out, const dp_http_head *h, bool is_h
 int dp_wire_local_reply(struct evbuffer *out, int code, const char *body, bool is_head_req,
                         bool keep_alive, bool client_http10, const char *request_id);
 
+/* The same with one more field line ("name: value", no CRLF; NULL: none),
+ * e.g. Envoy's "x-envoy-overloaded: true" on a circuit breaker's 503. */
+int dp_wire_local_reply_ex(struct evbuffer *out, int code, const char *body, bool is_head_req,
+                           bool keep_alive, bool client_http10, const char *request_id,
+                           const char *extra_field);
+
 /* One chunk ("<hex>\r\n<data>\r\n"); len 0 writes the last chunk. */
 int dp_wire_chunk(struct evbuffer *out, const char *data, size_t len);
 

@@ -291,6 +291,7 @@ static int apply_config(dp_proxy *px, dp_config *cfg, mesh_err *err)
     dp_active *old = px->active;
     px->active = na;
     dp_active_unref(px, old);
+    dp_hc_sync(px);
     publish(px, cfg);
     atomic_store(&px->config_applied, true);
     log_info(DP_LOG, "config applied: %zu listeners, %zu route tables, %zu clusters, %zu load "
@@ -599,6 +600,7 @@ void dp_proxy_free(dp_proxy *px)
     px->alog = NULL;
     dp_metrics_free(px->metrics);
     px->metrics = NULL;
+    dp_hc_stop_all(px);
     dp_active_unref(px, px->active);
     px->active = NULL;
     mailbox_refuse_all(px, "data plane freed");

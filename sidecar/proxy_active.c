@@ -4,7 +4,9 @@
  * robin cursor, endpoint objects). Endpoint objects (dp_ep_rt) live in a map
  * keyed by cluster and address and are shared by consecutive snapshots, so an
  * EDS push that keeps an endpoint keeps its pooled connections and its
- * in-flight request count. A request holds the dp_active it started with. */
+ * in-flight request count. A request holds the dp_active it started with.
+ * The circuit breakers' counters (dp_cluster_load, by cluster name) are
+ * shared the same way, by the cluster runtimes and the endpoints. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,12 @@ static dp_ep_rt *ep_get(dp_proxy *px, const char *cluster, const dp_endpoint *e)
         free(key);
         return NULL;
     }
+    ep->load = dp_load_get(&px->loads, cluster);
+    if (!ep->load) {
+        free(key);
+        free(ep);
+        return NULL;
+    }
     ep->refs = 1;
     ep->key = key;
     ep->px = px;
@@ -72,6 +80,8 @@ void dp_ep_unref(dp_ep_rt *ep)
         *pp = ep->hnext;
     /* No snapshot and no request uses it: its idle connections go too. */
     dp_up_drain_pool(ep);
+    dp_hc_probe_free(ep->probe);
+    dp_load_unref(&px->loads, ep->load);
     free(ep->key);
     free(ep);
 }
@@ -91,6 +101,7 @@ void dp_active_unref(dp_proxy *px, dp_active *a)
         for (size_t j = 0; j < a->crt[i].n_eps; j++)
             dp_ep_unref(a->crt[i].eps[j]);
         free(a->crt[i].eps);
+        dp_load_unref(&px->loads, a->crt[i].load);
     }
     free(a->crt);
     dp_config_unref(a->cfg);
@@ -114,6 +125,8 @@ int dp_active_build(dp_proxy *px, dp_config *cfg, dp_active **out, mesh_err *err
         size_t n;
         const dp_endpoint *eps = dp_config_cluster_endpoints(cfg, c, &n);
         dp_cluster_rt *rt = &a->crt[i];
+        if (!(rt->load = dp_load_get(&px->loads, c->name)))
+            goto oom;
         if (n) {
             rt->eps = calloc(n, sizeof *rt->eps);
             if (!rt->eps)

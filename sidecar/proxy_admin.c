@@ -173,6 +173,8 @@ static void route_json(json_out *j, const dp_route *r)
     json_arr_end(j);
     json_key_int(j, "timeout_ms", r->timeout_ms);
     json_key_int(j, "retries", r->retries);
+    json_key_int(j, "per_try_timeout_ms", r->per_try_timeout_ms);
+    json_key_bool(j, "retry_previous_hosts", r->retry_other_hosts);
     json_obj_end(j);
 }
 
@@ -424,6 +426,7 @@ static void h_stats(dp_proxy *px, struct evhttp_request *req)
                         "mesh_sidecar_active_connections{side=\"downstream\"} %llu\n"
                         "mesh_sidecar_active_connections{side=\"upstream\"} %llu\n",
                         (unsigned long long)v.active_down, (unsigned long long)v.active_up);
+    dp_admin_cluster_stats(px, b);
     xds_counter(b, "mesh_sidecar_xds_updates_total", "xDS versions applied (ACK).",
                 v.xds_updates);
     xds_counter(b, "mesh_sidecar_xds_rejections_total", "xDS versions rejected (NACK).",

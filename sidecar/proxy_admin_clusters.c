@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "common/json_out.h"
+#include "common/prom_out.h"
 #include "sidecar/proxy_internal.h"
 
 typedef struct host_view {
@@ -53,9 +54,19 @@ static void view_of(dp_proxy *px, dp_ep_rt *ep, const dp_endpoint *e, int64_t no
         strcpy(v->flags, "healthy");
 }
 
-static void text_cluster(struct evbuffer *b, const dp_cluster *c)
+static void text_cluster(struct evbuffer *b, const dp_cluster *c, const dp_cluster_load *l)
 {
     const dp_breaker_cfg *k = &c->breakers;
+    if (l)
+        evbuffer_add_printf(b, "%s::upstream_cx_overflow::%llu\n"
+                            "%s::upstream_rq_pending_overflow::%llu\n"
+                            "%s::upstream_rq_retry_overflow::%llu\n"
+                            "%s::upstream_cx_active::%u\n%s::upstream_rq_active::%u\n"
+                            "%s::upstream_rq_pending_active::%u\n",
+                            c->name, (unsigned long long)l->cx_overflow, c->name,
+                            (unsigned long long)l->rq_pending_overflow, c->name,
+                            (unsigned long long)l->rq_retry_overflow, c->name, l->cx, c->name,
+                            l->rq_active, c->name, l->rq_pending);
     evbuffer_add_printf(b, "%s::default_priority::max_connections::%u\n"
                         "%s::default_priority::max_pending_requests::%u\n"
                         "%s::default_priority::max_requests::%u\n"
@@ -154,6 +165,69 @@ static void json_host(json_out *j, const host_view *v)
     json_obj_end(j);
 }
 
+/* Envoy's circuit_breakers.thresholds shape, plus the cluster's overflow counters
+ * under their Envoy stat names. */
+static void json_breakers(json_out *j, const dp_cluster *c, const dp_cluster_load *l)
+{
+    const dp_breaker_cfg *k = &c->breakers;
+    json_key(j, "circuit_breakers");
+    json_obj_begin(j);
+    json_key(j, "thresholds");
+    json_arr_begin(j);
+    json_obj_begin(j);
+    json_key_str(j, "priority", "DEFAULT");
+    json_key_int(j, "max_connections", k->max_connections);
+    json_key_int(j, "max_pending_requests", k->max_pending_requests);
+    json_key_int(j, "max_requests", k->max_requests);
+    json_key_int(j, "max_retries", k->max_retries);
+    json_obj_end(j);
+    json_arr_end(j);
+    json_obj_end(j);
+    if (!l)
+        return;
+    json_key(j, "stats");
+    json_arr_begin(j);
+    json_stat(j, "upstream_cx_overflow", l->cx_overflow, false);
+    json_stat(j, "upstream_rq_pending_overflow", l->rq_pending_overflow, false);
+    json_stat(j, "upstream_rq_retry_overflow", l->rq_retry_overflow, false);
+    json_stat(j, "upstream_cx_active", l->cx, true);
+    json_stat(j, "upstream_rq_active", l->rq_active, true);
+    json_stat(j, "upstream_rq_pending_active", l->rq_pending, true);
+    json_arr_end(j);
+}
+
+void dp_admin_cluster_stats(dp_proxy *px, struct evbuffer *b)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"envoy_cluster_upstream_cx_overflow_total", "counter",
+         "Connections refused by the cluster's max_connections circuit breaker."},
+        {"envoy_cluster_upstream_rq_pending_overflow_total", "counter",
+         "Requests refused by max_pending_requests or max_requests (Envoy counts both here)."},
+        {"envoy_cluster_upstream_rq_retry_overflow_total", "counter",
+         "Retries not made because of the cluster's max_retries circuit breaker."},
+        {"envoy_cluster_upstream_rq_active", "gauge", "Requests in flight to the cluster."},
+        {"envoy_cluster_upstream_cx_active", "gauge",
+         "Upstream connections of the cluster (connecting, in use or pooled)."},
+    };
+    prom_out p;
+    prom_init(&p);
+    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+        prom_family(&p, fam[f].name, fam[f].type, fam[f].help);
+        for (const dp_cluster_load *l = px->loads; l; l = l->next) {
+            prom_label lb = {"envoy_cluster_name", l->name};
+            uint64_t v = f == 0 ? l->cx_overflow : f == 1 ? l->rq_pending_overflow
+                       : f == 2 ? l->rq_retry_overflow : f == 3 ? l->rq_active : l->cx;
+            prom_sample_u64(&p, fam[f].name, &lb, 1, v);
+        }
+    }
+    const char *t = prom_text(&p);
+    if (t)
+        evbuffer_add(b, t, strlen(t));
+    prom_free(&p);
+}
+
 void dp_admin_clusters(dp_proxy *px, struct evhttp_request *req, bool as_json)
 {
     struct evbuffer *b = evbuffer_new();
@@ -177,10 +251,11 @@ void dp_admin_clusters(dp_proxy *px, struct evhttp_request *req, bool as_json)
         if (as_json) {
             json_obj_begin(&j);
             json_key_str(&j, "name", c->name);
+            json_breakers(&j, c, rt->load);
             json_key(&j, "host_statuses");
             json_arr_begin(&j);
         } else {
-            text_cluster(b, c);
+            text_cluster(b, c, rt->load);
         }
         for (size_t i = 0; i < n && i < rt->n_eps; i++) {
             host_view v;

@@ -82,6 +82,9 @@ static void reset_exchange(dp_http_session *s)
     dp_http_release_attempt(s, false);
     if (x->timeout_ev)
         evtimer_del(x->timeout_ev);
+    if (dp_hx_has(x, DP_HX_F_RQ_COUNTED) && x->load && x->load->rq_active > 0)
+        x->load->rq_active--;   /* before act, which holds the load */
+    x->load = NULL;
     dp_active_unref(s->base.px, x->act);
     x->act = NULL;
     x->cluster = NULL;
@@ -175,9 +178,10 @@ void dp_http_local_reply(dp_http_session *s, int code, bool force_close, const c
     evtimer_del(x->timeout_ev);
     if (force_close)
         dp_hx_set(x, DP_HX_F_KEEP_ALIVE, false);
-    dp_wire_local_reply(bufferevent_get_output(s->base.down), code, body,
-                        dp_hx_has(x, DP_HX_F_HEAD_METHOD), dp_hx_has(x, DP_HX_F_KEEP_ALIVE),
-                        dp_hx_has(x, DP_HX_F_HTTP10), x->request_id);
+    dp_wire_local_reply_ex(bufferevent_get_output(s->base.down), code, body,
+                           dp_hx_has(x, DP_HX_F_HEAD_METHOD), dp_hx_has(x, DP_HX_F_KEEP_ALIVE),
+                           dp_hx_has(x, DP_HX_F_HTTP10), x->request_id,
+                           dp_hx_has(x, DP_HX_F_OVERLOADED) ? "x-envoy-overloaded: true" : NULL);
     log_debug(DP_LOG, "%s %s local reply %d: %s", s->base.inbound ? "inbound" : "outbound",
               s->base.listener, code, body);
     x->status = code;

@@ -87,6 +87,11 @@ enum {
     DP_HX_F_SENT_ANY = 1u << 9,         /* request bytes went to this attempt's upstream */
     DP_HX_F_REUSED_CONN = 1u << 10,     /* this attempt took a pooled connection */
     DP_HX_F_FREE_RETRY_USED = 1u << 11, /* the one retry for a stale pooled connection */
+    /* circuit breakers (dp_breaker.h): what this exchange holds of x->load */
+    DP_HX_F_RQ_COUNTED = 1u << 12,      /* one of rq_active, until the exchange ends */
+    DP_HX_F_PENDING = 1u << 13,         /* one of rq_pending, until the new connection is up */
+    DP_HX_F_IN_RETRY = 1u << 14,        /* one of rq_retry, until this retry attempt ends */
+    DP_HX_F_OVERLOADED = 1u << 15,      /* the local reply says x-envoy-overloaded: true */
 };
 
 /* Attempts of one exchange: 1 + at most 10 retries + the free one. */
@@ -100,6 +105,7 @@ typedef struct dp_http_exchange {
     dp_active *act;                 /* the snapshot the request started with */
     const dp_cluster *cluster;
     size_t ci;
+    dp_cluster_load *load;          /* the cluster's (held by act's cluster runtime) */
     uint32_t attempts_left;
     struct evbuffer *pending;       /* request bytes not yet given to the upstream */
     struct evbuffer *replay;        /* sent bytes kept for a retry; NULL: retry impossible */
@@ -186,6 +192,10 @@ void dp_http_release_attempt(dp_http_session *s, bool reusable);
 /* The attempt failed: retry if the policy allows, else a local reply with
  * status (503 for connect errors and resets, 502 for a malformed response). */
 void dp_http_attempt_failed(dp_http_session *s, int status, const char *why, bool before_send);
+/* A retry would start now: whether the cluster's max_retries allows one more
+ * in flight (a refusal is counted as upstream_rq_retry_overflow; the failure
+ * then goes to the client as it is, as in Envoy). */
+bool dp_http_retry_admit(dp_http_session *s);
 /* A new attempt after a retryable 5xx (attempts were left). */
 void dp_http_retry_5xx(dp_http_session *s);
 /* Whether the request could be sent again: nothing sent yet, or all kept. */

@@ -12,11 +12,14 @@
 #include "common/log.h"
 #include "sidecar/proxy_http.h"
 
-static bool can_retry_5xx(const dp_http_session *s)
+/* The retry budget is asked last: an overflow is only counted for a 5xx
+ * that would otherwise have been retried. */
+static bool can_retry_5xx(dp_http_session *s)
 {
     const dp_http_exchange *x = &s->x;
     return x->attempts_left > 0 && dp_hx_has(x, DP_HX_F_IDEMPOTENT) &&
-           dp_hx_has(x, DP_HX_F_REQ_DONE) && dp_http_replay_possible(s);
+           dp_hx_has(x, DP_HX_F_REQ_DONE) && dp_http_replay_possible(s) &&
+           dp_http_retry_admit(s);
 }
 
 /* ---- the response codec's callbacks --------------------------------------------------- */

@@ -22,6 +22,11 @@ void dp_http_release_attempt(dp_http_session *s, bool reusable)
     dp_http_exchange *x = &s->x;
     if (x->try_ev)
         evtimer_del(x->try_ev);
+    if (dp_hx_has(x, DP_HX_F_PENDING) && x->load && x->load->rq_pending > 0)
+        x->load->rq_pending--;
+    if (dp_hx_has(x, DP_HX_F_IN_RETRY) && x->load && x->load->rq_retry > 0)
+        x->load->rq_retry--;
+    dp_hx_set(x, DP_HX_F_PENDING | DP_HX_F_IN_RETRY, false);
     if (x->up) {
         dp_upconn *uc = x->up;
         x->up = NULL;
@@ -48,11 +53,48 @@ bool dp_http_replay_possible(const dp_http_session *s)
     return !dp_hx_has(&s->x, DP_HX_F_SENT_ANY) || s->x.replay != NULL;
 }
 
-/* The one place a new attempt replaces a failed one. */
-static void retry(dp_http_session *s)
+/* The one place a new attempt replaces a failed one. counted: a retry of the
+ * policy's (admitted by max_retries; in flight until its attempt ends), not
+ * the free one for a stale pooled connection. */
+static void retry(dp_http_session *s, bool counted)
 {
+    dp_http_exchange *x = &s->x;
+    if (counted && x->load) {
+        x->load->rq_retry++;
+        dp_hx_set(x, DP_HX_F_IN_RETRY, true);
+    }
     if (dp_http_step(s, DP_HX_EV_RETRY))
         start_attempt(s);
+}
+
+bool dp_http_retry_admit(dp_http_session *s)
+{
+    dp_http_exchange *x = &s->x;
+    if (!x->load || !x->cluster ||
+        dp_breaker_admit(&x->cluster->breakers, x->load, DP_BREAKER_RETRIES))
+        return true;
+    dp_stat_inc(&s->base.px->st.overflow_retry);
+    log_debug(DP_LOG, "request %s: not retried: cluster '%s' has %u retries in flight "
+              "(max_retries %u)", x->request_id, x->cluster->name, x->load->rq_retry,
+              x->cluster->breakers.max_retries);
+    return false;
+}
+
+/* A circuit breaker refused the request: Envoy's local 503 with
+ * x-envoy-overloaded, and the proxy-wide count (the cluster's is
+ * dp_breaker_admit's). */
+static void overflow_reply(dp_http_session *s, dp_breaker_limit what, uint32_t cur)
+{
+    dp_http_exchange *x = &s->x;
+    dp_proxy *px = s->base.px;
+    dp_stat_inc(what == DP_BREAKER_CONNECTIONS ? &px->st.overflow_cx
+                : what == DP_BREAKER_PENDING   ? &px->st.overflow_pending
+                                               : &px->st.overflow_rq);
+    dp_hx_set(x, DP_HX_F_OVERLOADED, true);
+    dp_http_local_reply(s, 503, false, "upstream overflow: circuit breaker of cluster '%s': "
+                        "%u in use, %s is %u", x->cluster->name, cur,
+                        dp_breaker_limit_name(what),
+                        dp_breaker_max(&x->cluster->breakers, what));
 }
 
 void dp_http_record_result(dp_http_session *s, int result)
@@ -78,18 +120,18 @@ void dp_http_attempt_failed(dp_http_session *s, int status, const char *why, boo
     if (!dp_hx_response_started(x->state) && dp_http_replay_possible(s)) {
         bool connect_class = before_send || !dp_hx_has(x, DP_HX_F_SENT_ANY);
         bool idempotent = dp_hx_has(x, DP_HX_F_IDEMPOTENT);
-        if (x->attempts_left > 0 && (connect_class || idempotent)) {
+        if (x->attempts_left > 0 && (connect_class || idempotent) && dp_http_retry_admit(s)) {
             x->attempts_left--;
             dp_stat_inc(&s->base.px->st.retries);
             log_debug(DP_LOG, "retrying request %s: %s", x->request_id, why);
-            retry(s);
+            retry(s, true);
             return;
         }
         /* A pooled connection the server closed just as we reused it: one
          * free retry for idempotent requests, as HTTP clients do. */
         if (was_reused && !dp_hx_has(x, DP_HX_F_FREE_RETRY_USED) && idempotent) {
             dp_hx_set(x, DP_HX_F_FREE_RETRY_USED, true);
-            retry(s);
+            retry(s, false);
             return;
         }
     }
@@ -105,7 +147,7 @@ void dp_http_retry_5xx(dp_http_session *s)
     x->attempts_left--;
     dp_stat_inc(&s->base.px->st.retries);
     log_debug(DP_LOG, "retrying request %s after a 5xx", x->request_id);
-    retry(s);
+    retry(s, true);
 }
 
 void dp_http_flush_request(dp_http_session *s)
@@ -140,6 +182,9 @@ static void attach(dp_http_session *s)
     if (!dp_http_step(s, DP_HX_EV_UPSTREAM_READY))
         return;
     dp_upconn *uc = x->up;
+    if (dp_hx_has(x, DP_HX_F_PENDING) && x->load && x->load->rq_pending > 0)
+        x->load->rq_pending--;  /* it has its connection: no longer pending */
+    dp_hx_set(x, DP_HX_F_PENDING, false);
     uc->requests++;
     dp_http_response_attach(s, uc);
     if (x->replay && evbuffer_get_length(x->replay) > 0) {
@@ -191,6 +236,19 @@ static void start_attempt(dp_http_session *s)
                             x->cluster->name);
         return;
     }
+    /* No idle connection: the request waits for a new one (pending), which
+     * both limits bound. Envoy would queue a request beyond max_connections
+     * until a connection frees up; this sidecar has no such queue and
+     * answers 503 at once (docs/dataplane.md). */
+    bool fresh = dp_up_needs_new(ep);
+    if (fresh && !dp_breaker_admit(&x->cluster->breakers, ep->load, DP_BREAKER_PENDING)) {
+        overflow_reply(s, DP_BREAKER_PENDING, ep->load->rq_pending);
+        return;
+    }
+    if (fresh && !dp_breaker_admit(&x->cluster->breakers, ep->load, DP_BREAKER_CONNECTIONS)) {
+        overflow_reply(s, DP_BREAKER_CONNECTIONS, ep->load->cx);
+        return;
+    }
     dp_ep_ref(ep);
     ep->active_rq++;
     x->ep = ep;
@@ -205,6 +263,10 @@ static void start_attempt(dp_http_session *s)
     }
     x->up = uc;
     dp_hx_set(x, DP_HX_F_REUSED_CONN, ready);
+    if (!ready && x->load) {
+        x->load->rq_pending++;
+        dp_hx_set(x, DP_HX_F_PENDING, true);
+    }
     if (x->per_try_ms > 0)
         dp_timer_ms(x->try_ev, x->per_try_ms);
     if (ready)
@@ -326,6 +388,15 @@ void dp_http_route(dp_http_session *s)
         return;
     }
     x->cluster = cl;
+    x->load = x->ci < x->act->n_crt ? x->act->crt[x->ci].load : NULL;
+    if (x->load && !dp_breaker_admit(&cl->breakers, x->load, DP_BREAKER_REQUESTS)) {
+        overflow_reply(s, DP_BREAKER_REQUESTS, x->load->rq_active);
+        return;
+    }
+    if (x->load) {
+        x->load->rq_active++;
+        dp_hx_set(x, DP_HX_F_RQ_COUNTED, true);
+    }
     x->attempts_left = retries;
     if (dp_hx_has(x, DP_HX_F_IDEMPOTENT))
         x->replay = evbuffer_new();

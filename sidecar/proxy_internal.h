@@ -28,6 +28,7 @@
 #include <stdatomic.h>
 
 #include "sidecar/dp_access_log.h"
+#include "sidecar/dp_breaker.h"
 #include "sidecar/dp_metrics.h"
 #include "sidecar/dp_health.h"
 #include "sidecar/proxy.h"
@@ -41,6 +42,7 @@
 #define DP_REVOKED_WHY 400
 
 typedef struct dp_upconn dp_upconn;
+typedef struct dp_hc_probe dp_hc_probe;
 
 typedef struct dp_ep_rt {
     int refs;                       /* cluster runtimes + upconns owned by sessions */
@@ -54,6 +56,7 @@ typedef struct dp_ep_rt {
     uint32_t n_idle;
     struct dp_ep_rt *hnext;
     dp_proxy *px;
+    dp_cluster_load *load;          /* its cluster's (circuit breakers; holds a ref) */
     /* This sidecar's view of the host (dp_health.h), kept across EDS pushes. */
     dp_outlier_host od;
     dp_hc_host hc;
@@ -66,7 +69,7 @@ typedef struct dp_ep_rt {
 
 typedef struct dp_cluster_rt {
     uint64_t rr_cursor;
-    struct dp_cluster_load *load;   /* shared by snapshots, by cluster name (circuit breakers) */
+    dp_cluster_load *load;          /* shared by snapshots, by cluster name (circuit breakers) */
     dp_ep_rt **eps;                 /* aligned with dp_config_cluster_endpoints() */
     size_t n_eps;
 } dp_cluster_rt;
@@ -142,6 +145,7 @@ struct dp_proxy {
     dp_active *active;
     dp_lrt *listeners;
     dp_ep_rt *ep_map[DP_EP_BUCKETS];
+    dp_cluster_load *loads;         /* per cluster name (dp_breaker.h) */
     dp_session_set sessions;
     struct event *tick_ev;
     dp_rng rng;
@@ -197,6 +201,15 @@ dp_ep_rt *dp_active_pick(dp_proxy *px, dp_active *a, size_t ci, const dp_ep_rt *
  * fed to the cluster's outlier detection, which may eject ep. */
 void dp_active_record(dp_proxy *px, dp_active *a, size_t ci, dp_ep_rt *ep, int result);
 
+/* ---- active health checks (proxy_hc.c) ----------------------------------------------- */
+/* After a config is applied: a probe for every endpoint of a cluster with a
+ * health check that has none yet (first fired within the jitter). */
+void dp_hc_sync(dp_proxy *px);
+/* The endpoint is being freed (dp_ep_unref). */
+void dp_hc_probe_free(dp_hc_probe *p);
+/* Teardown: aborts every running probe (its connection and snapshot go). */
+void dp_hc_stop_all(dp_proxy *px);
+
 /* ---- upstream connections (proxy_upstream.c) ---------------------------------------- */
 typedef struct dp_up_ops {
     /* Connect + handshake finished: rc MESH_OK, or an error with why. */
@@ -221,6 +234,7 @@ struct dp_upconn {
     uint32_t requests;              /* served so far (logs) */
     dp_upconn *all_prev, *all_next; /* px->upconns */
     char revoked_why[DP_REVOKED_WHY]; /* set by the revocation sweep: close at the next timer */
+    bool probe;                     /* a health check's: never pooled, not in the breakers' cx */
 };
 
 /* An idle pooled connection to ep (re-checked against the cluster's SAN
@@ -229,6 +243,14 @@ struct dp_upconn {
 dp_upconn *dp_up_get(dp_proxy *px, dp_ep_rt *ep, const dp_cluster *cl, bool http,
                      const dp_up_ops *ops, void *owner, bool *ready_now, char *why,
                      size_t whylen);
+/* Always a new connection (dp_up_get's second half); probe: a health
+ * check's own, which the circuit breakers do not count (as in Envoy). */
+dp_upconn *dp_up_connect(dp_proxy *px, dp_ep_rt *ep, const dp_cluster *cl, bool http,
+                         bool probe, const dp_up_ops *ops, void *owner, char *why,
+                         size_t whylen);
+/* Whether dp_up_get would open a new connection to ep (none is idle): the
+ * circuit breakers' max_connections / max_pending_requests apply. */
+bool dp_up_needs_new(const dp_ep_rt *ep);
 /* Back to ep's pool if reusable, else closed. */
 void dp_up_release(dp_upconn *uc, bool reusable);
 void dp_up_close(dp_upconn *uc);
@@ -383,6 +405,10 @@ int dp_admin_start(dp_proxy *px, const char *address, mesh_err *err);
 struct evhttp_request;
 /* /clusters (proxy_admin_clusters.c): Envoy's text lines, or its JSON shape. */
 void dp_admin_clusters(dp_proxy *px, struct evhttp_request *req, bool as_json);
+/* Per-cluster circuit breaker counters in Prometheus text under Envoy's names
+ * plus the _total suffix Prometheus wants on a counter
+ * (envoy_cluster_upstream_cx_overflow_total{envoy_cluster_name="..."}), for /stats. */
+void dp_admin_cluster_stats(dp_proxy *px, struct evbuffer *b);
 void dp_admin_stop(dp_proxy *px);
 
 /* /config_dump's "configs": Envoy's ConfigDump of the responses persisted in

@@ -196,6 +196,16 @@ static void connect_next(tsess *s)
         tcp_kill(s);
         return;
     }
+    if (dp_up_needs_new(ep) &&
+        !dp_breaker_admit(&s->cl->breakers, ep->load, DP_BREAKER_CONNECTIONS)) {
+        /* Envoy's TCP proxy closes the downstream on upstream_cx_overflow. */
+        dp_stat_inc(&s->base.px->st.overflow_cx);
+        log_info(DP_LOG, "tcp '%s': circuit breaker: cluster '%s' has %u connections "
+                 "(max_connections %u); closing", s->base.listener, s->cl->name, ep->load->cx,
+                 s->cl->breakers.max_connections);
+        tcp_kill(s);
+        return;
+    }
     dp_ep_ref(ep);
     ep->active_rq++;
     s->ep = ep;

@@ -60,8 +60,12 @@ void dp_upconn_untrack(dp_upconn *uc)
     uc->all_prev = uc->all_next = NULL;
 }
 
+/* The endpoint (and so its cluster's load) outlives every connection to it:
+ * owned ones hold a reference, pooled ones are drained before it goes. */
 static void up_free(dp_upconn *uc)
 {
+    if (!uc->probe && uc->ep->load->cx > 0)
+        uc->ep->load->cx--;
     dp_upconn_untrack(uc);
     if (uc->bev)
         bufferevent_free(uc->bev);
@@ -89,11 +93,18 @@ void dp_up_close(dp_upconn *uc)
 {
     if (!uc)
         return;
+    dp_ep_rt *ep = uc->ep;
+    bool owned = !uc->pooled;
     if (uc->pooled)
         pool_remove(uc);
-    else
-        dp_ep_unref(uc->ep);
     up_free(uc);
+    if (owned)
+        dp_ep_unref(ep);
+}
+
+bool dp_up_needs_new(const dp_ep_rt *ep)
+{
+    return ep->idle == NULL;
 }
 
 void dp_up_drain_pool(dp_ep_rt *ep)
@@ -260,6 +271,14 @@ dp_upconn *dp_up_get(dp_proxy *px, dp_ep_rt *ep, const dp_cluster *cl, bool http
         return uc;
     }
     *ready_now = false;
+    return dp_up_connect(px, ep, cl, http, false, ops, owner, why, whylen);
+}
+
+dp_upconn *dp_up_connect(dp_proxy *px, dp_ep_rt *ep, const dp_cluster *cl, bool http,
+                         bool probe, const dp_up_ops *ops, void *owner, char *why,
+                         size_t whylen)
+{
+    dp_upconn *uc;
     SSL *ssl = NULL;
     if (cl->tls) {
         SSL_CTX *ctx = NULL;
@@ -295,6 +314,7 @@ dp_upconn *dp_up_get(dp_proxy *px, dp_ep_rt *ep, const dp_cluster *cl, bool http
     }
     uc->px = px;
     uc->ep = ep;
+    uc->probe = probe;
     uc->tls = cl->tls;
     uc->http = http;
     uc->ops = ops;
@@ -302,6 +322,8 @@ dp_upconn *dp_up_get(dp_proxy *px, dp_ep_rt *ep, const dp_cluster *cl, bool http
     uc->cl = cl;
     dp_upconn_track(uc);
     dp_ep_ref(ep);
+    if (!probe)
+        ep->load->cx++;
     dp_stat_inc(&px->st.active_up);
     int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
     if (ssl) {

@@ -79,7 +79,9 @@ static int retry_extras(const Envoy__Config__Route__V3__RetryPolicy *rp, const c
                         dp_route *out, mesh_err *err)
 {
     if (rp->per_try_timeout) {
-        int rc = xdsc_tr_duration_ms(rp->per_try_timeout, what, &out->per_try_timeout_ms, err);
+        char w[448];
+        xdsc_tr_what(w, sizeof w, "%s: retry_policy.per_try_timeout", what);
+        int rc = xdsc_tr_duration_ms(rp->per_try_timeout, w, &out->per_try_timeout_ms, err);
         if (rc != MESH_OK)
             return rc;
     }

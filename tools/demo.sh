@@ -7,7 +7,9 @@
 #   3. traffic through the frontend sidecar to host "backend": the 90/10 split, the
 #      x-canary header rule, a tcp service over mTLS, meshctl proxy-status
 #   4. a route weight change pushed live, a call the authorization policy denies (403)
-#   5. a short outage drill (meshctl drill, its own throwaway mesh), then clean up
+#   5. one backend v1 replica's app killed mid-traffic: retries and outlier detection in
+#      the frontend's sidecar steer around it (0 failed requests), /clusters shows it ejected
+#   6. a short outage drill (meshctl drill, its own throwaway mesh), then clean up
 # Everything started here is stopped on exit, also on Ctrl-C. DEMO_KEEP=1 keeps the
 # temporary directory (logs, store). The drill's JSON/CSV/SVG land in $DEMO_OUT
 # (default: beside MESH_BIN, e.g. build/demo/).
@@ -114,6 +116,7 @@ ok "meshd serves xDS/SDS and the CA on $MESHD_ADDR"
 start app-frontend "$MESH_BIN/mesh-testapp" --listen 127.0.0.1:18080 --name frontend
 start app-backend-v1-1 "$MESH_BIN/mesh-testapp" --listen 127.0.0.1:18081 --name backend-v1-1
 start app-backend-v1-2 "$MESH_BIN/mesh-testapp" --listen 127.0.0.1:18083 --name backend-v1-2
+APP_V1_2=${PIDS[-1]}
 start app-backend-v2-1 "$MESH_BIN/mesh-testapp" --listen 127.0.0.1:18082 --name backend-v2-1
 start app-db "$MESH_BIN/mesh-testapp" --listen 127.0.0.1:18432 --name db --tcp-echo
 sidecar frontend-1 "${ID[frontend-1]}" 15901
@@ -182,7 +185,30 @@ say "  $(get ledger | head -c 200)"
 say "  ledger-1 counted it: $(curl -s http://127.0.0.1:15906/stats | grep '^mesh_sidecar_rbac_denied_total')"
 [ "$c" = 403 ] || die "expected 403 from the ledger's authorization policy, got $c"
 
-step "5. The outage drill: kill the control plane, watch the budget run out, restart, recover"
+step "5. A backend replica dies mid-traffic: the frontend's sidecar steers around it"
+# codes N: N requests to host backend, one status per line.
+codes() { local i; for i in $(seq 1 "$1"); do code backend; echo; done; }
+codes 400 >"$DEMO_DIR/kill-traffic.txt" &
+traffic=$!
+for i in $(seq 1 100); do [ "$(wc -l <"$DEMO_DIR/kill-traffic.txt")" -ge 50 ] && break; sleep 0.05; done
+kill -KILL "$APP_V1_2" 2>/dev/null
+wait "$APP_V1_2" 2>/dev/null
+say "killed backend-v1-2's app (pid $APP_V1_2) after 50 of 400 requests; its sidecar now"
+say "answers 503 to every call it gets"
+wait "$traffic"
+bad=$(grep -vc '^200$' "$DEMO_DIR/kill-traffic.txt")
+ok "400 requests across the kill: $((400 - bad)) answered 200, $bad failed (a 503 from the dead replica is retried on another host: previous_hosts)"
+say "100 requests after detection:              $(split 100)"
+flags=$(curl -s http://127.0.0.1:15901/clusters | awk -F'::' '$2 == "127.0.0.1:15005" && $3 == "health_flags" {print $1 " " $2 " " $4}')
+say "frontend-1's /clusters for backend-v1-2: ejected by outlier detection (5 errors in a row) in"
+say "the v1 subset's cluster, which carries the traffic (the whole service's cluster carries none here):"
+printf '%s\n' "${flags:-<not shown>}" | sed 's/^/     /'
+codes 200 >"$DEMO_DIR/after-kill.txt"
+bad2=$(grep -vc '^200$' "$DEMO_DIR/after-kill.txt")
+ok "200 more requests: $bad2 failed; backend-v1-2 gets none until its ejection time is over"
+[ "$bad" -eq 0 ] && [ "$bad2" -eq 0 ] || die "requests failed around the killed replica ($bad, then $bad2)"
+
+step "6. The outage drill: kill the control plane, watch the budget run out, restart, recover"
 say "stopping the demo mesh first; the drill builds its own throwaway mesh on free ports"
 stop_all
 mkdir -p "$DEMO_OUT"

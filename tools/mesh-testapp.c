@@ -1,6 +1,7 @@
 /* tools/mesh-testapp.c — a small backend for e2e tests, the demo and benchmarks.
  *
  *   mesh-testapp --listen 127.0.0.1:PORT --name NAME [--tcp-echo]
+ *                [--health-path PATH --health-fail-file FILE] [--hang-file FILE]
  *
  * HTTP mode answers every request with 200 and a JSON body echoing what the
  * app saw, including the caller identity the sidecar put in
@@ -15,6 +16,11 @@
  *                purpose (KIND: dup-length, length-and-chunked,
  *                space-before-colon, obs-fold, bare-lf, http-9.9, gzip):
  *                what a sidecar must refuse from an upstream
+ * --health-path PATH answers PATH (exactly) with 503 while FILE exists and
+ * 200 otherwise, so that a test fails an app's health check (and only it:
+ * every other path still answers normally) by creating a file.
+ * --hang-file FILE: while FILE exists, requests are read and never answered
+ * (a hung backend, for per-try timeout tests).
  * --tcp-echo echoes bytes back instead. Port 0 picks a free port; the bound
  * address is printed on stdout as "listening 127.0.0.1:PORT" either way.
  * HTTP parsing reuses the sidecar's http-parser glue (keep-alive, pipelining,
@@ -29,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/json_out.h"
 #include "common/log.h"
@@ -42,6 +49,7 @@ typedef struct app {
     struct event_base *base;
     const char *name;
     bool tcp_echo;
+    const char *health_path, *health_fail_file, *hang_file;
     conn *conns;                /* open connections, freed at exit */
 } app;
 
@@ -118,6 +126,9 @@ static int on_head(void *arg, dp_http_reader *r)
         if (st >= 200 && st <= 599)
             c->status = st;
     }
+    if (c->a->health_path && strcmp(path, c->a->health_path) == 0 && c->a->health_fail_file &&
+        access(c->a->health_fail_file, F_OK) == 0)
+        c->status = 503;
     c->keep_alive = h->keep_alive;
     c->body_bytes = 0;
     json_free(&c->body);
@@ -186,6 +197,10 @@ static int on_done(void *arg, dp_http_reader *r)
     size_t ul;
     const char *url = dp_http_head_url(&r->head, &ul);
     dp_http_reader_pause(r, true);
+    if (c->a->hang_file && access(c->a->hang_file, F_OK) == 0) {
+        c->waiting = true;      /* never answered: the connection hangs until closed */
+        return 0;
+    }
     if (ul > 7 && strncmp(url, "/delay/", 7) == 0) {
         long ms = strtol(url + 7, NULL, 10);
         if (ms < 0)
@@ -309,7 +324,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: mesh-testapp --listen IP:PORT --name NAME [--tcp-echo]\n");
+    fprintf(stderr, "usage: mesh-testapp --listen IP:PORT --name NAME [--tcp-echo] "
+            "[--health-path PATH --health-fail-file FILE] [--hang-file FILE]\n");
 }
 
 int main(int argc, char **argv)
@@ -323,6 +339,12 @@ int main(int argc, char **argv)
             listen = argv[++i];
         } else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc) {
             a.name = argv[++i];
+        } else if (strcmp(argv[i], "--health-path") == 0 && i + 1 < argc) {
+            a.health_path = argv[++i];
+        } else if (strcmp(argv[i], "--health-fail-file") == 0 && i + 1 < argc) {
+            a.health_fail_file = argv[++i];
+        } else if (strcmp(argv[i], "--hang-file") == 0 && i + 1 < argc) {
+            a.hang_file = argv[++i];
         } else if (strcmp(argv[i], "--tcp-echo") == 0) {
             a.tcp_echo = true;
         } else {

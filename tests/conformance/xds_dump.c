@@ -8,7 +8,8 @@
  *                    plus <dir>/secret.default.bin and <dir>/secret.ROOTCA.bin;
  *                    and the proxyless gRPC view (sds/compiler/xds_compile_proxyless.h) of a client
  *                    allowed to call reviews (grpc-web.<TYPE>.bin, identity web) and of one
- *                    allowed nothing (grpc-stranger.<TYPE>.bin).
+ *                    allowed nothing (grpc-stranger.<TYPE>.bin); and web with reviews'
+ *                    health_check, circuit_breakers and a per_try_timeout (web-knobs.*).
  * Built by xds_e2e.sh against a libmesh.a; not part of the Criterion binary. */
 #include <errno.h>
 #include <stdio.h>
@@ -136,6 +137,19 @@ static int dump_proxyless(const char *dir, const char *node, const mesh_config *
     return rc;
 }
 
+/* The fixture with reviews' endpoint-health knobs set (issue 13): an HTTP
+ * health_check, circuit_breakers and a per_try_timeout on the canary rule. */
+static void fixture_knobs(xds_fixture *f)
+{
+    xds_fixture_init(f);
+    f->services[1].health_check = (mesh_health_check){
+        .kind = MESH_HC_HTTP, .path = "/healthz", .interval_ms = 5000, .timeout_ms = 1000,
+        .unhealthy_threshold = 3, .healthy_threshold = 2 };
+    f->services[1].circuit_breakers = (mesh_circuit_breakers){
+        .max_connections = 10, .max_pending_requests = 20, .max_requests = 50, .max_retries = 2 };
+    f->rules[0].per_try_timeout_ms = 500;
+}
+
 #define FAKE_CERT "-----BEGIN CERTIFICATE-----\nMIIBdump\n-----END CERTIFICATE-----\n"
 #define FAKE_CRL "-----BEGIN X509 CRL-----\nMIIBdumpcrl\n-----END X509 CRL-----\n"
 
@@ -179,6 +193,10 @@ int main(int argc, char **argv)
         dump_node(argv[1], "reviews", &f.cfg, FX_REVIEWS_ID) != 0 ||
         dump_node(argv[1], "db", &f.cfg, FX_DB_ID) != 0 || dump_secrets(argv[1]) != 0 ||
         dump_web_health(argv[1], &f.cfg) != 0)
+        return 1;
+    xds_fixture k;
+    fixture_knobs(&k);
+    if (dump_node(argv[1], "web-knobs", &k.cfg, FX_WEB_ID) != 0)
         return 1;
     if (dump_proxyless(argv[1], "grpc-web", &f.cfg, FX_WEB_ID) != 0 ||
         dump_proxyless(argv[1], "grpc-stranger", &f.cfg, "spiffe://mesh.test/ns/default/sa/stranger") != 0)

@@ -152,6 +152,25 @@ eq(Object.keys(webL).sort(), ['inbound|15001', 'outbound|http', 'outbound|tcp|db
     eq(load(`web-health.${t}`).version_info, load(`web.${t}`).version_info, `${t} unchanged by health`);
 }
 
+// ---- web with reviews' health_check, circuit_breakers, per_try_timeout (issue 13)
+{
+  const c = byName(resp('web-knobs', 'CDS'))['outbound|reviews'];
+  const hc = (c.health_checks || [])[0] || {};
+  eq([hc.timeout, hc.interval, hc.unhealthy_threshold, hc.healthy_threshold, hc.interval_jitter_percent],
+    [{ seconds: '1' }, { seconds: '5' }, { value: 3 }, { value: 2 }, 10], 'health_checks[0] timing and thresholds');
+  eq(hc.http_health_check && hc.http_health_check.path, '/healthz', 'http_health_check.path');
+  const t = ((c.circuit_breakers || {}).thresholds || [])[0] || {};
+  eq([t.priority || 'DEFAULT', t.max_connections, t.max_pending_requests, t.max_requests, t.max_retries],
+    ['DEFAULT', { value: 10 }, { value: 20 }, { value: 50 }, { value: 2 }], 'circuit_breakers.thresholds[0]');
+  eq(!!c.outlier_detection, true, 'outlier_detection (on by default)');
+  const plain = byName(resp('web', 'CDS'))['outbound|reviews'];
+  eq([plain.health_checks, plain.circuit_breakers], [undefined, undefined], 'none without the knobs');
+  const r0 = resp('web-knobs', 'RDS')[0].virtual_hosts[0].routes[0];
+  eq(r0.route.retry_policy.per_try_timeout, { nanos: 500000000 }, 'retry_policy.per_try_timeout');
+  const preds = (r0.route.retry_policy.retry_host_predicate || []).map((p) => p.name);
+  eq(preds, ['envoy.retry_host_predicates.previous_hosts'], 'previous_hosts predicate');
+}
+
 // ---- reviews and db: inbound RBAC
 {
   const l = resp('reviews', 'LDS')[0];

@@ -82,6 +82,19 @@ static int check_all(const char *variant, const mesh_config *cfg)
     return bad;
 }
 
+/* The fixture with reviews' endpoint-health knobs set (issue 13): an HTTP
+ * health_check, circuit_breakers and a per_try_timeout on the canary rule. */
+static void fixture_knobs(xds_fixture *f)
+{
+    xds_fixture_init(f);
+    f->services[1].health_check = (mesh_health_check){
+        .kind = MESH_HC_HTTP, .path = "/healthz", .interval_ms = 5000, .timeout_ms = 1000,
+        .unhealthy_threshold = 3, .healthy_threshold = 2 };
+    f->services[1].circuit_breakers = (mesh_circuit_breakers){
+        .max_connections = 10, .max_pending_requests = 20, .max_requests = 50, .max_retries = 2 };
+    f->rules[0].per_try_timeout_ms = 500;
+}
+
 int main(void)
 {
     int bad = 0;
@@ -99,6 +112,9 @@ int main(void)
     f.rules[1].prefix = NULL;
     f.rules[1].path = "/exact";
     bad |= check_all("ipv6, present header, exact path", &f.cfg);
+
+    fixture_knobs(&f);
+    bad |= check_all("health_check, circuit_breakers, per_try_timeout", &f.cfg);
 
     xds_fixture_init(&f);
     f.authz[0].n_allow = 0;

@@ -104,6 +104,25 @@ Test(sidecar_hc, thresholds_and_jitter)
     cr_assert_eq(dp_hc_next_delay_ms(&c, 101), 1000, "jitter is at most 10 %%");
 }
 
+/* The first probe of a new host comes within the jitter (a tenth of the interval
+ * without one), never at a fixed offset: sidecars started together spread out. */
+Test(sidecar_hc, first_probe_is_jittered)
+{
+    dp_health_check_cfg c = {.kind = DP_HC_HTTP, .interval_ms = 1000, .interval_jitter_percent = 10};
+    cr_assert_eq(dp_hc_first_delay_ms(&c, 0), 0);
+    cr_assert_eq(dp_hc_first_delay_ms(&c, 57), 57);
+    cr_assert_eq(dp_hc_first_delay_ms(&c, 100), 100);
+    cr_assert_eq(dp_hc_first_delay_ms(&c, 101), 0, "within the 100 ms jitter");
+    dp_health_check_cfg none = {.kind = DP_HC_TCP, .interval_ms = 2000};
+    cr_assert_eq(dp_hc_first_delay_ms(&none, 150), 150);
+    cr_assert_eq(dp_hc_first_delay_ms(&none, 201), 0, "a tenth of the interval");
+    dp_health_check_cfg big = {.kind = DP_HC_TCP, .interval_ms = 500, .interval_jitter_ms = 5000};
+    for (uint64_t r = 0; r < 6000; r += 37)
+        cr_assert_leq(dp_hc_first_delay_ms(&big, r), 500, "never later than one interval");
+    /* Different draws give different delays. */
+    cr_assert_neq(dp_hc_first_delay_ms(&c, 3), dp_hc_first_delay_ms(&c, 4));
+}
+
 Test(sidecar_lb, skips_down_hosts_with_panic_threshold)
 {
     dp_endpoint eps[3] = {{.address = "a"}, {.address = "b"}, {.address = "c"}};

@@ -354,6 +354,16 @@ Test(sidecar_http, response_framing_for_the_client)
     t = drain(out);
     cr_assert(strstr(t, "connection: close\r\n"));
     cr_assert(strstr(t, "\r\n\r\n") == t + strlen(t) - 4, "HEAD: no body");
+    cr_assert_null(strstr(t, "x-envoy-overloaded"));
+    free(t);
+    /* A circuit breaker's 503 carries Envoy's x-envoy-overloaded in its head. */
+    dp_wire_local_reply_ex(out, 503, "upstream overflow", false, true, false, "rid",
+                           "x-envoy-overloaded: true");
+    t = drain(out);
+    char *hdr_end = strstr(t, "\r\n\r\n");
+    char *field = strstr(t, "\r\nx-envoy-overloaded: true\r\n");
+    cr_assert(hdr_end && field && field < hdr_end, "%s", t);
+    cr_assert(strstr(t, "\r\n\r\nupstream overflow\n"), "%s", t);
     free(t);
     evbuffer_free(out);
 }
