@@ -255,6 +255,25 @@ static void conv_settle_locked(md_call *c)
     }
 }
 
+/* A reconnecting client holds this type's current version already (its
+ * version_info said so): nothing goes on the wire, but proxy-status and the
+ * trust-bundle tracking must see it as sent and ACKed on this stream, or a
+ * `meshctl ca rotate` would wait for a node that already trusts the new root. */
+static void md_stream_resumed_locked(md_call *c, const ads_send *sd)
+{
+    md_stream *s = c->stream;
+    const char *url = ads_type_url(sd->type);
+    atomic_fetch_add(&c->ctx->metrics.resumed[sd->type], 1);
+    md_status_type(c->ctx, s->node_id, md_stream_row_id(c), url, sd->version, sd->version, NULL,
+                   NULL);
+    if (sd->type == ADS_T_SDS) {
+        md_trust_on_sds_sent_locked(c, sd->items, sd->n);
+        md_trust_on_sds_reply_locked(c, ADS_REQ_ACK);
+    }
+    log_debug("meshd", "resume %s v=%s for %s (%s): the client holds it, not resent",
+              ads_type_name(sd->type), sd->version, s->node_id, c->spiffe_id);
+}
+
 static void push_view_locked(md_call *c)
 {
     md_stream *s = c->stream;
@@ -285,6 +304,10 @@ static void push_view_locked(md_call *c)
         uint8_t *buf = NULL;
         size_t len = 0;
         const char *url = ads_type_url(sends[i].type);
+        if (sends[i].resumed) {
+            md_stream_resumed_locked(c, &sends[i]);
+            continue;
+        }
         if (ads_response_encode(url, sends[i].version, sends[i].nonce, sends[i].items, sends[i].n,
                                 c->ctx->control_plane_id, &buf, &len, &err) != MESH_OK) {
             log_error("meshd", "node %s: %s", s->node_id, err.msg);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/support/alloc.h>
@@ -272,6 +273,47 @@ static void send_request(xcl_run *r, xcl_stream *s, enum ads_type t, const char 
     enqueue(s, buf, len);
 }
 
+/* --sotw-state: one "TYPE<TAB>VERSION" line per type held (short type
+ * names), like a sidecar's persisted versions. A missing file holds nothing. */
+static void sotw_state_load(const xcl_opts *o, xcl_stream *s)
+{
+    char *data = NULL;
+    size_t len = 0;
+    mesh_err err = {0};
+    if (!o->sotw_state || access(o->sotw_state, F_OK) != 0)
+        return;
+    if (xcl_read_file(o->sotw_state, &data, &len, &err) != MESH_OK) {
+        fprintf(stderr, "mesh-xdsclient: %s\n", err.msg);
+        return;
+    }
+    char *save = NULL;
+    for (char *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *tab = strchr(line, '\t');
+        enum ads_type t;
+        if (!tab)
+            continue;
+        *tab = '\0';
+        if (ads_type_parse(line, &t) == 0)
+            snprintf(s->acked[t], sizeof s->acked[t], "%s", tab + 1);
+    }
+    free(data);
+}
+
+static void sotw_state_save(const xcl_opts *o, const xcl_stream *s)
+{
+    if (!o->sotw_state)
+        return;
+    char buf[ADS_T_COUNT * 96];
+    size_t off = 0;
+    for (int t = 0; t < ADS_T_COUNT; t++)
+        if (s->acked[t][0])
+            off += (size_t)snprintf(buf + off, sizeof buf - off, "%s\t%s\n",
+                                    ads_type_name((enum ads_type)t), s->acked[t]);
+    mesh_err err = {0};
+    if (xcl_write_file(o->sotw_state, buf, off, 0644, &err) != MESH_OK)
+        fprintf(stderr, "mesh-xdsclient: %s\n", err.msg);
+}
+
 /* Field 1 (a string) of a serialized message: the resource name for every
  * xDS type we serve (Listener, Cluster, RouteConfiguration, Secret .name;
  * ClusterLoadAssignment .cluster_name). */
@@ -459,6 +501,7 @@ static void on_response(xcl_run *r, xcl_stream *s, const uint8_t *p, size_t len)
             reply = "ack";
             snprintf(s->acked[type], sizeof s->acked[type], "%s", m->version_info);
             send_request(r, s, type, m->version_info, m->nonce, NULL);
+            sotw_state_save(o, s);
         }
     }
     if (!o->quiet && !o->summary) {
@@ -631,10 +674,13 @@ static int open_stream(xcl_run *r, xcl_stream *s, grpc_channel *shared)
         xcl_delta_start(s->delta, stream_send, s);
         return 0;
     }
+    /* A reconnect (Envoy): the first request per type carries the version
+     * held and no nonce; meshd answers only types whose version differs. */
+    sotw_state_load(o, s);
     for (int i = 0; i < o->n_subs; i++) {
         if (o->mode == XCL_SDS && o->subs[i].type != ADS_T_SDS)
             continue;
-        send_request(r, s, o->subs[i].type, "", "", NULL);
+        send_request(r, s, o->subs[i].type, s->acked[o->subs[i].type], "", NULL);
     }
     if (o->resubscribe)
         resubscribe(r, s);
