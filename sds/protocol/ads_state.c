@@ -249,7 +249,7 @@ int ads_state_on_request(ads_state *s, const ads_request *req, ads_req_result *o
     if (rc != MESH_OK)
         return mesh_err_set(err, rc, "out of memory recording a subscription");
     /* After apply_subscription: an unsubscribe forgets it with the rest. */
-    if (!nonce[0] && ts->subscribed)
+    if (!nonce[0] && ts->subscribed && !s->no_resume)
         note_client_version(ts, version);
     return MESH_OK;
 }

@@ -32,7 +32,10 @@
  *    names it asked for before. Any other version_info gets a response.
  *    Only before the type's first response on the stream: a client that
  *    unsubscribed dropped the resources, so its re-subscription is answered
- *    even at the same version.
+ *    even at the same version. The caller sets no_resume for clients that
+ *    need a response to count the stream as up (today's mesh-sidecar marks
+ *    itself connected, and resets its reconnect backoff, on the first
+ *    response only).
  *  - Send order when several types changed: SDS, CDS, EDS, LDS, RDS (secrets
  *    and clusters before the listeners and routes that refer to them). */
 #ifndef MESH_SDS_PROTOCOL_ADS_STATE_H
@@ -100,6 +103,7 @@ typedef struct ads_type_state {
 typedef struct ads_state {
     char peer_id[512];              /* SPIFFE ID proved by the peer's certificate */
     char trust_domain[256];
+    int no_resume;                  /* answer every first request (see the reconnect rule) */
     ads_type_state types[ADS_T_COUNT];
 } ads_state;
 

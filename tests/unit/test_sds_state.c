@@ -701,6 +701,23 @@ Test(sds_state, reconnect_sds_by_name_resumed)
     fx_fini(&f);
 }
 
+Test(sds_state, reconnect_no_resume_answers_every_type)
+{
+    fixture f;
+    fx_init(&f);
+    f.st.no_resume = 1;
+    test_set s;
+    set_make(&s, L2, V_A, 2);
+    char held[ADS_VERSION_MAX];
+    version_of(&s, 0, 2, held);
+    ads_view v = {.sets = {[ADS_T_LDS] = &s.set}};
+    req(&f, ADS_T_LDS, held, "", NULL, 0, NULL);
+    cr_assert_eq(collect(&f, &v), 1);
+    cr_assert_not(f.sends[0].resumed, "a client that needs a response gets one");
+    cr_assert_str_eq(f.sends[0].nonce, "n1");
+    fx_fini(&f);
+}
+
 Test(sds_state, type_parse)
 {
     enum ads_type t;
