@@ -31,6 +31,10 @@ else
     NS=${FANOUT_NS:-"1 100 1000 5000"}; PUSH_REPS=${FANOUT_CHANGES:-5}
 fi
 K=${FANOUT_CLIENTS:-2}
+# Clients retry with jitter (mesh-xdsclient --retry) unless FANOUT_RETRY=0, so a
+# stream that meets the handshake storm waits instead of failing at 20 s.
+RETRY=--retry
+[ "${FANOUT_RETRY:-1}" = 0 ] && RETRY=
 INITIAL_LIMIT=${FANOUT_INITIAL_LIMIT:-180}   # seconds for all streams to connect
 PUSH_LIMIT=${FANOUT_PUSH_LIMIT:-60}
 
@@ -171,7 +175,7 @@ for N in $NS; do
     for k in $(seq 0 $((kk - 1))); do
         per=$((N / kk + (k < N % kk ? 1 : 0)))
         "$MESH_BIN/mesh-xdsclient" --server "127.0.0.1:$MESHD_PORT" --state-dir "$BW/st-$k" \
-            "${SUBS[@]}" --streams "$per" --timeout 900s \
+            "${SUBS[@]}" --streams "$per" --timeout 900s $RETRY \
             > >("$STAMP" >"$BW/out-$k.txt") 2>"$BW/client-$N-$k.log" &
         CLIENT_PIDS+=($!)
         BENCH_PIDS+=($!)
