@@ -143,7 +143,9 @@ pushed_us() {
 
 # acked_nodes VERSION: connected nodes whose ACKed RDS version is VERSION, per meshd.
 acked_nodes() {
-    "$M" --output json proxy-status 2>/dev/null | sed 's/{"node_id"/\n/g' |
+    # One line per node: rows start with "workload" (or "node_id" before it was added);
+    # split on either, or every row lands on one line and this never reaches N.
+    "$M" --output json proxy-status 2>/dev/null | sed -E 's/\{"(workload|node_id)"/\n/g' |
         grep '"connected":true' | grep -c "\"RDS\":{[^}]*\"acked_version\":\"$1\""
 }
 
