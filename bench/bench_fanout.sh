@@ -31,6 +31,10 @@ else
     NS=${FANOUT_NS:-"1 100 1000 5000"}; PUSH_REPS=${FANOUT_CHANGES:-5}
 fi
 K=${FANOUT_CLIENTS:-2}
+# Clients retry with jitter (mesh-xdsclient --retry) unless FANOUT_RETRY=0, so a
+# stream that meets the handshake storm waits instead of failing at 20 s.
+RETRY=--retry
+[ "${FANOUT_RETRY:-1}" = 0 ] && RETRY=
 INITIAL_LIMIT=${FANOUT_INITIAL_LIMIT:-180}   # seconds for all streams to connect
 PUSH_LIMIT=${FANOUT_PUSH_LIMIT:-60}
 
@@ -139,7 +143,9 @@ pushed_us() {
 
 # acked_nodes VERSION: connected nodes whose ACKed RDS version is VERSION, per meshd.
 acked_nodes() {
-    "$M" --output json proxy-status 2>/dev/null | sed 's/{"node_id"/\n/g' |
+    # One line per node: rows start with "workload" (or "node_id" before it was added);
+    # split on either, or every row lands on one line and this never reaches N.
+    "$M" --output json proxy-status 2>/dev/null | sed -E 's/\{"(workload|node_id)"/\n/g' |
         grep '"connected":true' | grep -c "\"RDS\":{[^}]*\"acked_version\":\"$1\""
 }
 
@@ -171,7 +177,7 @@ for N in $NS; do
     for k in $(seq 0 $((kk - 1))); do
         per=$((N / kk + (k < N % kk ? 1 : 0)))
         "$MESH_BIN/mesh-xdsclient" --server "127.0.0.1:$MESHD_PORT" --state-dir "$BW/st-$k" \
-            "${SUBS[@]}" --streams "$per" --timeout 900s \
+            "${SUBS[@]}" --streams "$per" --timeout 900s $RETRY \
             > >("$STAMP" >"$BW/out-$k.txt") 2>"$BW/client-$N-$k.log" &
         CLIENT_PIDS+=($!)
         BENCH_PIDS+=($!)

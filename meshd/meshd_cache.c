@@ -42,6 +42,7 @@ md_snap *md_snap_ref(md_snap *s)
 void md_snap_unref(md_snap *s)
 {
     if (s && atomic_fetch_sub(&s->refs, 1) == 1) {
+        md_snap_enc_free(s);
         xds_snapshot_free(&s->snap);
         free(s);
     }
@@ -148,6 +149,7 @@ static md_snap *compile(md_cfg *cfg, const char *spiffe_id)
         return NULL;
     }
     atomic_init(&s->refs, 1);
+    md_snap_enc_init(s);
     s->gen = cfg->gen;
     s->checked_gen = cfg->gen;
     mesh_err err = {0};
@@ -161,6 +163,7 @@ static md_snap *compile(md_cfg *cfg, const char *spiffe_id)
         log_error("meshd", "compiling xDS for %s at config version %lld failed: %s; the "
                            "sidecar keeps its last good config",
                   spiffe_id, (long long)cfg->version, err.msg);
+        md_snap_enc_free(s);
         xds_snapshot_free(&s->snap);
         free(s);
         return NULL;

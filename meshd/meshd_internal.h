@@ -220,12 +220,31 @@ void md_call_on_close(md_call *c, int ok);
 
 /* ---- ADS / SDS streams (meshd_stream.c) --------------------------------------- */
 
+/* One encoded DiscoveryResponse body (all but the nonce), shared by every
+ * stream that sends this (type, subset version) of a snapshot. */
+typedef struct md_snap_enc {
+    char version[ADS_VERSION_MAX]; /* "" = empty slot */
+    grpc_slice body;               /* refcounted: the snapshot and each queued message */
+} md_snap_enc;
+
 typedef struct md_snap {
     atomic_int refs;
     uint64_t gen;                 /* config generation it was compiled from */
     uint64_t checked_gen;         /* newest generation tried for this identity (cache mu) */
     xds_snapshot snap;
+    pthread_mutex_t enc_mu;       /* guards enc (streams of one identity on many threads) */
+    md_snap_enc enc[ADS_T_COUNT]; /* the last body encoded per type (meshd_encode.c) */
 } md_snap;
+
+/* meshd_encode.c. The message for one ads_send (its nonce included): the body
+ * comes from snap's shared encoding when it holds this type and version (snap
+ * NULL: encoded for this message alone, as for secrets). *len is the message
+ * size (the delivery limit is checked by the caller before queueing). NULL
+ * with err set on failure. */
+grpc_byte_buffer *md_encode_response(md_ctx *ctx, md_snap *snap, const ads_send *sd,
+                                     size_t *len, mesh_err *err);
+void md_snap_enc_init(md_snap *s);
+void md_snap_enc_free(md_snap *s);
 
 /* The snapshot cache key of an enrolled instance: "<SPIFFE ID>#<instance>"
  * (a SPIFFE ID cannot contain '#'; proxyless keys have their own prefix). */

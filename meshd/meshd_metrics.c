@@ -231,6 +231,10 @@ static void render_counters(md_metrics *m, prom_out *p)
          offsetof(md_metrics, acks)},
         {"mesh_meshd_xds_nacks_total", "xDS responses the client rejected (NACK), by type.",
          offsetof(md_metrics, nacks)},
+        {"mesh_meshd_xds_resumed_total",
+         "SotW types not resent on a new stream because the client's version_info already "
+         "matched, by type.",
+         offsetof(md_metrics, resumed)},
     };
     for (size_t f = 0; f < sizeof by_type / sizeof by_type[0]; f++) {
         const atomic_uint_fast64_t *arr =

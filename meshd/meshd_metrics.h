@@ -46,6 +46,7 @@ typedef struct md_metrics {
     atomic_uint_fast64_t pushes[MD_METRIC_XDS_TYPES];
     atomic_uint_fast64_t acks[MD_METRIC_XDS_TYPES];
     atomic_uint_fast64_t nacks[MD_METRIC_XDS_TYPES];
+    atomic_uint_fast64_t resumed[MD_METRIC_XDS_TYPES]; /* SotW reconnect: client had it */
     prom_hist convergence;        /* store change seen -> every pushed type ACKed, s */
     prom_hist store_latency[MD_STORE_OP_COUNT];
     atomic_uint_fast64_t store_errors[MD_STORE_OP_COUNT];

@@ -14,6 +14,8 @@
  * Also the registry of live streams that the watcher walks. */
 #include "meshd/meshd_internal.h"
 
+#define MD_NO_RESUME_AGENT "mesh-sidecar"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +257,25 @@ static void conv_settle_locked(md_call *c)
     }
 }
 
+/* A reconnecting client holds this type's current version already (its
+ * version_info said so): nothing goes on the wire, but proxy-status and the
+ * trust-bundle tracking must see it as sent and ACKed on this stream, or a
+ * `meshctl ca rotate` would wait for a node that already trusts the new root. */
+static void md_stream_resumed_locked(md_call *c, const ads_send *sd)
+{
+    md_stream *s = c->stream;
+    const char *url = ads_type_url(sd->type);
+    atomic_fetch_add(&c->ctx->metrics.resumed[sd->type], 1);
+    md_status_type(c->ctx, s->node_id, md_stream_row_id(c), url, sd->version, sd->version, NULL,
+                   NULL);
+    if (sd->type == ADS_T_SDS) {
+        md_trust_on_sds_sent_locked(c, sd->items, sd->n);
+        md_trust_on_sds_reply_locked(c, ADS_REQ_ACK);
+    }
+    log_debug("meshd", "resume %s v=%s for %s (%s): the client holds it, not resent",
+              ads_type_name(sd->type), sd->version, s->node_id, c->spiffe_id);
+}
+
 static void push_view_locked(md_call *c)
 {
     md_stream *s = c->stream;
@@ -282,11 +303,18 @@ static void push_view_locked(md_call *c)
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        uint8_t *buf = NULL;
         size_t len = 0;
         const char *url = ads_type_url(sends[i].type);
-        if (ads_response_encode(url, sends[i].version, sends[i].nonce, sends[i].items, sends[i].n,
-                                c->ctx->control_plane_id, &buf, &len, &err) != MESH_OK) {
+        if (sends[i].resumed) {
+            md_stream_resumed_locked(c, &sends[i]);
+            continue;
+        }
+        /* Config types come from the identity's shared snapshot: one
+         * encoding per (type, version) for all its streams. Secrets are the
+         * stream's own. */
+        md_snap *shared = sends[i].type == ADS_T_SDS ? NULL : s->snap;
+        grpc_byte_buffer *bb = md_encode_response(c->ctx, shared, &sends[i], &len, &err);
+        if (!bb) {
             log_error("meshd", "node %s: %s", s->node_id, err.msg);
             continue;
         }
@@ -294,10 +322,10 @@ static void push_view_locked(md_call *c)
             /* Not awaiting an ACK for what was not sent; the version stays
              * recorded as sent so it is not rebuilt on every pass. */
             s->st.types[sends[i].type].awaiting = 0;
-            free(buf);
+            grpc_byte_buffer_destroy(bb);
             continue;
         }
-        md_call_send_locked(c, mgrpc_buffer_take(buf, len));
+        md_call_send_locked(c, bb);
         s->responses++;
         md_stream_count_push_locked(c, sends[i].type);
         log_debug("meshd", "push %s v=%s nonce=%s resources=%zu to %s (%s)",
@@ -600,6 +628,13 @@ void md_stream_on_message(md_call *c, const uint8_t *buf, size_t len)
         ads_decoded_free(&d);
         return;
     }
+    /* mesh-sidecar (sidecar/xds_client.c) counts itself connected, and resets
+     * its reconnect backoff, on the first response of a stream: it gets
+     * every type answered on reconnect until it marks the stream up when it
+     * opens, as Envoy does. Other clients (Envoy, gRPC xDS) get nothing
+     * resent that they already hold. */
+    if (d.has_node && d.user_agent && strcmp(d.user_agent, MD_NO_RESUME_AGENT) == 0)
+        s->st.no_resume = 1;
     ads_request req = d.req;
     if (c->kind == MD_CALL_SDS && !req.type_url[0])
         req.type_url = XDS_TYPE_URL_SECRET; /* SDS requests may leave the type implied */

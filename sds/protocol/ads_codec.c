@@ -62,6 +62,29 @@ void ads_decoded_free(ads_decoded *d)
         memset(d, 0, sizeof *d);
 }
 
+int ads_response_encode_body(const char *type_url, const char *version,
+                             const xds_resource *const *items, size_t n,
+                             const char *control_plane_id, uint8_t **out, size_t *len_out,
+                             mesh_err *err)
+{
+    /* protobuf-c leaves an empty proto3 string out of the encoding. */
+    return ads_response_encode(type_url, version, "", items, n, control_plane_id, out, len_out,
+                               err);
+}
+
+size_t ads_response_nonce_field(const char *nonce, uint8_t *buf, size_t cap)
+{
+    size_t n = strlen(nonce);
+    if (n == 0)
+        return 0;
+    if (n > 127 || n + 2 > cap)
+        return 0;
+    buf[0] = (5 << 3) | 2; /* DiscoveryResponse.nonce = 5, length-delimited */
+    buf[1] = (uint8_t)n;   /* one varint byte: nonces are short */
+    memcpy(buf + 2, nonce, n);
+    return n + 2;
+}
+
 int ads_response_encode(const char *type_url, const char *version, const char *nonce,
                         const xds_resource *const *items, size_t n, const char *control_plane_id,
                         uint8_t **out, size_t *len_out, mesh_err *err)

@@ -37,6 +37,20 @@ int ads_response_encode(const char *type_url, const char *version, const char *n
                         const xds_resource *const *items, size_t n, const char *control_plane_id,
                         uint8_t **out, size_t *len_out, mesh_err *err);
 
+/* The same response in two parts, so that one encoding serves every stream
+ * that sends the same (type, version, items): the body is everything but
+ * the nonce (encode it once, share it), the nonce field is per stream.
+ * body + nonce field, concatenated, decode as the response ads_response_encode
+ * gives (protobuf fields may come in any order). ads_response_nonce_field
+ * writes field 5 into buf (ADS_NONCE_FIELD_MAX bytes hold any nonce up to
+ * ADS_NONCE_MAX) and returns its length, 0 if it does not fit. */
+#define ADS_NONCE_FIELD_MAX (ADS_NONCE_MAX + 3)
+int ads_response_encode_body(const char *type_url, const char *version,
+                             const xds_resource *const *items, size_t n,
+                             const char *control_plane_id, uint8_t **out, size_t *len_out,
+                             mesh_err *err);
+size_t ads_response_nonce_field(const char *nonce, uint8_t *buf, size_t cap);
+
 /* Client side (mesh-xdsclient, tests): a DiscoveryRequest. node_id NULL
  * leaves Node out (only the first request of a stream must carry it);
  * error_message non-NULL makes it a NACK. */

@@ -145,6 +145,19 @@ static void reset_sent(ads_type_state *ts)
     ts->awaiting = 0;
     ts->sent_version[0] = '\0';
     ts->sent_nonce[0] = '\0';
+    ts->client_version[0] = '\0';
+}
+
+/* A no-nonce request before anything was sent on this stream: remember the
+ * version the client says it holds. One longer than ours cannot be ours. */
+static void note_client_version(ads_type_state *ts, const char *version)
+{
+    if (ts->sent || ts->ever_sent)
+        return;
+    if (strlen(version) < sizeof ts->client_version)
+        memcpy(ts->client_version, version, strlen(version) + 1);
+    else
+        ts->client_version[0] = '\0';
 }
 
 /* Applies the name list of a (non-stale) request to the type's subscription. */
@@ -235,6 +248,9 @@ int ads_state_on_request(ads_state *s, const ads_request *req, ads_req_result *o
     int rc = apply_subscription(ts, t, req, &out->subscription_changed);
     if (rc != MESH_OK)
         return mesh_err_set(err, rc, "out of memory recording a subscription");
+    /* After apply_subscription: an unsubscribe forgets it with the rest. */
+    if (!nonce[0] && ts->subscribed && !s->no_resume)
+        note_client_version(ts, version);
     return MESH_OK;
 }
 
@@ -316,13 +332,26 @@ int ads_state_collect(ads_state *s, const ads_view *v, ads_nonce_fn nonce, void 
         memset(o, 0, sizeof *o);
         o->type = (enum ads_type)t;
         memcpy(o->version, version, sizeof o->version);
-        nonce(nonce_ctx, o->nonce, sizeof o->nonce);
         o->items = items;
         o->n = n;
+        /* Reconnect of a client that holds this very version: nothing to
+         * write. A later request echoing an old nonce is stale (sent_nonce
+         * is ""), one without a nonce is an update, as before. */
+        o->resumed = !ts->sent && ts->client_version[0] &&
+                     strcmp(ts->client_version, version) == 0;
+        ts->client_version[0] = '\0';
         ts->sent = 1;
-        ts->awaiting = 1;
+        ts->ever_sent = 1;
         memcpy(ts->sent_version, version, sizeof ts->sent_version);
-        snprintf(ts->sent_nonce, sizeof ts->sent_nonce, "%s", o->nonce);
+        if (o->resumed) {
+            ts->awaiting = 0;
+            ts->sent_nonce[0] = '\0';
+            memcpy(ts->acked_version, version, sizeof ts->acked_version);
+        } else {
+            nonce(nonce_ctx, o->nonce, sizeof o->nonce);
+            ts->awaiting = 1;
+            snprintf(ts->sent_nonce, sizeof ts->sent_nonce, "%s", o->nonce);
+        }
     }
     return MESH_OK;
 }

@@ -21,6 +21,21 @@
  *    the stream or when the version of what the client should have (the
  *    subscribed subset) differs from the last version sent. Versions are a
  *    hash of the subset's (name, resource version) pairs.
+ *  - Reconnects (Envoy semantics): the first request for a type on a stream
+ *    carries no nonce and, from a client that held config before, the
+ *    version_info it last accepted. When that equals the version of the
+ *    subset it asks for now, nothing is sent: the type counts as sent and
+ *    ACKed at that version (an ads_send with resumed set tells the caller, so
+ *    it records the ACK without writing anything). Because the version hashes
+ *    the (name, version) pairs of exactly what the client would receive, an
+ *    equal version means the client holds those very resources, whatever
+ *    names it asked for before. Any other version_info gets a response.
+ *    Only before the type's first response on the stream: a client that
+ *    unsubscribed dropped the resources, so its re-subscription is answered
+ *    even at the same version. The caller sets no_resume for clients that
+ *    need a response to count the stream as up (today's mesh-sidecar marks
+ *    itself connected, and resets its reconnect backoff, on the first
+ *    response only).
  *  - Send order when several types changed: SDS, CDS, EDS, LDS, RDS (secrets
  *    and clusters before the listeners and routes that refer to them). */
 #ifndef MESH_SDS_PROTOCOL_ADS_STATE_H
@@ -78,11 +93,17 @@ typedef struct ads_type_state {
     char acked_version[ADS_VERSION_MAX];
     char nack_version[ADS_VERSION_MAX];
     char *nack_error;               /* NULL if no NACK yet */
+    int ever_sent;                  /* a response (or resume) of this type on this stream,
+                                     * unsubscribes included */
+    char client_version[ADS_VERSION_MAX]; /* version_info of a no-nonce request before any
+                                     * response on this stream: what the client holds
+                                     * ("" = nothing, or not one of our versions) */
 } ads_type_state;
 
 typedef struct ads_state {
     char peer_id[512];              /* SPIFFE ID proved by the peer's certificate */
     char trust_domain[256];
+    int no_resume;                  /* answer every first request (see the reconnect rule) */
     ads_type_state types[ADS_T_COUNT];
 } ads_state;
 
@@ -109,20 +130,23 @@ typedef struct ads_view {
     const xds_type_set *sets[ADS_T_COUNT];
 } ads_view;
 
-/* One response to send. items point into the view passed to collect. */
+/* One response to send. items point into the view passed to collect.
+ * resumed: the client already holds exactly this version (it said so on
+ * reconnect): send nothing, record it as ACKed; nonce is "". */
 typedef struct ads_send {
     enum ads_type type;
     char version[ADS_VERSION_MAX];
     char nonce[ADS_NONCE_MAX];
     const xds_resource **items;
     size_t n;
+    int resumed;
 } ads_send;
 
 /* Fills buf with a nonce unique within the process. */
 typedef void (*ads_nonce_fn)(void *ctx, char *buf, size_t len);
 
 /* Decides what to send now (at most one response per slot, in push order),
- * records each as sent and awaiting its ACK. out must hold ADS_T_COUNT
+ * records each as sent and awaiting its ACK (resumed ones as sent and ACKed). out must hold ADS_T_COUNT
  * entries; release them with ads_send_free. */
 int ads_state_collect(ads_state *s, const ads_view *v, ads_nonce_fn nonce, void *nonce_ctx,
                       ads_send out[ADS_T_COUNT], size_t *n_out, mesh_err *err);

@@ -73,7 +73,8 @@ Test(meshd_metrics, every_family_has_help_and_type)
     static const char *families[] = {
         "mesh_meshd_issuances_total counter", "mesh_meshd_join_tokens_total counter",
         "mesh_meshd_xds_pushes_total counter", "mesh_meshd_xds_acks_total counter",
-        "mesh_meshd_xds_nacks_total counter", "mesh_meshd_push_convergence_seconds histogram",
+        "mesh_meshd_xds_nacks_total counter", "mesh_meshd_xds_resumed_total counter",
+        "mesh_meshd_push_convergence_seconds histogram",
         "mesh_meshd_store_latency_seconds histogram", "mesh_meshd_store_errors_total counter",
         "mesh_meshd_grpc_calls_total counter", "mesh_meshd_xds_streams gauge",
         "mesh_meshd_connected_svids gauge", "mesh_meshd_svids_in_renewal_window gauge",

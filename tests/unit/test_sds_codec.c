@@ -169,6 +169,66 @@ Test(sds_codec, response_wraps_resources_in_any)
     free(buf);
 }
 
+Test(sds_codec, shared_body_plus_nonce_field_is_the_same_response)
+{
+    xds_resource r[2];
+    memset(r, 0, sizeof r);
+    r[0].name = "a";
+    r[0].data = (uint8_t *)"\x0a\x01" "a";
+    r[0].len = 3;
+    r[1].name = "b";
+    r[1].data = (uint8_t *)"\x0a\x01" "b";
+    r[1].len = 3;
+    const xds_resource *items[] = {&r[0], &r[1]};
+    uint8_t *full, *body;
+    size_t full_len, body_len;
+    mesh_err err = {0};
+    cr_assert_eq(ads_response_encode(XDS_TYPE_URL_ROUTE, "v1", "n-42", items, 2, "meshd/x", &full,
+                                     &full_len, &err),
+                 MESH_OK);
+    cr_assert_eq(ads_response_encode_body(XDS_TYPE_URL_ROUTE, "v1", items, 2, "meshd/x", &body,
+                                          &body_len, &err),
+                 MESH_OK);
+    Envoy__Service__Discovery__V3__DiscoveryResponse *m =
+        envoy__service__discovery__v3__discovery_response__unpack(NULL, body_len, body);
+    cr_assert_not_null(m);
+    cr_assert_str_eq(m->nonce, "", "the body carries no nonce");
+    envoy__service__discovery__v3__discovery_response__free_unpacked(m, NULL);
+    uint8_t nf[ADS_NONCE_FIELD_MAX];
+    size_t nlen = ads_response_nonce_field("n-42", nf, sizeof nf);
+    cr_assert_eq(nlen, 6);
+    cr_assert_eq(body_len + nlen, full_len, "same size as the one-piece encoding");
+    uint8_t *joined = malloc(body_len + nlen);
+    memcpy(joined, body, body_len);
+    memcpy(joined + body_len, nf, nlen);
+    m = envoy__service__discovery__v3__discovery_response__unpack(NULL, body_len + nlen, joined);
+    cr_assert_not_null(m);
+    cr_assert_str_eq(m->nonce, "n-42");
+    cr_assert_str_eq(m->version_info, "v1");
+    cr_assert_str_eq(m->type_url, XDS_TYPE_URL_ROUTE);
+    cr_assert_eq(m->n_resources, 2);
+    cr_assert_eq(memcmp(m->resources[1]->value.data, "\x0a\x01" "b", 3), 0);
+    cr_assert_str_eq(m->control_plane->identifier, "meshd/x");
+    /* Re-encoding the decoded message gives the one-piece bytes exactly. */
+    size_t re_len = envoy__service__discovery__v3__discovery_response__get_packed_size(m);
+    cr_assert_eq(re_len, full_len);
+    uint8_t *re = malloc(re_len);
+    envoy__service__discovery__v3__discovery_response__pack(m, re);
+    cr_assert_eq(memcmp(re, full, full_len), 0);
+    envoy__service__discovery__v3__discovery_response__free_unpacked(m, NULL);
+    free(re);
+    free(joined);
+    free(body);
+    free(full);
+    /* Nonces that do not fit are refused, not truncated. */
+    char longn[200];
+    memset(longn, 'x', sizeof longn - 1);
+    longn[sizeof longn - 1] = '\0';
+    cr_assert_eq(ads_response_nonce_field(longn, nf, sizeof nf), 0);
+    cr_assert_eq(ads_response_nonce_field("abc", nf, 4), 0, "no room for tag + length + 3");
+    cr_assert_eq(ads_response_nonce_field("", nf, sizeof nf), 0);
+}
+
 Test(sds_codec, printable_and_status_names)
 {
     char buf[16];

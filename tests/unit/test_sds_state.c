@@ -505,6 +505,219 @@ Test(sds_state, version_is_content_hash)
     cr_assert_eq(strlen(ve), 16);
 }
 
+/* ---- reconnects: the client's version_info (Envoy semantics) ------------------------- */
+
+/* The version collect would send for these items (what a client that ACKed
+ * it on an earlier stream echoes on its first request of the next one). */
+static void version_of(const test_set *s, size_t from, size_t n, char out[ADS_VERSION_MAX])
+{
+    const xds_resource *items[8];
+    for (size_t i = 0; i < n; i++)
+        items[i] = &s->items[from + i];
+    ads_subset_version(items, n, out);
+}
+
+Test(sds_state, reconnect_with_current_version_is_not_resent)
+{
+    fixture f;
+    fx_init(&f);
+    test_set s;
+    set_make(&s, L2, V_A, 2);
+    char held[ADS_VERSION_MAX];
+    version_of(&s, 0, 2, held);
+    ads_view v = {.sets = {[ADS_T_LDS] = &s.set}};
+    ads_req_result r = req(&f, ADS_T_LDS, held, "", NULL, 0, NULL);
+    cr_assert_eq(r.kind, ADS_REQ_SUBSCRIBE);
+    cr_assert_eq(collect(&f, &v), 1);
+    cr_assert(f.sends[0].resumed, "the client holds this version: nothing to write");
+    cr_assert_str_eq(f.sends[0].version, held);
+    cr_assert_str_eq(f.sends[0].nonce, "", "no response, so no nonce was spent");
+    ads_type_state *ts = &f.st.types[ADS_T_LDS];
+    cr_assert_str_eq(ts->acked_version, held, "counts as ACKed (proxy-status)");
+    cr_assert_not(ts->awaiting, "no ACK awaited for what was not sent");
+    cr_assert_eq(collect(&f, &v), 0, "resumed once, then quiet");
+    /* The next change is pushed as usual, and its ACK is an ACK. */
+    test_set s2;
+    set_make(&s2, L2, V_B, 2);
+    v.sets[ADS_T_LDS] = &s2.set;
+    cr_assert_eq(collect(&f, &v), 1);
+    cr_assert_not(f.sends[0].resumed);
+    cr_assert_str_eq(f.sends[0].nonce, "n1");
+    char v2[ADS_VERSION_MAX];
+    snprintf(v2, sizeof v2, "%s", f.sends[0].version);
+    cr_assert_str_neq(v2, held);
+    r = req(&f, ADS_T_LDS, v2, "n1", NULL, 0, NULL);
+    cr_assert_eq(r.kind, ADS_REQ_ACK);
+    cr_assert_str_eq(ts->acked_version, v2);
+    fx_fini(&f);
+}
+
+Test(sds_state, reconnect_with_other_version_is_answered)
+{
+    fixture f;
+    fx_init(&f);
+    test_set s, old;
+    set_make(&s, L2, V_A, 2);
+    set_make(&old, L2, V_B, 2);
+    char held[ADS_VERSION_MAX];
+    version_of(&old, 0, 2, held);
+    ads_view v = {.sets = {[ADS_T_CDS] = &s.set}};
+    req(&f, ADS_T_CDS, held, "", NULL, 0, NULL);
+    cr_assert_eq(collect(&f, &v), 1);
+    cr_assert_not(f.sends[0].resumed, "the client holds an older version");
+    cr_assert_str_eq(f.sends[0].nonce, "n1");
+    cr_assert_eq(f.sends[0].n, 2);
+    cr_assert_str_eq(f.st.types[ADS_T_CDS].acked_version, "", "not ACKed until it is");
+    fx_fini(&f);
+}
+
+Test(sds_state, reconnect_version_is_of_the_subset_asked_for_now)
+{
+    fixture f;
+    fx_init(&f);
+    static const char *const EN[] = {"outbound|api", "outbound|db"};
+    static const char *const EV[] = {"1111", "2222"};
+    test_set s;
+    set_make(&s, EN, EV, 2);
+    char both[ADS_VERSION_MAX], api[ADS_VERSION_MAX];
+    version_of(&s, 0, 2, both);
+    version_of(&s, 0, 1, api);
+    ads_view v = {.sets = {[ADS_T_EDS] = &s.set}};
+    /* Held api+db before; now asks for api alone: a different subset. */
+    static const char *const want_api[] = {"outbound|api"};
+    req(&f, ADS_T_EDS, both, "", want_api, 1, NULL);
+    cr_assert_eq(collect(&f, &v), 1);
+    cr_assert_not(f.sends[0].resumed, "the names changed: answered");
+    cr_assert_eq(f.sends[0].n, 1);
+    cr_assert_str_eq(f.sends[0].version, api);
+    fx_fini(&f);
+
+    /* Same names as the held version: resumed (by-name types too). */
+    fx_init(&f);
+    static const char *const want_both[] = {"outbound|db", "outbound|api"};
+    req(&f, ADS_T_EDS, both, "", want_both, 2, NULL);
+    cr_assert_eq(collect(&f, &v), 1);
+    cr_assert(f.sends[0].resumed);
+    fx_fini(&f);
+}
+
+Test(sds_state, reconnect_waits_for_the_type_then_compares)
+{
+    fixture f;
+    fx_init(&f);
+    test_set s;
+    set_make(&s, L2, V_A, 2);
+    char held[ADS_VERSION_MAX];
+    version_of(&s, 0, 2, held);
+    req(&f, ADS_T_LDS, held, "", NULL, 0, NULL);
+    ads_view none = {0};
+    cr_assert_eq(collect(&f, &none), 0, "not compiled yet: nothing decided");
+    ads_view v = {.sets = {[ADS_T_LDS] = &s.set}};
+    cr_assert_eq(collect(&f, &v), 1);
+    cr_assert(f.sends[0].resumed, "the held version is compared once the type is known");
+    fx_fini(&f);
+}
+
+Test(sds_state, reconnect_old_nonce_is_stale_after_resume)
+{
+    fixture f;
+    fx_init(&f);
+    test_set s;
+    set_make(&s, L2, V_A, 2);
+    char held[ADS_VERSION_MAX];
+    version_of(&s, 0, 2, held);
+    ads_view v = {.sets = {[ADS_T_CDS] = &s.set}};
+    req(&f, ADS_T_CDS, held, "", NULL, 0, NULL);
+    collect(&f, &v);
+    cr_assert(f.sends[0].resumed);
+    /* A nonce from the previous stream names nothing sent on this one. */
+    ads_req_result r = req(&f, ADS_T_CDS, held, "n-old-stream", NULL, 0, NULL);
+    cr_assert_eq(r.kind, ADS_REQ_STALE);
+    r = req(&f, ADS_T_CDS, held, "", NULL, 0, NULL);
+    cr_assert_eq(r.kind, ADS_REQ_UPDATE);
+    cr_assert_eq(collect(&f, &v), 0, "same version: still nothing to send");
+    fx_fini(&f);
+}
+
+Test(sds_state, reconnect_version_only_before_the_first_response)
+{
+    fixture f;
+    fx_init(&f);
+    test_set s, s2;
+    set_make(&s, L2, V_A, 2);
+    set_make(&s2, L2, V_B, 2);
+    char va[ADS_VERSION_MAX], vb[ADS_VERSION_MAX];
+    version_of(&s, 0, 2, va);
+    version_of(&s2, 0, 2, vb);
+    ads_view v = {.sets = {[ADS_T_CDS] = &s.set}};
+    req(&f, ADS_T_CDS, "", "", NULL, 0, NULL);
+    cr_assert_eq(collect(&f, &v), 1);
+    cr_assert_not(f.sends[0].resumed);
+    /* An ACK-less, nonce-less request claiming the next version changes
+     * nothing: after the first response only nonces count. */
+    req(&f, ADS_T_CDS, "", "n1", NULL, 0, "rejected");
+    req(&f, ADS_T_CDS, vb, "", NULL, 0, NULL);
+    v.sets[ADS_T_CDS] = &s2.set;
+    cr_assert_eq(collect(&f, &v), 1);
+    cr_assert_not(f.sends[0].resumed, "claimed versions are not believed mid-stream");
+    fx_fini(&f);
+}
+
+Test(sds_state, reconnect_version_too_long_or_garbage_is_answered)
+{
+    fixture f;
+    fx_init(&f);
+    test_set s;
+    set_make(&s, L2, V_A, 2);
+    char held[ADS_VERSION_MAX], longer[64];
+    version_of(&s, 0, 2, held);
+    snprintf(longer, sizeof longer, "%sextra", held);
+    ads_view v = {.sets = {[ADS_T_LDS] = &s.set, [ADS_T_CDS] = &s.set}};
+    req(&f, ADS_T_LDS, longer, "", NULL, 0, NULL);
+    req(&f, ADS_T_CDS, "not-a-version", "", NULL, 0, NULL);
+    cr_assert_eq(collect(&f, &v), 2);
+    cr_assert_not(f.sends[0].resumed);
+    cr_assert_not(f.sends[1].resumed);
+    fx_fini(&f);
+}
+
+Test(sds_state, reconnect_sds_by_name_resumed)
+{
+    fixture f;
+    fx_init(&f);
+    static const char *const SN[] = {"ROOTCA", "default"};
+    static const char *const SV[] = {"r001", "d001"};
+    test_set s;
+    set_make(&s, SN, SV, 2);
+    char held[ADS_VERSION_MAX];
+    version_of(&s, 0, 2, held);
+    ads_view v = {.sets = {[ADS_T_SDS] = &s.set}};
+    static const char *const want[] = {"default", "ROOTCA"};
+    ads_req_result r = req(&f, ADS_T_SDS, held, "", want, 2, NULL);
+    cr_assert_eq(r.kind, ADS_REQ_SUBSCRIBE);
+    cr_assert_eq(collect(&f, &v), 1);
+    cr_assert(f.sends[0].resumed);
+    cr_assert_eq(f.sends[0].n, 2, "items are given so the caller can see the bundle was held");
+    fx_fini(&f);
+}
+
+Test(sds_state, reconnect_no_resume_answers_every_type)
+{
+    fixture f;
+    fx_init(&f);
+    f.st.no_resume = 1;
+    test_set s;
+    set_make(&s, L2, V_A, 2);
+    char held[ADS_VERSION_MAX];
+    version_of(&s, 0, 2, held);
+    ads_view v = {.sets = {[ADS_T_LDS] = &s.set}};
+    req(&f, ADS_T_LDS, held, "", NULL, 0, NULL);
+    cr_assert_eq(collect(&f, &v), 1);
+    cr_assert_not(f.sends[0].resumed, "a client that needs a response gets one");
+    cr_assert_str_eq(f.sends[0].nonce, "n1");
+    fx_fini(&f);
+}
+
 Test(sds_state, type_parse)
 {
     enum ads_type t;

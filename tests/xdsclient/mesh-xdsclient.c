@@ -45,6 +45,9 @@ static const char usage[] =
     "                                   DeltaSecrets with --sds); LDS/CDS legacy wildcard\n"
     "  --delta-state FILE               with --delta: resource versions held, read at start\n"
     "                                   (initial_resource_versions), rewritten on each ACK\n"
+    "  --sotw-state FILE                State of the World: the version_info held per type,\n"
+    "                                   read at start and sent in the first requests (a\n"
+    "                                   reconnect), rewritten on each ACK\n"
     "  --sub TYPE=NAMES                 subscribe (TYPE lds|cds|eds|rds|sds, NAMES comma-\n"
     "                                   separated, '*' or empty = wildcard); repeatable;\n"
     "                                   default cds=* lds=* sds=default,ROOTCA\n"
@@ -63,6 +66,9 @@ static const char usage[] =
     "                                   pairs of the first by-name --sub type (rds, eds or\n"
     "                                   sds), each answered by meshd (with --no-read: a\n"
     "                                   send-queue flood)\n"
+    "  --retry                          a stream waits for its connection (no 20 s connect\n"
+    "                                   deadline) and re-opens after an error status, after\n"
+    "                                   1 s doubling to 10 s, each x0.5-1.5 at random\n"
     "  --summary | --quiet              one summary line / nothing per response\n"
     "  --raw-send FILE | --raw-size N   send these bytes (or N garbage bytes) as a message\n"
     "                                   (with --delta: on a Delta stream, answers read as\n"
@@ -263,7 +269,7 @@ int xcl_parse_opts(int argc, char **argv, xcl_opts *o, mesh_err *err)
         O_RECOVER, O_TTL, O_STATE, O_KEYTYPE, O_ADS, O_SDS, O_FETCH, O_NOSTREAM, O_SUB, O_NODE,
         O_NACK, O_NACKN, O_NOACK, O_DUMP, O_EXIT, O_TIMEOUT, O_STREAMS, O_RAW, O_RAWN, O_METHOD,
         O_EXPECT, O_SUMMARY, O_QUIET, O_ANON, O_DELTA, O_DELTA_STATE, O_CONNS, O_NOREAD,
-        O_RESUB
+        O_RESUB, O_SOTW_STATE, O_RETRY
     };
     static const struct option lo[] = {
         {"server", 1, NULL, O_SERVER}, {"bundle", 1, NULL, O_BUNDLE},
@@ -282,7 +288,8 @@ int xcl_parse_opts(int argc, char **argv, xcl_opts *o, mesh_err *err)
         {"method", 1, NULL, O_METHOD}, {"expect-status", 1, NULL, O_EXPECT},
         {"summary", 0, NULL, O_SUMMARY}, {"quiet", 0, NULL, O_QUIET},
         {"anonymous", 0, NULL, O_ANON}, {"delta", 0, NULL, O_DELTA},
-        {"delta-state", 1, NULL, O_DELTA_STATE}, {"connections", 1, NULL, O_CONNS},
+        {"delta-state", 1, NULL, O_DELTA_STATE},
+        {"sotw-state", 1, NULL, O_SOTW_STATE}, {"retry", 0, NULL, O_RETRY}, {"connections", 1, NULL, O_CONNS},
         {"no-read", 0, NULL, O_NOREAD}, {"resubscribe", 1, NULL, O_RESUB},
         {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
@@ -374,6 +381,8 @@ int xcl_parse_opts(int argc, char **argv, xcl_opts *o, mesh_err *err)
         case O_ANON: o->anonymous = 1; break;
         case O_DELTA: o->delta = 1; break;
         case O_DELTA_STATE: o->delta_state = optarg; break;
+        case O_SOTW_STATE: o->sotw_state = optarg; break;
+        case O_RETRY: o->retry = 1; break;
         case 'h': fputs(usage, stdout); return 1;
         default: return cli_bad_option(argc, argv, lo, "; see --help", err);
         }
@@ -395,6 +404,12 @@ int xcl_parse_opts(int argc, char **argv, xcl_opts *o, mesh_err *err)
     if (o->delta_state && o->streams > 1)
         return mesh_err_set(err, MESH_EINVAL, "--delta-state keeps one stream's state: not with "
                                               "--streams");
+    if (o->sotw_state && (o->delta || o->streams > 1))
+        return mesh_err_set(err, MESH_EINVAL, "--sotw-state keeps one SotW stream's versions: not "
+                                              "with --delta or --streams");
+    if (o->retry && (o->expect_status >= 0 || o->raw_file || o->raw_size || o->exit_after))
+        return mesh_err_set(err, MESH_EINVAL, "--retry re-opens failed streams: not with "
+                                              "--expect-status, --raw-* or --exit-after");
     if (o->connections > o->streams)
         return mesh_err_set(err, MESH_EINVAL, "--connections %d is more than --streams %d",
                             o->connections, o->streams);

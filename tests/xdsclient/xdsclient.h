@@ -63,6 +63,9 @@ typedef struct xcl_opts {
     int quiet;
     int delta;                    /* Incremental xDS (DeltaAggregatedResources / DeltaSecrets) */
     const char *delta_state;      /* --delta-state FILE: resource versions kept across runs */
+    const char *sotw_state;       /* --sotw-state FILE: SotW version_info per type, ditto */
+    int retry;                    /* --retry: streams wait for the connection and re-open
+                                   * after an error, with jittered backoff (load tests) */
 } xcl_opts;
 
 /* What the client holds after the certificate step. */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/support/alloc.h>
@@ -163,6 +164,8 @@ struct xcl_stream {
     char acked[ADS_T_COUNT][64];
     unsigned responses;
     xcl_delta *delta;             /* --delta streams */
+    int64_t retry_at;             /* --retry: re-open at this time (0 = not waiting) */
+    int backoff_ms;               /* --retry: the next delay before jitter */
 };
 
 typedef struct xcl_run {
@@ -177,6 +180,9 @@ typedef struct xcl_run {
     long by_type[ADS_T_COUNT];
     int64_t first_ms, last_ms;
     int bad_status;
+    long retries;
+    int retry_pending;            /* streams waiting to re-open (the loop scans only then) */
+    unsigned rng;                 /* --retry jitter (rand_r) */
 } xcl_run;
 
 static int start_batch(xcl_stream *s, const grpc_op *ops, size_t n, xcl_tag *tag)
@@ -270,6 +276,47 @@ static void send_request(xcl_run *r, xcl_stream *s, enum ads_type t, const char 
         return;
     }
     enqueue(s, buf, len);
+}
+
+/* --sotw-state: one "TYPE<TAB>VERSION" line per type held (short type
+ * names), like a sidecar's persisted versions. A missing file holds nothing. */
+static void sotw_state_load(const xcl_opts *o, xcl_stream *s)
+{
+    char *data = NULL;
+    size_t len = 0;
+    mesh_err err = {0};
+    if (!o->sotw_state || access(o->sotw_state, F_OK) != 0)
+        return;
+    if (xcl_read_file(o->sotw_state, &data, &len, &err) != MESH_OK) {
+        fprintf(stderr, "mesh-xdsclient: %s\n", err.msg);
+        return;
+    }
+    char *save = NULL;
+    for (char *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *tab = strchr(line, '\t');
+        enum ads_type t;
+        if (!tab)
+            continue;
+        *tab = '\0';
+        if (ads_type_parse(line, &t) == 0)
+            snprintf(s->acked[t], sizeof s->acked[t], "%s", tab + 1);
+    }
+    free(data);
+}
+
+static void sotw_state_save(const xcl_opts *o, const xcl_stream *s)
+{
+    if (!o->sotw_state)
+        return;
+    char buf[ADS_T_COUNT * 96];
+    size_t off = 0;
+    for (int t = 0; t < ADS_T_COUNT; t++)
+        if (s->acked[t][0])
+            off += (size_t)snprintf(buf + off, sizeof buf - off, "%s\t%s\n",
+                                    ads_type_name((enum ads_type)t), s->acked[t]);
+    mesh_err err = {0};
+    if (xcl_write_file(o->sotw_state, buf, off, 0644, &err) != MESH_OK)
+        fprintf(stderr, "mesh-xdsclient: %s\n", err.msg);
 }
 
 /* Field 1 (a string) of a serialized message: the resource name for every
@@ -459,6 +506,7 @@ static void on_response(xcl_run *r, xcl_stream *s, const uint8_t *p, size_t len)
             reply = "ack";
             snprintf(s->acked[type], sizeof s->acked[type], "%s", m->version_info);
             send_request(r, s, type, m->version_info, m->nonce, NULL);
+            sotw_state_save(o, s);
         }
     }
     if (!o->quiet && !o->summary) {
@@ -574,6 +622,10 @@ static int open_stream(xcl_run *r, xcl_stream *s, grpc_channel *shared)
     grpc_op ops[2];
     memset(ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    /* --retry: wait through connection failures (gRPC's own jittered
+     * reconnect backoff) instead of failing the call at the first one. */
+    if (o->retry)
+        ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY;
     ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
     ops[1].data.recv_initial_metadata.recv_initial_metadata = &s->init_md;
     if (start_batch(s, ops, 2, &s->t_start) != 0)
@@ -631,14 +683,58 @@ static int open_stream(xcl_run *r, xcl_stream *s, grpc_channel *shared)
         xcl_delta_start(s->delta, stream_send, s);
         return 0;
     }
+    /* A reconnect (Envoy): the first request per type carries the version
+     * held and no nonce; meshd answers only types whose version differs. */
+    sotw_state_load(o, s);
     for (int i = 0; i < o->n_subs; i++) {
         if (o->mode == XCL_SDS && o->subs[i].type != ADS_T_SDS)
             continue;
-        send_request(r, s, o->subs[i].type, "", "", NULL);
+        send_request(r, s, o->subs[i].type, s->acked[o->subs[i].type], "", NULL);
     }
     if (o->resubscribe)
         resubscribe(r, s);
     return 0;
+}
+
+/* --retry: 1 s doubling to 10 s, each delay x0.5-1.5 at random so that
+ * thousands of streams refused together do not come back together. */
+static void schedule_retry(xcl_run *r, xcl_stream *s)
+{
+    if (s->backoff_ms <= 0)
+        s->backoff_ms = 1000;
+    int64_t d = s->backoff_ms / 2 + (int64_t)(rand_r(&r->rng) % (unsigned)(s->backoff_ms + 1));
+    s->retry_at = xcl_now_ms() + d;
+    s->backoff_ms = s->backoff_ms >= 5000 ? 10000 : s->backoff_ms * 2;
+    r->retries++;
+    r->retry_pending++;
+}
+
+/* Re-opens a stream whose call ended and whose batches all completed, on
+ * the same channel. The versions it ACKed are kept: its first requests
+ * carry them, as a sidecar's reconnect does. */
+static int reopen_stream(xcl_run *r, xcl_stream *s)
+{
+    while (s->q_head) {
+        xcl_out *n = s->q_head->next;
+        grpc_byte_buffer_destroy(s->q_head->bb);
+        free(s->q_head);
+        s->q_head = n;
+    }
+    s->q_tail = NULL;
+    if (s->call) {
+        grpc_call_unref(s->call);
+        s->call = NULL;
+        grpc_metadata_array_destroy(&s->init_md);
+        grpc_metadata_array_destroy(&s->trail_md);
+        grpc_slice_unref(s->details);
+    }
+    xcl_delta_free(s->delta);
+    s->delta = NULL;
+    s->done = 0;
+    s->node_sent = 0;
+    s->retry_at = 0;
+    r->retry_pending--;
+    return open_stream(r, s, s->ch);
 }
 
 static void on_event(xcl_run *r, xcl_tag *tag, int ok)
@@ -680,11 +776,15 @@ static void on_event(xcl_run *r, xcl_tag *tag, int ok)
     }
     case TAG_STATUS: {
         s->done = 1;
-        r->done_count++;
         char *d = slice_str(s->details);
         if (!r->o->quiet)
             xcl_print_status(s->idx, s->status, d);
         free(d);
+        if (r->o->retry && s->status != GRPC_STATUS_OK) {
+            schedule_retry(r, s);
+            break;
+        }
+        r->done_count++;
         int expected = r->o->expect_status >= 0 ? r->o->expect_status : GRPC_STATUS_OK;
         if ((int)s->status != expected)
             r->bad_status = 1;
@@ -696,8 +796,9 @@ static void on_event(xcl_run *r, xcl_tag *tag, int ok)
 static void print_summary(xcl_run *r, const char *why)
 {
     printf("{\"event\":\"summary\",\"why\":\"%s\",\"streams\":%d,\"responses\":%ld,"
-           "\"ended\":%d,\"first_ms\":%lld,\"last_ms\":%lld,\"by_type\":{",
-           why, r->n, r->total, r->done_count, (long long)r->first_ms, (long long)r->last_ms);
+           "\"ended\":%d,\"retries\":%ld,\"first_ms\":%lld,\"last_ms\":%lld,\"by_type\":{",
+           why, r->n, r->total, r->done_count, r->retries, (long long)r->first_ms,
+           (long long)r->last_ms);
     for (int t = 0; t < ADS_T_COUNT; t++)
         printf("%s\"%s\":%ld", t ? "," : "", ads_type_name((enum ads_type)t), r->by_type[t]);
     printf("}}\n");
@@ -759,6 +860,7 @@ int xcl_run_streams(const xcl_opts *o, const xcl_identity *id)
     r.id = id;
     r.n = o->streams;
     r.t0 = xcl_now_ms();
+    r.rng = (unsigned)getpid() ^ (unsigned)r.t0;
     r.cq = grpc_completion_queue_create_for_next(NULL);
     r.streams = calloc((size_t)r.n, sizeof *r.streams);
     if (!r.streams) {
@@ -795,7 +897,21 @@ int xcl_run_streams(const xcl_opts *o, const xcl_identity *id)
                     (long long)o->timeout_ms, r.total);
             break;
         }
-        grpc_event ev = grpc_completion_queue_next(r.cq, mgrpc_deadline_ms(left), NULL);
+        int64_t now = xcl_now_ms(), wait = left;
+        /* Only while some stream waits to re-open: a scan of every stream
+         * per event is what a 1,800-stream flood client cannot afford. */
+        for (int i = 0; r.retry_pending && i < r.n; i++) {
+            xcl_stream *s = &r.streams[i];
+            if (!s->retry_at)
+                continue;
+            if (s->retry_at <= now && s->pending == 0) {
+                if (reopen_stream(&r, s) != 0)
+                    schedule_retry(&r, s);
+            } else if (s->retry_at - now < wait) {
+                wait = s->retry_at > now ? s->retry_at - now : 10;
+            }
+        }
+        grpc_event ev = grpc_completion_queue_next(r.cq, mgrpc_deadline_ms(wait), NULL);
         if (ev.type != GRPC_OP_COMPLETE)
             continue;
         on_event(&r, ev.tag, ev.success);
