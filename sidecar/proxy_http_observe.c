@@ -34,6 +34,8 @@ static const char *response_flags(const dp_http_session *s)
     const dp_http_exchange *x = &s->x;
     if (x->status == 0)
         return x->attempts ? "UR" : "DC";       /* upstream reset / downstream closed */
+    if (dp_hx_has(x, DP_HX_F_OVERLOADED))
+        return "UO";                            /* upstream overflow (circuit breaker) */
     if (x->status == 503 && !x->last_host[0] && x->cluster)
         return "UH";                            /* no healthy upstream */
     if (x->status == 504)

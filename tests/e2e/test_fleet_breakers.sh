@@ -48,7 +48,7 @@ start app-api "$MESH_BIN/mesh-testapp" --listen "127.0.0.1:$P_API_APP" --name ap
 check "app api is up" wait_port "$P_API_APP" 10
 sc_start_meshd
 check "meshd is up" wait_port "$MESHD_PORT" 10
-sc_start_sidecar web-1 "$WEB" --workload web-1
+sc_start_sidecar web-1 "$WEB" --workload web-1 --access-log "$D/web-access.log"
 sc_start_sidecar api-1 "$API" --workload api-1
 for n in web-1 api-1; do check "sidecar $n becomes ready" wait_for 15 sc_ready "$n"; done
 check "outbound listener is up" wait_port "$P_WEB_OUT" 10
@@ -92,6 +92,9 @@ check "3 of 8 concurrent requests reach api ($(summary))" \
 check "5 of 8 get a local 503 with x-envoy-overloaded: true ($(summary))" \
     test "$(grep -c '^503 true$' "$D/wave.txt")" -eq 5
 check "nothing else ($(summary))" test "$(wc -l <"$D/wave.txt")" -eq 8
+sleep 1.2   # the access log is written at least once a second
+check "the access log marks the 5 overflows UO (Envoy's upstream overflow flag)" \
+    test "$(jq -c 'select(.response_flags == "UO" and .response_code == 503)' "$D/web-access.log" | wc -l)" -eq 5
 check "/stats counts 5 upstream_rq_pending_overflow" \
     test "$(stat_of envoy_cluster_upstream_rq_pending_overflow_total)" = 5
 check "/stats: no connection overflow" test "$(stat_of envoy_cluster_upstream_cx_overflow_total)" = 0
