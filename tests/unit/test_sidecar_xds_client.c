@@ -3,14 +3,19 @@
  * first request carries the Node; an accepted response is ACKed with its version and
  * nonce; a bad one is NACKed with google.rpc.Status code 3 and the reason while the
  * version stays; a stream the server drops is re-opened (backoff) and the new initial
- * requests carry the versions the client holds, with no nonce. */
+ * requests carry the versions the client holds, with no nonce. With several replicas
+ * a dead one is skipped at once and a lost one is left for the next within 2 s. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "envoy/config/listener/v3/listener.pb-c.h"
 #include "common/mgrpc.h"
@@ -312,6 +317,102 @@ Test(sidecar_xds_client, ack_nack_and_reconnect_on_the_wire, .timeout = 60)
 
     xdsc_client_stop(c);
     fk_stop(&f);
+    xds_snapshot_free(&s);
+    cert_pool_free(pool);
+    tx_ca_free(&ca);
+    tx_rmdir(dir);
+    grpc_shutdown();
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t l = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Three replicas, the first down: the client skips it at once (the backoff is 10 s,
+ * so anything that waits for it fails the deadline), and when the replica it is on
+ * goes away it is on the next within 2 s, offering the version it holds. */
+Test(sidecar_xds_client, fails_over_to_the_next_replica_at_once, .timeout = 60)
+{
+    grpc_init();
+    tx_ca ca;
+    tx_ca_new(&ca, "failover root");
+    int64_t now = (int64_t)time(NULL);
+    cert_pool *pool;
+    mesh_err err = {0};
+    cr_assert_eq(cert_pool_new(&pool, &err), MESH_OK);
+    cr_assert_eq(cert_pool_set_bundle(pool, ca.pem, now, &err), MESH_OK, "%s", err.msg);
+    char *csr;
+    cr_assert_eq(cert_pool_make_csr(pool, TX_WEB_ID, false, &csr, &err), MESH_OK);
+    char *leaf = tx_ca_sign(&ca, csr, now - 10, now + 3600);
+    cr_assert_eq(cert_pool_offer_svid(pool, leaf, NULL, now, &err), MESH_OK, "%s", err.msg);
+    free(leaf);
+    free(csr);
+
+    int dead = free_port();
+    fake f1, f2;
+    fk_start(&f1, &ca);
+    fk_start(&f2, &ca);
+    char dir[64], list[128], second[64], third[64];
+    tx_tmpdir(dir, sizeof dir);
+    snprintf(list, sizeof list, "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", dead, f1.port,
+             f2.port);
+    snprintf(second, sizeof second, "127.0.0.1:%d", f1.port);
+    snprintf(third, sizeof third, "127.0.0.1:%d", f2.port);
+    xdsc_client_opts o = {
+        .meshd = list,
+        .state_dir = dir,
+        .node_id = "web-1",
+        .pool = pool,
+        .hooks = {.apply = hook_apply},
+        .backoff_min_ms = 10000,
+        .backoff_max_ms = 20000,
+    };
+    xdsc_client *c;
+    int64_t t0 = xdsc_now_ms();
+    cr_assert_eq(xdsc_client_start(&o, &c, &err), MESH_OK, "%s", err.msg);
+    fk_accept(&f1);
+    int64_t took = xdsc_now_ms() - t0;
+    cr_assert_lt(took, 3000, "a dead first replica cost %lld ms (no backoff between replicas)",
+                 (long long)took);
+    Envoy__Service__Discovery__V3__DiscoveryRequest *r = fk_recv_type(&f1, XDSC_CDS, "");
+    envoy__service__discovery__v3__discovery_request__free_unpacked(r, NULL);
+    xds_snapshot s;
+    tx_compile(TX_WEB_ID, 1, 90, &s);
+    fk_send(&f1, tx_response_from(&s, XDSC_CDS, "c1", "nonce-1"));
+    r = fk_recv_type(&f1, XDSC_CDS, "nonce-1");
+    cr_assert_str_eq(r->version_info, "c1");
+    envoy__service__discovery__v3__discovery_request__free_unpacked(r, NULL);
+    xdsc_client_status st;
+    xdsc_client_get_status(c, &st);
+    cr_assert_str_eq(st.server, second);
+
+    /* The replica goes away (its server shuts down, as a killed meshd's would). */
+    t0 = xdsc_now_ms();
+    fk_stop(&f1);
+    fk_accept(&f2);
+    took = xdsc_now_ms() - t0;
+    cr_assert_lt(took, 2000, "fail-over took %lld ms", (long long)took);
+    r = fk_recv_type(&f2, XDSC_CDS, "");
+    cr_assert_str_eq(r->version_info, "c1", "the new replica is offered the version held");
+    cr_assert_null(r->error_detail);
+    envoy__service__discovery__v3__discovery_request__free_unpacked(r, NULL);
+    fk_send(&f2, tx_response_from(&s, XDSC_CDS, "c1", "nonce-9"));
+    r = fk_recv_type(&f2, XDSC_CDS, "nonce-9");
+    envoy__service__discovery__v3__discovery_request__free_unpacked(r, NULL);
+    xdsc_client_get_status(c, &st);
+    cr_assert(st.connected);
+    cr_assert_str_eq(st.server, third);
+    cr_assert_eq(st.failovers, 1);
+
+    xdsc_client_stop(c);
+    fk_stop(&f2);
     xds_snapshot_free(&s);
     cert_pool_free(pool);
     tx_ca_free(&ca);
