@@ -21,6 +21,7 @@
 #include "common/mgrpc.h"
 #include "sidecar/xds_client.h"
 #include "sidecar/xds_grpc.h"
+#include "sidecar/xds_probe.h"
 #include "test_sidecar_xds_util.h"
 
 /* ---- a scripted fake ADS server ---------------------------------------------------------- */
@@ -54,7 +55,11 @@ static void fk_wait(fake *f, void *want, int secs)
     }
 }
 
-static void fk_start(fake *f, tx_ca *ca)
+static void fk_start_on(fake *f, tx_ca *ca, int port);
+static void fk_start(fake *f, tx_ca *ca) { fk_start_on(f, ca, 0); }
+
+/* port 0: any free one. */
+static void fk_start_on(fake *f, tx_ca *ca, int port)
 {
     memset(f, 0, sizeof *f);
     char *key, *cert;
@@ -66,7 +71,9 @@ static void fk_start(fake *f, tx_ca *ca)
     grpc_ssl_pem_key_cert_pair pair = {key, cert};
     grpc_server_credentials *sc = grpc_ssl_server_credentials_create_ex(
         ca->pem, &pair, 1, GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, NULL);
-    f->port = grpc_server_add_http2_port(f->srv, "127.0.0.1:0", sc);
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    f->port = grpc_server_add_http2_port(f->srv, addr, sc);
     grpc_server_credentials_release(sc);
     cr_assert_gt(f->port, 0);
     grpc_server_start(f->srv);
@@ -414,6 +421,63 @@ Test(sidecar_xds_client, fails_over_to_the_next_replica_at_once, .timeout = 60)
     xdsc_client_stop(c);
     fk_stop(&f2);
     xds_snapshot_free(&s);
+    cert_pool_free(pool);
+    tx_ca_free(&ca);
+    tx_rmdir(dir);
+    grpc_shutdown();
+}
+
+/* meshd is down long enough for a 20 s backoff; when it comes back the TCP probe
+ * notices and the client reconnects within seconds instead of sitting the wait out. */
+Test(sidecar_xds_client, a_returning_meshd_cuts_a_long_backoff_short, .timeout = 60)
+{
+    grpc_init();
+    tx_ca ca;
+    tx_ca_new(&ca, "probe root");
+    int64_t now = (int64_t)time(NULL);
+    cert_pool *pool;
+    mesh_err err = {0};
+    cr_assert_eq(cert_pool_new(&pool, &err), MESH_OK);
+    cr_assert_eq(cert_pool_set_bundle(pool, ca.pem, now, &err), MESH_OK, "%s", err.msg);
+    char *csr;
+    cr_assert_eq(cert_pool_make_csr(pool, TX_WEB_ID, false, &csr, &err), MESH_OK);
+    char *leaf = tx_ca_sign(&ca, csr, now - 10, now + 3600);
+    cr_assert_eq(cert_pool_offer_svid(pool, leaf, NULL, now, &err), MESH_OK, "%s", err.msg);
+    free(leaf);
+    free(csr);
+
+    int port = free_port();
+    char dir[64], target[64];
+    tx_tmpdir(dir, sizeof dir);
+    snprintf(target, sizeof target, "127.0.0.1:%d", port);
+    xdsc_client_opts o = {
+        .meshd = target,
+        .state_dir = dir,
+        .node_id = "web-1",
+        .pool = pool,
+        .hooks = {.apply = hook_apply},
+        .backoff_min_ms = 20000,
+        .backoff_max_ms = 20000,
+    };
+    xdsc_client *c;
+    cr_assert_eq(xdsc_client_start(&o, &c, &err), MESH_OK, "%s", err.msg);
+    /* The first attempt fails; the probe then finds the port closed. */
+    struct timespec ts = {.tv_sec = 3};
+    nanosleep(&ts, NULL);
+    fake f;
+    int64_t t0 = xdsc_now_ms();
+    fk_start_on(&f, &ca, port);
+    fk_accept(&f);
+    int64_t took = xdsc_now_ms() - t0;
+    cr_assert_lt(took, XDSC_PROBE_EVERY_MS + XDSC_PROBE_WAIT_MS + 1500,
+                 "reconnected %lld ms after meshd came back (the backoff was 20 s)",
+                 (long long)took);
+    Envoy__Service__Discovery__V3__DiscoveryRequest *r = fk_recv(&f);
+    cr_assert_not_null(r->node);
+    envoy__service__discovery__v3__discovery_request__free_unpacked(r, NULL);
+
+    xdsc_client_stop(c);
+    fk_stop(&f);
     cert_pool_free(pool);
     tx_ca_free(&ca);
     tx_rmdir(dir);
