@@ -44,6 +44,11 @@ check "the report says every affected sidecar moved" verdict "$D/run1.json" side
 check "the report says no request failed" verdict "$D/run1.json" zero_failures
 check "the expectations are met" \
     jq -e '[.expectations[] | .met] | all and length == 2' "$D/run1.json"
+check "the JSON report times each move, all under 2 s" jq -e \
+    '[.sidecars[] | select(.on_killed_replica)] | length > 0 and all(.failover_s != null and .failover_s < 2)' \
+    "$D/run1.json"
+check "and names the killed replica" jq -e '.drill.killed_replica >= 1 and .drill.replicas == 3' \
+    "$D/run1.json"
 MOVED=$(grep -c "moved to 127.0.0.1:" "$D/run1.out")
 check "at least one sidecar moved ($MOVED)" test "$MOVED" -ge 1
 check "the sidecars' logs name the fail-over" \
