@@ -60,6 +60,7 @@ done
 sc_token "$WEB" "$D/web.token"
 sc_token "$API" "$D/api.token"
 sc_port P_WEB_IN; sc_port P_WEB_OUT; sc_port P_WEB_APP; sc_port P_API_IN; sc_port P_API_APP
+sc_port P_WEB2_IN
 # write_mesh TIMEOUT: web calls api; the route timeout is what a config change changes.
 write_mesh() {
     cat >"$D/mesh.yaml" <<YAML
@@ -71,6 +72,8 @@ workloads:
      app: "127.0.0.1:$P_WEB_APP", outbound: "127.0.0.1:$P_WEB_OUT"}
   - {name: api-1, spiffe_id: "$API", service: api, inbound: "127.0.0.1:$P_API_IN",
      app: "127.0.0.1:$P_API_APP"}
+  - {name: web-2, spiffe_id: "$WEB", service: web, inbound: "127.0.0.1:$P_WEB2_IN",
+     app: "127.0.0.1:$P_WEB_APP"}
 routes:
   - name: api
     rules:
@@ -127,6 +130,24 @@ check "api's first replica, given as localhost, is resolved and used" wait_for 1
 check "web holds all five types" wait_for 15 all_synced web lds rds cds eds sds
 check "api holds its types" wait_for 15 all_synced api lds cds sds
 check "web and api talk through the mesh" test "$(sc_get api "$P_WEB_OUT")" = 200
+
+# Delta across replicas: a Delta client (instance web-2) that got its resources from one
+# replica resumes on another with initial_resource_versions and is sent nothing it holds.
+echo "ha: Delta resumes on another replica"
+"$M" --output json workload add web-2 --id "$WEB" | jq -r '.token | select(startswith("mjt_"))' \
+    >"$D/web-2.token"
+DSUBS=(--sub 'cds=*' --sub 'lds=*' --sub sds=default,ROOTCA)
+check "a Delta client enrols at r1" "$XC" --server "127.0.0.1:$R1" --bundle "$D/bundle.pem" \
+    --token "$(cat "$D/web-2.token")" --id "$WEB" --state-dir "$D/xc" --no-stream
+delta_run() {   # delta_run LOG REPLICA_PORT
+    "$XC" --server "127.0.0.1:$2" --state-dir "$D/xc" --delta --delta-state "$D/xc.state" \
+        "${DSUBS[@]}" --node-id web-2 --exit-after 3 --timeout 15s >"$D/$1.log" 2>&1
+}
+empty_lines() { count_where "$1" '.count == 0 and .resources == [] and .versions == {} and .removed == []'; }
+check "it takes CDS, LDS and SDS from r1" delta_run delta1 "$R1"
+check "what it got from r1 is not empty" test "$(empty_lines delta1)" -eq 0
+check "on r2, with the versions it holds, each type answers" delta_run delta2 "$R2"
+check "and r2 resends nothing" test "$(empty_lines delta2)" -eq 3
 
 # A steady request loop through web for the whole test: one status per line.
 : >"$D/loop.txt"
