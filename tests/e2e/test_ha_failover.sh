@@ -185,6 +185,9 @@ echo "  versions before: $V_BEFORE"
 echo "  versions after:  $V_AFTER"
 check "web holds the versions it had" test "$V_AFTER" = "$V_BEFORE"
 check_out "web's log names the move" "reconnecting to" cat "$D/sc-web.log"
+failovers() { sc_admin "$1" /stats/prometheus | awk '$1 == "mesh_sidecar_xds_failovers_total" {print $2}'; }
+check "web counts one fail-over (mesh_sidecar_xds_failovers_total)" test "$(failovers web)" = 1
+check "api, still on its replica, counts none" test "$(failovers api)" = 0
 
 echo "ha: a config change after the kill reaches web through the new replica"
 RDS_BEFORE=$(sc_admin web /config_dump | jq -r .xds.rds.version)
