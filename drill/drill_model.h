@@ -204,6 +204,7 @@ typedef struct drill_run {
     char replica_addr[DRILL_MAX_REPLICAS][32];
     int killed_replica;
     double last_server_poll;          /* runtime */
+    int server_poll_next;             /* runtime: round robin of the move polls */
     int meshd_starts;
     drill_child cmd;                  /* target mode: the running --kill-cmd / --start-cmd */
     int cmd_pending;                  /* 'k' kill or 's' start command not yet finished */

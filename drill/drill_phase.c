@@ -16,6 +16,7 @@
 #define RECOVERY_POLL_S 0.25
 #define LISTEN_POLL_S 0.05
 #define SERVER_POLL_S 0.05      /* replica mode: how often a moving sidecar is asked */
+#define SERVER_POLL_MAX 8       /* ... and how many per tick: the GETs block the loop */
 
 int drill_meshd_running(drill_run *r)
 {
@@ -186,9 +187,17 @@ static int replica_tick(drill_run *r, double now)
     if (r->phase != DRILL_PH_OUTAGE || now - r->last_server_poll < SERVER_POLL_S)
         return DRILL_STEP_GO_ON;
     r->last_server_poll = now;
-    for (int i = 0; i < r->n_sc; i++)
-        if (r->sc[i].on_killed && r->sc[i].moved_at < 0)
-            poll_server(r, &r->sc[i], now);
+    /* Round robin over those still on the way, a few per tick, so hundreds of
+     * sidecars do not stall the traffic (their times get coarser instead). */
+    int asked = 0, start = r->server_poll_next;
+    for (int k = 0; k < r->n_sc && asked < SERVER_POLL_MAX; k++) {
+        drill_sidecar *s = &r->sc[(start + k) % r->n_sc];
+        if (!s->on_killed || s->moved_at >= 0)
+            continue;
+        poll_server(r, s, now);
+        asked++;
+        r->server_poll_next = (s->index + 1) % r->n_sc;
+    }
     return DRILL_STEP_GO_ON;
 }
 
