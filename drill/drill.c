@@ -105,6 +105,19 @@ static int start_children(drill_run *r, mesh_err *err)
             return rc;
         drill_say(r, "  setup: meshd on %s (pid %d), SVID TTL %llds", r->meshd_addr,
                   (int)r->meshd.pid, (long long)r->o->ttl_s);
+        /* Replica mode: the others on the same store, each on its own port. */
+        for (int k = 1; k < r->o->replicas; k++) {
+            char name[32];
+            snprintf(name, sizeof name, "meshd-r%d", k + 1);
+            argv = drill_replica_argv(r, k);
+            rc = drill_spawn(&r->replica[k - 1], r->dir, name, argv, err);
+            drill_argv_free(argv);
+            if (rc != MESH_OK || (rc = wait_port(r, &r->replica[k - 1], r->replica_port[k],
+                                                 MESHD_WAIT_S, err)) != MESH_OK)
+                return rc;
+            drill_say(r, "  setup: meshd replica %d on %s (pid %d, log %s.log)", k + 1,
+                      r->replica_addr[k], (int)r->replica[k - 1].pid, name);
+        }
     }
     for (int i = 0; i < r->n_sc; i++) {
         drill_sidecar *s = &r->sc[i];
@@ -223,9 +236,11 @@ static int warm_up(drill_run *r, mesh_err *err)
 static void stop_all(drill_run *r)
 {
     size_t n = 0;
-    drill_child **list = calloc((size_t)r->n_sc * 2 + 1, sizeof *list);
+    drill_child **list = calloc((size_t)r->n_sc * 2 + DRILL_MAX_REPLICAS, sizeof *list);
     if (!list) {
         drill_child_kill(&r->meshd, -1);
+        for (int k = 1; k < r->o->replicas; k++)
+            drill_child_kill(&r->replica[k - 1], -1);
         for (int i = 0; i < r->n_sc; i++) {
             drill_child_kill(&r->sc[i].proc, -1);
             drill_child_kill(&r->sc[i].app, -1);
@@ -237,6 +252,8 @@ static void stop_all(drill_run *r)
         list[n++] = &r->sc[i].app;
     }
     list[n++] = &r->meshd;
+    for (int k = 1; k < r->o->replicas; k++)
+        list[n++] = &r->replica[k - 1];
     drill_children_stop(list, n, 4000);
     free(list);
 }
@@ -297,10 +314,16 @@ int ctl_cmd_drill(ctl_ctx *c, int argc, char **argv)
         snprintf(ttl, sizeof ttl, "SVID TTL as meshd issues them");
     else
         snprintf(ttl, sizeof ttl, "SVID TTL %llds", (long long)o.ttl_s);
-    drill_say(r, "meshctl drill: %d client + %d server sidecars, %s, %.0f req/s; meshd %s at "
-              "T+%.0fs, outage %s", o.n_clients, o.n_servers, ttl, o.rate,
-              o.target ? "killed (--kill-cmd)" : "killed", (double)o.kill_after_ms / 1000.0,
-              outage);
+    if (o.kill_replica)
+        drill_say(r, "meshctl drill: %d client + %d server sidecars, %s, %.0f req/s; %d meshd "
+                  "replicas, the one most sidecars are on killed at T+%.0fs, traffic for %.1fs "
+                  "after", o.n_clients, o.n_servers, ttl, o.rate, o.replicas,
+                  (double)o.kill_after_ms / 1000.0, (double)o.outage_ms / 1000.0);
+    else
+        drill_say(r, "meshctl drill: %d client + %d server sidecars, %s, %.0f req/s; meshd %s "
+                  "at T+%.0fs, outage %s", o.n_clients, o.n_servers, ttl, o.rate,
+                  o.target ? "killed (--kill-cmd)" : "killed", (double)o.kill_after_ms / 1000.0,
+                  outage);
 
     mesh_err err = {0};
     rc = drill_mesh_prepare(r, &err);

@@ -63,20 +63,25 @@ void drill_argv_free(char **argv)
     free(argv);
 }
 
-char **drill_meshd_argv(const drill_run *r)
+char **drill_meshd_argv(const drill_run *r) { return drill_replica_argv(r, 0); }
+
+char **drill_replica_argv(const drill_run *r, int i)
 {
     argv_b a = {0};
     av_add(&a, "%s", r->bin_meshd);
     av_add(&a, "--db");
     av_add(&a, "%s/meshd.db", r->dir);
     av_add(&a, "--listen");
-    av_add(&a, "%s", r->meshd_addr);
+    av_add(&a, "%s", i == 0 ? r->meshd_addr : r->replica_addr[i]);
     av_add(&a, "--svid-ttl");
     av_add(&a, "%llds", (long long)r->o->ttl_s);
     /* The same instance name across the restart: at start meshd marks the streams
      * the killed process held as disconnected, so proxy status is truthful. */
     av_add(&a, "--instance");
-    av_add(&a, "meshd-drill");
+    if (i == 0)
+        av_add(&a, "meshd-drill");
+    else
+        av_add(&a, "meshd-drill-%d", i + 1);
     if (r->o->rotate_fraction) {
         av_add(&a, "--rotate-fraction");
         av_add(&a, "%s", r->o->rotate_fraction);
@@ -89,7 +94,19 @@ char **drill_sidecar_argv(const drill_run *r, const drill_sidecar *s)
     argv_b a = {0};
     av_add(&a, "%s", r->bin_sidecar);
     av_add(&a, "--meshd");
-    av_add(&a, "%s", r->meshd_addr);
+    if (r->o->replicas > 1) {
+        /* Every replica, starting at a different one per sidecar so they spread. */
+        char list[DRILL_MAX_REPLICAS * 32 + 8] = "";
+        size_t n = 0;
+        for (int k = 0; k < r->o->replicas; k++) {
+            int j = (s->index + k) % r->o->replicas;
+            n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", k ? "," : "",
+                                  r->replica_addr[j]);
+        }
+        av_add(&a, "%s", list);
+    } else {
+        av_add(&a, "%s", r->meshd_addr);
+    }
     av_add(&a, "--ca-bundle");
     av_add(&a, "%s/bundle.pem", r->dir);
     av_add(&a, "--state-dir");

@@ -9,6 +9,9 @@
 
 /* NULL-terminated, malloc'd (drill_argv_free); NULL when out of memory. */
 char **drill_meshd_argv(const drill_run *r);
+/* Replica i (0-based; 0 = drill_meshd_argv) of --replicas: its own port and instance
+ * name, the same store. */
+char **drill_replica_argv(const drill_run *r, int i);
 char **drill_sidecar_argv(const drill_run *r, const drill_sidecar *s);
 char **drill_testapp_argv(const drill_run *r, const drill_sidecar *s);
 void drill_argv_free(char **argv);

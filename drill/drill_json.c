@@ -86,6 +86,18 @@ static void config_json(const drill_run *r, json_out *j)
     json_key_str(j, "sidecar_reconnect_max", o->reconnect_max ? o->reconnect_max : "default");
     json_key_str(j, "meshd_rotate_fraction", o->rotate_fraction ? o->rotate_fraction : "default");
     json_key_int(j, "healthy_seconds_for_recovery", DRILL_HEALTHY_SECONDS);
+    json_key_int(j, "replicas", o->replicas);
+    json_key_bool(j, "kill_replica", o->kill_replica);
+    if (o->kill_replica) {
+        /* 1-based, as the progress lines and verdicts name it; null: none killed. */
+        json_key(j, "killed_replica");
+        if (r->killed_replica >= 0)
+            json_num(j, r->killed_replica + 1);
+        else
+            json_null(j);
+        json_key_str(j, "killed_replica_addr",
+                     r->killed_replica >= 0 ? r->replica_addr[r->killed_replica] : "");
+    }
     json_obj_end(j);
 }
 
@@ -124,6 +136,17 @@ static void sidecars_json(const drill_run *r, json_out *j)
             json_key_int(j, "ok", (int64_t)s->ok);
             json_key_int(j, "failed", (int64_t)s->failed);
             key_time(j, "first_failure_at", s->first_fail_at);
+        }
+        if (r->o->kill_replica) {
+            /* Replica mode: where its stream was and when it moved (T+, null: did not). */
+            json_key_bool(j, "on_killed_replica", s->on_killed);
+            key_time(j, "moved_at", s->moved_at);
+            json_key(j, "failover_s");
+            if (s->on_killed && s->moved_at >= 0)
+                json_num(j, s->moved_at - r->killed_at);
+            else
+                json_null(j);
+            json_key_str(j, "server_at_end", s->server);
         }
         svid_json(j, "outage_svid", &s->outage_svid);
         json_key(j, "budget_at_kill_s");

@@ -161,6 +161,12 @@ static int assign_ports(drill_run *r, mesh_err *err)
     /* Start somewhere different each run so concurrent drills rarely collide. */
     pa->next = 20000 + (int)(((unsigned)getpid() * 7919u + (unsigned)time(NULL)) % 12000u);
     int rc = r->o->target ? MESH_OK : port_take(pa, &r->meshd_port, err);
+    r->replica_port[0] = r->meshd_port;
+    for (int k = 1; rc == MESH_OK && k < r->o->replicas; k++)
+        rc = port_take(pa, &r->replica_port[k], err);
+    for (int k = 0; k < r->o->replicas; k++)
+        snprintf(r->replica_addr[k], sizeof r->replica_addr[k], "127.0.0.1:%d",
+                 r->replica_port[k]);
     for (int i = 0; rc == MESH_OK && i < r->n_sc; i++) {
         drill_sidecar *s = &r->sc[i];
         if ((rc = port_take(pa, &s->port_in, err)) != MESH_OK ||

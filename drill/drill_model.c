@@ -37,7 +37,9 @@ drill_run *drill_run_new(drill_opts *o)
         s->role = i < o->n_clients ? DRILL_CLIENT : DRILL_SERVER;
         s->probed_at = s->expires_at = s->fresh_at = s->ready_at = s->converged_at = -1;
         s->first_fail_at = -1;
+        s->moved_at = -1;
     }
+    r->killed_replica = -1;
     return r;
 }
 

@@ -25,6 +25,8 @@
 
 #define DRILL_MAX_CLIENTS 500
 #define DRILL_MAX_SERVERS 50
+#define DRILL_MAX_REPLICAS 5          /* --replicas: meshd processes on the drill's store */
+#define DRILL_FAILOVER_OUTAGE_MS 10000 /* --kill-replica: traffic after the kill, default */
 #define DRILL_MAX_CONNS 8             /* keep-alive connections per client sidecar, at most */
 #define DRILL_OUTAGE_MARGIN_S 5       /* default outage: last expiry + this */
 #define DRILL_HEALTHY_SECONDS 3       /* clean seconds of traffic that count as recovered */
@@ -68,6 +70,13 @@ typedef struct drill_opts {
     int64_t expect_recovery_ms;       /* -1: not given */
     int64_t expect_budget_s;          /* -1: not given */
     const char *expect_recovery_arg, *expect_budget_arg;   /* as typed, for the report */
+    /* Replica mode (drill_failover.h): --replicas N meshd processes share the drill's
+     * store, every sidecar is given all of them, and --kill-replica SIGKILLs the one
+     * most sidecars are on instead of the whole control plane. */
+    int replicas;                     /* 1 = the classic drill */
+    int kill_replica;
+    int64_t expect_failover_ms;       /* -1: not given */
+    const char *expect_failover_arg;
 } drill_opts;
 
 /* A child process as the record sees it (drill_proc.c runs it). */
@@ -121,6 +130,13 @@ typedef struct drill_sidecar {
     double fresh_at;                  /* valid SVID, renewed if it had expired */
     double ready_at;                  /* /ready 200 after the restart */
     double converged_at;              /* meshd reports the stream synced */
+
+    /* Replica mode: the meshd replica its ADS stream is on (admin /config_dump),
+     * whether that was the killed one, and when it was on another (T+, -1). */
+    char server[64];
+    int on_killed;
+    double moved_at;
+    char moved_to[64];
 
     /* Traffic (clients). */
     drill_hc *conns[DRILL_MAX_CONNS];      /* runtime */
@@ -181,6 +197,14 @@ typedef struct drill_run {
     drill_sidecar *sc;                /* clients first, then servers */
     int n_sc;
     drill_child meshd;                /* ours; in target mode unused */
+    /* Replica mode: replicas 2..N (replica 1 is meshd above), and every replica's
+     * address; killed_replica is the index (0-based) of the one killed, -1 none. */
+    drill_child replica[DRILL_MAX_REPLICAS - 1];
+    int replica_port[DRILL_MAX_REPLICAS];
+    char replica_addr[DRILL_MAX_REPLICAS][32];
+    int killed_replica;
+    double last_server_poll;          /* runtime */
+    int server_poll_next;             /* runtime: round robin of the move polls */
     int meshd_starts;
     drill_child cmd;                  /* target mode: the running --kill-cmd / --start-cmd */
     int cmd_pending;                  /* 'k' kill or 's' start command not yet finished */

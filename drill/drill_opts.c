@@ -38,6 +38,14 @@ void drill_usage(FILE *f)
           "  --rotate-fraction F      passed to meshd (renew at this fraction of the lifetime)\n"
           "  --trust-domain TD        trust domain of the drill's CA (default drill.example)\n"
           "\n"
+          "Replica mode: several meshd processes on the drill's store, every sidecar given all.\n"
+          "  --replicas N             meshd replicas (default 1, 1..5); sidecar i starts on\n"
+          "                           replica i mod N\n"
+          "  --kill-replica           SIGKILL only the replica most sidecars are on, at\n"
+          "                           --kill-after, and measure each sidecar's move to another;\n"
+          "                           traffic runs --outage longer (default 10s), no restart\n"
+          "  --expect-failover-within DURATION    every sidecar moved within this (e.g. 2s)\n"
+          "\n"
           "Target mode (game days on a staging mesh): use a running meshd instead of starting one.\n"
           "  --target HOST:PORT       meshd's address; its store is --db / $MESHD_DB (required)\n"
           "  --kill-cmd CMD           shell command that kills it, e.g. 'systemctl kill -s KILL meshd'\n"
@@ -78,7 +86,8 @@ void drill_usage(FILE *f)
 enum {
     O_SIDECARS = 1000, O_SERVERS, O_TTL, O_RATE, O_KILL, O_OUTAGE, O_RECOVERY, O_REQ_TIMEOUT,
     O_RECONNECT, O_ROTATE, O_TD, O_DIR, O_KEEP, O_BIN, O_JSON, O_CSV, O_SVG, O_QUIET,
-    O_X_ZERO, O_X_CLOSED, O_X_RECOVERY, O_X_BUDGET, O_HELP, O_TARGET, O_KILL_CMD, O_START_CMD
+    O_X_ZERO, O_X_CLOSED, O_X_RECOVERY, O_X_BUDGET, O_HELP, O_TARGET, O_KILL_CMD, O_START_CMD,
+    O_REPLICAS, O_KILL_REPLICA, O_X_FAILOVER
 };
 
 /* The flag checks every binary shares (common/cli.h): MESH_EINVAL with err naming
@@ -112,6 +121,8 @@ void drill_opts_defaults(drill_opts *o)
     o->trust_domain = "drill.example";
     o->expect_recovery_ms = -1;
     o->expect_budget_s = -1;
+    o->replicas = 1;
+    o->expect_failover_ms = -1;
 }
 
 int drill_parse_opts(int argc, char **argv, int json_stdout, const char *db_path, drill_opts *o,
@@ -147,6 +158,9 @@ int drill_parse_opts(int argc, char **argv, int json_stdout, const char *db_path
         {"target", required_argument, 0, O_TARGET},
         {"kill-cmd", required_argument, 0, O_KILL_CMD},
         {"start-cmd", required_argument, 0, O_START_CMD},
+        {"replicas", required_argument, 0, O_REPLICAS},
+        {"kill-replica", no_argument, 0, O_KILL_REPLICA},
+        {"expect-failover-within", required_argument, 0, O_X_FAILOVER},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
     optind = 1;
@@ -272,6 +286,18 @@ int drill_parse_opts(int argc, char **argv, int json_stdout, const char *db_path
                 return mesh_err_set(err, MESH_EINVAL, "--start-cmd: an empty command");
             o->start_cmd = optarg;
             break;
+        case O_REPLICAS:
+            if ((rc = flag_int(err, "--replicas", optarg, 1, DRILL_MAX_REPLICAS, &o->replicas)))
+                return rc;
+            break;
+        case O_KILL_REPLICA: o->kill_replica = 1; break;
+        case O_X_FAILOVER:
+            rc = flag_duration_ms(err, "--expect-failover-within", optarg, 1, 3600000,
+                                  &o->expect_failover_ms);
+            if (rc)
+                return rc;
+            o->expect_failover_arg = optarg;
+            break;
         case O_HELP:
         case 'h':
             return DRILL_OPTS_HELP;
@@ -308,6 +334,24 @@ int drill_parse_opts(int argc, char **argv, int json_stdout, const char *db_path
     } else if (o->kill_cmd || o->start_cmd) {
         return mesh_err_set(err, MESH_EINVAL, "--kill-cmd and --start-cmd go with --target");
     }
+    if (o->kill_replica && o->replicas < 2)
+        return mesh_err_set(err, MESH_EINVAL, "--kill-replica needs --replicas 2 or more (a "
+                            "replica must survive for the sidecars to move to)");
+    if (o->replicas > 1 && o->target)
+        return mesh_err_set(err, MESH_EINVAL, "--replicas cannot be used with --target: the "
+                            "drill starts its own replicas");
+    if (o->replicas > 1 && !o->kill_replica)
+        return mesh_err_set(err, MESH_EINVAL, "--replicas needs --kill-replica (the classic "
+                            "drill kills the whole control plane)");
+    if (o->expect_failover_ms >= 0 && !o->kill_replica)
+        return mesh_err_set(err, MESH_EINVAL, "--expect-failover-within goes with --kill-replica");
+    if (o->kill_replica && (o->expect_fail_closed || o->expect_recovery_ms >= 0 ||
+                            o->expect_budget_s >= 0))
+        return mesh_err_set(err, MESH_EINVAL, "--kill-replica keeps the control plane up: "
+                            "--expect-fail-closed, --expect-recovery-within and "
+                            "--expect-budget-at-least do not apply");
+    if (o->kill_replica && !o->outage_ms)
+        o->outage_ms = DRILL_FAILOVER_OUTAGE_MS;
     /* A report on stdout keeps stdout machine-readable: progress goes to stderr. */
     o->progress_stderr = o->json_stdout || (o->json_path && strcmp(o->json_path, "-") == 0) ||
                          (o->csv_path && strcmp(o->csv_path, "-") == 0);

@@ -11,15 +11,22 @@
 #include <sys/wait.h>
 
 #include "drill/drill.h"
+#include "drill/drill_failover.h"
 
 #define RECOVERY_POLL_S 0.25
 #define LISTEN_POLL_S 0.05
+#define SERVER_POLL_S 0.05      /* replica mode: how often a moving sidecar is asked */
+#define SERVER_POLL_MAX 8       /* ... and how many per tick: the GETs block the loop */
 
 int drill_meshd_running(drill_run *r)
 {
     if (r->o->target)   /* not our process: whether it answers is all we can know */
         return drill_addr_open(r->meshd_addr);
-    return r->meshd.pid > 0 && !drill_child_poll(&r->meshd, drill_now_t(r));
+    int up = r->meshd.pid > 0 && !drill_child_poll(&r->meshd, drill_now_t(r));
+    /* Replica mode: the control plane is up while any replica is. */
+    for (int k = 1; k < r->o->replicas; k++)
+        up |= r->replica[k - 1].pid > 0 && !drill_child_poll(&r->replica[k - 1], drill_now_t(r));
+    return up;
 }
 
 /* ---- kill --------------------------------------------------------------------------- */
@@ -138,6 +145,82 @@ static int meshd_exited_error(drill_run *r, const char *when)
     return 1;
 }
 
+/* ---- replica mode ------------------------------------------------------------------ */
+
+/* Asks sidecar s (admin /config_dump) which replica its ADS stream is on. */
+static void poll_server(drill_run *r, drill_sidecar *s, double now)
+{
+    char body[4096];
+    int status = 0;
+    char server[64] = "";
+    if (drill_http_get(s->port_admin, "127.0.0.1", "/config_dump", 500, &status, body,
+                       sizeof body) == 0 && status == 200)
+        drill_failover_parse_server(body, server, sizeof server);
+    int was_moved = s->moved_at >= 0;
+    drill_failover_note(r, s, server, now);
+    if (!was_moved && s->moved_at >= 0)
+        drill_say(r, "  >> T+%.2fs  %s moved to %s, %.2fs after the kill", now, s->name,
+                  s->moved_to, s->moved_at - r->killed_at);
+}
+
+static int kill_replica(drill_run *r, double now)
+{
+    for (int i = 0; i < r->n_sc; i++)
+        poll_server(r, &r->sc[i], now);
+    int k = drill_failover_pick(r);
+    if (k < 0) {
+        snprintf(r->error, sizeof r->error, "no sidecar reports an ADS stream to a meshd replica "
+                 "at --kill-after (admin /config_dump)");
+        return DRILL_STEP_ERROR;
+    }
+    drill_child *ch = k == 0 ? &r->meshd : &r->replica[k - 1];
+    drill_child_kill(ch, now);
+    int n = drill_failover_mark(r, k, now);
+    r->phase = DRILL_PH_OUTAGE;
+    drill_say(r, "  >> T+%.1fs  meshd replica %d (%s) killed (SIGKILL); %d of %d sidecars were "
+              "on it", now, k + 1, r->replica_addr[k], n, r->n_sc);
+    return DRILL_STEP_GO_ON;
+}
+
+static int replica_tick(drill_run *r, double now)
+{
+    if (r->phase != DRILL_PH_OUTAGE || now - r->last_server_poll < SERVER_POLL_S)
+        return DRILL_STEP_GO_ON;
+    r->last_server_poll = now;
+    /* Round robin over those still on the way, a few per tick, so hundreds of
+     * sidecars do not stall the traffic (their times get coarser instead). */
+    int asked = 0, start = r->server_poll_next;
+    for (int k = 0; k < r->n_sc && asked < SERVER_POLL_MAX; k++) {
+        drill_sidecar *s = &r->sc[(start + k) % r->n_sc];
+        if (!s->on_killed || s->moved_at >= 0)
+            continue;
+        poll_server(r, s, now);
+        asked++;
+        r->server_poll_next = (s->index + 1) % r->n_sc;
+    }
+    return DRILL_STEP_GO_ON;
+}
+
+static int replica_second(drill_run *r, double now)
+{
+    switch (r->phase) {
+    case DRILL_PH_STEADY:
+        if (meshd_exited_error(r, "before the drill killed a replica"))
+            return DRILL_STEP_ERROR;
+        return drill_kill_due(r, now) ? kill_replica(r, now) : DRILL_STEP_GO_ON;
+    case DRILL_PH_OUTAGE:
+        if (now - r->killed_at + 1e-6 < (double)r->o->outage_ms / 1000.0)
+            return DRILL_STEP_GO_ON;
+        if (!drill_failover_all_moved(r))
+            drill_say(r, "  >> T+%.1fs  %.0fs after the kill some sidecars are still not on "
+                      "another replica", now, now - r->killed_at);
+        r->phase = DRILL_PH_RECOVERED;
+        return DRILL_STEP_DONE;
+    default:
+        return DRILL_STEP_DONE;
+    }
+}
+
 /* ---- entry points ------------------------------------------------------------------ */
 
 /* Target mode: follows the operator's kill/start command. The kill counts once the
@@ -189,6 +272,8 @@ static int watch_command(drill_run *r, double now)
 
 int drill_phase_tick(drill_run *r, double now)
 {
+    if (r->o->kill_replica)
+        return replica_tick(r, now);
     if (watch_command(r, now) == DRILL_STEP_ERROR)
         return DRILL_STEP_ERROR;
     drill_watch_expiry(r, now);
@@ -199,6 +284,8 @@ int drill_phase_tick(drill_run *r, double now)
 
 int drill_phase_second(drill_run *r, const drill_second *sec, double now)
 {
+    if (r->o->kill_replica)
+        return replica_second(r, now);
     mesh_err err = {0};
     switch (r->phase) {
     case DRILL_PH_STEADY:

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "drill/drill_failover.h"
 #include "drill/drill_verdict.h"
 
 /* Facts derived once from the run (see drill_facts in the header). */
@@ -102,6 +103,10 @@ static void headline_add(drill_results *res, const char *fmt, ...)
 
 void drill_evaluate(const drill_run *r, drill_results *res)
 {
+    if (r->o->kill_replica) {
+        drill_failover_evaluate(r, res);
+        return;
+    }
     memset(res, 0, sizeof *res);
     drill_facts f;
     drill_derive(r, &f);

@@ -681,6 +681,13 @@ void dp_proxy_xds_connected(dp_proxy *px, bool connected, const char *server)
     pthread_mutex_lock(&px->xds_mu);
     px->xds_connected = connected;
     snprintf(px->xds_server, sizeof px->xds_server, "%s", server ? server : "");
+    /* A stream to another replica than the last one is a fail-over; a reconnect
+     * to the same replica (a new SVID, a restart) is not. */
+    if (connected && server && server[0]) {
+        if (px->xds_last_server[0] && strcmp(px->xds_last_server, server) != 0)
+            dp_stat_inc(&px->st.xds_failovers);
+        snprintf(px->xds_last_server, sizeof px->xds_last_server, "%s", server);
+    }
     pthread_mutex_unlock(&px->xds_mu);
 }
 
@@ -722,4 +729,5 @@ void dp_proxy_get_stats(dp_proxy *px, dp_stats_view *o)
         o->xds_updates[t] = ld(&px->st.xds_updates[t]);
         o->xds_rejections[t] = ld(&px->st.xds_rejections[t]);
     }
+    o->xds_failovers = ld(&px->st.xds_failovers);
 }

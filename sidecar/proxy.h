@@ -121,6 +121,7 @@ typedef struct dp_stats_view {
      * max_requests, max_retries */
     uint64_t overflow_cx, overflow_pending, overflow_rq, overflow_retry;
     uint64_t xds_updates[DP_XDS_TYPE_COUNT], xds_rejections[DP_XDS_TYPE_COUNT];
+    uint64_t xds_failovers;         /* ADS streams that came up on another meshd replica */
 } dp_stats_view;
 
 void dp_proxy_get_stats(dp_proxy *px, dp_stats_view *out);

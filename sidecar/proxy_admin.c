@@ -431,6 +431,11 @@ static void h_stats(dp_proxy *px, struct evhttp_request *req)
                 v.xds_updates);
     xds_counter(b, "mesh_sidecar_xds_rejections_total", "xDS versions rejected (NACK).",
                 v.xds_rejections);
+    evbuffer_add_printf(b, "# HELP mesh_sidecar_xds_failovers_total ADS streams that came up on "
+                        "another meshd replica than the one before.\n"
+                        "# TYPE mesh_sidecar_xds_failovers_total counter\n"
+                        "mesh_sidecar_xds_failovers_total %llu\n",
+                        (unsigned long long)v.xds_failovers);
     int64_t left = cert_pool_seconds_left(px->pool, dp_now());
     evbuffer_add_printf(b, "# HELP mesh_sidecar_cert_seconds_left Seconds until the current "
                         "SVID expires (negative: expired; the outage budget). Absent without "

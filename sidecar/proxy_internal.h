@@ -98,6 +98,7 @@ typedef struct dp_stats {
     _Atomic uint64_t overflow_cx, overflow_pending, overflow_rq, overflow_retry;
     _Atomic uint64_t active_down, active_up;
     _Atomic uint64_t xds_updates[DP_XDS_TYPE_COUNT], xds_rejections[DP_XDS_TYPE_COUNT];
+    _Atomic uint64_t xds_failovers;     /* ADS came up on another meshd replica than before */
 } dp_stats;
 
 typedef struct dp_xds_status {
@@ -171,6 +172,7 @@ struct dp_proxy {
     dp_xds_status xds[DP_XDS_TYPE_COUNT];
     bool xds_connected;
     char xds_server[256];
+    char xds_last_server[256];  /* the replica of the last connected stream (failovers) */
 };
 
 /* ---- helpers (proxy.c) ---------------------------------------------------------- */

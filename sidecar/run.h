@@ -15,7 +15,8 @@
 #include "sidecar/xds_client.h"
 
 typedef struct sc_opts {
-    const char *meshd;          /* --meshd host:port */
+    const char *meshd;          /* --meshd host:port[,host:port...] (repeats joined) */
+    char meshd_list[2048];      /* storage when --meshd is given more than once */
     const char *ca_bundle;      /* --ca-bundle file: roots meshd's certificate chains to */
     const char *state_dir;      /* --state-dir */
     const char *token;          /* --token mjt_... */

@@ -1,16 +1,21 @@
 /* sidecar/run_flags.c — mesh-sidecar's command line. */
 #include <getopt.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/cli.h"
 #include "sidecar/run.h"
 #include "sidecar/xds_backoff.h"
+#include "sidecar/xds_targets.h"
 
 void sc_usage(FILE *f)
 {
-    fputs("usage: mesh-sidecar --meshd HOST:PORT --state-dir DIR [options]\n"
+    fputs("usage: mesh-sidecar --meshd HOST:PORT[,HOST:PORT...] --state-dir DIR [options]\n"
           "\n"
-          "  --meshd HOST:PORT      meshd's gRPC address (xDS + CA), e.g. 127.0.0.1:15010\n"
+          "  --meshd HOST:PORT      meshd's gRPC address (xDS + CA), e.g. 127.0.0.1:15010. For\n"
+          "                         replicas give several (a,b,c or the flag again, at most 16)\n"
+          "                         or a name that resolves to several: a failed replica is left\n"
+          "                         for the next at once, with a backoff only after all failed\n"
           "  --state-dir DIR        where the cert pool (0600, holds the private key) and the last\n"
           "                         good xDS config live; created 0700 if missing\n"
           "  --ca-bundle FILE       trust bundle ('meshctl ca bundle'); needed on first contact\n"
@@ -97,7 +102,21 @@ int sc_parse_flags(int argc, char **argv, sc_opts *o, int *help, mesh_err *err)
     int ch;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
-        case O_MESHD: o->meshd = optarg; break;
+        case O_MESHD:
+            if (!o->meshd) {
+                o->meshd = optarg;
+            } else {
+                /* Repeated: one list. Built in o's own buffer from the parts. */
+                char prev[sizeof o->meshd_list];
+                snprintf(prev, sizeof prev, "%s", o->meshd);
+                int n = snprintf(o->meshd_list, sizeof o->meshd_list, "%s,%s", prev, optarg);
+                if (n < 0 || (size_t)n >= sizeof o->meshd_list)
+                    return mesh_err_set(err, MESH_EINVAL, "--meshd: the addresses are too long "
+                                        "together (at most %zu characters)",
+                                        sizeof o->meshd_list - 1);
+                o->meshd = o->meshd_list;
+            }
+            break;
         case O_BUNDLE: o->ca_bundle = optarg; break;
         case O_STATE: o->state_dir = optarg; break;
         case O_TOKEN: o->token = optarg; break;
@@ -150,6 +169,13 @@ int sc_parse_flags(int argc, char **argv, sc_opts *o, int *help, mesh_err *err)
         return mesh_err_set(err, MESH_EINVAL, "unexpected argument '%s'", argv[optind]);
     if (!o->meshd)
         return mesh_err_set(err, MESH_EINVAL, "--meshd HOST:PORT is required");
+    xdsc_targets *t = malloc(sizeof *t);    /* ~9 KB: not on the stack */
+    if (!t)
+        return mesh_err_set(err, MESH_ENOMEM, "out of memory");
+    int rc = xdsc_targets_parse(t, o->meshd, err);
+    free(t);
+    if (rc != MESH_OK)
+        return rc;
     if (!o->state_dir)
         return mesh_err_set(err, MESH_EINVAL, "--state-dir DIR is required");
     if (o->token && o->token_file)

@@ -60,6 +60,69 @@ static void copy_status_types(xdsc_client *c)
     pthread_mutex_unlock(&c->mu);
 }
 
+/* ---- replicas ---------------------------------------------------------------------------- */
+
+const char *xdsc_client_check_target(const xdsc_client *c)
+{
+    return c->ads_target[0] ? c->ads_target : xdsc_targets_at(&c->targets, &c->ads_rot);
+}
+
+/* A whole round of replicas failed: look the names up again (a DNS name's
+ * addresses may have changed) before the backoff's wait. */
+static void round_over(xdsc_client *c)
+{
+    mesh_err err;
+    char before[XDSC_TARGET_LEN];
+    snprintf(before, sizeof before, "%s", xdsc_targets_at(&c->targets, &c->ads_rot));
+    if (xdsc_targets_resolve(&c->targets, &err) != MESH_OK || err.msg[0])
+        log_debug("xds", "resolving the meshd addresses: %s", err.msg);
+    xdsc_rotor_move_to(&c->ads_rot, &c->targets, before);
+}
+
+/* The ADS attempt at ads_target failed (or its stream broke): the next replica at
+ * once, or a backoff when every one failed in this round. */
+static int64_t ads_next_delay(xdsc_client *c)
+{
+    if (!xdsc_rotor_failed(&c->ads_rot, c->targets.n))
+        return 0;
+    round_over(c);
+    return xdsc_backoff_next(&c->ads_bo);
+}
+
+int64_t xdsc_id_next_delay(xdsc_client *c)
+{
+    if (!xdsc_rotor_failed(&c->csr_rot, c->targets.n))
+        return 0;
+    return xdsc_backoff_next(&c->csr_bo);
+}
+
+/* While a wait longer than the probe interval is pending, a TCP probe finding a
+ * replica back (after finding all down) shortens the wait to a jittered second. */
+static void probe_step(xdsc_client *c, int64_t now_ms)
+{
+    bool ads_waiting = !c->ads_active && c->ads_next_ms - now_ms > XDSC_PROBE_EVERY_MS;
+    bool csr_waiting = !c->csr_active && c->csr_failures > 0 &&
+                       c->csr_next_ms - now_ms > XDSC_PROBE_EVERY_MS;
+    if (!ads_waiting && !csr_waiting)
+        return;
+    int i = xdsc_probe_step(&c->probe, &c->targets, now_ms);
+    if (i < 0)
+        return;
+    const char *addr = c->targets.addr[i];
+    /* Jitter spreads a fleet that saw the same replica come back. */
+    int64_t d = xdsc_backoff_uniform(&c->ads_bo, 0, XDSC_PROBE_WAIT_MS);
+    if (ads_waiting) {
+        log_info("xds", "meshd %s accepts connections again: reconnecting in %lld ms instead "
+                 "of %lld ms", addr, (long long)d, (long long)(c->ads_next_ms - now_ms));
+        xdsc_rotor_move_to(&c->ads_rot, &c->targets, addr);
+        c->ads_next_ms = now_ms + d;
+    }
+    if (csr_waiting) {
+        xdsc_rotor_move_to(&c->csr_rot, &c->targets, addr);
+        c->csr_next_ms = now_ms + d;
+    }
+}
+
 /* ---- ADS -------------------------------------------------------------------------------- */
 
 static void ads_pump(xdsc_client *c)
@@ -102,8 +165,10 @@ static void ads_connect(xdsc_client *c, int64_t now_ms, int64_t now)
     if (rc == MESH_OK)
         rc = cert_pool_export_identity(c->pool, &key, &chain, &err);
     grpc_channel *ch = NULL;
+    snprintf(c->ads_target, sizeof c->ads_target, "%s",
+             xdsc_targets_at(&c->targets, &c->ads_rot));
     if (rc == MESH_OK) {
-        ch = xdsc_channel_create(c->meshd, c->server_name, roots, key, chain, &err);
+        ch = xdsc_channel_create(c->ads_target, c->server_name, roots, key, chain, &err);
         rc = ch ? MESH_OK : err.code;
     }
     xdsc_wipe_free(key);
@@ -113,10 +178,11 @@ static void ads_connect(xdsc_client *c, int64_t now_ms, int64_t now)
         rc = xdsc_ads_start(&c->ads, c->cq, ch, &err);
     if (rc != MESH_OK) {
         c->ads_active = c->ads.call != NULL;   /* a half-started call still drains */
-        int64_t d = xdsc_backoff_next(&c->ads_bo);
+        int64_t d = ads_next_delay(c);
         c->ads_next_ms = now_ms + d;
-        log_warn("xds", "cannot open the ADS stream to %s: %s; retrying in %lld ms", c->meshd,
-                 err.msg, (long long)d);
+        log_warn("xds", "cannot open the ADS stream to %s: %s; trying %s in %lld ms",
+                 c->ads_target, err.msg, xdsc_targets_at(&c->targets, &c->ads_rot),
+                 (long long)d);
         xdsc_client_set_error(c, "ADS: %s", err.msg);
         return;
     }
@@ -128,7 +194,8 @@ static void ads_connect(xdsc_client *c, int64_t now_ms, int64_t now)
     pthread_mutex_lock(&c->mu);
     c->status.streams++;
     pthread_mutex_unlock(&c->mu);
-    log_debug("xds", "ADS stream to %s opened with SVID serial %s", c->meshd, c->ads_serial);
+    log_debug("xds", "ADS stream to %s opened with SVID serial %s", c->ads_target,
+              c->ads_serial);
     ads_pump(c);
 }
 
@@ -147,17 +214,26 @@ static void ads_on_message(xdsc_client *c, uint8_t *msg, size_t len, int64_t now
         c->ads_connected = true;
         c->trust_error[0] = '\0';
         xdsc_backoff_reset(&c->ads_bo);
+        xdsc_rotor_ok(&c->ads_rot);
+        xdsc_probe_stop(&c->probe);
+        /* CA calls follow the stream to the replica known to answer, unless
+         * they are in the middle of a round of their own. */
+        if (!c->csr_active && c->csr_rot.failed == 0)
+            xdsc_rotor_move_to(&c->csr_rot, &c->targets, c->ads_target);
         if (c->ads_failures)
-            log_info("xds", "connected to meshd %s (ADS) after %llu failed attempt(s)", c->meshd,
-                     (unsigned long long)c->ads_failures);
+            log_info("xds", "connected to meshd %s (ADS) after %llu failed attempt(s)",
+                     c->ads_target, (unsigned long long)c->ads_failures);
         else
-            log_info("xds", "connected to meshd %s (ADS)", c->meshd);
+            log_info("xds", "connected to meshd %s (ADS)", c->ads_target);
         c->ads_failures = 0;
         pthread_mutex_lock(&c->mu);
         c->status.connected = true;
+        if (c->status.server[0] && strcmp(c->status.server, c->ads_target) != 0)
+            c->status.failovers++;
+        snprintf(c->status.server, sizeof c->status.server, "%s", c->ads_target);
         pthread_mutex_unlock(&c->mu);
         if (c->hooks.connected)
-            c->hooks.connected(c->hooks.ctx, true, c->meshd);
+            c->hooks.connected(c->hooks.ctx, true, c->ads_target);
     }
     enum xdsc_type t;
     bool known = xdsc_type_from_url(r->type_url, &t) == 0;
@@ -193,7 +269,7 @@ static void ads_on_closed(xdsc_client *c, int64_t now_ms)
     c->status.connected = false;
     pthread_mutex_unlock(&c->mu);
     if (was_connected && c->hooks.connected)
-        c->hooks.connected(c->hooks.ctx, false, c->meshd);
+        c->hooks.connected(c->hooks.ctx, false, c->ads_target);
     if (c->ads_planned_close) {
         log_info("xds", "re-opening the ADS stream with the new SVID");
         c->ads_next_ms = now_ms;
@@ -203,17 +279,22 @@ static void ads_on_closed(xdsc_client *c, int64_t now_ms)
      * way on, not reconnecting with the same certificate. */
     if (c->ads.status == GRPC_STATUS_PERMISSION_DENIED && strstr(d, "revoked"))
         xdsc_id_on_revoked(c, c->ads_serial, d);
-    int64_t delay = xdsc_backoff_next(&c->ads_bo);
+    char failed[XDSC_TARGET_LEN];
+    snprintf(failed, sizeof failed, "%s", c->ads_target);
+    if (was_connected)
+        xdsc_rotor_ok(&c->ads_rot);     /* a new round, starting with the next replica */
+    int64_t delay = ads_next_delay(c);
     c->ads_next_ms = now_ms + delay;
     if (atomic_load(&c->stop))
         return;
     int64_t now = xdsc_now_unix();
+    const char *next = xdsc_targets_at(&c->targets, &c->ads_rot);
     if (was_connected) {
         c->ads_failures = 0;
         c->ads_last_fail_log = now;
         log_warn("xds", "ADS stream to meshd %s ended: %s %s; serving the last good config, "
-                 "reconnecting in %lld ms", c->meshd, mgrpc_status_name(c->ads.status), d,
-                 (long long)delay);
+                 "reconnecting to %s in %lld ms", failed, mgrpc_status_name(c->ads.status), d,
+                 next, (long long)delay);
     } else {
         /* During an outage: the first failure, then one line a minute. When
          * meshd answers but its chain does not verify, say why instead of
@@ -224,12 +305,12 @@ static void ads_on_closed(xdsc_client *c, int64_t now_ms)
             bool explained = c->ads.status == GRPC_STATUS_UNAVAILABLE && xdsc_id_check_meshd(c, now);
             log_msg(explained ? LOG_DEBUG : LOG_WARN, "xds",
                     "cannot reach meshd %s (%llu attempt(s)): %s %s; serving the last "
-                    "good config, retrying in %lld ms", c->meshd,
+                    "good config, trying %s in %lld ms", failed,
                     (unsigned long long)c->ads_failures, mgrpc_status_name(c->ads.status), d,
-                    (long long)delay);
+                    next, (long long)delay);
         } else {
-            log_debug("xds", "meshd %s still unreachable: %s; retrying in %lld ms", c->meshd,
-                      mgrpc_status_name(c->ads.status), (long long)delay);
+            log_debug("xds", "meshd %s still unreachable: %s; trying %s in %lld ms", failed,
+                      mgrpc_status_name(c->ads.status), next, (long long)delay);
         }
     }
     if (c->trust_error[0] && !was_connected)
@@ -292,6 +373,7 @@ static void *client_main(void *arg)
         xdsc_id_watch_pool(c, now);
         xdsc_id_step(c, now_ms, now);
         ads_step(c, now_ms, now);
+        probe_step(c, now_ms);
         int64_t wait = TICK_MS;
         int64_t w = xdsc_engine_poll(&c->eng, now_ms);
         if (w >= 0)
@@ -356,6 +438,7 @@ static void client_free(xdsc_client *c)
         grpc_completion_queue_destroy(c->cq);
     }
     xdsc_engine_free(&c->eng);
+    xdsc_probe_stop(&c->probe);
     free(c->meshd);
     free(c->server_name);
     free(c->state_dir);
@@ -408,6 +491,16 @@ int xdsc_client_start(const xdsc_client_opts *o, xdsc_client **out, mesh_err *er
         client_free(c);
         return mesh_err_set(err, MESH_EINVAL, "state directory path is too long");
     }
+    c->targets.resolve = o->resolve;
+    c->targets.resolve_ctx = o->resolve_ctx;
+    xdsc_probe_init(&c->probe);
+    if (xdsc_targets_parse(&c->targets, o->meshd, err) != MESH_OK) {
+        client_free(c);
+        return err->code;
+    }
+    mesh_err rerr;
+    if (xdsc_targets_resolve(&c->targets, &rerr) != MESH_OK || rerr.msg[0])
+        log_warn("xds", "%s; trying it as written", rerr.msg);
     xdsc_backoff_init(&c->ads_bo, o->backoff_min_ms ? o->backoff_min_ms : XDSC_BACKOFF_MIN_MS,
                       o->backoff_max_ms ? o->backoff_max_ms : XDSC_BACKOFF_MAX_MS, 0);
     xdsc_backoff_init(&c->csr_bo, o->backoff_min_ms ? o->backoff_min_ms : XDSC_BACKOFF_MIN_MS,

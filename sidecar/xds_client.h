@@ -13,7 +13,13 @@
  *             wildcard, RDS/EDS by the names they reference, SDS "default" +
  *             "ROOTCA". Responses go through xds_engine (apply, ACK/NACK,
  *             persist). Reconnects use exponential backoff with full jitter
- *             (250 ms .. 30 s), reset after a stream delivered a response; a
+ *             (250 ms .. 30 s), reset after a stream delivered a response, but
+ *             with several meshd replicas (--meshd a:1,b:2 or a name with
+ *             several addresses) a failed attempt or a broken stream moves to
+ *             the next replica at once; only a whole failed round backs off,
+ *             and a TCP probe cuts a long backoff short when meshd returns
+ *             (xds_targets.h, xds_probe.h). The versions and names held are
+ *             offered on the new stream, so a replica need not resend; a
  *             new mTLS channel is made per attempt, and a stream opened with an
  *             SVID that has since been replaced is re-opened (once idle) so
  *             meshd sees the current certificate.
@@ -31,6 +37,7 @@
 #include "sidecar/cert_pool.h"
 #include "sidecar/dp_config.h"
 #include "sidecar/xds_sotw.h"
+#include "sidecar/xds_targets.h"
 
 #define XDSC_POOL_FILE "cert-pool"
 #define XDSC_RENEW_MIN_FRAC 0.55
@@ -47,7 +54,10 @@ typedef struct xdsc_hooks {
 } xdsc_hooks;
 
 typedef struct xdsc_client_opts {
-    const char *meshd;          /* "host:port" */
+    const char *meshd;          /* "host:port[,host:port...]": meshd replicas; a name
+                                 * that resolves to several addresses is several */
+    xdsc_resolve_fn resolve;    /* NULL = getaddrinfo (tests inject one) */
+    void *resolve_ctx;
     const char *server_name;    /* TLS name of meshd's certificate; NULL = "meshd" */
     const char *state_dir;      /* required: cert pool + xDS snapshot live here */
     const char *spiffe_id;      /* the identity to enrol as; NULL = the pool's */
@@ -73,6 +83,8 @@ void xdsc_client_stop(xdsc_client *c);
 
 typedef struct xdsc_client_status {
     bool connected;             /* an ADS stream delivered a response and is open */
+    char server[XDSC_TARGET_LEN]; /* the replica of the current (or last) ADS stream */
+    uint64_t failovers;         /* ADS streams that came up on another replica than the last */
     uint64_t streams;           /* ADS streams opened */
     uint64_t accepted[XDSC_TYPE_COUNT], rejected[XDSC_TYPE_COUNT];
     char version[XDSC_TYPE_COUNT][128];

@@ -13,10 +13,20 @@
 #include "sidecar/xds_ca.h"
 #include "sidecar/xds_client.h"
 #include "sidecar/xds_engine.h"
+#include "sidecar/xds_probe.h"
+#include "sidecar/xds_targets.h"
 
 struct xdsc_client {
     /* Options (strings copied). */
     char *meshd, *server_name, *state_dir, *spiffe_id, *node_id, *token_file;
+    /* meshd replicas (--meshd list, resolved): the ADS stream and the CA calls
+     * each go round them (xds_targets.h); the probe cuts a long backoff short
+     * when one comes back (xds_probe.h). */
+    xdsc_targets targets;
+    xdsc_rotor ads_rot, csr_rot;
+    char ads_target[XDSC_TARGET_LEN];  /* the address of the current/last ADS stream */
+    char csr_target[XDSC_TARGET_LEN];  /* ... and of the current/last CA call */
+    xdsc_probe probe;
     char *token;                    /* wiped once spent */
     cert_pool *pool;
     xdsc_hooks hooks;
@@ -68,6 +78,12 @@ struct xdsc_client {
     pthread_mutex_t mu;             /* guards status */
     xdsc_client_status status;
 };
+
+/* The address meshd's chain is checked at: the ADS stream's, else the first. */
+const char *xdsc_client_check_target(const xdsc_client *c);
+/* The CA call to csr_target failed without a refusal: the delay before the next
+ * attempt, which goes to the next replica at once unless a whole round failed. */
+int64_t xdsc_id_next_delay(xdsc_client *c);
 
 /* Records the newest error for xdsc_client_get_status (any thread may read it). */
 void xdsc_client_set_error(xdsc_client *c, const char *fmt, ...)

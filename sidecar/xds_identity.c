@@ -221,8 +221,8 @@ static void adopt_pinned_root(xdsc_client *c, const char *tok, int64_t now)
     free(fps);
     STACK_OF(X509) *chain = NULL;
     char *root = NULL;
-    int rc = xdsc_trust_fetch_chain(c->meshd, c->server_name, XDSC_PROBE_TIMEOUT_MS, &chain,
-                                    &err);
+    int rc = xdsc_trust_fetch_chain(xdsc_targets_at(&c->targets, &c->csr_rot), c->server_name,
+                                    XDSC_PROBE_TIMEOUT_MS, &chain, &err);
     if (rc == MESH_OK)
         rc = xdsc_trust_pinned_root(chain, (const char (*)[65])tp.pins_hex, tp.n_pins,
                                     c->server_name, now, &root, &err);
@@ -259,8 +259,8 @@ bool xdsc_id_check_meshd(xdsc_client *c, int64_t now)
     c->trust_checked_at = now;
     STACK_OF(X509) *chain = NULL;
     mesh_err err;
-    if (xdsc_trust_fetch_chain(c->meshd, c->server_name, XDSC_PROBE_TIMEOUT_MS, &chain, &err) !=
-        MESH_OK) {
+    if (xdsc_trust_fetch_chain(xdsc_client_check_target(c), c->server_name, XDSC_PROBE_TIMEOUT_MS,
+                               &chain, &err) != MESH_OK) {
         log_debug("xds", "looking at meshd's certificate chain: %s", err.msg);
         c->trust_error[0] = '\0';
         return false;
@@ -336,8 +336,10 @@ static void start_csr(xdsc_client *c, enum xdsc_csr_mode mode, int64_t now_ms, i
             goto fail;
         break;
     }
-    grpc_channel *ch = xdsc_channel_create(c->meshd, c->server_name, roots, key_pem, chain_pem,
-                                           &err);
+    snprintf(c->csr_target, sizeof c->csr_target, "%s",
+             xdsc_targets_at(&c->targets, &c->csr_rot));
+    grpc_channel *ch = xdsc_channel_create(c->csr_target, c->server_name, roots, key_pem,
+                                           chain_pem, &err);
     if (!ch) {
         rc = err.code;
         goto fail;
@@ -347,10 +349,10 @@ static void start_csr(xdsc_client *c, enum xdsc_csr_mode mode, int64_t now_ms, i
         goto fail;
     c->csr_active = true;
     if (c->csr_failures == 0)
-        log_info("xds", "asking meshd %s for an SVID for %s (%s)", c->meshd, id,
+        log_info("xds", "asking meshd %s for an SVID for %s (%s)", c->csr_target, id,
                  xdsc_csr_mode_name(mode));
     else
-        log_debug("xds", "asking meshd %s for an SVID for %s (%s), attempt %llu", c->meshd, id,
+        log_debug("xds", "asking meshd %s for an SVID for %s (%s), attempt %llu", c->csr_target, id,
                   xdsc_csr_mode_name(mode), (unsigned long long)c->csr_failures + 1);
     goto out;
 fail:
@@ -489,6 +491,7 @@ void xdsc_id_on_csr_done(xdsc_client *c, bool ok, int64_t now_ms)
         c->csr_failures = 0;
         c->csr_last_rc = MESH_OK;
         xdsc_backoff_reset(&c->csr_bo);
+        xdsc_rotor_ok(&c->csr_rot);
         c->csr_next_ms = 0;
         c->recovery_refused = false;
         xdsc_id_watch_pool(c, now);
@@ -504,7 +507,10 @@ void xdsc_id_on_csr_done(xdsc_client *c, bool ok, int64_t now_ms)
     pthread_mutex_lock(&c->mu);
     c->status.csr_failed++;
     pthread_mutex_unlock(&c->mu);
-    int64_t d = xdsc_backoff_next(&c->csr_bo);
+    /* Unreachable or broken replica: the next one at once (a whole failed
+     * round backs off). A refusal comes from the shared store, so another
+     * replica would say the same: back off as before. */
+    int64_t d = rc == MESH_EPERM ? xdsc_backoff_next(&c->csr_bo) : xdsc_id_next_delay(c);
     c->csr_next_ms = now_ms + d;
     xdsc_client_set_error(c, "%s: %s", xdsc_csr_mode_name(mode), err.msg);
     cert_pool_info info;
@@ -554,9 +560,9 @@ void xdsc_id_on_csr_done(xdsc_client *c, bool ok, int64_t now_ms)
         /* Not a refusal: meshd unreachable, or its chain does not verify. */
         bool explained = rc == MESH_EIO && xdsc_id_check_meshd(c, now);
         log_msg(explained ? LOG_DEBUG : LOG_WARN, "xds",
-                "%s failed (%llu attempt(s)): %s; retrying in %lld ms",
-                xdsc_csr_mode_name(mode), (unsigned long long)c->csr_failures, err.msg,
-                (long long)d);
+                "%s at meshd %s failed (%llu attempt(s)): %s; trying %s in %lld ms",
+                xdsc_csr_mode_name(mode), c->csr_target, (unsigned long long)c->csr_failures,
+                err.msg, xdsc_targets_at(&c->targets, &c->csr_rot), (long long)d);
         if (explained)
             xdsc_client_set_error(c, "%s: %s", xdsc_csr_mode_name(mode), c->trust_error);
     } else {

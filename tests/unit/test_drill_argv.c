@@ -73,6 +73,37 @@ Test(drill_argv, sidecar)
     tdr_run_free(r);
 }
 
+/* Replica mode: each replica its own port and instance name on the one store; each
+ * sidecar every replica, starting at a different one (sidecar i at replica i mod N). */
+Test(drill_argv, replicas)
+{
+    drill_run *r = tdr_run(2, 1);
+    r->o->replicas = 3;
+    r->o->kill_replica = 1;
+    for (int k = 0; k < 3; k++)
+        snprintf(r->replica_addr[k], sizeof r->replica_addr[k], "127.0.0.1:%d", 20000 + 10 * k);
+    char **argv = drill_replica_argv(r, 2);
+    ASSERT_ARGV(argv, "/opt/mesh/bin/meshd", "--db", "/tmp/meshd-drill-test/meshd.db", "--listen",
+                "127.0.0.1:20020", "--svid-ttl", "60s", "--instance", "meshd-drill-3");
+    drill_argv_free(argv);
+    argv = drill_replica_argv(r, 0);
+    cr_assert_str_eq(argv[4], "127.0.0.1:20000", "replica 1 is the classic meshd");
+    cr_assert_str_eq(argv[8], "meshd-drill");
+    drill_argv_free(argv);
+    static const char *const lists[] = {
+        "127.0.0.1:20000,127.0.0.1:20010,127.0.0.1:20020",
+        "127.0.0.1:20010,127.0.0.1:20020,127.0.0.1:20000",
+        "127.0.0.1:20020,127.0.0.1:20000,127.0.0.1:20010",
+    };
+    for (int i = 0; i < 3; i++) {
+        argv = drill_sidecar_argv(r, &r->sc[i]);
+        cr_assert_str_eq(argv[1], "--meshd");
+        cr_assert_str_eq(argv[2], lists[i], "sidecar %d", i);
+        drill_argv_free(argv);
+    }
+    tdr_run_free(r);
+}
+
 Test(drill_argv, testapp)
 {
     drill_run *r = tdr_run(1, 2);

@@ -99,7 +99,10 @@ Test(drill_report, json_of_a_whole_drill)
     KEYS_ARE(d, "drill", "report_version", "started_at", "dir", "trust_domain", "client_sidecars",
              "server_sidecars", "svid_ttl_s", "rate_rps", "kill_after_s", "outage_s",
              "outage_rule", "recovery_timeout_s", "request_timeout_ms", "sidecar_reconnect_max",
-             "meshd_rotate_fraction", "healthy_seconds_for_recovery");
+             "meshd_rotate_fraction", "healthy_seconds_for_recovery", "replicas",
+             "kill_replica");
+    cr_assert_eq(num(d, "drill.replicas"), 1);
+    cr_assert_not(boolean(d, "drill.kill_replica"));
     cr_assert_eq(num(d, "drill.report_version"), 1);
     cr_assert_str_eq(str(d, "drill.started_at"), "2026-01-01T00:00:00Z");
     cr_assert_str_eq(str(d, "drill.dir"), "/tmp/meshd-drill-test");

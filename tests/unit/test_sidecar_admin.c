@@ -136,6 +136,10 @@ static const char stats_fresh[] =
     "mesh_sidecar_xds_rejections_total{type=\"cds\"} 0\n"
     "mesh_sidecar_xds_rejections_total{type=\"eds\"} 0\n"
     "mesh_sidecar_xds_rejections_total{type=\"sds\"} 0\n"
+    "# HELP mesh_sidecar_xds_failovers_total ADS streams that came up on another meshd replica "
+    "than the one before.\n"
+    "# TYPE mesh_sidecar_xds_failovers_total counter\n"
+    "mesh_sidecar_xds_failovers_total 0\n"
     "# HELP mesh_sidecar_cert_seconds_left Seconds until the current SVID expires (negative: "
     "expired; the outage budget). Absent without an SVID.\n"
     "# TYPE mesh_sidecar_cert_seconds_left gauge\n"
@@ -164,6 +168,35 @@ Test(sidecar_admin, stats_exposition_is_stable)
     char body[16384];
     cr_assert_eq(tsc_http_get(r.port, "localhost", "/stats", NULL, body, sizeof body), 200);
     cr_assert_str_eq(body, stats_fresh);
+    rig_down(&r);
+}
+
+/* A stream on another meshd replica than the last one counts as a fail-over; a
+ * reconnect to the same replica (new SVID, meshd restart) does not. */
+Test(sidecar_admin, failovers_count_moves_between_replicas)
+{
+    rig r;
+    rig_up(&r);
+    dp_stats_view v;
+    dp_proxy_xds_connected(r.px, true, "127.0.0.1:1");
+    dp_proxy_get_stats(r.px, &v);
+    cr_assert_eq(v.xds_failovers, 0, "the first stream is not a fail-over");
+    dp_proxy_xds_connected(r.px, false, "127.0.0.1:1");
+    dp_proxy_xds_connected(r.px, true, "127.0.0.1:1");
+    dp_proxy_get_stats(r.px, &v);
+    cr_assert_eq(v.xds_failovers, 0, "back on the same replica");
+    dp_proxy_xds_connected(r.px, false, "127.0.0.1:1");
+    dp_proxy_xds_connected(r.px, true, "127.0.0.1:2");
+    dp_proxy_get_stats(r.px, &v);
+    cr_assert_eq(v.xds_failovers, 1);
+    dp_proxy_xds_connected(r.px, false, "127.0.0.1:2");
+    dp_proxy_xds_connected(r.px, false, "");
+    dp_proxy_xds_connected(r.px, true, "127.0.0.1:1");
+    dp_proxy_get_stats(r.px, &v);
+    cr_assert_eq(v.xds_failovers, 2, "a disconnect in between does not reset who we were on");
+    char body[16384];
+    cr_assert_eq(tsc_http_get(r.port, "localhost", "/stats", NULL, body, sizeof body), 200);
+    cr_assert_not_null(strstr(body, "\nmesh_sidecar_xds_failovers_total 2\n"));
     rig_down(&r);
 }
 

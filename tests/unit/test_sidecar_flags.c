@@ -47,3 +47,28 @@ Test(sidecar_flags, bad_values_are_refused_naming_the_flag)
                   err.msg);
     }
 }
+
+Test(sidecar_flags, several_meshd_replicas)
+{
+    char *argv[] = {"mesh-sidecar", "--meshd", "127.0.0.1:1,127.0.0.1:2", "--state-dir", "d",
+                    "--meshd", "localhost:3", NULL};
+    sc_opts o;
+    mesh_err err;
+    cr_assert_eq(sidecar_parse(argv, ARGC(argv), &o, &err), MESH_OK, "%s", err.msg);
+    cr_assert_str_eq(o.meshd, "127.0.0.1:1,127.0.0.1:2,localhost:3",
+                     "a repeated --meshd joins the list");
+}
+
+Test(sidecar_flags, bad_meshd_lists_are_refused)
+{
+    static const char *bad[] = {"127.0.0.1:1,", ",127.0.0.1:1", "127.0.0.1", "127.0.0.1:0",
+                                "127.0.0.1:65536", "a:1,b", "::1:15010", "[::1]15010", ":1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv[] = {"mesh-sidecar", "--meshd", (char *)bad[i], "--state-dir", "d", NULL};
+        sc_opts o;
+        mesh_err err;
+        cr_assert_neq(sidecar_parse(argv, ARGC(argv), &o, &err), MESH_OK, "'%s' accepted",
+                      bad[i]);
+        cr_assert(strstr(err.msg, "--meshd"), "'%s': %s", bad[i], err.msg);
+    }
+}
