@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/json_out.h"
+#include "drill/drill_outage.h"
 #include "drill/drill_report.h"
 #include "drill/drill_stats.h"
 
@@ -239,6 +240,16 @@ void drill_json_build(const drill_run *r, const drill_results *res, json_out *j)
     json_key(j, "budget_at_kill_max_s");
     if (f.killed) json_int(j, r->budget_max_s); else json_null(j);
     json_key_str(j, "budget_min_sidecar", r->budget_min_name);
+    /* The same as data: every sidecar that expires first (the string above is prose). */
+    json_key(j, "budget_min_sidecars");
+    json_arr_begin(j);
+    if (r->first_expiry_at >= 0) {
+        const char *names[DRILL_MAX_CLIENTS + DRILL_MAX_SERVERS];
+        size_t n = drill_first_to_expire_list(r, names, sizeof names / sizeof *names);
+        for (size_t i = 0; i < n; i++)
+            json_str(j, names[i]);
+    }
+    json_arr_end(j);
     key_after(j, "duration_s", f.restarted ? r->restarted_at : -1, r->killed_at);
     key_after(j, "first_expiry_after_kill_s", f.expiry_in_outage ? r->first_expiry_at : -1,
               r->killed_at);

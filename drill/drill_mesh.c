@@ -122,19 +122,20 @@ static int write_file(const char *path, const char *data, mode_t mode, mesh_err 
 
 /* ---- ports --------------------------------------------------------------------------- */
 
-/* Ports come from 20000-32767, below the kernel's ephemeral range (32768+), so
- * that an outgoing connection cannot take a port between our check and the
- * child's bind. Each candidate is checked by binding it; none is handed out twice. */
+/* Ports come from --ports (default 20000-32767, below the kernel's ephemeral
+ * range, 32768+, so that an outgoing connection cannot take a port between our
+ * check and the child's bind). Each candidate is checked by binding it; none is
+ * handed out twice. */
 typedef struct port_alloc {
     unsigned char used[65536 / 8];
-    int next;
+    int next, lo, hi;
 } port_alloc;
 
 static int port_take(port_alloc *pa, int *out, mesh_err *err)
 {
-    for (int tries = 0; tries < 12768; tries++) {
+    for (int tries = 0; tries <= pa->hi - pa->lo; tries++) {
         int p = pa->next;
-        pa->next = pa->next >= 32767 ? 20000 : pa->next + 1;
+        pa->next = pa->next >= pa->hi ? pa->lo : pa->next + 1;
         if (pa->used[p / 8] & (1u << (p % 8)))
             continue;
         pa->used[p / 8] |= (unsigned char)(1u << (p % 8));
@@ -150,7 +151,9 @@ static int port_take(port_alloc *pa, int *out, mesh_err *err)
             return MESH_OK;
         }
     }
-    return mesh_err_set(err, MESH_EBUSY, "no free TCP port left in 127.0.0.1:20000-32767");
+    return mesh_err_set(err, MESH_EBUSY,
+                        "no free TCP port left in 127.0.0.1:%d-%d (widen --ports)", pa->lo,
+                        pa->hi);
 }
 
 static int assign_ports(drill_run *r, mesh_err *err)
@@ -158,8 +161,11 @@ static int assign_ports(drill_run *r, mesh_err *err)
     port_alloc *pa = calloc(1, sizeof *pa);
     if (!pa)
         return mesh_err_set(err, MESH_ENOMEM, "out of memory");
+    pa->lo = r->o->port_lo;
+    pa->hi = r->o->port_hi;
     /* Start somewhere different each run so concurrent drills rarely collide. */
-    pa->next = 20000 + (int)(((unsigned)getpid() * 7919u + (unsigned)time(NULL)) % 12000u);
+    pa->next = pa->lo + (int)(((unsigned)getpid() * 7919u + (unsigned)time(NULL)) %
+                              (unsigned)(pa->hi - pa->lo + 1));
     int rc = r->o->target ? MESH_OK : port_take(pa, &r->meshd_port, err);
     r->replica_port[0] = r->meshd_port;
     for (int k = 1; rc == MESH_OK && k < r->o->replicas; k++)

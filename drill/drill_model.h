@@ -65,6 +65,7 @@ typedef struct drill_opts {
     int quiet;
     int json_stdout;                  /* global --output json: report on stdout */
     int progress_stderr;              /* a report goes to stdout: progress to stderr */
+    int port_lo, port_hi;             /* --ports LO-HI; default 20000-32767 */
     int expect_zero_before_expiry;
     int expect_fail_closed;
     int64_t expect_recovery_ms;       /* -1: not given */

@@ -58,6 +58,8 @@ void drill_usage(FILE *f)
           "  --keep                   keep the temporary work directory (logs, store, YAML)\n"
           "  --bin-dir DIR            where meshd, mesh-sidecar, mesh-testapp are (default: the\n"
           "                           directory of this meshctl)\n"
+          "  --ports LO-HI            127.0.0.1 ports to use (default 20000-32767, below the\n"
+          "                           kernel's ephemeral range); at least 64\n"
           "\n"
           "Output:\n"
           "  --json FILE              the full report as JSON ('-' for stdout)\n"
@@ -87,7 +89,7 @@ enum {
     O_SIDECARS = 1000, O_SERVERS, O_TTL, O_RATE, O_KILL, O_OUTAGE, O_RECOVERY, O_REQ_TIMEOUT,
     O_RECONNECT, O_ROTATE, O_TD, O_DIR, O_KEEP, O_BIN, O_JSON, O_CSV, O_SVG, O_QUIET,
     O_X_ZERO, O_X_CLOSED, O_X_RECOVERY, O_X_BUDGET, O_HELP, O_TARGET, O_KILL_CMD, O_START_CMD,
-    O_REPLICAS, O_KILL_REPLICA, O_X_FAILOVER
+    O_REPLICAS, O_KILL_REPLICA, O_X_FAILOVER, O_PORTS
 };
 
 /* The flag checks every binary shares (common/cli.h): MESH_EINVAL with err naming
@@ -123,6 +125,32 @@ void drill_opts_defaults(drill_opts *o)
     o->expect_budget_s = -1;
     o->replicas = 1;
     o->expect_failover_ms = -1;
+    o->port_lo = 20000;
+    o->port_hi = 32767;
+}
+
+/* --ports LO-HI: the range the drill takes its 127.0.0.1 ports from. */
+static int parse_ports(const char *v, drill_opts *o, mesh_err *err)
+{
+    const char *dash = strchr(v, '-');
+    char lo_s[8], hi_s[8];
+    long lo = 0, hi = 0;
+    mesh_err e = {0};
+    if (!dash || dash == v || (size_t)(dash - v) >= sizeof lo_s || strlen(dash + 1) >= sizeof hi_s)
+        return mesh_err_set(err, MESH_EINVAL, "--ports '%s': give LO-HI, e.g. 40000-40999", v);
+    memcpy(lo_s, v, (size_t)(dash - v));
+    lo_s[dash - v] = '\0';
+    snprintf(hi_s, sizeof hi_s, "%s", dash + 1);
+    if (cli_long("--ports", lo_s, 1024, 65535, &lo, &e) != MESH_OK ||
+        cli_long("--ports", hi_s, 1024, 65535, &hi, &e) != MESH_OK)
+        return mesh_err_set(err, MESH_EINVAL, "--ports '%s': both ends must be ports from 1024 "
+                            "to 65535, e.g. 40000-40999", v);
+    if (hi - lo < 63)
+        return mesh_err_set(err, MESH_EINVAL, "--ports '%s': give a range of at least 64 ports "
+                            "(each sidecar takes 3 or 4)", v);
+    o->port_lo = (int)lo;
+    o->port_hi = (int)hi;
+    return MESH_OK;
 }
 
 int drill_parse_opts(int argc, char **argv, int json_stdout, const char *db_path, drill_opts *o,
@@ -161,6 +189,7 @@ int drill_parse_opts(int argc, char **argv, int json_stdout, const char *db_path
         {"replicas", required_argument, 0, O_REPLICAS},
         {"kill-replica", no_argument, 0, O_KILL_REPLICA},
         {"expect-failover-within", required_argument, 0, O_X_FAILOVER},
+        {"ports", required_argument, 0, O_PORTS},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
     optind = 1;
@@ -297,6 +326,10 @@ int drill_parse_opts(int argc, char **argv, int json_stdout, const char *db_path
             if (rc)
                 return rc;
             o->expect_failover_arg = optarg;
+            break;
+        case O_PORTS:
+            if ((rc = parse_ports(optarg, o, err)))
+                return rc;
             break;
         case O_HELP:
         case 'h':

@@ -80,6 +80,15 @@ void drill_outage_begin(drill_run *r, double now)
     }
 }
 
+size_t drill_first_to_expire_list(const drill_run *r, const char **names, size_t max)
+{
+    size_t n = 0;
+    for (int i = 0; i < r->n_sc && n < max; i++)
+        if (r->sc[i].expires_at >= 0 && r->sc[i].expires_at - r->first_expiry_at < 1e-6)
+            names[n++] = r->sc[i].name;
+    return n;
+}
+
 void drill_first_to_expire(const drill_run *r, char *buf, size_t len)
 {
     int n = 0;

@@ -45,6 +45,9 @@ void drill_update_expiry(drill_run *r);
 /* The sidecar(s) whose SVID expires first: "client-3", or "client-3 and 4 more"
  * when several share that notAfter; "?" when no expiry is known. */
 void drill_first_to_expire(const drill_run *r, char *buf, size_t len);
+/* The same sidecars as a list: their names (pointers into r) in names[0..max),
+ * how many there are (for the JSON report's budget_min_sidecars). */
+size_t drill_first_to_expire_list(const drill_run *r, const char **names, size_t max);
 /* At T+now in the outage: the expired phase begins once the first expiry is
  * reached (announced). Returns 1 if it began now. */
 int drill_watch_expiry(drill_run *r, double now);

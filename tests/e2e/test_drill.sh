@@ -59,6 +59,7 @@ usage_case "an unknown option is refused" "unknown" --bogus
 usage_case "a mistyped option gets a suggestion" "did you mean '--sidecars'" --sidcars 2
 usage_case "a stray argument is refused" "unexpected argument" now
 usage_case "a missing option value is refused" "needs a value" --ttl
+usage_case "--ports needs LO-HI" "give LO-HI" --ports 40000
 usage_case "--target needs the kill and start commands" "--kill-cmd" --target 127.0.0.1:1
 usage_case "--target needs a HOST:PORT" "--target" --target nowhere --kill-cmd x --start-cmd y
 usage_case "--target with --ttl is refused" "--ttl" --target 127.0.0.1:1 --kill-cmd x \
@@ -80,7 +81,7 @@ check_out "missing binaries: the message says where it looked and what to do" "-
 
 echo "drill: 3 client + 2 server sidecars, 15 s SVIDs, meshd killed until every SVID expired"
 "$M" drill --sidecars 3 --servers 2 --ttl 15s --kill-after 3s --rate 60 --reconnect-max 1s \
-    --dir "$D/run1" --json "$D/r1.json" --csv "$D/r1.csv" --svg "$D/r1.svg" \
+    --dir "$D/run1" --json "$D/r1.json" --csv "$D/r1.csv" --svg "$D/r1.svg" --ports 41000-41999 \
     --expect-zero-failures-before-expiry --expect-fail-closed --expect-recovery-within 20s \
     >"$D/run1.out" 2>&1
 rc=$?
@@ -97,6 +98,10 @@ check "the first expiry came after the kill, inside the TTL" \
                               .first_expiry_at < .meshd_killed_at + 15.5'
 check "the outage budget at the kill is between 1 s and the TTL" \
     report "$R" '.outage | .budget_at_kill_min_s >= 1 and (.budget_at_kill_max_s | num) <= 15'
+check "who expires first is data, not prose (budget_min_sidecars lists names)" \
+    report "$R" '.outage.budget_min_sidecars | length >= 1 and all(.[]; type == "string" and test("^(client|server)-"))'
+check "every port came from --ports 41000-41999" \
+    report "$R" '[.sidecars[] | .admin_port, (.outbound_port // empty)] | all(. >= 41000 and . <= 41999)'
 check "requests failed after the expiry" report "$R" '.requests.failed_while_expired > 0'
 check "none succeeded once every SVID had expired (fail closed)" \
     report "$R" '.outage.every_svid_expired == true and .requests.ok_after_every_svid_expired == 0'

@@ -390,3 +390,25 @@ Test(drill_opts, usage_names_every_option)
     cr_assert_not_null(strstr(text, "Exit status: 0"));
     free(text);
 }
+
+/* --ports LO-HI: the drill's ports can be chosen (a firewall, another drill). */
+Test(drill_opts, port_range)
+{
+    drill_opts o;
+    mesh_err err = {0};
+    cr_assert_eq(PARSE0(&o, &err), MESH_OK);
+    cr_assert_eq(o.port_lo, 20000);
+    cr_assert_eq(o.port_hi, 32767);
+    cr_assert_eq(PARSE(&o, &err, "--ports", "40000-40999"), MESH_OK, "%s", err.msg);
+    cr_assert_eq(o.port_lo, 40000);
+    cr_assert_eq(o.port_hi, 40999);
+    cr_assert_eq(PARSE(&o, &err, "--ports", "40000"), MESH_EINVAL);
+    cr_assert_str_eq(err.msg, "--ports '40000': give LO-HI, e.g. 40000-40999");
+    cr_assert_eq(PARSE(&o, &err, "--ports", "80-200"), MESH_EINVAL);
+    cr_assert(strstr(err.msg, "from 1024 to 65535"), "%s", err.msg);
+    cr_assert_eq(PARSE(&o, &err, "--ports", "40000-40010"), MESH_EINVAL);
+    cr_assert(strstr(err.msg, "at least 64 ports"), "%s", err.msg);
+    cr_assert_eq(PARSE(&o, &err, "--ports", "41000-40000"), MESH_EINVAL);
+    cr_assert_eq(PARSE(&o, &err, "--ports", "-40000"), MESH_EINVAL);
+    cr_assert_eq(PARSE(&o, &err, "--ports", "4x-5x"), MESH_EINVAL);
+}

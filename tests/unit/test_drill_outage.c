@@ -85,9 +85,17 @@ Test(drill_outage, budget_min_sidecar_names_who_expires_first)
     cr_assert_str_eq(buf, "client-2 and 1 more");
     cr_assert_str_eq(r->budget_min_name, "client-2 and 1 more");
 
+    /* The same as a list, for the JSON report (budget_min_sidecars). */
+    const char *names[8];
+    cr_assert_eq(drill_first_to_expire_list(r, names, 8), 2);
+    cr_assert_str_eq(names[0], "client-2");
+    cr_assert_str_eq(names[1], r->sc[4].name);
+    cr_assert_eq(drill_first_to_expire_list(r, names, 1), 1, "bounded by max");
+
     r->sc[4].expires_at = -1;     /* unknown expiries never count */
     drill_update_expiry(r);
     cr_assert_str_eq(r->budget_min_name, "client-2");
+    cr_assert_eq(drill_first_to_expire_list(r, names, 8), 1);
     tdr_run_free(r);
 }
 

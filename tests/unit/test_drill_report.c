@@ -147,7 +147,8 @@ Test(drill_report, json_of_a_whole_drill)
     cr_assert_eq(num(d, "events.ended_at"), 26);
 
     KEYS_ARE(d, "outage", "budget_at_kill_min_s", "budget_at_kill_max_s", "budget_min_sidecar",
-             "duration_s", "first_expiry_after_kill_s", "every_svid_expired");
+             "budget_min_sidecars", "duration_s", "first_expiry_after_kill_s",
+             "every_svid_expired");
     cr_assert_eq(num(d, "outage.budget_at_kill_min_s"), 12);
     cr_assert_eq(num(d, "outage.budget_at_kill_max_s"), 13);
     cr_assert_str_eq(str(d, "outage.budget_min_sidecar"), "client-1 and 2 more");
