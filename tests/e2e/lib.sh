@@ -177,6 +177,37 @@ e2e_finish() {
     [ "$E2E_FAILED" -eq 0 ]
 }
 
+# --- a throwaway PostgreSQL ------------------------------------------------------
+# e2e_pg_up WHAT: starts a PostgreSQL cluster in a temp dir on 127.0.0.1 (tests/pg/
+# pg_start.sh, as an unprivileged user when root), creates database "mesh" and exports
+# MESHD_DB as its URL; PG_DIR and PG_URL (the server's postgres database) are set, and
+# the EXIT trap stops the server after e2e_cleanup and the caller's own e2e_pg_extra_cleanup
+# (if defined). Without a PostgreSQL server, or if it cannot start, it ends the script:
+# a skip ("WHAT were skipped") off CI, a failure in CI.
+e2e_pg_cleanup() {
+    declare -F e2e_pg_extra_cleanup >/dev/null && e2e_pg_extra_cleanup
+    e2e_cleanup
+    "$REPO/tests/pg/pg_stop.sh" "$PG_DIR" 2>/dev/null
+    rm -rf "$PG_DIR"
+}
+e2e_pg_up() {
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+        missing_dep "PostgreSQL server (tools/deps.sh installs postgresql)" \
+            "no PostgreSQL server: $1 were skipped"
+        e2e_finish
+        exit
+    fi
+    PG_DIR=$(mktemp -d /tmp/meshd-e2e-pg-XXXXXX)
+    trap e2e_pg_cleanup EXIT
+    if ! PG_URL=$("$REPO/tests/pg/pg_start.sh" "$PG_DIR" 2>"$D/pg_start.log"); then
+        fail "a throwaway PostgreSQL starts" "$(cat "$D/pg_start.log")"
+        e2e_finish
+        exit
+    fi
+    psql -q "$PG_URL" -c "CREATE DATABASE mesh" >/dev/null
+    export MESHD_DB=${PG_URL%/postgres}/mesh
+}
+
 # --- node and the official Envoy protos ------------------------------------------
 
 have_node() { command -v node >/dev/null 2>&1; }

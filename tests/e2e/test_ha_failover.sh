@@ -17,28 +17,9 @@ e2e_setup
 WEB=spiffe://$TD/ns/default/sa/web
 API=spiffe://$TD/ns/default/sa/api
 
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-    missing_dep "PostgreSQL server (tools/deps.sh installs postgresql)" \
-        "no PostgreSQL server: the fail-over checks were skipped"
-    e2e_finish
-    exit
-fi
-PG_DIR=$(mktemp -d /tmp/meshd-e2e-pg-XXXXXX)
 LOOP_PID=
-ha_cleanup() {
-    [ -n "$LOOP_PID" ] && kill "$LOOP_PID" 2>/dev/null
-    e2e_cleanup
-    "$REPO/tests/pg/pg_stop.sh" "$PG_DIR" 2>/dev/null
-    rm -rf "$PG_DIR"
-}
-trap ha_cleanup EXIT
-if ! PG_URL=$("$REPO/tests/pg/pg_start.sh" "$PG_DIR" 2>"$D/pg_start.log"); then
-    fail "a throwaway PostgreSQL starts" "$(cat "$D/pg_start.log")"
-    e2e_finish
-    exit
-fi
-psql -q "$PG_URL" -c "CREATE DATABASE mesh" >/dev/null
-export MESHD_DB=${PG_URL%/postgres}/mesh
+e2e_pg_extra_cleanup() { [ -n "$LOOP_PID" ] && kill "$LOOP_PID" 2>/dev/null; }
+e2e_pg_up "the fail-over checks"
 
 echo "ha: three meshd replicas on one PostgreSQL"
 check "ca init in PostgreSQL" "$M" ca init --trust-domain "$TD" --key-dir "$D/keys"

@@ -11,20 +11,7 @@ e2e_setup
 WEB=spiffe://example.org/ns/demo/sa/web
 API=spiffe://example.org/ns/demo/sa/api
 
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-    missing_dep "PostgreSQL server (tools/deps.sh installs postgresql)" \
-        "no PostgreSQL server: the outage checks were skipped"
-    e2e_finish
-    exit
-fi
-PG_DIR=$(mktemp -d /tmp/meshd-e2e-pgo-XXXXXX)
-pg_cleanup() { e2e_cleanup; "$REPO/tests/pg/pg_stop.sh" "$PG_DIR" 2>/dev/null; rm -rf "$PG_DIR"; }
-trap pg_cleanup EXIT
-if ! PG_URL=$("$REPO/tests/pg/pg_start.sh" "$PG_DIR" 2>"$D/pg_start.log"); then
-    fail "a throwaway PostgreSQL starts" "$(cat "$D/pg_start.log")"
-    e2e_finish
-    exit
-fi
+e2e_pg_up "the outage checks"
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 PG_PORT=${PG_URL##*:}
 PG_PORT=${PG_PORT%%/*}
@@ -35,8 +22,6 @@ pg_up() {
         -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=$PG_DIR \
             -c fsync=off -c full_page_writes=off -c max_connections=200" start >/dev/null
 }
-psql -q "$PG_URL" -c "CREATE DATABASE mesh" >/dev/null
-export MESHD_DB=${PG_URL%/postgres}/mesh
 
 "$M" ca init --trust-domain example.org --key-dir "$D/keys" >/dev/null
 "$M" ca bundle >"$D/bundle.pem"

@@ -10,22 +10,7 @@ e2e_setup
 WEB=spiffe://example.org/ns/demo/sa/web
 API=spiffe://example.org/ns/demo/sa/api
 
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-    missing_dep "PostgreSQL server (tools/deps.sh installs postgresql)" \
-        "no PostgreSQL server: the PostgreSQL store checks were skipped"
-    e2e_finish
-    exit
-fi
-PG_DIR=$(mktemp -d /tmp/meshd-e2e-pg-XXXXXX)
-pg_cleanup() { e2e_cleanup; "$REPO/tests/pg/pg_stop.sh" "$PG_DIR" 2>/dev/null; rm -rf "$PG_DIR"; }
-trap pg_cleanup EXIT
-if ! PG_URL=$("$REPO/tests/pg/pg_start.sh" "$PG_DIR" 2>"$D/pg_start.log"); then
-    fail "a throwaway PostgreSQL starts" "$(cat "$D/pg_start.log")"
-    e2e_finish
-    exit
-fi
-psql -q "$PG_URL" -c "CREATE DATABASE mesh" >/dev/null
-export MESHD_DB=${PG_URL%/postgres}/mesh
+e2e_pg_up "the PostgreSQL store checks"
 
 echo "meshctl: creating a store in PostgreSQL"
 check_err "ca init without --key-dir is refused" "give --key-dir" \
