@@ -159,6 +159,15 @@ void dp_metrics_record(dp_metrics *m, const dp_metrics_sample *smp)
     prom_hist_observe(&s->duration, (double)smp->duration_us / 1e6);
 }
 
+/* The four labels every family of a series carries (code_class is the fifth of one). */
+static void series_labels(const series *s, prom_label l[4])
+{
+    l[0] = (prom_label){"direction", s->dir};
+    l[1] = (prom_label){"cluster", s->cluster};
+    l[2] = (prom_label){"route", s->route};
+    l[3] = (prom_label){"peer", s->peer};
+}
+
 static int cmp_series(const void *a, const void *b)
 {
     return strcmp((*(series *const *)a)->key, (*(series *const *)b)->key);
@@ -179,10 +188,10 @@ void dp_metrics_write(const dp_metrics *m, prom_out *p)
                 "(reset = no response).");
     for (size_t i = 0; i < n; i++) {
         const series *s = list[i];
+        prom_label l[5];
+        series_labels(s, l);
         for (int c = 0; c < 6; c++) {
-            prom_label l[] = {{"direction", s->dir}, {"cluster", s->cluster},
-                              {"route", s->route},   {"peer", s->peer},
-                              {"code_class", cls[c]}};
+            l[4] = (prom_label){"code_class", cls[c]};
             prom_sample_u64(p, "mesh_sidecar_cluster_requests_total", l, 5, s->by_class[c]);
         }
     }
@@ -190,28 +199,26 @@ void dp_metrics_write(const dp_metrics *m, prom_out *p)
                 "Time from the request head to the end of the response, by direction, "
                 "cluster, route and peer.");
     for (size_t i = 0; i < n; i++) {
-        const series *s = list[i];
-        prom_label l[] = {{"direction", s->dir}, {"cluster", s->cluster}, {"route", s->route},
-                          {"peer", s->peer}};
-        prom_hist_write(p, "mesh_sidecar_cluster_request_duration_seconds", l, 4, &s->duration);
+        prom_label l[4];
+        series_labels(list[i], l);
+        prom_hist_write(p, "mesh_sidecar_cluster_request_duration_seconds", l, 4,
+                        &list[i]->duration);
     }
     prom_family(p, "mesh_sidecar_cluster_request_bytes_total", "counter",
                 "Request body bytes received from the client, by direction, cluster, route "
                 "and peer.");
     for (size_t i = 0; i < n; i++) {
-        const series *s = list[i];
-        prom_label l[] = {{"direction", s->dir}, {"cluster", s->cluster}, {"route", s->route},
-                          {"peer", s->peer}};
-        prom_sample_u64(p, "mesh_sidecar_cluster_request_bytes_total", l, 4, s->bytes_in);
+        prom_label l[4];
+        series_labels(list[i], l);
+        prom_sample_u64(p, "mesh_sidecar_cluster_request_bytes_total", l, 4, list[i]->bytes_in);
     }
     prom_family(p, "mesh_sidecar_cluster_response_bytes_total", "counter",
                 "Response body bytes sent to the client, by direction, cluster, route and "
                 "peer.");
     for (size_t i = 0; i < n; i++) {
-        const series *s = list[i];
-        prom_label l[] = {{"direction", s->dir}, {"cluster", s->cluster}, {"route", s->route},
-                          {"peer", s->peer}};
-        prom_sample_u64(p, "mesh_sidecar_cluster_response_bytes_total", l, 4, s->bytes_out);
+        prom_label l[4];
+        series_labels(list[i], l);
+        prom_sample_u64(p, "mesh_sidecar_cluster_response_bytes_total", l, 4, list[i]->bytes_out);
     }
     free(list);
 }
